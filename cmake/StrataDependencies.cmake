@@ -1,0 +1,80 @@
+# Finds every external dependency once, so module CMakeLists only link imported targets.
+#
+# libtorch: any 2.4+ build found through CMAKE_PREFIX_PATH (the pip wheel's
+# `torch.utils.cmake_prefix_path`, or an unzipped libtorch). When it has CUDA, NCCL
+# is required (cmake/FindNCCL.cmake) and the CUDA toolkit that torch's CMake found
+# must have the same major version that torch was built with.
+
+find_package(Torch 2.4 REQUIRED)
+find_package(MPI REQUIRED COMPONENTS C CXX)
+find_package(HDF5 REQUIRED COMPONENTS C CXX)
+find_package(yaml-cpp REQUIRED)
+find_package(fmt REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(Threads REQUIRED)
+
+# libtorch ships its own fmt headers (fmt 12 in torch 2.11) inside its include folder,
+# which the compiler would pick over Debian's /usr/include/fmt while the link uses
+# Debian's libfmt: mismatched symbols. strata_fmt puts Debian's headers first through a
+# build-tree folder that holds only a link to them, added with -I (torch's folders are
+# -isystem, searched later). torch.h itself does not include fmt.
+get_target_property(_fmt_inc fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
+find_path(STRATA_FMT_INCLUDE_DIR fmt/format.h HINTS ${_fmt_inc} NO_CMAKE_PATH NO_CMAKE_ENVIRONMENT_PATH)
+set(_fmt_shim ${PROJECT_BINARY_DIR}/fmt-shim)
+file(MAKE_DIRECTORY ${_fmt_shim})
+file(CREATE_LINK ${STRATA_FMT_INCLUDE_DIR}/fmt ${_fmt_shim}/fmt SYMBOLIC)
+add_library(strata_fmt INTERFACE)
+target_include_directories(strata_fmt INTERFACE ${_fmt_shim})
+target_link_libraries(strata_fmt INTERFACE fmt::fmt)
+
+# torch's config exposes its libraries only as a list; wrap them in one imported target.
+if(NOT TARGET strata::torch)
+  add_library(strata::torch INTERFACE IMPORTED)
+  set_target_properties(strata::torch PROPERTIES INTERFACE_LINK_LIBRARIES "${TORCH_LIBRARIES}")
+  if(TORCH_CXX_FLAGS)
+    separate_arguments(_strata_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
+    set_target_properties(strata::torch PROPERTIES INTERFACE_COMPILE_OPTIONS "${_strata_torch_flags}")
+  endif()
+endif()
+
+# Does this libtorch carry CUDA? torch's config defines the torch_cuda target then.
+set(STRATA_WITH_CUDA OFF)
+if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+  set(STRATA_WITH_CUDA ON)
+endif()
+
+# The CUDA version torch was built with: version.py in a wheel, build-version in an
+# unzipped libtorch ("2.11.0+cu130").
+function(strata_torch_cuda_version out)
+  set(_ver "")
+  get_filename_component(_torch_root "${Torch_DIR}/../../.." ABSOLUTE)
+  if(EXISTS "${_torch_root}/version.py")
+    file(STRINGS "${_torch_root}/version.py" _line REGEX "^cuda")
+    string(REGEX MATCH "'([0-9]+\\.[0-9]+)'" _m "${_line}")
+    set(_ver "${CMAKE_MATCH_1}")
+  elseif(EXISTS "${_torch_root}/build-version")
+    file(READ "${_torch_root}/build-version" _line)
+    if(_line MATCHES "\\+cu([0-9]+)([0-9])")
+      set(_ver "${CMAKE_MATCH_1}.${CMAKE_MATCH_2}")
+    endif()
+  endif()
+  set(${out} "${_ver}" PARENT_SCOPE)
+endfunction()
+
+set(STRATA_WITH_NCCL OFF)
+if(STRATA_WITH_CUDA)
+  strata_torch_cuda_version(STRATA_TORCH_CUDA_VERSION)
+  if(STRATA_TORCH_CUDA_VERSION AND CUDAToolkit_VERSION_MAJOR)
+    string(REGEX MATCH "^[0-9]+" _torch_cuda_major "${STRATA_TORCH_CUDA_VERSION}")
+    if(NOT _torch_cuda_major STREQUAL CUDAToolkit_VERSION_MAJOR)
+      message(FATAL_ERROR
+        "libtorch was built with CUDA ${STRATA_TORCH_CUDA_VERSION} but the CUDA toolkit found is "
+        "${CUDAToolkit_VERSION} (${CUDAToolkit_LIBRARY_ROOT}). Mixing CUDA major versions breaks at "
+        "link or run time. Point -DCUDAToolkit_ROOT at a toolkit of CUDA ${_torch_cuda_major}.x, or "
+        "install the torch build for CUDA ${CUDAToolkit_VERSION_MAJOR} (see README, 'Another libtorch').")
+    endif()
+  endif()
+  message(STATUS "Strata: torch CUDA ${STRATA_TORCH_CUDA_VERSION}, toolkit ${CUDAToolkit_VERSION}")
+  find_package(NCCL REQUIRED)
+  set(STRATA_WITH_NCCL ON)
+endif()

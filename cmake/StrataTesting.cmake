@@ -1,0 +1,58 @@
+# Test registration helpers. Labels: unit (one process), dist (under mpirun), e2e (the
+# CLI), gpu (needs a CUDA device; the binaries GTEST_SKIP without one).
+find_package(GTest REQUIRED)
+
+# OpenMPI refuses to run as root and to place more ranks than cores unless told; CI
+# runs as root on 2 cores. Those flags live here, not in developers' heads.
+execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE _mpiexec_version
+                ERROR_QUIET OUTPUT_STRIP_TRAILING_WHITESPACE)
+set(STRATA_MPIEXEC_FLAGS "")
+set(STRATA_MPI_TEST_ENV "")
+if(_mpiexec_version MATCHES "Open MPI|OpenRTE")
+  list(APPEND STRATA_MPIEXEC_FLAGS --oversubscribe --bind-to none)
+  list(APPEND STRATA_MPI_TEST_ENV OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+       OMPI_MCA_rmaps_base_oversubscribe=1)
+endif()
+set(STRATA_DIST_TIMEOUT 300 CACHE STRING "ctest TIMEOUT (s) of each dist test: a hang fails, never blocks")
+
+# strata_add_gtest(NAME SOURCES... LIBS ... LABELS ...): one gtest binary in build/bin.
+function(strata_add_gtest name)
+  cmake_parse_arguments(A "NO_MAIN" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  strata_add_executable(${name} ${A_SOURCES})
+  if(A_NO_MAIN)
+    target_link_libraries(${name} PRIVATE ${A_LIBS} GTest::gtest)
+  else()
+    target_link_libraries(${name} PRIVATE ${A_LIBS} GTest::gtest GTest::gtest_main)
+  endif()
+endfunction()
+
+# strata_add_unit_test(NAME SOURCES... LIBS ... [LABELS ...]): runs in one process.
+function(strata_add_unit_test name)
+  cmake_parse_arguments(A "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  strata_add_gtest(${name} SOURCES ${A_SOURCES} LIBS ${A_LIBS})
+  if(NOT A_LABELS)
+    set(A_LABELS unit)
+  endif()
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS "${A_LABELS}" TIMEOUT 600)
+endfunction()
+
+# strata_mpiexec_command(OUT np) : the launcher prefix for np ranks, from FindMPI.
+function(strata_mpiexec_command out np)
+  set(${out} ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} ${STRATA_MPIEXEC_FLAGS}
+      ${MPIEXEC_PREFLAGS} PARENT_SCOPE)
+endfunction()
+
+# strata_add_mpi_test(TARGET np [ARGS ...] [LABELS ...]): registers TARGET (built with
+# tests/dist's own gtest main) as test TARGET_np<np> under mpirun, label `dist`.
+function(strata_add_mpi_test target np)
+  cmake_parse_arguments(A "" "" "ARGS;LABELS" ${ARGN})
+  if(NOT A_LABELS)
+    set(A_LABELS dist)
+  endif()
+  strata_mpiexec_command(_launch ${np})
+  add_test(NAME ${target}_np${np}
+           COMMAND ${_launch} $<TARGET_FILE:${target}> ${MPIEXEC_POSTFLAGS} ${A_ARGS})
+  set_tests_properties(${target}_np${np} PROPERTIES LABELS "${A_LABELS}" PROCESSORS ${np}
+                       TIMEOUT ${STRATA_DIST_TIMEOUT} ENVIRONMENT "${STRATA_MPI_TEST_ENV}")
+endfunction()

@@ -1,0 +1,63 @@
+// The MPI world of one training job: initialisation, rank, local rank, device binding,
+// the start-up consistency check, and fatal aborts.
+//
+// Exactly one World exists per process, created first in `main` (or in a test main)
+// and destroyed last: communicators must be destroyed before it finalizes MPI.
+// Collective members (check_same_config, barrier) must be called by every rank, in
+// the same order.
+#pragma once
+
+#include <mpi.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace strata::comm {
+
+class World {
+ public:
+  // MPI_Init_thread, asking for MPI_THREAD_MULTIPLE (communicators run MPI on their
+  // own thread). Adopts an MPI that is already initialized (and then leaves
+  // finalizing to whoever initialized it). Sets the log identity "[rank r/N]".
+  World(int* argc, char*** argv);
+  ~World();
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  // Rank among the processes of this node (MPI_Comm_split_type SHARED) and their count.
+  int local_rank() const { return local_rank_; }
+  int local_size() const { return local_size_; }
+  const std::string& host() const { return host_; }
+  // MPI's granted thread level is MPI_THREAD_MULTIPLE.
+  bool thread_multiple() const { return thread_level_ >= MPI_THREAD_MULTIPLE; }
+  // Strata's own duplicate of MPI_COMM_WORLD (errors return instead of aborting).
+  MPI_Comm comm() const { return comm_; }
+
+  // With CUDA: binds this process to GPU local_rank % device_count and returns it;
+  // without a CUDA device: the CPU. `prefer` = "auto" | "cpu" | "cuda".
+  torch::Device bind_device(const std::string& prefer = "auto") const;
+
+  // Collective. Every rank passes the hash of its resolved config; when any differs
+  // from rank 0's, every rank throws the same ConfigError naming the ranks that differ.
+  void check_same_config(uint64_t hash, const std::string& what = "config") const;
+
+  void barrier() const;
+
+  // Logs `message` once on this rank, then MPI_Abort: every rank of the job ends.
+  [[noreturn]] void abort_all(const std::string& message, int code = 1) const;
+
+ private:
+  int rank_ = 0;
+  int size_ = 1;
+  int local_rank_ = 0;
+  int local_size_ = 1;
+  int thread_level_ = 0;
+  bool owns_mpi_ = false;
+  std::string host_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
+}  // namespace strata::comm

@@ -1,0 +1,240 @@
+// NCCL transport for CUDA tensors: own stream, event ordering, grouped calls, abort on
+// error (see nccl_communicator.h).
+#include "strata/comm/nccl_communicator.h"
+
+#include "strata/comm/checks.h"
+#include "strata/comm/world.h"
+#include "strata/core/log.h"
+#include "strata/core/timer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <map>
+#include <thread>
+
+namespace strata::comm {
+
+struct NcclCommunicator::Impl {
+  ncclComm_t comm = nullptr;
+  bool aborted = false;
+  int rank = 0;
+  int size = 1;
+  c10::Device device{c10::kCUDA, 0};
+  c10::cuda::CUDAStream stream = c10::cuda::getDefaultCUDAStream();
+  NcclOptions options;
+
+  // Aborts the communicator (peers blocked in a collective with us get an error
+  // instead of hanging), then throws CommError with NCCL's own explanation.
+  [[noreturn]] void fail(const char* call, ncclResult_t rc, const char* file, int line) {
+    std::string last = comm ? ncclGetLastError(comm) : "";
+    abort();
+    throw core::CommError(fmt::format("{} failed: {}{}{}", call, ncclGetErrorString(rc), last.empty() ? "" : ": ",
+                                      last) +
+                          core::detail::error_origin(file, line));
+  }
+  void abort() {
+    if (comm && !aborted) {
+      ncclCommAbort(comm);
+      aborted = true;
+    }
+  }
+  void check_async(const char* what) {
+    ncclResult_t async = ncclSuccess;
+    ncclCommGetAsyncError(comm, &async);
+    if (async != ncclSuccess && async != ncclInProgress) fail(what, async, __FILE__, __LINE__);
+  }
+};
+
+#define NCCL_CHECK(impl, call)                                              \
+  do {                                                                      \
+    ncclResult_t strata_nccl_rc_ = (call);                                  \
+    if (strata_nccl_rc_ != ncclSuccess) {                                   \
+      (impl)->fail(#call, strata_nccl_rc_, __FILE__, __LINE__);             \
+    }                                                                       \
+  } while (0)
+
+namespace {
+
+ncclDataType_t nccl_dtype(c10::ScalarType t) {
+  switch (t) {
+    case c10::kFloat: return ncclFloat32;
+    case c10::kDouble: return ncclFloat64;
+    case c10::kHalf: return ncclFloat16;
+    case c10::kBFloat16: return ncclBfloat16;
+    case c10::kLong: return ncclInt64;
+    case c10::kInt: return ncclInt32;
+    case c10::kByte: return ncclUint8;
+    default: STRATA_THROW(CommError, "NCCL has no datatype for {}", c10::toString(t));
+  }
+}
+
+class NcclWork final : public Work {
+ public:
+  NcclWork(std::shared_ptr<NcclCommunicator::Impl> impl, std::vector<at::Tensor> keep)
+      : impl_(std::move(impl)), keep_(std::move(keep)) {
+    done_.record(impl_->stream);
+  }
+  void wait() override {
+    impl_->check_async("collective");
+    done_.block(c10::cuda::getCurrentCUDAStream(impl_->device.index()));
+  }
+  void synchronize() override {
+    // Poll rather than cudaEventSynchronize, so an NCCL async error or a peer that
+    // never arrives turns into an abort + CommError instead of a hang.
+    core::Stopwatch clock;
+    while (!done_.query()) {
+      impl_->check_async("collective");
+      if (clock.seconds() > impl_->options.timeout_s) {
+        impl_->abort();
+        STRATA_THROW(CommError, "NCCL collective did not finish within {} s; communicator aborted",
+                     impl_->options.timeout_s);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    wait();
+  }
+  bool is_completed() override { return done_.query(); }
+
+ private:
+  std::shared_ptr<NcclCommunicator::Impl> impl_;
+  std::vector<at::Tensor> keep_;  // fused buffers stay alive until the work is done
+  at::cuda::CUDAEvent done_;
+};
+
+}  // namespace
+
+NcclCommunicator::NcclCommunicator(const World& world, c10::Device device, NcclOptions options)
+    : impl_(std::make_shared<Impl>()) {
+  STRATA_CHECK_AS(CommError, device.is_cuda(), "NcclCommunicator needs a CUDA device, got {}", device.str());
+  impl_->rank = world.rank();
+  impl_->size = world.size();
+  impl_->device = device;
+  impl_->options = options;
+  c10::cuda::CUDAGuard guard(device);
+  ncclUniqueId id;
+  if (world.rank() == 0) NCCL_CHECK(impl_, ncclGetUniqueId(&id));
+  MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, world.comm()));
+  NCCL_CHECK(impl_, ncclCommInitRank(&impl_->comm, world.size(), id, world.rank()));
+  impl_->stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device.index());
+}
+
+NcclCommunicator::~NcclCommunicator() {
+  if (impl_->comm && !impl_->aborted) {
+    ncclResult_t rc = ncclCommDestroy(impl_->comm);
+    if (rc != ncclSuccess) core::warn("ncclCommDestroy failed: {}", ncclGetErrorString(rc));
+  }
+}
+
+int NcclCommunicator::rank() const { return impl_->rank; }
+int NcclCommunicator::size() const { return impl_->size; }
+c10::Device NcclCommunicator::device() const { return impl_->device; }
+
+namespace {
+
+void check_cuda_tensors(const std::vector<at::Tensor>& tensors, c10::Device device, const char* op) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    STRATA_CHECK_AS(CommError, tensors[i].defined() && tensors[i].device() == device,
+                    "{}: tensor {} must be defined and on {}, it is on {}", op, i, device.str(),
+                    tensors[i].defined() ? tensors[i].device().str() : "nothing");
+    nccl_dtype(tensors[i].scalar_type());  // throws for unsupported dtypes
+  }
+}
+
+// Makes the communicator stream wait for the caller's stream and keeps the caching
+// allocator from reusing the tensors' memory before the comm stream is done with it.
+void enter_comm_stream(NcclCommunicator::Impl& impl, const std::vector<at::Tensor>& tensors) {
+  at::cuda::CUDAEvent ready;
+  ready.record(c10::cuda::getCurrentCUDAStream(impl.device.index()));
+  ready.block(impl.stream);
+  for (const auto& t : tensors) {
+    c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), impl.stream);
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<Work> NcclCommunicator::allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op) {
+  check_cuda_tensors(tensors, impl_->device, "allreduce");
+  torch::NoGradGuard no_grad;
+  c10::cuda::CUDAGuard guard(impl_->device);
+  enter_comm_stream(*impl_, tensors);
+  c10::cuda::CUDAStreamGuard on_comm(impl_->stream);
+
+  // Fuse per dtype (a single contiguous tensor is reduced in place, no copy).
+  std::vector<c10::ScalarType> order;
+  std::map<c10::ScalarType, std::vector<size_t>> groups;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    auto t = tensors[i].scalar_type();
+    if (!groups.count(t)) order.push_back(t);
+    groups[t].push_back(i);
+  }
+  std::vector<at::Tensor> flats;
+  for (auto t : order) {
+    const auto& idx = groups[t];
+    if (idx.size() == 1 && tensors[idx[0]].is_contiguous()) {
+      flats.push_back(tensors[idx[0]].view(-1));
+    } else {
+      std::vector<at::Tensor> views;
+      for (size_t i : idx) views.push_back(tensors[i].reshape(-1));
+      flats.push_back(at::cat(views));
+    }
+  }
+  ncclRedOp_t nccl_op = op == ReduceOp::kAvg ? ncclAvg : ncclSum;
+  NCCL_CHECK(impl_, ncclGroupStart());
+  for (auto& flat : flats) {
+    bool integer = !at::isFloatingType(flat.scalar_type());
+    NCCL_CHECK(impl_, ncclAllReduce(flat.data_ptr(), flat.data_ptr(), flat.numel(), nccl_dtype(flat.scalar_type()),
+                                    integer && op == ReduceOp::kAvg ? ncclSum : nccl_op, impl_->comm,
+                                    impl_->stream.stream()));
+  }
+  NCCL_CHECK(impl_, ncclGroupEnd());
+  for (size_t g = 0; g < order.size(); ++g) {
+    const auto& idx = groups[order[g]];
+    at::Tensor& flat = flats[g];
+    if (op == ReduceOp::kAvg && !at::isFloatingType(flat.scalar_type())) flat.div_(impl_->size, "trunc");
+    if (flat.data_ptr() == tensors[idx[0]].data_ptr() && idx.size() == 1) continue;  // reduced in place
+    int64_t offset = 0;
+    for (size_t i : idx) {
+      tensors[i].copy_(flat.narrow(0, offset, tensors[i].numel()).view(tensors[i].sizes()));
+      offset += tensors[i].numel();
+    }
+  }
+  return std::make_shared<NcclWork>(impl_, std::move(flats));
+}
+
+std::shared_ptr<Work> NcclCommunicator::broadcast_async(std::vector<at::Tensor> tensors, int root) {
+  check_cuda_tensors(tensors, impl_->device, "broadcast");
+  STRATA_CHECK_AS(CommError, root >= 0 && root < impl_->size, "broadcast: root {} outside [0, {})", root, impl_->size);
+  torch::NoGradGuard no_grad;
+  c10::cuda::CUDAGuard guard(impl_->device);
+  enter_comm_stream(*impl_, tensors);
+  c10::cuda::CUDAStreamGuard on_comm(impl_->stream);
+  // Broadcast needs no arithmetic, so each tensor goes as is; the group makes one launch.
+  std::vector<at::Tensor> bufs;
+  for (auto& t : tensors) bufs.push_back(t.is_contiguous() ? t : t.contiguous());
+  NCCL_CHECK(impl_, ncclGroupStart());
+  for (auto& b : bufs) {
+    NCCL_CHECK(impl_, ncclBroadcast(b.data_ptr(), b.data_ptr(), b.numel(), nccl_dtype(b.scalar_type()), root,
+                                    impl_->comm, impl_->stream.stream()));
+  }
+  NCCL_CHECK(impl_, ncclGroupEnd());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (bufs[i].data_ptr() != tensors[i].data_ptr()) tensors[i].copy_(bufs[i]);
+  }
+  return std::make_shared<NcclWork>(impl_, std::move(bufs));
+}
+
+void NcclCommunicator::barrier() {
+  c10::cuda::CUDAGuard guard(impl_->device);
+  auto token = at::zeros({1}, at::TensorOptions().device(impl_->device).dtype(at::kFloat));
+  allreduce_async({token}, ReduceOp::kSum)->synchronize();
+}
+
+}  // namespace strata::comm

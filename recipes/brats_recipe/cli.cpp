@@ -1,0 +1,40 @@
+// Shared plumbing of the brats_recipe subcommands (see cli.h).
+#include "brats_recipe/cli.h"
+
+#include "strata/core/log.h"
+
+namespace strata::recipes {
+
+comm::World& Cli::world() {
+  if (!world_) world_ = std::make_unique<comm::World>(&argc_, &argv_);
+  return *world_;
+}
+
+void Cli::add_config_options(CLI::App* cmd, ConfigOptions* options, bool config_required) {
+  auto* opt = cmd->add_option("--config,-c", options->config_path, "recipe YAML (see recipes/*.yaml)");
+  if (config_required) opt->required()->check(CLI::ExistingFile);
+  cmd->add_option("--set", options->sets, "override any config key: --set train.lr=5e-5 (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--log-level", options->log_level, "debug | info | warn | error (overrides run.log_level)");
+}
+
+RecipeConfig Cli::resolve(const ConfigOptions& options) {
+  auto sets = options.sets;
+  if (!options.log_level.empty()) sets.push_back("run.log_level=" + options.log_level);
+  RecipeConfig config = core::load_config<RecipeConfig>(options.config_path, sets);
+  core::set_log_level(core::parse_log_level(config.run.log_level));
+  world().check_same_config(core::config_hash(config));
+  return config;
+}
+
+bool Cli::run_selected() {
+  for (auto& [cmd, body] : commands_) {
+    if (cmd->parsed()) {
+      body();
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace strata::recipes

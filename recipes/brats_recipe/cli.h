@@ -1,0 +1,55 @@
+// Shared plumbing of the brats_recipe subcommands: the lazily created MPI World, the
+// common --config/--set/--log-level options, and config resolution with the cross-rank
+// consistency check.
+#pragma once
+
+#include "brats_recipe/recipe_config.h"
+#include "strata/comm/world.h"
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace strata::recipes {
+
+// Options most subcommands take.
+struct ConfigOptions {
+  std::string config_path;           // --config: the recipe YAML (empty: defaults)
+  std::vector<std::string> sets;     // --set key.path=value, repeatable
+  std::string log_level;             // --log-level: overrides run.log_level
+};
+
+class Cli {
+ public:
+  Cli(int argc, char** argv) : argc_(argc), argv_(argv) {}
+
+  // The MPI world, created on first use (commands that need no MPI never start it).
+  comm::World& world();
+  comm::World* world_if_started() { return world_.get(); }
+
+  // Adds --config, --set and --log-level to `cmd`.
+  static void add_config_options(CLI::App* cmd, ConfigOptions* options, bool config_required);
+
+  // Loads the recipe, applies --set, sets the log level, and (collective) checks that
+  // every rank resolved the same config.
+  RecipeConfig resolve(const ConfigOptions& options);
+
+  // Registers a subcommand body to run when `cmd` was selected on the command line.
+  void on(CLI::App* cmd, std::function<void()> body) { commands_.push_back({cmd, std::move(body)}); }
+  // Runs the selected subcommand; false when none was given.
+  bool run_selected();
+
+ private:
+  int argc_;
+  char** argv_;
+  std::unique_ptr<comm::World> world_;
+  std::vector<std::pair<CLI::App*, std::function<void()>>> commands_;
+};
+
+// Subcommand registration, one per cmd_*.cpp.
+void add_config_command(CLI::App& app, Cli& cli);
+
+}  // namespace strata::recipes

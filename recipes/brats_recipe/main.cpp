@@ -1,0 +1,62 @@
+// brats_recipe: the Strata CLI for the BraTS 2021 U-Net recipes.
+//
+// `main` is the only place that turns errors into an exit status: a typed Strata error
+// becomes one line "<kind>: <message>" and exit code 1; with more than one rank it
+// becomes MPI_Abort, so a failure on one rank ends every rank instead of leaving the
+// others blocked in a collective.
+#include "brats_recipe/cli.h"
+#include "strata/core/build_info.h"
+#include "strata/core/error.h"
+#include "strata/core/log.h"
+
+#include <mpi.h>
+#include <torch/version.h>
+
+#include <fmt/format.h>
+
+namespace {
+
+std::string version_text() {
+  char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  MPI_Get_library_version(mpi, &len);
+  std::string mpi_line(mpi, len);
+  mpi_line = mpi_line.substr(0, mpi_line.find_first_of(",\n"));
+  return fmt::format("brats_recipe (Strata {}, {} build)\nlibtorch {}, CUDA {}, NCCL {}\n{}", STRATA_VERSION,
+                     STRATA_BUILD_TYPE, TORCH_VERSION, STRATA_WITH_CUDA ? "yes" : "no",
+                     STRATA_WITH_NCCL ? "yes" : "no", mpi_line);
+}
+
+int fail(strata::recipes::Cli& cli, const std::string& message) {
+  strata::comm::World* world = cli.world_if_started();
+  if (world && world->size() > 1) world->abort_all(message);
+  strata::core::log_message(strata::core::LogLevel::kError, message);
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace strata;
+  recipes::Cli cli(argc, argv);
+  CLI::App app{"Strata BraTS 2021 U-Net recipes: data preparation, distributed training and evaluation.\n"
+               "Run under mpirun (launch/mpirun.sh) or Slurm (launch/slurm/) for several ranks.",
+               "brats_recipe"};
+  app.set_version_flag("--version", version_text());
+  app.require_subcommand(1);
+  recipes::add_config_command(app, cli);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    cli.run_selected();
+    return 0;
+  } catch (const core::Error& e) {
+    return fail(cli, fmt::format("{}: {}", e.kind(), e.what()));
+  } catch (const std::exception& e) {
+    return fail(cli, fmt::format("internal error: {}", e.what()));
+  }
+}

@@ -1,0 +1,40 @@
+// The resolved config of a brats_recipe run: one section per concern. Recipes under
+// recipes/*.yaml set what differs from these defaults; `--set a.b=c` overrides any key.
+#pragma once
+
+#include "strata/core/config.h"
+
+#include <cstdint>
+#include <string>
+
+namespace strata::recipes {
+
+struct RunConfig {
+  std::string name = "brats";      // run name, used in logs and checkpoint names
+  std::string dir = "runs/brats";  // folder for checkpoints, metrics.jsonl and logs
+  int64_t seed = 1234;             // base seed: sampler, augmentation, initialisation
+  std::string log_level = "info";  // debug | info | warn | error
+  std::string device = "auto";     // auto (a GPU when present) | cpu | cuda
+  std::string backend = "auto";    // gradient transport: auto (nccl on GPU, mpi on CPU) | mpi | nccl
+
+  template <class V>
+  void visit(V& v) {
+    v("name", name, "run name, used in logs and checkpoint names");
+    v("dir", dir, "folder for checkpoints, metrics.jsonl and logs");
+    v("seed", seed, "base seed: sampler, augmentation, initialisation", core::at_least<int64_t>(0));
+    v("log_level", log_level, "debug | info | warn | error", core::one_of({"debug", "info", "warn", "error"}));
+    v("device", device, "auto (a GPU when present) | cpu | cuda", core::one_of({"auto", "cpu", "cuda"}));
+    v("backend", backend, "gradient transport: auto | mpi | nccl", core::one_of({"auto", "mpi", "nccl"}));
+  }
+};
+
+struct RecipeConfig {
+  RunConfig run;  // where and how the run happens
+
+  template <class V>
+  void visit(V& v) {
+    v("run", run, "where and how the run happens");
+  }
+};
+
+}  // namespace strata::recipes

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The brats_recipe CLI skeleton: --version, --help, config printing and overrides,
+# clear errors, and the cross-rank config check under mpirun (fails on every rank, no
+# hang: ctest's TIMEOUT would catch one).
+source "$(dirname "$0")/lib.sh"
+B=$BRATS_RECIPE
+
+run version "$B" --version
+expect_rc 0; expect_log "Strata"; expect_log "libtorch 2."
+
+run help "$B" --help
+expect_rc 0; expect_log "config"
+
+run none "$B"
+expect_nonzero
+
+run config "$B" config --config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set run.seed=99
+expect_rc 0; expect_log "seed: 99"; expect_log "name: cpu_smoke"; expect_log "# hash "
+
+run unknown "$B" config --set run.sed=1
+expect_rc 1; expect_log "'run.sed' is not a known key"; expect_log "did you mean 'seed'"
+
+run badvalue "$B" config --set run.device=tpu
+expect_rc 1; expect_log "'run.device' = 'tpu': must be one of auto, cpu, cuda"
+
+run nofile "$B" config --config /nonexistent.yaml
+expect_nonzero; expect_log "nonexistent.yaml"
+
+# Same config on both ranks: one print, from rank 0.
+run mpi_same $MPI_LAUNCH2 "$B" config --set run.seed=5
+expect_rc 0; expect_log "identical on 2 ranks"
+[ "$(grep -c '# hash' "$LOG")" -eq 1 ] || fail "expected exactly one printed config"
+
+# Rank 1 resolves a different config: every rank stops with the same message.
+run mpi_differ $MPI_LAUNCH2 sh -c 'exec "$0" config --set run.seed=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}' "$B"
+expect_nonzero; expect_log "ranks disagree on the config: rank 1 has hash"
+
+finish

@@ -1,0 +1,20 @@
+# Assertions for the e2e shell tests (sourced). Each failure prints what was expected
+# and the command's output, then exits 1.
+set -uo pipefail
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+fails=0
+
+# run NAME CMD...: runs CMD, keeps stdout+stderr in $OUT/NAME.log and the status in RC.
+run() {
+  local name=$1; shift
+  "$@" >"$OUT/$name.log" 2>&1
+  RC=$?
+  LOG="$OUT/$name.log"
+}
+fail() { echo "FAIL: $*"; echo "--- output ---"; cat "$LOG"; echo "--------------"; fails=$((fails + 1)); }
+expect_rc() { [ "$RC" -eq "$1" ] || fail "expected exit $1, got $RC"; }
+expect_nonzero() { [ "$RC" -ne 0 ] || fail "expected a non-zero exit"; }
+expect_log() { grep -qF -- "$1" "$LOG" || fail "output lacks '$1'"; }
+expect_no_log() { ! grep -qF -- "$1" "$LOG" || fail "output has '$1'"; }
+finish() { [ "$fails" -eq 0 ] && echo "all checks passed" || { echo "$fails check(s) failed"; exit 1; }; }
