@@ -2,6 +2,7 @@
 // dropout, channels_last, autocast, initialisation, config checks and the layer table.
 #include "strata/core/config.h"
 #include "strata/core/error.h"
+#include "strata/core/log.h"
 #include "strata/nn/loss.h"
 #include "strata/nn/summary.h"
 #include "strata/nn/unet.h"
@@ -389,6 +390,15 @@ TEST(UNetTest, TraceRecordsEveryLayer) {
   EXPECT_CONTAINS(table, "[1, 8, 4, 8]");
   std::string last = table.substr(table.rfind('\n', table.size() - 2) + 1);
   EXPECT_EQ(last, fmt::format("parameters: {}\n", count_parameters(*model)));
+}
+
+TEST(UNetTest, LogsTheParameterCount) {
+  std::vector<std::string> lines;
+  core::set_log_sink([&lines](core::LogLevel, std::string_view line) { lines.emplace_back(line); });
+  log_parameter_count(*UNet2d(), "model");
+  core::set_log_sink(nullptr);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_CONTAINS(lines[0], "model: 7,763,428 trainable parameters (29.6 MiB as float32)");
 }
 
 TEST(UNetTest, DescribesItselfAndGroupsDigits) {
