@@ -78,7 +78,8 @@ TEST_F(NnGpuTest, AutocastWithChannelsLastGivesAFloat32Loss) {
 TEST_F(NnGpuTest, MetricsOnTheDeviceEqualTheCpu) {
   torch::manual_seed(3);
   torch::Tensor truth = torch::randint(0, 4, {6, 32, 32}, torch::kLong);
-  torch::Tensor pred = torch::where(torch::rand({6, 32, 32}) < 0.8, truth, torch::randint(0, 4, {6, 32, 32}, torch::kLong));
+  torch::Tensor pred =
+      torch::where(torch::rand({6, 32, 32}) < 0.8, truth, torch::randint(0, 4, {6, 32, 32}, torch::kLong));
   std::vector<int64_t> cases{0, 0, 1, 1, 2, 2};
   ConfusionAccumulator cpu(4, 3), gpu(4, 3, cuda_);
   cpu.add(pred, truth, cases);

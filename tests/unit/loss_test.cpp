@@ -3,6 +3,7 @@
 // defaults and its errors; float32 under low precision.
 #include "strata/core/config.h"
 #include "strata/core/error.h"
+#include "nn_test_util.h"
 #include "strata/nn/loss.h"
 
 #include <ATen/autocast_mode.h>
@@ -14,8 +15,8 @@
 namespace strata::nn {
 namespace {
 
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "'" << (haystack) << "' lacks '" << (needle) << "'"
+using test::error_of;
+using test::NnSections;
 
 // Two slices of 2x3 pixels; class counts over the batch: n = {5, 1, 4, 2} of N = 12.
 torch::Tensor labels() {
@@ -28,16 +29,6 @@ constexpr double kPixels = 12;
 // sum of the one-hot n_c.
 double uniform_dice(double n, double smooth, double classes = 4) {
   return (2 * n / classes + smooth) / (kPixels / classes + n + smooth);
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const core::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(LossTest, UniformLogitsGiveClosedFormDice) {
@@ -174,13 +165,17 @@ TEST(LossTest, ChannelsLastLogitsGiveTheSameLoss) {
 TEST(LossTest, BadInputsAreDataErrorsNamingShapes) {
   auto loss = make_loss(LossConfig{}, 4);
   torch::Tensor logits = torch::zeros({2, 4, 2, 3});
-  EXPECT_CONTAINS(error_of([&] { (*loss)(logits, labels().view({2, 3, 2})); }), "[2, 3, 2] and dtype Long do not match");
+  EXPECT_CONTAINS(error_of([&] {
+                    (*loss)(logits, labels().view({2, 3, 2}));
+                  }),
+                  "[2, 3, 2] and dtype Long do not match");
   EXPECT_CONTAINS(error_of([&] { (*loss)(logits, labels().to(torch::kInt)); }), "expected int64 [B, H, W]");
   EXPECT_CONTAINS(error_of([&] { (*loss)(logits.view({2, 4, 6}), labels()); }), "expected a floating [B, C, H, W]");
   EXPECT_CONTAINS(error_of([&] { (*loss)(torch::zeros({2, 3, 2, 3}), labels()); }), "logits have 3 classes");
   torch::Tensor bad = labels().clone();
   bad[1][1][2] = 7;
-  EXPECT_CONTAINS(error_of([&] { (*loss)(logits, bad); }), "labels must lie in [0, 4) for 4 classes, found values from 0 to 7");
+  EXPECT_CONTAINS(error_of([&] { (*loss)(logits, bad); }),
+                  "labels must lie in [0, 4) for 4 classes, found values from 0 to 7");
   bad[1][1][2] = -1;
   EXPECT_CONTAINS(error_of([&] { soft_dice_per_class(logits, bad, 1); }), "from -1 to 3");
 }
@@ -188,34 +183,31 @@ TEST(LossTest, BadInputsAreDataErrorsNamingShapes) {
 TEST(LossTest, FactoryErrorsNameTheKey) {
   LossConfig config;
   config.type = "focal";
-  EXPECT_CONTAINS(error_of([&] { make_loss(config, 4); }), "'loss.type' = 'focal': must be one of multi_dice, weighted_dice, cross_entropy");
+  EXPECT_CONTAINS(error_of([&] { make_loss(config, 4); }),
+                  "'loss.type' = 'focal': must be one of multi_dice, weighted_dice, cross_entropy");
   config.type = "multi_dice";
   config.weights = {1, 2};
-  EXPECT_CONTAINS(error_of([&] { make_loss(config, 4); }), "'loss.weights' has 2 entries [1, 2], but the model has 4 classes");
+  EXPECT_CONTAINS(error_of([&] { make_loss(config, 4); }),
+                  "'loss.weights' has 2 entries [1, 2], but the model has 4 classes");
   config.weights = {0, 0, 0, 0};
   EXPECT_CONTAINS(error_of([&] { make_loss(config, 4); }), "at least one weight must be > 0");
   config.type = "weighted_dice";
   config.weights.clear();
-  EXPECT_CONTAINS(error_of([&] { make_loss(config, 3); }), "default 'loss.weights' of loss.type 'weighted_dice' has 4 entries");
+  EXPECT_CONTAINS(error_of([&] { make_loss(config, 3); }),
+                  "default 'loss.weights' of loss.type 'weighted_dice' has 4 entries");
   EXPECT_EQ(loss_types(), (std::vector<std::string>{"multi_dice", "weighted_dice", "cross_entropy"}));
 }
 
-struct LossOnly {
-  LossConfig loss;
-  template <class V>
-  void visit(V& v) {
-    v("loss", loss, "the loss");
-  }
-};
-
 TEST(LossTest, ConfigSectionDecodes) {
-  auto c = core::parse_config<LossOnly>("loss:\n  type: weighted_dice\n  smooth: 1\n", {"loss.weights=[0.1,4,1,1]"});
+  auto c = core::parse_config<NnSections>("loss:\n  type: weighted_dice\n  smooth: 1\n", {"loss.weights=[0.1,4,1,1]"});
   EXPECT_EQ(c.loss.type, "weighted_dice");
   EXPECT_EQ(c.loss.weights, (std::vector<double>{0.1, 4, 1, 1}));
   EXPECT_DOUBLE_EQ(c.loss.smooth, 1);
-  EXPECT_CONTAINS(error_of([] { core::parse_config<LossOnly>("loss:\n  type: dice\n"); }), "'loss.type'");
-  EXPECT_CONTAINS(error_of([] { core::parse_config<LossOnly>("loss:\n  weights: [1, -1]\n"); }), "element 1 must be >= 0");
-  EXPECT_CONTAINS(error_of([] { core::parse_config<LossOnly>("loss:\n  weights: [0, 0]\n"); }), "'loss.weights' = [0, 0]");
+  EXPECT_CONTAINS(error_of([] { core::parse_config<NnSections>("loss:\n  type: dice\n"); }), "'loss.type'");
+  EXPECT_CONTAINS(error_of([] { core::parse_config<NnSections>("loss:\n  weights: [1, -1]\n"); }),
+                  "element 1 must be >= 0");
+  EXPECT_CONTAINS(error_of([] { core::parse_config<NnSections>("loss:\n  weights: [0, 0]\n"); }),
+                  "'loss.weights' = [0, 0]");
 }
 
 }  // namespace

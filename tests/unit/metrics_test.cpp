@@ -2,6 +2,7 @@
 // Dice/IoU and BraTS regions are counted by hand below; slice means under both
 // empty-class policies; per-case accumulation; invalid labels; merging; and a random
 // check against a naive pixel loop.
+#include "nn_test_util.h"
 #include "strata/core/error.h"
 #include "strata/nn/metrics.h"
 
@@ -13,9 +14,6 @@
 
 namespace strata::nn {
 namespace {
-
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "'" << (haystack) << "' lacks '" << (needle) << "'"
 
 // Slice A (3x4). Pairs (truth, pred) give, by hand, the confusion matrix
 //   truth 0: [3, 1, 0, 0]   truth 1: [0, 2, 1, 0]   truth 2: [0, 0, 3, 0]   truth 3: [1, 0, 0, 1]
@@ -45,7 +43,8 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 TEST(MetricsTest, ConfusionMatrixOfTheHandWorkedSlice) {
   torch::Tensor m = confusion_matrix(pred_a(), truth_a(), 4);
   EXPECT_EQ(m.scalar_type(), torch::kLong);
-  EXPECT_TRUE(torch::equal(m, torch::tensor({3, 1, 0, 0, 0, 2, 1, 0, 0, 0, 3, 0, 1, 0, 0, 1}, torch::kLong).view({4, 4})));
+  EXPECT_TRUE(
+      torch::equal(m, torch::tensor({3, 1, 0, 0, 0, 2, 1, 0, 0, 0, 3, 0, 1, 0, 0, 1}, torch::kLong).view({4, 4})));
   auto counts = class_counts(m);
   // TP, FP (column minus diagonal), FN (row minus diagonal).
   const int64_t expected[4][3] = {{3, 1, 1}, {2, 1, 1}, {3, 1, 0}, {1, 0, 1}};
@@ -85,7 +84,8 @@ TEST(MetricsTest, SliceMeanAndGlobalOverTwoSlices) {
   // Slice B alone: class 0 TP 11, FN 1 (Dice 22/23, IoU 11/12); class 1 predicted but
   // absent (0 under kOne); classes 2 and 3 absent from both (1 under kOne).
   ClassScores one = acc.slice_mean_scores(EmptyPolicy::kOne);
-  expect_scores(one.dice, {(0.75 + 22.0 / 23) / 2, (2.0 / 3 + 0) / 2, (6.0 / 7 + 1) / 2, (2.0 / 3 + 1) / 2}, "dice one");
+  expect_scores(one.dice, {(0.75 + 22.0 / 23) / 2, (2.0 / 3 + 0) / 2, (6.0 / 7 + 1) / 2, (2.0 / 3 + 1) / 2},
+                "dice one");
   expect_scores(one.iou, {(0.6 + 11.0 / 12) / 2, (0.5 + 0) / 2, (0.75 + 1) / 2, (0.5 + 1) / 2}, "iou one");
   ClassScores excl = acc.slice_mean_scores(EmptyPolicy::kExclude);
   expect_scores(excl.dice, {(0.75 + 22.0 / 23) / 2, 2.0 / 3, 6.0 / 7, 2.0 / 3}, "dice exclude");

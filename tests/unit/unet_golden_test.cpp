@@ -26,10 +26,10 @@
 namespace strata::nn {
 namespace {
 
-constexpr double kOutputTol = 1e-5;    // logits, relative to their largest magnitude
-constexpr double kGradTol = 1e-4;      // gradients and their norms, relative
-constexpr double kLossTol = 2e-6;      // loss and Dice, absolute (values are O(1))
-constexpr double kStatsTol = 1e-5;     // BatchNorm running statistics, relative
+constexpr double kOutputTol = 1e-5;  // logits, relative to their largest magnitude
+constexpr double kGradTol = 1e-4;    // gradients and their norms, relative
+constexpr double kLossTol = 2e-6;    // loss and Dice, absolute (values are O(1))
+constexpr double kStatsTol = 1e-5;   // BatchNorm running statistics, relative
 
 class UNetGoldenTest : public ::testing::Test {
  protected:
@@ -83,7 +83,8 @@ TEST_F(UNetGoldenTest, ForwardBackwardMatchesPyTorch) {
   }
   RecordProperty("grad_norm_rel_err", fmt::format("{:.2e}", worst_norm));
   RecordProperty("grad_rel_err", fmt::format("{:.2e}", worst_grad));
-  RecordProperty("loss_abs_err", fmt::format("{:.2e}", std::abs(loss.item<double>() - golden_.tensor("loss").item<double>())));
+  RecordProperty("loss_abs_err",
+                 fmt::format("{:.2e}", std::abs(loss.item<double>() - golden_.tensor("loss").item<double>())));
 
   // Running statistics after one train-mode forward (momentum 0.1, unbiased variance).
   auto buffers = model_->named_buffers();

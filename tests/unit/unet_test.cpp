@@ -1,5 +1,6 @@
 // UNet2d: the reference parameter count, shapes, parameter names and order, norms,
 // dropout, channels_last, autocast, initialisation, config checks and the layer table.
+#include "nn_test_util.h"
 #include "strata/core/config.h"
 #include "strata/core/error.h"
 #include "strata/core/log.h"
@@ -16,8 +17,8 @@
 namespace strata::nn {
 namespace {
 
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "'" << (haystack) << "' lacks '" << (needle) << "'"
+using test::error_of;
+using test::NnSections;
 
 UNetConfig small(std::vector<int64_t> widths = {4, 8, 16}) {
   UNetConfig c;
@@ -110,14 +111,8 @@ TEST(UNetTest, ForwardKeepsSpatialShapeAndMapsToClasses) {
 
 TEST(UNetTest, BadInputShapesAreDataErrorsNamingTheShape) {
   UNet2d model(small());
-  auto message = [&](torch::Tensor x) -> std::string {
-    try {
-      model->forward(x);
-    } catch (const core::DataError& e) {
-      return e.what();
-    }
-    return "";
-  };
+  auto message = [&](torch::Tensor x) { return error_of([&] { model->forward(x); }); };
+  EXPECT_THROW(model->forward(torch::randn({2, 3, 16, 16})), core::DataError);
   EXPECT_CONTAINS(message(torch::randn({2, 3, 16, 16})), "[2, 3, 16, 16]");
   EXPECT_CONTAINS(message(torch::randn({2, 4, 18, 16})), "multiples of 4");
   EXPECT_CONTAINS(message(torch::randn({4, 16, 16})), "expected [B, 4, H, W]");
@@ -239,29 +234,13 @@ TEST(UNetTest, InstanceAndGroupNormKeepTheParameterCount) {
   EXPECT_NO_THROW(model->forward(torch::randn({1, 4, 8, 8})));
 }
 
-// A config with a `model` section, as a recipe has.
-struct ModelOnly {
-  UNetConfig model;
-  template <class V>
-  void visit(V& v) {
-    v("model", model, "the model");
-  }
-};
-
 TEST(UNetTest, ConfigDecodesAndChecksItsKeys) {
-  auto c = core::parse_config<ModelOnly>(
+  auto c = core::parse_config<NnSections>(
       "model:\n  widths: [8, 16, 32]\n  norm: group\n  groups: 4\n  dropout: 0.1\n  channels_last: true\n");
   EXPECT_EQ(c.model.widths, (std::vector<int64_t>{8, 16, 32}));
   EXPECT_EQ(c.model.norm, "group");
   EXPECT_EQ(c.model.size_multiple(), 4);
-  auto error = [](const std::string& yaml) -> std::string {
-    try {
-      core::parse_config<ModelOnly>(yaml);
-    } catch (const core::ConfigError& e) {
-      return e.what();
-    }
-    return "";
-  };
+  auto error = [](const std::string& yaml) { return error_of([&] { core::parse_config<NnSections>(yaml); }); };
   EXPECT_CONTAINS(error("model:\n  norm: layer\n"), "'model.norm'");
   EXPECT_CONTAINS(error("model:\n  widths: []\n"), "'model.widths'");
   EXPECT_CONTAINS(error("model:\n  widths: [8, 0]\n"), "element 1");
@@ -372,7 +351,8 @@ TEST(UNetTest, TraceRecordsEveryLayer) {
       mult_adds += r.mult_adds;
     }
   }
-  EXPECT_EQ(top, (std::vector<std::string>{"enc.0", "pool.0", "enc.1", "dec.0.up", "dec.0.cat", "dec.0.block", "head"}));
+  EXPECT_EQ(top,
+            (std::vector<std::string>{"enc.0", "pool.0", "enc.1", "dec.0.up", "dec.0.cat", "dec.0.block", "head"}));
   EXPECT_EQ(params, count_parameters(*model));
   EXPECT_EQ(records.back().output_shape, (std::vector<int64_t>{1, 4, 8, 16}));
   EXPECT_EQ(records[1].name, "enc.0.conv1");
@@ -382,8 +362,8 @@ TEST(UNetTest, TraceRecordsEveryLayer) {
   // Hand count of multiply-adds: convs at 8x16 (enc.0, dec.0.block, head), at 4x8
   // (enc.1), and the transposed conv from 4x8.
   const int64_t hi = 8 * 16, lo = 4 * 8;
-  int64_t expected = hi * 9 * (4 * 4 + 4 * 4) + lo * 9 * (4 * 8 + 8 * 8) + lo * 8 * 4 * 4 +
-                     hi * 9 * (8 * 4 + 4 * 4) + hi * 4 * 4;
+  int64_t expected =
+      hi * 9 * (4 * 4 + 4 * 4) + lo * 9 * (4 * 8 + 8 * 8) + lo * 8 * 4 * 4 + hi * 9 * (8 * 4 + 4 * 4) + hi * 4 * 4;
   EXPECT_EQ(mult_adds, expected);
   std::string table = format_summary(records, {1, 4, 8, 16}, count_parameters(*model));
   EXPECT_CONTAINS(table, "enc.0.conv1 (Conv2d)");

@@ -65,8 +65,8 @@ torch::Tensor dice_unchecked(const torch::Tensor& logits, const torch::Tensor& t
   const int64_t classes = logits.size(1);
   torch::Tensor p = torch::softmax(logits.to(torch::kFloat), 1);
   // One-hot by comparison rather than scatter: no index can go out of bounds.
-  torch::Tensor onehot = (target.unsqueeze(1) == torch::arange(classes, target.options()).view({1, classes, 1, 1}))
-                             .to(torch::kFloat);
+  torch::Tensor onehot =
+      (target.unsqueeze(1) == torch::arange(classes, target.options()).view({1, classes, 1, 1})).to(torch::kFloat);
   const std::vector<int64_t> dims{0, 2, 3};
   torch::Tensor intersection = (p * onehot).sum(dims);
   torch::Tensor denominator = p.sum(dims) + onehot.sum(dims);

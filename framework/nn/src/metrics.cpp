@@ -192,8 +192,7 @@ torch::Tensor ConfusionAccumulator::host_counts() const {
 torch::Tensor ConfusionAccumulator::confusion() const { return host_counts().sum(0); }
 
 torch::Tensor ConfusionAccumulator::case_confusion(int64_t case_id) const {
-  STRATA_CHECK_AS(DataError, case_id >= 0 && case_id < cases_, "metrics: case id {} outside [0, {})", case_id,
-                  cases_);
+  STRATA_CHECK_AS(DataError, case_id >= 0 && case_id < cases_, "metrics: case id {} outside [0, {})", case_id, cases_);
   return host_counts()[case_id].clone();
 }
 
@@ -203,8 +202,7 @@ int64_t ConfusionAccumulator::case_pixels(int64_t case_id) const {
 
 int64_t ConfusionAccumulator::slices() const {
   torch::Tensor s = slice_sums_.to(torch::kCPU);
-  return static_cast<int64_t>(
-      (s[kWithClass][0] + s[kEmptyBoth][0] + s[kEmptyTruthOnly][0]).item<double>());
+  return static_cast<int64_t>((s[kWithClass][0] + s[kEmptyBoth][0] + s[kEmptyTruthOnly][0]).item<double>());
 }
 
 ClassScores ConfusionAccumulator::global_scores(EmptyPolicy policy) const {

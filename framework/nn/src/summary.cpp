@@ -74,8 +74,8 @@ std::string format_summary(const std::vector<LayerRecord>& records, const std::v
   }
   std::string out;
   const std::string rule(left_width + shape_width + 16, '-');
-  out += fmt::format("{:<{}}  {:<{}}  {:>12}\n{}\n", "layer (type)", left_width, "output shape", shape_width,
-                     "params", rule);
+  out += fmt::format("{:<{}}  {:<{}}  {:>12}\n{}\n", "layer (type)", left_width, "output shape", shape_width, "params",
+                     rule);
   for (size_t i = 0; i < records.size(); ++i) {
     std::string params = records[i].params > 0 ? group_digits(records[i].params) : "-";
     out += fmt::format("{:<{}}  {:<{}}  {:>12}\n", left[i], left_width, shapes[i], shape_width, params);
@@ -85,7 +85,8 @@ std::string format_summary(const std::vector<LayerRecord>& records, const std::v
   out += fmt::format("trainable parameters: {} ({:.1f} MiB as float32)\n", group_digits(total_params),
                      static_cast<double>(total_params) * 4 / (1 << 20));
   double per_sample = static_cast<double>(mult_adds) / batch;
-  out += fmt::format("convolution multiply-adds per sample, forward: {} ({}FLOP)\n", si(per_sample), si(2 * per_sample));
+  out +=
+      fmt::format("convolution multiply-adds per sample, forward: {} ({}FLOP)\n", si(per_sample), si(2 * per_sample));
   out += fmt::format("parameters: {}\n", total_params);
   return out;
 }

@@ -201,9 +201,8 @@ torch::Tensor UNet2dImpl::run(torch::Tensor x, Tracer* tracer) {
 
 std::string UNet2dImpl::describe() const {
   std::string norm = config_.norm == "group" ? fmt::format("group({})", config_.groups) : config_.norm;
-  return fmt::format("UNet2d(in {}, classes {}, widths {}, norm {}, dropout {}, channels_last {})",
-                     config_.in_channels, config_.num_classes, config_.widths, norm, config_.dropout,
-                     config_.channels_last ? "on" : "off");
+  return fmt::format("UNet2d(in {}, classes {}, widths {}, norm {}, dropout {}, channels_last {})", config_.in_channels,
+                     config_.num_classes, config_.widths, norm, config_.dropout, config_.channels_last ? "on" : "off");
 }
 
 }  // namespace strata::nn

@@ -41,7 +41,7 @@ const char* empty_policy_name(EmptyPolicy policy);
 
 // The metric options an evaluator section embeds (e.g. `eval.metrics`).
 struct MetricsConfig {
-  std::string empty = "one";  // ground truth without the class: one (1 if the prediction is empty too, else 0) | exclude
+  std::string empty = "one";  // empty ground truth: one (1 if the prediction is empty too, else 0) | exclude
 
   template <class V>
   void visit(V& v) {
@@ -109,9 +109,9 @@ class ConfusionAccumulator {
   int64_t num_cases() const { return cases_; }
 
   // Results (host; throw DataError when labels outside [0, C) were seen).
-  torch::Tensor confusion() const;                     // int64 [C, C] over every case, on the CPU
-  torch::Tensor case_confusion(int64_t case_id) const; // int64 [C, C] of one case, on the CPU
-  int64_t case_pixels(int64_t case_id) const;          // pixels added for the case (0: none seen)
+  torch::Tensor confusion() const;                      // int64 [C, C] over every case, on the CPU
+  torch::Tensor case_confusion(int64_t case_id) const;  // int64 [C, C] of one case, on the CPU
+  int64_t case_pixels(int64_t case_id) const;           // pixels added for the case (0: none seen)
   ClassScores global_scores(EmptyPolicy policy) const;
   ClassScores slice_mean_scores(EmptyPolicy policy) const;
   // Number of slices added (every rank's, after the allreduce).

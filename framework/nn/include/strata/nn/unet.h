@@ -51,13 +51,13 @@ namespace strata::nn {
 
 // The `model` section of a recipe.
 struct UNetConfig {
-  int64_t in_channels = 4;                               // input channels (T1, T1ce, T2, FLAIR)
-  int64_t num_classes = 4;                               // output classes (background, NCR, ED, ET)
-  std::vector<int64_t> widths{32, 64, 128, 256, 512};    // channels per level, top to bottom
-  std::string norm = "batch";                            // batch | instance | group
-  int64_t groups = 8;                                    // groups of norm=group; must divide every width
-  double dropout = 0.0;                                  // Dropout2d probability after every ConvBlock (0: none)
-  bool channels_last = false;                            // weights and activations in channels_last
+  int64_t in_channels = 4;                             // input channels (T1, T1ce, T2, FLAIR)
+  int64_t num_classes = 4;                             // output classes (background, NCR, ED, ET)
+  std::vector<int64_t> widths{32, 64, 128, 256, 512};  // channels per level, top to bottom
+  std::string norm = "batch";                          // batch | instance | group
+  int64_t groups = 8;                                  // groups of norm=group; must divide every width
+  double dropout = 0.0;                                // Dropout2d probability after every ConvBlock (0: none)
+  bool channels_last = false;                          // weights and activations in channels_last
 
   template <class V>
   void visit(V& v) {
