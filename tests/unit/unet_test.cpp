@@ -249,6 +249,8 @@ TEST(UNetTest, ConfigDecodesAndChecksItsKeys) {
   std::string groups = error("model:\n  widths: [8, 12]\n  norm: group\n  groups: 8\n");
   EXPECT_CONTAINS(groups, "'model.groups' = 8");
   EXPECT_CONTAINS(groups, "12 is not a multiple of 8");
+  // The module checks a config built in code, too.
+  EXPECT_CONTAINS(error_of([] { UNet2d(small({})); }), "'model.widths' [] must have 1 to 8 levels");
   // Groups only matter for norm=group.
   EXPECT_EQ(error("model:\n  widths: [8, 12]\n  groups: 8\n"), "");
 }

@@ -16,6 +16,13 @@
 namespace strata::nn {
 
 void UNetConfig::validate() const {
+  // Decoding checks these too; a config built in code reaches the module without it.
+  STRATA_CHECK_AS(ConfigError, !widths.empty() && widths.size() <= 8, "'model.widths' {} must have 1 to 8 levels",
+                  widths);
+  for (int64_t w : widths) STRATA_CHECK_AS(ConfigError, w >= 1, "'model.widths' {}: every width must be >= 1", widths);
+  STRATA_CHECK_AS(ConfigError, in_channels >= 1 && num_classes >= 2,
+                  "'model.in_channels' = {} and 'model.num_classes' = {}: need >= 1 input channel and >= 2 classes",
+                  in_channels, num_classes);
   if (norm != "group") return;
   for (int64_t w : widths) {
     STRATA_CHECK_AS(ConfigError, w % groups == 0,

@@ -70,7 +70,8 @@ struct UNetConfig {
     v("dropout", dropout, "Dropout2d probability after every conv block (0: none)", core::in_range(0.0, 0.95));
     v("channels_last", channels_last, "weights and activations in channels_last memory format");
   }
-  // Cross-field checks (groups vs widths); throws ConfigError naming model.groups.
+  // Cross-field checks (groups vs widths), and the ranges again for configs built in
+  // code; throws ConfigError naming the key.
   void validate() const;
 
   // Inputs' height and width must be multiples of this: 2^(levels - 1).
