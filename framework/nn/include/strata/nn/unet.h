@@ -78,11 +78,11 @@ struct UNetConfig {
   int64_t size_multiple() const { return int64_t{1} << (widths.size() - 1); }
 };
 
-// One decoder level: transposed convolution up, concatenation with the skip, ConvBlock.
+// One decoder level's layers: `up` (transposed convolution), then `block` (ConvBlock)
+// on [up(x), skip]. A container: UNet2d runs it, so the trace sees every layer.
 class UpLevelImpl : public torch::nn::Module {
  public:
   UpLevelImpl(int64_t in_channels, int64_t out_channels, const UNetConfig& config);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& skip);
 
   torch::nn::ConvTranspose2d up{nullptr};
   torch::nn::Sequential block{nullptr};
