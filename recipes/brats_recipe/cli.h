@@ -51,5 +51,6 @@ class Cli {
 
 // Subcommand registration, one per cmd_*.cpp.
 void add_config_command(CLI::App& app, Cli& cli);
+void add_summary_command(CLI::App& app, Cli& cli);
 
 }  // namespace strata::recipes

@@ -3,6 +3,8 @@
 #pragma once
 
 #include "strata/core/config.h"
+#include "strata/nn/loss.h"
+#include "strata/nn/unet.h"
 
 #include <cstdint>
 #include <string>
@@ -30,10 +32,14 @@ struct RunConfig {
 
 struct RecipeConfig {
   RunConfig run;  // where and how the run happens
+  nn::UNetConfig model;  // the U-Net: widths, norm, dropout, memory format
+  nn::LossConfig loss;   // training loss: type, class weights, smooth, cross-entropy term
 
   template <class V>
   void visit(V& v) {
     v("run", run, "where and how the run happens");
+    v("model", model, "the U-Net: widths, norm, dropout, memory format");
+    v("loss", loss, "training loss: type, class weights, smooth, cross-entropy term");
   }
 };
 
