@@ -3,6 +3,7 @@
 #include "strata/core/error.h"
 #include "strata/train/amp.h"
 #include "strata/train/checkpoint.h"
+#include "strata/train/fused_adam.h"
 #include "strata/train/lr_plateau.h"
 
 #include <ATen/autocast_mode.h>
@@ -170,6 +171,50 @@ TEST(AmpTest, DisabledScalerIsTheIdentity) {
   EXPECT_TRUE(torch::equal(scaler.scale(loss), loss));
   EXPECT_FALSE(scaler.unscale_and_check({torch::full({2}, INFINITY)}));
   EXPECT_DOUBLE_EQ(scaler.scale_value(), 1.0);
+}
+
+// FusedAdam must follow torch::optim::Adam (same L2 weight decay rule), skip exactly
+// where found_inf is set, and resume from its saved state.
+TEST(FusedAdamTest, MatchesTorchAdamSkipsOnFoundInfAndResumes) {
+  torch::manual_seed(4);
+  auto init = torch::randn({3, 5});
+  auto a = init.clone().requires_grad_(true), b = init.clone().requires_grad_(true);
+  auto opts = torch::optim::AdamOptions(0.05).betas({0.8, 0.95}).weight_decay(0.01);
+  torch::optim::Adam reference(std::vector<torch::Tensor>{a}, opts);
+  FusedAdam fused(std::vector<torch::Tensor>{b}, opts);
+  auto grad_at = [](int k) { return torch::sin(torch::arange(15, torch::kFloat).view({3, 5}) * (k + 1)); };
+  for (int k = 0; k < 4; ++k) {
+    a.mutable_grad() = grad_at(k);
+    b.mutable_grad() = grad_at(k);
+    reference.step();
+    fused.step();
+  }
+  EXPECT_TRUE(torch::allclose(a, b, 1e-6, 1e-7)) << (a - b).abs().max().item<float>();
+
+  auto before = b.detach().clone();
+  b.mutable_grad() = grad_at(9);
+  fused.step_skipping(torch::ones({1}));  // an inf was found: no update
+  EXPECT_TRUE(torch::equal(b, before));
+
+  TempDir dir;
+  auto path = (dir.path / "adam.pt").string();
+  torch::serialize::OutputArchive out;
+  fused.save(out);
+  out.save_to(path);
+  auto c = b.detach().clone().requires_grad_(true);
+  FusedAdam restored(std::vector<torch::Tensor>{c}, opts);
+  torch::serialize::InputArchive in;
+  in.load_from(path);
+  restored.load(in);
+  for (auto* opt : {&fused, &restored}) {
+    auto& p = opt == &fused ? b : c;
+    p.mutable_grad() = grad_at(5);
+    opt->step_skipping(torch::zeros({1}));
+  }
+  a.mutable_grad() = grad_at(5);
+  reference.step();
+  EXPECT_TRUE(torch::equal(b, c));
+  EXPECT_TRUE(torch::allclose(a, c, 1e-6, 1e-7));
 }
 
 }  // namespace
