@@ -5,6 +5,8 @@
 #include "strata/core/config.h"
 #include "strata/nn/loss.h"
 #include "strata/nn/unet.h"
+#include "strata/eval/eval_config.h"
+#include "strata/train/train_config.h"
 
 #include <cstdint>
 #include <string>
@@ -34,12 +36,18 @@ struct RecipeConfig {
   RunConfig run;  // where and how the run happens
   nn::UNetConfig model;  // the U-Net: widths, norm, dropout, memory format
   nn::LossConfig loss;   // training loss: type, class weights, smooth, cross-entropy term
+  train::TrainConfig train;  // optimiser, epochs, mixed precision, gradient sync
+  train::SchedConfig sched;  // learning-rate schedule (ReduceLROnPlateau)
+  eval::EvalConfig eval;     // evaluation: split, TTA, metric conventions
 
   template <class V>
   void visit(V& v) {
     v("run", run, "where and how the run happens");
     v("model", model, "the U-Net: widths, norm, dropout, memory format");
     v("loss", loss, "training loss: type, class weights, smooth, cross-entropy term");
+    v("train", train, "optimiser, epochs, mixed precision, gradient sync");
+    v("sched", sched, "learning-rate schedule (ReduceLROnPlateau on validation mean Dice)");
+    v("eval", eval, "evaluation: split, TTA, metric conventions");
   }
 };
 

@@ -94,11 +94,11 @@ void save_atomic(torch::serialize::OutputArchive& archive, const std::string& pa
   }
 }
 
-torch::serialize::InputArchive open_checkpoint(const std::string& path) {
+torch::serialize::InputArchive open_checkpoint(const std::string& path, std::optional<torch::Device> device) {
   STRATA_CHECK_AS(CheckpointError, std::filesystem::is_regular_file(path), "checkpoint '{}' does not exist", path);
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
+    archive.load_from(path, device);
   } catch (const c10::Error& e) {
     STRATA_THROW(CheckpointError, "checkpoint '{}' is corrupt or not a libtorch archive: {}", path,
                  e.what_without_backtrace());

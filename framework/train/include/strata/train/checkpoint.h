@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace strata::train {
@@ -33,8 +34,10 @@ CheckpointMeta read_meta(torch::serialize::InputArchive& archive, const std::str
 
 // Writes `archive` to `path` atomically (temporary name, fsync, rename).
 void save_atomic(torch::serialize::OutputArchive& archive, const std::string& path);
-// Opens a checkpoint for reading; CheckpointError if it is missing or unreadable.
-torch::serialize::InputArchive open_checkpoint(const std::string& path);
+// Opens a checkpoint for reading, its tensors mapped onto `device` (as saved when
+// unset); CheckpointError if it is missing or unreadable.
+torch::serialize::InputArchive open_checkpoint(const std::string& path,
+                                               std::optional<torch::Device> device = std::nullopt);
 
 // Default CPU generator state (and the CUDA one of `device` when it is a GPU).
 void save_rng(torch::serialize::OutputArchive& archive, const torch::Device& device);

@@ -1,0 +1,164 @@
+// Trainer: data-parallel training of the segmentation U-Net, one instance per rank.
+//
+// Per step: batch from the Prefetcher (already on the device, augmented) -> autocast
+// forward -> float32 loss -> scaled backward, during which GradReducer allreduces
+// gradient buckets -> wait, unscale, skip on inf/nan (decided identically on every
+// rank) -> optional clipping -> Adam. Per epoch: BatchNorm running statistics averaged
+// over ranks, distributed validation (confusion counts of the val split, sharded by
+// case, summed with one allreduce), ReduceLROnPlateau on the mean tumour Dice, rank 0
+// writes <run_dir>/last.pt (and best.pt) atomically and appends metrics.jsonl.
+//
+// Determinism: every random draw is keyed by (seed, rank, step): the sampler's epoch
+// permutation by (seed, epoch), augmentation by (seed, rank, step), and the global
+// generators (dropout) are reseeded from (seed, rank, step) before every step. The
+// checkpoint stores seed and step, so --resume continues exactly where it stopped.
+//
+// Preemption: SIGTERM or SIGUSR1 sets a flag; ranks agree on it (World::any_rank)
+// before every step, then write last.pt with the position inside the epoch and
+// return Outcome::kPreempted; `--resume` restarts from that batch.
+//
+// Contract: every rank constructs it with the same setup (the CLI checks config hashes)
+// and calls the same members in the same order (they are collective).
+#pragma once
+
+#include "strata/comm/communicator.h"
+#include "strata/comm/world.h"
+#include "strata/data/data_config.h"
+#include "strata/data/prefetcher.h"
+#include "strata/data/shard_sampler.h"
+#include "strata/data/slice_store.h"
+#include "strata/nn/loss.h"
+#include "strata/nn/metrics.h"
+#include "strata/nn/unet.h"
+#include "strata/train/amp.h"
+#include "strata/train/checkpoint.h"
+#include "strata/train/grad_reducer.h"
+#include "strata/train/lr_plateau.h"
+#include "strata/train/train_config.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace strata::train {
+
+// Everything a Trainer is built from (the recipe's sections, resolved).
+struct TrainerSetup {
+  std::string run_dir;            // checkpoints, metrics.jsonl
+  uint64_t seed = 0;              // run.seed
+  std::string device = "auto";    // run.device: auto | cpu | cuda
+  std::string backend = "auto";   // run.backend: auto | mpi | nccl
+  std::string config_yaml;        // the whole resolved config, stored in checkpoints
+  data::DataConfig data;
+  nn::UNetConfig model;
+  nn::LossConfig loss;
+  TrainConfig train;
+  SchedConfig sched;
+  nn::MetricsConfig metrics;      // empty-class convention of validation Dice
+  bool progress = true;           // progress bar on rank 0
+};
+
+// Result of one validation pass (identical on every rank).
+struct Validation {
+  std::vector<double> dice;  // per class, background included (global over the split)
+  std::vector<double> iou;
+  double mean_dice = 0;      // mean over the tumour classes 1..C-1
+  double mean_iou = 0;
+  int64_t slices = 0;
+};
+
+// What one epoch (or a part of it, when preempted) measured, over all ranks.
+struct EpochStats {
+  int64_t epoch = 0;
+  int64_t steps = 0;              // optimizer steps taken in this call
+  double seconds = 0;             // wall time of the training loop
+  double train_loss = 0;          // mean loss over the steps (this rank's batches, averaged over ranks)
+  double slices_per_s = 0;        // over all ranks
+  double data_wait = 0;           // fraction of the loop spent waiting for batches (slowest rank)
+  double exposed_comm_s = 0;      // communication not hidden behind backward (slowest rank)
+  int64_t skipped_steps = 0;      // fp16 steps skipped for inf/nan, so far
+  double loss_scale = 1;
+  double lr = 0;
+  bool preempted = false;
+};
+
+// `brats_recipe bench` figures.
+struct BenchResult {
+  int64_t steps = 0;
+  double step_slices_per_s = 0;   // training steps on one batch already on the device (compute ceiling)
+  double epoch_slices_per_s = 0;  // training steps through the whole input pipeline
+  double data_wait = 0;           // fraction of the pipeline run spent waiting for batches
+  double exposed_comm_s_per_step = 0;
+  double peak_memory_gib = 0;     // CUDA: peak allocated by this rank (0 on CPU)
+};
+
+class Trainer {
+ public:
+  enum class Outcome { kFinished, kPreempted };
+
+  Trainer(TrainerSetup setup, comm::World& world);
+  ~Trainer();
+
+  // Loads model weights only from a checkpoint (fine-tuning); the architecture must
+  // match (the CLI builds the model section from the checkpoint's).
+  void init_weights_from(const std::string& checkpoint);
+  // Restores everything from `checkpoint` (normally <run_dir>/last.pt): weights,
+  // optimizer, loss scale, schedule, epoch, step and position in the epoch. The config
+  // must equal the checkpoint's except for keys that do not change the result
+  // (train.epochs, run.log_level, data.path, data.workers, data.prefetch, data.read_path).
+  void resume(const std::string& checkpoint);
+
+  // Trains from the current epoch to train.epochs, or until a stop signal.
+  Outcome fit();
+
+  // One training epoch (from the resume position when resuming).
+  EpochStats train_epoch();
+  // Validation on the val split; identical result on every rank.
+  Validation validate();
+
+  // Times `steps` training steps on a device-resident batch, then `steps` through the
+  // input pipeline (after `warmup` of each). Collective; changes the weights.
+  BenchResult bench(int64_t steps, int64_t warmup);
+
+  int64_t epoch() const { return epoch_; }
+  int64_t step() const { return step_; }
+  torch::Device device() const { return device_; }
+  nn::UNet2d& model() { return model_; }
+  const comm::Communicator& communicator() const { return *comm_; }
+  AmpMode amp() const { return amp_; }
+  int64_t batches_per_epoch() const;
+  int64_t slice_size() const;  // height (= width) of the packed slices
+
+ private:
+  void train_step(const torch::Tensor& images, const torch::Tensor& labels, torch::Tensor* loss_sum);
+  void save_checkpoint(const std::string& name, const std::string& reason);
+  void write_metrics(const EpochStats& stats, const std::optional<Validation>& val);
+  void check_resume_config(const CheckpointMeta& meta, const std::string& path) const;
+  std::vector<torch::Tensor> grads() const;
+  double max_over_ranks(double v) const;
+  double sum_over_ranks(double v) const;
+
+  TrainerSetup setup_;
+  comm::World& world_;
+  torch::Device device_;
+  std::unique_ptr<comm::Communicator> comm_;
+  AmpMode amp_;
+  std::shared_ptr<const data::SliceStore> store_;
+  std::unique_ptr<data::ShardSampler> sampler_;
+  std::unique_ptr<data::ShardSampler> val_sampler_;
+  std::unique_ptr<data::Prefetcher> loader_;
+  std::unique_ptr<data::Prefetcher> val_loader_;
+  nn::UNet2d model_{nullptr};
+  std::unique_ptr<nn::Loss> loss_;
+  std::unique_ptr<GradReducer> reducer_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<GradScaler> scaler_;
+  std::unique_ptr<LrPlateau> plateau_;
+  int64_t epoch_ = 0;          // epochs completed
+  int64_t step_ = 0;           // optimizer steps taken (skipped included)
+  int64_t resume_position_ = 0;  // batches of epoch_ already done (mid-epoch resume)
+  double best_metric_ = -1;
+};
+
+}  // namespace strata::train

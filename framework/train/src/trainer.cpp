@@ -1,0 +1,491 @@
+// Data-parallel segmentation trainer (see trainer.h).
+#include "strata/train/trainer.h"
+
+#include "strata/core/build_info.h"
+#include "strata/core/error.h"
+#include "strata/core/log.h"
+#include "strata/core/progress.h"
+#include "strata/core/signals.h"
+#include "strata/core/timer.h"
+#include "strata/nn/summary.h"
+#include "strata/train/fused_adam.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/cuda.h>
+#if STRATA_WITH_CUDA
+#include <ATen/Context.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+#include <filesystem>
+#include <fstream>
+
+namespace strata::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Keys a resumed run may change: they affect speed or bookkeeping, not the result.
+const std::vector<std::string> kResumableKeys{"train.epochs", "run.log_level", "data.path", "data.workers",
+                                               "data.prefetch", "data.read_path"};
+
+// splitmix64 of three words: the seed of the global generators at a step.
+uint64_t step_seed(uint64_t seed, uint64_t rank, uint64_t step) {
+  uint64_t x = seed ^ (rank * 0x9E3779B97F4A7C15ull) ^ (step * 0xD1B54A32D192ED03ull);
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return (x ^ (x >> 31)) & 0x7FFFFFFFFFFFFFFFull;  // manual_seed takes what a signed int64 holds
+}
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> named_parameters(torch::nn::Module& m) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& item : m.named_parameters()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+std::string join_doubles(const std::vector<double>& v, int from) {
+  std::string s;
+  for (size_t i = from; i < v.size(); ++i) s += fmt::format("{}{:.4f}", s.empty() ? "" : "/", v[i]);
+  return s;
+}
+
+}  // namespace
+
+Trainer::Trainer(TrainerSetup setup, comm::World& world)
+    : setup_(std::move(setup)), world_(world), device_(world.bind_device(setup_.device)) {
+  const auto& d = setup_.data;
+  const auto& t = setup_.train;
+  comm_ = comm::make_communicator(world_, device_, setup_.backend);
+  amp_ = resolve_amp(parse_amp(t.amp), device_);
+#if STRATA_WITH_CUDA
+  if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(t.cudnn_benchmark);
+#endif
+
+  // Data: the training split sharded by the sampler, the val split by case.
+  store_ = std::make_shared<data::SliceStore>(d.path, data::store_options(d));
+  const auto& train_items = store_->split(d.train_split);
+  const int64_t batches_total = (static_cast<int64_t>(train_items.size()) + d.batch_size - 1) / d.batch_size;
+  STRATA_CHECK_AS(ConfigError, batches_total >= world_.size(),
+                  "the '{}' split of '{}' has {} slices, {} batch(es) of data.batch_size {}: too few for {} ranks. "
+                  "Use fewer ranks or a smaller data.batch_size",
+                  d.train_split, d.path, train_items.size(), batches_total, d.batch_size, world_.size());
+  sampler_ = std::make_unique<data::ShardSampler>(static_cast<int64_t>(train_items.size()), world_.rank(),
+                                                  world_.size(), data::sampler_options(d, setup_.seed));
+  std::vector<int32_t> val_cases;
+  for (int64_t s : store_->split(d.val_split)) val_cases.push_back(store_->case_of(s));
+  STRATA_CHECK_AS(DataError, !val_cases.empty(), "the '{}' split of '{}' is empty: nothing to validate on",
+                  d.val_split, d.path);
+  const int64_t val_batch = t.val_batch_size > 0 ? t.val_batch_size : d.batch_size;
+  val_sampler_ = std::make_unique<data::ShardSampler>(
+      data::ShardSampler::by_case(val_cases, world_.rank(), world_.size(), val_batch));
+  loader_ = std::make_unique<data::Prefetcher>(
+      store_, data::prefetch_options(d, device_, data::make_augment(d, setup_.seed, world_.rank())));
+  val_loader_ = std::make_unique<data::Prefetcher>(store_, data::prefetch_options(d, device_, nullptr));
+
+  // Model: the same initialisation everywhere, then rank 0's weights broadcast anyway.
+  torch::manual_seed(static_cast<int64_t>(setup_.seed & 0x7FFFFFFFFFFFFFFFull));
+  model_ = nn::UNet2d(setup_.model);
+  model_->to(device_);
+  if (setup_.model.channels_last) nn::set_memory_format(*model_, torch::MemoryFormat::ChannelsLast);
+  broadcast_module_state(*model_, *comm_);
+  nn::log_parameter_count(*model_, model_->describe());
+  loss_ = nn::make_loss(setup_.loss, setup_.model.num_classes);
+
+  ReducerOptions ro;
+  ro.bucket_mb = t.bucket_mb;
+  ro.first_bucket_mb = t.first_bucket_mb;
+  ro.overlap = t.overlap;
+  ro.allow_unused = t.allow_unused;
+  reducer_ = std::make_unique<GradReducer>(named_parameters(*model_), *comm_, ro);
+
+  auto adam = torch::optim::AdamOptions(t.lr).betas({t.betas[0], t.betas[1]}).eps(t.eps).weight_decay(t.weight_decay);
+  if (t.optimizer == "fused_adam") {
+    optimizer_ = std::make_unique<FusedAdam>(model_->parameters(), adam);
+  } else {
+    optimizer_ = std::make_unique<torch::optim::Adam>(model_->parameters(), adam);
+  }
+  ScalerOptions so;
+  so.init_scale = t.init_scale;
+  so.growth_interval = t.growth_interval;
+  scaler_ = std::make_unique<GradScaler>(amp_ == AmpMode::kFp16, device_, comm_.get(), so);
+  if (setup_.sched.type == "plateau") {
+    PlateauOptions po;
+    po.factor = setup_.sched.factor;
+    po.patience = static_cast<int>(setup_.sched.patience);
+    po.threshold = setup_.sched.threshold;
+    po.cooldown = static_cast<int>(setup_.sched.cooldown);
+    po.min_lr = setup_.sched.min_lr;
+    plateau_ = std::make_unique<LrPlateau>(*optimizer_, po);
+  }
+  core::log0("trainer: {} rank(s) on {} ({} transport), amp {}, {} {}x{} slices/rank/step, {} train batches/epoch "
+             "per rank, {} gradient bucket(s), loss {}",
+             world_.size(), device_.str(), comm_->backend(), amp_name(amp_), d.batch_size, store_->height(),
+             store_->width(), sampler_->num_batches(), reducer_->num_buckets(), loss_->describe());
+}
+
+Trainer::~Trainer() = default;
+
+int64_t Trainer::batches_per_epoch() const { return sampler_->num_batches(); }
+int64_t Trainer::slice_size() const { return store_->height(); }
+
+std::vector<torch::Tensor> Trainer::grads() const {
+  std::vector<torch::Tensor> g;
+  for (const auto& p : model_->parameters()) g.push_back(p.grad());
+  return g;
+}
+
+double Trainer::max_over_ranks(double v) const {
+  double out = v;
+  MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, world_.comm());
+  return out;
+}
+
+double Trainer::sum_over_ranks(double v) const {
+  double out = v;
+  MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, world_.comm());
+  return out;
+}
+
+void Trainer::train_step(const torch::Tensor& images, const torch::Tensor& labels, torch::Tensor* loss_sum) {
+  // Dropout and other draws from the global generators depend on (seed, rank, step)
+  // only, so a resumed run replays them exactly.
+  torch::manual_seed(static_cast<int64_t>(step_seed(setup_.seed, world_.rank(), step_)));
+  reducer_->zero_grad();
+  torch::Tensor loss;
+  {
+    AutocastScope autocast(amp_, device_);
+    loss = (*loss_)(model_->forward(images), labels);  // float32 whatever the autocast dtype
+  }
+  scaler_->scale(loss).backward();
+  reducer_->finish();  // every .grad now holds the average over ranks
+  bool skip = scaler_->unscale_and_check(grads());
+  if (!skip) {
+    if (setup_.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), setup_.train.grad_clip);
+    optimizer_->step();
+  }
+  scaler_->update();
+  ++step_;
+  if (loss_sum) loss_sum->add_(loss.detach());
+}
+
+EpochStats Trainer::train_epoch() {
+  const auto& d = setup_.data;
+  EpochStats st;
+  st.epoch = epoch_;
+  const int64_t per_epoch = sampler_->num_batches();
+  auto plan = data::map_indices(sampler_->epoch(epoch_), store_->split(d.train_split));
+  const int64_t start = resume_position_;
+  resume_position_ = 0;
+  plan.erase(plan.begin(), plan.begin() + std::min<int64_t>(start, static_cast<int64_t>(plan.size())));
+
+  model_->train();
+  loader_->reset_stats();
+  reducer_->reset_stats();
+  loader_->start(std::move(plan), step_);
+  core::ProgressOptions po;
+  po.enabled = setup_.progress && world_.rank() == 0;
+  core::ProgressBar bar(fmt::format("epoch {}/{}", epoch_ + 1, setup_.train.epochs), per_epoch, po);
+  bar.update(start);
+
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
+  const int64_t report_every = std::max<int64_t>(1, per_epoch / 50);  // loss reads sync the device
+  int64_t steps = 0;
+  core::Stopwatch clock;
+  for (;;) {
+    if (world_.any_rank(core::StopSignals::received() != 0)) {
+      loader_->stop();
+      st.preempted = true;
+      resume_position_ = start + steps;
+      break;
+    }
+    std::optional<data::Batch> batch = loader_->next();
+    if (!batch) break;
+    train_step(batch->images, batch->labels, &loss_sum);
+    ++steps;
+    if (po.enabled && (steps % report_every == 0 || start + steps == per_epoch)) {
+      double rate = static_cast<double>(steps * d.batch_size * world_.size()) / std::max(clock.seconds(), 1e-9);
+      bar.update(start + steps, {{"loss", fmt::format("{:.4f}", loss_sum.item<double>() / steps)},
+                                 {"lr", fmt::format("{:.3g}", optimizer_->param_groups().front().options().get_lr())},
+                                 {"slices/s", fmt::format("{:.0f}", rate)}});
+    } else {
+      bar.update(start + steps);
+    }
+  }
+  synchronize(device_);
+  st.seconds = max_over_ranks(clock.seconds());
+  bar.finish();
+
+  st.steps = steps;
+  double local_loss = steps > 0 ? loss_sum.item<double>() / steps : 0.0;
+  st.train_loss = sum_over_ranks(local_loss) / world_.size();
+  st.slices_per_s = sum_over_ranks(static_cast<double>(steps * d.batch_size)) / std::max(st.seconds, 1e-9);
+  auto ls = loader_->stats();
+  st.data_wait = max_over_ranks(ls.wait_s / std::max(st.seconds, 1e-9));
+  st.exposed_comm_s = max_over_ranks(reducer_->stats().exposed_comm_s);
+  st.skipped_steps = scaler_->skipped_steps();
+  st.loss_scale = scaler_->scale_value();
+  st.lr = optimizer_->param_groups().front().options().get_lr();
+  if (!st.preempted) ++epoch_;
+  return st;
+}
+
+Validation Trainer::validate() {
+  const auto& d = setup_.data;
+  torch::NoGradGuard no_grad;
+  model_->eval();
+  const int64_t classes = setup_.model.num_classes;
+  nn::ConfusionAccumulator acc(classes, store_->num_cases(), device_);
+  val_loader_->start(data::map_indices(val_sampler_->epoch(0), store_->split(d.val_split)), 0);
+  while (std::optional<data::Batch> b = val_loader_->next()) {
+    torch::Tensor pred;
+    {
+      AutocastScope autocast(amp_, device_);
+      pred = model_->forward(b->images).argmax(1);
+    }
+    const int64_t n = b->num_valid;  // later rows only pad the batch
+    std::vector<int64_t> cases(n);
+    for (int64_t i = 0; i < n; ++i) cases[i] = store_->case_of(b->slices[i]);
+    acc.add(pred.narrow(0, 0, n), b->labels.narrow(0, 0, n), cases);
+  }
+  comm_->allreduce(acc.state(), comm::ReduceOp::kSum);
+  model_->train();
+
+  Validation v;
+  auto scores = acc.global_scores(setup_.metrics.empty_policy());
+  v.dice = scores.dice;
+  v.iou = scores.iou;
+  for (int64_t c = 1; c < classes; ++c) {
+    v.mean_dice += v.dice[c] / static_cast<double>(classes - 1);
+    v.mean_iou += v.iou[c] / static_cast<double>(classes - 1);
+  }
+  v.slices = acc.slices();
+  return v;
+}
+
+Trainer::Outcome Trainer::fit() {
+  const fs::path dir(setup_.run_dir);
+  const fs::path marker = dir / "PREEMPTED";
+  if (world_.rank() == 0) {
+    fs::create_directories(dir);
+    fs::remove(marker);
+  }
+  while (epoch_ < setup_.train.epochs) {
+    EpochStats st = train_epoch();
+    average_buffers(*model_, *comm_);  // BatchNorm running stats: the mean over ranks
+    if (st.preempted) {
+      save_checkpoint("last.pt", "preempt");
+      if (world_.rank() == 0) std::ofstream(marker) << "signal " << core::StopSignals::received() << "\n";
+      core::log0("stop requested ({}): wrote {} at epoch {} batch {}/{}; resume with --resume",
+                 core::signal_name(core::StopSignals::received()), (dir / "last.pt").string(), epoch_ + 1,
+                 resume_position_, sampler_->num_batches());
+      return Outcome::kPreempted;
+    }
+    std::optional<Validation> val;
+    if (epoch_ % setup_.train.val_every == 0 || epoch_ == setup_.train.epochs) val = validate();
+    if (val && plateau_) plateau_->step(val->mean_dice);
+    bool best = val && val->mean_dice > best_metric_;
+    if (best) best_metric_ = val->mean_dice;
+    save_checkpoint("last.pt", "last");
+    if (best) save_checkpoint("best.pt", "best");
+    write_metrics(st, val);
+    core::log0("epoch {}/{}: loss {:.4f}{}, lr {:.3g}, {:.1f} s, {:.0f} slices/s on {} rank(s), data-wait {:.1f}%, "
+               "exposed comm {:.2f} s{}",
+               epoch_, setup_.train.epochs, st.train_loss,
+               val ? fmt::format(", val Dice {} (mean {:.4f}){}", join_doubles(val->dice, 1), val->mean_dice,
+                                 best ? " best" : "")
+                   : "",
+               optimizer_->param_groups().front().options().get_lr(), st.seconds, st.slices_per_s, world_.size(),
+               100 * st.data_wait, st.exposed_comm_s,
+               st.skipped_steps > 0 ? fmt::format(", {} skipped fp16 steps", st.skipped_steps) : "");
+  }
+  return Outcome::kFinished;
+}
+
+void Trainer::save_checkpoint(const std::string& name, const std::string& reason) {
+  if (world_.rank() != 0) return;
+  torch::serialize::OutputArchive archive;
+  CheckpointMeta meta;
+  meta.config_yaml = setup_.config_yaml;
+  meta.model_yaml = core::to_yaml(setup_.model);
+  meta.epoch = epoch_;
+  meta.step = step_;
+  meta.step_in_epoch = reason == "preempt" ? resume_position_ : 0;
+  meta.best_metric = best_metric_;
+  meta.reason = reason;
+  write_meta(archive, meta);
+  torch::serialize::OutputArchive model, optim, scaler;
+  model_->save(model);
+  archive.write("model", model);
+  optimizer_->save(optim);
+  archive.write("optimizer", optim);
+  scaler_->save(scaler);
+  archive.write("scaler", scaler);
+  if (plateau_) {
+    torch::serialize::OutputArchive sched;
+    plateau_->save(sched);
+    archive.write("sched", sched);
+  }
+  save_atomic(archive, (fs::path(setup_.run_dir) / name).string());
+}
+
+void Trainer::write_metrics(const EpochStats& st, const std::optional<Validation>& val) {
+  if (world_.rank() != 0) return;
+  nlohmann::json j{{"epoch", st.epoch + 1},       {"step", step_},
+                   {"train_loss", st.train_loss}, {"lr", st.lr},
+                   {"epoch_s", st.seconds},       {"slices_per_s", st.slices_per_s},
+                   {"ranks", world_.size()},      {"data_wait", st.data_wait},
+                   {"exposed_comm_s", st.exposed_comm_s}, {"skipped_steps", st.skipped_steps},
+                   {"loss_scale", st.loss_scale}};
+  if (val) {
+    j["val"] = {{"dice", val->dice}, {"iou", val->iou}, {"mean_dice", val->mean_dice},
+                {"mean_iou", val->mean_iou}, {"slices", val->slices}};
+  }
+  std::ofstream out(fs::path(setup_.run_dir) / "metrics.jsonl", std::ios::app);
+  out << j.dump() << "\n";
+  STRATA_CHECK_AS(IoError, out.good(), "cannot append to {}/metrics.jsonl", setup_.run_dir);
+}
+
+void Trainer::check_resume_config(const CheckpointMeta& meta, const std::string& path) const {
+  std::vector<std::string> diffs;
+  for (const auto& line : core::diff_yaml(meta.config_yaml, setup_.config_yaml)) {
+    std::string key = line.substr(0, line.find(':'));
+    if (std::find(kResumableKeys.begin(), kResumableKeys.end(), key) == kResumableKeys.end()) diffs.push_back(line);
+  }
+  if (!diffs.empty()) {
+    STRATA_THROW(CheckpointError,
+                 "'{}' was written with another config; --resume needs the same one (only {} may change). "
+                 "Differences (checkpoint -> now): {}. To start a new run from these weights, use finetune --from",
+                 path, fmt::join(kResumableKeys, ", "), fmt::join(diffs, "; "));
+  }
+}
+
+namespace {
+
+void load_module(torch::nn::Module& module, torch::serialize::InputArchive& archive, const std::string& path) {
+  try {
+    torch::serialize::InputArchive sub;
+    archive.read("model", sub);
+    module.load(sub);
+  } catch (const c10::Error& e) {
+    STRATA_THROW(CheckpointError, "cannot load the model weights of '{}': {}", path, e.what_without_backtrace());
+  }
+}
+
+}  // namespace
+
+void Trainer::init_weights_from(const std::string& path) {
+  auto archive = open_checkpoint(path, device_);
+  CheckpointMeta meta = read_meta(archive, path);
+  std::string mine = core::to_yaml(setup_.model);
+  if (meta.model_yaml != mine) {
+    STRATA_THROW(CheckpointError, "'{}' holds another architecture: {}", path,
+                 fmt::join(core::diff_yaml(meta.model_yaml, mine), "; "));
+  }
+  load_module(*model_, archive, path);
+  if (setup_.model.channels_last) nn::set_memory_format(*model_, torch::MemoryFormat::ChannelsLast);
+  core::log0("initialised the model from {} (epoch {}, best val mean Dice {:.4f})", path, meta.epoch,
+             meta.best_metric);
+}
+
+void Trainer::resume(const std::string& path) {
+  auto archive = open_checkpoint(path, device_);
+  CheckpointMeta meta = read_meta(archive, path);
+  check_resume_config(meta, path);
+  load_module(*model_, archive, path);
+  if (setup_.model.channels_last) nn::set_memory_format(*model_, torch::MemoryFormat::ChannelsLast);
+  try {
+    torch::serialize::InputArchive optim, scaler;
+    archive.read("optimizer", optim);
+    optimizer_->load(optim);
+    archive.read("scaler", scaler);
+    scaler_->load(scaler);
+    if (plateau_) {
+      torch::serialize::InputArchive sched;
+      archive.read("sched", sched);
+      plateau_->load(sched);
+    }
+  } catch (const c10::Error& e) {
+    STRATA_THROW(CheckpointError, "cannot restore the training state of '{}': {}", path, e.what_without_backtrace());
+  }
+  epoch_ = meta.epoch;
+  step_ = meta.step;
+  resume_position_ = meta.step_in_epoch;
+  best_metric_ = meta.best_metric;
+  core::log0("resumed from {}: epoch {} done, step {}{}", path, epoch_, step_,
+             resume_position_ > 0 ? fmt::format(", continuing epoch {} at batch {}", epoch_ + 1, resume_position_)
+                                  : "");
+}
+
+BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
+  const auto& d = setup_.data;
+  BenchResult r;
+  r.steps = steps;
+  model_->train();
+  auto plan_of = [&](int64_t epoch) { return data::map_indices(sampler_->epoch(epoch), store_->split(d.train_split)); };
+
+  // 1. Compute ceiling: one batch already on the device, stepped over and over.
+  loader_->start(plan_of(0), 0);
+  std::optional<data::Batch> fixed = loader_->next();
+  loader_->stop();
+  STRATA_CHECK(fixed.has_value(), "no training batch to benchmark");
+  for (int64_t k = 0; k < warmup; ++k) train_step(fixed->images, fixed->labels, nullptr);
+  synchronize(device_);
+  world_.barrier();
+  reducer_->reset_stats();
+#if STRATA_WITH_CUDA
+  if (device_.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device_.index());
+#endif
+  core::Stopwatch clock;
+  for (int64_t k = 0; k < steps; ++k) train_step(fixed->images, fixed->labels, nullptr);
+  synchronize(device_);
+  double t = max_over_ranks(clock.seconds());
+  r.step_slices_per_s = static_cast<double>(steps * d.batch_size * world_.size()) / t;
+  r.exposed_comm_s_per_step = max_over_ranks(reducer_->stats().exposed_comm_s) / static_cast<double>(steps);
+#if STRATA_WITH_CUDA
+  if (device_.is_cuda()) {
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
+    r.peak_memory_gib = static_cast<double>(stats.allocated_bytes[0].peak) / (1 << 30);
+  }
+#endif
+
+  // 2. The whole pipeline: HDF5 -> readers -> queue -> device -> augment -> step.
+  int64_t epoch = 0, done = -warmup;
+  double waited = 0, elapsed = 0;
+  while (done < steps) {
+    loader_->start(plan_of(epoch++), step_);
+    loader_->reset_stats();
+    core::Stopwatch part;
+    bool timing = done >= 0;
+    int64_t counted = 0;
+    while (done < steps) {
+      std::optional<data::Batch> b = loader_->next();
+      if (!b) break;
+      if (!timing && done == 0) {  // warmup over: restart the clocks mid-epoch
+        synchronize(device_);
+        loader_->reset_stats();
+        part.restart();
+        timing = true;
+      }
+      train_step(b->images, b->labels, nullptr);
+      ++done;
+      if (timing) ++counted;
+    }
+    loader_->stop();
+    synchronize(device_);
+    if (timing && counted > 0) {
+      elapsed += part.seconds();
+      waited += loader_->stats().wait_s;
+    }
+  }
+  elapsed = max_over_ranks(elapsed);
+  r.epoch_slices_per_s = static_cast<double>(steps * d.batch_size * world_.size()) / elapsed;
+  r.data_wait = max_over_ranks(waited) / elapsed;
+  return r;
+}
+
+}  // namespace strata::train

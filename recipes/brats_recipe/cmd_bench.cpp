@@ -1,0 +1,85 @@
+// `brats_recipe bench`: training throughput of a recipe on every rank, as JSON.
+//
+// Two figures, each with the config that produced it: step slices/s, training steps on
+// one batch already on the device (the compute ceiling, comparable with
+// benchmarks/pytorch_reference.py), and epoch slices/s, steps through the whole input
+// pipeline (HDF5 -> readers -> device -> augment); plus the fraction of that run spent
+// waiting for data and the communication time per step not hidden behind backward.
+#include "brats_recipe/cli.h"
+#include "brats_recipe/setup.h"
+#include "strata/core/build_info.h"
+#include "strata/core/error.h"
+#include "strata/core/log.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/cuda.h>
+#if STRATA_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+#include <filesystem>
+#include <fstream>
+
+namespace strata::recipes {
+namespace {
+
+std::string device_name(const torch::Device& device) {
+#if STRATA_WITH_CUDA
+  if (device.is_cuda()) return at::cuda::getDeviceProperties(device.index())->name;
+#endif
+  return "cpu";
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, Cli& cli) {
+  auto* cmd = app.add_subcommand("bench", "training throughput of a recipe (step and pipeline slices/s, JSON)");
+  auto options = std::make_shared<ConfigOptions>();
+  auto steps = std::make_shared<int64_t>(20);
+  auto warmup = std::make_shared<int64_t>(5);
+  auto json_path = std::make_shared<std::string>();
+  Cli::add_config_options(cmd, options.get(), /*config_required=*/true);
+  cmd->add_option("--steps", *steps, "timed steps of each measurement")->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", *warmup, "untimed steps before each measurement")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--json", *json_path, "also write the result to this file");
+  cli.on(cmd, [&cli, options, steps, warmup, json_path] {
+    RecipeConfig config = cli.resolve(*options);
+    auto setup = trainer_setup(config);
+    setup.progress = false;
+    train::Trainer trainer(setup, cli.world());
+    train::BenchResult r = trainer.bench(*steps, *warmup);
+    if (cli.world().rank() != 0) return;
+    nlohmann::json j{
+        {"bench", "train"},
+        {"device", device_name(trainer.device())},
+        {"ranks", cli.world().size()},
+        {"transport", trainer.communicator().backend()},
+        {"config",
+         {{"recipe", options->config_path},
+          {"size", trainer.slice_size()},
+          {"batch_per_rank", config.data.batch_size},
+          {"amp", train::amp_name(trainer.amp())},
+          {"channels_last", config.model.channels_last},
+          {"widths", config.model.widths},
+          {"optimizer", config.train.optimizer},
+          {"bucket_mb", config.train.bucket_mb},
+          {"overlap", config.train.overlap},
+          {"workers", config.data.workers},
+          {"augment", config.data.augment.enabled}}},
+        {"steps", r.steps},
+        {"step_slices_per_s", r.step_slices_per_s},
+        {"epoch_slices_per_s", r.epoch_slices_per_s},
+        {"data_wait", r.data_wait},
+        {"exposed_comm_s_per_step", r.exposed_comm_s_per_step},
+        {"peak_memory_gib", r.peak_memory_gib}};
+    std::string line = j.dump();
+    fmt::print("{}\n", line);
+    if (!json_path->empty()) {
+      std::string tmp = *json_path + ".tmp";
+      std::ofstream(tmp) << j.dump(2) << "\n";
+      std::filesystem::rename(tmp, *json_path);
+    }
+  });
+}
+
+}  // namespace strata::recipes

@@ -1,0 +1,37 @@
+// Recipe -> framework setup (see setup.h).
+#include "brats_recipe/setup.h"
+
+#include "strata/core/log.h"
+#include "strata/train/checkpoint.h"
+
+namespace strata::recipes {
+
+train::TrainerSetup trainer_setup(const RecipeConfig& config) {
+  train::TrainerSetup s;
+  s.run_dir = config.run.dir;
+  s.seed = static_cast<uint64_t>(config.run.seed);
+  s.device = config.run.device;
+  s.backend = config.run.backend;
+  s.config_yaml = core::to_yaml(config);
+  s.data = config.data;
+  s.model = config.model;
+  s.loss = config.loss;
+  s.train = config.train;
+  s.sched = config.sched;
+  s.metrics = config.eval.metrics;
+  return s;
+}
+
+void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpoint) {
+  auto archive = train::open_checkpoint(checkpoint, torch::Device(torch::kCPU));
+  train::CheckpointMeta meta = train::read_meta(archive, checkpoint);
+  nn::UNetConfig stored = core::parse_config<nn::UNetConfig>(meta.model_yaml, {}, "model of " + checkpoint);
+  std::string mine = core::to_yaml(config.model), theirs = core::to_yaml(stored);
+  if (mine != theirs) {
+    core::log0("model: taken from {} (the recipe's model section differs: {})", checkpoint,
+               fmt::join(core::diff_yaml(theirs, mine), "; "));
+  }
+  config.model = stored;
+}
+
+}  // namespace strata::recipes

@@ -1,0 +1,20 @@
+// From a resolved recipe to the framework objects the subcommands build: the
+// Trainer's setup, and checkpoint-driven model sections (finetune, evaluate).
+#pragma once
+
+#include "brats_recipe/recipe_config.h"
+#include "strata/train/trainer.h"
+
+#include <string>
+
+namespace strata::recipes {
+
+// The Trainer's inputs from the recipe's sections.
+train::TrainerSetup trainer_setup(const RecipeConfig& config);
+
+// Replaces config.model by the architecture stored in `checkpoint` (its `model`
+// section), logging on rank 0 where the recipe's own section differed. CheckpointError
+// when the file is missing, unreadable or not a Strata checkpoint.
+void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpoint);
+
+}  // namespace strata::recipes
