@@ -51,5 +51,8 @@ class Cli {
 
 // Subcommand registration, one per cmd_*.cpp.
 void add_config_command(CLI::App& app, Cli& cli);
+void add_synth_command(CLI::App& app, Cli& cli);
+void add_pack_command(CLI::App& app, Cli& cli);
+void add_inspect_command(CLI::App& app, Cli& cli);
 
 }  // namespace strata::recipes
