@@ -11,7 +11,7 @@
 #include "bench_data.h"
 #include "strata/core/timer.h"
 #include "strata/data/slice_store.h"
-#include "strata/dataprep/random.h"
+#include "strata/data/random.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -42,7 +42,7 @@ int64_t measure(const data::SliceStore& store, int threads, int64_t batch, doubl
   core::Stopwatch clock;
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
-      dataprep::Rng rng(static_cast<uint64_t>(t) + 1);
+      data::Rng rng(static_cast<uint64_t>(t) + 1);
       std::vector<int64_t> idx(static_cast<size_t>(batch));
       std::vector<c10::Half> images(static_cast<size_t>(store.image_bytes() / 2 * batch));
       std::vector<uint8_t> labels(static_cast<size_t>(store.label_bytes() * batch));

@@ -27,4 +27,6 @@ step "pack them into one HDF5 slice file at 128x128"
 $B pack --input "$DEMO_DATA/cases" --out "$DEMO_DATA/brats128.h5" --size 128 --force
 step "inspect and verify the packed file"
 $B inspect "$DEMO_DATA/brats128.h5" --verify
+step "the input pipeline on it: sampler, 2 reader threads, augmentation (JSON lines)"
+build/bin/loader_bench --file "$DEMO_DATA/brats128.h5" --workers 2 --seconds 2
 echo; echo "demo: done"

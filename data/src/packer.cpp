@@ -5,8 +5,9 @@
 #include "strata/core/error.h"
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
+#include "strata/data/intraop.h"
 #include "strata/dataprep/parallel.h"
-#include "strata/dataprep/random.h"
+#include "strata/data/random.h"
 
 #include <torch/torch.h>
 
@@ -20,6 +21,9 @@
 namespace strata::dataprep {
 
 namespace fs = std::filesystem;
+using data::hash_name;
+using data::mix64;
+using data::unit_double;
 namespace fmt_ = data::format;
 using core::DataError;
 using core::IoError;
@@ -310,6 +314,8 @@ std::vector<int> assign_splits(const std::vector<std::string>& case_names, doubl
 
 PreparedCase prepare_case(const CaseFiles& files, const PackOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
+  // Cases are the parallelism (one per worker): the resize runs on this thread only.
+  data::set_thread_intraop_threads(1);
   std::array<Volume, 4> vols;
   for (size_t m = 0; m < 4; ++m) vols[m] = read_nifti(files.modalities[m]);
   Volume seg = read_nifti(files.seg);

@@ -2,12 +2,16 @@
 #include "strata/dataprep/phantom.h"
 
 #include "strata/core/error.h"
-#include "strata/dataprep/random.h"
+#include "strata/data/random.h"
 
 #include <algorithm>
 #include <cmath>
 
 namespace strata::dataprep {
+
+using data::mix64;
+using data::Rng;
+
 namespace {
 
 // Tissue and tumour classes of the phantom, in intensity-table order.

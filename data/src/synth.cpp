@@ -6,7 +6,7 @@
 #include "strata/dataprep/files.h"
 #include "strata/dataprep/parallel.h"
 #include "strata/dataprep/phantom.h"
-#include "strata/dataprep/random.h"
+#include "strata/data/random.h"
 
 #include <nifti1.h>
 
@@ -15,6 +15,7 @@
 namespace strata::dataprep {
 
 namespace fs = std::filesystem;
+using data::mix64;
 using core::DataError;
 using core::IoError;
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "strata/core/config.h"
+#include "strata/data/data_config.h"
 
 #include <cstdint>
 #include <string>
@@ -29,11 +30,13 @@ struct RunConfig {
 };
 
 struct RecipeConfig {
-  RunConfig run;  // where and how the run happens
+  RunConfig run;           // where and how the run happens
+  data::DataConfig data;   // the packed file and the input pipeline
 
   template <class V>
   void visit(V& v) {
     v("run", run, "where and how the run happens");
+    v("data", data, "the packed file and the input pipeline");
   }
 };
 

@@ -20,16 +20,7 @@ namespace strata::dataprep {
 namespace {
 
 namespace fs = std::filesystem;
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const core::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using test::error_of;
 
 bool no_partial_files(const std::string& dir) {
   for (const auto& e : fs::directory_iterator(dir)) {

@@ -20,16 +20,7 @@ namespace strata::data {
 namespace {
 
 namespace fs = std::filesystem;
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const core::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using test::error_of;
 
 SliceStoreOptions with(ReadPath p) {
   SliceStoreOptions o;

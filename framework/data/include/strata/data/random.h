@@ -1,13 +1,14 @@
-// Small, portable random numbers for dataset preparation: the same seed gives the same
-// phantoms, splits and slice selections on every platform and standard library
-// (std::normal_distribution and std::shuffle are implementation-defined; these are not).
+// Small, portable random numbers: the same seed gives the same phantoms, splits, slice
+// selections, epoch permutations and augmentations on every platform and standard
+// library (std::normal_distribution and std::shuffle are implementation-defined;
+// these are not).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <string_view>
 
-namespace strata::dataprep {
+namespace strata::data {
 
 // SplitMix64 finaliser: a well-mixed 64-bit hash of a 64-bit value.
 inline uint64_t mix64(uint64_t x) {
@@ -47,4 +48,4 @@ class Rng {
   uint64_t state_;
 };
 
-}  // namespace strata::dataprep
+}  // namespace strata::data
