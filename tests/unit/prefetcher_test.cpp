@@ -11,6 +11,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace strata::data {
 namespace {
 
@@ -170,6 +172,30 @@ TEST(Prefetcher, AugmentedBatchesAreTheSameWhateverTheReaderCount) {
     EXPECT_LE(one[k].labels.max().item<int64_t>(), 3);
   }
   EXPECT_TRUE(changed) << "augmentation did something";
+}
+
+TEST(Prefetcher, ByCaseEvaluationPlanOfAValSplit) {
+  auto store = tiny_store();
+  const auto& val = store->split("val");
+  std::set<int64_t> seen;
+  int64_t batches = -1;
+  for (int rank = 0; rank < 3; ++rank) {
+    ShardSampler s = ShardSampler::by_case(store->cases_of(val), rank, 3, 4);
+    if (batches < 0) batches = s.num_batches();
+    EXPECT_EQ(s.num_batches(), batches);
+    Prefetcher p(store, cpu(2, 2));
+    p.start(map_indices(s.epoch(0), val));
+    int64_t n = 0;
+    while (auto b = p.next()) {
+      ++n;
+      for (int64_t j = 0; j < b->num_valid; ++j) {
+        EXPECT_TRUE(seen.insert(b->slices[static_cast<size_t>(j)]).second);
+        EXPECT_TRUE(std::count(s.cases().begin(), s.cases().end(), store->case_of(b->slices[static_cast<size_t>(j)])));
+      }
+    }
+    EXPECT_EQ(n, batches);
+  }
+  EXPECT_EQ(seen, std::set<int64_t>(val.begin(), val.end()));
 }
 
 TEST(Prefetcher, RejectsImpossibleOptions) {

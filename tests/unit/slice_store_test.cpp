@@ -190,6 +190,7 @@ TEST(SliceStoreBadFile, FlippedByteFailsEveryReaderAndVerifyNamingTheSlice) {
     EXPECT_NE(why.find(path), std::string::npos) << why;
     EXPECT_NE(why.find("/images slice 5"), std::string::npos) << why;
     EXPECT_NE(why.find(case_name), std::string::npos) << why;
+    EXPECT_NE(why.find("Fletcher"), std::string::npos) << why;  // says what failed
     why = error_of([&] { s.verify(); });
     EXPECT_NE(why.find("/images slice 5"), std::string::npos) << why;
   }

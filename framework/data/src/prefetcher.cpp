@@ -333,7 +333,7 @@ void Prefetcher::start(std::vector<IndexBatch> plan, int64_t first_step) {
   m.stop();
   int64_t rows = 0;
   for (const auto& b : plan) rows = std::max<int64_t>(rows, static_cast<int64_t>(b.indices.size()));
-  if (rows > m.slot_rows) m.allocate(rows);
+  if (m.slots.empty() || rows > m.slot_rows) m.allocate(std::max<int64_t>(rows, 1));
   {
     std::lock_guard<std::mutex> lock(m.mu);
     m.plan = std::move(plan);

@@ -20,6 +20,7 @@
 #include <climits>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 
 namespace strata::data {
@@ -419,28 +420,33 @@ void SliceStore::Impl::read_hdf5(hid_t dataset, hid_t mem_type, const char* name
   h5::Handle space = h5::make<DataError>(H5Dget_space(dataset), H5Sclose, path);
   std::vector<hsize_t> dims = h5::dims_of(dataset);
   std::vector<hsize_t> start(dims.size(), 0), extent = dims;
-  auto read_run = [&](int64_t k, int64_t run) {
+  // Reads `run` slices from request position k; on failure returns HDF5's error text,
+  // taken before any other HDF5 call (each one clears the error stack).
+  auto read_run = [&](int64_t k, int64_t run) -> std::optional<std::string> {
     start[0] = static_cast<hsize_t>(idx[k]);
     extent[0] = static_cast<hsize_t>(run);
     H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr);
-    h5::Handle mem = h5::make<DataError>(H5Screate_simple(static_cast<int>(extent.size()), extent.data(), nullptr),
-                                         H5Sclose, path);
-    return H5Dread(dataset, mem_type, mem.get(), space.get(), H5P_DEFAULT, dest + k * payload) >= 0;
+    hid_t mem = H5Screate_simple(static_cast<int>(extent.size()), extent.data(), nullptr);
+    herr_t status = H5Dread(dataset, mem_type, mem, space.get(), H5P_DEFAULT, dest + k * payload);
+    std::optional<std::string> why;
+    if (status < 0) why = h5::error_text();
+    H5Sclose(mem);
+    return why;
   };
   for (int64_t k = 0; k < count;) {
     int64_t run = 1;
     while (k + run < count && idx[k + run] == idx[k] + run) ++run;
-    if (!read_run(k, run)) {
-      std::string why = h5::error_text();
+    if (std::optional<std::string> why = read_run(k, run)) {
       // Name the slice: retry the run one slice at a time to find the failing one.
       for (int64_t j = k; j < k + run && run > 1; ++j) {
-        if (!read_run(j, 1)) {
-          why = h5::error_text();
+        if (std::optional<std::string> one = read_run(j, 1)) {
+          why = one;
           k = j;
           break;
         }
       }
-      STRATA_THROW(DataError, "{}: reading /{} {}: {}", path, name, describe(idx[k]), why);
+      STRATA_THROW(DataError, "{}: reading /{} {}: {}", path, name, describe(idx[k]),
+                   why->empty() ? "HDF5 read failed" : *why);
     }
     k += run;
   }
@@ -481,6 +487,17 @@ const std::vector<std::string>& SliceStore::case_names() const { return impl_->c
 const std::vector<int32_t>& SliceStore::slice_cases() const { return impl_->slice_case; }
 const std::vector<int32_t>& SliceStore::slice_z() const { return impl_->slice_z; }
 std::string SliceStore::describe_slice(int64_t slice) const { return impl_->describe(slice); }
+
+std::vector<int32_t> SliceStore::cases_of(const std::vector<int64_t>& slices) const {
+  std::vector<int32_t> out;
+  out.reserve(slices.size());
+  for (int64_t i : slices) {
+    STRATA_CHECK_AS(DataError, i >= 0 && i < impl_->n, "{}: slice index {} is out of range (the file has {} slices)",
+                    impl_->path, i, impl_->n);
+    out.push_back(case_of(i));
+  }
+  return out;
+}
 
 std::vector<std::string> SliceStore::split_names() const {
   std::vector<std::string> names;

@@ -51,7 +51,9 @@ class ShardSampler {
   // batch size are out of range, or when kDrop would leave no batch at all.
   ShardSampler(int64_t num_items, int rank, int world_size, SamplerOptions options);
 
-  // By-case mode: item i belongs to case item_case[i] (any non-negative ids).
+  // By-case mode: item i belongs to case item_case[i] (any non-negative ids). For a
+  // split: by_case(store.cases_of(store.split("val")), rank, world, batch), then
+  // map_indices(sampler.epoch(0), store.split("val")).
   static ShardSampler by_case(const std::vector<int32_t>& item_case, int rank, int world_size, int64_t batch_size);
 
   int64_t num_items() const { return num_items_; }

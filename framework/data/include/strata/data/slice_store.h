@@ -106,6 +106,8 @@ class SliceStore {
   const std::vector<int32_t>& slice_z() const;      // [num_slices]: axial index within its case
   int32_t case_of(int64_t slice) const { return slice_cases()[static_cast<size_t>(slice)]; }
   int32_t z_of(int64_t slice) const { return slice_z()[static_cast<size_t>(slice)]; }
+  // The case of each of `slices` (for ShardSampler::by_case over a split).
+  std::vector<int32_t> cases_of(const std::vector<int64_t>& slices) const;
   // "slice 12 (case BraTS2021_00003, z 77)", for messages.
   std::string describe_slice(int64_t slice) const;
 
