@@ -65,8 +65,9 @@ struct PrefetchStats {
 
 class Prefetcher {
  public:
-  // A ConfigError for a CUDA device without CUDA, half images on CPU with augmentation,
-  // or workers/depth below 1.
+  // A ConfigError for a CUDA device without CUDA, an image dtype other than float32 or
+  // float16, or workers/depth below 1. Augmentation always runs in float32; float16
+  // images are converted after it.
   Prefetcher(std::shared_ptr<const SliceStore> store, PrefetchOptions options);
   ~Prefetcher();  // stops the readers
   Prefetcher(const Prefetcher&) = delete;
