@@ -35,7 +35,12 @@ function(strata_add_library name)
   add_library(strata::${name} ALIAS ${name})
 endfunction()
 
+# libtorch.so exports its own (older, statically linked) copy of std::filesystem, and
+# its DT_NEEDED entry precedes libstdc++'s, so calls such as remove_all() would bind to
+# torch's copy and crash. Naming libstdc++ first on every executable's link line makes
+# the system's implementation the one the dynamic linker finds first.
 function(strata_add_executable name)
   add_executable(${name} ${ARGN})
   _strata_common(${name})
+  target_link_options(${name} PRIVATE "LINKER:--push-state,--no-as-needed" -lstdc++ "LINKER:--pop-state")
 endfunction()

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", version_text());
   app.require_subcommand(1);
   recipes::add_config_command(app, cli);
+  recipes::add_summary_command(app, cli);
   recipes::add_synth_command(app, cli);
   recipes::add_pack_command(app, cli);
   recipes::add_inspect_command(app, cli);

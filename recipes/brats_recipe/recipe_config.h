@@ -4,6 +4,8 @@
 
 #include "strata/core/config.h"
 #include "strata/data/data_config.h"
+#include "strata/nn/loss.h"
+#include "strata/nn/unet.h"
 
 #include <cstdint>
 #include <string>
@@ -30,12 +32,16 @@ struct RunConfig {
 };
 
 struct RecipeConfig {
-  RunConfig run;           // where and how the run happens
-  data::DataConfig data;   // the packed file and the input pipeline
+  RunConfig run;  // where and how the run happens
+  nn::UNetConfig model;  // the U-Net: widths, norm, dropout, memory format
+  nn::LossConfig loss;   // training loss: type, class weights, smooth, cross-entropy term
+  data::DataConfig data;  // the packed file and the input pipeline
 
   template <class V>
   void visit(V& v) {
     v("run", run, "where and how the run happens");
+    v("model", model, "the U-Net: widths, norm, dropout, memory format");
+    v("loss", loss, "training loss: type, class weights, smooth, cross-entropy term");
     v("data", data, "the packed file and the input pipeline");
   }
 };

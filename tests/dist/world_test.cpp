@@ -44,6 +44,13 @@ TEST(WorldTest, BindsTheCpuWithoutCuda) {
   EXPECT_THROW(world().bind_device("cuda"), core::ConfigError);
 }
 
+TEST(WorldTest, AnyRankAgreesEverywhere) {
+  const World& w = world();
+  EXPECT_FALSE(w.any_rank(false));
+  EXPECT_TRUE(w.any_rank(true));
+  EXPECT_TRUE(w.any_rank(w.rank() == w.size() - 1));  // one rank saw it: all know
+}
+
 TEST(WorldTest, SameConfigPasses) {
   auto config = core::parse_config<TinyConfig>("lr: 0.001\n");
   EXPECT_NO_THROW(world().check_same_config(core::config_hash(config)));

@@ -196,5 +196,18 @@ TEST(ConfigTest, HashIgnoresFormattingButNotValues) {
   EXPECT_EQ(hash_hex(config_hash(a)).size(), 16u);
 }
 
+TEST(ConfigTest, DiffNamesChangedKeys) {
+  auto a = to_yaml(parse_config<RootConfig>("epochs: 5\ntrain: {lr: 0.001}\n"));
+  auto b = to_yaml(parse_config<RootConfig>("epochs: 6\ntrain: {lr: 0.001, betas: [0.8, 0.9]}\n"));
+  EXPECT_TRUE(diff_yaml(a, a).empty());
+  auto d = diff_yaml(a, b);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0], "train.betas: [0.9, 0.999] -> [0.8, 0.9]");
+  EXPECT_EQ(d[1], "epochs: 5 -> 6");
+  auto extra = diff_yaml("a: 1\n", "a: 1\nb: {c: 2}\n");
+  ASSERT_EQ(extra.size(), 1u);
+  EXPECT_EQ(extra[0], "b.c: (absent) -> 2");
+}
+
 }  // namespace
 }  // namespace strata::core

@@ -104,6 +104,12 @@ void World::check_same_config(uint64_t hash, const std::string& what) const {
 
 void World::barrier() const { MPI_CHECK(MPI_Barrier(comm_)); }
 
+bool World::any_rank(bool flag) const {
+  int local = flag ? 1 : 0, any = 0;
+  MPI_CHECK(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_LOR, comm_));
+  return any != 0;
+}
+
 void World::abort_all(const std::string& message, int code) const {
   core::log_message(core::LogLevel::kError, message);
   MPI_Abort(MPI_COMM_WORLD, code);

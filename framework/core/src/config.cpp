@@ -136,6 +136,49 @@ YAML::Node load_yaml_file(const std::string& path) {
   }
 }
 
+namespace {
+
+// Flattens a YAML tree into (dotted key, value text) pairs; lists stay whole.
+void flatten(const YAML::Node& node, const std::string& prefix, std::vector<std::pair<std::string, std::string>>* out) {
+  if (node.IsMap()) {
+    for (const auto& kv : node) {
+      std::string key = kv.first.as<std::string>();
+      flatten(kv.second, prefix.empty() ? key : prefix + "." + key, out);
+    }
+    return;
+  }
+  YAML::Emitter e;
+  e << YAML::Flow << node;
+  out->emplace_back(prefix, e.c_str());
+}
+
+}  // namespace
+
+std::vector<std::string> diff_yaml(const std::string& a, const std::string& b) {
+  std::vector<std::pair<std::string, std::string>> fa, fb;
+  flatten(parse_yaml(a, "<config a>"), "", &fa);
+  flatten(parse_yaml(b, "<config b>"), "", &fb);
+  auto find = [](const auto& flat, const std::string& key) -> const std::string* {
+    for (const auto& kv : flat) {
+      if (kv.first == key) return &kv.second;
+    }
+    return nullptr;
+  };
+  std::vector<std::string> out;
+  for (const auto& [key, value] : fa) {
+    const std::string* other = find(fb, key);
+    if (!other) {
+      out.push_back(fmt::format("{}: {} -> (absent)", key, value));
+    } else if (*other != value) {
+      out.push_back(fmt::format("{}: {} -> {}", key, value, *other));
+    }
+  }
+  for (const auto& [key, value] : fb) {
+    if (!find(fa, key)) out.push_back(fmt::format("{}: (absent) -> {}", key, value));
+  }
+  return out;
+}
+
 uint64_t fnv1a64(std::string_view bytes) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : bytes) {

@@ -278,6 +278,11 @@ std::string to_yaml(const S& config, bool comments = false) {
   return std::string(out.c_str()) + "\n";
 }
 
+// Keys whose values differ between two resolved configs (YAML text), as
+// "train.lr: 0.0001 -> 5e-05" lines, in a's key order then keys only b has. Used to
+// explain why a checkpoint does not match the current config.
+std::vector<std::string> diff_yaml(const std::string& a, const std::string& b);
+
 uint64_t fnv1a64(std::string_view bytes);
 std::string hash_hex(uint64_t hash);
 

@@ -1,0 +1,228 @@
+// Dice and cross-entropy losses and their factory (see loss.h).
+#include "strata/nn/loss.h"
+
+#include "strata/core/error.h"
+
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <numeric>
+
+namespace strata::nn {
+
+namespace F = torch::nn::functional;
+
+void LossConfig::validate() const {
+  bool any_positive = weights.empty();
+  for (double w : weights) any_positive = any_positive || w > 0;
+  STRATA_CHECK_AS(ConfigError, any_positive, "'loss.weights' = {}: at least one weight must be > 0", weights);
+}
+
+const std::vector<double>& necrotic_weights() {
+  static const std::vector<double> weights{0.1, 4.0, 1.0, 1.0};
+  return weights;
+}
+
+namespace {
+
+void check_inputs(const torch::Tensor& logits, const torch::Tensor& target) {
+  STRATA_CHECK_AS(DataError, logits.dim() == 4 && at::isFloatingType(logits.scalar_type()),
+                  "loss: logits of shape {} and dtype {}: expected a floating [B, C, H, W] tensor", logits.sizes(),
+                  c10::toString(logits.scalar_type()));
+  STRATA_CHECK_AS(DataError,
+                  target.scalar_type() == torch::kLong && target.dim() == 3 && target.size(0) == logits.size(0) &&
+                      target.size(1) == logits.size(2) && target.size(2) == logits.size(3),
+                  "loss: labels of shape {} and dtype {} do not match logits {}: expected int64 [B, H, W]",
+                  target.sizes(), c10::toString(target.scalar_type()), logits.sizes());
+  STRATA_CHECK_AS(DataError, target.device() == logits.device(), "loss: labels on {} but logits on {}",
+                  target.device().str(), logits.device().str());
+  const int64_t classes = logits.size(1);
+  if (target.is_cpu() && target.numel() > 0) {
+    auto [lo, hi] = torch::aminmax(target);
+    int64_t min = lo.item<int64_t>(), max = hi.item<int64_t>();
+    STRATA_CHECK_AS(DataError, min >= 0 && max < classes,
+                    "loss: labels must lie in [0, {}) for {} classes, found values from {} to {}", classes, classes,
+                    min, max);
+  }
+}
+
+// Autocast off for the scope: the loss's float32 ops must stay float32 on every
+// device's autocast policy, whatever the ops' lists say.
+class NoAutocast {
+ public:
+  NoAutocast() : guard_(c10::autocast_dispatch_keyset) {}
+
+ private:
+  c10::impl::ExcludeDispatchKeyGuard guard_;
+};
+
+// Dice per class from inputs already checked, in float32.
+torch::Tensor dice_unchecked(const torch::Tensor& logits, const torch::Tensor& target, double smooth) {
+  const int64_t classes = logits.size(1);
+  torch::Tensor p = torch::softmax(logits.to(torch::kFloat), 1);
+  // One-hot by comparison rather than scatter: no index can go out of bounds.
+  torch::Tensor onehot =
+      (target.unsqueeze(1) == torch::arange(classes, target.options()).view({1, classes, 1, 1})).to(torch::kFloat);
+  const std::vector<int64_t> dims{0, 2, 3};
+  torch::Tensor intersection = (p * onehot).sum(dims);
+  torch::Tensor denominator = p.sum(dims) + onehot.sum(dims);
+  return (2 * intersection + smooth) / (denominator + smooth);
+}
+
+// weights / sum(weights), float32, cached on the last device asked for.
+class Weights {
+ public:
+  explicit Weights(const std::vector<double>& w) {
+    double sum = std::accumulate(w.begin(), w.end(), 0.0);
+    std::vector<float> normalised;
+    for (double x : w) normalised.push_back(static_cast<float>(x / sum));
+    host_ = torch::tensor(normalised, torch::kFloat);
+    on_device_ = host_;
+  }
+  const torch::Tensor& on(const torch::Device& device) {
+    if (on_device_.device() != device) on_device_ = host_.to(device);
+    return on_device_;
+  }
+
+ private:
+  torch::Tensor host_, on_device_;
+};
+
+std::string ce_suffix(double ce_weight) {
+  return ce_weight > 0 ? fmt::format(" + {} * cross_entropy", ce_weight) : std::string();
+}
+
+class DiceLoss final : public Loss {
+ public:
+  DiceLoss(std::string name, std::vector<double> weights, double smooth, double ce_weight)
+      : name_(std::move(name)), raw_weights_(weights), weights_(weights), smooth_(smooth), ce_weight_(ce_weight) {}
+
+  torch::Tensor operator()(const torch::Tensor& logits, const torch::Tensor& target) override {
+    check_classes(logits);
+    check_inputs(logits, target);
+    NoAutocast no_autocast;
+    torch::Tensor dice = dice_unchecked(logits, target, smooth_);
+    torch::Tensor loss = ((1 - dice) * weights_.on(logits.device())).sum();
+    if (ce_weight_ > 0) loss = loss + ce_weight_ * F::cross_entropy(logits.to(torch::kFloat), target);
+    return loss;
+  }
+
+  std::string describe() const override {
+    return fmt::format("{}(weights {}, smooth {}){}", name_, raw_weights_, smooth_, ce_suffix(ce_weight_));
+  }
+
+ private:
+  void check_classes(const torch::Tensor& logits) const {
+    STRATA_CHECK_AS(DataError, logits.dim() < 2 || logits.size(1) == static_cast<int64_t>(raw_weights_.size()),
+                    "loss {}: logits have {} classes, the loss was built for {}", name_, logits.size(1),
+                    raw_weights_.size());
+  }
+
+  std::string name_;
+  std::vector<double> raw_weights_;
+  Weights weights_;
+  double smooth_, ce_weight_;
+};
+
+class CrossEntropyLoss final : public Loss {
+ public:
+  CrossEntropyLoss(std::vector<double> weights, int64_t classes, double ce_weight)
+      : raw_weights_(std::move(weights)), classes_(classes), ce_weight_(ce_weight) {
+    if (!raw_weights_.empty()) {
+      std::vector<float> w(raw_weights_.begin(), raw_weights_.end());
+      host_weights_ = torch::tensor(w, torch::kFloat);
+    }
+  }
+
+  torch::Tensor operator()(const torch::Tensor& logits, const torch::Tensor& target) override {
+    STRATA_CHECK_AS(DataError, logits.dim() < 2 || logits.size(1) == classes_,
+                    "loss cross_entropy: logits have {} classes, the loss was built for {}", logits.size(1), classes_);
+    check_inputs(logits, target);
+    NoAutocast no_autocast;
+    torch::Tensor x = logits.to(torch::kFloat);
+    auto options = F::CrossEntropyFuncOptions();
+    if (host_weights_.defined()) {
+      if (!weights_.defined() || weights_.device() != logits.device()) weights_ = host_weights_.to(logits.device());
+      options.weight(weights_);
+    }
+    torch::Tensor loss = F::cross_entropy(x, target, options);
+    if (ce_weight_ > 0) loss = loss + ce_weight_ * F::cross_entropy(x, target);
+    return loss;
+  }
+
+  std::string describe() const override {
+    std::string w = raw_weights_.empty() ? "none" : fmt::format("{}", raw_weights_);
+    return fmt::format("cross_entropy(class weights {}){}", w, ce_suffix(ce_weight_));
+  }
+
+ private:
+  std::vector<double> raw_weights_;
+  int64_t classes_;
+  double ce_weight_;
+  torch::Tensor host_weights_, weights_;
+};
+
+// loss.weights, or `fallback` when empty; ConfigError when the count is not `classes`.
+std::vector<double> resolve_weights(const LossConfig& config, int64_t classes, const std::vector<double>& fallback) {
+  const std::vector<double>& w = config.weights.empty() ? fallback : config.weights;
+  STRATA_CHECK_AS(ConfigError, static_cast<int64_t>(w.size()) == classes,
+                  "{} has {} entries {}, but the model has {} classes (model.num_classes): give one weight per class",
+                  config.weights.empty() ? fmt::format("the default 'loss.weights' of loss.type '{}'", config.type)
+                                         : std::string("'loss.weights'"),
+                  w.size(), w, classes);
+  return w;
+}
+
+struct LossType {
+  const char* name;
+  std::unique_ptr<Loss> (*build)(const LossConfig& config, int64_t classes);
+};
+
+const std::vector<LossType>& registry() {
+  static const std::vector<LossType> types{
+      {"multi_dice",
+       [](const LossConfig& c, int64_t classes) -> std::unique_ptr<Loss> {
+         auto w = resolve_weights(c, classes, std::vector<double>(static_cast<size_t>(classes), 1.0));
+         return std::make_unique<DiceLoss>("multi_dice", w, c.smooth, c.ce_weight);
+       }},
+      {"weighted_dice",
+       [](const LossConfig& c, int64_t classes) -> std::unique_ptr<Loss> {
+         auto w = resolve_weights(c, classes, necrotic_weights());
+         return std::make_unique<DiceLoss>("weighted_dice", w, c.smooth, c.ce_weight);
+       }},
+      {"cross_entropy",
+       [](const LossConfig& c, int64_t classes) -> std::unique_ptr<Loss> {
+         auto w = c.weights.empty() ? std::vector<double>() : resolve_weights(c, classes, {});
+         return std::make_unique<CrossEntropyLoss>(w, classes, c.ce_weight);
+       }},
+  };
+  return types;
+}
+
+}  // namespace
+
+std::vector<std::string> loss_types() {
+  std::vector<std::string> names;
+  for (const auto& t : registry()) names.emplace_back(t.name);
+  return names;
+}
+
+std::unique_ptr<Loss> make_loss(const LossConfig& config, int64_t num_classes) {
+  config.validate();
+  for (const auto& t : registry()) {
+    if (config.type == t.name) return t.build(config, num_classes);
+  }
+  STRATA_THROW(ConfigError, "'loss.type' = '{}': must be one of {}", config.type, fmt::join(loss_types(), ", "));
+}
+
+torch::Tensor soft_dice_per_class(const torch::Tensor& logits, const torch::Tensor& target, double smooth) {
+  check_inputs(logits, target);
+  NoAutocast no_autocast;
+  return dice_unchecked(logits, target, smooth);
+}
+
+}  // namespace strata::nn

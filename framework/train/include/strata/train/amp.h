@@ -1,0 +1,84 @@
+// Mixed precision: autocast scopes for fp16/bf16, and a GradScaler with a dynamic loss
+// scale whose skip decision is identical on every rank.
+//
+// GradScaler follows PyTorch's algorithm on libtorch's own kernels
+// (_amp_foreach_non_finite_check_and_unscale_ and _amp_update_scale_): the loss is
+// multiplied by the scale, gradients are unscaled in place after the allreduce, a step
+// with any inf/nan is skipped and the scale backs off; after `growth_interval` clean
+// steps in a row it grows. The found-inf flag is summed across ranks before anyone
+// decides, so replicas never diverge. Not thread-safe; one per trainer.
+#pragma once
+
+#include "strata/comm/communicator.h"
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace strata::train {
+
+enum class AmpMode { kOff, kFp16, kBf16 };
+
+// "off" | "fp16" | "bf16"; anything else is a ConfigError.
+AmpMode parse_amp(const std::string& name);
+const char* amp_name(AmpMode mode);
+// The mode that can run on `device`: fp16 on a CPU falls back to off, with a warning
+// that says so (CPU autocast has no fp16 kernels worth using).
+AmpMode resolve_amp(AmpMode requested, const torch::Device& device);
+
+// Enables autocast for `device`'s type in the mode's dtype for its lifetime (no-op for
+// kOff), and restores the previous state after.
+class AutocastScope {
+ public:
+  AutocastScope(AmpMode mode, const torch::Device& device);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool active_ = false;
+  c10::DeviceType type_;
+  bool prev_enabled_ = false;
+  c10::ScalarType prev_dtype_;
+};
+
+struct ScalerOptions {
+  double init_scale = 65536.0;   // 2^16
+  double growth_factor = 2.0;    // scale *= this after growth_interval clean steps
+  double backoff_factor = 0.5;   // scale *= this after a step with inf/nan
+  int64_t growth_interval = 2000;
+};
+
+class GradScaler {
+ public:
+  // Disabled (scale 1, never skips) unless `enabled`; `comm` reduces the found-inf flag.
+  GradScaler(bool enabled, const torch::Device& device, comm::Communicator* comm, ScalerOptions options = {});
+
+  bool enabled() const { return enabled_; }
+  // loss * scale (loss itself when disabled).
+  torch::Tensor scale(const torch::Tensor& loss) const;
+  // Unscales `grads` in place and decides, identically on every rank, whether this
+  // step has to be skipped (some rank saw inf/nan). Collective when enabled.
+  bool unscale_and_check(const std::vector<torch::Tensor>& grads);
+  // Updates the scale from the last check: backoff after a skip, growth after
+  // growth_interval clean steps.
+  void update();
+
+  double scale_value() const;
+  int64_t skipped_steps() const { return skipped_; }
+
+  // Scale, growth tracker and skip count, for checkpoints.
+  void save(torch::serialize::OutputArchive& archive) const;
+  void load(torch::serialize::InputArchive& archive);
+
+ private:
+  bool enabled_;
+  comm::Communicator* comm_;
+  ScalerOptions options_;
+  torch::Tensor scale_;           // float32 [1] on the device
+  torch::Tensor growth_tracker_;  // int32 [1] on the device
+  torch::Tensor found_inf_;       // float32 [1] on the device
+  int64_t skipped_ = 0;
+};
+
+}  // namespace strata::train

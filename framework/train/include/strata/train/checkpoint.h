@@ -1,0 +1,43 @@
+// Checkpoint files: atomic writes, typed errors on reads, a metadata header.
+//
+// A checkpoint is a libtorch serialize archive (zip). Writers fill an OutputArchive
+// and call save_atomic(), which writes `<path>.tmp.<pid>`, fsyncs it and renames it
+// over `path`, so a crash mid-write never destroys the previous checkpoint. Readers
+// call open_checkpoint(), which turns a missing, truncated or foreign file into a
+// CheckpointError naming it. Only rank 0 writes; every rank may read.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+
+namespace strata::train {
+
+constexpr int64_t kCheckpointFormat = 1;
+
+struct CheckpointMeta {
+  int64_t format = kCheckpointFormat;
+  std::string strata_version;
+  std::string config_yaml;   // the resolved config of the run that wrote it
+  std::string model_yaml;    // the model section alone: what the weights' architecture is
+  int64_t epoch = 0;         // epochs completed
+  int64_t step = 0;          // optimizer steps taken (skipped ones included)
+  int64_t step_in_epoch = 0; // > 0 only for a mid-epoch (preemption) checkpoint
+  double best_metric = 0;    // best validation mean Dice so far
+  std::string reason;        // "last", "best", "preempt"
+};
+
+void write_meta(torch::serialize::OutputArchive& archive, const CheckpointMeta& meta);
+CheckpointMeta read_meta(torch::serialize::InputArchive& archive, const std::string& path);
+
+// Writes `archive` to `path` atomically (temporary name, fsync, rename).
+void save_atomic(torch::serialize::OutputArchive& archive, const std::string& path);
+// Opens a checkpoint for reading; CheckpointError if it is missing or unreadable.
+torch::serialize::InputArchive open_checkpoint(const std::string& path);
+
+// Default CPU generator state (and the CUDA one of `device` when it is a GPU).
+void save_rng(torch::serialize::OutputArchive& archive, const torch::Device& device);
+void load_rng(torch::serialize::InputArchive& archive, const torch::Device& device);
+
+}  // namespace strata::train

@@ -1,0 +1,107 @@
+// GradReducer: data-parallel gradient averaging in buckets, overlapped with backward
+// (Strata's DistributedDataParallel for libtorch C++).
+//
+// Parameters are grouped, in reverse registration order (the order their gradients
+// become ready in backward), into flat buckets: the first of `first_bucket_mb`, the
+// rest of `bucket_mb`. Each parameter's .grad is a view into its bucket, so gradients
+// accumulate straight into the buffer that is reduced and no copy goes either way.
+// A post-hook on each parameter's gradient accumulator counts it ready; when a bucket
+// is full its allreduce (average) is issued at once, while autograd is still
+// computing the other gradients. Buckets are always issued in bucket order, so every
+// rank issues the same collectives in the same order whatever order its hooks fire in.
+//
+// Use per step: zero_grad() (never the optimizer's), forward, backward, finish().
+// After finish() every .grad holds the average over ranks. Contract: every rank builds
+// the reducer from the same parameters in the same order, after the model has its
+// final device and memory format; calls are collective.
+#pragma once
+
+#include "strata/comm/communicator.h"
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace strata::train {
+
+struct ReducerOptions {
+  double bucket_mb = 25.0;        // cap of every bucket after the first (MiB)
+  double first_bucket_mb = 1.0;   // cap of the first bucket: small, so communication starts early
+  bool allow_unused = false;      // a parameter without a gradient counts as zero instead of an error
+  bool overlap = true;            // false: issue every bucket after backward (to measure the overlap)
+};
+
+// One issued bucket, for tests and diagnostics: which bucket, and how many parameters
+// had become ready (of how many) when it was issued. Issued with ready < total means
+// the allreduce overlapped with the rest of the backward pass.
+struct BucketLaunch {
+  int bucket = 0;
+  int64_t ready_params = 0;
+  int64_t total_params = 0;
+  bool during_backward = false;  // issued from a hook, not from finish()
+};
+
+struct ReducerStats {
+  int64_t steps = 0;              // finish() calls
+  double exposed_comm_s = 0;      // time the step waited for communication after backward
+  int64_t buckets_in_backward = 0;  // buckets issued while backward ran (overlapped)
+  int64_t buckets_after = 0;        // buckets issued by finish()
+};
+
+class GradReducer {
+ public:
+  GradReducer(std::vector<std::pair<std::string, torch::Tensor>> named_params, comm::Communicator& comm,
+              ReducerOptions options = {});
+  ~GradReducer();  // removes the hooks
+  GradReducer(const GradReducer&) = delete;
+  GradReducer& operator=(const GradReducer&) = delete;
+
+  // Zeroes every bucket (hence every .grad) and resets the per-step state.
+  void zero_grad();
+  // After backward: checks for unused parameters, issues the buckets not issued yet,
+  // and waits for all of them. Collective.
+  void finish();
+
+  int num_buckets() const;
+  // Parameter names of bucket b, in the order they sit in its buffer.
+  std::vector<std::string> bucket_params(int b) const;
+  int64_t bucket_bytes(int b) const;
+  const std::vector<BucketLaunch>& last_launches() const { return launches_; }
+  // Accumulated statistics; on CUDA this synchronizes to read the event timers.
+  ReducerStats stats();
+  void reset_stats();
+
+ private:
+  struct Param;
+  struct Bucket;
+  void on_grad_ready(size_t p);
+  void launch_ready_buckets(bool from_hook);  // caller holds mutex_
+  void launch(size_t b, bool from_hook);
+
+  comm::Communicator& comm_;
+  ReducerOptions options_;
+  std::vector<Param> params_;
+  std::vector<Bucket> buckets_;
+  std::mutex mutex_;  // hooks run on autograd's threads
+  size_t next_launch_ = 0;
+  int64_t ready_count_ = 0;
+  bool in_step_ = false;          // between zero_grad() and finish()
+  bool awaiting_finish_ = false;  // buckets issued whose results finish() has not awaited
+  std::vector<BucketLaunch> launches_;
+  ReducerStats stats_;
+  struct CudaTimers;
+  std::unique_ptr<CudaTimers> cuda_timers_;
+};
+
+// Broadcasts every parameter and buffer of `module` from rank 0, so all replicas start
+// identical. Collective.
+void broadcast_module_state(torch::nn::Module& module, comm::Communicator& comm);
+
+// Averages floating-point buffers (BatchNorm running mean and variance) across ranks
+// and takes integer buffers (num_batches_tracked) from rank 0. Collective.
+void average_buffers(torch::nn::Module& module, comm::Communicator& comm);
+
+}  // namespace strata::train

@@ -1,0 +1,107 @@
+// Autocast scopes and the rank-consistent GradScaler (see amp.h).
+#include "strata/train/amp.h"
+
+#include "strata/core/error.h"
+#include "strata/core/log.h"
+
+#include <ATen/autocast_mode.h>
+
+namespace strata::train {
+
+AmpMode parse_amp(const std::string& name) {
+  if (name == "off") return AmpMode::kOff;
+  if (name == "fp16") return AmpMode::kFp16;
+  if (name == "bf16") return AmpMode::kBf16;
+  STRATA_THROW(ConfigError, "train.amp must be off, fp16 or bf16, got '{}'", name);
+}
+
+const char* amp_name(AmpMode mode) {
+  switch (mode) {
+    case AmpMode::kOff: return "off";
+    case AmpMode::kFp16: return "fp16";
+    case AmpMode::kBf16: return "bf16";
+  }
+  return "?";
+}
+
+AmpMode resolve_amp(AmpMode requested, const torch::Device& device) {
+  if (requested == AmpMode::kFp16 && device.is_cpu()) {
+    core::warn0("train.amp: fp16 needs a GPU; running in fp32 (amp off) on the CPU. bf16 runs on CPUs");
+    return AmpMode::kOff;
+  }
+  return requested;
+}
+
+AutocastScope::AutocastScope(AmpMode mode, const torch::Device& device) : type_(device.type()) {
+  if (mode == AmpMode::kOff) return;
+  active_ = true;
+  prev_enabled_ = at::autocast::is_autocast_enabled(type_);
+  prev_dtype_ = at::autocast::get_autocast_dtype(type_);
+  at::autocast::set_autocast_enabled(type_, true);
+  at::autocast::set_autocast_dtype(type_, mode == AmpMode::kFp16 ? at::kHalf : at::kBFloat16);
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!active_) return;
+  // Leaving the outermost scope drops the cache of casted weights (as PyTorch does).
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(type_, prev_enabled_);
+  at::autocast::set_autocast_dtype(type_, prev_dtype_);
+}
+
+GradScaler::GradScaler(bool enabled, const torch::Device& device, comm::Communicator* comm, ScalerOptions options)
+    : enabled_(enabled), comm_(comm), options_(options) {
+  auto f = torch::TensorOptions().device(device).dtype(torch::kFloat);
+  scale_ = torch::full({1}, enabled ? options.init_scale : 1.0, f);
+  growth_tracker_ = torch::zeros({1}, f.dtype(torch::kInt));
+  found_inf_ = torch::zeros({1}, f);
+}
+
+torch::Tensor GradScaler::scale(const torch::Tensor& loss) const {
+  return enabled_ ? loss * scale_.to(loss.scalar_type()) : loss;
+}
+
+bool GradScaler::unscale_and_check(const std::vector<torch::Tensor>& grads) {
+  if (!enabled_) return false;
+  torch::NoGradGuard no_grad;
+  found_inf_.zero_();
+  auto inv_scale = scale_.reciprocal();
+  std::vector<torch::Tensor> defined;
+  for (const auto& g : grads) {
+    if (g.defined()) defined.push_back(g);
+  }
+  at::_amp_foreach_non_finite_check_and_unscale_(defined, found_inf_, inv_scale);
+  // Sum the flag over ranks: a step is skipped everywhere if any rank saw inf/nan.
+  if (comm_ && comm_->size() > 1) comm_->allreduce({found_inf_}, comm::ReduceOp::kSum);
+  bool skip = found_inf_.item<float>() > 0;
+  if (skip) ++skipped_;
+  return skip;
+}
+
+void GradScaler::update() {
+  if (!enabled_) return;
+  at::_amp_update_scale_(scale_, growth_tracker_, found_inf_, options_.growth_factor, options_.backoff_factor,
+                         options_.growth_interval);
+  found_inf_.zero_();
+}
+
+double GradScaler::scale_value() const { return scale_.item<double>(); }
+
+void GradScaler::save(torch::serialize::OutputArchive& archive) const {
+  archive.write("scaler.scale", scale_.cpu());
+  archive.write("scaler.growth_tracker", growth_tracker_.cpu());
+  archive.write("scaler.skipped", torch::tensor({skipped_}, torch::kLong));
+}
+
+void GradScaler::load(torch::serialize::InputArchive& archive) {
+  torch::Tensor scale, tracker, skipped;
+  archive.read("scaler.scale", scale);
+  archive.read("scaler.growth_tracker", tracker);
+  archive.read("scaler.skipped", skipped);
+  scale_.copy_(scale);
+  growth_tracker_.copy_(tracker);
+  skipped_ = skipped.item<int64_t>();
+}
+
+}  // namespace strata::train

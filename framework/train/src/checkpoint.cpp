@@ -1,0 +1,133 @@
+// Atomic checkpoint I/O and metadata (see checkpoint.h).
+#include "strata/train/checkpoint.h"
+
+#include "strata/core/build_info.h"
+#include "strata/core/error.h"
+
+#include <ATen/core/Generator.h>
+#include <ATen/CPUGeneratorImpl.h>
+#if STRATA_WITH_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace strata::train {
+namespace {
+
+void write_string(torch::serialize::OutputArchive& a, const std::string& key, const std::string& value) {
+  a.write(key, c10::IValue(value));
+}
+
+std::string read_string(torch::serialize::InputArchive& a, const std::string& key, const std::string& path) {
+  c10::IValue v;
+  if (!a.try_read(key, v) || !v.isString()) {
+    STRATA_THROW(CheckpointError, "'{}' is not a Strata checkpoint: it has no '{}'", path, key);
+  }
+  return v.toStringRef();
+}
+
+int64_t read_int(torch::serialize::InputArchive& a, const std::string& key, const std::string& path) {
+  c10::IValue v;
+  if (!a.try_read(key, v) || !v.isInt()) {
+    STRATA_THROW(CheckpointError, "'{}' is not a Strata checkpoint: it has no '{}'", path, key);
+  }
+  return v.toInt();
+}
+
+}  // namespace
+
+void write_meta(torch::serialize::OutputArchive& a, const CheckpointMeta& m) {
+  a.write("meta.format", c10::IValue(m.format));
+  write_string(a, "meta.strata_version", STRATA_VERSION);
+  write_string(a, "meta.config", m.config_yaml);
+  write_string(a, "meta.model", m.model_yaml);
+  a.write("meta.epoch", c10::IValue(m.epoch));
+  a.write("meta.step", c10::IValue(m.step));
+  a.write("meta.step_in_epoch", c10::IValue(m.step_in_epoch));
+  a.write("meta.best_metric", c10::IValue(m.best_metric));
+  write_string(a, "meta.reason", m.reason);
+}
+
+CheckpointMeta read_meta(torch::serialize::InputArchive& a, const std::string& path) {
+  CheckpointMeta m;
+  m.format = read_int(a, "meta.format", path);
+  STRATA_CHECK_AS(CheckpointError, m.format == kCheckpointFormat,
+                  "'{}' has checkpoint format {}, this Strata reads format {}", path, m.format, kCheckpointFormat);
+  m.strata_version = read_string(a, "meta.strata_version", path);
+  m.config_yaml = read_string(a, "meta.config", path);
+  m.model_yaml = read_string(a, "meta.model", path);
+  m.epoch = read_int(a, "meta.epoch", path);
+  m.step = read_int(a, "meta.step", path);
+  m.step_in_epoch = read_int(a, "meta.step_in_epoch", path);
+  c10::IValue best;
+  if (a.try_read("meta.best_metric", best) && best.isDouble()) m.best_metric = best.toDouble();
+  m.reason = read_string(a, "meta.reason", path);
+  return m;
+}
+
+void save_atomic(torch::serialize::OutputArchive& archive, const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path target(path);
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  try {
+    archive.save_to(tmp);
+  } catch (const c10::Error& e) {
+    std::error_code ignore;
+    fs::remove(tmp, ignore);
+    STRATA_THROW(IoError, "cannot write checkpoint '{}': {}", tmp, e.what_without_backtrace());
+  }
+  int fd = ::open(tmp.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);  // the data is on disk before the rename makes it visible
+    ::close(fd);
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    STRATA_THROW(IoError, "cannot rename checkpoint to '{}': {}", path, ec.message());
+  }
+}
+
+torch::serialize::InputArchive open_checkpoint(const std::string& path) {
+  STRATA_CHECK_AS(CheckpointError, std::filesystem::is_regular_file(path), "checkpoint '{}' does not exist", path);
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error& e) {
+    STRATA_THROW(CheckpointError, "checkpoint '{}' is corrupt or not a libtorch archive: {}", path,
+                 e.what_without_backtrace());
+  }
+  return archive;
+}
+
+void save_rng(torch::serialize::OutputArchive& a, const torch::Device& device) {
+  a.write("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
+#if STRATA_WITH_CUDA
+  if (device.is_cuda()) a.write("rng.cuda", at::cuda::detail::getDefaultCUDAGenerator(device.index()).get_state());
+#endif
+}
+
+void load_rng(torch::serialize::InputArchive& a, const torch::Device& device) {
+  torch::Tensor state;
+  a.read("rng.cpu", state);
+  at::Generator cpu = at::detail::getDefaultCPUGenerator();  // a handle to the shared generator
+  {
+    std::lock_guard<std::mutex> lock(cpu.mutex());
+    cpu.set_state(state);
+  }
+#if STRATA_WITH_CUDA
+  if (device.is_cuda() && a.try_read("rng.cuda", state)) {
+    at::Generator cuda = at::cuda::detail::getDefaultCUDAGenerator(device.index());
+    std::lock_guard<std::mutex> lock(cuda.mutex());
+    cuda.set_state(state);
+  }
+#endif
+}
+
+}  // namespace strata::train

@@ -1,0 +1,95 @@
+// Adam in one fused multi-tensor kernel (see fused_adam.h).
+#include "strata/train/fused_adam.h"
+
+#include "strata/core/error.h"
+
+namespace strata::train {
+
+FusedAdam::FusedAdam(std::vector<torch::Tensor> params, torch::optim::AdamOptions options)
+    : torch::optim::Optimizer({torch::optim::OptimizerParamGroup(std::move(params))},
+                              std::make_unique<torch::optim::AdamOptions>(options)) {
+  STRATA_CHECK_AS(ConfigError, !options.amsgrad(), "fused Adam does not implement amsgrad");
+  STRATA_CHECK_AS(ConfigError, param_groups().size() == 1, "fused Adam takes one parameter group");
+}
+
+void FusedAdam::ensure_state() {
+  const auto& params = param_groups().front().params();
+  if (exp_avg_.size() == params.size()) return;
+  exp_avg_.clear();
+  exp_avg_sq_.clear();
+  steps_.clear();
+  for (const auto& p : params) {
+    exp_avg_.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve).detach());
+    exp_avg_sq_.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve).detach());
+    steps_.push_back(torch::zeros({}, p.options().dtype(torch::kFloat)).detach());
+  }
+}
+
+void FusedAdam::run(const std::optional<torch::Tensor>& found_inf) {
+  torch::NoGradGuard no_grad;
+  ensure_state();
+  auto& group = param_groups().front();
+  const auto& o = static_cast<const torch::optim::AdamOptions&>(group.options());
+  std::vector<torch::Tensor> params, grads, m, v, steps;
+  for (size_t i = 0; i < group.params().size(); ++i) {
+    const auto& p = group.params()[i];
+    if (!p.grad().defined()) continue;
+    params.push_back(p);
+    grads.push_back(p.grad());
+    m.push_back(exp_avg_[i]);
+    v.push_back(exp_avg_sq_[i]);
+    steps.push_back(steps_[i]);
+  }
+  if (params.empty()) return;
+  // As torch.optim.Adam(fused=True): count the step first, and take it back where the
+  // kernel skipped the update because of found_inf.
+  torch::_foreach_add_(steps, 1);
+  at::_fused_adam_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, o.lr(), std::get<0>(o.betas()),
+                   std::get<1>(o.betas()), o.weight_decay(), o.eps(), /*amsgrad=*/false, /*maximize=*/false,
+                   /*grad_scale=*/std::nullopt, found_inf);
+  if (found_inf) torch::_foreach_sub_(steps, found_inf->reshape({}));
+}
+
+torch::Tensor FusedAdam::step(LossClosure closure) {
+  torch::Tensor loss;
+  if (closure) {
+    torch::AutoGradMode enable(true);
+    loss = closure();
+  }
+  run(std::nullopt);
+  return loss;
+}
+
+void FusedAdam::step_skipping(const torch::Tensor& found_inf) { run((found_inf > 0).to(torch::kFloat)); }
+
+void FusedAdam::save(torch::serialize::OutputArchive& archive) const {
+  archive.write("fused_adam.count", torch::tensor({static_cast<int64_t>(exp_avg_.size())}));
+  for (size_t i = 0; i < exp_avg_.size(); ++i) {
+    archive.write(fmt::format("fused_adam.{}.exp_avg", i), exp_avg_[i]);
+    archive.write(fmt::format("fused_adam.{}.exp_avg_sq", i), exp_avg_sq_[i]);
+    archive.write(fmt::format("fused_adam.{}.step", i), steps_[i]);
+  }
+}
+
+void FusedAdam::load(torch::serialize::InputArchive& archive) {
+  torch::Tensor count;
+  archive.read("fused_adam.count", count);
+  const auto& params = param_groups().front().params();
+  int64_t n = count.item<int64_t>();
+  if (n == 0) return;  // saved before the first step
+  STRATA_CHECK_AS(CheckpointError, n == static_cast<int64_t>(params.size()),
+                  "optimizer state has {} parameters, the model has {}", n, params.size());
+  ensure_state();
+  torch::NoGradGuard no_grad;
+  for (int64_t i = 0; i < n; ++i) {
+    torch::Tensor t;
+    archive.read(fmt::format("fused_adam.{}.exp_avg", i), t);
+    exp_avg_[i].copy_(t);
+    archive.read(fmt::format("fused_adam.{}.exp_avg_sq", i), t);
+    exp_avg_sq_[i].copy_(t);
+    archive.read(fmt::format("fused_adam.{}.step", i), t);
+    steps_[i].copy_(t);
+  }
+}
+
+}  // namespace strata::train

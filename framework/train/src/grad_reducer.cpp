@@ -1,0 +1,277 @@
+// Bucketed gradient allreduce overlapped with backward (see grad_reducer.h).
+#include "strata/train/grad_reducer.h"
+
+#include "strata/core/build_info.h"
+#include "strata/core/error.h"
+#include "strata/core/timer.h"
+
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+#if STRATA_WITH_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <algorithm>
+#include <optional>
+
+namespace strata::train {
+
+struct GradReducer::Param {
+  std::string name;
+  torch::Tensor tensor;
+  torch::Tensor grad_view;  // this parameter's slot in its bucket, shaped and strided like it
+  size_t bucket = 0;
+  bool ready = false;
+  std::shared_ptr<torch::autograd::Node> accumulator;  // kept alive: the tensor holds it weakly
+  uintptr_t hook_key = 0;
+};
+
+struct GradReducer::Bucket {
+  torch::Tensor flat;
+  std::vector<size_t> params;
+  size_t pending = 0;
+  bool launched = false;
+  std::shared_ptr<comm::Work> work;
+};
+
+// CUDA: exposed communication is the time the compute stream waits for the buckets
+// after backward, measured with events so the host never blocks to time it.
+struct GradReducer::CudaTimers {
+#if STRATA_WITH_CUDA
+  std::vector<std::pair<at::cuda::CUDAEvent, at::cuda::CUDAEvent>> pending;
+#endif
+};
+
+namespace {
+
+// A view of `flat` holding `like`'s shape and strides, so AccumulateGrad's in-place
+// accumulation keeps the parameter's memory format (e.g. channels_last).
+torch::Tensor slot_like(const torch::Tensor& flat, int64_t offset, const torch::Tensor& like) {
+  torch::Tensor slot = flat.narrow(0, offset, like.numel());
+  if (like.is_non_overlapping_and_dense()) return slot.as_strided(like.sizes(), like.strides());
+  return slot.view(like.sizes());
+}
+
+}  // namespace
+
+GradReducer::GradReducer(std::vector<std::pair<std::string, torch::Tensor>> named_params, comm::Communicator& comm,
+                         ReducerOptions options)
+    : comm_(comm), options_(options), cuda_timers_(std::make_unique<CudaTimers>()) {
+  STRATA_CHECK_AS(ConfigError, options_.bucket_mb > 0 && options_.first_bucket_mb > 0,
+                  "train.bucket_mb and the first bucket size must be positive, got {} and {}", options_.bucket_mb,
+                  options_.first_bucket_mb);
+  for (auto& [name, t] : named_params) {
+    if (!t.requires_grad()) continue;
+    STRATA_CHECK_AS(ConfigError, t.device() == comm_.device(), "parameter '{}' is on {} but the {} communicator on {}",
+                    name, t.device().str(), comm_.backend(), comm_.device().str());
+    Param p;
+    p.name = name;
+    p.tensor = t;
+    params_.push_back(std::move(p));
+  }
+  STRATA_CHECK_AS(ConfigError, !params_.empty(), "the model has no trainable parameters");
+
+  // Buckets in reverse registration order: the last layers' gradients come first.
+  std::vector<std::vector<size_t>> groups;
+  int64_t bytes = 0;
+  double cap = options_.first_bucket_mb;
+  for (size_t k = params_.size(); k-- > 0;) {
+    const torch::Tensor& t = params_[k].tensor;
+    int64_t b = t.numel() * t.element_size();
+    bool dtype_change = !groups.empty() && params_[groups.back().front()].tensor.scalar_type() != t.scalar_type();
+    if (groups.empty() || dtype_change || (bytes > 0 && bytes + b > static_cast<int64_t>(cap * (1 << 20)))) {
+      if (!groups.empty()) cap = options_.bucket_mb;
+      groups.emplace_back();
+      bytes = 0;
+    }
+    groups.back().push_back(k);
+    bytes += b;
+  }
+  for (size_t g = 0; g < groups.size(); ++g) {
+    Bucket bucket;
+    int64_t numel = 0;
+    for (size_t k : groups[g]) numel += params_[k].tensor.numel();
+    const torch::Tensor& first = params_[groups[g].front()].tensor;
+    bucket.flat = torch::zeros({numel}, first.options().requires_grad(false));
+    int64_t offset = 0;
+    for (size_t k : groups[g]) {
+      Param& p = params_[k];
+      p.bucket = g;
+      p.grad_view = slot_like(bucket.flat, offset, p.tensor);
+      p.tensor.mutable_grad() = p.grad_view;
+      offset += p.tensor.numel();
+    }
+    bucket.params = groups[g];
+    buckets_.push_back(std::move(bucket));
+  }
+
+  for (size_t k = 0; k < params_.size(); ++k) {
+    Param& p = params_[k];
+    p.accumulator = torch::autograd::impl::grad_accumulator(p.tensor);
+    STRATA_CHECK(p.accumulator != nullptr, "no gradient accumulator for '{}'", p.name);
+    p.hook_key = p.accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [this, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+          on_grad_ready(k);
+          return outputs;
+        }));
+  }
+  zero_grad();
+}
+
+GradReducer::~GradReducer() {
+  for (auto& p : params_) {
+    if (p.accumulator) p.accumulator->del_post_hook(p.hook_key);
+  }
+}
+
+void GradReducer::zero_grad() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  STRATA_CHECK(!awaiting_finish_, "zero_grad() while buckets are in flight: call finish() after backward");
+  for (auto& b : buckets_) {
+    b.flat.zero_();
+    b.pending = b.params.size();
+    b.launched = false;
+    b.work.reset();
+  }
+  for (auto& p : params_) {
+    p.ready = false;
+    // Something (an optimizer's zero_grad) may have replaced .grad: put the view back.
+    if (!p.tensor.grad().defined() || !p.tensor.grad().is_same(p.grad_view)) p.tensor.mutable_grad() = p.grad_view;
+  }
+  next_launch_ = 0;
+  ready_count_ = 0;
+  launches_.clear();
+  in_step_ = true;
+}
+
+void GradReducer::on_grad_ready(size_t k) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Param& p = params_[k];
+  STRATA_CHECK(in_step_, "gradient of '{}' arrived outside a step: call zero_grad() before backward", p.name);
+  STRATA_CHECK(!p.ready, "gradient of '{}' accumulated twice in one step (backward called twice?)", p.name);
+  // AccumulateGrad adds in place into our view; if it replaced .grad instead (e.g.
+  // backward with create_graph), copy the gradient into the bucket and restore the view.
+  const torch::Tensor& g = p.tensor.grad();
+  if (!g.is_same(p.grad_view)) {
+    torch::NoGradGuard no_grad;
+    p.grad_view.copy_(g);
+    p.tensor.mutable_grad() = p.grad_view;
+  }
+  p.ready = true;
+  ++ready_count_;
+  --buckets_[p.bucket].pending;
+  if (options_.overlap) launch_ready_buckets(/*from_hook=*/true);
+}
+
+void GradReducer::launch_ready_buckets(bool from_hook) {
+  // Strictly in bucket order: the same collective sequence on every rank.
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
+    launch(next_launch_++, from_hook);
+  }
+}
+
+void GradReducer::launch(size_t b, bool from_hook) {
+  Bucket& bucket = buckets_[b];
+  bucket.work = comm_.allreduce_async({bucket.flat}, comm::ReduceOp::kAvg);
+  bucket.launched = true;
+  awaiting_finish_ = true;
+  launches_.push_back({static_cast<int>(b), ready_count_, static_cast<int64_t>(params_.size()), from_hook});
+  if (from_hook) {
+    ++stats_.buckets_in_backward;
+  } else {
+    ++stats_.buckets_after;
+  }
+}
+
+void GradReducer::finish() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    STRATA_CHECK(in_step_, "finish() without zero_grad() first");
+    std::vector<std::string> unused;
+    for (auto& p : params_) {
+      if (p.ready) continue;
+      unused.push_back(p.name);
+      p.ready = true;  // its slot holds zeros from zero_grad()
+      --buckets_[p.bucket].pending;
+    }
+    if (!unused.empty() && !options_.allow_unused) {
+      in_step_ = false;
+      STRATA_THROW(ConfigError,
+                   "{} parameter(s) received no gradient this step: {}. If the model skips them on purpose, set "
+                   "train.allow_unused: true (they then count as zero)",
+                   unused.size(), fmt::join(unused, ", "));
+    }
+    launch_ready_buckets(/*from_hook=*/false);
+    STRATA_CHECK(next_launch_ == buckets_.size(), "{} of {} buckets issued after backward", next_launch_,
+                 buckets_.size());
+    in_step_ = false;
+  }
+  const bool cuda = comm_.device().is_cuda();
+  core::Stopwatch clock;
+#if STRATA_WITH_CUDA
+  std::optional<at::cuda::CUDAEvent> start;
+  if (cuda) {
+    start.emplace(cudaEventDefault);
+    start->record(c10::cuda::getCurrentCUDAStream(comm_.device().index()));
+  }
+#endif
+  for (auto& b : buckets_) b.work->wait();  // MPI: blocks; NCCL: the compute stream waits
+#if STRATA_WITH_CUDA
+  if (cuda) {
+    at::cuda::CUDAEvent end(cudaEventDefault);
+    end.record(c10::cuda::getCurrentCUDAStream(comm_.device().index()));
+    cuda_timers_->pending.emplace_back(std::move(*start), std::move(end));
+  }
+#endif
+  if (!cuda) stats_.exposed_comm_s += clock.seconds();
+  ++stats_.steps;
+  std::lock_guard<std::mutex> lock(mutex_);
+  awaiting_finish_ = false;
+}
+
+ReducerStats GradReducer::stats() {
+#if STRATA_WITH_CUDA
+  for (auto& [start, end] : cuda_timers_->pending) {
+    end.synchronize();
+    stats_.exposed_comm_s += start.elapsed_time(end) / 1e3;
+  }
+  cuda_timers_->pending.clear();
+#endif
+  return stats_;
+}
+
+void GradReducer::reset_stats() {
+  stats();  // drain pending timers
+  stats_ = ReducerStats{};
+}
+
+int GradReducer::num_buckets() const { return static_cast<int>(buckets_.size()); }
+
+std::vector<std::string> GradReducer::bucket_params(int b) const {
+  std::vector<std::string> names;
+  for (size_t k : buckets_.at(b).params) names.push_back(params_[k].name);
+  return names;
+}
+
+int64_t GradReducer::bucket_bytes(int b) const {
+  const auto& flat = buckets_.at(b).flat;
+  return flat.numel() * flat.element_size();
+}
+
+void broadcast_module_state(torch::nn::Module& module, comm::Communicator& comm) {
+  std::vector<torch::Tensor> state;
+  for (auto& p : module.parameters()) state.push_back(p);
+  for (auto& b : module.buffers()) state.push_back(b);
+  if (!state.empty()) comm.broadcast(state, 0);
+}
+
+void average_buffers(torch::nn::Module& module, comm::Communicator& comm) {
+  std::vector<torch::Tensor> floating, integral;
+  for (auto& b : module.buffers()) (b.is_floating_point() ? floating : integral).push_back(b);
+  if (!floating.empty()) comm.allreduce(floating, comm::ReduceOp::kAvg);
+  if (!integral.empty()) comm.broadcast(integral, 0);
+}
+
+}  // namespace strata::train

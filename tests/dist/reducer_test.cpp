@@ -1,0 +1,257 @@
+// GradReducer, GradScaler and replica consistency under mpirun. Every rank computes
+// its expected values locally (a 1-rank reference run on the full batch, closed-form
+// buffer averages), so a check needs no extra communication.
+#include "dist_test.h"
+#include "strata/comm/communicator.h"
+#include "strata/core/error.h"
+#include "strata/train/amp.h"
+#include "strata/train/grad_reducer.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace strata::train {
+namespace {
+
+using test::world;
+
+// A small conv net with GroupNorm (per-sample statistics, so data parallelism is
+// exactly equivalent to a bigger batch) and an optional branch that forward skips.
+struct TinyNetImpl : torch::nn::Module {
+  explicit TinyNetImpl(bool with_unused = false) {
+    conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(4, 8, 3).padding(1)));
+    norm1 = register_module("norm1", torch::nn::GroupNorm(2, 8));
+    conv2 = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 16, 3).padding(1)));
+    norm2 = register_module("norm2", torch::nn::GroupNorm(4, 16));
+    head = register_module("head", torch::nn::Conv2d(16, 4, 1));
+    if (with_unused) spare = register_module("spare", torch::nn::Linear(3, 3));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    x = torch::relu(norm1(conv1(x)));
+    x = torch::relu(norm2(conv2(x)));
+    return head(x);
+  }
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, head{nullptr};
+  torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
+  torch::nn::Linear spare{nullptr};
+};
+TORCH_MODULE(TinyNet);
+
+std::vector<std::pair<std::string, torch::Tensor>> named(torch::nn::Module& m) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& item : m.named_parameters()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+torch::Tensor flat_params(torch::nn::Module& m) {
+  std::vector<torch::Tensor> ps;
+  for (auto& p : m.parameters()) ps.push_back(p.detach().reshape(-1));
+  return torch::cat(ps);
+}
+
+struct Batch {
+  torch::Tensor x, y;
+};
+
+// The global batch of `step`, identical on every rank (seeded), of n * per_rank items.
+Batch global_batch(int step, int64_t items) {
+  torch::manual_seed(1000 + step);
+  return {torch::randn({items, 4, 8, 8}), torch::randint(0, 4, {items, 8, 8})};
+}
+
+class ReducerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { comm_ = comm::make_communicator(world(), torch::Device(torch::kCPU)); }
+  std::unique_ptr<comm::Communicator> comm_;
+};
+
+TEST_F(ReducerTest, DataParallelStepsEqualOneRankOnTheWholeBatch) {
+  const int n = comm_->size(), r = comm_->rank();
+  const int64_t per_rank = 3;
+  torch::manual_seed(7);
+  TinyNet ddp;
+  torch::manual_seed(7);
+  TinyNet single;
+  ReducerOptions opts;
+  opts.first_bucket_mb = 0.0002;  // several buckets even for this small net
+  opts.bucket_mb = 0.002;
+  GradReducer reducer(named(*ddp), *comm_, opts);
+  ASSERT_GT(reducer.num_buckets(), 2);
+  torch::optim::SGD opt_ddp(ddp->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  torch::optim::SGD opt_single(single->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+
+  for (int step = 0; step < 5; ++step) {
+    Batch g = global_batch(step, n * per_rank);
+    // This rank's shard: mean loss over B items; the reducer averages over ranks.
+    reducer.zero_grad();
+    auto xs = g.x.narrow(0, r * per_rank, per_rank), ys = g.y.narrow(0, r * per_rank, per_rank);
+    torch::nn::functional::cross_entropy(ddp->forward(xs), ys).backward();
+    reducer.finish();
+    opt_ddp.step();
+    // Reference: one process, mean loss over all n * B items.
+    opt_single.zero_grad();
+    torch::nn::functional::cross_entropy(single->forward(g.x), g.y).backward();
+    opt_single.step();
+  }
+  auto a = flat_params(*ddp), b = flat_params(*single);
+  EXPECT_TRUE(torch::allclose(a, b, /*rtol=*/1e-5, /*atol=*/1e-6))
+      << "max |diff| " << (a - b).abs().max().item<double>();
+}
+
+TEST_F(ReducerTest, ReplicasStayBitwiseIdentical) {
+  torch::manual_seed(100 + comm_->rank());  // deliberately different initialisations
+  TinyNet net;
+  broadcast_module_state(*net, *comm_);
+  GradReducer reducer(named(*net), *comm_);
+  torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-2));
+  for (int step = 0; step < 4; ++step) {
+    torch::manual_seed(5000 + 31 * step + comm_->rank());  // each rank its own data
+    auto x = torch::randn({2, 4, 8, 8});
+    auto y = torch::randint(0, 4, {2, 8, 8});
+    reducer.zero_grad();
+    torch::nn::functional::cross_entropy(net->forward(x), y).backward();
+    reducer.finish();
+    opt.step();
+  }
+  auto mine = flat_params(*net);
+  auto root = mine.clone();
+  comm_->broadcast({root}, 0);
+  EXPECT_TRUE(test::all_ranks(torch::equal(mine, root)));
+}
+
+TEST_F(ReducerTest, FirstBucketIsIssuedBeforeBackwardEnds) {
+  torch::manual_seed(3);
+  TinyNet net;
+  ReducerOptions opts;
+  opts.first_bucket_mb = 0.0005;  // the head alone
+  opts.bucket_mb = 0.004;
+  GradReducer reducer(named(*net), *comm_, opts);
+  auto x = torch::randn({2, 4, 8, 8});
+  auto y = torch::randint(0, 4, {2, 8, 8});
+  reducer.zero_grad();
+  torch::nn::functional::cross_entropy(net->forward(x), y).backward();
+  reducer.finish();
+  const auto& launches = reducer.last_launches();
+  ASSERT_EQ(static_cast<int>(launches.size()), reducer.num_buckets());
+  for (size_t i = 0; i < launches.size(); ++i) EXPECT_EQ(launches[i].bucket, static_cast<int>(i));
+  // Bucket 0 holds the last layer's parameters, ready first: it must go out while most
+  // gradients are still being computed.
+  EXPECT_TRUE(launches[0].during_backward);
+  EXPECT_LT(launches[0].ready_params, launches[0].total_params);
+  EXPECT_EQ(reducer.bucket_params(0).front(), "head.bias");
+}
+
+TEST_F(ReducerTest, NoOverlapIssuesEverythingAfterBackward) {
+  torch::manual_seed(3);
+  TinyNet net;
+  ReducerOptions opts;
+  opts.overlap = false;
+  opts.first_bucket_mb = 0.0005;
+  GradReducer reducer(named(*net), *comm_, opts);
+  reducer.zero_grad();
+  torch::nn::functional::cross_entropy(net->forward(torch::randn({1, 4, 8, 8})), torch::randint(0, 4, {1, 8, 8}))
+      .backward();
+  reducer.finish();
+  for (const auto& l : reducer.last_launches()) EXPECT_FALSE(l.during_backward);
+  EXPECT_EQ(reducer.stats().buckets_in_backward, 0);
+}
+
+TEST_F(ReducerTest, UnusedParameterIsAnErrorNamingIt) {
+  torch::manual_seed(3);
+  TinyNet net(/*with_unused=*/true);
+  GradReducer reducer(named(*net), *comm_);
+  reducer.zero_grad();
+  torch::nn::functional::cross_entropy(net->forward(torch::randn({1, 4, 8, 8})), torch::randint(0, 4, {1, 8, 8}))
+      .backward();
+  std::string message;
+  try {
+    reducer.finish();
+  } catch (const core::ConfigError& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find("spare.weight"), std::string::npos) << message;
+  EXPECT_NE(message.find("train.allow_unused"), std::string::npos) << message;
+}
+
+TEST_F(ReducerTest, UnusedParameterCountsAsZeroWhenAllowed) {
+  torch::manual_seed(3);
+  TinyNet net(/*with_unused=*/true);
+  ReducerOptions opts;
+  opts.allow_unused = true;
+  GradReducer reducer(named(*net), *comm_, opts);
+  reducer.zero_grad();
+  torch::nn::functional::cross_entropy(net->forward(torch::randn({1, 4, 8, 8})), torch::randint(0, 4, {1, 8, 8}))
+      .backward();
+  reducer.finish();
+  EXPECT_EQ(net->spare->weight.grad().abs().sum().item<float>(), 0.0f);
+  EXPECT_GT(net->head->weight.grad().abs().sum().item<float>(), 0.0f);
+}
+
+TEST_F(ReducerTest, BroadcastAndBufferAveraging) {
+  const int n = comm_->size(), r = comm_->rank();
+  torch::manual_seed(50 + r);
+  torch::nn::BatchNorm2d bn(3);
+  broadcast_module_state(*bn, *comm_);
+  auto w = bn->weight.detach().clone();
+  auto root_w = w.clone();
+  comm_->broadcast({root_w}, 0);
+  EXPECT_TRUE(torch::equal(w, root_w));
+  // Running stats differ per rank (each saw its own batches): averaged afterwards.
+  {
+    torch::NoGradGuard no_grad;
+    bn->running_mean.fill_(static_cast<float>(r));
+    bn->running_var.fill_(static_cast<float>(2 * r + 1));
+  }
+  average_buffers(*bn, *comm_);
+  EXPECT_TRUE(torch::allclose(bn->running_mean, torch::full({3}, (n - 1) / 2.0f)));
+  EXPECT_TRUE(torch::allclose(bn->running_var, torch::full({3}, static_cast<float>(n))));  // mean of 2r+1
+}
+
+TEST_F(ReducerTest, InfOnOneRankSkipsTheStepEverywhereAndBacksOff) {
+  torch::manual_seed(3);
+  TinyNet net;
+  broadcast_module_state(*net, *comm_);
+  GradReducer reducer(named(*net), *comm_);
+  ScalerOptions so;
+  so.growth_interval = 2;
+  GradScaler scaler(/*enabled=*/true, torch::Device(torch::kCPU), comm_.get(), so);
+  torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.1));
+  std::vector<torch::Tensor> grads;
+  for (auto& p : net->parameters()) grads.push_back(p.grad());
+  auto x = torch::randn({1, 4, 8, 8});
+  auto y = torch::randint(0, 4, {1, 8, 8});
+  comm_->broadcast({x, y}, 0);
+
+  auto before = flat_params(*net);
+  reducer.zero_grad();
+  scaler.scale(torch::nn::functional::cross_entropy(net->forward(x), y)).backward();
+  reducer.finish();
+  // After the allreduce, only the last rank's gradient goes bad: the skip must still
+  // be unanimous, which only the reduced found-inf flag can guarantee.
+  if (comm_->rank() == comm_->size() - 1) {
+    torch::NoGradGuard no_grad;
+    net->head->weight.grad().view(-1)[0] = std::numeric_limits<float>::infinity();
+  }
+  bool skip = scaler.unscale_and_check(grads);
+  if (!skip) opt.step();
+  scaler.update();
+  EXPECT_TRUE(test::all_ranks(skip));
+  EXPECT_TRUE(torch::equal(flat_params(*net), before));
+  EXPECT_DOUBLE_EQ(scaler.scale_value(), 32768.0);
+  EXPECT_EQ(scaler.skipped_steps(), 1);
+
+  // Two clean steps grow the scale back (growth_interval 2).
+  for (int k = 0; k < 2; ++k) {
+    reducer.zero_grad();
+    scaler.scale(torch::nn::functional::cross_entropy(net->forward(x), y)).backward();
+    reducer.finish();
+    ASSERT_FALSE(scaler.unscale_and_check(grads));
+    opt.step();
+    scaler.update();
+  }
+  EXPECT_DOUBLE_EQ(scaler.scale_value(), 65536.0);
+  EXPECT_FALSE(torch::equal(flat_params(*net), before));
+}
+
+}  // namespace
+}  // namespace strata::train

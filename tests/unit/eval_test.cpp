@@ -1,0 +1,94 @@
+// TTA views invert exactly; HD95 against closed forms and a brute-force reference.
+#include "strata/core/error.h"
+#include "strata/eval/hd95.h"
+#include "strata/eval/tta.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace strata::eval {
+namespace {
+
+TEST(TtaTest, ViewsAreDistinctAndInvertExactly) {
+  EXPECT_EQ(tta_views(TtaMode::kNone).size(), 1u);
+  EXPECT_EQ(tta_views(TtaMode::kFlips).size(), 4u);
+  auto views = tta_views(parse_tta("flips+rot90"));
+  ASSERT_EQ(views.size(), 6u);
+  EXPECT_THROW(parse_tta("rot45"), core::ConfigError);
+  auto x = torch::arange(2 * 3 * 5 * 5, torch::kFloat).view({2, 3, 5, 5});
+  std::vector<torch::Tensor> seen;
+  for (const auto& v : views) {
+    auto y = apply_view(x, v);
+    EXPECT_TRUE(torch::equal(invert_view(y, v), x)) << v.name();
+    for (const auto& s : seen) EXPECT_FALSE(torch::equal(s, y)) << v.name() << " repeats a view";
+    seen.push_back(y);
+  }
+  // Conventions: hflip mirrors W, vflip mirrors H.
+  auto img = torch::tensor({{1.f, 2.f}, {3.f, 4.f}}).view({1, 1, 2, 2});
+  EXPECT_TRUE(torch::equal(apply_view(img, {0, true, false}), torch::tensor({{2.f, 1.f}, {4.f, 3.f}}).view({1, 1, 2, 2})));
+  EXPECT_TRUE(torch::equal(apply_view(img, {0, false, true}), torch::tensor({{3.f, 4.f}, {1.f, 2.f}}).view({1, 1, 2, 2})));
+}
+
+TEST(TtaTest, EquivariantModelGivesTheSameProbabilitiesWithAndWithoutTta) {
+  // A per-pixel model (1x1 "conv") commutes with every view, so TTA must change nothing:
+  // this fails if any prediction is mapped back wrongly.
+  auto w = torch::tensor({{1.0f, -0.5f}, {0.3f, 0.8f}, {-1.0f, 0.2f}});  // [K=3, C=2]
+  auto model = [&](const torch::Tensor& x) { return torch::einsum("kc,bchw->bkhw", {w, x}); };
+  torch::manual_seed(0);
+  auto x = torch::randn({2, 2, 6, 6});
+  auto plain = tta_probabilities(model, x, tta_views(TtaMode::kNone));
+  auto tta = tta_probabilities(model, x, tta_views(TtaMode::kFlipsRot90));
+  EXPECT_TRUE(torch::allclose(plain, tta, 1e-6, 1e-6));
+  // A model that is not equivariant (position dependent) does change.
+  auto ramp = torch::linspace(0, 1, 6).view({1, 1, 1, 6});
+  auto skewed = [&](const torch::Tensor& in) { return model(in) + ramp * torch::tensor({1.f, 0.f, 0.f}).view({1, 3, 1, 1}); };
+  EXPECT_FALSE(torch::allclose(tta_probabilities(skewed, x, tta_views(TtaMode::kNone)),
+                               tta_probabilities(skewed, x, tta_views(TtaMode::kFlips))));
+}
+
+// Brute force: all surface-to-surface distances, both directions, 95th percentile.
+double hd95_brute(const torch::Tensor& p, const torch::Tensor& t, std::array<double, 3> sp) {
+  auto surf = [](const torch::Tensor& m) {
+    auto P = torch::constant_pad_nd(m.to(torch::kFloat), {1, 1, 1, 1, 1, 1}, 0);
+    auto at = [&](int dz, int dy, int dx) {
+      return P.slice(0, 1 + dz, P.size(0) - 1 + dz).slice(1, 1 + dy, P.size(1) - 1 + dy).slice(2, 1 + dx, P.size(2) - 1 + dx);
+    };
+    auto interior = at(-1, 0, 0) * at(1, 0, 0) * at(0, -1, 0) * at(0, 1, 0) * at(0, 0, -1) * at(0, 0, 1);
+    return torch::logical_and(m.to(torch::kBool), interior == 0);
+  };
+  auto scale = torch::tensor({sp[0], sp[1], sp[2]}, torch::kDouble);
+  auto ps = torch::nonzero(surf(p)).to(torch::kDouble) * scale, ts = torch::nonzero(surf(t)).to(torch::kDouble) * scale;
+  auto d = torch::cdist(ps, ts);
+  auto all = torch::cat({std::get<0>(d.min(1)), std::get<0>(d.min(0))});
+  return torch::quantile(all, 0.95).item<double>();
+}
+
+TEST(Hd95Test, ClosedFormsAndConventions) {
+  auto a = torch::zeros({9, 9, 9}, torch::kByte);
+  auto b = torch::zeros({9, 9, 9}, torch::kByte);
+  EXPECT_EQ(hd95(a, b, {1, 1, 1}), 0.0);
+  a[4][4][2] = 1;
+  EXPECT_NEAR(hd95(a, b, {2, 1, 1}), std::sqrt(18.0 * 18 + 81 + 81), 1e-9);  // one empty: diagonal
+  b[4][4][6] = 1;
+  EXPECT_NEAR(hd95(a, b, {1, 1, 0.5}), 2.0, 1e-12);  // 4 voxels apart along x at 0.5 each
+  EXPECT_EQ(hd95(a, a, {1, 1, 1}), 0.0);
+}
+
+TEST(Hd95Test, MatchesBruteForceOnRandomBlobsWithAnisotropicSpacing) {
+  torch::manual_seed(3);
+  for (int trial = 0; trial < 4; ++trial) {
+    auto smooth = [](torch::Tensor x) {
+      return torch::avg_pool3d(x.unsqueeze(0).unsqueeze(0), 5, 1, 2).squeeze();
+    };
+    auto p = smooth(torch::rand({12, 20, 18})) > 0.55;
+    auto t = smooth(torch::rand({12, 20, 18})) > 0.55;
+    ASSERT_TRUE(p.any().item<bool>() && t.any().item<bool>());
+    std::array<double, 3> sp{2.5, 1.0, 0.8};
+    EXPECT_NEAR(hd95(p, t, sp), hd95_brute(p, t, sp), 1e-6) << "trial " << trial;
+  }
+}
+
+}  // namespace
+}  // namespace strata::eval

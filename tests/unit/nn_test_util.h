@@ -1,0 +1,41 @@
+// Helpers shared by the strata_nn unit tests: the `model` and `loss` sections as a
+// recipe holds them, a substring assertion, and the message of a Strata error.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "strata/core/error.h"
+#include "strata/nn/loss.h"
+#include "strata/nn/unet.h"
+
+#define EXPECT_CONTAINS(haystack, needle)                          \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) \
+      << "'" << (haystack) << "' lacks '" << (needle) << "'"
+
+namespace strata::nn::test {
+
+// The sections strata_nn contributes to a recipe, decoded like RecipeConfig's.
+struct NnSections {
+  UNetConfig model;
+  LossConfig loss;
+  template <class V>
+  void visit(V& v) {
+    v("model", model, "the model");
+    v("loss", loss, "the loss");
+  }
+};
+
+// The message of the core::Error that `f` throws, or "" when it throws none.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const core::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace strata::nn::test

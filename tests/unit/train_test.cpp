@@ -1,0 +1,221 @@
+// One-process tests of the train module: LR plateau rule and state, checkpoint files,
+// autocast scopes, AMP mode parsing.
+#include "strata/core/error.h"
+#include "strata/train/amp.h"
+#include "strata/train/checkpoint.h"
+#include "strata/train/fused_adam.h"
+#include "strata/train/lr_plateau.h"
+
+#include <ATen/autocast_mode.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace strata::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+  TempDir() {
+    path = fs::temp_directory_path() / fmt::format("strata_train_test_{}", ::getpid());
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  fs::path path;
+};
+
+torch::optim::Adam make_adam(torch::Tensor& w, double lr) {
+  return torch::optim::Adam(std::vector<torch::Tensor>{w}, torch::optim::AdamOptions(lr));
+}
+
+TEST(LrPlateauTest, ReducesAfterPatienceAndRespectsMinLr) {
+  auto w = torch::zeros({1}, torch::requires_grad());
+  auto opt = make_adam(w, 1e-3);
+  PlateauOptions o;
+  o.factor = 0.5;
+  o.patience = 1;
+  o.min_lr = 3e-4;
+  LrPlateau sched(opt, o);
+  EXPECT_FALSE(sched.step(0.50));  // best
+  EXPECT_FALSE(sched.step(0.60));  // better
+  EXPECT_FALSE(sched.step(0.60));  // 1 bad epoch (not > 1e-4 relative better)
+  EXPECT_TRUE(sched.step(0.59));   // 2 bad > patience 1: halve
+  EXPECT_DOUBLE_EQ(sched.lr(), 5e-4);
+  EXPECT_FALSE(sched.step(0.59));
+  EXPECT_TRUE(sched.step(0.59));   // halve again, clamped to min_lr
+  EXPECT_DOUBLE_EQ(sched.lr(), 3e-4);
+  EXPECT_FALSE(sched.step(0.1));
+  EXPECT_FALSE(sched.step(0.1));   // at min_lr: nothing left to reduce
+  EXPECT_DOUBLE_EQ(sched.lr(), 3e-4);
+  EXPECT_DOUBLE_EQ(sched.best(), 0.60);
+}
+
+TEST(LrPlateauTest, StateRoundTripsThroughAnArchive) {
+  auto w = torch::zeros({1}, torch::requires_grad());
+  auto opt = make_adam(w, 1e-3);
+  PlateauOptions o;
+  o.patience = 3;
+  LrPlateau sched(opt, o);
+  sched.step(0.7);
+  sched.step(0.6);
+  sched.step(0.6);
+  torch::serialize::OutputArchive out;
+  sched.save(out);
+  TempDir dir;
+  auto path = (dir.path / "s.pt").string();
+  out.save_to(path);
+
+  auto w2 = torch::zeros({1}, torch::requires_grad());
+  auto opt2 = make_adam(w2, 1.0);
+  LrPlateau restored(opt2, o);
+  torch::serialize::InputArchive in;
+  in.load_from(path);
+  restored.load(in);
+  EXPECT_DOUBLE_EQ(restored.best(), 0.7);
+  EXPECT_EQ(restored.bad_epochs(), 2);
+  EXPECT_DOUBLE_EQ(restored.lr(), 1e-3);
+  EXPECT_THROW(LrPlateau(opt2, PlateauOptions{true, 1.5}), core::ConfigError);
+}
+
+TEST(CheckpointTest, AtomicSaveLeavesNoTemporaryAndRoundTripsMeta) {
+  TempDir dir;
+  auto path = (dir.path / "sub" / "last.pt").string();
+  CheckpointMeta meta;
+  meta.config_yaml = "train:\n  lr: 0.1\n";
+  meta.model_yaml = "widths: [4, 8]\n";
+  meta.epoch = 3;
+  meta.step = 120;
+  meta.step_in_epoch = 7;
+  meta.best_metric = 0.5;
+  meta.reason = "preempt";
+  torch::serialize::OutputArchive out;
+  write_meta(out, meta);
+  out.write("model.w", torch::arange(5));
+  save_atomic(out, path);
+  for (auto& e : fs::directory_iterator(dir.path / "sub")) EXPECT_EQ(e.path().filename(), "last.pt");
+
+  auto in = open_checkpoint(path);
+  CheckpointMeta back = read_meta(in, path);
+  EXPECT_EQ(back.config_yaml, meta.config_yaml);
+  EXPECT_EQ(back.model_yaml, meta.model_yaml);
+  EXPECT_EQ(back.epoch, 3);
+  EXPECT_EQ(back.step, 120);
+  EXPECT_EQ(back.step_in_epoch, 7);
+  EXPECT_DOUBLE_EQ(back.best_metric, 0.5);
+  EXPECT_EQ(back.reason, "preempt");
+  torch::Tensor w;
+  in.read("model.w", w);
+  EXPECT_TRUE(torch::equal(w, torch::arange(5)));
+}
+
+TEST(CheckpointTest, MissingCorruptAndForeignFilesAreCheckpointErrors) {
+  TempDir dir;
+  EXPECT_THROW(open_checkpoint((dir.path / "none.pt").string()), core::CheckpointError);
+  auto bad = (dir.path / "bad.pt").string();
+  std::ofstream(bad) << "not a zip archive";
+  try {
+    open_checkpoint(bad);
+    FAIL() << "corrupt file opened";
+  } catch (const core::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.pt"), std::string::npos);
+  }
+  // A valid archive without Strata's header.
+  auto foreign = (dir.path / "foreign.pt").string();
+  torch::serialize::OutputArchive out;
+  out.write("weights", torch::ones({2}));
+  out.save_to(foreign);
+  auto in = open_checkpoint(foreign);
+  EXPECT_THROW(read_meta(in, foreign), core::CheckpointError);
+}
+
+TEST(CheckpointTest, RngStateRestoresTheSameDraws) {
+  TempDir dir;
+  auto path = (dir.path / "rng.pt").string();
+  torch::manual_seed(11);
+  torch::randn({3});
+  torch::serialize::OutputArchive out;
+  save_rng(out, torch::Device(torch::kCPU));
+  out.save_to(path);
+  auto expected = torch::randn({4});
+  torch::randn({10});  // move on
+  auto in = open_checkpoint(path);
+  load_rng(in, torch::Device(torch::kCPU));
+  EXPECT_TRUE(torch::equal(torch::randn({4}), expected));
+}
+
+TEST(AmpTest, ParsingAndCpuFallback) {
+  EXPECT_EQ(parse_amp("bf16"), AmpMode::kBf16);
+  EXPECT_THROW(parse_amp("fp8"), core::ConfigError);
+  EXPECT_EQ(resolve_amp(AmpMode::kFp16, torch::Device(torch::kCPU)), AmpMode::kOff);
+  EXPECT_EQ(resolve_amp(AmpMode::kBf16, torch::Device(torch::kCPU)), AmpMode::kBf16);
+}
+
+TEST(AmpTest, AutocastScopeCastsMatmulsAndRestores) {
+  auto a = torch::randn({4, 4}), b = torch::randn({4, 4});
+  {
+    AutocastScope scope(AmpMode::kBf16, torch::Device(torch::kCPU));
+    EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
+  EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat);
+  AutocastScope off(AmpMode::kOff, torch::Device(torch::kCPU));
+  EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat);
+}
+
+TEST(AmpTest, DisabledScalerIsTheIdentity) {
+  GradScaler scaler(false, torch::Device(torch::kCPU), nullptr);
+  auto loss = torch::tensor(2.5f);
+  EXPECT_TRUE(torch::equal(scaler.scale(loss), loss));
+  EXPECT_FALSE(scaler.unscale_and_check({torch::full({2}, INFINITY)}));
+  EXPECT_DOUBLE_EQ(scaler.scale_value(), 1.0);
+}
+
+// FusedAdam must follow torch::optim::Adam (same L2 weight decay rule), skip exactly
+// where found_inf is set, and resume from its saved state.
+TEST(FusedAdamTest, MatchesTorchAdamSkipsOnFoundInfAndResumes) {
+  torch::manual_seed(4);
+  auto init = torch::randn({3, 5});
+  auto a = init.clone().requires_grad_(true), b = init.clone().requires_grad_(true);
+  auto opts = torch::optim::AdamOptions(0.05).betas({0.8, 0.95}).weight_decay(0.01);
+  torch::optim::Adam reference(std::vector<torch::Tensor>{a}, opts);
+  FusedAdam fused(std::vector<torch::Tensor>{b}, opts);
+  auto grad_at = [](int k) { return torch::sin(torch::arange(15, torch::kFloat).view({3, 5}) * (k + 1)); };
+  for (int k = 0; k < 4; ++k) {
+    a.mutable_grad() = grad_at(k);
+    b.mutable_grad() = grad_at(k);
+    reference.step();
+    fused.step();
+  }
+  EXPECT_TRUE(torch::allclose(a, b, 1e-6, 1e-7)) << (a - b).abs().max().item<float>();
+
+  auto before = b.detach().clone();
+  b.mutable_grad() = grad_at(9);
+  fused.step_skipping(torch::ones({1}));  // an inf was found: no update
+  EXPECT_TRUE(torch::equal(b, before));
+
+  TempDir dir;
+  auto path = (dir.path / "adam.pt").string();
+  torch::serialize::OutputArchive out;
+  fused.save(out);
+  out.save_to(path);
+  auto c = b.detach().clone().requires_grad_(true);
+  FusedAdam restored(std::vector<torch::Tensor>{c}, opts);
+  torch::serialize::InputArchive in;
+  in.load_from(path);
+  restored.load(in);
+  for (auto* opt : {&fused, &restored}) {
+    auto& p = opt == &fused ? b : c;
+    p.mutable_grad() = grad_at(5);
+    opt->step_skipping(torch::zeros({1}));
+  }
+  a.mutable_grad() = grad_at(5);
+  reference.step();
+  EXPECT_TRUE(torch::equal(b, c));
+  EXPECT_TRUE(torch::allclose(a, c, 1e-6, 1e-7));
+}
+
+}  // namespace
+}  // namespace strata::train
