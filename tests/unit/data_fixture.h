@@ -3,8 +3,8 @@
 // truncated copies do.
 #pragma once
 
-#include "strata/core/error.h"
 #include "strata/dataprep/packer.h"
+#include "test_util.h"
 
 #include <cstdint>
 #include <string>
@@ -31,16 +31,5 @@ uint64_t chunk_offset(const std::string& path, const char* dataset, int64_t slic
 void flip_byte(const std::string& path, uint64_t offset);
 // Overwrites a root integer attribute (for a "format version 2" file).
 void set_int_attr(const std::string& path, const char* name, int64_t value);
-
-// The message of the Strata error `f` throws, or "<no error>".
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const core::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 }  // namespace strata::test
