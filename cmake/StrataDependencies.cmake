@@ -12,6 +12,7 @@ find_package(yaml-cpp REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(Threads REQUIRED)
+find_package(NIfTI REQUIRED)  # cmake/FindNIfTI.cmake: nifticlib from libnifti2-dev
 
 # libtorch ships its own fmt headers (fmt 12 in torch 2.11) inside its include folder,
 # which the compiler would pick over Debian's /usr/include/fmt while the link uses

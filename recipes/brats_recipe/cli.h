@@ -52,6 +52,9 @@ class Cli {
 // Subcommand registration, one per cmd_*.cpp.
 void add_config_command(CLI::App& app, Cli& cli);
 void add_summary_command(CLI::App& app, Cli& cli);
+void add_synth_command(CLI::App& app, Cli& cli);
+void add_pack_command(CLI::App& app, Cli& cli);
+void add_inspect_command(CLI::App& app, Cli& cli);
 void add_train_command(CLI::App& app, Cli& cli);
 void add_finetune_command(CLI::App& app, Cli& cli);
 void add_bench_command(CLI::App& app, Cli& cli);

@@ -46,6 +46,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   recipes::add_config_command(app, cli);
   recipes::add_summary_command(app, cli);
+  recipes::add_synth_command(app, cli);
+  recipes::add_pack_command(app, cli);
+  recipes::add_inspect_command(app, cli);
   recipes::add_train_command(app, cli);
   recipes::add_finetune_command(app, cli);
   recipes::add_bench_command(app, cli);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "strata/core/config.h"
+#include "strata/data/data_config.h"
 #include "strata/nn/loss.h"
 #include "strata/nn/unet.h"
 #include "strata/eval/eval_config.h"
@@ -36,6 +37,7 @@ struct RecipeConfig {
   RunConfig run;  // where and how the run happens
   nn::UNetConfig model;  // the U-Net: widths, norm, dropout, memory format
   nn::LossConfig loss;   // training loss: type, class weights, smooth, cross-entropy term
+  data::DataConfig data;  // the packed file and the input pipeline
   train::TrainConfig train;  // optimiser, epochs, mixed precision, gradient sync
   train::SchedConfig sched;  // learning-rate schedule (ReduceLROnPlateau)
   eval::EvalConfig eval;     // evaluation: split, TTA, metric conventions
@@ -45,6 +47,7 @@ struct RecipeConfig {
     v("run", run, "where and how the run happens");
     v("model", model, "the U-Net: widths, norm, dropout, memory format");
     v("loss", loss, "training loss: type, class weights, smooth, cross-entropy term");
+    v("data", data, "the packed file and the input pipeline");
     v("train", train, "optimiser, epochs, mixed precision, gradient sync");
     v("sched", sched, "learning-rate schedule (ReduceLROnPlateau on validation mean Dice)");
     v("eval", eval, "evaluation: split, TTA, metric conventions");

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "strata/core/error.h"
+#include "test_util.h"
 #include "strata/nn/loss.h"
 #include "strata/nn/unet.h"
 
@@ -27,15 +28,6 @@ struct NnSections {
   }
 };
 
-// The message of the core::Error that `f` throws, or "" when it throws none.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const core::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using strata::test::error_of;  // tests/unit/test_util.h
 
 }  // namespace strata::nn::test

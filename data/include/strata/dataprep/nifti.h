@@ -1,0 +1,57 @@
+// NIfTI volumes through nifticlib (Debian's libnifti2-dev): reading any integer or
+// floating datatype with scl_slope/scl_inter applied, and writing NIfTI-1 (.nii or
+// gzip-compressed .nii.gz) for the synthetic generator and the tests.
+//
+// Orientation: volumes are taken as stored. Voxel (i, j, k) sits at
+// data[(k * ny + j) * nx + i], the file's own order; qform/sform are not applied and
+// nothing is flipped or permuted. BraTS volumes share one orientation, so its axial
+// slices are the planes of constant k.
+//
+// Thread safety: reading and writing different files from several threads is safe
+// (nifticlib's only global settings are fixed once, before the first call).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace strata::dataprep {
+
+using Dims3 = std::array<int64_t, 3>;  // nx, ny, nz
+
+// A 3-D volume as stored (see the header comment for the voxel order).
+struct Volume {
+  Dims3 dims{};                    // nx, ny, nz
+  std::array<double, 3> spacing{}; // voxel size along i, j, k (pixdim 1..3)
+  int datatype = 0;                // NIfTI datatype code of the file (DT_INT16, ...)
+  std::vector<float> data;         // values after scaling: scl_slope * stored + scl_inter
+
+  int64_t voxels() const { return dims[0] * dims[1] * dims[2]; }
+  float at(int64_t i, int64_t j, int64_t k) const { return data[static_cast<size_t>((k * dims[1] + j) * dims[0] + i)]; }
+};
+
+// Reads `path` (.nii or .nii.gz, NIfTI-1 or -2). Applies scl_slope and scl_inter when
+// the slope is non-zero (the NIfTI rule). A missing file, a header that is not NIfTI,
+// truncated or corrupt data, more than one volume (4-D with nt > 1) or an unsupported
+// datatype (complex, RGB) is a DataError naming the file.
+Volume read_nifti(const std::string& path);
+
+// The NIfTI name of a datatype code ("INT16", "FLOAT32", ...).
+std::string nifti_datatype_name(int datatype);
+
+struct NiftiWriteOptions {
+  int datatype = 4;        // NIfTI datatype code to store (4 = DT_INT16, 16 = DT_FLOAT32, 2 = DT_UINT8, ...)
+  double scl_slope = 0;    // stored = (value - scl_inter) / scl_slope when non-zero
+  double scl_inter = 0;
+  int gzip_level = 1;      // for .nii.gz: 1 (fast) .. 9 (small)
+};
+
+// Writes `values` (nx*ny*nz, voxel order as in Volume) to `path` as NIfTI-1, converting
+// to the stored datatype (integers rounded and clamped to the type's range). Writes in
+// place: callers that need atomicity write into a temporary folder and rename it.
+// Throws IoError naming the file.
+void write_nifti(const std::string& path, const Dims3& dims, const std::array<double, 3>& spacing,
+                 const float* values, const NiftiWriteOptions& options = {});
+
+}  // namespace strata::dataprep

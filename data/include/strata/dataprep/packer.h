@@ -1,0 +1,103 @@
+// `brats_recipe pack`: BraTS NIfTI case folders to one HDF5 slice file (data/FORMAT.md).
+//
+// Per case (decoded on worker threads, written in case order by the calling thread,
+// so the output does not depend on the thread count):
+//   1. read t1, t1ce, t2, flair and seg; all five must have the same dimensions;
+//   2. remap labels {0, 1, 2, 4} -> {0, 1, 2, 3}; any other value is a DataError
+//      naming the case and the value;
+//   3. brain = voxels where any modality is non-zero; normalise each modality to
+//      zero mean and unit variance over the brain voxels; voxels outside stay 0;
+//   4. select axial slices (constant third voxel index): every slice with tumour,
+//      plus a seeded fraction `keep_empty` of tumour-free slices that show brain (at
+//      least kMinBrainFraction of the slice); never a slice without brain;
+//   5. crop every kept slice to the case's in-plane brain bounding box (the same box
+//      for all its slices), pad it with zeros to a centred square, and resize to
+//      size x size: images bilinear with antialiasing, labels nearest (exact);
+//   6. store images as float16 and labels as uint8.
+// Cases are split into train and val by case, from a seeded hash of each case name,
+// so the split depends only on the names, the seed and val_fraction.
+//
+// The output is written to a temporary file beside it and renamed when complete. An
+// existing output is refused unless `force`. The same inputs and options give
+// byte-identical files.
+#pragma once
+
+#include "strata/dataprep/nifti.h"
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace strata::dataprep {
+
+// A tumour-free slice counts as showing brain when at least this fraction of its
+// pixels are brain.
+inline constexpr double kMinBrainFraction = 0.01;
+
+struct PackOptions {
+  std::string input_dir;       // folder of case folders
+  std::string out_path;        // the .h5 file to write
+  int64_t size = 128;          // slices are size x size
+  double val_fraction = 0.2;   // fraction of cases in "val"
+  uint64_t seed = 0;           // split and slice-selection seed
+  double keep_empty = 0.1;     // fraction of tumour-free brain slices kept
+  int workers = 0;             // decoding threads; 0: one per hardware thread
+  bool force = false;          // overwrite an existing output
+  bool checksums = true;       // Fletcher-32 per chunk
+};
+
+// The files of one case folder.
+struct CaseFiles {
+  std::string name;                     // folder name, e.g. BraTS2021_00000
+  std::array<std::string, 4> modalities;  // t1, t1ce, t2, flair paths
+  std::string seg;                      // seg path
+};
+
+// Case folders under `input_dir`, sorted by name: every non-hidden subfolder is a
+// case and must hold <name>_{t1,t1ce,t2,flair,seg}.nii.gz (or .nii). An empty input, or
+// a case without one of its files, is a DataError naming the folder or file.
+std::vector<CaseFiles> find_cases(const std::string& input_dir);
+
+// Remaps a BraTS seg volume to classes 0..3 (0->0, 1->1, 2->2, 4->3). Any other value
+// (or a non-integer) is a DataError naming `case_name`, `seg_path` and the value.
+std::vector<uint8_t> remap_labels(const Volume& seg, const std::string& case_name, const std::string& seg_path);
+
+// Split of each case (0 = train, 1 = val), from a seeded hash of its name: the
+// round(val_fraction * C) cases with the smallest hashes go to val, at least one and
+// at most C - 1 when 0 < val_fraction and C >= 2.
+std::vector<int> assign_splits(const std::vector<std::string>& case_names, double val_fraction, uint64_t seed);
+
+// One case after steps 1-6: its kept slices, ready to write.
+struct PreparedCase {
+  std::string name;
+  std::vector<int32_t> z;          // axial index of each kept slice, ascending
+  std::vector<uint16_t> images;    // float16 bits [k, 4, size, size]
+  std::vector<uint8_t> labels;     // [k, size, size], values 0..3
+  double seconds = 0;              // time to decode and prepare
+};
+PreparedCase prepare_case(const CaseFiles& files, const PackOptions& options);
+
+struct SplitSummary {
+  std::string name;                      // train | val
+  int64_t cases = 0;
+  int64_t slices = 0;
+  std::array<int64_t, 4> class_voxels{};  // pixels per stored class
+};
+
+struct PackSummary {
+  int64_t cases = 0;
+  int64_t slices = 0;
+  std::vector<SplitSummary> splits;      // train, val
+  int64_t bytes = 0;                     // output file size
+  double seconds = 0;                    // wall time
+  double case_seconds = 0;               // summed per-case decode + prepare time (over workers)
+  int workers = 0;
+};
+
+// Packs `options.input_dir` into `options.out_path`. `progress(done, total)` is
+// called from the calling thread after each case is written.
+PackSummary pack_dataset(const PackOptions& options, const std::function<void(int64_t, int64_t)>& progress = {});
+
+}  // namespace strata::dataprep

@@ -1,0 +1,154 @@
+// NIfTI reading and writing with nifticlib (see nifti.h).
+#include "strata/dataprep/nifti.h"
+
+#include "strata/core/error.h"
+
+#include <nifti2_io.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <mutex>
+
+namespace strata::dataprep {
+
+using core::DataError;
+using core::IoError;
+
+namespace {
+
+void init_nifticlib() {
+  // nifticlib prints its own diagnostics at debug level > 0; Strata reports errors.
+  static std::once_flag once;
+  std::call_once(once, [] { nifti_set_debug_level(0); });
+}
+
+struct NimFree {
+  void operator()(nifti_image* nim) const { nifti_image_free(nim); }
+};
+using NimPtr = std::unique_ptr<nifti_image, NimFree>;
+
+template <class T>
+void convert_from(const void* raw, int64_t n, double slope, double inter, float* out) {
+  const T* p = static_cast<const T*>(raw);
+  if (slope != 0.0 && !(slope == 1.0 && inter == 0.0)) {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(slope * static_cast<double>(p[i]) + inter);
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(p[i]);
+  }
+}
+
+template <class T>
+void convert_to(const float* values, int64_t n, double slope, double inter, void* raw) {
+  T* p = static_cast<T*>(raw);
+  const bool scaled = slope != 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    double v = scaled ? (static_cast<double>(values[i]) - inter) / slope : static_cast<double>(values[i]);
+    if constexpr (std::is_integral_v<T>) {
+      v = std::round(v);
+      v = std::clamp(v, static_cast<double>(std::numeric_limits<T>::lowest()),
+                     static_cast<double>(std::numeric_limits<T>::max()));
+    }
+    p[i] = static_cast<T>(v);
+  }
+}
+
+// Calls f(T{}) with the C type T of a NIfTI datatype; false when there is none.
+template <class F>
+bool with_type(int datatype, F&& f) {
+  switch (datatype) {
+    case DT_UINT8: f(uint8_t{}); return true;
+    case DT_INT8: f(int8_t{}); return true;
+    case DT_INT16: f(int16_t{}); return true;
+    case DT_UINT16: f(uint16_t{}); return true;
+    case DT_INT32: f(int32_t{}); return true;
+    case DT_UINT32: f(uint32_t{}); return true;
+    case DT_INT64: f(int64_t{}); return true;
+    case DT_UINT64: f(uint64_t{}); return true;
+    case DT_FLOAT32: f(float{}); return true;
+    case DT_FLOAT64: f(double{}); return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+std::string nifti_datatype_name(int datatype) {
+  const char* name = nifti_datatype_to_string(datatype);
+  return name ? name : fmt::format("datatype {}", datatype);
+}
+
+Volume read_nifti(const std::string& path) {
+  init_nifticlib();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) STRATA_THROW(DataError, "{}: file is missing", path);
+
+  NimPtr nim(nifti_image_read(path.c_str(), /*read_data=*/0));
+  if (!nim) STRATA_THROW(DataError, "{}: not a readable NIfTI file (bad header, corrupt or not NIfTI)", path);
+  int64_t extra = 1;
+  for (int d = 4; d <= 7; ++d) extra *= std::max<int64_t>(1, nim->dim[d]);
+  if (nim->ndim < 3 || extra != 1 || nim->nx < 1 || nim->ny < 1 || nim->nz < 1) {
+    STRATA_THROW(DataError, "{}: expected one 3-D volume, got {} dimensions [{}]", path, nim->ndim,
+                 fmt::join(nim->dim + 1, nim->dim + 1 + std::clamp<int64_t>(nim->ndim, 1, 7), ", "));
+  }
+  Volume vol;
+  vol.dims = {nim->nx, nim->ny, nim->nz};
+  vol.spacing = {nim->dx, nim->dy, nim->dz};
+  vol.datatype = nim->datatype;
+  const int64_t n = vol.voxels();
+  bool supported = with_type(nim->datatype, [](auto) {});
+  if (!supported) {
+    STRATA_THROW(DataError, "{}: unsupported datatype {} (integer and float volumes are)", path,
+                 nifti_datatype_name(nim->datatype));
+  }
+  if (nifti_image_load(nim.get()) < 0 || !nim->data) {
+    STRATA_THROW(DataError, "{}: image data truncated or corrupt (expected {} voxels of {})", path, n,
+                 nifti_datatype_name(nim->datatype));
+  }
+  vol.data.resize(static_cast<size_t>(n));
+  const double slope = nim->scl_slope, inter = nim->scl_inter;
+  with_type(nim->datatype, [&](auto tag) {
+    convert_from<decltype(tag)>(nim->data, n, slope, inter, vol.data.data());
+  });
+  for (float v : vol.data) {
+    if (!std::isfinite(v)) STRATA_THROW(DataError, "{}: holds a non-finite value ({})", path, v);
+  }
+  return vol;
+}
+
+void write_nifti(const std::string& path, const Dims3& dims, const std::array<double, 3>& spacing,
+                 const float* values, const NiftiWriteOptions& options) {
+  init_nifticlib();
+  int64_t d[8] = {3, dims[0], dims[1], dims[2], 1, 1, 1, 1};
+  NimPtr nim(nifti_make_new_nim(d, options.datatype, /*data_fill=*/1));
+  if (!nim) STRATA_THROW(IoError, "{}: cannot create a NIfTI image of {}", path, nifti_datatype_name(options.datatype));
+  const int64_t n = dims[0] * dims[1] * dims[2];
+  bool supported = with_type(options.datatype, [&](auto tag) {
+    convert_to<decltype(tag)>(values, n, options.scl_slope, options.scl_inter, nim->data);
+  });
+  if (!supported) STRATA_THROW(IoError, "{}: cannot write datatype {}", path, nifti_datatype_name(options.datatype));
+  nim->scl_slope = options.scl_slope;
+  nim->scl_inter = options.scl_inter;
+  nim->dx = nim->pixdim[1] = spacing[0];
+  nim->dy = nim->pixdim[2] = spacing[1];
+  nim->dz = nim->pixdim[3] = spacing[2];
+  nim->xyz_units = NIFTI_UNITS_MM;
+  // Scanner coordinates: axis-aligned voxels of the given size, origin at voxel 0.
+  nim->qform_code = NIFTI_XFORM_SCANNER_ANAT;
+  nim->qfac = 1;
+  nim->qto_xyz = nifti_quatern_to_dmat44(0, 0, 0, 0, 0, 0, spacing[0], spacing[1], spacing[2], 1);
+  nim->qto_ijk = nifti_dmat44_inverse(nim->qto_xyz);
+  if (nifti_set_filenames(nim.get(), path.c_str(), 0, 1) != 0) {
+    STRATA_THROW(IoError, "{}: not a NIfTI file name (use .nii or .nii.gz)", path);
+  }
+  std::string mode = fmt::format("wb{}", std::clamp(options.gzip_level, 1, 9));
+  // write_opts 3 = write the data and leave the file open, so a failure is visible.
+  znzFile fp = nifti_image_write_hdr_img2(nim.get(), 3, mode.c_str(), nullptr, nullptr);
+  if (!fp) STRATA_THROW(IoError, "{}: cannot write NIfTI file", path);
+  if (znzclose(fp) != 0) STRATA_THROW(IoError, "{}: error closing the NIfTI file (disk full?)", path);
+}
+
+}  // namespace strata::dataprep

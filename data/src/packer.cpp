@@ -1,0 +1,469 @@
+// Packing BraTS cases into the HDF5 slice format (see packer.h and data/FORMAT.md).
+#include "strata/dataprep/packer.h"
+
+#include "strata/core/build_info.h"
+#include "strata/core/error.h"
+#include "strata/data/format.h"
+#include "strata/data/h5.h"
+#include "strata/data/intraop.h"
+#include "strata/dataprep/parallel.h"
+#include "strata/data/random.h"
+
+#include <torch/torch.h>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+namespace strata::dataprep {
+
+namespace fs = std::filesystem;
+using data::hash_name;
+using data::mix64;
+using data::unit_double;
+namespace fmt_ = data::format;
+using core::DataError;
+using core::IoError;
+
+namespace {
+
+constexpr const char* kModalityFiles[] = {"t1", "t1ce", "t2", "flair"};
+
+std::string case_file(const fs::path& dir, const std::string& name, const char* suffix) {
+  fs::path gz = dir / fmt::format("{}_{}.nii.gz", name, suffix);
+  if (fs::exists(gz)) return gz.string();
+  fs::path plain = dir / fmt::format("{}_{}.nii", name, suffix);
+  if (fs::exists(plain)) return plain.string();
+  STRATA_THROW(DataError, "case {}: missing file {} (each case folder holds {}_{{t1,t1ce,t2,flair,seg}}.nii.gz)",
+               name, gz.string(), name);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// z-scores `v` over the brain voxels in place; voxels outside the brain become 0.
+void zscore(std::vector<float>& v, const std::vector<uint8_t>& brain) {
+  double sum = 0, sq = 0;
+  int64_t count = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!brain[i]) continue;
+    sum += v[i];
+    sq += static_cast<double>(v[i]) * v[i];
+    ++count;
+  }
+  double mean = sum / static_cast<double>(count);
+  double var = std::max(0.0, sq / static_cast<double>(count) - mean * mean);
+  double sd = std::sqrt(var);
+  // A constant modality carries no information: it becomes all zeros, not NaN.
+  float inv = sd > 1e-6 * std::max(1.0, std::abs(mean)) ? static_cast<float>(1.0 / sd) : 0.0f;
+  auto m = static_cast<float>(mean);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = brain[i] ? (v[i] - m) * inv : 0.0f;
+}
+
+// The file being written: extendible, chunked images and labels, then metadata.
+class SliceWriter {
+ public:
+  SliceWriter(const std::string& path, int64_t size, bool checksums)
+      : path_(path), size_(size), checksums_(checksums) {
+    data::h5::Lock lock;
+    file_ = data::h5::make<IoError>(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
+                                    fmt::format("{}: cannot create", path));
+    half_ = data::h5::float16_type();
+    const auto s = static_cast<hsize_t>(size);
+    images_ = create(fmt_::kImages, half_.get(), {0, fmt_::kChannels, s, s}, {1, fmt_::kChannels, s, s});
+    labels_ = create(fmt_::kLabels, H5T_STD_U8LE, {0, s, s}, {1, s, s});
+  }
+
+  int64_t slices() const { return n_; }
+
+  void append(const PreparedCase& c) {
+    const auto k = static_cast<hsize_t>(c.z.size());
+    if (k == 0) return;
+    data::h5::Lock lock;
+    const auto s = static_cast<hsize_t>(size_);
+    write_rows(images_.get(), half_.get(), {k, fmt_::kChannels, s, s}, c.images.data());
+    write_rows(labels_.get(), H5T_NATIVE_UINT8, {k, s, s}, c.labels.data());
+    n_ += static_cast<int64_t>(k);
+  }
+
+  // Writes the per-slice and per-case metadata, the splits and the attributes, and
+  // closes the file.
+  void finish(const std::vector<int32_t>& slice_case, const std::vector<int32_t>& slice_z,
+              const std::vector<std::string>& case_names, const std::vector<SplitSummary>& splits,
+              const std::vector<std::vector<int64_t>>& split_slices, const PackOptions& o) {
+    data::h5::Lock lock;
+    write_vector(file_.get(), fmt_::kSliceCase, H5T_STD_I32LE, H5T_NATIVE_INT32, slice_case.data(), slice_case.size());
+    write_vector(file_.get(), fmt_::kSliceZ, H5T_STD_I32LE, H5T_NATIVE_INT32, slice_z.data(), slice_z.size());
+    write_names(case_names);
+    data::h5::Handle gcpl = data::h5::make<IoError>(H5Pcreate(H5P_GROUP_CREATE), H5Pclose, path_);
+    H5Pset_obj_track_times(gcpl.get(), 0);
+    data::h5::Handle group = data::h5::make<IoError>(
+        H5Gcreate2(file_.get(), fmt_::kSplits, H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose, path_);
+    for (size_t s = 0; s < splits.size(); ++s) {
+      data::h5::Handle ds = write_vector(group.get(), splits[s].name.c_str(), H5T_STD_I64LE, H5T_NATIVE_INT64,
+                                         split_slices[s].data(), split_slices[s].size());
+      data::h5::write_attr(ds.get(), fmt_::kAttrSplitCases, splits[s].cases);
+      data::h5::write_attr(ds.get(), fmt_::kAttrSplitClassVoxels,
+                           std::vector<int64_t>(splits[s].class_voxels.begin(), splits[s].class_voxels.end()));
+    }
+    write_attributes(o);
+    images_.reset();
+    labels_.reset();
+    half_.reset();
+    data::h5::check<IoError>(H5Fflush(file_.get(), H5F_SCOPE_GLOBAL), fmt::format("{}: flushing", path_));
+    file_.reset();
+  }
+
+  ~SliceWriter() {
+    data::h5::Lock lock;
+    images_.reset();
+    labels_.reset();
+    half_.reset();
+    file_.reset();
+  }
+
+ private:
+  data::h5::Handle dataset_plist(const std::vector<hsize_t>& chunk, bool filters) const {
+    data::h5::Handle dcpl = data::h5::make<IoError>(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, path_);
+    // No timestamps in object headers: the same input gives a byte-identical file.
+    H5Pset_obj_track_times(dcpl.get(), 0);
+    if (!chunk.empty()) {
+      data::h5::check<IoError>(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()),
+                               fmt::format("{}: H5Pset_chunk", path_));
+      H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER);  // every chunk is written in full
+      if (filters && checksums_) {
+        data::h5::check<IoError>(H5Pset_fletcher32(dcpl.get()), fmt::format("{}: H5Pset_fletcher32", path_));
+      }
+    }
+    return dcpl;
+  }
+
+  data::h5::Handle create(const char* name, hid_t type, std::vector<hsize_t> dims, std::vector<hsize_t> chunk) {
+    std::vector<hsize_t> maxdims = dims;
+    maxdims[0] = H5S_UNLIMITED;
+    data::h5::Handle space = data::h5::make<IoError>(
+        H5Screate_simple(static_cast<int>(dims.size()), dims.data(), maxdims.data()), H5Sclose, path_);
+    data::h5::Handle dcpl = dataset_plist(chunk, true);
+    return data::h5::make<IoError>(H5Dcreate2(file_.get(), name, type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                                   H5Dclose, fmt::format("{}: cannot create /{}", path_, name));
+  }
+
+  void write_rows(hid_t ds, hid_t mem_type, std::vector<hsize_t> count, const void* data) {
+    std::vector<hsize_t> dims = count;
+    dims[0] = static_cast<hsize_t>(n_) + count[0];
+    data::h5::check<IoError>(H5Dset_extent(ds, dims.data()), fmt::format("{}: growing a dataset", path_));
+    data::h5::Handle space = data::h5::make<IoError>(H5Dget_space(ds), H5Sclose, path_);
+    std::vector<hsize_t> start(count.size(), 0);
+    start[0] = static_cast<hsize_t>(n_);
+    H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
+    data::h5::Handle mem = data::h5::make<IoError>(
+        H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose, path_);
+    data::h5::check<IoError>(H5Dwrite(ds, mem_type, mem.get(), space.get(), H5P_DEFAULT, data),
+                             fmt::format("{}: writing slices (disk full?)", path_));
+  }
+
+  // A 1-D dataset, chunked so it can carry a checksum even when empty.
+  data::h5::Handle write_vector(hid_t loc, const char* name, hid_t file_type, hid_t mem_type, const void* data,
+                                size_t n) {
+    hsize_t dims[1] = {static_cast<hsize_t>(n)}, maxdims[1] = {H5S_UNLIMITED};
+    data::h5::Handle space = data::h5::make<IoError>(H5Screate_simple(1, dims, maxdims), H5Sclose, path_);
+    data::h5::Handle dcpl = dataset_plist({std::clamp<hsize_t>(n, 1, 1 << 16)}, true);
+    data::h5::Handle ds = data::h5::make<IoError>(
+        H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose,
+        fmt::format("{}: cannot create /{}", path_, name));
+    if (n > 0) {
+      data::h5::check<IoError>(H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
+                               fmt::format("{}: writing /{}", path_, name));
+    }
+    return ds;
+  }
+
+  void write_names(const std::vector<std::string>& names) {
+    data::h5::Handle type = data::h5::make<IoError>(H5Tcopy(H5T_C_S1), H5Tclose, path_);
+    H5Tset_size(type.get(), H5T_VARIABLE);
+    H5Tset_cset(type.get(), H5T_CSET_UTF8);
+    hsize_t dims[1] = {names.size()};
+    data::h5::Handle space = data::h5::make<IoError>(H5Screate_simple(1, dims, nullptr), H5Sclose, path_);
+    data::h5::Handle dcpl = dataset_plist({}, false);
+    data::h5::Handle ds = data::h5::make<IoError>(
+        H5Dcreate2(file_.get(), fmt_::kCaseNames, type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+        H5Dclose, fmt::format("{}: cannot create /{}", path_, fmt_::kCaseNames));
+    std::vector<const char*> ptrs;
+    for (const auto& n : names) ptrs.push_back(n.c_str());
+    data::h5::check<IoError>(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()),
+                             fmt::format("{}: writing /{}", path_, fmt_::kCaseNames));
+  }
+
+  void write_attributes(const PackOptions& o) {
+    using data::h5::write_attr;
+    hid_t f = file_.get();
+    write_attr(f, fmt_::kAttrFormat, std::string(fmt_::kFormatName));
+    write_attr(f, fmt_::kAttrVersion, fmt_::kFormatVersion);
+    write_attr(f, fmt_::kAttrHeight, size_);
+    write_attr(f, fmt_::kAttrWidth, size_);
+    write_attr(f, fmt_::kAttrModalities, std::vector<std::string>(fmt_::kModalities.begin(), fmt_::kModalities.end()));
+    write_attr(f, fmt_::kAttrClassNames, std::vector<std::string>(fmt_::kClassNames.begin(), fmt_::kClassNames.end()));
+    write_attr(f, fmt_::kAttrLabelValues,
+               std::vector<int64_t>(fmt_::kSourceLabels.begin(), fmt_::kSourceLabels.end()));
+    write_attr(f, fmt_::kAttrNormalisation,
+               std::string("z-score per case and modality over brain voxels (where any modality is non-zero); "
+                           "0 outside the brain"));
+    write_attr(f, fmt_::kAttrResize,
+               fmt::format("crop to the case's in-plane brain bounding box, zero-pad to a centred square, resize "
+                           "to {0}x{0}: images bilinear with antialiasing, labels nearest-exact", size_));
+    write_attr(f, fmt_::kAttrOrientation,
+               std::string("as stored: slices are planes of constant third voxel index k; rows follow j, columns "
+                           "follow i; qform/sform not applied"));
+    write_attr(f, fmt_::kAttrSelection,
+               fmt::format("every slice with tumour, plus a seeded fraction {} of tumour-free slices with at least "
+                           "{}% brain pixels", o.keep_empty, 100 * kMinBrainFraction));
+    write_attr(f, fmt_::kAttrSource, fs::absolute(o.input_dir).lexically_normal().string());
+    write_attr(f, fmt_::kAttrTool, std::string("brats_recipe pack (Strata " STRATA_VERSION ")"));
+    write_attr(f, fmt_::kAttrSeed, static_cast<int64_t>(o.seed));
+    write_attr(f, fmt_::kAttrValFraction, o.val_fraction);
+    write_attr(f, fmt_::kAttrKeepEmpty, o.keep_empty);
+  }
+
+  std::string path_;
+  int64_t size_;
+  bool checksums_;
+  int64_t n_ = 0;
+  data::h5::Handle file_, half_, images_, labels_;
+};
+
+// Deletes a file on scope exit unless released.
+class FileGuard {
+ public:
+  explicit FileGuard(std::string path) : path_(std::move(path)) {}
+  ~FileGuard() {
+    std::error_code ec;
+    if (!path_.empty()) fs::remove(path_, ec);
+  }
+  void release() { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+std::vector<CaseFiles> find_cases(const std::string& input_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(input_dir, ec)) STRATA_THROW(DataError, "{}: input folder does not exist", input_dir);
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(input_dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (entry.is_directory() && !name.empty() && name[0] != '.') names.push_back(name);
+  }
+  if (names.empty()) {
+    STRATA_THROW(DataError, "{}: no case folders (expected BraTS2021_XXXXX/ folders holding "
+                 "BraTS2021_XXXXX_{{t1,t1ce,t2,flair,seg}}.nii.gz)", input_dir);
+  }
+  std::sort(names.begin(), names.end());
+  std::vector<CaseFiles> cases;
+  for (const auto& name : names) {
+    fs::path dir = fs::path(input_dir) / name;
+    CaseFiles c;
+    c.name = name;
+    for (size_t m = 0; m < 4; ++m) c.modalities[m] = case_file(dir, name, kModalityFiles[m]);
+    c.seg = case_file(dir, name, "seg");
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+std::vector<uint8_t> remap_labels(const Volume& seg, const std::string& case_name, const std::string& seg_path) {
+  std::vector<uint8_t> out(seg.data.size());
+  for (size_t i = 0; i < seg.data.size(); ++i) {
+    float v = seg.data[i];
+    uint8_t c;
+    if (v == 0.0f) c = 0;
+    else if (v == 1.0f) c = 1;
+    else if (v == 2.0f) c = 2;
+    else if (v == 4.0f) c = 3;
+    else {
+      int64_t nx = seg.dims[0], ny = seg.dims[1];
+      auto at = static_cast<int64_t>(i);
+      STRATA_THROW(DataError, "case {}: {} holds label value {} at voxel ({}, {}, {}); BraTS labels are 0, 1, 2 and 4",
+                   case_name, seg_path, v, at % nx, (at / nx) % ny, at / (nx * ny));
+    }
+    out[i] = c;
+  }
+  return out;
+}
+
+std::vector<int> assign_splits(const std::vector<std::string>& case_names, double val_fraction, uint64_t seed) {
+  const auto c = static_cast<int64_t>(case_names.size());
+  int64_t n_val = std::llround(val_fraction * static_cast<double>(c));
+  if (val_fraction > 0 && c >= 2) n_val = std::clamp<int64_t>(n_val, 1, c - 1);
+  if (c < 2) n_val = 0;
+  std::vector<std::pair<uint64_t, std::string>> order;
+  for (int64_t i = 0; i < c; ++i) order.emplace_back(hash_name(seed, case_names[static_cast<size_t>(i)]), case_names[static_cast<size_t>(i)]);
+  std::sort(order.begin(), order.end());
+  std::vector<int> split(static_cast<size_t>(c), 0);
+  for (int64_t r = 0; r < n_val; ++r) {
+    auto it = std::find(case_names.begin(), case_names.end(), order[static_cast<size_t>(r)].second);
+    split[static_cast<size_t>(it - case_names.begin())] = 1;
+  }
+  return split;
+}
+
+PreparedCase prepare_case(const CaseFiles& files, const PackOptions& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  // Cases are the parallelism (one per worker): the resize runs on this thread only.
+  data::set_thread_intraop_threads(1);
+  std::array<Volume, 4> vols;
+  for (size_t m = 0; m < 4; ++m) vols[m] = read_nifti(files.modalities[m]);
+  Volume seg = read_nifti(files.seg);
+  const Dims3 dims = vols[0].dims;
+  auto shape = [](const Dims3& d) { return fmt::format("{}x{}x{}", d[0], d[1], d[2]); };
+  for (size_t m = 1; m < 4; ++m) {
+    if (vols[m].dims != dims) {
+      STRATA_THROW(DataError, "case {}: {} is {} but {} is {}; all modalities and seg must match", files.name,
+                   files.modalities[m], shape(vols[m].dims), files.modalities[0], shape(dims));
+    }
+  }
+  if (seg.dims != dims) {
+    STRATA_THROW(DataError, "case {}: {} is {} but {} is {}; all modalities and seg must match", files.name, files.seg,
+                 shape(seg.dims), files.modalities[0], shape(dims));
+  }
+  std::vector<uint8_t> labels = remap_labels(seg, files.name, files.seg);
+  seg = Volume{};
+
+  const int64_t nx = dims[0], ny = dims[1], nz = dims[2], plane = nx * ny;
+  std::vector<uint8_t> brain(static_cast<size_t>(plane * nz), 0);
+  for (const auto& v : vols) {
+    for (size_t i = 0; i < brain.size(); ++i) brain[i] |= v.data[i] != 0.0f;
+  }
+  // In-plane bounding box of the brain over all slices, and per-slice counts.
+  int64_t i0 = nx, i1 = -1, j0 = ny, j1 = -1;
+  std::vector<int64_t> brain_px(static_cast<size_t>(nz), 0);
+  std::vector<uint8_t> tumour(static_cast<size_t>(nz), 0);
+  for (int64_t k = 0; k < nz; ++k) {
+    for (int64_t j = 0; j < ny; ++j) {
+      for (int64_t i = 0; i < nx; ++i) {
+        auto at = static_cast<size_t>(k * plane + j * nx + i);
+        tumour[static_cast<size_t>(k)] |= labels[at] != 0;
+        if (!brain[at]) continue;
+        ++brain_px[static_cast<size_t>(k)];
+        i0 = std::min(i0, i), i1 = std::max(i1, i), j0 = std::min(j0, j), j1 = std::max(j1, j);
+      }
+    }
+  }
+  if (i1 < 0) STRATA_THROW(DataError, "case {}: every modality is zero everywhere ({})", files.name, files.modalities[0]);
+  for (auto& v : vols) zscore(v.data, brain);
+
+  PreparedCase out;
+  out.name = files.name;
+  const uint64_t case_hash = hash_name(o.seed, files.name);
+  for (int64_t k = 0; k < nz; ++k) {
+    bool has_brain = static_cast<double>(brain_px[static_cast<size_t>(k)]) >= kMinBrainFraction * static_cast<double>(plane);
+    bool keep_empty = has_brain && unit_double(mix64(case_hash ^ static_cast<uint64_t>(k))) < o.keep_empty;
+    if (tumour[static_cast<size_t>(k)] || keep_empty) out.z.push_back(static_cast<int32_t>(k));
+  }
+  const auto kept = static_cast<int64_t>(out.z.size());
+  if (kept == 0) {
+    out.seconds = seconds_since(t0);
+    return out;
+  }
+
+  // Crop the centred square around the bounding box (zero outside the volume).
+  const int64_t side = std::max(i1 - i0 + 1, j1 - j0 + 1);
+  const int64_t is = i0 - (side - (i1 - i0 + 1)) / 2, js = j0 - (side - (j1 - j0 + 1)) / 2;
+  torch::Tensor img = torch::zeros({kept, 4, side, side}, torch::kFloat);
+  torch::Tensor lab = torch::zeros({kept, 1, side, side}, torch::kFloat);
+  auto* ip = img.data_ptr<float>();
+  auto* lp = lab.data_ptr<float>();
+  const int64_t ilo = std::max<int64_t>(is, 0), ihi = std::min(is + side, nx);
+  for (int64_t s = 0; s < kept; ++s) {
+    const int64_t k = out.z[static_cast<size_t>(s)];
+    for (int64_t j = std::max<int64_t>(js, 0); j < std::min(js + side, ny); ++j) {
+      const int64_t row = j - js;
+      for (int64_t m = 0; m < 4; ++m) {
+        const float* src = vols[static_cast<size_t>(m)].data.data() + k * plane + j * nx;
+        float* dst = ip + ((s * 4 + m) * side + row) * side - is;
+        std::copy(src + ilo, src + ihi, dst + ilo);
+      }
+      const uint8_t* lsrc = labels.data() + k * plane + j * nx;
+      float* ldst = lp + (s * side + row) * side - is;
+      for (int64_t i = ilo; i < ihi; ++i) ldst[i] = lsrc[i];
+    }
+  }
+  if (side != o.size) {
+    // ATen's kernels directly: the functional interpolate() warns about align_corners
+    // for nearest-exact, which takes none.
+    img = at::_upsample_bilinear2d_aa(img, {o.size, o.size}, /*align_corners=*/false);
+    lab = at::_upsample_nearest_exact2d(lab, {o.size, o.size});
+  }
+  torch::Tensor half = img.to(torch::kHalf).contiguous();
+  torch::Tensor bytes = lab.round().to(torch::kByte).contiguous();
+  out.images.resize(static_cast<size_t>(half.numel()));
+  std::memcpy(out.images.data(), half.data_ptr(), out.images.size() * sizeof(uint16_t));
+  out.labels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
+  out.seconds = seconds_since(t0);
+  return out;
+}
+
+PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t, int64_t)>& progress) {
+  auto t0 = std::chrono::steady_clock::now();
+  STRATA_CHECK_AS(DataError, o.size >= 16 && o.size <= 1024, "pack: --size must be in [16, 1024], got {}", o.size);
+  STRATA_CHECK_AS(DataError, o.val_fraction >= 0 && o.val_fraction < 1, "pack: --val-fraction must be in [0, 1), got {}",
+                  o.val_fraction);
+  STRATA_CHECK_AS(DataError, o.keep_empty >= 0 && o.keep_empty <= 1, "pack: --keep-empty must be in [0, 1], got {}",
+                  o.keep_empty);
+  std::error_code ec;
+  if (fs::exists(o.out_path, ec) && !o.force) {
+    STRATA_THROW(IoError, "{} already exists; pass --force to overwrite it", o.out_path);
+  }
+  std::vector<CaseFiles> cases = find_cases(o.input_dir);
+  std::vector<std::string> names;
+  for (const auto& c : cases) names.push_back(c.name);
+  std::vector<int> split_of = assign_splits(names, o.val_fraction, o.seed);
+
+  const std::string tmp = fmt::format("{}.partial-{}", o.out_path, ::getpid());
+  FileGuard guard(tmp);
+  SliceWriter writer(tmp, o.size, o.checksums);
+
+  PackSummary summary;
+  summary.cases = static_cast<int64_t>(cases.size());
+  summary.workers = resolve_workers(o.workers, summary.cases);
+  summary.splits.resize(fmt_::kSplitNames.size());
+  for (size_t s = 0; s < summary.splits.size(); ++s) summary.splits[s].name = fmt_::kSplitNames[s];
+  std::vector<std::vector<int64_t>> split_slices(summary.splits.size());
+  std::vector<int32_t> slice_case, slice_z;
+
+  run_ordered<PreparedCase>(
+      summary.cases, summary.workers, 2 * summary.workers,
+      [&](int64_t i) { return prepare_case(cases[static_cast<size_t>(i)], o); },
+      [&](int64_t i, PreparedCase&& c) {
+        const auto s = static_cast<size_t>(split_of[static_cast<size_t>(i)]);
+        SplitSummary& split = summary.splits[s];
+        const int64_t first = writer.slices();
+        writer.append(c);
+        for (size_t k = 0; k < c.z.size(); ++k) {
+          slice_case.push_back(static_cast<int32_t>(i));
+          slice_z.push_back(c.z[k]);
+          split_slices[s].push_back(first + static_cast<int64_t>(k));
+        }
+        split.cases += c.z.empty() ? 0 : 1;
+        split.slices += static_cast<int64_t>(c.z.size());
+        for (uint8_t v : c.labels) ++split.class_voxels[v];
+        summary.case_seconds += c.seconds;
+        if (progress) progress(i + 1, summary.cases);
+      });
+  summary.slices = writer.slices();
+  writer.finish(slice_case, slice_z, names, summary.splits, split_slices, o);
+
+  fs::rename(tmp, o.out_path, ec);
+  if (ec) STRATA_THROW(IoError, "{}: cannot rename {} into place: {}", o.out_path, tmp, ec.message());
+  guard.release();
+  summary.bytes = static_cast<int64_t>(fs::file_size(o.out_path));
+  summary.seconds = seconds_since(t0);
+  return summary;
+}
+
+}  // namespace strata::dataprep

@@ -1,0 +1,64 @@
+// DataConfig: the `data.` section of a recipe (the packed file, batch size per rank,
+// reader threads, queue depth, tail policy, augmentation), and the options of the
+// pipeline's parts made from it.
+//
+//   data:
+//     path: runs/demo-data/brats128.h5
+//     batch_size: 16
+//     workers: 2
+//     prefetch: 4
+//     augment: {rotate_prob: 0.3}
+#pragma once
+
+#include "strata/core/config.h"
+#include "strata/data/augment.h"
+#include "strata/data/prefetcher.h"
+#include "strata/data/shard_sampler.h"
+#include "strata/data/slice_store.h"
+
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace strata::data {
+
+struct DataConfig {
+  std::string path = "runs/demo-data/brats128.h5";  // packed slice file (brats_recipe pack)
+  int64_t batch_size = 16;             // slices per batch on each rank
+  int workers = 2;                     // reader threads per rank
+  int prefetch = 4;                    // batches read ahead of the step (queue depth)
+  std::string tail = "pad";            // uneven end of the training split: pad (wrap around) | drop
+  bool shuffle = true;                 // a new permutation of the training split every epoch
+  std::string train_split = "train";   // split trained on
+  std::string val_split = "val";       // split evaluated on (by case, never augmented)
+  std::string read_path = "direct";    // SliceStore reads: direct (parallel preadv) | hdf5 (locked H5Dread)
+  std::string image_dtype = "float32"; // images on the device: float32 | float16 (as stored)
+  AugmentConfig augment;               // training-time augmentation
+
+  template <class V>
+  void visit(V& v) {
+    v("path", path, "packed slice file (brats_recipe pack)");
+    v("batch_size", batch_size, "slices per batch on each rank", core::in_range<int64_t>(1, 65536));
+    v("workers", workers, "reader threads per rank", core::in_range(1, 256));
+    v("prefetch", prefetch, "batches read ahead of the step (queue depth)", core::in_range(1, 1024));
+    v("tail", tail, "uneven end of the training split: pad (wrap around) | drop", core::one_of({"pad", "drop"}));
+    v("shuffle", shuffle, "a new permutation of the training split every epoch");
+    v("train_split", train_split, "split trained on", core::one_of({"train", "val"}));
+    v("val_split", val_split, "split evaluated on (by case, never augmented)", core::one_of({"train", "val"}));
+    v("read_path", read_path, "SliceStore reads: direct | hdf5", core::one_of({"direct", "hdf5"}));
+    v("image_dtype", image_dtype, "images on the device: float32 | float16", core::one_of({"float32", "float16"}));
+    v("augment", augment, "training-time augmentation");
+  }
+};
+
+SliceStoreOptions store_options(const DataConfig& config);
+// Training sampler options; `seed` is the run seed (the same on every rank).
+SamplerOptions sampler_options(const DataConfig& config, uint64_t seed);
+// Prefetcher options for `device`; `augment` may be null (validation).
+PrefetchOptions prefetch_options(const DataConfig& config, c10::Device device, std::shared_ptr<const Augment> augment);
+// The training Augment of `rank`, or null when data.augment is inactive.
+std::shared_ptr<const Augment> make_augment(const DataConfig& config, uint64_t seed, int rank);
+
+}  // namespace strata::data

@@ -1,0 +1,53 @@
+// The packed slice format (data/FORMAT.md), version 1: object names, attribute names
+// and the label map, shared by the writer (data/, `brats_recipe pack`) and the reader
+// (SliceStore). A change to the layout that an old reader cannot read bumps
+// kFormatVersion; readers refuse any other version with a DataError.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+namespace strata::data::format {
+
+inline constexpr const char* kFormatName = "strata.brats.slices";  // root attribute `format`
+inline constexpr int64_t kFormatVersion = 1;                        // root attribute `format_version`
+
+inline constexpr int kChannels = 4;    // modalities per slice, in kModalities order
+inline constexpr int kNumClasses = 4;  // stored label values 0..3
+inline constexpr std::array<const char*, kChannels> kModalities = {"t1", "t1ce", "t2", "flair"};
+// BraTS label value of each stored class: class c was BraTS label kSourceLabels[c].
+inline constexpr std::array<int, kNumClasses> kSourceLabels = {0, 1, 2, 4};
+inline constexpr std::array<const char*, kNumClasses> kClassNames = {"background", "necrotic core", "edema",
+                                                                     "enhancing tumour"};
+
+// Datasets (paths from the file's root).
+inline constexpr const char* kImages = "images";          // float16 [N, 4, H, W], one slice per chunk
+inline constexpr const char* kLabels = "labels";          // uint8 [N, H, W], one slice per chunk
+inline constexpr const char* kSliceCase = "slice_case";   // int32 [N]: case index of each slice
+inline constexpr const char* kSliceZ = "slice_z";         // int32 [N]: axial index (third voxel axis) in its case
+inline constexpr const char* kCaseNames = "case_names";   // variable-length UTF-8 strings [C]
+inline constexpr const char* kSplits = "splits";          // group: one int64 dataset of slice indices per split
+inline constexpr std::array<const char*, 2> kSplitNames = {"train", "val"};
+
+// Attributes of the root group.
+inline constexpr const char* kAttrFormat = "format";
+inline constexpr const char* kAttrVersion = "format_version";
+inline constexpr const char* kAttrHeight = "height";
+inline constexpr const char* kAttrWidth = "width";
+inline constexpr const char* kAttrModalities = "modalities";
+inline constexpr const char* kAttrLabelValues = "label_source_values";
+inline constexpr const char* kAttrClassNames = "class_names";
+inline constexpr const char* kAttrNormalisation = "normalisation";
+inline constexpr const char* kAttrResize = "resize";
+inline constexpr const char* kAttrOrientation = "orientation";
+inline constexpr const char* kAttrSelection = "slice_selection";
+inline constexpr const char* kAttrSource = "source";
+inline constexpr const char* kAttrTool = "tool";
+inline constexpr const char* kAttrSeed = "seed";
+inline constexpr const char* kAttrValFraction = "val_fraction";
+inline constexpr const char* kAttrKeepEmpty = "keep_empty";
+// Attributes of each split dataset.
+inline constexpr const char* kAttrSplitCases = "cases";                // int64: cases in the split
+inline constexpr const char* kAttrSplitClassVoxels = "class_voxels";  // int64 [4]: pixels per class
+
+}  // namespace strata::data::format

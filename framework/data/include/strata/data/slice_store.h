@@ -1,0 +1,140 @@
+// SliceStore: read-only access to a packed slice file (data/FORMAT.md): validation on
+// open, per-slice metadata (case, axial index), the split index lists, and batched
+// reads into caller-provided buffers (so the loader can read straight into pinned
+// memory).
+//
+// Thread safety: every const member may be called from any number of threads at
+// once. How reads stay safe with a serial HDF5 depends on the read path:
+//   kDirect (default): on open, the file offset and size of every slice's chunk are
+//     looked up once through HDF5 (under the process-wide HDF5 lock, h5.h). A read is
+//     then plain preadv() calls on one read-only descriptor shared by all threads:
+//     runs of chunks that lie back to back in the file become one call, and each
+//     chunk's Fletcher-32 checksum is verified by the calling thread. No lock is
+//     taken, so readers scale with threads (store_bench measures it).
+//   kHdf5: every read is an H5Dread under the HDF5 lock, with indices that are
+//     adjacent in the request coalesced into one hyperslab read. Reads serialise; it
+//     is the library's own path, kept as the reference and for comparison.
+// Files whose chunks carry filters other than Fletcher-32 (say, recompressed by
+// h5repack) are read through kHdf5 whatever was asked.
+//
+// Errors: a missing or unreadable file, another format version, wrong dataset shapes
+// or types, inconsistent metadata, a truncated file, a checksum mismatch or a label
+// outside 0..3 is a DataError naming the file and, for slice data, the dataset, the
+// slice, its case and axial index.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Half.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace strata::data {
+
+enum class ReadPath { kDirect, kHdf5 };
+const char* read_path_name(ReadPath path);
+// "direct" | "hdf5"; anything else is a ConfigError.
+ReadPath parse_read_path(std::string_view name);
+
+struct SliceStoreOptions {
+  ReadPath read_path = ReadPath::kDirect;  // see the header comment
+};
+
+// What the packer recorded about the data (root attributes, FORMAT.md).
+struct StoreInfo {
+  int64_t format_version = 0;
+  std::vector<std::string> modalities;           // channel order: t1, t1ce, t2, flair
+  std::vector<std::string> class_names;          // stored label c means class_names[c]
+  std::vector<int64_t> label_source_values;      // stored label c was BraTS label label_source_values[c]
+  std::string normalisation;                     // how intensities were normalised
+  std::string resize;                            // how slices were brought to height x width
+  std::string orientation;                       // which voxel axes rows, columns and slices follow
+  std::string selection;                         // which slices were kept
+  std::string source;                            // the input folder
+  std::string tool;                              // the program and version that wrote the file
+  int64_t seed = 0;                              // split and selection seed
+  double val_fraction = 0;                       // fraction of cases in "val"
+  double keep_empty = 0;                         // fraction of tumour-free brain slices kept
+  bool checksums = false;                        // Fletcher-32 per chunk
+};
+
+// One split: its slices (ascending store indices) and recorded statistics.
+struct SplitInfo {
+  std::string name;                    // "train" | "val"
+  std::vector<int64_t> slices;         // store slice indices, ascending
+  int64_t cases = 0;                   // cases in this split
+  std::array<int64_t, 4> class_voxels{};  // pixels of each stored class over its slices
+};
+
+// Result of SliceStore::verify.
+struct VerifyReport {
+  int64_t chunks = 0;   // image and label chunks read and checked
+  int64_t bytes = 0;    // payload bytes read
+  double seconds = 0;   // wall time
+};
+
+class SliceStore {
+ public:
+  static constexpr int64_t kChannels = 4;
+
+  // Opens `path` read-only and validates it (see the header comment).
+  explicit SliceStore(std::string path, SliceStoreOptions options = {});
+  ~SliceStore();
+  SliceStore(const SliceStore&) = delete;
+  SliceStore& operator=(const SliceStore&) = delete;
+
+  const std::string& path() const;
+  ReadPath read_path() const;   // the path in use (kHdf5 when kDirect was not possible)
+  const StoreInfo& info() const;
+  int64_t file_bytes() const;
+
+  int64_t num_slices() const;
+  int64_t height() const;
+  int64_t width() const;
+  int64_t channels() const { return kChannels; }
+  int64_t image_bytes() const;  // one slice's image payload: 4 * H * W * 2 (float16)
+  int64_t label_bytes() const;  // one slice's label payload: H * W (uint8)
+
+  int64_t num_cases() const;
+  const std::vector<std::string>& case_names() const;
+  const std::vector<int32_t>& slice_cases() const;  // [num_slices]: case index of each slice
+  const std::vector<int32_t>& slice_z() const;      // [num_slices]: axial index within its case
+  int32_t case_of(int64_t slice) const { return slice_cases()[static_cast<size_t>(slice)]; }
+  int32_t z_of(int64_t slice) const { return slice_z()[static_cast<size_t>(slice)]; }
+  // The case of each of `slices` (for ShardSampler::by_case over a split).
+  std::vector<int32_t> cases_of(const std::vector<int64_t>& slices) const;
+  // "slice 12 (case BraTS2021_00003, z 77)", for messages.
+  std::string describe_slice(int64_t slice) const;
+
+  std::vector<std::string> split_names() const;  // "train", "val"
+  // The split called `name`; a DataError naming the file and the known splits otherwise.
+  const SplitInfo& split_info(const std::string& name) const;
+  const std::vector<int64_t>& split(const std::string& name) const { return split_info(name).slices; }
+
+  // Reads slices indices[0..n) (any order, repeats allowed) into `images` (float16,
+  // [n, 4, H, W], as stored) and `labels` (uint8, [n, H, W], values 0..3). Either
+  // buffer may be null to skip that dataset. Buffers must not overlap.
+  void read(const int64_t* indices, int64_t n, c10::Half* images, uint8_t* labels) const;
+
+  // Same, into CPU tensors of shape [n, 4, H, W] and [n, H, W] (contiguous). `images`
+  // may be float16 (read in place) or float32 (converted); `labels` uint8 (in place)
+  // or int64 (converted). Either may be undefined to skip it.
+  void read_into(const std::vector<int64_t>& indices, at::Tensor images, at::Tensor labels) const;
+
+  // Reads every image and label chunk through the HDF5 library (its own Fletcher-32
+  // check), checks every label value, and recounts each split's class pixels against
+  // the recorded statistics. Throws DataError naming the dataset and slice at the
+  // first failure. `progress(done, total)` is called as slices are checked.
+  VerifyReport verify(const std::function<void(int64_t, int64_t)>& progress = {}) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata::data

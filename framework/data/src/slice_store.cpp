@@ -1,0 +1,601 @@
+// SliceStore: validation on open, chunk tables for direct reads, and the two read
+// paths (see slice_store.h).
+#include "strata/data/slice_store.h"
+
+#include "strata/core/error.h"
+#include "strata/core/timer.h"
+#include "strata/data/fletcher32.h"
+#include "strata/data/format.h"
+#include "strata/data/h5.h"
+
+#include <ATen/ATen.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <set>
+
+namespace strata::data {
+
+using core::ConfigError;
+using core::DataError;
+
+namespace {
+
+constexpr size_t kMaxIov = IOV_MAX;
+
+// Where each slice's chunk of one dataset lies in the file, for direct reads.
+struct ChunkTable {
+  std::vector<uint64_t> offset;  // absolute file offset of slice i's chunk
+  uint64_t stored = 0;           // bytes per stored chunk: payload (+ 4 checksum bytes)
+  uint64_t payload = 0;          // bytes of one slice's data
+};
+
+}  // namespace
+
+const char* read_path_name(ReadPath path) { return path == ReadPath::kDirect ? "direct" : "hdf5"; }
+
+ReadPath parse_read_path(std::string_view name) {
+  if (name == "direct") return ReadPath::kDirect;
+  if (name == "hdf5") return ReadPath::kHdf5;
+  STRATA_THROW(ConfigError, "unknown read path '{}' (expected direct or hdf5)", name);
+}
+
+struct SliceStore::Impl {
+  std::string path;
+  ReadPath read_path = ReadPath::kDirect;
+  StoreInfo info;
+  int64_t file_bytes = 0;
+  int64_t n = 0, h = 0, w = 0;
+  std::vector<std::string> cases;
+  std::vector<int32_t> slice_case, slice_z;
+  std::vector<SplitInfo> splits;
+  h5::Handle file, images, labels, half_type;
+  bool direct_possible = true;  // chunks carry Fletcher-32 at most: payload readable as is
+  ChunkTable image_chunks, label_chunks;
+  int fd = -1;
+
+  ~Impl() {
+    if (fd >= 0) ::close(fd);
+    h5::Lock lock;  // handles close under the lock
+    images.reset();
+    labels.reset();
+    half_type.reset();
+    file.reset();
+  }
+
+  std::string where() const { return path; }
+  std::string describe(int64_t i) const {
+    if (i < 0 || i >= n) return fmt::format("slice {}", i);
+    auto c = static_cast<size_t>(slice_case[static_cast<size_t>(i)]);
+    return fmt::format("slice {} (case {}, z {})", i, c < cases.size() ? cases[c] : "?", slice_z[static_cast<size_t>(i)]);
+  }
+
+  void open(SliceStoreOptions options);
+  void read_info();
+  h5::Handle open_dataset(const char* name) const;
+  void check_layout(hid_t dataset, const char* name, const std::vector<hsize_t>& chunk);
+  template <class T>
+  std::vector<T> read_vector(const char* name, hid_t mem_type, int64_t expected) const;
+  std::vector<std::string> read_names(const char* name) const;
+  void read_splits();
+  ChunkTable chunk_table(hid_t dataset, const char* name, uint64_t payload) const;
+
+  void read_direct(const ChunkTable& table, const char* name, const int64_t* idx, int64_t count,
+                   unsigned char* dest) const;
+  void read_hdf5(hid_t dataset, hid_t mem_type, const char* name, uint64_t payload, const int64_t* idx,
+                 int64_t count, unsigned char* dest) const;
+  void check_labels(const uint8_t* labels, const int64_t* idx, int64_t count) const;
+};
+
+void SliceStore::Impl::open(SliceStoreOptions options) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    STRATA_THROW(DataError, "{}: cannot open packed file: {}", path, std::strerror(errno));
+  }
+  file_bytes = static_cast<int64_t>(st.st_size);
+
+  h5::Lock lock;
+  if (H5Fis_hdf5(path.c_str()) <= 0) {
+    h5::error_text();
+    STRATA_THROW(DataError, "{}: not an HDF5 file (or its superblock is damaged)", path);
+  }
+  file = h5::make<DataError>(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose,
+                             fmt::format("{}: cannot open as HDF5 (truncated or corrupt?)", path));
+  read_info();
+
+  images = open_dataset(format::kImages);
+  labels = open_dataset(format::kLabels);
+  auto idims = h5::dims_of(images.get());
+  auto ldims = h5::dims_of(labels.get());
+  if (idims.size() != 4 || idims[1] != format::kChannels) {
+    STRATA_THROW(DataError, "{}: dataset /{} must have shape [N, 4, H, W], has {}", path, format::kImages,
+                 fmt::join(idims, " x "));
+  }
+  n = static_cast<int64_t>(idims[0]);
+  h = static_cast<int64_t>(idims[2]);
+  w = static_cast<int64_t>(idims[3]);
+  if (ldims != std::vector<hsize_t>{idims[0], idims[2], idims[3]}) {
+    STRATA_THROW(DataError, "{}: dataset /{} has shape [{}], expected [{}, {}, {}] to match /{}", path,
+                 format::kLabels, fmt::join(ldims, ", "), n, h, w, format::kImages);
+  }
+  int64_t attr_h = h5::read_int_attr(file.get(), format::kAttrHeight, path);
+  int64_t attr_w = h5::read_int_attr(file.get(), format::kAttrWidth, path);
+  if (attr_h != h || attr_w != w) {
+    STRATA_THROW(DataError, "{}: attributes say {}x{} slices but /{} holds {}x{}", path, attr_h, attr_w,
+                 format::kImages, h, w);
+  }
+
+  half_type = h5::make<DataError>(H5Dget_type(images.get()), H5Tclose, path);
+  if (H5Tget_class(half_type.get()) != H5T_FLOAT || H5Tget_size(half_type.get()) != 2) {
+    STRATA_THROW(DataError, "{}: dataset /{} must hold 16-bit floats", path, format::kImages);
+  }
+  {
+    h5::Handle ltype = h5::make<DataError>(H5Dget_type(labels.get()), H5Tclose, path);
+    if (H5Tget_class(ltype.get()) != H5T_INTEGER || H5Tget_size(ltype.get()) != 1) {
+      STRATA_THROW(DataError, "{}: dataset /{} must hold 8-bit integers", path, format::kLabels);
+    }
+  }
+  check_layout(images.get(), format::kImages, {1, format::kChannels, idims[2], idims[3]});
+  check_layout(labels.get(), format::kLabels, {1, idims[2], idims[3]});
+
+  slice_case = read_vector<int32_t>(format::kSliceCase, H5T_NATIVE_INT32, n);
+  slice_z = read_vector<int32_t>(format::kSliceZ, H5T_NATIVE_INT32, n);
+  cases = read_names(format::kCaseNames);
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t c = slice_case[static_cast<size_t>(i)];
+    if (c < 0 || c >= static_cast<int64_t>(cases.size()) || slice_z[static_cast<size_t>(i)] < 0) {
+      STRATA_THROW(DataError, "{}: slice {} has case index {} and z {}, outside the {} cases", path, i, c,
+                   slice_z[static_cast<size_t>(i)], cases.size());
+    }
+  }
+  read_splits();
+
+  read_path = options.read_path;
+  if (read_path == ReadPath::kDirect && !direct_possible) read_path = ReadPath::kHdf5;
+  if (read_path == ReadPath::kDirect) {
+    image_chunks = chunk_table(images.get(), format::kImages, static_cast<uint64_t>(n > 0 ? 2 * 4 * h * w : 0));
+    label_chunks = chunk_table(labels.get(), format::kLabels, static_cast<uint64_t>(h * w));
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) STRATA_THROW(DataError, "{}: cannot open for reading: {}", path, std::strerror(errno));
+  }
+}
+
+void SliceStore::Impl::read_info() {
+  if (!h5::has_attr(file.get(), format::kAttrFormat) ||
+      h5::read_string_attr(file.get(), format::kAttrFormat, path) != format::kFormatName) {
+    STRATA_THROW(DataError, "{}: not a Strata slice file (root attribute '{}' is not '{}'); pack one with "
+                 "`brats_recipe pack`", path, format::kAttrFormat, format::kFormatName);
+  }
+  info.format_version = h5::read_int_attr(file.get(), format::kAttrVersion, path);
+  if (info.format_version != format::kFormatVersion) {
+    STRATA_THROW(DataError, "{}: format version {}, but this Strata reads version {}; repack it with this "
+                 "build's `brats_recipe pack`", path, info.format_version, format::kFormatVersion);
+  }
+  info.modalities = h5::read_strings_attr(file.get(), format::kAttrModalities, path);
+  std::vector<std::string> expected(format::kModalities.begin(), format::kModalities.end());
+  if (info.modalities != expected) {
+    STRATA_THROW(DataError, "{}: modalities [{}], expected [{}]", path, fmt::join(info.modalities, ", "),
+                 fmt::join(expected, ", "));
+  }
+  info.class_names = h5::read_strings_attr(file.get(), format::kAttrClassNames, path);
+  info.label_source_values = h5::read_ints_attr(file.get(), format::kAttrLabelValues, path);
+  if (info.label_source_values.size() != format::kNumClasses || info.class_names.size() != format::kNumClasses) {
+    STRATA_THROW(DataError, "{}: the label map must have {} classes", path, format::kNumClasses);
+  }
+  info.normalisation = h5::read_string_attr(file.get(), format::kAttrNormalisation, path);
+  info.resize = h5::read_string_attr(file.get(), format::kAttrResize, path);
+  info.orientation = h5::read_string_attr(file.get(), format::kAttrOrientation, path);
+  info.selection = h5::read_string_attr(file.get(), format::kAttrSelection, path);
+  info.source = h5::read_string_attr(file.get(), format::kAttrSource, path);
+  info.tool = h5::read_string_attr(file.get(), format::kAttrTool, path);
+  info.seed = h5::read_int_attr(file.get(), format::kAttrSeed, path);
+  info.val_fraction = h5::read_double_attr(file.get(), format::kAttrValFraction, path);
+  info.keep_empty = h5::read_double_attr(file.get(), format::kAttrKeepEmpty, path);
+}
+
+h5::Handle SliceStore::Impl::open_dataset(const char* name) const {
+  if (H5Lexists(file.get(), name, H5P_DEFAULT) <= 0) {
+    h5::error_text();
+    STRATA_THROW(DataError, "{}: dataset /{} is missing", path, name);
+  }
+  // No chunk cache: slices are read once per epoch in random order, so caching them
+  // would only add a copy.
+  h5::Handle dapl = h5::make<DataError>(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose, path);
+  H5Pset_chunk_cache(dapl.get(), 0, 0, 1.0);
+  return h5::make<DataError>(H5Dopen2(file.get(), name, dapl.get()), H5Dclose,
+                             fmt::format("{}: cannot open dataset /{}", path, name));
+}
+
+void SliceStore::Impl::check_layout(hid_t dataset, const char* name, const std::vector<hsize_t>& chunk) {
+  h5::Handle dcpl = h5::make<DataError>(H5Dget_create_plist(dataset), H5Pclose, path);
+  std::vector<hsize_t> got(chunk.size(), 0);
+  if (H5Pget_layout(dcpl.get()) != H5D_CHUNKED ||
+      H5Pget_chunk(dcpl.get(), static_cast<int>(got.size()), got.data()) != static_cast<int>(chunk.size()) ||
+      got != chunk) {
+    h5::error_text();
+    STRATA_THROW(DataError, "{}: dataset /{} must be chunked one slice per chunk ([{}])", path, name,
+                 fmt::join(chunk, ", "));
+  }
+  bool fletcher = false;
+  int nfilters = H5Pget_nfilters(dcpl.get());
+  for (int f = 0; f < nfilters; ++f) {
+    unsigned flags = 0;
+    size_t nelmts = 0;
+    H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(f), &flags, &nelmts, nullptr, 0, nullptr,
+                                     nullptr);
+    if (id == H5Z_FILTER_FLETCHER32) {
+      fletcher = true;
+    } else {
+      direct_possible = false;  // compressed or otherwise transformed chunks: let HDF5 decode them
+    }
+  }
+  // Both big datasets must agree: the reader checks both or neither.
+  if (std::string(name) == format::kImages) {
+    info.checksums = fletcher;
+  } else if (fletcher != info.checksums) {
+    STRATA_THROW(DataError, "{}: /{} and /{} disagree on Fletcher-32 checksums", path, format::kImages, name);
+  }
+}
+
+template <class T>
+std::vector<T> SliceStore::Impl::read_vector(const char* name, hid_t mem_type, int64_t expected) const {
+  h5::Handle ds = open_dataset(name);
+  auto dims = h5::dims_of(ds.get());
+  if (dims.size() != 1 || static_cast<int64_t>(dims[0]) != expected) {
+    STRATA_THROW(DataError, "{}: dataset /{} must have shape [{}], has [{}]", path, name, expected,
+                 fmt::join(dims, ", "));
+  }
+  std::vector<T> out(static_cast<size_t>(expected));
+  if (expected > 0) {
+    h5::check<DataError>(H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
+                         fmt::format("{}: reading dataset /{}", path, name));
+  }
+  return out;
+}
+
+std::vector<std::string> SliceStore::Impl::read_names(const char* name) const {
+  h5::Handle ds = open_dataset(name);
+  auto dims = h5::dims_of(ds.get());
+  if (dims.size() != 1) STRATA_THROW(DataError, "{}: dataset /{} must be a list of strings", path, name);
+  h5::Handle type = h5::make<DataError>(H5Tcopy(H5T_C_S1), H5Tclose, path);
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  std::vector<char*> ptrs(dims[0], nullptr);
+  if (!ptrs.empty()) {
+    h5::check<DataError>(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()),
+                         fmt::format("{}: reading dataset /{}", path, name));
+  }
+  std::vector<std::string> out;
+  for (char* p : ptrs) out.emplace_back(p ? p : "");
+  if (!ptrs.empty()) {
+    h5::Handle space = h5::make<DataError>(H5Dget_space(ds.get()), H5Sclose, path);
+    H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, ptrs.data());
+  }
+  return out;
+}
+
+void SliceStore::Impl::read_splits() {
+  std::vector<int> split_of_case(cases.size(), -1);
+  for (size_t s = 0; s < format::kSplitNames.size(); ++s) {
+    std::string name = fmt::format("{}/{}", format::kSplits, format::kSplitNames[s]);
+    h5::Handle ds = open_dataset(name.c_str());
+    auto dims = h5::dims_of(ds.get());
+    if (dims.size() != 1) STRATA_THROW(DataError, "{}: dataset /{} must be a list of slice indices", path, name);
+    SplitInfo split;
+    split.name = format::kSplitNames[s];
+    split.slices = read_vector<int64_t>(name.c_str(), H5T_NATIVE_INT64, static_cast<int64_t>(dims[0]));
+    split.cases = h5::read_int_attr(ds.get(), format::kAttrSplitCases, path + ":/" + name);
+    auto voxels = h5::read_ints_attr(ds.get(), format::kAttrSplitClassVoxels, path + ":/" + name);
+    if (voxels.size() != split.class_voxels.size()) {
+      STRATA_THROW(DataError, "{}: /{} attribute '{}' must hold {} counts", path, name,
+                   format::kAttrSplitClassVoxels, split.class_voxels.size());
+    }
+    std::copy(voxels.begin(), voxels.end(), split.class_voxels.begin());
+    std::set<int32_t> split_cases;
+    for (size_t k = 0; k < split.slices.size(); ++k) {
+      int64_t i = split.slices[k];
+      if (i < 0 || i >= n || (k > 0 && i <= split.slices[k - 1])) {
+        STRATA_THROW(DataError, "{}: /{} must hold ascending slice indices in [0, {}), has {} at position {}",
+                     path, name, n, i, k);
+      }
+      int32_t c = slice_case[static_cast<size_t>(i)];
+      int& owner = split_of_case[static_cast<size_t>(c)];
+      if (owner >= 0 && owner != static_cast<int>(s)) {
+        STRATA_THROW(DataError, "{}: case {} has slices in both '{}' and '{}'; splits must be by case", path,
+                     cases[static_cast<size_t>(c)], format::kSplitNames[static_cast<size_t>(owner)], split.name);
+      }
+      owner = static_cast<int>(s);
+      split_cases.insert(c);
+    }
+    if (static_cast<int64_t>(split_cases.size()) != split.cases) {
+      STRATA_THROW(DataError, "{}: /{} records {} cases but its slices come from {}", path, name, split.cases,
+                   split_cases.size());
+    }
+    splits.push_back(std::move(split));
+  }
+}
+
+ChunkTable SliceStore::Impl::chunk_table(hid_t dataset, const char* name, uint64_t payload) const {
+  ChunkTable table;
+  table.payload = payload;
+  table.stored = payload + (info.checksums ? 4 : 0);
+  table.offset.resize(static_cast<size_t>(n));
+  // HDF5 addresses are relative to the base address, which a user block shifts.
+  h5::Handle fcpl = h5::make<DataError>(H5Fget_create_plist(file.get()), H5Pclose, path);
+  hsize_t userblock = 0;
+  H5Pget_userblock(fcpl.get(), &userblock);
+  auto rank = h5::dims_of(dataset).size();
+  std::vector<hsize_t> coord(rank, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    coord[0] = static_cast<hsize_t>(i);
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    h5::check<DataError>(H5Dget_chunk_info_by_coord(dataset, coord.data(), &mask, &addr, &size),
+                         fmt::format("{}: locating the chunk of /{} {}", path, name, describe(i)));
+    if (size == 0 || addr == HADDR_UNDEF) {
+      STRATA_THROW(DataError, "{}: /{} {} was never written", path, name, describe(i));
+    }
+    if (mask != 0 || size != table.stored) {
+      STRATA_THROW(DataError, "{}: /{} {} is stored in {} bytes with filter mask {}, expected {} bytes", path, name,
+                   describe(i), size, mask, table.stored);
+    }
+    uint64_t offset = userblock + addr;
+    if (offset + size > static_cast<uint64_t>(file_bytes)) {
+      STRATA_THROW(DataError, "{}: truncated: /{} {} lies at bytes {}..{} but the file has {} bytes", path, name,
+                   describe(i), offset, offset + size, file_bytes);
+    }
+    table.offset[static_cast<size_t>(i)] = offset;
+  }
+  return table;
+}
+
+void SliceStore::Impl::read_direct(const ChunkTable& table, const char* name, const int64_t* idx, int64_t count,
+                                   unsigned char* dest) const {
+  const bool checksums = info.checksums;
+  // Visit the requested chunks in file order so back-to-back chunks share one preadv.
+  std::vector<std::pair<uint64_t, int64_t>> order(static_cast<size_t>(count));
+  for (int64_t k = 0; k < count; ++k) order[static_cast<size_t>(k)] = {table.offset[static_cast<size_t>(idx[k])], k};
+  std::sort(order.begin(), order.end());
+  std::vector<unsigned char> trailers(checksums ? static_cast<size_t>(4 * count) : 0);
+  std::vector<iovec> iov;
+  iov.reserve(std::min<size_t>(kMaxIov, static_cast<size_t>(2 * count)));
+  const size_t per_chunk = checksums ? 2 : 1;
+
+  for (size_t k = 0; k < order.size();) {
+    const uint64_t start = order[k].first;
+    uint64_t next = start;
+    size_t end = k;
+    iov.clear();
+    while (end < order.size() && order[end].first == next && iov.size() + per_chunk <= kMaxIov) {
+      int64_t pos = order[end].second;
+      iov.push_back({dest + pos * table.payload, table.payload});
+      if (checksums) iov.push_back({trailers.data() + 4 * pos, 4});
+      next += table.stored;
+      ++end;
+    }
+    // preadv may return short; continue where it stopped.
+    size_t first = 0;
+    uint64_t offset = start;
+    while (first < iov.size()) {
+      ssize_t got = ::preadv(fd, iov.data() + first, static_cast<int>(iov.size() - first), static_cast<off_t>(offset));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        STRATA_THROW(DataError, "{}: reading /{} {} at byte {}: {}", path, name, describe(idx[order[k].second]),
+                     offset, got < 0 ? std::strerror(errno) : "unexpected end of file (truncated?)");
+      }
+      offset += static_cast<uint64_t>(got);
+      auto left = static_cast<size_t>(got);
+      while (first < iov.size() && left >= iov[first].iov_len) left -= iov[first++].iov_len;
+      if (left > 0) {
+        iov[first].iov_base = static_cast<unsigned char*>(iov[first].iov_base) + left;
+        iov[first].iov_len -= left;
+      }
+    }
+    k = end;
+  }
+  if (!checksums) return;
+  for (int64_t k = 0; k < count; ++k) {
+    uint32_t want = stored_fletcher32(trailers.data() + 4 * k);
+    uint32_t got = fletcher32(dest + k * table.payload, table.payload);
+    if (want != got) {
+      STRATA_THROW(DataError, "{}: Fletcher-32 checksum mismatch in /{} {} (stored {:08x}, computed {:08x}): the "
+                   "file is corrupt", path, name, describe(idx[k]), want, got);
+    }
+  }
+}
+
+void SliceStore::Impl::read_hdf5(hid_t dataset, hid_t mem_type, const char* name, uint64_t payload,
+                                 const int64_t* idx, int64_t count, unsigned char* dest) const {
+  h5::Lock lock;
+  h5::Handle space = h5::make<DataError>(H5Dget_space(dataset), H5Sclose, path);
+  std::vector<hsize_t> dims = h5::dims_of(dataset);
+  std::vector<hsize_t> start(dims.size(), 0), extent = dims;
+  // Reads `run` slices from request position k; on failure returns HDF5's error text,
+  // taken before any other HDF5 call (each one clears the error stack).
+  auto read_run = [&](int64_t k, int64_t run) -> std::optional<std::string> {
+    start[0] = static_cast<hsize_t>(idx[k]);
+    extent[0] = static_cast<hsize_t>(run);
+    H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr);
+    hid_t mem = H5Screate_simple(static_cast<int>(extent.size()), extent.data(), nullptr);
+    herr_t status = H5Dread(dataset, mem_type, mem, space.get(), H5P_DEFAULT, dest + k * payload);
+    std::optional<std::string> why;
+    if (status < 0) why = h5::error_text();
+    H5Sclose(mem);
+    return why;
+  };
+  for (int64_t k = 0; k < count;) {
+    int64_t run = 1;
+    while (k + run < count && idx[k + run] == idx[k] + run) ++run;
+    if (std::optional<std::string> why = read_run(k, run)) {
+      // Name the slice: retry the run one slice at a time to find the failing one.
+      for (int64_t j = k; j < k + run && run > 1; ++j) {
+        if (std::optional<std::string> one = read_run(j, 1)) {
+          why = one;
+          k = j;
+          break;
+        }
+      }
+      STRATA_THROW(DataError, "{}: reading /{} {}: {}", path, name, describe(idx[k]),
+                   why->empty() ? "HDF5 read failed" : *why);
+    }
+    k += run;
+  }
+}
+
+void SliceStore::Impl::check_labels(const uint8_t* labels, const int64_t* idx, int64_t count) const {
+  const auto plane = static_cast<size_t>(h * w);
+  for (int64_t k = 0; k < count; ++k) {
+    const uint8_t* p = labels + static_cast<size_t>(k) * plane;
+    uint8_t any = 0;
+    for (size_t i = 0; i < plane; ++i) any |= p[i];  // all values are < 4 iff no bit above 1 is set
+    if (any & ~uint8_t{3}) {
+      auto bad = *std::find_if(p, p + plane, [](uint8_t v) { return v > 3; });
+      STRATA_THROW(DataError, "{}: /{} {} holds label {}, outside the label map 0..{}", path, format::kLabels,
+                   describe(idx[k]), bad, format::kNumClasses - 1);
+    }
+  }
+}
+
+SliceStore::SliceStore(std::string path, SliceStoreOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->path = std::move(path);
+  impl_->open(options);
+}
+
+SliceStore::~SliceStore() = default;
+
+const std::string& SliceStore::path() const { return impl_->path; }
+ReadPath SliceStore::read_path() const { return impl_->read_path; }
+const StoreInfo& SliceStore::info() const { return impl_->info; }
+int64_t SliceStore::file_bytes() const { return impl_->file_bytes; }
+int64_t SliceStore::num_slices() const { return impl_->n; }
+int64_t SliceStore::height() const { return impl_->h; }
+int64_t SliceStore::width() const { return impl_->w; }
+int64_t SliceStore::image_bytes() const { return 2 * kChannels * impl_->h * impl_->w; }
+int64_t SliceStore::label_bytes() const { return impl_->h * impl_->w; }
+int64_t SliceStore::num_cases() const { return static_cast<int64_t>(impl_->cases.size()); }
+const std::vector<std::string>& SliceStore::case_names() const { return impl_->cases; }
+const std::vector<int32_t>& SliceStore::slice_cases() const { return impl_->slice_case; }
+const std::vector<int32_t>& SliceStore::slice_z() const { return impl_->slice_z; }
+std::string SliceStore::describe_slice(int64_t slice) const { return impl_->describe(slice); }
+
+std::vector<int32_t> SliceStore::cases_of(const std::vector<int64_t>& slices) const {
+  std::vector<int32_t> out;
+  out.reserve(slices.size());
+  for (int64_t i : slices) {
+    STRATA_CHECK_AS(DataError, i >= 0 && i < impl_->n, "{}: slice index {} is out of range (the file has {} slices)",
+                    impl_->path, i, impl_->n);
+    out.push_back(case_of(i));
+  }
+  return out;
+}
+
+std::vector<std::string> SliceStore::split_names() const {
+  std::vector<std::string> names;
+  for (const auto& s : impl_->splits) names.push_back(s.name);
+  return names;
+}
+
+const SplitInfo& SliceStore::split_info(const std::string& name) const {
+  for (const auto& s : impl_->splits) {
+    if (s.name == name) return s;
+  }
+  STRATA_THROW(DataError, "{}: no split '{}' (it has: {})", impl_->path, name, fmt::join(split_names(), ", "));
+}
+
+void SliceStore::read(const int64_t* indices, int64_t n, c10::Half* images, uint8_t* labels) const {
+  const Impl& m = *impl_;
+  for (int64_t k = 0; k < n; ++k) {
+    if (indices[k] < 0 || indices[k] >= m.n) {
+      STRATA_THROW(DataError, "{}: slice index {} is out of range (the file has {} slices)", m.path, indices[k], m.n);
+    }
+  }
+  if (n == 0) return;
+  if (m.read_path == ReadPath::kDirect) {
+    if (images) m.read_direct(m.image_chunks, format::kImages, indices, n, reinterpret_cast<unsigned char*>(images));
+    if (labels) m.read_direct(m.label_chunks, format::kLabels, indices, n, labels);
+  } else {
+    if (images) {
+      m.read_hdf5(m.images.get(), m.half_type.get(), format::kImages, static_cast<uint64_t>(image_bytes()), indices,
+                  n, reinterpret_cast<unsigned char*>(images));
+    }
+    if (labels) {
+      m.read_hdf5(m.labels.get(), H5T_NATIVE_UINT8, format::kLabels, static_cast<uint64_t>(label_bytes()), indices,
+                  n, labels);
+    }
+  }
+  if (labels) m.check_labels(labels, indices, n);
+}
+
+void SliceStore::read_into(const std::vector<int64_t>& indices, at::Tensor images, at::Tensor labels) const {
+  const auto n = static_cast<int64_t>(indices.size());
+  auto check = [&](const at::Tensor& t, at::IntArrayRef shape, at::ScalarType a, at::ScalarType b, const char* what) {
+    STRATA_CHECK(t.device().is_cpu() && t.is_contiguous() && t.sizes() == shape &&
+                     (t.scalar_type() == a || t.scalar_type() == b),
+                 "read_into: {} must be a contiguous CPU {} or {} tensor of shape {}, got {} {} {}", what,
+                 c10::toString(a), c10::toString(b), shape, t.device().str(), c10::toString(t.scalar_type()),
+                 t.sizes());
+  };
+  at::Tensor half, bytes;
+  c10::Half* image_ptr = nullptr;
+  uint8_t* label_ptr = nullptr;
+  if (images.defined()) {
+    check(images, {n, kChannels, height(), width()}, at::kHalf, at::kFloat, "images");
+    half = images.scalar_type() == at::kHalf ? images : at::empty(images.sizes(), images.options().dtype(at::kHalf));
+    image_ptr = half.data_ptr<c10::Half>();
+  }
+  if (labels.defined()) {
+    check(labels, {n, height(), width()}, at::kByte, at::kLong, "labels");
+    bytes = labels.scalar_type() == at::kByte ? labels : at::empty(labels.sizes(), labels.options().dtype(at::kByte));
+    label_ptr = bytes.data_ptr<uint8_t>();
+  }
+  read(indices.data(), n, image_ptr, label_ptr);
+  if (images.defined() && !half.is_same(images)) images.copy_(half);
+  if (labels.defined() && !bytes.is_same(labels)) labels.copy_(bytes);
+}
+
+VerifyReport SliceStore::verify(const std::function<void(int64_t, int64_t)>& progress) const {
+  const Impl& m = *impl_;
+  core::Stopwatch clock;
+  VerifyReport report;
+  std::vector<int> split_of(static_cast<size_t>(m.n), -1);
+  for (size_t s = 0; s < m.splits.size(); ++s) {
+    for (int64_t i : m.splits[s].slices) split_of[static_cast<size_t>(i)] = static_cast<int>(s);
+  }
+  std::vector<std::array<int64_t, 4>> counts(m.splits.size(), std::array<int64_t, 4>{});
+  std::vector<c10::Half> image(static_cast<size_t>(image_bytes() / 2));
+  std::vector<uint8_t> label(static_cast<size_t>(label_bytes()));
+  for (int64_t i = 0; i < m.n; ++i) {
+    m.read_hdf5(m.images.get(), m.half_type.get(), format::kImages, static_cast<uint64_t>(image_bytes()), &i, 1,
+                reinterpret_cast<unsigned char*>(image.data()));
+    m.read_hdf5(m.labels.get(), H5T_NATIVE_UINT8, format::kLabels, static_cast<uint64_t>(label_bytes()), &i, 1,
+                label.data());
+    m.check_labels(label.data(), &i, 1);
+    if (split_of[static_cast<size_t>(i)] >= 0) {
+      auto& c = counts[static_cast<size_t>(split_of[static_cast<size_t>(i)])];
+      for (uint8_t v : label) ++c[v];
+    }
+    report.chunks += 2;
+    report.bytes += image_bytes() + label_bytes();
+    if (progress) progress(i + 1, m.n);
+  }
+  for (size_t s = 0; s < m.splits.size(); ++s) {
+    if (counts[s] != m.splits[s].class_voxels) {
+      STRATA_THROW(DataError, "{}: split '{}' holds class pixel counts [{}] but the file records [{}]", m.path,
+                   m.splits[s].name, fmt::join(counts[s], ", "), fmt::join(m.splits[s].class_voxels, ", "));
+    }
+  }
+  report.seconds = clock.seconds();
+  return report;
+}
+
+}  // namespace strata::data

@@ -1,0 +1,59 @@
+// `brats_recipe inspect FILE.h5 [--verify]`: a packed file's summary (format version,
+// size, cases and slices per split, class fractions, provenance); --verify reads every
+// chunk through HDF5 and checks its checksum, every label and the recorded statistics.
+#include "brats_recipe/cli.h"
+#include "brats_recipe/data_summary.h"
+#include "strata/core/log.h"
+#include "strata/core/progress.h"
+#include "strata/data/slice_store.h"
+
+#include <fmt/format.h>
+
+#include <optional>
+
+namespace strata::recipes {
+
+void add_inspect_command(CLI::App& app, Cli& cli) {
+  auto* cmd = app.add_subcommand("inspect", "summarise a packed .h5 slice file; --verify checks every chunk");
+  auto path = std::make_shared<std::string>();
+  auto verify = std::make_shared<bool>(false);
+  cmd->add_option("file", *path, "the packed .h5 file")->required();
+  cmd->add_flag("--verify", *verify, "read every chunk and check checksums, labels and statistics");
+  cli.on(cmd, [path, verify] {
+    data::SliceStore store(*path);
+    const data::StoreInfo& info = store.info();
+    std::vector<SplitRow> rows;
+    for (const auto& name : store.split_names()) {
+      const data::SplitInfo& s = store.split_info(name);
+      rows.push_back({s.name, s.cases, static_cast<int64_t>(s.slices.size()), s.class_voxels});
+    }
+    const double per_slice = store.num_slices() > 0 ? static_cast<double>(store.file_bytes()) /
+                                                          static_cast<double>(store.num_slices()) : 0.0;
+    fmt::print("{}: Strata slice file, format version {}\n", store.path(), info.format_version);
+    fmt::print("  written by {} from {}\n", info.tool, info.source);
+    fmt::print("  {} slices of {} x {} x {} ({}), {} cases; {} ({} per slice); checksums: {}\n", store.num_slices(),
+               store.channels(), store.height(), store.width(), fmt::join(info.modalities, ", "), store.num_cases(),
+               human_bytes(static_cast<double>(store.file_bytes())), human_bytes(per_slice),
+               info.checksums ? "fletcher32 per chunk" : "none");
+    fmt::print("  labels: {}\n", [&] {
+      std::vector<std::string> parts;
+      for (size_t c = 0; c < info.class_names.size(); ++c) {
+        parts.push_back(fmt::format("{} = {} (BraTS {})", c, info.class_names[c], info.label_source_values[c]));
+      }
+      return fmt::format("{}", fmt::join(parts, ", "));
+    }());
+    fmt::print("{}", split_table(rows));
+    fmt::print("  normalisation: {}\n  resize: {}\n  orientation: {}\n  selection: {} (seed {}, val fraction {})\n",
+               info.normalisation, info.resize, info.orientation, info.selection, info.seed, info.val_fraction);
+    std::fflush(stdout);
+    if (*verify) {
+      core::ProgressBar bar("verify", store.num_slices());
+      data::VerifyReport r = store.verify([&](int64_t done, int64_t) { bar.update(done); });
+      bar.finish();
+      fmt::print("verify: OK: {} chunks, {} checked in {:.2f} s (checksums, labels, split statistics)\n", r.chunks,
+                 human_bytes(static_cast<double>(r.bytes)), r.seconds);
+    }
+  });
+}
+
+}  // namespace strata::recipes

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The data commands as a user runs them: synth -> pack -> inspect --verify, the packed
+# layout as h5dump (hdf5-tools) shows it against data/FORMAT.md, determinism, and every
+# bad input of issue 3: a named error, a non-zero exit, and no partial output.
+source "$(dirname "$0")/lib.sh"
+B=$BRATS_RECIPE
+S=$OUT/cases
+
+run synth "$B" synth --out "$S" --cases 5 --shape 48,48,24 --seed 2
+expect_rc 0; expect_log "wrote 5 cases of 48x48x24"
+[ -f "$S/BraTS2021_00004/BraTS2021_00004_flair.nii.gz" ] || fail "synth did not write the BraTS layout"
+[ -z "$(ls -A "$S" | grep -v '^BraTS2021_0000[0-4]$')" ] || fail "synth left other entries: $(ls -A "$S")"
+
+run synth_again "$B" synth --out "$S" --cases 5 --shape 48,48,24 --seed 2
+expect_rc 1; expect_log "BraTS2021_00000 already exists; pass --force"
+
+run pack "$B" pack --input "$S" --out "$OUT/a.h5" --size 32 --val-fraction 0.4 --workers 2
+expect_rc 0; expect_log "pack: 5 cases"; expect_log "train"; expect_log "val"; expect_log "enhancing tumour"
+expect_log "per slice"
+
+run inspect "$B" inspect "$OUT/a.h5" --verify
+expect_rc 0; expect_log "format version 1"; expect_log "brats_recipe pack (Strata"
+expect_log "4 x 32 x 32 (t1, t1ce, t2, flair), 5 cases"; expect_log "verify: OK"
+
+# Determinism: the same inputs and seed give a byte-identical file (other thread count).
+run pack_again "$B" pack --input "$S" --out "$OUT/b.h5" --size 32 --val-fraction 0.4 --workers 1
+expect_rc 0
+cmp -s "$OUT/a.h5" "$OUT/b.h5" || fail "two packs of the same input differ"
+
+# The layout of data/FORMAT.md, as h5dump shows it.
+run h5dump h5dump -H -p "$OUT/a.h5"
+expect_rc 0
+for want in 'DATASET "images"' '16-bit little-endian floating-point' 'CHUNKED ( 1, 4, 32, 32 )' \
+            'DATASET "labels"' 'H5T_STD_U8LE' 'CHUNKED ( 1, 32, 32 )' 'CHECKSUM FLETCHER32' \
+            'DATASET "slice_case"' 'DATASET "slice_z"' 'H5T_STD_I32LE' 'DATASET "case_names"' \
+            'GROUP "splits"' 'DATASET "train"' 'DATASET "val"' 'H5T_STD_I64LE' 'ATTRIBUTE "class_voxels"' \
+            'ATTRIBUTE "format"' 'ATTRIBUTE "format_version"' 'ATTRIBUTE "modalities"' 'ATTRIBUTE "label_source_values"' \
+            'ATTRIBUTE "normalisation"' 'ATTRIBUTE "resize"' 'ATTRIBUTE "orientation"' 'ATTRIBUTE "source"' \
+            'ATTRIBUTE "tool"' 'ATTRIBUTE "seed"'; do
+  expect_log "$want"
+done
+grep -q 'DATASPACE  SIMPLE { ( [0-9]*, 4, 32, 32 ) / ( H5S_UNLIMITED, 4, 32, 32 ) }' "$LOG" \
+  || fail "images is not [N, 4, 32, 32]"
+run h5dump_attrs h5dump -a format -a format_version -a modalities -a label_source_values "$OUT/a.h5"
+expect_rc 0; expect_log '"strata.brats.slices"'; expect_log '(0): 1'; expect_log '"t1", "t1ce", "t2", "flair"'
+expect_log '(0): 0, 1, 2, 4'
+
+# --- bad input: a named error, exit 1, nothing left behind -------------------------
+no_leftovers() { ! ls "$OUT" | grep -q partial || fail "a partial file was left: $(ls "$OUT")"; }
+bad_copy() { rm -rf "$OUT/bad"; cp -r "$S" "$OUT/bad"; }
+
+bad_copy; rm "$OUT/bad/BraTS2021_00001/BraTS2021_00001_t2.nii.gz"
+run missing "$B" pack --input "$OUT/bad" --out "$OUT/bad.h5" --size 32
+expect_rc 1; expect_log "data error: case BraTS2021_00001: missing file $OUT/bad/BraTS2021_00001/BraTS2021_00001_t2.nii.gz"
+[ ! -e "$OUT/bad.h5" ] || fail "output written despite the error"; no_leftovers
+
+bad_copy; head -c 3000 "$S/BraTS2021_00002/BraTS2021_00002_t1.nii.gz" >"$OUT/bad/BraTS2021_00002/BraTS2021_00002_t1.nii.gz"
+run truncated "$B" pack --input "$OUT/bad" --out "$OUT/bad.h5" --size 32
+expect_rc 1; expect_log "$OUT/bad/BraTS2021_00002/BraTS2021_00002_t1.nii.gz: image data truncated or corrupt"
+[ ! -e "$OUT/bad.h5" ] || fail "output written despite the error"; no_leftovers
+
+bad_copy; "$B" synth --out "$OUT/other" --cases 1 --shape 48,48,30 >/dev/null 2>&1
+cp "$OUT/other/BraTS2021_00000/BraTS2021_00000_seg.nii.gz" "$OUT/bad/BraTS2021_00000/BraTS2021_00000_seg.nii.gz"
+run dims "$B" pack --input "$OUT/bad" --out "$OUT/bad.h5" --size 32
+expect_rc 1; expect_log "case BraTS2021_00000"; expect_log "48x48x30"; expect_log "all modalities and seg must match"
+[ ! -e "$OUT/bad.h5" ] || fail "output written despite the error"; no_leftovers
+
+mkdir -p "$OUT/empty"
+run empty "$B" pack --input "$OUT/empty" --out "$OUT/bad.h5"
+expect_rc 1; expect_log "$OUT/empty: no case folders"
+
+echo precious >"$OUT/keep.h5"
+run exists "$B" pack --input "$S" --out "$OUT/keep.h5" --size 32
+expect_rc 1; expect_log "$OUT/keep.h5 already exists; pass --force"
+[ "$(cat "$OUT/keep.h5")" = precious ] || fail "an existing output was overwritten without --force"
+
+# A truncated .h5 and a flipped byte inside slice data: inspect (and --verify) fail.
+head -c $(($(stat -c %s "$OUT/a.h5") / 2)) "$OUT/a.h5" >"$OUT/cut.h5"
+run cut "$B" inspect "$OUT/cut.h5"
+expect_rc 1; expect_log "data error: $OUT/cut.h5"
+
+cp "$OUT/a.h5" "$OUT/flip.h5"
+# The middle of the file lies inside /images chunk data (images are ~90% of it).
+off=$(($(stat -c %s "$OUT/flip.h5") / 2))
+byte=$(od -An -tu1 -j "$off" -N1 "$OUT/flip.h5" | tr -d ' ')
+printf "$(printf '\\%03o' $((byte ^ 255)))" | dd of="$OUT/flip.h5" bs=1 seek="$off" conv=notrunc status=none
+run flip "$B" inspect "$OUT/flip.h5" --verify
+expect_rc 1; expect_log "data error: $OUT/flip.h5: reading /images slice"; expect_log "(case BraTS2021_0000"
+
+finish

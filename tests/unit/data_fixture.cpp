@@ -1,0 +1,113 @@
+// The data tests' temporary folders, tiny dataset and file-damaging helpers.
+#include "data_fixture.h"
+
+#include "strata/data/h5.h"
+#include "strata/dataprep/files.h"
+#include "strata/dataprep/synth.h"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace strata::test {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempRoot {
+  std::string path;
+  TempRoot() {
+    std::string pattern = (fs::temp_directory_path() / "strata-data-test-XXXXXX").string();
+    char* made = ::mkdtemp(pattern.data());
+    if (!made) throw std::runtime_error("mkdtemp failed");
+    path = made;
+  }
+  ~TempRoot() { dataprep::remove_tree(path); }
+};
+
+}  // namespace
+
+const std::string& temp_root() {
+  static TempRoot root;
+  return root.path;
+}
+
+std::string temp_dir(const std::string& name) {
+  fs::path p = fs::path(temp_root()) / name;
+  dataprep::remove_tree(p.string());
+  fs::create_directories(p);
+  return p.string();
+}
+
+const std::string& tiny_cases() {
+  static const std::string dir = [] {
+    dataprep::SynthOptions o;
+    o.out_dir = temp_dir("tiny_cases");
+    o.cases = 6;
+    o.seed = 11;
+    o.shape = {48, 48, 24};
+    dataprep::synthesize_dataset(o);
+    return o.out_dir;
+  }();
+  return dir;
+}
+
+dataprep::PackOptions tiny_pack_options(const std::string& out) {
+  dataprep::PackOptions o;
+  o.input_dir = tiny_cases();
+  o.out_path = out;
+  o.size = 32;
+  o.val_fraction = 0.34;
+  o.keep_empty = 0.5;
+  o.seed = 3;
+  return o;
+}
+
+const std::string& tiny_packed() {
+  static const std::string path = [] {
+    std::string out = (fs::path(temp_root()) / "tiny.h5").string();
+    dataprep::pack_dataset(tiny_pack_options(out));
+    return out;
+  }();
+  return path;
+}
+
+void copy_file(const std::string& from, const std::string& to) {
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+}
+
+uint64_t chunk_offset(const std::string& path, const char* dataset, int64_t slice) {
+  data::h5::Lock lock;
+  data::h5::Handle file = data::h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path);
+  data::h5::Handle ds = data::h5::make<core::IoError>(H5Dopen2(file.get(), dataset, H5P_DEFAULT), H5Dclose, dataset);
+  std::vector<hsize_t> coord(data::h5::dims_of(ds.get()).size(), 0);
+  coord[0] = static_cast<hsize_t>(slice);
+  unsigned mask = 0;
+  haddr_t addr = 0;
+  hsize_t size = 0;
+  data::h5::check<core::IoError>(H5Dget_chunk_info_by_coord(ds.get(), coord.data(), &mask, &addr, &size), "chunk info");
+  return addr;
+}
+
+void flip_byte(const std::string& path, uint64_t offset) {
+  int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  unsigned char b = 0;
+  ASSERT_EQ(::pread(fd, &b, 1, static_cast<off_t>(offset)), 1);
+  b ^= 0xff;
+  ASSERT_EQ(::pwrite(fd, &b, 1, static_cast<off_t>(offset)), 1);
+  ::close(fd);
+}
+
+void set_int_attr(const std::string& path, const char* name, int64_t value) {
+  data::h5::Lock lock;
+  data::h5::Handle file = data::h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
+  data::h5::write_attr(file.get(), name, value);
+}
+
+}  // namespace strata::test

@@ -1,0 +1,35 @@
+// Shared by the data tests: a private temporary folder, a tiny synthetic BraTS dataset
+// packed once per test binary, and helpers that damage packed files the way disks and
+// truncated copies do.
+#pragma once
+
+#include "strata/dataprep/packer.h"
+#include "test_util.h"
+
+#include <cstdint>
+#include <string>
+
+namespace strata::test {
+
+// A fresh folder under the system temp dir, removed when the test binary exits.
+const std::string& temp_root();
+// A new empty folder under temp_root().
+std::string temp_dir(const std::string& name);
+
+// Six synthetic cases of 48 x 48 x 24 voxels (synth seed 11), written once.
+const std::string& tiny_cases();
+// tiny_cases() packed at 32 x 32 (val fraction 0.34, keep_empty 0.5, seed 3), once.
+const std::string& tiny_packed();
+// The options tiny_packed() used, with `out_path` set to `out`.
+dataprep::PackOptions tiny_pack_options(const std::string& out);
+
+// Copies `from` to `to` (overwriting).
+void copy_file(const std::string& from, const std::string& to);
+// The absolute file offset of slice `slice`'s chunk in dataset `dataset`.
+uint64_t chunk_offset(const std::string& path, const char* dataset, int64_t slice);
+// XORs the byte at `offset` with 0xff.
+void flip_byte(const std::string& path, uint64_t offset);
+// Overwrites a root integer attribute (for a "format version 2" file).
+void set_int_attr(const std::string& path, const char* name, int64_t value);
+
+}  // namespace strata::test

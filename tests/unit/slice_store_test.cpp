@@ -1,0 +1,218 @@
+// SliceStore: both read paths agree byte for byte (in any order, with repeats, across
+// threads), our Fletcher-32 equals HDF5's, and damaged files (another version,
+// truncated, a flipped byte, a label outside the map) fail with the file and slice named.
+#include "data_fixture.h"
+#include "strata/core/error.h"
+#include "strata/data/fletcher32.h"
+#include "strata/data/format.h"
+#include "strata/data/h5.h"
+#include "strata/data/slice_store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace strata::data {
+namespace {
+
+namespace fs = std::filesystem;
+using test::error_of;
+
+SliceStoreOptions with(ReadPath p) {
+  SliceStoreOptions o;
+  o.read_path = p;
+  return o;
+}
+
+struct Batch {
+  std::vector<c10::Half> images;
+  std::vector<uint8_t> labels;
+};
+
+Batch read_batch(const SliceStore& s, const std::vector<int64_t>& idx) {
+  Batch b;
+  b.images.resize(static_cast<size_t>(s.image_bytes() / 2) * idx.size());
+  b.labels.resize(static_cast<size_t>(s.label_bytes()) * idx.size());
+  s.read(idx.data(), static_cast<int64_t>(idx.size()), b.images.data(), b.labels.data());
+  return b;
+}
+
+bool same(const Batch& a, const Batch& b) {
+  return a.labels == b.labels && a.images.size() == b.images.size() &&
+         std::memcmp(a.images.data(), b.images.data(), a.images.size() * 2) == 0;
+}
+
+TEST(Fletcher32, MatchesTheChecksumHdf5Stored) {
+  const std::string& path = test::tiny_packed();
+  h5::Lock lock;
+  h5::Handle file = h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path);
+  for (const char* name : {format::kImages, format::kLabels}) {
+    h5::Handle ds = h5::make<core::IoError>(H5Dopen2(file.get(), name, H5P_DEFAULT), H5Dclose, name);
+    std::vector<hsize_t> coord(h5::dims_of(ds.get()).size(), 0);
+    for (hsize_t slice : {0, 3}) {
+      coord[0] = slice;
+      hsize_t size = 0;
+      ASSERT_GE(H5Dget_chunk_storage_size(ds.get(), coord.data(), &size), 0);
+      std::vector<unsigned char> raw(size);
+      uint32_t filters = 0;
+      ASSERT_GE(H5Dread_chunk(ds.get(), H5P_DEFAULT, coord.data(), &filters, raw.data()), 0);
+      ASSERT_EQ(filters, 0u);
+      EXPECT_EQ(fletcher32(raw.data(), size - 4), stored_fletcher32(raw.data() + size - 4)) << name << " " << slice;
+    }
+  }
+  // Known value: words 0x6162, 0x6364 give sum1 = 0xc4c6 and sum2 = 0x12628, folded
+  // to 0x2629. An odd tail byte counts as a high byte.
+  const unsigned char abcde[] = {'a', 'b', 'c', 'd', 'e'};
+  EXPECT_EQ(fletcher32(abcde, 4), 0x2629c4c6u);
+  EXPECT_NE(fletcher32(abcde, 5), fletcher32(abcde, 4));
+}
+
+TEST(SliceStore, ValidatesAndExposesMetadata) {
+  SliceStore s(test::tiny_packed());
+  EXPECT_EQ(s.read_path(), ReadPath::kDirect);
+  EXPECT_EQ(s.channels(), 4);
+  EXPECT_EQ(s.info().modalities, (std::vector<std::string>{"t1", "t1ce", "t2", "flair"}));
+  EXPECT_EQ(s.info().label_source_values, (std::vector<int64_t>{0, 1, 2, 4}));
+  EXPECT_TRUE(s.info().checksums);
+  EXPECT_EQ(s.split_names(), (std::vector<std::string>{"train", "val"}));
+  std::string why = error_of([&] { s.split("test"); });
+  EXPECT_NE(why.find("no split 'test'"), std::string::npos) << why;
+  EXPECT_NE(s.describe_slice(0).find("case BraTS2021_0000"), std::string::npos);
+}
+
+TEST(SliceStore, DirectAndHdf5PathsReadTheSameBytesInAnyOrder) {
+  SliceStore direct(test::tiny_packed(), with(ReadPath::kDirect));
+  SliceStore hdf5(test::tiny_packed(), with(ReadPath::kHdf5));
+  ASSERT_EQ(hdf5.read_path(), ReadPath::kHdf5);
+  const int64_t n = direct.num_slices();
+  std::vector<int64_t> all(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
+  Batch ref = read_batch(hdf5, all);  // adjacent indices: coalesced reads
+  EXPECT_TRUE(same(read_batch(direct, all), ref));
+  // Reversed, shuffled-looking and repeated indices: slice k of the batch is slice idx[k].
+  std::vector<int64_t> odd = {n - 1, 0, 2, 1, 2, n / 2, n - 1};
+  Batch a = read_batch(direct, odd), b = read_batch(hdf5, odd);
+  EXPECT_TRUE(same(a, b));
+  const size_t img = static_cast<size_t>(direct.image_bytes() / 2), lab = static_cast<size_t>(direct.label_bytes());
+  for (size_t k = 0; k < odd.size(); ++k) {
+    auto i = static_cast<size_t>(odd[k]);
+    EXPECT_EQ(std::memcmp(&a.images[k * img], &ref.images[i * img], img * 2), 0) << k;
+    EXPECT_EQ(std::memcmp(&a.labels[k * lab], &ref.labels[i * lab], lab), 0) << k;
+  }
+  // Null buffers skip a dataset.
+  std::vector<uint8_t> only_labels(lab);
+  int64_t first = 0;
+  direct.read(&first, 1, nullptr, only_labels.data());
+  EXPECT_EQ(std::memcmp(only_labels.data(), ref.labels.data(), lab), 0);
+  EXPECT_THROW(direct.read(std::vector<int64_t>{n}.data(), 1, nullptr, only_labels.data()), core::DataError);
+}
+
+TEST(SliceStore, ReadIntoConvertsToFloatAndLong) {
+  SliceStore s(test::tiny_packed());
+  std::vector<int64_t> idx = {1, 4, 2};
+  at::Tensor half = at::empty({3, 4, 32, 32}, at::kHalf), bytes = at::empty({3, 32, 32}, at::kByte);
+  at::Tensor f32 = at::empty({3, 4, 32, 32}, at::kFloat), i64 = at::empty({3, 32, 32}, at::kLong);
+  s.read_into(idx, half, bytes);
+  s.read_into(idx, f32, i64);
+  EXPECT_TRUE(at::equal(half.to(at::kFloat), f32));
+  EXPECT_TRUE(at::equal(bytes.to(at::kLong), i64));
+  EXPECT_THROW(s.read_into(idx, at::empty({2, 4, 32, 32}, at::kFloat), at::Tensor()), core::InternalError);
+}
+
+TEST(SliceStore, ConcurrentReadersGetWhatOneReaderGets) {
+  for (ReadPath path : {ReadPath::kDirect, ReadPath::kHdf5}) {
+    SliceStore s(test::tiny_packed(), with(path));
+    const int64_t n = s.num_slices();
+    std::vector<std::vector<int64_t>> batches;
+    for (int64_t b = 0; b < 24; ++b) batches.push_back({(b * 7) % n, (b * 13 + 1) % n, (b * 5 + 2) % n});
+    std::vector<Batch> want;
+    for (const auto& idx : batches) want.push_back(read_batch(s, idx));
+    std::atomic<int> mismatches{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int rep = 0; rep < 5; ++rep) {
+          for (size_t b = static_cast<size_t>(t); b < batches.size(); b += 2) {
+            if (!same(read_batch(s, batches[b]), want[b])) ++mismatches;
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(mismatches.load(), 0) << read_path_name(path);
+  }
+}
+
+TEST(SliceStoreBadFile, MissingOrNotHdf5) {
+  std::string dir = test::temp_dir("store_missing");
+  std::string why = error_of([&] { SliceStore s(dir + "/absent.h5"); });
+  EXPECT_NE(why.find(dir + "/absent.h5"), std::string::npos) << why;
+  std::string text = dir + "/text.h5";
+  std::ofstream(text) << "not hdf5";
+  why = error_of([&] { SliceStore s(text); });
+  EXPECT_NE(why.find("not an HDF5 file"), std::string::npos) << why;
+}
+
+TEST(SliceStoreBadFile, AnotherFormatVersion) {
+  std::string path = test::temp_dir("store_version") + "/v2.h5";
+  test::copy_file(test::tiny_packed(), path);
+  test::set_int_attr(path, format::kAttrVersion, 2);
+  std::string why = error_of([&] { SliceStore s(path); });
+  EXPECT_NE(why.find(path), std::string::npos) << why;
+  EXPECT_NE(why.find("format version 2"), std::string::npos) << why;
+}
+
+TEST(SliceStoreBadFile, Truncated) {
+  std::string path = test::temp_dir("store_truncated") + "/cut.h5";
+  test::copy_file(test::tiny_packed(), path);
+  fs::resize_file(path, fs::file_size(path) * 2 / 3);
+  for (ReadPath p : {ReadPath::kDirect, ReadPath::kHdf5}) {
+    std::string why = error_of([&] { SliceStore s(path, with(p)); });
+    EXPECT_NE(why.find(path), std::string::npos) << why;
+    EXPECT_FALSE(why.empty()) << "a truncated file must not open";
+  }
+}
+
+TEST(SliceStoreBadFile, FlippedByteFailsEveryReaderAndVerifyNamingTheSlice) {
+  std::string path = test::temp_dir("store_corrupt") + "/flip.h5";
+  test::copy_file(test::tiny_packed(), path);
+  const int64_t victim = 5;
+  test::flip_byte(path, test::chunk_offset(path, format::kImages, victim) + 1000);
+  for (ReadPath p : {ReadPath::kDirect, ReadPath::kHdf5}) {
+    SliceStore s(path, with(p));  // metadata is intact: opening works
+    std::string case_name = s.case_names()[static_cast<size_t>(s.case_of(victim))];
+    EXPECT_NO_THROW(read_batch(s, {victim - 1, victim + 1}));
+    std::string why = error_of([&] { read_batch(s, {victim - 1, victim, victim + 1}); });
+    EXPECT_NE(why.find(path), std::string::npos) << why;
+    EXPECT_NE(why.find("/images slice 5"), std::string::npos) << why;
+    EXPECT_NE(why.find(case_name), std::string::npos) << why;
+    EXPECT_NE(why.find("Fletcher"), std::string::npos) << why;  // says what failed
+    why = error_of([&] { s.verify(); });
+    EXPECT_NE(why.find("/images slice 5"), std::string::npos) << why;
+  }
+}
+
+TEST(SliceStoreBadFile, LabelOutsideTheMap) {
+  // Without checksums a damaged label byte reaches the range check.
+  std::string dir = test::temp_dir("store_label");
+  dataprep::PackOptions o = test::tiny_pack_options(dir + "/nock.h5");
+  o.checksums = false;
+  dataprep::pack_dataset(o);
+  SliceStore clean(o.out_path);
+  EXPECT_FALSE(clean.info().checksums);
+  EXPECT_NO_THROW(clean.verify());
+  test::flip_byte(o.out_path, test::chunk_offset(o.out_path, format::kLabels, 2) + 7);
+  SliceStore s(o.out_path);
+  std::vector<uint8_t> labels(static_cast<size_t>(s.label_bytes()));
+  int64_t i = 2;
+  std::string why = error_of([&] { s.read(&i, 1, nullptr, labels.data()); });
+  EXPECT_NE(why.find("/labels slice 2"), std::string::npos) << why;
+  EXPECT_NE(why.find("outside the label map"), std::string::npos) << why;
+}
+
+}  // namespace
+}  // namespace strata::data
