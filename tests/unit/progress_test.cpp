@@ -54,14 +54,28 @@ class ProgressBarTest : public ::testing::Test {
 TEST_F(ProgressBarTest, NotATtyPrintsPlainLinesAtTheInterval) {
   ProgressOptions o;
   o.tty = false;
-  o.line_interval_s = 3600;  // only the first update and the final line
+  o.line_interval_s = 3600;  // a loop shorter than one interval prints nothing
   {
     ProgressBar bar("eval", 10, o);
     for (int i = 1; i <= 10; ++i) bar.update(i);
   }
-  ASSERT_EQ(out_.size(), 2u);
-  EXPECT_EQ(out_[0].rfind("eval: 1/10 (10%)", 0), 0u) << out_[0];
-  EXPECT_EQ(out_[1].rfind("eval: 10/10 (100%)", 0), 0u) << out_[1];
+  EXPECT_TRUE(out_.empty());
+  o.line_interval_s = 0;  // every update is due: one line each, no repeated final line
+  {
+    ProgressBar bar("eval", 3, o);
+    for (int i = 1; i <= 3; ++i) bar.update(i);
+  }
+  ASSERT_EQ(out_.size(), 3u);
+  EXPECT_EQ(out_[0].rfind("eval: 1/3 (33%)", 0), 0u) << out_[0];
+  EXPECT_EQ(out_[2].rfind("eval: 3/3 (100%)", 0), 0u) << out_[2];
+  out_.clear();
+  {
+    ProgressBar bar("eval", 4, o);
+    bar.update(1);
+    bar.update(2);
+    bar.finish();  // the lines already showed 2/4: nothing new to close with
+  }
+  EXPECT_EQ(out_.size(), 2u);
 }
 
 TEST_F(ProgressBarTest, TtyRedrawsInPlaceAndEndsTheLine) {

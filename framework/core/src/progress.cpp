@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 namespace strata::core {
 namespace {
@@ -58,7 +59,13 @@ ProgressBar::ProgressBar(std::string label, int64_t total, ProgressOptions optio
     : options_(options) {
   state_.label = std::move(label);
   state_.total = total;
-  tty_ = options_.tty.value_or(isatty(fileno(stdout)) != 0);
+  if (options_.tty) {
+    tty_ = *options_.tty;
+  } else if (const char* mode = std::getenv("STRATA_PROGRESS"); mode && *mode) {
+    tty_ = std::string(mode) == "bar";
+  } else {
+    tty_ = isatty(fileno(stdout)) != 0;
+  }
 }
 
 ProgressBar::~ProgressBar() {
@@ -70,8 +77,11 @@ void ProgressBar::update(int64_t done, std::vector<std::pair<std::string, std::s
   if (!metrics.empty()) state_.metrics = std::move(metrics);
   if (!options_.enabled || finished_) return;
   double now = clock_.seconds();
+  // A TTY bar draws at once; plain lines come one interval apart, the first one
+  // interval in, so short loops print nothing but their caller's summary.
+  double last = last_draw_s_ < 0 && !tty_ ? 0.0 : last_draw_s_;
   double interval = tty_ ? options_.redraw_interval_s : options_.line_interval_s;
-  if (now - last_draw_s_ >= interval) {
+  if (now - last >= interval) {
     last_draw_s_ = now;
     draw(false);
   }
@@ -89,8 +99,11 @@ void ProgressBar::draw(bool final) {
     std::string text = "\r\033[K" + format_progress_bar(state_, options_.width);
     if (final) text += "\n";
     write_console(text, !final);
-  } else if (!final || state_.done > 0) {
+  } else if (!final || (lines_ > 0 && state_.done != last_line_done_)) {
+    // The final line only closes a series of lines, and never repeats the last one.
     log_message(LogLevel::kInfo, format_progress_line(state_));
+    ++lines_;
+    last_line_done_ = state_.done;
   }
 }
 

@@ -107,17 +107,20 @@ GradReducer::GradReducer(std::vector<std::pair<std::string, torch::Tensor>> name
     buckets_.push_back(std::move(bucket));
   }
 
-  for (size_t k = 0; k < params_.size(); ++k) {
-    Param& p = params_[k];
-    p.accumulator = torch::autograd::impl::grad_accumulator(p.tensor);
-    STRATA_CHECK(p.accumulator != nullptr, "no gradient accumulator for '{}'", p.name);
-    p.hook_key = p.accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
-        [this, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
-          on_grad_ready(k);
-          return outputs;
-        }));
-  }
+  for (size_t k = 0; k < params_.size(); ++k) attach_hook(k);
   zero_grad();
+}
+
+void GradReducer::attach_hook(size_t k) {
+  Param& p = params_[k];
+  if (p.accumulator) p.accumulator->del_post_hook(p.hook_key);
+  p.accumulator = torch::autograd::impl::grad_accumulator(p.tensor);
+  STRATA_CHECK(p.accumulator != nullptr, "no gradient accumulator for '{}'", p.name);
+  p.hook_key = p.accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+      [this, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+        on_grad_ready(k);
+        return outputs;
+      }));
 }
 
 GradReducer::~GradReducer() {
@@ -135,10 +138,14 @@ void GradReducer::zero_grad() {
     b.launched = false;
     b.work.reset();
   }
-  for (auto& p : params_) {
+  for (size_t k = 0; k < params_.size(); ++k) {
+    Param& p = params_[k];
     p.ready = false;
     // Something (an optimizer's zero_grad) may have replaced .grad: put the view back.
     if (!p.tensor.grad().defined() || !p.tensor.grad().is_same(p.grad_view)) p.tensor.mutable_grad() = p.grad_view;
+    // Loading weights (Module::load uses set_data/set_) can give the parameter a new
+    // gradient accumulator, which would not carry our hook: follow it.
+    if (torch::autograd::impl::try_get_grad_accumulator(p.tensor) != p.accumulator) attach_hook(k);
   }
   next_launch_ = 0;
   ready_count_ = 0;

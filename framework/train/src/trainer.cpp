@@ -207,6 +207,7 @@ EpochStats Trainer::train_epoch() {
     if (!batch) break;
     train_step(batch->images, batch->labels, &loss_sum);
     ++steps;
+    if (setup_.after_step) setup_.after_step(step_);
     if (po.enabled && (steps % report_every == 0 || start + steps == per_epoch)) {
       double rate = static_cast<double>(steps * d.batch_size * world_.size()) / std::max(clock.seconds(), 1e-9);
       bar.update(start + steps, {{"loss", fmt::format("{:.4f}", loss_sum.item<double>() / steps)},
@@ -307,7 +308,13 @@ Trainer::Outcome Trainer::fit() {
 }
 
 void Trainer::save_checkpoint(const std::string& name, const std::string& reason) {
-  if (world_.rank() != 0) return;
+  if (world_.rank() == 0) write_checkpoint(name, reason);
+  // Collective: no rank goes on (and perhaps reads the file) before it is in place. A
+  // failed write on rank 0 ends the job through main's abort instead.
+  world_.barrier();
+}
+
+void Trainer::write_checkpoint(const std::string& name, const std::string& reason) {
   torch::serialize::OutputArchive archive;
   CheckpointMeta meta;
   meta.config_yaml = setup_.config_yaml;

@@ -1,6 +1,8 @@
 // Progress reporting on rank 0: a redrawn bar when stdout is a TTY, plain periodic
 // lines otherwise (logs, Slurm output files). Other ranks construct it disabled, so
 // call sites need no rank test. Not thread-safe: one thread updates a bar.
+// mpirun gives ranks a pseudo-terminal even when its own output goes to a file, so
+// launch/mpirun.sh exports STRATA_PROGRESS=lines (or bar) from what its stdout is.
 #pragma once
 
 #include "strata/core/timer.h"
@@ -29,9 +31,9 @@ std::string format_progress_line(const ProgressState& state);
 
 struct ProgressOptions {
   bool enabled = true;              // false on ranks other than 0
-  std::optional<bool> tty;          // unset: isatty(stdout)
+  std::optional<bool> tty;          // unset: $STRATA_PROGRESS (bar | lines), else isatty(stdout)
   double redraw_interval_s = 0.1;   // TTY: at most this often
-  double line_interval_s = 10.0;    // not a TTY: one plain line this often
+  double line_interval_s = 10.0;    // not a TTY: one plain line this often (the first after one interval)
   int width = 100;                  // TTY: columns for the whole line
 };
 
@@ -54,7 +56,9 @@ class ProgressBar {
   bool tty_ = false;
   bool finished_ = false;
   Stopwatch clock_;
-  double last_draw_s_ = -1e9;
+  double last_draw_s_ = -1;      // < 0: never drawn
+  int64_t lines_ = 0;            // plain lines printed
+  int64_t last_line_done_ = -1;  // `done` of the last plain line
 };
 
 }  // namespace strata::core

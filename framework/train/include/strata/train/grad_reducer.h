@@ -77,6 +77,7 @@ class GradReducer {
  private:
   struct Param;
   struct Bucket;
+  void attach_hook(size_t p);  // (re)registers the post-hook on the parameter's accumulator
   void on_grad_ready(size_t p);
   void launch_ready_buckets(bool from_hook);  // caller holds mutex_
   void launch(size_t b, bool from_hook);

@@ -36,6 +36,7 @@
 #include "strata/train/lr_plateau.h"
 #include "strata/train/train_config.h"
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +58,9 @@ struct TrainerSetup {
   SchedConfig sched;
   nn::MetricsConfig metrics;      // empty-class convention of validation Dice
   bool progress = true;           // progress bar on rank 0
+  // Called after every training step with the step count (tests inject stop signals
+  // with it; tools can log). Runs on the training thread.
+  std::function<void(int64_t step)> after_step;
 };
 
 // Result of one validation pass (identical on every rank).
@@ -132,7 +136,8 @@ class Trainer {
 
  private:
   void train_step(const torch::Tensor& images, const torch::Tensor& labels, torch::Tensor* loss_sum);
-  void save_checkpoint(const std::string& name, const std::string& reason);
+  void save_checkpoint(const std::string& name, const std::string& reason);  // collective
+  void write_checkpoint(const std::string& name, const std::string& reason);  // rank 0
   void write_metrics(const EpochStats& stats, const std::optional<Validation>& val);
   void check_resume_config(const CheckpointMeta& meta, const std::string& path) const;
   std::vector<torch::Tensor> grads() const;
