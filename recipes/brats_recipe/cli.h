@@ -58,5 +58,6 @@ void add_inspect_command(CLI::App& app, Cli& cli);
 void add_train_command(CLI::App& app, Cli& cli);
 void add_finetune_command(CLI::App& app, Cli& cli);
 void add_bench_command(CLI::App& app, Cli& cli);
+void add_evaluate_command(CLI::App& app, Cli& cli);
 
 }  // namespace strata::recipes

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   recipes::add_train_command(app, cli);
   recipes::add_finetune_command(app, cli);
   recipes::add_bench_command(app, cli);
+  recipes::add_evaluate_command(app, cli);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,95 @@
+// Evaluator: distributed evaluation of a segmentation model on one split of a packed
+// slice file, one instance per rank.
+//
+//   cases of the split --ShardSampler::by_case (whole cases, balanced by slices)--> ranks
+//   batches (Prefetcher, no augmentation) --autocast forward of every TTA view, softmax
+//   mapped back and averaged (tta.h)--> argmax --> confusion counts per case (device)
+//   and, with HD95 or saved predictions, each case's volume rebuilt on the host from its
+//   slices at their axial indices --> HD95 per region, NIfTI of the prediction
+//   end: one sum-allreduce per dtype of {counts, per-slice sums, HD95 per case, times}
+//
+// Results do not depend on the number of ranks: counts are integers, and every case
+// is scored (regions, HD95) by the one rank that holds all of its slices. Predictions
+// themselves are the same as long as the model's output for a slice does not depend on
+// the other slices of its batch (true of the U-Net in eval mode).
+//
+// Contract: every rank constructs it from the same setup and calls run() (collective).
+// Construction checks, identically on every rank and before any collective, that the
+// split exists and is not empty and that there are at least as many cases as ranks;
+// each failure is a typed error naming the file and split. Rank and world size are
+// arguments, so one process can evaluate everything alone (world 1, no communicator).
+#pragma once
+
+#include "strata/comm/communicator.h"
+#include "strata/data/data_config.h"
+#include "strata/data/prefetcher.h"
+#include "strata/data/shard_sampler.h"
+#include "strata/data/slice_store.h"
+#include "strata/eval/eval_config.h"
+#include "strata/eval/report.h"
+#include "strata/eval/tta.h"
+#include "strata/nn/unet.h"
+#include "strata/train/amp.h"
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace strata::eval {
+
+struct EvalSetup {
+  data::DataConfig data;         // the packed file, reader threads, queue depth, batch size when eval.batch_size is 0
+  EvalConfig eval;               // split, TTA, batch size, HD95, autocast, empty-class policy
+  std::string predictions_dir;   // non-empty: each rank writes its cases' predictions there (predictions.h)
+  bool progress = true;          // progress bar on rank 0
+};
+
+// [B, C_in, H, W] images -> [B, K, H, W] logits, on the evaluator's device. Called
+// under torch::NoGradGuard and the evaluator's autocast.
+using SegmentationModel = std::function<torch::Tensor(const torch::Tensor&)>;
+
+class Evaluator {
+ public:
+  // `device`: where inference runs; `comm`: sums the counts across ranks; it may be
+  // null only when world_size is 1. See the header comment for the checks.
+  Evaluator(EvalSetup setup, torch::Device device, int rank, int world_size, comm::Communicator* comm);
+  ~Evaluator();
+
+  // ConfigError when a U-Net of `model` cannot run on this file's slices: input
+  // channels or classes that differ from the file's, or a slice size that is not a
+  // multiple of 2^(levels-1). `source` names where the model came from.
+  void check_model(const nn::UNetConfig& model, const std::string& source) const;
+
+  // Evaluates `model` on the split (collective); the same report on every rank.
+  EvalReport run(const SegmentationModel& model);
+
+  const data::SliceStore& store() const { return *store_; }
+  const data::ShardSampler& sampler() const { return *sampler_; }
+  int64_t num_slices() const { return static_cast<int64_t>(split_.size()); }  // slices in the split
+  int64_t num_cases() const { return static_cast<int64_t>(split_cases_.size()); }
+  train::AmpMode amp() const { return amp_; }
+  const std::vector<View>& views() const { return views_; }
+
+ private:
+  EvalSetup setup_;
+  torch::Device device_;
+  int rank_;
+  int world_size_;
+  comm::Communicator* comm_;
+  train::AmpMode amp_;
+  std::vector<View> views_;
+  std::shared_ptr<const data::SliceStore> store_;
+  std::vector<int64_t> split_;         // store slice indices of the split
+  std::vector<int32_t> split_cases_;   // case ids with slices in the split, ascending
+  std::unique_ptr<data::ShardSampler> sampler_;
+  std::unique_ptr<data::Prefetcher> loader_;
+};
+
+// eval.amp resolved for `device`: auto is fp16 on a GPU and off on the CPU; fp16 on a
+// CPU falls back to off with a warning (train::resolve_amp).
+train::AmpMode resolve_eval_amp(const std::string& name, const torch::Device& device);
+
+}  // namespace strata::eval

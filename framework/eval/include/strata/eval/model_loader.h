@@ -1,0 +1,30 @@
+// The model an evaluation runs: the U-Net a Strata checkpoint describes, built from the
+// checkpoint's own model section (never the recipe's) and loaded with its weights.
+//
+// Contract: every failure is a CheckpointError naming the file: missing, truncated or
+// not a libtorch archive; a libtorch archive that is not a Strata checkpoint (no
+// metadata); a model section that is not a valid U-Net config; weights that are
+// missing or whose shapes do not fit the architecture that section describes (naming
+// the parameter and both shapes). libtorch's own Module::load accepts a tensor of any
+// shape in place of a parameter, so the shapes are checked here, before the first
+// forward pass would fail with an opaque convolution error.
+#pragma once
+
+#include "strata/nn/unet.h"
+#include "strata/train/checkpoint.h"
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace strata::eval {
+
+struct LoadedModel {
+  nn::UNet2d model{nullptr};   // on the requested device, in eval mode
+  train::CheckpointMeta meta;  // epoch, best metric, the config of the run that wrote it
+};
+
+// Loads `path` onto `device` (see the header comment for the errors).
+LoadedModel load_unet(const std::string& path, const torch::Device& device);
+
+}  // namespace strata::eval

@@ -1,0 +1,319 @@
+// Distributed evaluation with TTA, counts reduced across ranks, regions and HD95 per
+// case (see evaluator.h).
+#include "strata/eval/evaluator.h"
+
+#include "strata/core/error.h"
+#include "strata/core/log.h"
+#include "strata/core/progress.h"
+#include "strata/core/timer.h"
+#include "strata/data/format.h"
+#include "strata/eval/hd95.h"
+#include "strata/eval/predictions.h"
+#include "strata/nn/metrics.h"
+
+#include <fmt/ranges.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <map>
+
+namespace strata::eval {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// Regions in the order the report shows them (nn::brats_regions() lists WT, TC, ET).
+const std::vector<std::string> kRegionOrder{"ET", "TC", "WT"};
+
+// Rebuilds the volumes of the cases a rank holds from their slices, which may arrive in
+// any order and across batches, and hands each case over once its last slice is in.
+// Volumes are [Z, H, W] uint8 with Z = 1 + the largest packed axial index of the case;
+// axial indices that were not packed stay 0 (background) in prediction and truth.
+class CaseVolumes {
+ public:
+  using Done = std::function<void(int32_t case_id, const torch::Tensor& pred, const torch::Tensor& truth)>;
+
+  CaseVolumes(const data::SliceStore& store, const std::vector<int64_t>& split, Done done)
+      : store_(store), done_(std::move(done)) {
+    for (int64_t s : split) ++expected_[store.case_of(s)];
+    for (int64_t s = 0; s < store.num_slices(); ++s) {
+      int32_t& depth = depth_[store.case_of(s)];
+      depth = std::max(depth, store.z_of(s) + 1);
+    }
+  }
+
+  // pred, truth: uint8 [H, W] on the CPU of store slice `slice`.
+  void add(int64_t slice, const torch::Tensor& pred, const torch::Tensor& truth) {
+    const int32_t c = store_.case_of(slice);
+    auto it = open_.find(c);
+    if (it == open_.end()) {
+      auto options = torch::dtype(torch::kByte);
+      const int64_t z = depth_.at(c), h = store_.height(), w = store_.width();
+      it = open_.emplace(c, Open{torch::zeros({z, h, w}, options), torch::zeros({z, h, w}, options),
+                                 expected_.at(c)}).first;
+    }
+    Open& v = it->second;
+    v.pred[store_.z_of(slice)].copy_(pred);
+    v.truth[store_.z_of(slice)].copy_(truth);
+    if (--v.missing == 0) {
+      Open complete = std::move(v);
+      open_.erase(it);
+      done_(c, complete.pred, complete.truth);
+    }
+  }
+
+  // Cases that received some but not all of their slices (none after a full pass).
+  std::vector<int32_t> incomplete() const {
+    std::vector<int32_t> out;
+    for (const auto& [c, v] : open_) out.push_back(c);
+    return out;
+  }
+
+ private:
+  struct Open {
+    torch::Tensor pred, truth;
+    int64_t missing = 0;  // slices of the split not yet added
+  };
+  const data::SliceStore& store_;
+  Done done_;
+  std::map<int32_t, int64_t> expected_;  // case -> its slices in the split
+  std::map<int32_t, int32_t> depth_;     // case -> 1 + largest packed axial index (any split)
+  std::map<int32_t, Open> open_;
+};
+
+torch::Tensor region_mask(const torch::Tensor& labels, const nn::Region& region) {
+  torch::Tensor mask = torch::zeros_like(labels, torch::kBool);
+  for (int64_t l : region.labels) mask.logical_or_(labels == l);
+  return mask;
+}
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+double mean_of_numbers(const std::vector<double>& v, int64_t* count = nullptr) {
+  double sum = 0;
+  int64_t n = 0;
+  for (double x : v) {
+    if (!std::isnan(x)) {
+      sum += x;
+      ++n;
+    }
+  }
+  if (count) *count = n;
+  return n > 0 ? sum / static_cast<double>(n) : kNaN;
+}
+
+}  // namespace
+
+train::AmpMode resolve_eval_amp(const std::string& name, const torch::Device& device) {
+  if (name == "auto") return device.is_cuda() ? train::AmpMode::kFp16 : train::AmpMode::kOff;
+  return train::resolve_amp(train::parse_amp(name), device);
+}
+
+Evaluator::Evaluator(EvalSetup setup, torch::Device device, int rank, int world_size, comm::Communicator* comm)
+    : setup_(std::move(setup)), device_(device), rank_(rank), world_size_(world_size), comm_(comm) {
+  const auto& d = setup_.data;
+  const auto& e = setup_.eval;
+  STRATA_CHECK_AS(ConfigError, world_size >= 1 && rank >= 0 && rank < world_size,
+                  "evaluator: rank {} is outside a world of {} ranks", rank, world_size);
+  amp_ = resolve_eval_amp(e.amp, device_);
+  views_ = tta_views(parse_tta(e.tta));
+
+  store_ = std::make_shared<data::SliceStore>(d.path, data::store_options(d));
+  split_ = store_->split(e.split);  // a DataError naming the file and its splits when absent
+  STRATA_CHECK_AS(DataError, !split_.empty(),
+                  "the '{}' split of '{}' is empty: nothing to evaluate (a file packed with --val-fraction 0 has no "
+                  "validation cases; evaluate another split with --set eval.split=train)",
+                  e.split, d.path);
+  const std::vector<int32_t> item_cases = store_->cases_of(split_);
+  split_cases_ = item_cases;
+  std::sort(split_cases_.begin(), split_cases_.end());
+  split_cases_.erase(std::unique(split_cases_.begin(), split_cases_.end()), split_cases_.end());
+  STRATA_CHECK_AS(ConfigError, num_cases() >= world_size,
+                  "the '{}' split of '{}' has {} case(s), fewer than the {} ranks: evaluation gives each rank whole "
+                  "cases, so run it on at most {} rank(s)",
+                  e.split, d.path, num_cases(), world_size, num_cases());
+  STRATA_CHECK_AS(ConfigError, comm_ != nullptr || world_size == 1,
+                  "evaluator: {} ranks need a communicator to sum their counts", world_size);
+  STRATA_CHECK_AS(ConfigError, comm_ == nullptr || comm_->size() == world_size,
+                  "evaluator: a communicator of {} ranks for a world of {}", comm_ ? comm_->size() : 0, world_size);
+  const bool turns = std::any_of(views_.begin(), views_.end(), [](const View& v) { return v.quarter_turns != 0; });
+  STRATA_CHECK_AS(ConfigError, !turns || store_->height() == store_->width(),
+                  "eval.tta={} turns slices by 90 degrees, but the slices of '{}' are {}x{}, not square", e.tta,
+                  d.path, store_->height(), store_->width());
+
+  const int64_t batch = e.batch_size > 0 ? e.batch_size : d.batch_size;
+  sampler_ = std::make_unique<data::ShardSampler>(data::ShardSampler::by_case(item_cases, rank, world_size, batch));
+  loader_ = std::make_unique<data::Prefetcher>(store_, data::prefetch_options(d, device_, nullptr));
+}
+
+Evaluator::~Evaluator() = default;
+
+void Evaluator::check_model(const nn::UNetConfig& model, const std::string& source) const {
+  const auto& info = store_->info();
+  const std::string& path = setup_.data.path;
+  STRATA_CHECK_AS(ConfigError, model.in_channels == store_->channels(),
+                  "the model of {} takes {} input channels, but the slices of '{}' have {} ({})", source,
+                  model.in_channels, path, store_->channels(), fmt::join(info.modalities, ", "));
+  STRATA_CHECK_AS(ConfigError, model.num_classes == static_cast<int64_t>(info.class_names.size()),
+                  "the model of {} predicts {} classes, but the labels of '{}' have {} ({})", source,
+                  model.num_classes, path, info.class_names.size(), fmt::join(info.class_names, ", "));
+  const int64_t m = model.size_multiple();
+  STRATA_CHECK_AS(ConfigError, store_->height() % m == 0 && store_->width() % m == 0,
+                  "the slices of '{}' are {}x{}, but the model of {} ({} levels) needs sizes that are multiples of {}",
+                  path, store_->height(), store_->width(), source, model.widths.size(), m);
+}
+
+EvalReport Evaluator::run(const SegmentationModel& model) {
+  namespace fs = std::filesystem;
+  torch::NoGradGuard no_grad;
+  const auto& e = setup_.eval;
+  const nn::EmptyPolicy policy = e.metrics.empty_policy();
+  const int64_t classes = static_cast<int64_t>(store_->info().class_names.size());
+  const auto& regions = nn::brats_regions();
+  const int64_t num_regions = static_cast<int64_t>(regions.size());
+  const bool save = !setup_.predictions_dir.empty();
+
+  nn::ConfusionAccumulator acc(classes, store_->num_cases(), device_);
+  // HD95 of every (case, region); each case is filled by the one rank that holds it, so
+  // the sum over ranks is that rank's value.
+  torch::Tensor hd = torch::zeros({store_->num_cases(), num_regions}, torch::kDouble);
+  double hd95_s = 0;
+  std::unique_ptr<CaseVolumes> volumes;
+  if (e.hd95 || save) {
+    if (save) {
+      std::error_code ec;
+      fs::create_directories(setup_.predictions_dir, ec);
+      STRATA_CHECK_AS(IoError, fs::is_directory(setup_.predictions_dir),
+                      "cannot create the predictions folder '{}': {}", setup_.predictions_dir, ec.message());
+    }
+    const std::vector<int64_t>& label_values = store_->info().label_source_values;
+    volumes = std::make_unique<CaseVolumes>(
+        *store_, split_, [&](int32_t c, const torch::Tensor& pred, const torch::Tensor& truth) {
+          if (e.hd95) {
+            core::Stopwatch clock;
+            auto h = hd.accessor<double, 2>();
+            for (int64_t r = 0; r < num_regions; ++r) {
+              torch::Tensor p = region_mask(pred, regions[r]), t = region_mask(truth, regions[r]);
+              const bool excluded = policy == nn::EmptyPolicy::kExclude && !t.any().item<bool>();
+              h[c][r] = excluded ? kNaN : hd95(p, t, {1.0, 1.0, 1.0});
+            }
+            hd95_s += clock.seconds();
+          }
+          if (save) write_prediction(setup_.predictions_dir, store_->case_names()[c], pred, label_values);
+        });
+  }
+
+  loader_->start(data::map_indices(sampler_->epoch(0), split_), 0);
+  core::ProgressOptions po;
+  po.enabled = setup_.progress && rank_ == 0;
+  core::ProgressBar bar(fmt::format("evaluate {} (TTA {})", e.split, e.tta), sampler_->num_batches(), po);
+  core::Stopwatch clock;
+  int64_t batches = 0, mine = 0;
+  while (std::optional<data::Batch> b = loader_->next()) {
+    torch::Tensor probs;
+    {
+      train::AutocastScope autocast(amp_, device_);
+      probs = tta_probabilities(model, b->images, views_);
+    }
+    const auto& in = b->images;
+    STRATA_CHECK_AS(ConfigError,
+                    probs.dim() == 4 && probs.size(0) == in.size(0) && probs.size(1) == classes &&
+                        probs.size(2) == in.size(2) && probs.size(3) == in.size(3),
+                    "the model maps a batch of shape {} to {}: expected [{}, {}, {}, {}] ({} classes)", in.sizes(),
+                    probs.sizes(), in.size(0), classes, in.size(2), in.size(3), classes);
+    const int64_t n = b->num_valid;  // later rows only pad the batch
+    torch::Tensor pred = probs.argmax(1).narrow(0, 0, n);
+    torch::Tensor truth = b->labels.narrow(0, 0, n);
+    std::vector<int64_t> cases(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) cases[i] = store_->case_of(b->slices[i]);
+    acc.add(pred, truth, cases);
+    if (volumes) {
+      torch::Tensor p = pred.to(torch::kCPU, torch::kByte), t = truth.to(torch::kCPU, torch::kByte);
+      for (int64_t i = 0; i < n; ++i) volumes->add(b->slices[i], p[i], t[i]);
+    }
+    mine += n;
+    ++batches;
+    if (po.enabled) {
+      bar.update(batches, {{"slices/s", fmt::format("{:.0f}", static_cast<double>(mine * world_size_) /
+                                                                  std::max(clock.seconds(), 1e-9))}});
+    }
+  }
+  synchronize(device_);
+  const double seconds = clock.seconds();
+  bar.finish();
+  if (volumes) {
+    std::vector<int32_t> open = volumes->incomplete();
+    STRATA_CHECK(open.empty(), "{} case(s) of rank {} did not receive all their slices", open.size(), rank_);
+  }
+
+  // One collective per dtype: counts (int64); slice sums, HD95 and times (float64).
+  torch::Tensor times = torch::zeros({2 * world_size_}, torch::kDouble);
+  times[rank_] = seconds;
+  times[world_size_ + rank_] = hd95_s;
+  if (comm_ && world_size_ > 1) {
+    std::vector<torch::Tensor> state = acc.state();
+    torch::Tensor hd_dev = hd.to(device_), times_dev = times.to(device_);
+    comm_->allreduce({state[0], state[1], hd_dev, times_dev}, comm::ReduceOp::kSum);
+    hd = hd_dev.to(torch::kCPU);
+    times = times_dev.to(torch::kCPU);
+  }
+
+  EvalReport r;
+  r.split = e.split;
+  r.hd95 = e.hd95;
+  r.tta = tta_name(parse_tta(e.tta));
+  r.views = static_cast<int64_t>(views_.size());
+  r.amp = train::amp_name(amp_);
+  r.ranks = world_size_;
+  r.slices = acc.slices();
+  r.cases = num_cases();
+  r.confusion = acc.confusion();
+  r.seconds = times.narrow(0, 0, world_size_).max().item<double>();
+  r.hd95_seconds = times.narrow(0, world_size_, world_size_).max().item<double>();
+
+  const nn::ClassScores global = acc.global_scores(policy);
+  const auto& names = tumour_classes();
+  STRATA_CHECK(classes == static_cast<int64_t>(names.size()) + 1, "{} classes, the report knows {} tumour classes",
+               classes, names.size());
+  std::vector<double> dice, iou;
+  for (int64_t k = 1; k < classes; ++k) {
+    r.classes.push_back({names[k - 1].first, names[k - 1].second, global.dice[k], global.iou[k]});
+    dice.push_back(global.dice[k]);
+    iou.push_back(global.iou[k]);
+  }
+  r.mean_dice = mean_of_numbers(dice);
+  r.mean_iou = mean_of_numbers(iou);
+
+  const auto case_dice = acc.case_region_dice(regions, policy);  // [case][region in brats_regions order]
+  auto h = hd.accessor<double, 2>();
+  std::map<int32_t, int64_t> slices_of;
+  for (int32_t c : store_->cases_of(split_)) ++slices_of[c];
+  for (int32_t c : split_cases_) {
+    CaseResult cr{store_->case_names()[c], slices_of[c], {}, {}};
+    for (const auto& name : kRegionOrder) {
+      auto at = std::find_if(regions.begin(), regions.end(), [&](const nn::Region& g) { return g.name == name; });
+      const auto ri = static_cast<size_t>(at - regions.begin());
+      cr.dice.push_back(case_dice[c][ri]);
+      cr.hd95.push_back(e.hd95 ? h[c][static_cast<int64_t>(ri)] : kNaN);
+    }
+    r.per_case.push_back(std::move(cr));
+  }
+  for (size_t g = 0; g < kRegionOrder.size(); ++g) {
+    std::vector<double> d, hh;
+    for (const auto& cr : r.per_case) {
+      d.push_back(cr.dice[g]);
+      hh.push_back(cr.hd95[g]);
+    }
+    RegionResult rr{kRegionOrder[g], 0, kNaN, 0};
+    rr.dice = mean_of_numbers(d, &rr.cases);
+    if (e.hd95) rr.hd95 = mean_of_numbers(hh);
+    r.regions.push_back(rr);
+  }
+  return r;
+}
+
+}  // namespace strata::eval

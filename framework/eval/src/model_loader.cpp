@@ -1,0 +1,72 @@
+// A checkpoint's U-Net, built from its stored model section (see model_loader.h).
+#include "strata/eval/model_loader.h"
+
+#include "strata/core/config.h"
+#include "strata/core/error.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <vector>
+
+namespace strata::eval {
+namespace {
+
+// Name and shape of every parameter, then every buffer, in registration order.
+std::vector<std::pair<std::string, std::vector<int64_t>>> shapes_of(torch::nn::Module& m) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value().sizes().vec());
+  for (const auto& b : m.named_buffers()) out.emplace_back(b.key(), b.value().sizes().vec());
+  return out;
+}
+
+nn::UNetConfig stored_config(const train::CheckpointMeta& meta, const std::string& path) {
+  try {
+    nn::UNetConfig config = core::parse_config<nn::UNetConfig>(meta.model_yaml, {}, "model section of " + path);
+    config.validate();
+    return config;
+  } catch (const core::ConfigError& e) {
+    STRATA_THROW(CheckpointError, "'{}' stores a model section that is not a valid U-Net config: {}", path, e.what());
+  }
+}
+
+}  // namespace
+
+LoadedModel load_unet(const std::string& path, const torch::Device& device) {
+  auto archive = train::open_checkpoint(path, torch::Device(torch::kCPU));
+  LoadedModel out;
+  out.meta = train::read_meta(archive, path);
+  const nn::UNetConfig config = stored_config(out.meta, path);
+  out.model = nn::UNet2d(config);
+  const auto expected = shapes_of(*out.model);
+
+  torch::serialize::InputArchive weights;
+  STRATA_CHECK_AS(CheckpointError, archive.try_read("model", weights), "'{}' has metadata but no model weights",
+                  path);
+  try {
+    out.model->load(weights);
+  } catch (const c10::Error& e) {
+    STRATA_THROW(CheckpointError, "the weights of '{}' do not fit its model section ({}): {}", path,
+                 out.model->describe(), e.what_without_backtrace());
+  }
+  // Registration order is fixed by the architecture, so both lists pair up by position.
+  const auto loaded = shapes_of(*out.model);
+  std::vector<size_t> wrong;
+  for (size_t i = 0; i < loaded.size(); ++i) {
+    if (loaded[i].second != expected[i].second) wrong.push_back(i);
+  }
+  if (!wrong.empty()) {
+    const auto& [name, shape] = loaded[wrong.front()];
+    STRATA_THROW(CheckpointError,
+                 "the weights of '{}' do not fit its model section ({}): '{}' has shape {} where that architecture "
+                 "needs {}{}",
+                 path, out.model->describe(), name, shape, expected[wrong.front()].second,
+                 wrong.size() > 1 ? fmt::format(" ({} more tensors differ)", wrong.size() - 1) : "");
+  }
+  out.model->to(device);
+  if (config.channels_last) nn::set_memory_format(*out.model, torch::MemoryFormat::ChannelsLast);
+  out.model->eval();
+  return out;
+}
+
+}  // namespace strata::eval

@@ -1,0 +1,91 @@
+// Evaluation table and JSON (see report.h).
+#include "strata/eval/report.h"
+
+#include "strata/core/error.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+namespace strata::eval {
+namespace {
+
+std::string fixed4(double v) { return std::isnan(v) ? "n/a" : fmt::format("{:.4f}", v); }
+std::string fixed2(double v) { return std::isnan(v) ? "n/a" : fmt::format("{:.2f}", v); }
+
+}  // namespace
+
+const std::vector<std::pair<std::string, std::string>>& tumour_classes() {
+  static const std::vector<std::pair<std::string, std::string>> classes{
+      {"necrotic", "Necrotic Core (1)"}, {"edema", "Edema (2)"}, {"enhancing", "Enhancing Tumor (3)"}};
+  return classes;
+}
+
+std::string format_report(const EvalReport& r) {
+  std::string out = fmt::format("{} split: {} slices of {} cases on {} rank(s), TTA {} ({} view{}), amp {}\n\n",
+                                r.split, r.slices, r.cases, r.ranks, r.tta, r.views, r.views == 1 ? "" : "s", r.amp);
+  constexpr int kName = 21;
+  out += fmt::format("| {:<{}} | {:<6} | {:<6} |\n", "Class", kName, "Dice", "IoU");
+  out += "| :--- | :--- | :--- |\n";
+  out += fmt::format("| {:<{}} | {:<6} | {:<6} |\n", "Mean (tumour classes)", kName, fixed4(r.mean_dice),
+                     fixed4(r.mean_iou));
+  for (const auto& c : r.classes) {
+    out += fmt::format("| {:<{}} | {:<6} | {:<6} |\n", c.label, kName, fixed4(c.dice), fixed4(c.iou));
+  }
+  out += "\nBraTS regions, per-case mean over 3D volumes";
+  out += r.hd95 ? " (HD95 in packed voxels: in-plane pixels of the packed slices, axial slices along z):\n\n"
+                : ":\n\n";
+  out += r.hd95 ? "| Region | Dice   | HD95   | Cases |\n| :--- | :--- | :--- | :--- |\n"
+                : "| Region | Dice   | Cases |\n| :--- | :--- | :--- |\n";
+  for (const auto& g : r.regions) {
+    out += r.hd95 ? fmt::format("| {:<6} | {:<6} | {:<6} | {:<5} |\n", g.name, fixed4(g.dice), fixed2(g.hd95), g.cases)
+                  : fmt::format("| {:<6} | {:<6} | {:<5} |\n", g.name, fixed4(g.dice), g.cases);
+  }
+  out += fmt::format("\ntime: {:.3f} ms per slice ({} slices x {} view{} in {:.2f} s on {} rank(s){})\n",
+                     1e3 * r.seconds_per_slice(), r.slices, r.views, r.views == 1 ? "" : "s", r.seconds, r.ranks,
+                     r.hd95 ? fmt::format(", of which HD95 {:.2f} s", r.hd95_seconds) : "");
+  return out;
+}
+
+std::string report_json(const EvalReport& r) {
+  // nlohmann writes NaN as null, which is what an excluded or missing score should be.
+  nlohmann::json per_class = nlohmann::json::object();
+  for (const auto& c : r.classes) per_class[c.key] = {{"dice", c.dice}, {"iou", c.iou}};
+  nlohmann::json regions = nlohmann::json::object();
+  for (const auto& g : r.regions) {
+    regions[g.name] = {{"dice", g.dice}, {"hd95", r.hd95 ? nlohmann::json(g.hd95) : nlohmann::json(nullptr)}};
+  }
+  nlohmann::json j{{"per_class", per_class}, {"mean_dice", r.mean_dice}, {"mean_iou", r.mean_iou},
+                   {"regions", regions},     {"tta", r.tta},             {"slices", r.slices},
+                   {"cases", r.cases},       {"ranks", r.ranks}};
+  return j.dump(2) + "\n";
+}
+
+void write_report_json(const EvalReport& report, const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  std::error_code ec;
+  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
+  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  {
+    std::ofstream out(tmp);
+    out << report_json(report);
+    out.close();
+    if (!out) {
+      fs::remove(tmp, ec);
+      STRATA_THROW(IoError, "cannot write the evaluation JSON '{}'", tmp);
+    }
+  }
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    std::error_code ignore;
+    fs::remove(tmp, ignore);
+    STRATA_THROW(IoError, "cannot rename the evaluation JSON to '{}': {}", path, ec.message());
+  }
+}
+
+}  // namespace strata::eval
