@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <memory>
 
 namespace strata::test {
@@ -34,6 +37,28 @@ bool all_ranks(bool local_ok) {
   int ok = local_ok ? 1 : 0, all = 0;
   MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, g_world->comm());
   return all == 1;
+}
+
+std::string test_data_path() {
+  const char* p = std::getenv("STRATA_TEST_DATA");
+  return p ? p : "";
+}
+
+SharedTempDir::SharedTempDir(const std::string& name) {
+  long pid = static_cast<long>(::getpid());
+  MPI_Bcast(&pid, 1, MPI_LONG, 0, g_world->comm());
+  path_ = std::filesystem::temp_directory_path() / fmt::format("{}_{}", name, pid);
+  if (g_world->rank() == 0) {
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  g_world->barrier();
+}
+
+SharedTempDir::~SharedTempDir() {
+  g_world->barrier();
+  std::error_code ignore;
+  if (g_world->rank() == 0) std::filesystem::remove_all(path_, ignore);
 }
 
 }  // namespace strata::test

@@ -14,7 +14,6 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include <cstdlib>
 #include <filesystem>
 
 namespace strata::eval {
@@ -23,10 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::world;
 
-std::string data_path() {
-  const char* p = std::getenv("STRATA_TEST_DATA");
-  return p ? p : "";
-}
+using test::test_data_path;
 
 // A checkpoint of a small U-Net after one epoch on the fixture's training split.
 std::string trained_checkpoint(const fs::path& dir) {
@@ -34,7 +30,7 @@ std::string trained_checkpoint(const fs::path& dir) {
   s.run_dir = dir.string();
   s.seed = 5;
   s.device = "cpu";
-  s.data.path = data_path();
+  s.data.path = test_data_path();
   s.data.batch_size = 8;
   s.data.workers = 1;
   s.model.widths = {4, 8, 16};
@@ -49,7 +45,7 @@ std::string trained_checkpoint(const fs::path& dir) {
 
 EvalSetup setup_for(const std::string& split, const std::string& tta) {
   EvalSetup s;
-  s.data.path = data_path();
+  s.data.path = test_data_path();
   s.data.batch_size = 8;
   s.data.workers = 1;
   s.eval.split = split;
@@ -67,22 +63,14 @@ nlohmann::json json_without_ranks(const EvalReport& r) {
 
 class EvaluatorDistTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    root_ = fs::temp_directory_path() / fmt::format("strata_evaluator_test_{}", getppid());
-    if (world().rank() == 0) fs::create_directories(root_);
-    world().barrier();
+  void SetUp() override {
+    ASSERT_FALSE(test_data_path().empty()) << "STRATA_TEST_DATA is not set (ctest fixture make_train_data)";
   }
-  static void TearDownTestSuite() {
-    world().barrier();
-    if (world().rank() == 0) fs::remove_all(root_);
-  }
-  void SetUp() override { ASSERT_FALSE(data_path().empty()) << "STRATA_TEST_DATA is not set (ctest fixture make_train_data)"; }
-  static fs::path root_;
 };
-fs::path EvaluatorDistTest::root_;
 
 TEST_F(EvaluatorDistTest, DistributedResultEqualsTheSingleProcessResult) {
-  const std::string ckpt = trained_checkpoint(root_ / "run");
+  test::SharedTempDir dir("strata_evaluator_test");
+  const std::string ckpt = trained_checkpoint(dir.path() / "run");
   LoadedModel loaded = load_unet(ckpt, torch::kCPU);
   SegmentationModel model = [&loaded](const torch::Tensor& x) { return loaded.model->forward(x); };
   auto comm = comm::make_communicator(world(), torch::kCPU, "mpi");
