@@ -200,6 +200,28 @@ TEST(EvaluatorTest, TtaChangesNothingForAnEquivariantModelAndSomethingOtherwise)
   EXPECT_FALSE(torch::equal(skew_plain.confusion, skew_tta.confusion));
 }
 
+TEST(EvaluatorTest, InferenceRunsUnderTheConfiguredAutocast) {
+  EXPECT_EQ(resolve_eval_amp("auto", torch::kCPU), train::AmpMode::kOff);
+  EXPECT_EQ(resolve_eval_amp("fp16", torch::kCPU), train::AmpMode::kOff);  // no fp16 autocast on the CPU
+  EXPECT_EQ(resolve_eval_amp("bf16", torch::kCPU), train::AmpMode::kBf16);
+  EXPECT_THROW(resolve_eval_amp("fp8", torch::kCPU), core::ConfigError);
+
+  const std::string path = test::tiny_packed();
+  SegmentationModel conv = equivariant_conv(true);
+  std::set<c10::ScalarType> seen;
+  SegmentationModel spy = [&](const torch::Tensor& x) {
+    torch::Tensor logits = conv(x);
+    seen.insert(logits.scalar_type());
+    return logits;
+  };
+  EvalSetup setup = setup_for(path, "flips", false);
+  setup.eval.amp = "bf16";
+  EvalReport r = evaluate_alone(setup, spy);
+  EXPECT_EQ(r.amp, "bf16");
+  EXPECT_EQ(seen, std::set<c10::ScalarType>{torch::kBFloat16});
+  EXPECT_EQ(r.confusion.sum().item<int64_t>(), r.slices * 32 * 32);
+}
+
 TEST(EvaluatorTest, PredictionsAreWrittenInThePackedGeometryWithBratsLabels) {
   const std::string path = test::tiny_packed();
   EvalSetup setup = setup_for(path, "flips", false);
