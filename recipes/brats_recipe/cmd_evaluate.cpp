@@ -26,8 +26,7 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
   auto json_path = std::make_shared<std::string>();
   auto predictions = std::make_shared<std::string>();
   Cli::add_config_options(cmd, options.get(), /*config_required=*/true);
-  cmd->add_option("--checkpoint", *checkpoint, "checkpoint whose model section and weights are evaluated")
-      ->required();
+  cmd->add_option("--checkpoint", *checkpoint, "checkpoint whose model section and weights are evaluated")->required();
   cmd->add_option("--tta", *tta, "test-time augmentation (overrides eval.tta)")
       ->check(CLI::IsMember({"none", "flips", "flips+rot90"}));
   cmd->add_option("--json", *json_path, "also write the results to this file (rank 0, atomically)");
@@ -50,11 +49,12 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
     eval::Evaluator evaluator(setup, device, world.rank(), world.size(), comm.get());
     eval::LoadedModel loaded = eval::load_unet(*checkpoint, device);
     evaluator.check_model(loaded.model->config(), "'" + *checkpoint + "'");
-    core::log0("evaluate: {} (epoch {}, best val mean Dice {:.4f}) on the '{}' split of {}: {} slices of {} cases, "
-               "{} rank(s) on {}, TTA {} ({} views), amp {}",
-               *checkpoint, loaded.meta.epoch, loaded.meta.best_metric, config.eval.split, config.data.path,
-               evaluator.num_slices(), evaluator.num_cases(), world.size(), device.str(), config.eval.tta,
-               evaluator.views().size(), train::amp_name(evaluator.amp()));
+    core::log0(
+        "evaluate: {} (epoch {}, best val mean Dice {:.4f}) on the '{}' split of {}: {} slices of {} cases, "
+        "{} rank(s) on {}, TTA {} ({} views), amp {}",
+        *checkpoint, loaded.meta.epoch, loaded.meta.best_metric, config.eval.split, config.data.path,
+        evaluator.num_slices(), evaluator.num_cases(), world.size(), device.str(), config.eval.tta,
+        evaluator.views().size(), train::amp_name(evaluator.amp()));
 
     eval::EvalReport report = evaluator.run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
     if (world.rank() != 0) return;

@@ -96,8 +96,9 @@ TEST_F(EvaluatorDistTest, DistributedResultEqualsTheSingleProcessResult) {
     }
     EXPECT_TRUE(test::all_ranks(same_cases)) << tta;
     // Every number of the JSON, to full double precision, not only to the printed one.
-    EXPECT_TRUE(test::all_ranks(json_without_ranks(d) == json_without_ranks(a)))
-        << tta << "\n" << report_json(d) << "\n" << report_json(a);
+    EXPECT_TRUE(test::all_ranks(json_without_ranks(d) == json_without_ranks(a))) << tta << "\n"
+                                                                                 << report_json(d) << "\n"
+                                                                                 << report_json(a);
   }
 }
 

@@ -60,7 +60,8 @@ std::map<int32_t, torch::Tensor> labels_by_case(const data::SliceStore& store, c
   for (int64_t s : store.split(split)) slices[store.case_of(s)].push_back(s);
   std::map<int32_t, torch::Tensor> out;
   for (const auto& [c, idx] : slices) {
-    torch::Tensor labels = torch::empty({static_cast<int64_t>(idx.size()), store.height(), store.width()}, torch::kLong);
+    torch::Tensor labels =
+        torch::empty({static_cast<int64_t>(idx.size()), store.height(), store.width()}, torch::kLong);
     store.read_into(idx, torch::Tensor(), labels);
     out[c] = labels;
   }
@@ -118,8 +119,8 @@ TEST(EvaluatorTest, ConstantModelHasClosedFormScores) {
     EXPECT_EQ(cr.slices, labels.size(0));
     const double wt = (labels > 0).sum().item<double>(), p = static_cast<double>(labels.numel());
     const bool has_tc = ((labels == 1) | (labels == 3)).any().item<bool>(), has_et = (labels == 3).any().item<bool>();
-    const double diag = std::sqrt(std::pow(depth_of(store, c), 2) + std::pow(store.height(), 2) +
-                                  std::pow(store.width(), 2));
+    const double diag =
+        std::sqrt(std::pow(depth_of(store, c), 2) + std::pow(store.height(), 2) + std::pow(store.width(), 2));
     // Report order: ET, TC, WT.
     EXPECT_NEAR(cr.dice[2], wt > 0 ? 2 * wt / (wt + p) : 0.0, 1e-12) << cr.name;
     EXPECT_EQ(cr.dice[1], has_tc ? 0.0 : 1.0) << cr.name;

@@ -51,8 +51,8 @@ class CaseVolumes {
     if (it == open_.end()) {
       auto options = torch::dtype(torch::kByte);
       const int64_t z = depth_.at(c), h = store_.height(), w = store_.width();
-      it = open_.emplace(c, Open{torch::zeros({z, h, w}, options), torch::zeros({z, h, w}, options),
-                                 expected_.at(c)}).first;
+      it = open_.emplace(c, Open{torch::zeros({z, h, w}, options), torch::zeros({z, h, w}, options), expected_.at(c)})
+               .first;
     }
     Open& v = it->second;
     v.pred[store_.z_of(slice)].copy_(pred);
@@ -142,8 +142,8 @@ Evaluator::Evaluator(EvalSetup setup, torch::Device device, int rank, int world_
                   "evaluator: a communicator of {} ranks for a world of {}", comm_ ? comm_->size() : 0, world_size);
   const bool turns = std::any_of(views_.begin(), views_.end(), [](const View& v) { return v.quarter_turns != 0; });
   STRATA_CHECK_AS(ConfigError, !turns || store_->height() == store_->width(),
-                  "eval.tta={} turns slices by 90 degrees, but the slices of '{}' are {}x{}, not square", e.tta,
-                  d.path, store_->height(), store_->width());
+                  "eval.tta={} turns slices by 90 degrees, but the slices of '{}' are {}x{}, not square", e.tta, d.path,
+                  store_->height(), store_->width());
 
   const int64_t batch = e.batch_size > 0 ? e.batch_size : d.batch_size;
   sampler_ = std::make_unique<data::ShardSampler>(data::ShardSampler::by_case(item_cases, rank, world_size, batch));
@@ -159,8 +159,8 @@ void Evaluator::check_model(const nn::UNetConfig& model, const std::string& sour
                   "the model of {} takes {} input channels, but the slices of '{}' have {} ({})", source,
                   model.in_channels, path, store_->channels(), fmt::join(info.modalities, ", "));
   STRATA_CHECK_AS(ConfigError, model.num_classes == static_cast<int64_t>(info.class_names.size()),
-                  "the model of {} predicts {} classes, but the labels of '{}' have {} ({})", source,
-                  model.num_classes, path, info.class_names.size(), fmt::join(info.class_names, ", "));
+                  "the model of {} predicts {} classes, but the labels of '{}' have {} ({})", source, model.num_classes,
+                  path, info.class_names.size(), fmt::join(info.class_names, ", "));
   const int64_t m = model.size_multiple();
   STRATA_CHECK_AS(ConfigError, store_->height() % m == 0 && store_->width() % m == 0,
                   "the slices of '{}' are {}x{}, but the model of {} ({} levels) needs sizes that are multiples of {}",

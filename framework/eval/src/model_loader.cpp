@@ -41,8 +41,7 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device) {
   const auto expected = shapes_of(*out.model);
 
   torch::serialize::InputArchive weights;
-  STRATA_CHECK_AS(CheckpointError, archive.try_read("model", weights), "'{}' has metadata but no model weights",
-                  path);
+  STRATA_CHECK_AS(CheckpointError, archive.try_read("model", weights), "'{}' has metadata but no model weights", path);
   try {
     out.model->load(weights);
   } catch (const c10::Error& e) {

@@ -37,8 +37,7 @@ std::string format_report(const EvalReport& r) {
     out += fmt::format("| {:<{}} | {:<6} | {:<6} |\n", c.label, kName, fixed4(c.dice), fixed4(c.iou));
   }
   out += "\nBraTS regions, per-case mean over 3D volumes";
-  out += r.hd95 ? " (HD95 in packed voxels: in-plane pixels of the packed slices, axial slices along z):\n\n"
-                : ":\n\n";
+  out += r.hd95 ? " (HD95 in packed voxels: in-plane pixels of the packed slices, axial slices along z):\n\n" : ":\n\n";
   out += r.hd95 ? "| Region | Dice   | HD95   | Cases |\n| :--- | :--- | :--- | :--- |\n"
                 : "| Region | Dice   | Cases |\n| :--- | :--- | :--- |\n";
   for (const auto& g : r.regions) {
@@ -59,9 +58,8 @@ std::string report_json(const EvalReport& r) {
   for (const auto& g : r.regions) {
     regions[g.name] = {{"dice", g.dice}, {"hd95", r.hd95 ? nlohmann::json(g.hd95) : nlohmann::json(nullptr)}};
   }
-  nlohmann::json j{{"per_class", per_class}, {"mean_dice", r.mean_dice}, {"mean_iou", r.mean_iou},
-                   {"regions", regions},     {"tta", r.tta},             {"slices", r.slices},
-                   {"cases", r.cases},       {"ranks", r.ranks}};
+  nlohmann::json j{{"per_class", per_class}, {"mean_dice", r.mean_dice}, {"mean_iou", r.mean_iou}, {"regions", regions},
+                   {"tta", r.tta},           {"slices", r.slices},       {"cases", r.cases},       {"ranks", r.ranks}};
   return j.dump(2) + "\n";
 }
 

@@ -41,10 +41,10 @@
 namespace strata::eval {
 
 struct EvalSetup {
-  data::DataConfig data;         // the packed file, reader threads, queue depth, batch size when eval.batch_size is 0
-  EvalConfig eval;               // split, TTA, batch size, HD95, autocast, empty-class policy
-  std::string predictions_dir;   // non-empty: each rank writes its cases' predictions there (predictions.h)
-  bool progress = true;          // progress bar on rank 0
+  data::DataConfig data;        // the packed file, reader threads, queue depth, batch size when eval.batch_size is 0
+  EvalConfig eval;              // split, TTA, batch size, HD95, autocast, empty-class policy
+  std::string predictions_dir;  // non-empty: each rank writes its cases' predictions there (predictions.h)
+  bool progress = true;         // progress bar on rank 0
 };
 
 // [B, C_in, H, W] images -> [B, K, H, W] logits, on the evaluator's device. Called
@@ -82,8 +82,8 @@ class Evaluator {
   train::AmpMode amp_;
   std::vector<View> views_;
   std::shared_ptr<const data::SliceStore> store_;
-  std::vector<int64_t> split_;         // store slice indices of the split
-  std::vector<int32_t> split_cases_;   // case ids with slices in the split, ascending
+  std::vector<int64_t> split_;        // store slice indices of the split
+  std::vector<int32_t> split_cases_;  // case ids with slices in the split, ascending
   std::unique_ptr<data::ShardSampler> sampler_;
   std::unique_ptr<data::Prefetcher> loader_;
 };

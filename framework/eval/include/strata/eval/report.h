@@ -42,9 +42,9 @@ struct CaseResult {
 };
 
 struct EvalReport {
-  std::string split;                  // the split evaluated
-  std::vector<ClassResult> classes;   // necrotic core, edema, enhancing tumour
-  double mean_dice = 0;               // mean over `classes` (NaN ones left out)
+  std::string split;                 // the split evaluated
+  std::vector<ClassResult> classes;  // necrotic core, edema, enhancing tumour
+  double mean_dice = 0;              // mean over `classes` (NaN ones left out)
   double mean_iou = 0;
   std::vector<RegionResult> regions;  // ET, TC, WT
   std::vector<CaseResult> per_case;   // every case of the split, in case order
@@ -55,9 +55,9 @@ struct EvalReport {
   int64_t slices = 0;                 // slices evaluated (over all ranks)
   int64_t cases = 0;                  // cases evaluated
   int ranks = 1;
-  double seconds = 0;                 // wall time of the pass, slowest rank (reading, inference, HD95, writing)
-  double hd95_seconds = 0;            // of which HD95, slowest rank
-  torch::Tensor confusion;            // int64 [C, C] over the split, rows ground truth, columns prediction
+  double seconds = 0;       // wall time of the pass, slowest rank (reading, inference, HD95, writing)
+  double hd95_seconds = 0;  // of which HD95, slowest rank
+  torch::Tensor confusion;  // int64 [C, C] over the split, rows ground truth, columns prediction
 
   double seconds_per_slice() const { return slices > 0 ? seconds / static_cast<double>(slices) : 0.0; }
 };
