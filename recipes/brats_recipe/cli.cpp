@@ -3,6 +3,11 @@
 
 #include "strata/core/log.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <thread>
+
 namespace strata::recipes {
 
 comm::World& Cli::world() {
@@ -24,6 +29,13 @@ RecipeConfig Cli::resolve(const ConfigOptions& options) {
   RecipeConfig config = core::load_config<RecipeConfig>(options.config_path, sets);
   core::set_log_level(core::parse_log_level(config.run.log_level));
   world().check_same_config(core::config_hash(config));
+  // Ranks on one node share its cores: by default each gets its share for intra-op
+  // parallelism, instead of every rank starting a team as large as the node.
+  int threads = static_cast<int>(config.run.threads);
+  if (threads == 0) {
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world().local_size());
+  }
+  at::set_num_threads(threads);
   return config;
 }
 

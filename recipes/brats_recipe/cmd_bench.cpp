@@ -67,6 +67,7 @@ void add_bench_command(CLI::App& app, Cli& cli) {
           {"workers", config.data.workers},
           {"augment", config.data.augment.enabled}}},
         {"steps", r.steps},
+        {"train_slices", trainer.train_slices()},
         {"step_slices_per_s", r.step_slices_per_s},
         {"epoch_slices_per_s", r.epoch_slices_per_s},
         {"data_wait", r.data_wait},

@@ -21,6 +21,7 @@ struct RunConfig {
   std::string log_level = "info";  // debug | info | warn | error
   std::string device = "auto";     // auto (a GPU when present) | cpu | cuda
   std::string backend = "auto";    // gradient transport: auto (nccl on GPU, mpi on CPU) | mpi | nccl
+  int64_t threads = 0;             // intra-op CPU threads per rank (0: the node's cores / ranks on the node)
 
   template <class V>
   void visit(V& v) {
@@ -30,6 +31,8 @@ struct RunConfig {
     v("log_level", log_level, "debug | info | warn | error", core::one_of({"debug", "info", "warn", "error"}));
     v("device", device, "auto (a GPU when present) | cpu | cuda", core::one_of({"auto", "cpu", "cuda"}));
     v("backend", backend, "gradient transport: auto | mpi | nccl", core::one_of({"auto", "mpi", "nccl"}));
+    v("threads", threads, "intra-op CPU threads per rank (0: the node's cores / ranks on the node)",
+      core::in_range<int64_t>(0, 1024));
   }
 };
 

@@ -131,21 +131,6 @@ TEST(CheckpointTest, MissingCorruptAndForeignFilesAreCheckpointErrors) {
   EXPECT_THROW(read_meta(in, foreign), core::CheckpointError);
 }
 
-TEST(CheckpointTest, RngStateRestoresTheSameDraws) {
-  TempDir dir;
-  auto path = (dir.path / "rng.pt").string();
-  torch::manual_seed(11);
-  torch::randn({3});
-  torch::serialize::OutputArchive out;
-  save_rng(out, torch::Device(torch::kCPU));
-  out.save_to(path);
-  auto expected = torch::randn({4});
-  torch::randn({10});  // move on
-  auto in = open_checkpoint(path);
-  load_rng(in, torch::Device(torch::kCPU));
-  EXPECT_TRUE(torch::equal(torch::randn({4}), expected));
-}
-
 TEST(AmpTest, ParsingAndCpuFallback) {
   EXPECT_EQ(parse_amp("bf16"), AmpMode::kBf16);
   EXPECT_THROW(parse_amp("fp8"), core::ConfigError);

@@ -4,11 +4,6 @@
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
 
-#include <ATen/core/Generator.h>
-#include <ATen/CPUGeneratorImpl.h>
-#if STRATA_WITH_CUDA
-#include <ATen/cuda/CUDAGeneratorImpl.h>
-#endif
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -104,30 +99,6 @@ torch::serialize::InputArchive open_checkpoint(const std::string& path, std::opt
                  e.what_without_backtrace());
   }
   return archive;
-}
-
-void save_rng(torch::serialize::OutputArchive& a, const torch::Device& device) {
-  a.write("rng.cpu", at::detail::getDefaultCPUGenerator().get_state());
-#if STRATA_WITH_CUDA
-  if (device.is_cuda()) a.write("rng.cuda", at::cuda::detail::getDefaultCUDAGenerator(device.index()).get_state());
-#endif
-}
-
-void load_rng(torch::serialize::InputArchive& a, const torch::Device& device) {
-  torch::Tensor state;
-  a.read("rng.cpu", state);
-  at::Generator cpu = at::detail::getDefaultCPUGenerator();  // a handle to the shared generator
-  {
-    std::lock_guard<std::mutex> lock(cpu.mutex());
-    cpu.set_state(state);
-  }
-#if STRATA_WITH_CUDA
-  if (device.is_cuda() && a.try_read("rng.cuda", state)) {
-    at::Generator cuda = at::cuda::detail::getDefaultCUDAGenerator(device.index());
-    std::lock_guard<std::mutex> lock(cuda.mutex());
-    cuda.set_state(state);
-  }
-#endif
 }
 
 }  // namespace strata::train

@@ -132,6 +132,7 @@ Trainer::~Trainer() = default;
 
 int64_t Trainer::batches_per_epoch() const { return sampler_->num_batches(); }
 int64_t Trainer::slice_size() const { return store_->height(); }
+int64_t Trainer::train_slices() const { return sampler_->num_items(); }
 
 std::vector<torch::Tensor> Trainer::grads() const {
   std::vector<torch::Tensor> g;

@@ -39,8 +39,4 @@ void save_atomic(torch::serialize::OutputArchive& archive, const std::string& pa
 torch::serialize::InputArchive open_checkpoint(const std::string& path,
                                                std::optional<torch::Device> device = std::nullopt);
 
-// Default CPU generator state (and the CUDA one of `device` when it is a GPU).
-void save_rng(torch::serialize::OutputArchive& archive, const torch::Device& device);
-void load_rng(torch::serialize::InputArchive& archive, const torch::Device& device);
-
 }  // namespace strata::train

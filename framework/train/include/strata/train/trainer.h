@@ -132,7 +132,8 @@ class Trainer {
   const comm::Communicator& communicator() const { return *comm_; }
   AmpMode amp() const { return amp_; }
   int64_t batches_per_epoch() const;
-  int64_t slice_size() const;  // height (= width) of the packed slices
+  int64_t slice_size() const;    // height (= width) of the packed slices
+  int64_t train_slices() const;  // slices in the training split (one epoch's worth)
 
  private:
   void train_step(const torch::Tensor& images, const torch::Tensor& labels, torch::Tensor* loss_sum);

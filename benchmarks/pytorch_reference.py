@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""The PyTorch side of benchmarks/gpu_compare.sh: the same U-Net training step as
+Strata's `brats_recipe bench` step figure, in eager PyTorch (optionally torch.compile).
+
+Model: 2D U-Net, 4 -> 4 channels, widths 32-64-128-256-512; per level two 3x3 conv
+(no bias) + BatchNorm + ReLU, 2x2 max-pool down, 2x2 stride-2 transposed conv up,
+concatenated skips, 1x1 head (7,763,428 parameters). Loss: soft multi-class Dice with
+batch-wide sums in float32 (smooth 1e-5). Optimiser: Adam lr 1e-4, fused. One step =
+zero_grad, forward under autocast, loss, (scaled) backward, step, on one batch already
+on the GPU: the compute ceiling, as Strata's step_slices_per_s.
+
+Prints one JSON line per configuration:
+  python3 benchmarks/pytorch_reference.py --size 128 240 --batch 64 --configs fp32,bf16_cl,bf16_cl_compile
+Configs: <dtype>[_cl][_compile] with dtype fp32 | fp16 | bf16.
+"""
+import argparse
+import json
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def conv_block(cin, cout):
+    layers = []
+    for c_in in (cin, cout):
+        layers += [nn.Conv2d(c_in, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class UNet2d(nn.Module):
+    def __init__(self, in_channels=4, classes=4, widths=(32, 64, 128, 256, 512)):
+        super().__init__()
+        self.enc = nn.ModuleList()
+        c = in_channels
+        for w in widths:
+            self.enc.append(conv_block(c, w))
+            c = w
+        self.ups, self.decs = nn.ModuleList(), nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            self.ups.append(nn.ConvTranspose2d(c, w, 2, stride=2))
+            self.decs.append(conv_block(2 * w, w))
+            c = w
+        self.head = nn.Conv2d(c, classes, 1)
+
+    def forward(self, x):
+        skips = []
+        for level, block in enumerate(self.enc):
+            x = block(x)
+            if level + 1 < len(self.enc):
+                skips.append(x)
+                x = F.max_pool2d(x, 2)
+        for up, dec in zip(self.ups, self.decs):
+            x = dec(torch.cat([up(x), skips.pop()], dim=1))
+        return self.head(x)
+
+
+def multi_dice_loss(logits, target, smooth=1e-5):
+    probs = logits.float().softmax(dim=1)
+    onehot = F.one_hot(target, probs.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+    dims = (0, 2, 3)
+    inter = (probs * onehot).sum(dims)
+    denom = probs.sum(dims) + onehot.sum(dims)
+    return (1 - (2 * inter + smooth) / (denom + smooth)).mean()
+
+
+def measure(size, batch, steps, config):
+    parts = config.split("_")
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[parts[0]]
+    channels_last, compiled = "cl" in parts, "compile" in parts
+    torch.manual_seed(0)
+    model = UNet2d().cuda()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    x = torch.randn(batch, 4, size, size, device="cuda").to(memory_format=fmt)
+    y = torch.randint(0, 4, (batch, size, size), device="cuda")
+    forward = torch.compile(model) if compiled else model
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+            logits = forward(x)
+        loss = multi_dice_loss(logits, y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    for _ in range(20 if compiled else 10):
+        step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return batch * steps / seconds, torch.cuda.max_memory_allocated() / 2**30
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, nargs="+", default=[128, 240])
+    ap.add_argument("--batch", type=int, nargs="+", default=[64])
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--configs", default="fp32,fp16_cl,bf16_cl,bf16_cl_compile")
+    a = ap.parse_args()
+    torch.backends.cudnn.benchmark = True
+    for size in a.size:
+        for batch in a.batch:
+            for config in a.configs.split(","):
+                row = dict(impl="pytorch", gpu=torch.cuda.get_device_name(), torch=torch.__version__, size=size,
+                           batch=batch, config=config)
+                try:
+                    sps, peak = measure(size, batch, a.steps, config)
+                    row.update(slices_per_s=round(sps, 1), peak_gib=round(peak, 2))
+                except Exception as e:  # one failing config (e.g. compile) must not stop the others
+                    row.update(error=str(e)[:300])
+                print(json.dumps(row), flush=True)
+                torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

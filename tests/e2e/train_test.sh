@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# brats_recipe train / finetune / bench as users run them under mpirun: checkpoints and
+# metrics appear, a real SIGUSR1 makes every rank checkpoint and exit 0, --resume picks
+# it up, and bad input (another config, a missing --from, too many ranks) fails clearly.
+source "$(dirname "$0")/lib.sh"
+B=$BRATS_RECIPE
+R="$SOURCE_DIR/recipes/cpu_smoke.yaml"
+D=$STRATA_TEST_DATA
+common=(--config "$R" --set "data.path=$D" --set data.batch_size=8 --set model.widths=[4,8,16])
+
+run train $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set train.epochs=2
+expect_rc 0; expect_log "epoch 2/2: loss"; expect_log "training done: 2 epochs"
+[ -f "$OUT/run/last.pt" ] && [ -f "$OUT/run/best.pt" ] || fail "no last.pt/best.pt in $OUT/run"
+[ "$(wc -l <"$OUT/run/metrics.jsonl")" -eq 2 ] || fail "metrics.jsonl should have 2 lines"
+grep -q '"mean_dice"' "$OUT/run/metrics.jsonl" || fail "metrics.jsonl lacks validation"
+
+# Resume to more epochs: allowed (train.epochs may change), continues at epoch 3.
+run resume $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set train.epochs=3 --resume
+expect_rc 0; expect_log "resumed from $OUT/run/last.pt: epoch 2 done"; expect_log "epoch 3/3: loss"
+expect_no_log "epoch 1/3: loss"
+
+# Resume with another config: refused on every rank, naming the key.
+run resume_other $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set train.lr=0.1 --resume
+expect_nonzero; expect_log "checkpoint error"; expect_log "train.lr: 0.003 -> 0.1"
+
+# Fine-tune: architecture from the checkpoint, loss from the recipe; a missing --from fails.
+run finetune $MPI_LAUNCH2 "$B" finetune --config "$SOURCE_DIR/recipes/brats_necrotic_finetune.yaml" \
+  --set "data.path=$D" --set data.batch_size=8 --set run.device=cpu --set train.epochs=1 --set data.workers=1 \
+  --set "run.dir=$OUT/ft" --from "$OUT/run/best.pt"
+expect_rc 0; expect_log "initialised the model from $OUT/run/best.pt"; expect_log "weighted_dice(weights [0.1, 4, 1, 1]"
+expect_log "widths [4, 8, 16]"; expect_log "train.amp: fp16 needs a GPU"
+run finetune_missing $MPI_LAUNCH2 "$B" finetune --config "$R" --set "data.path=$D" --from "$OUT/none.pt"
+expect_nonzero; expect_log "checkpoint '$OUT/none.pt' does not exist"
+
+# More ranks than batches: a clear error at start-up on 3 ranks, not a hang.
+run too_many $MPI_LAUNCH3 "$B" train "${common[@]}" --set "run.dir=$OUT/big" --set data.batch_size=4096
+expect_nonzero; expect_log "too few for 3 ranks"
+
+# bench: JSON with both figures and the config.
+run bench $MPI_LAUNCH2 "$B" bench "${common[@]}" --steps 3 --warmup 1 --json "$OUT/bench.json"
+expect_rc 0
+python3 - "$OUT/bench.json" <<'PY' || fail "bench.json is not the expected JSON"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["ranks"] == 2 and j["steps"] == 3, j
+assert j["step_slices_per_s"] > 0 and j["epoch_slices_per_s"] > 0, j
+assert 0 <= j["data_wait"] <= 1 and j["config"]["batch_per_rank"] == 8, j
+PY
+
+# Preemption with a real signal: mpirun forwards SIGUSR1 to every rank; they agree at the
+# next step, write last.pt, exit 0; --resume finishes the run.
+LOG="$OUT/preempt.log"
+$MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/pre" --set train.epochs=500 >"$LOG" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do [ -s "$OUT/pre/metrics.jsonl" ] && break; sleep 0.1; done
+kill -USR1 "$pid"
+wait "$pid"; RC=$?
+expect_rc 0; expect_log "stop requested (SIGUSR1): wrote $OUT/pre/last.pt"
+[ -f "$OUT/pre/PREEMPTED" ] || fail "no PREEMPTED marker"
+done_epochs=$(wc -l <"$OUT/pre/metrics.jsonl")
+run resume_pre $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/pre" --set train.epochs=$((done_epochs + 1)) --resume
+expect_rc 0; expect_log "resumed from $OUT/pre/last.pt"; expect_log "training done: $((done_epochs + 1)) epochs"
+[ ! -f "$OUT/pre/PREEMPTED" ] || fail "PREEMPTED marker left after the run finished"
+
+finish

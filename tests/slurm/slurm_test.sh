@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The sbatch scripts on a real (local, one-node) Slurm: a 2-task CPU smoke training
+# through `sbatch --wait`, once with srun (PMIx/PMI2) and once with mpirun; then
+# preemption: `scancel --signal=USR1` makes the job checkpoint and exit 0, and a
+# resubmitted job resumes from last.pt. Exits 77 (ctest: skipped) with the reason when
+# the Slurm daemons cannot run on this machine.
+source "$(dirname "$0")/../e2e/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+if ! env_out=$("$here/slurm_up.sh" "$OUT/slurm" 2>"$OUT/slurm_up.err"); then
+  echo "SKIPPED: the local Slurm could not start here: $(tail -3 "$OUT/slurm_up.err")"
+  exit 77
+fi
+eval "$env_out"
+trap '"$here/slurm_down.sh" "$STRATA_SLURM_DIR"; rm -rf "$OUT"' EXIT
+
+export STRATA_ROOT=$SOURCE_DIR BRATS_RECIPE DATA=$STRATA_TEST_DATA RECIPE=$SOURCE_DIR/recipes/cpu_smoke.yaml
+small="--set data.batch_size=8 --set model.widths=[4,8,16] --set data.workers=1"
+# Job variables travel in the environment (sbatch --export=ALL): values with commas,
+# like the widths list, cannot go through --export=VAR=value.
+sb=(sbatch --wait --nodes=1 --ntasks-per-node=2 --gpus-per-node=0 --cpus-per-task=1 --time=10
+    --chdir="$OUT" --export=ALL)
+
+for launcher in srun mpirun; do
+  export RUN_DIR=$OUT/run-$launcher LAUNCHER=$launcher EXTRA_ARGS="$small --set train.epochs=1"
+  run "submit_$launcher" "${sb[@]}" --output="$OUT/$launcher-%j.out" "$SOURCE_DIR/launch/slurm/train.sbatch"
+  expect_rc 0
+  LOG=$(ls "$RUN_DIR"/logs/train-*.log 2>/dev/null | head -1); LOG=${LOG:-$OUT/none}
+  expect_log "2 tasks, launcher: "; expect_log "training done: 1 epochs"
+  [ -f "$RUN_DIR/last.pt" ] || fail "$launcher: no checkpoint in $RUN_DIR"
+done
+
+# Preemption: a long run, USR1 once the first epoch is logged, then a resubmission.
+export RUN_DIR=$OUT/pre LAUNCHER=auto STRATA_REQUEUE=0 EXTRA_ARGS="$small --set train.epochs=500"
+job=$(sbatch --parsable "${sb[@]:2}" --output="$OUT/pre-%j.out" "$SOURCE_DIR/launch/slurm/train.sbatch")
+for _ in $(seq 1 1200); do [ -s "$RUN_DIR/metrics.jsonl" ] && break; sleep 0.1; done
+[ -s "$RUN_DIR/metrics.jsonl" ] || { LOG=$OUT/pre-$job.out; fail "the job logged no epoch"; finish; }
+scancel --signal=USR1 "$job"
+for _ in $(seq 1 600); do squeue -h -j "$job" 2>/dev/null | grep -q . || break; sleep 0.2; done
+LOG=$(ls "$RUN_DIR"/logs/train-"$job".log)
+expect_log "stop requested (SIGUSR1)"
+[ -f "$RUN_DIR/PREEMPTED" ] || fail "no PREEMPTED marker after the signal"
+state=$(sacct -n -X -j "$job" -o State 2>/dev/null | head -1 | tr -d ' ')
+[ -z "$state" ] || [ "$state" = COMPLETED ] || fail "job state $state, expected COMPLETED (exit 0)"
+done_epochs=$(wc -l <"$RUN_DIR/metrics.jsonl")
+
+export EXTRA_ARGS="$small --set train.epochs=$((done_epochs + 1))"
+run resubmit "${sb[@]}" --output="$OUT/re-%j.out" "$SOURCE_DIR/launch/slurm/train.sbatch"
+expect_rc 0
+LOG=$(ls -t "$RUN_DIR"/logs/train-*.log | head -1)
+expect_log "--resume"; expect_log "resumed from $RUN_DIR/last.pt"; expect_log "training done: $((done_epochs + 1)) epochs"
+[ ! -f "$RUN_DIR/PREEMPTED" ] || fail "PREEMPTED left after the resumed run finished"
+
+# The same with requeueing on (train.sbatch's default): the job requeues itself after
+# the checkpoint, runs again with --resume and finishes.
+export RUN_DIR=$OUT/requeue STRATA_REQUEUE=1 EXTRA_ARGS="$small --set train.epochs=40"
+job=$(sbatch --parsable "${sb[@]:2}" --requeue --output="$OUT/rq-%j.out" "$SOURCE_DIR/launch/slurm/train.sbatch")
+for _ in $(seq 1 1200); do [ -s "$RUN_DIR/metrics.jsonl" ] && break; sleep 0.1; done
+scancel --signal=USR1 "$job"
+# Slurm holds a requeued job for a while (its BeginTime); release it at once.
+for _ in $(seq 1 600); do
+  grep -q "training done" "$RUN_DIR/logs/train-$job.log" 2>/dev/null && break
+  [ "$(squeue -h -j "$job" -o %r 2>/dev/null)" = BeginTime ] && scontrol update JobId="$job" StartTime=now
+  sleep 0.2
+done
+LOG=$(ls "$OUT"/rq-"$job".out)
+expect_log "requeueing job $job"
+LOG=$RUN_DIR/logs/train-$job.log
+expect_log "stop requested (SIGUSR1)"; expect_log "resumed from $RUN_DIR/last.pt"
+expect_log "training done: 40 epochs"
+finish
