@@ -280,8 +280,11 @@ Trainer::Outcome Trainer::fit() {
     EpochStats st = train_epoch();
     average_buffers(*model_, *comm_);  // BatchNorm running stats: the mean over ranks
     if (st.preempted) {
-      save_checkpoint("last.pt", "preempt");
-      if (world_.rank() == 0) std::ofstream(marker) << "signal " << core::StopSignals::received() << "\n";
+      if (world_.rank() == 0) {  // the marker only after the checkpoint it points to
+        write_checkpoint("last.pt", "preempt");
+        std::ofstream(marker) << "signal " << core::StopSignals::received() << "\n";
+      }
+      world_.barrier();
       core::log0("stop requested ({}): wrote {} at epoch {} batch {}/{}; resume with --resume",
                  core::signal_name(core::StopSignals::received()), (dir / "last.pt").string(), epoch_ + 1,
                  resume_position_, sampler_->num_batches());
