@@ -1,32 +1,44 @@
 #!/usr/bin/env bash
 # The README's demo command: installs dependencies, builds, then runs the main job end
-# to end on the embedded default data. Later stages join as they land (see README).
+# to end on the built-in data, on 2 ranks:
+#   synth (40 BraTS-like cases at BraTS's shape) -> pack at 128x128 (and 64x64 for the
+#   CPU recipe) -> inspect --verify -> train cpu_smoke -> necrotic-weighted fine-tune ->
+#   evaluate with TTA: the per-class Dice/IoU table.
+# Data go to runs/demo-data (the recipes' default data.path), runs to runs/demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$SECONDS
 scripts/install-deps.sh
 source scripts/lib.sh
 strata_build
 
 B=build/bin/brats_recipe
-step() { echo; echo "==> $*"; }
+RUN=launch/mpirun.sh
+DEMO=${DEMO_DIR:-runs/demo}
+DATA=${DEMO_DATA:-runs/demo-data}   # the recipes' default data.path points here
+step() { echo; echo "==> [$((SECONDS - start)) s] $*"; }
 
 step "brats_recipe --version"
 $B --version
-step "the resolved CPU smoke recipe, checked identical on 2 ranks"
-launch/mpirun.sh -np 2 $B config --config recipes/cpu_smoke.yaml
-step "allreduce bandwidth over MPI, 2 ranks (JSON lines)"
-launch/mpirun.sh -np 2 build/bin/allreduce_bench --max-bytes $((64 << 20))
 
-# The built-in data: synthetic BraTS-like cases at BraTS's own shape, packed at 128x128.
-DEMO_DATA=${DEMO_DATA:-runs/demo-data}
-DEMO_CASES=${DEMO_CASES:-40}
-DEMO_SHAPE=${DEMO_SHAPE:-240,240,155}
-step "synthetic BraTS-like data: $DEMO_CASES cases of $DEMO_SHAPE"
-$B synth --out "$DEMO_DATA/cases" --cases "$DEMO_CASES" --shape "$DEMO_SHAPE" --force
-step "pack them into one HDF5 slice file at 128x128"
-$B pack --input "$DEMO_DATA/cases" --out "$DEMO_DATA/brats128.h5" --size 128 --force
-step "inspect and verify the packed file"
-$B inspect "$DEMO_DATA/brats128.h5" --verify
-step "the input pipeline on it: sampler, 2 reader threads, augmentation (JSON lines)"
-build/bin/loader_bench --file "$DEMO_DATA/brats128.h5" --workers 2 --seconds 2
-echo; echo "demo: done"
+step "synthetic BraTS-like data: 40 cases of 240x240x155 (T1, T1ce, T2, FLAIR, seg as .nii.gz)"
+$B synth --out "$DATA/cases" --cases 40 --shape 240,240,155 --force
+step "pack them into one HDF5 slice file at 128x128, and at 64x64 for the CPU recipe"
+$B pack --input "$DATA/cases" --out "$DATA/brats128.h5" --size 128 --force
+$B pack --input "$DATA/cases" --out "$DATA/brats64.h5" --size 64 --force
+step "inspect and verify the 128x128 file"
+$B inspect "$DATA/brats128.h5" --verify
+
+step "train the CPU smoke recipe on 2 ranks (bucketed allreduce over MPI, augmentation, validation)"
+$RUN -np 2 $B train --config recipes/cpu_smoke.yaml --set "data.path=$DATA/brats64.h5" --set "run.dir=$DEMO/train"
+
+step "fine-tune with the necrotic-weighted Dice [0.1, 4, 1, 1] from the best checkpoint"
+$RUN -np 2 $B finetune --config recipes/brats_necrotic_finetune.yaml --from "$DEMO/train/best.pt" \
+  --set "data.path=$DATA/brats64.h5" --set "run.dir=$DEMO/finetune" --set run.device=cpu \
+  --set train.epochs=2 --set data.batch_size=16 --set data.workers=1
+
+step "evaluate the fine-tuned model on 2 ranks with flips+rot90 test-time augmentation"
+$RUN -np 2 $B evaluate --config recipes/brats_tta_eval.yaml --checkpoint "$DEMO/finetune/best.pt" \
+  --set "data.path=$DATA/brats64.h5" --json "$DEMO/eval.json"
+
+echo; echo "demo: done in $((SECONDS - start)) s; checkpoints, metrics.jsonl and eval.json under $DEMO"
