@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 start=$SECONDS
 scripts/install-deps.sh
 source scripts/lib.sh
-strata_build
+strata_build brats_recipe
 
 B=build/bin/brats_recipe
 RUN=launch/mpirun.sh

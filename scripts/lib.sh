@@ -19,7 +19,8 @@ torch_cmake_prefix() {
     || die "no torch in $(strata_python): run scripts/install-deps.sh"
 }
 
-# Configures (once) and builds build/ with Ninja. Extra CMake args: $STRATA_CMAKE_ARGS.
+# Configures (once) and builds build/ with Ninja: every target, or the targets given
+# (the demo needs only brats_recipe). Extra CMake args: $STRATA_CMAKE_ARGS.
 strata_build() {
   local prefix
   prefix=$(torch_cmake_prefix)
@@ -31,6 +32,8 @@ strata_build() {
       ${STRATA_CMAKE_ARGS:-} >build/cmake.log 2>&1 || { cat build/cmake.log; die "build: cmake configure failed"; }
   fi
   local start=$SECONDS
-  cmake --build build -j "$(nproc)" || die "build: compilation failed"
+  local targets=()
+  for t in "$@"; do targets+=(--target "$t"); done
+  cmake --build build -j "$(nproc)" "${targets[@]}" || die "build: compilation failed"
   echo "build: done in $((SECONDS - start)) s"
 }
