@@ -11,7 +11,6 @@
 #include <torch/torch.h>
 
 #include <csignal>
-#include <cstdlib>
 #include <filesystem>
 
 namespace strata::train {
@@ -19,11 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::world;
-
-std::string data_path() {
-  const char* p = std::getenv("STRATA_TEST_DATA");
-  return p ? p : "";
-}
 
 // The sections a checkpoint stores, as the CLI would resolve them.
 struct SetupSections {
@@ -43,7 +37,7 @@ TrainerSetup small_setup(const std::string& dir, int64_t epochs) {
   s.run_dir = dir;
   s.seed = 77;
   s.device = "cpu";
-  s.data.path = data_path();
+  s.data.path = test::test_data_path();
   s.data.batch_size = 8;
   s.data.workers = 2;
   s.model.widths = {4, 8, 16};
@@ -69,29 +63,24 @@ torch::Tensor state_of(Trainer& t, bool buffers) {
 
 class TrainerTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    root_ = fs::temp_directory_path() / fmt::format("strata_trainer_test_{}", getppid());
-    if (world().rank() == 0) fs::create_directories(root_);
-    world().barrier();
-  }
-  static void TearDownTestSuite() {
-    world().barrier();
-    if (world().rank() == 0) fs::remove_all(root_);
-  }
+  static void SetUpTestSuite() { dir_ = std::make_unique<test::SharedTempDir>("strata_trainer_test"); }
+  static void TearDownTestSuite() { dir_.reset(); }
   void SetUp() override {
-    ASSERT_FALSE(data_path().empty()) << "STRATA_TEST_DATA is not set (ctest fixture make_train_data)";
+    ASSERT_FALSE(test::test_data_path().empty()) << "STRATA_TEST_DATA is not set (ctest fixture make_train_data)";
     core::StopSignals::install();
     core::StopSignals::reset();
+    root_ = dir_->path();
   }
-  // Parameters and buffers after an uninterrupted run of `epochs`, computed once.
+  // Parameters and buffers after an uninterrupted run of `epochs`.
   std::pair<torch::Tensor, torch::Tensor> uninterrupted(int64_t epochs) {
     Trainer t(small_setup((root_ / "straight").string(), epochs), world());
     EXPECT_EQ(t.fit(), Trainer::Outcome::kFinished);
     return {state_of(t, false), state_of(t, true)};
   }
-  static fs::path root_;
+  static std::unique_ptr<test::SharedTempDir> dir_;
+  fs::path root_;
 };
-fs::path TrainerTest::root_;
+std::unique_ptr<test::SharedTempDir> TrainerTest::dir_;
 
 TEST_F(TrainerTest, ResumeAtAnEpochBoundaryAndMidEpochPreemptionReproduceOneRun) {
   auto [params, buffers] = uninterrupted(3);
