@@ -1,11 +1,14 @@
 // File-system helpers for dataset preparation.
 //
-// remove_tree exists because std::filesystem::remove_all must not be used in Strata
-// binaries: the PyPI torch wheel's libtorch.so exports its own copy of libstdc++'s
-// filesystem operations (built with GCC 13), which wins symbol resolution over
-// Debian 12's libstdc++ (GCC 12). Its remove_all calls
-// recursive_directory_iterator::__erase, a symbol GCC 12's libstdc++ lacks, through a
-// null weak reference: a segfault as soon as a folder has entries.
+// remove_tree exists because std::filesystem::remove_all is unsafe next to the PyPI
+// torch wheel: its libtorch.so exports its own copy of libstdc++'s filesystem
+// operations (built with GCC 13), which wins symbol resolution over Debian 12's
+// libstdc++ (GCC 12) when libtorch comes first in the executable's DT_NEEDED list. Its
+// remove_all calls recursive_directory_iterator::__erase, a symbol GCC 12's libstdc++
+// lacks, through a null weak reference: a segfault as soon as a folder has entries.
+// Strata's own executables name libstdc++ first (strata_add_executable in
+// cmake/StrataTargets.cmake), which avoids it; this library keeps the nftw version so it
+// is also safe in executables linked another way.
 #pragma once
 
 #include <string>
