@@ -32,12 +32,6 @@ struct BenchOptions {
   int warmup = 3;
 };
 
-double max_over_ranks(const comm::World& world, double v) {
-  double out = 0;
-  MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, world.comm());
-  return out;
-}
-
 // Rank-derived pattern (r + 1) * (i % 7 + 1) and its closed-form sum; returns the
 // number of wrong elements on every rank.
 int64_t check_once(const comm::World& world, comm::Communicator& c, int64_t numel, torch::Device dev) {
@@ -45,9 +39,8 @@ int64_t check_once(const comm::World& world, comm::Communicator& c, int64_t nume
   auto t = (torch::fmod(i, 7) + 1) * (c.rank() + 1);
   c.allreduce({t}, comm::ReduceOp::kSum);
   auto expected = (torch::fmod(i, 7) + 1) * (c.size() * (c.size() + 1) / 2);
-  int64_t bad = (t != expected).sum().item<int64_t>(), all = 0;
-  MPI_Allreduce(&bad, &all, 1, MPI_INT64_T, MPI_SUM, world.comm());
-  return all;
+  auto bad = static_cast<double>((t != expected).sum().item<int64_t>());
+  return static_cast<int64_t>(world.sum_over_ranks(bad));
 }
 
 int run(comm::World& world, const BenchOptions& o) {
@@ -65,7 +58,7 @@ int run(comm::World& world, const BenchOptions& o) {
     std::shared_ptr<comm::Work> last;
     for (int k = 0; k < iters; ++k) last = c->allreduce_async({buf}, comm::ReduceOp::kSum);
     last->synchronize();
-    double seconds = max_over_ranks(world, clock.seconds() / iters);
+    double seconds = world.max_over_ranks(clock.seconds() / iters);
     int64_t errors = check_once(world, *c, numel, dev);
     total_errors += errors;
     double algbw = static_cast<double>(bytes) / seconds / 1e9;

@@ -30,10 +30,10 @@ step "inspect and verify the 128x128 file"
 $B inspect "$DATA/brats128.h5" --verify
 
 step "train the CPU smoke recipe on 2 ranks (bucketed allreduce over MPI, augmentation, validation)"
-$RUN -np 2 $B train --config recipes/cpu_smoke.yaml --set "data.path=$DATA/brats64.h5" --set "run.dir=$DEMO/train"
+$RUN -np 2 $B train --config recipes/cpu_smoke.yaml --set "data.path=$DATA/brats64.h5" --set "run.dir=$DEMO/train" --force
 
 step "fine-tune with the necrotic-weighted Dice [0.1, 4, 1, 1] from the best checkpoint"
-$RUN -np 2 $B finetune --config recipes/brats_necrotic_finetune.yaml --from "$DEMO/train/best.pt" \
+$RUN -np 2 $B finetune --config recipes/brats_necrotic_finetune.yaml --from "$DEMO/train/best.pt" --force \
   --set "data.path=$DATA/brats64.h5" --set "run.dir=$DEMO/finetune" --set run.device=cpu \
   --set train.epochs=2 --set data.batch_size=16 --set data.workers=1
 

@@ -26,6 +26,9 @@ void Cli::add_config_options(CLI::App* cmd, ConfigOptions* options, bool config_
 RecipeConfig Cli::resolve(const ConfigOptions& options) {
   auto sets = options.sets;
   if (!options.log_level.empty()) sets.push_back("run.log_level=" + options.log_level);
+  // The world first: a rank that fails to load its config must still end every rank
+  // (main aborts only once the world exists), not leave them in the consistency check.
+  world();
   RecipeConfig config = core::load_config<RecipeConfig>(options.config_path, sets);
   core::set_log_level(core::parse_log_level(config.run.log_level));
   world().check_same_config(core::config_hash(config));

@@ -9,6 +9,7 @@
 #include "brats_recipe/setup.h"
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
+#include "strata/core/files.h"
 #include "strata/core/log.h"
 
 #include <nlohmann/json.hpp>
@@ -17,8 +18,6 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
-#include <filesystem>
-#include <fstream>
 
 namespace strata::recipes {
 namespace {
@@ -75,11 +74,7 @@ void add_bench_command(CLI::App& app, Cli& cli) {
         {"peak_memory_gib", r.peak_memory_gib}};
     std::string line = j.dump();
     fmt::print("{}\n", line);
-    if (!json_path->empty()) {
-      std::string tmp = *json_path + ".tmp";
-      std::ofstream(tmp) << j.dump(2) << "\n";
-      std::filesystem::rename(tmp, *json_path);
-    }
+    if (!json_path->empty()) core::write_file_atomic(*json_path, j.dump(2) + "\n", "bench JSON");
   });
 }
 

@@ -8,6 +8,7 @@
 // <run.dir>/last.pt at the next step and exit 0; `--resume` continues from it.
 #include "brats_recipe/cli.h"
 #include "brats_recipe/setup.h"
+#include "strata/core/error.h"
 #include "strata/core/log.h"
 #include "strata/core/signals.h"
 
@@ -18,6 +19,24 @@ namespace {
 
 void log_config(const RecipeConfig& config) {
   core::log0("resolved config (hash {}):\n{}", core::hash_hex(core::config_hash(config)), core::to_yaml(config));
+}
+
+// A fresh run must not silently replace another run's checkpoints: without --resume,
+// a run.dir that holds last.pt is an error unless --force, which clears it first.
+// Collective (rank 0 clears, then a barrier).
+void prepare_run_dir(Cli& cli, const RecipeConfig& config, bool resume, bool force) {
+  namespace fs = std::filesystem;
+  const fs::path dir(config.run.dir);
+  if (resume || !fs::exists(dir / "last.pt")) return;
+  STRATA_CHECK_AS(ConfigError, force,
+                  "run.dir '{}' already holds a run (last.pt): continue it with --resume, start over with --force "
+                  "(its last.pt, best.pt and metrics.jsonl are deleted), or set another run.dir",
+                  dir.string());
+  if (cli.world().rank() == 0) {
+    for (const char* f : {"last.pt", "best.pt", "metrics.jsonl", "PREEMPTED"}) fs::remove(dir / f);
+    core::log0("--force: cleared the previous run in {}", dir.string());
+  }
+  cli.world().barrier();
 }
 
 void run_training(train::Trainer& trainer) {
@@ -31,10 +50,13 @@ void add_train_command(CLI::App& app, Cli& cli) {
   auto* cmd = app.add_subcommand("train", "train a recipe on every rank (mpirun -np N brats_recipe train ...)");
   auto options = std::make_shared<ConfigOptions>();
   auto resume = std::make_shared<bool>(false);
+  auto force = std::make_shared<bool>(false);
   Cli::add_config_options(cmd, options.get(), /*config_required=*/true);
   cmd->add_flag("--resume", *resume, "continue from <run.dir>/last.pt (after a stop, preemption or crash)");
-  cli.on(cmd, [&cli, options, resume] {
+  cmd->add_flag("--force", *force, "start over in a run.dir that holds a run (deletes its checkpoints)");
+  cli.on(cmd, [&cli, options, resume, force] {
     RecipeConfig config = cli.resolve(*options);
+    prepare_run_dir(cli, config, *resume, *force);
     log_config(config);
     core::StopSignals::install();
     train::Trainer trainer(trainer_setup(config), cli.world());
@@ -48,11 +70,20 @@ void add_finetune_command(CLI::App& app, Cli& cli) {
       "finetune", "train from a checkpoint's weights and architecture with a recipe's loss, optimiser and schedule");
   auto options = std::make_shared<ConfigOptions>();
   auto from = std::make_shared<std::string>();
+  auto force = std::make_shared<bool>(false);
   Cli::add_config_options(cmd, options.get(), /*config_required=*/true);
   cmd->add_option("--from", *from, "checkpoint whose weights and model section start the run")->required();
-  cli.on(cmd, [&cli, options, from] {
+  cmd->add_flag("--force", *force, "start over in a run.dir that holds a run (deletes its checkpoints)");
+  cli.on(cmd, [&cli, options, from, force] {
     RecipeConfig config = cli.resolve(*options);
     take_model_from_checkpoint(config, *from);
+    namespace fs = std::filesystem;
+    STRATA_CHECK_AS(ConfigError,
+                    fs::weakly_canonical(fs::path(*from).parent_path()) != fs::weakly_canonical(config.run.dir),
+                    "--from {} lies in run.dir '{}', where the fine-tune writes its own checkpoints: set another "
+                    "run.dir",
+                    *from, config.run.dir);
+    prepare_run_dir(cli, config, /*resume=*/false, *force);
     log_config(config);
     core::StopSignals::install();
     train::Trainer trainer(trainer_setup(config), cli.world());

@@ -5,6 +5,7 @@
 #include "strata/comm/communicator.h"
 #include "strata/core/error.h"
 #include "strata/train/amp.h"
+#include "strata/train/fused_adam.h"
 #include "strata/train/grad_reducer.h"
 
 #include <gtest/gtest.h>
@@ -251,6 +252,46 @@ TEST_F(ReducerTest, InfOnOneRankSkipsTheStepEverywhereAndBacksOff) {
   }
   EXPECT_DOUBLE_EQ(scaler.scale_value(), 65536.0);
   EXPECT_FALSE(torch::equal(flat_params(*net), before));
+}
+
+// The same unanimity on the synchronisation-free fp16 path: unscale() leaves the flag on
+// the device and FusedAdam skips inside its kernel, for every parameter of the model.
+TEST_F(ReducerTest, DeviceSideSkipWithFusedAdam) {
+  torch::manual_seed(3);
+  TinyNet net;
+  broadcast_module_state(*net, *comm_);
+  GradReducer reducer(named(*net), *comm_);
+  GradScaler scaler(/*enabled=*/true, torch::Device(torch::kCPU), comm_.get());
+  FusedAdam opt(net->parameters(), torch::optim::AdamOptions(1e-2));
+  std::vector<torch::Tensor> grads;
+  for (auto& p : net->parameters()) grads.push_back(p.grad());
+  auto x = torch::randn({1, 4, 8, 8});
+  auto y = torch::randint(0, 4, {1, 8, 8});
+  comm_->broadcast({x, y}, 0);
+  auto step = [&](bool poison) {
+    reducer.zero_grad();
+    scaler.scale(torch::nn::functional::cross_entropy(net->forward(x), y)).backward();
+    reducer.finish();
+    if (poison && comm_->rank() == comm_->size() - 1) {
+      torch::NoGradGuard no_grad;
+      net->conv1->weight.grad().view(-1)[3] = std::numeric_limits<float>::quiet_NaN();
+    }
+    scaler.unscale(grads);
+    opt.step_skipping(scaler.found_inf());
+    scaler.update();
+  };
+  auto before = flat_params(*net);
+  step(/*poison=*/true);
+  EXPECT_TRUE(torch::equal(flat_params(*net), before));  // skipped on every rank
+  EXPECT_DOUBLE_EQ(scaler.scale_value(), 32768.0);
+  EXPECT_EQ(scaler.skipped_steps(), 1);
+  step(/*poison=*/false);
+  auto after = flat_params(*net);
+  EXPECT_FALSE(torch::equal(after, before));
+  auto root = after.clone();
+  comm_->broadcast({root}, 0);
+  EXPECT_TRUE(test::all_ranks(torch::equal(after, root)));  // replicas still identical
+  EXPECT_EQ(scaler.skipped_steps(), 1);
 }
 
 }  // namespace

@@ -19,6 +19,18 @@ run resume $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set
 expect_rc 0; expect_log "resumed from $OUT/run/last.pt: epoch 2 done"; expect_log "epoch 3/3: loss"
 expect_no_log "epoch 1/3: loss"
 
+# A fresh run into a folder that holds one: refused unless --force, which starts over.
+run again $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set train.epochs=1
+expect_nonzero; expect_log "already holds a run (last.pt)"
+[ "$(wc -l <"$OUT/run/metrics.jsonl")" -eq 3 ] || fail "the refused run touched metrics.jsonl"
+cp -r "$OUT/run" "$OUT/run2"
+run force $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run2" --set train.epochs=1 --force
+expect_rc 0; expect_log "--force: cleared the previous run"
+[ "$(wc -l <"$OUT/run2/metrics.jsonl")" -eq 1 ] || fail "--force should start metrics.jsonl afresh"
+run ft_into_source $MPI_LAUNCH2 "$B" finetune --config "$R" --set "data.path=$D" --set "run.dir=$OUT/run2" \
+  --from "$OUT/run2/best.pt" --force
+expect_nonzero; expect_log "lies in run.dir"
+
 # Resume with another config: refused on every rank, naming the key.
 run resume_other $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set train.lr=0.1 --resume
 expect_nonzero; expect_log "checkpoint error"; expect_log "train.lr: 0.003 -> 0.1"

@@ -4,6 +4,7 @@
 
 #include "strata/comm/checks.h"
 #include "strata/comm/world.h"
+#include "fusion.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/irange.h>
@@ -11,7 +12,10 @@
 
 #include <algorithm>
 #include <climits>
-#include <map>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
 
 namespace strata::comm {
 
@@ -63,96 +67,80 @@ MPI_Datatype mpi_dtype(c10::ScalarType t) {
   }
 }
 
-// Groups tensor indices by dtype, in first-seen order (identical on every rank).
-std::vector<std::vector<size_t>> group_by_dtype(const std::vector<at::Tensor>& tensors) {
-  std::vector<c10::ScalarType> order;
-  std::map<c10::ScalarType, std::vector<size_t>> groups;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    auto t = tensors[i].scalar_type();
-    if (!groups.count(t)) order.push_back(t);
-    groups[t].push_back(i);
-  }
-  std::vector<std::vector<size_t>> out;
-  for (auto t : order) out.push_back(groups[t]);
-  return out;
-}
-
-// The group's tensors as one flat buffer of `dtype`; the tensor itself when it is a
-// single contiguous tensor of that dtype (the gradient-bucket case: no copy).
-at::Tensor flatten(const std::vector<at::Tensor>& tensors, const std::vector<size_t>& idx, c10::ScalarType dtype,
-                   bool* aliased) {
-  if (idx.size() == 1 && tensors[idx[0]].is_contiguous() && tensors[idx[0]].scalar_type() == dtype) {
-    *aliased = true;
-    return tensors[idx[0]].view(-1);
-  }
-  *aliased = false;
-  std::vector<at::Tensor> views;
-  for (size_t i : idx) views.push_back(tensors[i].reshape(-1));
-  return at::cat(views).to(dtype).contiguous();
-}
-
-void unflatten(const at::Tensor& flat, const std::vector<at::Tensor>& tensors, const std::vector<size_t>& idx) {
-  int64_t offset = 0;
-  for (size_t i : idx) {
-    const at::Tensor& t = tensors[i];
-    t.copy_(flat.narrow(0, offset, t.numel()).view(t.sizes()));
-    offset += t.numel();
-  }
-}
-
 }  // namespace
 
 std::vector<c10::ScalarType> mpi_supported_dtypes() {
   return {c10::kFloat, c10::kDouble, c10::kHalf, c10::kBFloat16, c10::kLong, c10::kInt, c10::kByte};
 }
 
-MpiCommunicator::MpiCommunicator(const World& world) : rank_(world.rank()), size_(world.size()) {
-  MPI_CHECK(MPI_Comm_dup(world.comm(), &comm_));
-  MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
-  worker_ = std::thread([this] { worker_loop(); });
+// Everything the worker thread touches lives here, owned jointly by the communicator
+// and the thread, so the thread may outlive the communicator (see the destructor).
+struct MpiCommunicator::Queue {
+  MPI_Comm comm = MPI_COMM_NULL;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<std::pair<std::function<void()>, std::shared_ptr<MpiWork>>> items;
+  bool stopping = false;
+  std::exception_ptr broken;  // first failure; later work fails fast with it
+
+  void run() {
+    for (;;) {
+      std::pair<std::function<void()>, std::shared_ptr<MpiWork>> item;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        cv.wait(lock, [&] { return stopping || !items.empty(); });
+        if (items.empty()) return;  // stopping, and everything issued has run
+        item = std::move(items.front());
+        items.pop_front();
+      }
+      std::exception_ptr error = broken;
+      if (!error) {
+        try {
+          torch::NoGradGuard no_grad;  // in-place writes into parameters and leaves
+          item.first();
+        } catch (...) {
+          error = std::current_exception();
+          broken = error;
+        }
+      }
+      item.second->complete(error);
+    }
+  }
+};
+
+MpiCommunicator::MpiCommunicator(const World& world)
+    : rank_(world.rank()), size_(world.size()), queue_(std::make_shared<Queue>()) {
+  STRATA_CHECK_AS(CommError, world.thread_multiple(),
+                  "the MPI communicator runs MPI on its own thread and needs MPI_THREAD_MULTIPLE, which this MPI "
+                  "did not grant");
+  MPI_CHECK(MPI_Comm_dup(world.comm(), &queue_->comm));
+  MPI_CHECK(MPI_Comm_set_errhandler(queue_->comm, MPI_ERRORS_RETURN));
+  worker_ = std::thread([q = queue_] { q->run(); });
 }
 
 MpiCommunicator::~MpiCommunicator() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
+    std::lock_guard<std::mutex> lock(queue_->mutex);
+    queue_->stopping = true;
   }
-  cv_.notify_all();
+  queue_->cv.notify_all();
+  if (std::uncaught_exceptions() > 0) {
+    // This rank is failing and MPI_Abort follows: a collective its peers never join
+    // would block the join forever. The thread keeps the queue alive by itself.
+    worker_.detach();
+    return;
+  }
   if (worker_.joinable()) worker_.join();
-  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
-}
-
-void MpiCommunicator::worker_loop() {
-  for (;;) {
-    std::pair<std::function<void()>, std::shared_ptr<MpiWork>> item;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and everything issued has run
-      item = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    std::exception_ptr error = broken_;
-    if (!error) {
-      try {
-        torch::NoGradGuard no_grad;  // in-place writes into parameters and leaves
-        item.first();
-      } catch (...) {
-        error = std::current_exception();
-        broken_ = error;
-      }
-    }
-    item.second->complete(error);
-  }
+  MPI_Comm_free(&queue_->comm);
 }
 
 std::shared_ptr<Work> MpiCommunicator::enqueue(std::function<void()> task) {
   auto work = std::make_shared<MpiWork>();
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    queue_.emplace_back(std::move(task), work);
+    std::lock_guard<std::mutex> lock(queue_->mutex);
+    queue_->items.emplace_back(std::move(task), work);
   }
-  cv_.notify_one();
+  queue_->cv.notify_one();
   return work;
 }
 
@@ -170,26 +158,26 @@ void MpiCommunicator::check_tensors(const std::vector<at::Tensor>& tensors, cons
 
 std::shared_ptr<Work> MpiCommunicator::allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op) {
   check_tensors(tensors, "allreduce");
-  return enqueue([this, tensors = std::move(tensors), op] {
-    for (const auto& idx : group_by_dtype(tensors)) {
+  return enqueue([q = queue_, size = size_, tensors = std::move(tensors), op] {
+    for (const auto& idx : detail::group_by_dtype(tensors)) {
       c10::ScalarType dtype = tensors[idx[0]].scalar_type();
       c10::ScalarType wire = wire_dtype(dtype);
       bool aliased = false;
-      at::Tensor flat = flatten(tensors, idx, wire, &aliased);
+      at::Tensor flat = detail::flatten(tensors, idx, wire, &aliased);
       auto* base = static_cast<char*>(flat.data_ptr());
       for (int64_t off = 0; off < flat.numel(); off += kMaxMpiCount) {
         int count = static_cast<int>(std::min(kMaxMpiCount, flat.numel() - off));
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, base + off * flat.element_size(), count, mpi_dtype(wire), MPI_SUM,
-                                comm_));
+                                q->comm));
       }
       if (op == ReduceOp::kAvg) {
         if (at::isFloatingType(wire)) {
-          flat.div_(size_);
+          flat.div_(size);
         } else {
-          flat.div_(size_, "trunc");
+          flat.div_(size, "trunc");
         }
       }
-      if (!aliased) unflatten(flat, tensors, idx);
+      if (!aliased) detail::unflatten(flat, tensors, idx);
     }
   });
 }
@@ -197,24 +185,24 @@ std::shared_ptr<Work> MpiCommunicator::allreduce_async(std::vector<at::Tensor> t
 std::shared_ptr<Work> MpiCommunicator::broadcast_async(std::vector<at::Tensor> tensors, int root) {
   check_tensors(tensors, "broadcast");
   STRATA_CHECK_AS(CommError, root >= 0 && root < size_, "broadcast: root {} outside [0, {})", root, size_);
-  return enqueue([this, tensors = std::move(tensors), root] {
-    for (const auto& idx : group_by_dtype(tensors)) {
+  return enqueue([q = queue_, tensors = std::move(tensors), root] {
+    for (const auto& idx : detail::group_by_dtype(tensors)) {
       c10::ScalarType dtype = tensors[idx[0]].scalar_type();  // bytes travel as they are
       bool aliased = false;
-      at::Tensor flat = flatten(tensors, idx, dtype, &aliased);
+      at::Tensor flat = detail::flatten(tensors, idx, dtype, &aliased);
       auto* base = static_cast<char*>(flat.data_ptr());
       int64_t bytes = flat.numel() * flat.element_size();
       for (int64_t off = 0; off < bytes; off += kMaxMpiCount) {
         int count = static_cast<int>(std::min(kMaxMpiCount, bytes - off));
-        MPI_CHECK(MPI_Bcast(base + off, count, MPI_BYTE, root, comm_));
+        MPI_CHECK(MPI_Bcast(base + off, count, MPI_BYTE, root, q->comm));
       }
-      if (!aliased) unflatten(flat, tensors, idx);
+      if (!aliased) detail::unflatten(flat, tensors, idx);
     }
   });
 }
 
 void MpiCommunicator::barrier() {
-  enqueue([this] { MPI_CHECK(MPI_Barrier(comm_)); })->wait();
+  enqueue([q = queue_] { MPI_CHECK(MPI_Barrier(q->comm)); })->wait();
 }
 
 }  // namespace strata::comm

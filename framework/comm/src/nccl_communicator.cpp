@@ -6,6 +6,7 @@
 #include "strata/comm/world.h"
 #include "strata/core/log.h"
 #include "strata/core/timer.h"
+#include "fusion.h"
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAEvent.h>
@@ -16,7 +17,7 @@
 #include <nccl.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
-#include <map>
+#include <exception>
 #include <thread>
 
 namespace strata::comm {
@@ -45,7 +46,12 @@ struct NcclCommunicator::Impl {
       aborted = true;
     }
   }
+  // Every NCCL call goes through here first: after an abort the handle is gone.
+  void check_usable(const char* what) const {
+    STRATA_CHECK_AS(CommError, !aborted, "{}: the NCCL communicator was aborted after an earlier error", what);
+  }
   void check_async(const char* what) {
+    check_usable(what);
     ncclResult_t async = ncclSuccess;
     ncclCommGetAsyncError(comm, &async);
     if (async != ncclSuccess && async != ncclInProgress) fail(what, async, __FILE__, __LINE__);
@@ -126,6 +132,12 @@ NcclCommunicator::NcclCommunicator(const World& world, c10::Device device, NcclO
 }
 
 NcclCommunicator::~NcclCommunicator() {
+  if (impl_->comm && !impl_->aborted && std::uncaught_exceptions() > 0) {
+    // This rank is failing on its way to MPI_Abort: ncclCommDestroy would wait for work
+    // that peers may never complete. Abort instead, which never waits.
+    impl_->abort();
+    return;
+  }
   if (impl_->comm && !impl_->aborted) {
     ncclResult_t rc = ncclCommDestroy(impl_->comm);
     if (rc != ncclSuccess) core::warn("ncclCommDestroy failed: {}", ncclGetErrorString(rc));
@@ -161,6 +173,7 @@ void enter_comm_stream(NcclCommunicator::Impl& impl, const std::vector<at::Tenso
 }  // namespace
 
 std::shared_ptr<Work> NcclCommunicator::allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op) {
+  impl_->check_usable("allreduce");
   check_cuda_tensors(tensors, impl_->device, "allreduce");
   torch::NoGradGuard no_grad;
   c10::cuda::CUDAGuard guard(impl_->device);
@@ -168,48 +181,32 @@ std::shared_ptr<Work> NcclCommunicator::allreduce_async(std::vector<at::Tensor> 
   c10::cuda::CUDAStreamGuard on_comm(impl_->stream);
 
   // Fuse per dtype (a single contiguous tensor is reduced in place, no copy).
-  std::vector<c10::ScalarType> order;
-  std::map<c10::ScalarType, std::vector<size_t>> groups;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    auto t = tensors[i].scalar_type();
-    if (!groups.count(t)) order.push_back(t);
-    groups[t].push_back(i);
-  }
+  auto groups = detail::group_by_dtype(tensors);
   std::vector<at::Tensor> flats;
-  for (auto t : order) {
-    const auto& idx = groups[t];
-    if (idx.size() == 1 && tensors[idx[0]].is_contiguous()) {
-      flats.push_back(tensors[idx[0]].view(-1));
-    } else {
-      std::vector<at::Tensor> views;
-      for (size_t i : idx) views.push_back(tensors[i].reshape(-1));
-      flats.push_back(at::cat(views));
-    }
+  std::vector<bool> aliased;
+  for (const auto& g : groups) {
+    bool a = false;
+    flats.push_back(detail::flatten(tensors, g, tensors[g[0]].scalar_type(), &a));
+    aliased.push_back(a);
   }
-  ncclRedOp_t nccl_op = op == ReduceOp::kAvg ? ncclAvg : ncclSum;
   NCCL_CHECK(impl_, ncclGroupStart());
   for (auto& flat : flats) {
+    // NCCL averages floating types itself; integers are summed and divided below.
     bool integer = !at::isFloatingType(flat.scalar_type());
+    ncclRedOp_t nccl_op = op == ReduceOp::kAvg && !integer ? ncclAvg : ncclSum;
     NCCL_CHECK(impl_, ncclAllReduce(flat.data_ptr(), flat.data_ptr(), flat.numel(), nccl_dtype(flat.scalar_type()),
-                                    integer && op == ReduceOp::kAvg ? ncclSum : nccl_op, impl_->comm,
-                                    impl_->stream.stream()));
+                                    nccl_op, impl_->comm, impl_->stream.stream()));
   }
   NCCL_CHECK(impl_, ncclGroupEnd());
-  for (size_t g = 0; g < order.size(); ++g) {
-    const auto& idx = groups[order[g]];
-    at::Tensor& flat = flats[g];
-    if (op == ReduceOp::kAvg && !at::isFloatingType(flat.scalar_type())) flat.div_(impl_->size, "trunc");
-    if (flat.data_ptr() == tensors[idx[0]].data_ptr() && idx.size() == 1) continue;  // reduced in place
-    int64_t offset = 0;
-    for (size_t i : idx) {
-      tensors[i].copy_(flat.narrow(0, offset, tensors[i].numel()).view(tensors[i].sizes()));
-      offset += tensors[i].numel();
-    }
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (op == ReduceOp::kAvg && !at::isFloatingType(flats[g].scalar_type())) flats[g].div_(impl_->size, "trunc");
+    if (!aliased[g]) detail::unflatten(flats[g], tensors, groups[g]);
   }
   return std::make_shared<NcclWork>(impl_, std::move(flats));
 }
 
 std::shared_ptr<Work> NcclCommunicator::broadcast_async(std::vector<at::Tensor> tensors, int root) {
+  impl_->check_usable("broadcast");
   check_cuda_tensors(tensors, impl_->device, "broadcast");
   STRATA_CHECK_AS(CommError, root >= 0 && root < impl_->size, "broadcast: root {} outside [0, {})", root, impl_->size);
   torch::NoGradGuard no_grad;

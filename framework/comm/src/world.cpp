@@ -52,7 +52,8 @@ World::World(int* argc, char*** argv) {
   host_.assign(name, len);
   core::set_log_identity({rank_, size_, host_});
   if (!thread_multiple()) {
-    core::warn0("MPI granted thread level {} < MPI_THREAD_MULTIPLE; MPI calls are serialized", thread_level_);
+    core::warn0("MPI granted thread level {} < MPI_THREAD_MULTIPLE: the MPI communicator will refuse to start",
+                thread_level_);
   }
 }
 
@@ -108,6 +109,18 @@ bool World::any_rank(bool flag) const {
   int local = flag ? 1 : 0, any = 0;
   MPI_CHECK(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_LOR, comm_));
   return any != 0;
+}
+
+double World::max_over_ranks(double value) const {
+  double out = value;
+  MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm_));
+  return out;
+}
+
+double World::sum_over_ranks(double value) const {
+  double out = value;
+  MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_SUM, comm_));
+  return out;
 }
 
 void World::abort_all(const std::string& message, int code) const {

@@ -93,19 +93,6 @@ void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
-double mean_of_numbers(const std::vector<double>& v, int64_t* count = nullptr) {
-  double sum = 0;
-  int64_t n = 0;
-  for (double x : v) {
-    if (!std::isnan(x)) {
-      sum += x;
-      ++n;
-    }
-  }
-  if (count) *count = n;
-  return n > 0 ? sum / static_cast<double>(n) : kNaN;
-}
-
 }  // namespace
 
 train::AmpMode resolve_eval_amp(const std::string& name, const torch::Device& device) {
@@ -285,8 +272,8 @@ EvalReport Evaluator::run(const SegmentationModel& model) {
     dice.push_back(global.dice[k]);
     iou.push_back(global.iou[k]);
   }
-  r.mean_dice = mean_of_numbers(dice);
-  r.mean_iou = mean_of_numbers(iou);
+  r.mean_dice = nn::mean_of_scores(dice);
+  r.mean_iou = nn::mean_of_scores(iou);
 
   const auto case_dice = acc.case_region_dice(regions, policy);  // [case][region in brats_regions order]
   auto h = hd.accessor<double, 2>();
@@ -309,8 +296,8 @@ EvalReport Evaluator::run(const SegmentationModel& model) {
       hh.push_back(cr.hd95[g]);
     }
     RegionResult rr{kRegionOrder[g], 0, kNaN, 0};
-    rr.dice = mean_of_numbers(d, &rr.cases);
-    if (e.hd95) rr.hd95 = mean_of_numbers(hh);
+    rr.dice = nn::mean_of_scores(d, &rr.cases);
+    if (e.hd95) rr.hd95 = nn::mean_of_scores(hh);
     r.regions.push_back(rr);
   }
   return r;

@@ -2,6 +2,7 @@
 #include "strata/eval/predictions.h"
 
 #include "strata/core/error.h"
+#include "strata/core/files.h"
 #include "strata/dataprep/nifti.h"
 
 #include <torch/torch.h>
@@ -36,13 +37,7 @@ std::string write_prediction(const std::string& dir, const std::string& case_nam
     fs::remove(tmp, ec);
     throw;
   }
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    std::error_code ignore;
-    fs::remove(tmp, ignore);
-    STRATA_THROW(IoError, "cannot rename the prediction of case {} to '{}': {}", case_name, target.string(),
-                 ec.message());
-  }
+  core::commit_file(tmp.string(), target.string(), fmt::format("prediction of case {}", case_name));
   return target.string();
 }
 

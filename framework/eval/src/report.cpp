@@ -2,14 +2,12 @@
 #include "strata/eval/report.h"
 
 #include "strata/core/error.h"
+#include "strata/core/files.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 
 namespace strata::eval {
 namespace {
@@ -64,26 +62,7 @@ std::string report_json(const EvalReport& r) {
 }
 
 void write_report_json(const EvalReport& report, const std::string& path) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  std::error_code ec;
-  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
-  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-  {
-    std::ofstream out(tmp);
-    out << report_json(report);
-    out.close();
-    if (!out) {
-      fs::remove(tmp, ec);
-      STRATA_THROW(IoError, "cannot write the evaluation JSON '{}'", tmp);
-    }
-  }
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    std::error_code ignore;
-    fs::remove(tmp, ignore);
-    STRATA_THROW(IoError, "cannot rename the evaluation JSON to '{}': {}", path, ec.message());
-  }
+  core::write_file_atomic(path, report_json(report), "evaluation JSON");
 }
 
 }  // namespace strata::eval

@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace strata::nn {
@@ -68,6 +69,19 @@ double iou(const Counts& c, EmptyPolicy policy) {
   double e = empty_score(c, policy);
   if (!(e < 0)) return e;
   return static_cast<double>(c.tp) / static_cast<double>(c.tp + c.fp + c.fn);
+}
+
+double mean_of_scores(const std::vector<double>& scores, int64_t* count) {
+  double sum = 0;
+  int64_t n = 0;
+  for (double x : scores) {
+    if (!std::isnan(x)) {
+      sum += x;
+      ++n;
+    }
+  }
+  if (count) *count = n;
+  return n > 0 ? sum / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
 }
 
 const std::vector<Region>& brats_regions() {

@@ -56,14 +56,15 @@ GradScaler::GradScaler(bool enabled, const torch::Device& device, comm::Communic
   scale_ = torch::full({1}, enabled ? options.init_scale : 1.0, f);
   growth_tracker_ = torch::zeros({1}, f.dtype(torch::kInt));
   found_inf_ = torch::zeros({1}, f);
+  skipped_ = torch::zeros({1}, f.dtype(torch::kLong));
 }
 
 torch::Tensor GradScaler::scale(const torch::Tensor& loss) const {
   return enabled_ ? loss * scale_.to(loss.scalar_type()) : loss;
 }
 
-bool GradScaler::unscale_and_check(const std::vector<torch::Tensor>& grads) {
-  if (!enabled_) return false;
+void GradScaler::unscale(const std::vector<torch::Tensor>& grads) {
+  if (!enabled_) return;
   torch::NoGradGuard no_grad;
   found_inf_.zero_();
   auto inv_scale = scale_.reciprocal();
@@ -72,12 +73,21 @@ bool GradScaler::unscale_and_check(const std::vector<torch::Tensor>& grads) {
     if (g.defined()) defined.push_back(g);
   }
   at::_amp_foreach_non_finite_check_and_unscale_(defined, found_inf_, inv_scale);
-  // Sum the flag over ranks: a step is skipped everywhere if any rank saw inf/nan.
-  if (comm_ && comm_->size() > 1) comm_->allreduce({found_inf_}, comm::ReduceOp::kSum);
-  bool skip = found_inf_.item<float>() > 0;
-  if (skip) ++skipped_;
-  return skip;
+  // Sum the flag over ranks: a step is skipped everywhere if any rank saw inf/nan. (After
+  // GradReducer's average an inf is everywhere already; this makes the decision
+  // unanimous whatever happened to a rank's gradients after the allreduce.) wait()
+  // orders it on the device: no host synchronisation on a GPU.
+  if (comm_ && comm_->size() > 1) comm_->allreduce_async({found_inf_}, comm::ReduceOp::kSum)->wait();
+  skipped_.add_((found_inf_ > 0).to(torch::kLong));
 }
+
+bool GradScaler::unscale_and_check(const std::vector<torch::Tensor>& grads) {
+  if (!enabled_) return false;
+  unscale(grads);
+  return found_inf_.item<float>() > 0;
+}
+
+int64_t GradScaler::skipped_steps() const { return skipped_.item<int64_t>(); }
 
 void GradScaler::update() {
   if (!enabled_) return;
@@ -91,7 +101,7 @@ double GradScaler::scale_value() const { return scale_.item<double>(); }
 void GradScaler::save(torch::serialize::OutputArchive& archive) const {
   archive.write("scaler.scale", scale_.cpu());
   archive.write("scaler.growth_tracker", growth_tracker_.cpu());
-  archive.write("scaler.skipped", torch::tensor({skipped_}, torch::kLong));
+  archive.write("scaler.skipped", skipped_.cpu());
 }
 
 void GradScaler::load(torch::serialize::InputArchive& archive) {
@@ -101,7 +111,7 @@ void GradScaler::load(torch::serialize::InputArchive& archive) {
   archive.read("scaler.skipped", skipped);
   scale_.copy_(scale);
   growth_tracker_.copy_(tracker);
-  skipped_ = skipped.item<int64_t>();
+  skipped_.copy_(skipped.reshape({1}));
 }
 
 }  // namespace strata::train

@@ -3,10 +3,8 @@
 
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
+#include "strata/core/files.h"
 
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <filesystem>
 
@@ -68,7 +66,7 @@ void save_atomic(torch::serialize::OutputArchive& archive, const std::string& pa
   namespace fs = std::filesystem;
   fs::path target(path);
   if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  std::string tmp = core::temporary_name(path);
   try {
     archive.save_to(tmp);
   } catch (const c10::Error& e) {
@@ -76,17 +74,7 @@ void save_atomic(torch::serialize::OutputArchive& archive, const std::string& pa
     fs::remove(tmp, ignore);
     STRATA_THROW(IoError, "cannot write checkpoint '{}': {}", tmp, e.what_without_backtrace());
   }
-  int fd = ::open(tmp.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);  // the data is on disk before the rename makes it visible
-    ::close(fd);
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    STRATA_THROW(IoError, "cannot rename checkpoint to '{}': {}", path, ec.message());
-  }
+  core::commit_file(tmp, path, "checkpoint");
 }
 
 torch::serialize::InputArchive open_checkpoint(const std::string& path, std::optional<torch::Device> device) {

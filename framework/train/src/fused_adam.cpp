@@ -47,7 +47,11 @@ void FusedAdam::run(const std::optional<torch::Tensor>& found_inf) {
   at::_fused_adam_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, o.lr(), std::get<0>(o.betas()),
                    std::get<1>(o.betas()), o.weight_decay(), o.eps(), /*amsgrad=*/false, /*maximize=*/false,
                    /*grad_scale=*/std::nullopt, found_inf);
-  if (found_inf) torch::_foreach_sub_(steps, found_inf->reshape({}));
+  if (found_inf) {
+    // One copy of the flag per step counter: the tensor-list overload needs equal lengths.
+    torch::Tensor flag = found_inf->reshape({});
+    torch::_foreach_sub_(steps, std::vector<torch::Tensor>(steps.size(), flag));
+  }
 }
 
 torch::Tensor FusedAdam::step(LossClosure closure) {

@@ -17,6 +17,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -140,18 +141,6 @@ std::vector<torch::Tensor> Trainer::grads() const {
   return g;
 }
 
-double Trainer::max_over_ranks(double v) const {
-  double out = v;
-  MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, world_.comm());
-  return out;
-}
-
-double Trainer::sum_over_ranks(double v) const {
-  double out = v;
-  MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, world_.comm());
-  return out;
-}
-
 void Trainer::train_step(const torch::Tensor& images, const torch::Tensor& labels, torch::Tensor* loss_sum) {
   // Dropout and other draws from the global generators depend on (seed, rank, step)
   // only, so a resumed run replays them exactly.
@@ -164,8 +153,13 @@ void Trainer::train_step(const torch::Tensor& images, const torch::Tensor& label
   }
   scaler_->scale(loss).backward();
   reducer_->finish();  // every .grad now holds the average over ranks
-  bool skip = scaler_->unscale_and_check(grads());
-  if (!skip) {
+  auto* fused = dynamic_cast<FusedAdam*>(optimizer_.get());
+  if (scaler_->enabled() && fused && setup_.train.grad_clip <= 0) {
+    // fp16 without a host synchronisation: the kernel itself skips the update where the
+    // (rank-reduced) found-inf flag is set.
+    scaler_->unscale(grads());
+    fused->step_skipping(scaler_->found_inf());
+  } else if (!scaler_->unscale_and_check(grads())) {
     if (setup_.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), setup_.train.grad_clip);
     optimizer_->step();
   }
@@ -219,16 +213,16 @@ EpochStats Trainer::train_epoch() {
     }
   }
   synchronize(device_);
-  st.seconds = max_over_ranks(clock.seconds());
+  st.seconds = world_.max_over_ranks(clock.seconds());
   bar.finish();
 
   st.steps = steps;
   double local_loss = steps > 0 ? loss_sum.item<double>() / steps : 0.0;
-  st.train_loss = sum_over_ranks(local_loss) / world_.size();
-  st.slices_per_s = sum_over_ranks(static_cast<double>(steps * d.batch_size)) / std::max(st.seconds, 1e-9);
+  st.train_loss = world_.sum_over_ranks(local_loss) / world_.size();
+  st.slices_per_s = world_.sum_over_ranks(static_cast<double>(steps * d.batch_size)) / std::max(st.seconds, 1e-9);
   auto ls = loader_->stats();
-  st.data_wait = max_over_ranks(ls.wait_s / std::max(st.seconds, 1e-9));
-  st.exposed_comm_s = max_over_ranks(reducer_->stats().exposed_comm_s);
+  st.data_wait = world_.max_over_ranks(ls.wait_s / std::max(st.seconds, 1e-9));
+  st.exposed_comm_s = world_.max_over_ranks(reducer_->stats().exposed_comm_s);
   st.skipped_steps = scaler_->skipped_steps();
   st.loss_scale = scaler_->scale_value();
   st.lr = optimizer_->param_groups().front().options().get_lr();
@@ -261,10 +255,10 @@ Validation Trainer::validate() {
   auto scores = acc.global_scores(setup_.metrics.empty_policy());
   v.dice = scores.dice;
   v.iou = scores.iou;
-  for (int64_t c = 1; c < classes; ++c) {
-    v.mean_dice += v.dice[c] / static_cast<double>(classes - 1);
-    v.mean_iou += v.iou[c] / static_cast<double>(classes - 1);
-  }
+  // Mean over the tumour classes that are scored (with metrics.empty = exclude, a class
+  // absent from the split is NaN and left out, as the evaluator does).
+  v.mean_dice = nn::mean_of_scores({v.dice.begin() + 1, v.dice.end()});
+  v.mean_iou = nn::mean_of_scores({v.iou.begin() + 1, v.iou.end()});
   v.slices = acc.slices();
   return v;
 }
@@ -292,7 +286,7 @@ Trainer::Outcome Trainer::fit() {
     }
     std::optional<Validation> val;
     if (epoch_ % setup_.train.val_every == 0 || epoch_ == setup_.train.epochs) val = validate();
-    if (val && plateau_) plateau_->step(val->mean_dice);
+    if (val && plateau_ && !std::isnan(val->mean_dice)) plateau_->step(val->mean_dice);
     bool best = val && val->mean_dice > best_metric_;
     if (best) best_metric_ = val->mean_dice;
     save_checkpoint("last.pt", "last");
@@ -454,9 +448,9 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
   core::Stopwatch clock;
   for (int64_t k = 0; k < steps; ++k) train_step(fixed->images, fixed->labels, nullptr);
   synchronize(device_);
-  double t = max_over_ranks(clock.seconds());
+  double t = world_.max_over_ranks(clock.seconds());
   r.step_slices_per_s = static_cast<double>(steps * d.batch_size * world_.size()) / t;
-  r.exposed_comm_s_per_step = max_over_ranks(reducer_->stats().exposed_comm_s) / static_cast<double>(steps);
+  r.exposed_comm_s_per_step = world_.max_over_ranks(reducer_->stats().exposed_comm_s) / static_cast<double>(steps);
 #if STRATA_WITH_CUDA
   if (device_.is_cuda()) {
     auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device_.index());
@@ -493,9 +487,9 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
       waited += loader_->stats().wait_s;
     }
   }
-  elapsed = max_over_ranks(elapsed);
+  elapsed = world_.max_over_ranks(elapsed);
   r.epoch_slices_per_s = static_cast<double>(steps * d.batch_size * world_.size()) / elapsed;
-  r.data_wait = max_over_ranks(waited) / elapsed;
+  r.data_wait = world_.max_over_ranks(waited) / elapsed;
   return r;
 }
 

@@ -2,31 +2,28 @@
 //
 // One worker thread per communicator issues the MPI calls in FIFO order (the
 // same-order contract then holds across ranks), so async collectives overlap with
-// whatever the calling thread computes. Supported dtypes: float32, float64, float16,
+// whatever the calling thread computes; this needs MPI_THREAD_MULTIPLE (World asks for
+// it; construction fails without it). Supported dtypes: float32, float64, float16,
 // bfloat16, int64, int32, uint8. MPI has no half types: float16 and bfloat16 are
 // widened to float32 for the reduction and rounded back once, so the result is the
 // correctly rounded sum (no per-hop rounding). Averages divide after the sum.
 // After an MPI error the communicator is broken: later calls fail with that error.
+// Destroyed while an exception unwinds (a failing rank on its way to MPI_Abort), it
+// does not wait for collectives that peers may never join.
 #pragma once
 
 #include "strata/comm/communicator.h"
 
-#include <mpi.h>
-
-#include <condition_variable>
-#include <deque>
 #include <functional>
-#include <mutex>
+#include <memory>
 #include <thread>
 
 namespace strata::comm {
 
-class MpiWork;
-
 class MpiCommunicator final : public Communicator {
  public:
   explicit MpiCommunicator(const World& world);
-  ~MpiCommunicator() override;  // drains issued work, joins the worker, frees the MPI_Comm
+  ~MpiCommunicator() override;
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -37,19 +34,15 @@ class MpiCommunicator final : public Communicator {
   std::shared_ptr<Work> broadcast_async(std::vector<at::Tensor> tensors, int root) override;
   void barrier() override;
 
+  struct Queue;  // state shared with the worker thread
+
  private:
   std::shared_ptr<Work> enqueue(std::function<void()> task);
-  void worker_loop();
   void check_tensors(const std::vector<at::Tensor>& tensors, const char* op) const;
 
-  MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::pair<std::function<void()>, std::shared_ptr<MpiWork>>> queue_;
-  bool stopping_ = false;
-  std::exception_ptr broken_;  // first failure; later work fails fast with it
+  std::shared_ptr<Queue> queue_;
   std::thread worker_;
 };
 

@@ -49,6 +49,9 @@ class World {
   // Collective: true on every rank when `flag` is true on at least one rank (a stop
   // signal that reached some ranks, an error some ranks saw).
   bool any_rank(bool flag) const;
+  // Collective: the maximum / sum over ranks of a host value (timings, counters).
+  double max_over_ranks(double value) const;
+  double sum_over_ranks(double value) const;
 
   // Logs `message` once on this rank, then MPI_Abort: every rank of the job ends.
   [[noreturn]] void abort_all(const std::string& message, int code = 1) const;

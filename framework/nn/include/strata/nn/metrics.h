@@ -58,6 +58,10 @@ struct Counts {
 double dice(const Counts& c, EmptyPolicy policy);  // NaN when excluded
 double iou(const Counts& c, EmptyPolicy policy);   // NaN when excluded
 
+// Mean of the scores that are numbers (NaN, an excluded empty class or case, is left
+// out); NaN when none is. `count`, when given, receives how many were averaged.
+double mean_of_scores(const std::vector<double>& scores, int64_t* count = nullptr);
+
 // A set of labels scored as one foreground (a BraTS region).
 struct Region {
   std::string name;             // "WT", "TC", "ET"

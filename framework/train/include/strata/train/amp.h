@@ -57,15 +57,21 @@ class GradScaler {
   bool enabled() const { return enabled_; }
   // loss * scale (loss itself when disabled).
   torch::Tensor scale(const torch::Tensor& loss) const;
-  // Unscales `grads` in place and decides, identically on every rank, whether this
-  // step has to be skipped (some rank saw inf/nan). Collective when enabled.
+  // Unscales `grads` in place and sets found_inf() (summed over ranks, so the same on
+  // every rank) without synchronising the host: the optimizer can skip on the device
+  // (FusedAdam::step_skipping). Skipped steps are counted on the device too.
+  // Collective when enabled.
+  void unscale(const std::vector<torch::Tensor>& grads);
+  // unscale(), then reads the flag on the host: true when this step must be skipped.
   bool unscale_and_check(const std::vector<torch::Tensor>& grads);
+  // Float [1] on the device: > 0 when the last unscale() saw inf/nan on some rank.
+  const torch::Tensor& found_inf() const { return found_inf_; }
   // Updates the scale from the last check: backoff after a skip, growth after
   // growth_interval clean steps.
   void update();
 
   double scale_value() const;
-  int64_t skipped_steps() const { return skipped_; }
+  int64_t skipped_steps() const;  // reads the device counter (synchronises)
 
   // Scale, growth tracker and skip count, for checkpoints.
   void save(torch::serialize::OutputArchive& archive) const;
@@ -78,7 +84,7 @@ class GradScaler {
   torch::Tensor scale_;           // float32 [1] on the device
   torch::Tensor growth_tracker_;  // int32 [1] on the device
   torch::Tensor found_inf_;       // float32 [1] on the device
-  int64_t skipped_ = 0;
+  torch::Tensor skipped_;         // int64 [1] on the device: steps skipped so far
 };
 
 }  // namespace strata::train

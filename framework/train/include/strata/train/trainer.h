@@ -142,8 +142,6 @@ class Trainer {
   void write_metrics(const EpochStats& stats, const std::optional<Validation>& val);
   void check_resume_config(const CheckpointMeta& meta, const std::string& path) const;
   std::vector<torch::Tensor> grads() const;
-  double max_over_ranks(double v) const;
-  double sum_over_ranks(double v) const;
 
   TrainerSetup setup_;
   comm::World& world_;
