@@ -27,7 +27,10 @@ void log_config(const RecipeConfig& config) {
 void prepare_run_dir(Cli& cli, const RecipeConfig& config, bool resume, bool force) {
   namespace fs = std::filesystem;
   const fs::path dir(config.run.dir);
-  if (resume || !fs::exists(dir / "last.pt")) return;
+  if (resume) return;
+  // Decided together (any_rank is collective): rank 0 deletes below, and a rank that
+  // looked afterwards would skip the barrier the others wait in.
+  if (!cli.world().any_rank(fs::exists(dir / "last.pt"))) return;
   STRATA_CHECK_AS(ConfigError, force,
                   "run.dir '{}' already holds a run (last.pt): continue it with --resume, start over with --force "
                   "(its last.pt, best.pt and metrics.jsonl are deleted), or set another run.dir",
