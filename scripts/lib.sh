@@ -1,7 +1,9 @@
 # Shared by scripts/*.sh (sourced): which Python carries torch, and how to configure
 # and build Strata into build/.
 
-STRATA_VENV=${STRATA_VENV:-$PWD/.venv}
+# The virtual environment install-deps makes where Debian's python3 is externally managed:
+# one per user, outside any clone, so that every clone (and CI's fresh clones) reuses it.
+STRATA_VENV=${STRATA_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/strata/venv}
 
 die() { echo "$*" >&2; exit 1; }
 
