@@ -4,8 +4,38 @@
 # `torch.utils.cmake_prefix_path`, or an unzipped libtorch). When it has CUDA, NCCL
 # is required (cmake/FindNCCL.cmake) and the CUDA toolkit that torch's CMake found
 # must have the same major version that torch was built with.
-
-find_package(Torch 2.4 REQUIRED)
+#
+# STRATA_CUDA (AUTO, ON, OFF) picks the build. AUTO builds for CUDA when libtorch has CUDA
+# and a CUDA toolkit (nvcc) is found, and CPU-only otherwise: PyPI's torch wheel carries
+# CUDA, but torch's own CMake config refuses to load it without a toolkit, and a new
+# machine has none (install-deps does not install NVIDIA's). The CPU-only build then links
+# the wheel's CPU libraries directly (cmake/StrataTorchCpu.cmake).
+set(STRATA_CUDA AUTO CACHE STRING "CUDA build: AUTO (when libtorch has CUDA and a toolkit is found), ON or OFF")
+set_property(CACHE STRATA_CUDA PROPERTY STRINGS AUTO ON OFF)
+find_path(STRATA_TORCH_CONFIG_DIR TorchConfig.cmake PATH_SUFFIXES Torch share/cmake/Torch
+          DOC "libtorch's CMake config folder")
+if(NOT STRATA_TORCH_CONFIG_DIR)
+  message(FATAL_ERROR "libtorch not found: set CMAKE_PREFIX_PATH to torch.utils.cmake_prefix_path "
+                      "(scripts/install-deps.sh installs torch==2.11.0; scripts/lib.sh passes it)")
+endif()
+get_filename_component(_torch_root "${STRATA_TORCH_CONFIG_DIR}/../../.." ABSOLUTE)
+set(_torch_has_cuda OFF)
+if(EXISTS "${_torch_root}/lib/libtorch_cuda.so")
+  set(_torch_has_cuda ON)
+endif()
+find_program(STRATA_NVCC nvcc HINTS ${CUDAToolkit_ROOT} ENV CUDAToolkit_ROOT ENV CUDA_HOME ENV CUDA_PATH
+             /usr/local/cuda PATH_SUFFIXES bin DOC "nvcc of the CUDA toolkit for a CUDA build")
+if(_torch_has_cuda AND NOT STRATA_NVCC AND STRATA_CUDA STREQUAL "ON")
+  message(FATAL_ERROR "STRATA_CUDA=ON but no CUDA toolkit (nvcc) was found: install one of the CUDA major "
+                      "version torch was built with, set CUDAToolkit_ROOT, or configure with -DSTRATA_CUDA=AUTO")
+endif()
+if(_torch_has_cuda AND (STRATA_CUDA STREQUAL "OFF" OR NOT STRATA_NVCC))
+  include(StrataTorchCpu)   # strata::torch from the wheel's CPU libraries
+  set(_strata_cpu_only_reason "STRATA_CUDA=${STRATA_CUDA}, nvcc: ${STRATA_NVCC}")
+  message(STATUS "Strata: CPU-only build against ${_torch_root} (${_strata_cpu_only_reason})")
+else()
+  find_package(Torch 2.4 REQUIRED)
+endif()
 find_package(MPI REQUIRED COMPONENTS C CXX)
 find_package(HDF5 REQUIRED COMPONENTS C CXX)
 find_package(yaml-cpp REQUIRED)
@@ -40,7 +70,7 @@ endif()
 
 # Does this libtorch carry CUDA? torch's config defines the torch_cuda target then.
 set(STRATA_WITH_CUDA OFF)
-if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+if(NOT _strata_cpu_only_reason AND (TARGET torch_cuda OR TORCH_CUDA_LIBRARIES))
   set(STRATA_WITH_CUDA ON)
 endif()
 

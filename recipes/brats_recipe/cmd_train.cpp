@@ -1,8 +1,8 @@
 // `brats_recipe train` and `brats_recipe finetune`: data-parallel training of a recipe.
 //
 //   launch/mpirun.sh -np 2 build/bin/brats_recipe train --config recipes/cpu_smoke.yaml [--resume]
-//   launch/mpirun.sh -np 2 build/bin/brats_recipe finetune --config recipes/brats_necrotic_finetune.yaml \
-//       --from runs/baseline/best.pt
+//   launch/mpirun.sh -np 2 build/bin/brats_recipe finetune --config recipes/brats_necrotic_finetune.yaml
+//       --from runs/baseline/best.pt   (one command line)
 //
 // A stop signal (SIGTERM, SIGUSR1: Slurm preemption) makes every rank write
 // <run.dir>/last.pt at the next step and exit 0; `--resume` continues from it.
