@@ -1,6 +1,30 @@
 # Test registration helpers. Labels: unit (one process), dist (under mpirun), e2e (the
-# CLI), gpu (needs a CUDA device; the binaries GTEST_SKIP without one).
+# CLI), gpu (needs a CUDA device; the binaries GTEST_SKIP without one), slurm, deps.
+#
+# Skips are never passes: every gtest binary exits 77 when all its tests were skipped
+# (tests/common/gtest_status.h), every test script exits 77 with a "SKIPPED: reason" line
+# when it cannot run here, and every ctest entry has SKIP_RETURN_CODE 77, so ctest reports
+# them as skipped. scripts/test.sh lists the skips and fails on those STRATA_REQUIRE names.
 find_package(GTest REQUIRED)
+set(STRATA_SKIP_CODE 77)
+
+# A Python with torch, for tests that run PyTorch (the golden file): scripts/lib.sh passes
+# the one install-deps set up; else python3 when it imports torch.
+set(STRATA_PYTHON "" CACHE FILEPATH "Python interpreter with torch, for the tests that run PyTorch")
+if(NOT STRATA_PYTHON)
+  find_program(_strata_python3 python3)
+  if(_strata_python3)
+    execute_process(COMMAND ${_strata_python3} -c "import torch" RESULT_VARIABLE _no_torch OUTPUT_QUIET ERROR_QUIET)
+    if(_no_torch EQUAL 0)
+      set(STRATA_PYTHON ${_strata_python3} CACHE FILEPATH "Python interpreter with torch" FORCE)
+    endif()
+  endif()
+endif()
+
+# The gtest main of one-process tests: skip reasons, and exit 77 when all were skipped.
+add_library(strata_gtest_main STATIC ${PROJECT_SOURCE_DIR}/tests/common/gtest_main.cpp)
+target_link_libraries(strata_gtest_main PUBLIC GTest::gtest)
+target_compile_features(strata_gtest_main PUBLIC cxx_std_17)
 
 # OpenMPI refuses to run as root and to place more ranks than cores unless told; CI
 # runs as root on 2 cores. Those flags live here, not in developers' heads.
@@ -22,7 +46,7 @@ function(strata_add_gtest name)
   if(A_NO_MAIN)
     target_link_libraries(${name} PRIVATE ${A_LIBS} GTest::gtest)
   else()
-    target_link_libraries(${name} PRIVATE ${A_LIBS} GTest::gtest GTest::gtest_main)
+    target_link_libraries(${name} PRIVATE ${A_LIBS} GTest::gtest strata_gtest_main)
   endif()
 endfunction()
 
@@ -34,7 +58,7 @@ function(strata_add_unit_test name)
     set(A_LABELS unit)
   endif()
   add_test(NAME ${name} COMMAND ${name})
-  set_tests_properties(${name} PROPERTIES LABELS "${A_LABELS}" TIMEOUT 600)
+  set_tests_properties(${name} PROPERTIES LABELS "${A_LABELS}" TIMEOUT 600 SKIP_RETURN_CODE ${STRATA_SKIP_CODE})
 endfunction()
 
 # strata_mpiexec_command(OUT np) : the launcher prefix for np ranks, from FindMPI.
@@ -54,5 +78,6 @@ function(strata_add_mpi_test target np)
   add_test(NAME ${target}_np${np}
            COMMAND ${_launch} $<TARGET_FILE:${target}> ${MPIEXEC_POSTFLAGS} ${A_ARGS})
   set_tests_properties(${target}_np${np} PROPERTIES LABELS "${A_LABELS}" PROCESSORS ${np}
-                       TIMEOUT ${STRATA_DIST_TIMEOUT} ENVIRONMENT "${STRATA_MPI_TEST_ENV}")
+                       TIMEOUT ${STRATA_DIST_TIMEOUT} ENVIRONMENT "${STRATA_MPI_TEST_ENV}"
+                       SKIP_RETURN_CODE ${STRATA_SKIP_CODE})
 endfunction()

@@ -1,6 +1,11 @@
 // gtest main for tests under mpirun: one World for the whole binary, full output on
-// rank 0, only failures (prefixed with the rank) elsewhere, and an exit status that
-// is the same on every rank (a failure anywhere fails the job everywhere).
+// rank 0, and the same verdict on every rank:
+//   - a failed assertion on any rank ends every rank at once (MPI_Abort) with that rank's
+//     message, so a rank that returns early from a test can never leave the others
+//     waiting in a collective until ctest's timeout;
+//   - the exit status is ctest's (tests/common/gtest_status.h): 1 on a failure, 77 when
+//     every test was skipped on every rank, 0 otherwise.
+#include "../common/gtest_status.h"
 #include "dist_test.h"
 
 #include <gtest/gtest.h>
@@ -9,24 +14,37 @@
 
 #include <cstdlib>
 #include <memory>
+#include <string>
 
 namespace strata::test {
 namespace {
 
 comm::World* g_world = nullptr;
 
-// Prints failed assertions of ranks other than 0, which have no default printer.
-class RankFailurePrinter : public ::testing::EmptyTestEventListener {
+// Ends the job at the first failed assertion on any rank, after printing it with the
+// rank and the test. The other ranks may be inside a collective the failing rank will
+// never reach; MPI_Abort ends them too, and mpirun's exit status is non-zero.
+class AbortOnFailure : public ::testing::EmptyTestEventListener {
  public:
-  explicit RankFailurePrinter(int rank) : rank_(rank) {}
+  explicit AbortOnFailure(int rank, int size) : rank_(rank), size_(size) {}
+  // The name is kept here: gtest holds its own lock while it reports a part result, so
+  // current_test_info() cannot be asked from OnTestPartResult (it would deadlock).
+  void OnTestStart(const ::testing::TestInfo& info) override {
+    test_ = std::string(info.test_suite_name()) + "." + info.name();
+  }
   void OnTestPartResult(const ::testing::TestPartResult& result) override {
     if (!result.failed()) return;
-    fmt::print(stderr, "[rank {}] {}:{}: failure\n{}\n", rank_, result.file_name() ? result.file_name() : "?",
-               result.line_number(), result.summary());
+    fmt::print(stderr, "[rank {}/{}] {}: {}:{}: failure\n{}\n[rank {}/{}] aborting every rank at this failure\n",
+               rank_, size_, test_, result.file_name() ? result.file_name() : "?", result.line_number(),
+               result.summary(), rank_, size_);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
   }
 
  private:
-  int rank_;
+  int rank_, size_;
+  std::string test_ = "(outside a test)";
 };
 
 }  // namespace
@@ -68,12 +86,14 @@ int main(int argc, char** argv) {
   auto world = std::make_unique<strata::comm::World>(&argc, &argv);
   strata::test::g_world = world.get();
   auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-  if (world->rank() != 0) {
-    delete listeners.Release(listeners.default_result_printer());
-    listeners.Append(new strata::test::RankFailurePrinter(world->rank()));
-  }
-  int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
-  int any = 0;
-  MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, world->comm());
-  return any;
+  if (world->rank() != 0) delete listeners.Release(listeners.default_result_printer());
+  if (world->rank() == 0) listeners.Append(new strata::test::SkipReasonPrinter);
+  listeners.Append(new strata::test::AbortOnFailure(world->rank(), world->size()));
+  const int rc = RUN_ALL_TESTS();
+  const auto c = strata::test::RunCounts::of(*::testing::UnitTest::GetInstance());
+  // The verdict of all ranks together: any failure, and the passes and skips of the job.
+  int mine[3] = {rc != 0 || c.failed > 0 ? 1 : 0, c.passed, c.skipped}, all[3] = {0, 0, 0};
+  MPI_Allreduce(&mine[0], &all[0], 1, MPI_INT, MPI_MAX, world->comm());
+  MPI_Allreduce(&mine[1], &all[1], 2, MPI_INT, MPI_SUM, world->comm());
+  return strata::test::exit_code(all[0] != 0, all[1], all[2]);
 }

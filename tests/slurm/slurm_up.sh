@@ -7,13 +7,14 @@
 #   ... sbatch --wait ...
 #   tests/slurm/slurm_down.sh "$STRATA_SLURM_DIR"
 #
-# Prints the exports on stdout; diagnostics go to stderr. Exits 3 (and says why) when
-# the daemons cannot start here, so callers can report a clear skip.
+# Prints the exports on stdout; diagnostics go to stderr. Exits 4 when Slurm is not
+# installed (callers report a skip), and 3, saying why, when its daemons fail to start
+# (callers fail: a machine that has Slurm must be able to run it).
 set -euo pipefail
 dir=${1:-$(mktemp -d /tmp/strata-slurm.XXXXXX)}
 mkdir -p "$dir"/{state,spool,log}
 for cmd in slurmctld slurmd sbatch sinfo scontrol; do
-  command -v "$cmd" >/dev/null || { echo "slurm_up: $cmd not found (install slurm-wlm)" >&2; exit 3; }
+  command -v "$cmd" >/dev/null || { echo "slurm_up: $cmd not found (install slurm-wlm)" >&2; exit 4; }
 done
 cpus=$(nproc)
 user=$(id -un)
