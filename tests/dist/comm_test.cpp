@@ -8,6 +8,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
 namespace strata::comm {
 namespace {
 
@@ -121,16 +126,41 @@ TEST_F(CommTest, BroadcastFromLastRank) {
 }
 
 TEST_F(CommTest, AsyncWorkOverlapsWithComputation) {
-  const int64_t numel = (64ll << 20) / 4;
+  // Causal, not timed: rank 0 issues its allreduce before any other rank has joined it,
+  // and only after allreduce_async has returned does it tell the others to join. A
+  // synchronous implementation (the baseline this rules out) blocks rank 0 inside the
+  // call, so the go-ahead never comes: the other ranks notice within kPatience, fail,
+  // and join anyway so that nothing hangs. Rank 0 computes while the reduction is open.
+  constexpr double kPatience = 20.0;  // seconds; a working async call sends "go" at once
+  constexpr int kGoTag = 4711;
+  const int64_t numel = (16ll << 20) / 4;
   auto grads = pattern(numel, comm_->rank(), torch::kFloat);
-  auto work = comm_->allreduce_async({grads}, ReduceOp::kSum);
-  // The calling thread keeps computing while the worker thread reduces.
-  auto a = torch::ones({256, 256});
-  auto acc = torch::zeros({256, 256});
-  for (int k = 0; k < 20; ++k) acc += torch::mm(a, a);
+  MPI_Comm wc = world().comm();
+  std::shared_ptr<Work> work;
+  if (comm_->rank() == 0) {
+    work = comm_->allreduce_async({grads}, ReduceOp::kSum);
+    EXPECT_FALSE(work->is_completed()) << "the reduction completed before the other ranks joined it";
+    int go = 1;
+    for (int r = 1; r < comm_->size(); ++r) MPI_Send(&go, 1, MPI_INT, r, kGoTag, wc);
+    auto a = torch::ones({256, 256});
+    auto acc = torch::zeros({256, 256});
+    for (int k = 0; k < 20; ++k) acc += torch::mm(a, a);  // overlaps the open reduction
+    EXPECT_TRUE(torch::allclose(acc, torch::full({256, 256}, 20.0 * 256)));
+  } else {
+    const double deadline = MPI_Wtime() + kPatience;
+    int arrived = 0;
+    while (!arrived && MPI_Wtime() < deadline) {
+      MPI_Iprobe(0, kGoTag, wc, &arrived, MPI_STATUS_IGNORE);
+      if (!arrived) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_TRUE(arrived) << "rank 0 did not return from allreduce_async within " << kPatience
+                         << " s while this rank stayed out of the collective: the call is synchronous";
+    work = comm_->allreduce_async({grads}, ReduceOp::kSum);
+    int go = 0;
+    MPI_Recv(&go, 1, MPI_INT, 0, kGoTag, wc, MPI_STATUS_IGNORE);
+  }
   work->wait();
   EXPECT_TRUE(work->is_completed());
-  EXPECT_TRUE(torch::allclose(acc, torch::full({256, 256}, 20.0 * 256)));
   EXPECT_TRUE(torch::equal(grads, pattern_sum(numel, comm_->size()).to(torch::kFloat)));
 }
 
@@ -159,9 +189,19 @@ TEST_F(CommTest, RejectsUnsupportedTensorsOnEveryRank) {
   EXPECT_TRUE(torch::equal(t, torch::full({4}, static_cast<float>(comm_->size()))));
 }
 
-TEST_F(CommTest, Barrier) {
-  comm_->barrier();
-  SUCCEED();
+TEST_F(CommTest, BarrierWaitsForTheLastRank) {
+  // One rank arrives late, after leaving a mark; every rank must see the mark once the
+  // barrier returns. A barrier that does not wait lets the others look 300 ms too early.
+  test::SharedTempDir dir("strata_barrier");
+  for (int late : {0, comm_->size() - 1}) {
+    const auto mark = dir.path() / ("late-" + std::to_string(late));
+    if (comm_->rank() == late) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      std::ofstream(mark) << late;
+    }
+    comm_->barrier();
+    EXPECT_TRUE(std::filesystem::exists(mark)) << "rank " << late << " was still on its way";
+  }
 }
 
 }  // namespace

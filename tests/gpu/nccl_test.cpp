@@ -40,16 +40,58 @@ TEST_F(NcclTest, AllreduceSumAndAverageEveryDtype) {
   }
 }
 
+// Element i of tensor k on rank r: (r + 1) * (k * 29 + i % 31 + 1). Every tensor of a list
+// differs from every other and every element from its neighbours, so a fused buffer that
+// is packed or unpacked at the wrong offset, in the wrong dtype group or ignoring a
+// tensor's strides gives wrong values even at np 1. Sums stay exact: at most
+// (31 + 6 * 29) * 6 = 1230 at np 3, below float16's 2048; bfloat16 (exact below 256) uses
+// k = 0, at most 31 * 6.
+torch::Tensor element_pattern(std::vector<int64_t> shape, int k, int rank, torch::ScalarType dtype,
+                              torch::Device device) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  auto i = torch::arange(n, torch::kLong);
+  return ((i % 31 + 1 + k * 29) * (rank + 1)).view(shape).to(dtype).to(device);
+}
+
 TEST_F(NcclTest, FusedListAndOrderingOnTheCallerStream) {
-  // Work::wait() orders later work on the caller's stream, without a host sync.
-  std::vector<torch::Tensor> ts{torch::ones({1000}, device_), torch::full({3, 5}, 2.0, device_).t(),
-                                torch::ones({7}, torch::TensorOptions().device(device_).dtype(torch::kHalf))};
+  const int r = comm_->rank(), n = comm_->size();
+  struct Spec {
+    std::vector<int64_t> shape;
+    int k;
+    torch::ScalarType dtype;
+    bool transposed;  // a non-contiguous view into the list
+  };
+  const std::vector<Spec> specs{{{1000}, 1, torch::kFloat, false},  {{3, 5}, 2, torch::kFloat, true},
+                                {{7}, 3, torch::kHalf, false},      {{33}, 0, torch::kBFloat16, false},
+                                {{4, 9}, 4, torch::kHalf, true},    {{0}, 5, torch::kFloat, false},
+                                {{129}, 6, torch::kDouble, false},  {{65}, 5, torch::kLong, false}};
+  std::vector<torch::Tensor> ts;
+  for (const auto& s : specs) {
+    auto t = element_pattern(s.shape, s.k, r, s.dtype, device_);
+    ts.push_back(s.transposed ? t.t() : t);
+  }
+  // Work::wait() orders later work on the caller's stream, without a host sync: the
+  // copies to the host below are queued after the allreduce.
   auto work = comm_->allreduce_async(ts, ReduceOp::kSum);
   work->wait();
-  auto total = ts[0].sum() + ts[1].sum() + ts[2].to(torch::kFloat).sum();  // queued after the allreduce
-  const double n = comm_->size();
-  EXPECT_DOUBLE_EQ(total.item<double>(), n * (1000 + 2 * 15 + 7));
+  for (size_t j = 0; j < specs.size(); ++j) {
+    const auto& s = specs[j];
+    auto expected = element_pattern(s.shape, s.k, 0, torch::kLong, torch::kCPU) * (n * (n + 1) / 2);
+    if (s.transposed) expected = expected.t();
+    EXPECT_TRUE(torch::equal(ts[j].cpu().to(torch::kLong), expected))
+        << "tensor " << j << " (" << c10::toString(s.dtype) << (s.transposed ? ", transposed" : "") << ")";
+  }
   EXPECT_TRUE(work->is_completed());
+}
+
+TEST_F(NcclTest, BroadcastKeepsEveryElementAndLayout) {
+  const int root = comm_->size() - 1;
+  std::vector<torch::Tensor> ts{element_pattern({5, 8}, 1, comm_->rank(), torch::kFloat, device_).t(),
+                                element_pattern({77}, 2, comm_->rank(), torch::kHalf, device_)};
+  comm_->broadcast(ts, root);
+  EXPECT_TRUE(torch::equal(ts[0].cpu(), element_pattern({5, 8}, 1, root, torch::kFloat, torch::kCPU).t()));
+  EXPECT_TRUE(torch::equal(ts[1].cpu(), element_pattern({77}, 2, root, torch::kHalf, torch::kCPU)));
 }
 
 TEST_F(NcclTest, BroadcastAndBarrier) {

@@ -25,6 +25,7 @@ TEST(ErrorTest, PassingCheckDoesNothing) { EXPECT_NO_THROW(STRATA_CHECK(1 + 1 ==
 TEST(ErrorTest, TypedErrorsAreCatchableAsErrorAndKeepTheirKind) {
   try {
     STRATA_THROW(DataError, "slice {} of '{}' has label {}", 12, "a.h5", 7);
+    FAIL() << "STRATA_THROW did not throw";
   } catch (const Error& e) {
     EXPECT_STREQ(e.kind(), "data error");
     EXPECT_NE(std::string(e.what()).find("slice 12 of 'a.h5' has label 7"), std::string::npos);
@@ -38,6 +39,7 @@ TEST(ErrorTest, OriginNamesRankAndHostInAWorld) {
   set_log_identity({1, 4, "node7"});
   try {
     STRATA_THROW(CommError, "peer lost");
+    FAIL() << "STRATA_THROW did not throw";
   } catch (const CommError& e) {
     EXPECT_NE(std::string(e.what()).find("rank 1/4 on node7"), std::string::npos) << e.what();
   }

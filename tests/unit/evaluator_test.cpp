@@ -385,14 +385,28 @@ TEST(ModelLoaderTest, LoadsTheStoredArchitectureAndItsWeights) {
   const std::string dir = test::temp_dir("ckpt_ok");
   torch::manual_seed(9);
   nn::UNet2d saved = unet_of({4, 8});
+  torch::NoGradGuard no_grad;
+  // Trained BatchNorm statistics, not the defaults (mean 0, var 1): a loader that drops
+  // the buffers and keeps a fresh model's would give other eval-mode outputs.
+  saved->train();
+  for (int k = 0; k < 3; ++k) saved->forward(torch::randn({4, 4, 16, 16}) * 3 + 2);
   saved->eval();
+  int moved = 0;
+  for (const auto& b : saved->named_buffers()) {
+    if (b.key().find("running_mean") != std::string::npos) moved += b.value().abs().sum().item<double>() > 0.1;
+  }
+  ASSERT_GT(moved, 0) << "the running statistics did not move: the check below would be vacuous";
   write_checkpoint(dir + "/a.pt", yaml_of({4, 8}), &saved);
   LoadedModel loaded = load_unet(dir + "/a.pt", torch::kCPU);
   EXPECT_EQ(loaded.meta.epoch, 3);
   EXPECT_EQ(loaded.model->config().widths, (std::vector<int64_t>{4, 8}));
   EXPECT_FALSE(loaded.model->is_training());
-  torch::NoGradGuard no_grad;
-  torch::Tensor x = torch::randn({2, 4, 16, 16});
+  auto theirs = loaded.model->named_buffers();
+  for (const auto& b : saved->named_buffers()) {
+    ASSERT_TRUE(theirs.contains(b.key())) << b.key();
+    EXPECT_TRUE(torch::equal(theirs[b.key()], b.value())) << b.key();
+  }
+  torch::Tensor x = torch::randn({2, 4, 16, 16}) * 3 + 2;
   EXPECT_TRUE(torch::equal(loaded.model->forward(x), saved->forward(x)));
 }
 

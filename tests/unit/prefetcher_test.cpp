@@ -167,11 +167,44 @@ TEST(Prefetcher, AugmentedBatchesAreTheSameWhateverTheReaderCount) {
     at::Tensor raw = at::empty({4, 4, 32, 32}, at::kFloat), lab = at::empty({4, 32, 32}, at::kLong);
     store->read_into(one[k].slices, raw, lab);
     changed = changed || !at::equal(raw, one[k].images);
-    // Augmentation moves pixels but never changes a class's pixel count by flips/turns
-    // alone; with rotations the label set stays within 0..3.
-    EXPECT_LE(one[k].labels.max().item<int64_t>(), 3);
+    // Small-angle rotations resample labels with nearest neighbours: pixel counts move,
+    // but no slice gains a class it did not have (the corners fill with background).
+    for (int64_t i = 0; i < lab.size(0); ++i) {
+      auto had = at::bincount(lab[i].reshape(-1), {}, 4), has = at::bincount(one[k].labels[i].reshape(-1), {}, 4);
+      for (int c = 1; c < 4; ++c) {
+        if (had[c].item<int64_t>() == 0) {
+          EXPECT_EQ(has[c].item<int64_t>(), 0) << "batch " << k << " row " << i << " gained class " << c;
+        }
+      }
+    }
   }
   EXPECT_TRUE(changed) << "augmentation did something";
+}
+
+TEST(Prefetcher, FlipsAndTurnsKeepEveryClassPixelCountOfEverySlice) {
+  // Flips and rot90 move pixels exactly: per slice and class, the label counts of the
+  // augmented batch equal the stored slice's, and so does the multiset of image values.
+  auto store = tiny_store();
+  AugmentConfig only_exact;
+  only_exact.flip_prob = 0.7;
+  only_exact.rot90_prob = 0.7;
+  only_exact.rotate_prob = 0;
+  auto augment = std::make_shared<const Augment>(only_exact, 5, 0);
+  Prefetcher p(store, cpu(2, 3, augment));
+  p.start(whole_store_plan(*store, 4, 2), 40);
+  int moved = 0;
+  while (auto b = p.next()) {
+    at::Tensor raw = at::empty({4, 4, 32, 32}, at::kFloat), lab = at::empty({4, 32, 32}, at::kLong);
+    store->read_into(b->slices, raw, lab);
+    for (int64_t i = 0; i < b->num_valid; ++i) {
+      EXPECT_TRUE(at::equal(at::bincount(lab[i].reshape(-1), {}, 4), at::bincount(b->labels[i].reshape(-1), {}, 4)))
+          << "slice " << b->slices[i];
+      EXPECT_TRUE(at::equal(std::get<0>(raw[i].reshape(-1).sort()), std::get<0>(b->images[i].reshape(-1).sort())))
+          << "slice " << b->slices[i];
+      moved += !at::equal(lab[i], b->labels[i]);
+    }
+  }
+  EXPECT_GT(moved, 0) << "no slice was flipped or turned: the check above would be vacuous";
 }
 
 TEST(Prefetcher, ByCaseEvaluationPlanOfAValSplit) {
