@@ -31,6 +31,7 @@ strata_build() {
     # shellcheck disable=SC2086
     mkdir -p build
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=$prefix" \
+      "-DSTRATA_PYTHON=$(command -v "$(strata_python)")" \
       ${STRATA_CMAKE_ARGS:-} >build/cmake.log 2>&1 || { cat build/cmake.log; die "build: cmake configure failed"; }
   fi
   local start=$SECONDS

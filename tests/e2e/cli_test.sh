@@ -35,4 +35,14 @@ expect_rc 0; expect_log "identical on 2 ranks"
 run mpi_differ $MPI_LAUNCH2 sh -c 'exec "$0" config --set run.seed=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}' "$B"
 expect_nonzero; expect_log "ranks disagree on the config: rank 1 has hash"
 
+# Every recipe as shipped resolves (config) and builds its model (summary).
+for r in "$SOURCE_DIR"/recipes/*.yaml; do
+  name=$(basename "$r" .yaml)
+  run "recipe_$name" "$B" config --config "$r"
+  expect_rc 0; expect_log "# hash "
+  run "summary_$name" "$B" summary --config "$r" --size 64
+  expect_rc 0; expect_log "parameters: "
+done
+[ "$(ls "$SOURCE_DIR"/recipes/*.yaml | wc -l)" -ge 5 ] || { LOG=/dev/null; fail "recipes/ lost its recipes"; }
+
 finish

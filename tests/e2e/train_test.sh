@@ -19,6 +19,28 @@ run resume $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set
 expect_rc 0; expect_log "resumed from $OUT/run/last.pt: epoch 2 done"; expect_log "epoch 3/3: loss"
 expect_no_log "epoch 1/3: loss"
 
+# best.pt evaluated without TTA (2 ranks, by-case shards) gives exactly the validation
+# line of its epoch in metrics.jsonl (the trainer's own shards and code path).
+run eval_best $MPI_LAUNCH2 "$B" evaluate --config "$SOURCE_DIR/recipes/brats_tta_eval.yaml" \
+  --checkpoint "$OUT/run/best.pt" --set "data.path=$D" --set data.batch_size=8 --tta none --json "$OUT/best.json"
+expect_rc 0
+python3 - "$OUT/run/metrics.jsonl" "$OUT/best.json" >"$OUT/best_check.log" 2>&1 <<'PY' \
+  || { LOG=$OUT/best_check.log; fail "evaluate --tta none of best.pt differs from its epoch in metrics.jsonl"; }
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+best = None  # the trainer keeps the first epoch that beats every earlier one
+for l in lines:
+    if best is None or l["val"]["mean_dice"] > best["val"]["mean_dice"]:
+        best = l
+e = json.load(open(sys.argv[2]))
+got = [e["per_class"][k]["dice"] for k in ("necrotic", "edema", "enhancing")]
+want = best["val"]["dice"][1:]
+print("epoch", best["epoch"], "metrics.jsonl", want, best["val"]["mean_dice"], "evaluate", got, e["mean_dice"])
+assert all(abs(a - b) < 1e-12 for a, b in zip(got, want)), (got, want)
+assert abs(e["mean_dice"] - best["val"]["mean_dice"]) < 1e-12
+assert e["slices"] == best["val"]["slices"], (e["slices"], best["val"]["slices"])
+PY
+
 # A fresh run into a folder that holds one: refused unless --force, which starts over.
 run again $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set train.epochs=1
 expect_nonzero; expect_log "already holds a run (last.pt)"
@@ -73,5 +95,20 @@ done_epochs=$(wc -l <"$OUT/pre/metrics.jsonl")
 run resume_pre $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/pre" --set train.epochs=$((done_epochs + 1)) --resume
 expect_rc 0; expect_log "resumed from $OUT/pre/last.pt"; expect_log "training done: $((done_epochs + 1)) epochs"
 [ ! -f "$OUT/pre/PREEMPTED" ] || fail "PREEMPTED marker left after the run finished"
+
+# A corrupt chunk in the data: the rank that reads it stops the job, every rank ends
+# (not a hang: `timeout` would say 124), and the message names the rank and the slice.
+cp "$D" "$OUT/corrupt.h5"
+python3 - "$OUT/corrupt.h5" <<'PY'  # flip one byte half-way through: image chunks fill the file
+import os, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(os.path.getsize(sys.argv[1]) // 2); b = f.read(1); f.seek(-1, 1); f.write(bytes([b[0] ^ 0xFF]))
+PY
+run corrupt timeout 120 $MPI_LAUNCH2 "$B" train "${common[@]}" --set "data.path=$OUT/corrupt.h5" \
+  --set "run.dir=$OUT/corrupt" --set train.epochs=2
+expect_nonzero; [ "$RC" -ne 124 ] || fail "the job did not end within 120 s of reading a corrupt chunk"
+expect_log "Fletcher-32 checksum mismatch in /images slice "; expect_log "$OUT/corrupt.h5"
+grep -Eq "data error: .*/images slice [0-9]+ \(case .*rank [01]/2 on " "$LOG" || fail "the error does not name the slice, case and rank"
+expect_no_log "training done"
 
 finish
