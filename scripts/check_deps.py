@@ -208,11 +208,16 @@ def split_heredocs(text):
         m = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line)
         i += 1
         if m and not line.lstrip().startswith("#"):
+            opener = line
+            while line.endswith("\\") and i < len(lines):  # the command goes on; the body follows it
+                line = lines[i]
+                shell.append(line)
+                i += 1
             body = []
             while i < len(lines) and lines[i].strip() != m.group(1):
                 body.append(lines[i])
                 i += 1
-            docs.append((line, "\n".join(body)))
+            docs.append((opener, "\n".join(body)))
             i += 1
     return "\n".join(shell), docs
 

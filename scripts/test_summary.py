@@ -31,6 +31,18 @@ def skip_lines(output):
     return [line[len("SKIPPED: "):].strip() for line in (output or "").splitlines() if line.startswith("SKIPPED: ")]
 
 
+def grouped(reasons):
+    """'Suite.Case: why' lines of one test, as 'why (N cases)' per distinct reason."""
+    by_reason = {}
+    for r in reasons:
+        case, sep, why = r.partition(": ")
+        if not sep or " " in case:  # a script's own reason, not a gtest case
+            case, why = "", r
+        by_reason.setdefault(why, []).append(case)
+    return "; ".join(f"{why} ({len(cases)} case{'s' if len(cases) > 1 else ''})" if any(cases) else why
+                     for why, cases in by_reason.items())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("build")
@@ -53,11 +65,11 @@ def main():
     if skipped:
         print(f"test: {len(skipped)} test(s) skipped:")
         for name, reasons in skipped:
-            print(f"  {tag(name)}: " + "; ".join(sorted(set(reasons))))
+            print(f"  {tag(name)}: {grouped(reasons)}")
     if partial:
         print(f"test: {len(partial)} test(s) passed with some cases skipped:")
         for name, reasons in partial:
-            print(f"  {tag(name)}: " + "; ".join(sorted(set(reasons))))
+            print(f"  {tag(name)}: {grouped(reasons)}")
     if not skipped and not partial:
         print("test: nothing skipped")
 
