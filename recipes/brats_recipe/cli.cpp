@@ -26,12 +26,24 @@ void Cli::add_config_options(CLI::App* cmd, ConfigOptions* options, bool config_
 RecipeConfig Cli::resolve(const ConfigOptions& options) {
   auto sets = options.sets;
   if (!options.log_level.empty()) sets.push_back("run.log_level=" + options.log_level);
-  // The world first: a rank that fails to load its config must still end every rank
-  // (main aborts only once the world exists), not leave them in the consistency check.
+  // The world first, then every rank loads its config and the ranks agree on the
+  // outcome: a mistake (a typo in --set, a bad value) stops every rank with one message,
+  // printed once, and a rank whose config fails alone cannot leave the others waiting.
   world();
-  RecipeConfig config = core::load_config<RecipeConfig>(options.config_path, sets);
+  RecipeConfig config;
+  std::string error;
+  try {
+    config = core::load_config<RecipeConfig>(options.config_path, sets);
+  } catch (const core::ConfigError& e) {
+    error = e.what();
+  }
+  world().agree_on_error(error);
   core::set_log_level(core::parse_log_level(config.run.log_level));
-  world().check_same_config(core::config_hash(config));
+  world().check_same_config(core::config_hash(config), core::to_yaml(config));
+  // Every collective from here on is watched (watchdog.h).
+  comm::WatchdogOptions wd;
+  wd.timeout_s = config.run.comm_timeout_s;
+  world().start_watchdog(wd);
   // Ranks on one node share its cores: by default each gets its share for intra-op
   // parallelism, instead of every rank starting a team as large as the node.
   int threads = static_cast<int>(config.run.threads);

@@ -42,6 +42,15 @@ void prepare_run_dir(Cli& cli, const RecipeConfig& config, bool resume, bool for
   cli.world().barrier();
 }
 
+// The run's own failure reports and stop signals: flight records go to
+// <run.dir>/flight, and run.stop_signals stop training at the next step.
+void watch_run(Cli& cli, const RecipeConfig& config) {
+  if (auto* wd = cli.world().watchdog()) wd->set_flight_dir((std::filesystem::path(config.run.dir) / "flight").string());
+  std::vector<int> signals;
+  for (const auto& name : config.run.stop_signals) signals.push_back(core::signal_number(name));
+  core::StopSignals::install(signals);
+}
+
 void run_training(train::Trainer& trainer) {
   if (trainer.fit() == train::Trainer::Outcome::kPreempted) return;  // checkpointed; exit 0
   core::log0("training done: {} epochs, {} steps", trainer.epoch(), trainer.step());
@@ -61,7 +70,7 @@ void add_train_command(CLI::App& app, Cli& cli) {
     RecipeConfig config = cli.resolve(*options);
     prepare_run_dir(cli, config, *resume, *force);
     log_config(config);
-    core::StopSignals::install();
+    watch_run(cli, config);
     train::Trainer trainer(trainer_setup(config), cli.world());
     if (*resume) trainer.resume((std::filesystem::path(config.run.dir) / "last.pt").string());
     run_training(trainer);
@@ -88,7 +97,7 @@ void add_finetune_command(CLI::App& app, Cli& cli) {
                     *from, config.run.dir);
     prepare_run_dir(cli, config, /*resume=*/false, *force);
     log_config(config);
-    core::StopSignals::install();
+    watch_run(cli, config);
     train::Trainer trainer(trainer_setup(config), cli.world());
     trainer.init_weights_from(*from);
     run_training(trainer);

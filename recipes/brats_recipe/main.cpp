@@ -27,9 +27,14 @@ std::string version_text() {
                      STRATA_WITH_NCCL ? "yes" : "no", mpi_line);
 }
 
-int fail(strata::recipes::Cli& cli, const std::string& message) {
+// An error every rank threw alike (Error::on_every_rank) is printed once and every rank
+// exits 1; any other error on one rank must end the others too (MPI_Abort).
+int fail(strata::recipes::Cli& cli, const std::string& message, bool on_every_rank) {
   strata::comm::World* world = cli.world_if_started();
-  if (world && world->size() > 1) world->abort_all(message);
+  if (world && world->size() > 1) {
+    if (!on_every_rank) world->abort_all(message);
+    if (world->rank() != 0) return 1;
+  }
   strata::core::log_message(strata::core::LogLevel::kError, message);
   return 1;
 }
@@ -63,8 +68,8 @@ int main(int argc, char** argv) {
     cli.run_selected();
     return 0;
   } catch (const core::Error& e) {
-    return fail(cli, fmt::format("{}: {}", e.kind(), e.what()));
+    return fail(cli, fmt::format("{}: {}", e.kind(), e.what()), e.on_every_rank());
   } catch (const std::exception& e) {
-    return fail(cli, fmt::format("internal error: {}", e.what()));
+    return fail(cli, fmt::format("internal error: {}", e.what()), false);
   }
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "strata/core/config.h"
+#include "strata/core/signals.h"
 #include "strata/data/data_config.h"
 #include "strata/nn/loss.h"
 #include "strata/nn/unet.h"
@@ -11,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace strata::recipes {
 
@@ -22,6 +24,8 @@ struct RunConfig {
   std::string device = "auto";     // auto (a GPU when present) | cpu | cuda
   std::string backend = "auto";    // gradient transport: auto (nccl on GPU, mpi on CPU) | mpi | nccl
   int64_t threads = 0;             // intra-op CPU threads per rank (0: the node's cores / ranks on the node)
+  double comm_timeout_s = 1800;    // a collective still open after this long ends the job, naming the rank behind
+  std::vector<std::string> stop_signals{"SIGTERM", "SIGUSR1", "SIGINT"};  // stop at the next step with a checkpoint
 
   template <class V>
   void visit(V& v) {
@@ -33,6 +37,17 @@ struct RunConfig {
     v("backend", backend, "gradient transport: auto | mpi | nccl", core::one_of({"auto", "mpi", "nccl"}));
     v("threads", threads, "intra-op CPU threads per rank (0: the node's cores / ranks on the node)",
       core::in_range<int64_t>(0, 1024));
+    v("comm_timeout_s", comm_timeout_s,
+      "a collective still open after this long ends the job, naming the rank behind (watchdog)",
+      core::in_range(1.0, 7 * 86400.0));
+    v("stop_signals", stop_signals,
+      "signals that stop training at the next step with a checkpoint (SIGTERM, SIGUSR1, SIGUSR2, SIGINT, SIGHUP)",
+      core::Check<std::vector<std::string>>([](const std::vector<std::string>& names) -> std::string {
+        for (const auto& n : names) {
+          if (core::signal_number(n) == 0) return fmt::format("'{}' is not one of SIGTERM, SIGUSR1, SIGUSR2, SIGINT, SIGHUP", n);
+        }
+        return "";
+      }));
   }
 };
 
@@ -44,6 +59,9 @@ struct RecipeConfig {
   train::TrainConfig train;  // optimiser, epochs, mixed precision, gradient sync
   train::SchedConfig sched;  // learning-rate schedule (ReduceLROnPlateau)
   eval::EvalConfig eval;     // evaluation: split, TTA, metric conventions
+
+  // Cross-section rules that no single section can check.
+  void validate() const;
 
   template <class V>
   void visit(V& v) {

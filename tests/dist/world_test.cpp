@@ -51,9 +51,26 @@ TEST(WorldTest, AnyRankAgreesEverywhere) {
   EXPECT_TRUE(w.any_rank(w.rank() == w.size() - 1));  // one rank saw it: all know
 }
 
+TEST(WorldTest, AnErrorOnSomeRanksBecomesOneErrorOnEveryRank) {
+  const World& w = world();
+  EXPECT_NO_THROW(w.agree_on_error(""));
+  const std::string mine = w.rank() == 0 ? "" : "bad value (x.cpp:1, rank " + std::to_string(w.rank()) + "/3 on h)";
+  std::string message;
+  try {
+    w.agree_on_error(mine);
+  } catch (const core::ConfigError& e) {
+    message = e.what();
+    EXPECT_TRUE(e.on_every_rank());
+  }
+  // The ranks' own origins are taken out, so the same mistake reads once, with its ranks.
+  std::vector<int> others;
+  for (int r = 1; r < w.size(); ++r) others.push_back(r);
+  EXPECT_EQ(message, fmt::format("on rank{} {}: bad value (x.cpp:1)", others.size() > 1 ? "s" : "", fmt::join(others, ", ")));
+}
+
 TEST(WorldTest, SameConfigPasses) {
   auto config = core::parse_config<TinyConfig>("lr: 0.001\n");
-  EXPECT_NO_THROW(world().check_same_config(core::config_hash(config)));
+  EXPECT_NO_THROW(world().check_same_config(core::config_hash(config), core::to_yaml(config)));
 }
 
 TEST(WorldTest, MismatchedConfigFailsOnEveryRankWithOneMessage) {
@@ -63,12 +80,15 @@ TEST(WorldTest, MismatchedConfigFailsOnEveryRankWithOneMessage) {
   auto config = core::parse_config<TinyConfig>("lr: 0.001\n", sets);
   std::string message;
   try {
-    world().check_same_config(core::config_hash(config));
+    world().check_same_config(core::config_hash(config), core::to_yaml(config));
   } catch (const core::ConfigError& e) {
     message = e.what();
+    EXPECT_TRUE(e.on_every_rank());
   }
   ASSERT_FALSE(message.empty()) << "rank " << world().rank() << " did not detect the mismatch";
-  EXPECT_NE(message.find(fmt::format("rank {} has hash", odd)), std::string::npos) << message;
+  // Names the rank and the key, with both values.
+  EXPECT_NE(message.find(fmt::format("rank {} differs from rank 0 in epochs: 2 -> 3", odd)), std::string::npos)
+      << message;
   // Same text everywhere: compare hashes of the message across ranks.
   uint64_t h = core::fnv1a64(message), h0 = h;
   MPI_Bcast(&h0, 1, MPI_UINT64_T, 0, world().comm());

@@ -33,7 +33,21 @@ expect_rc 0; expect_log "identical on 2 ranks"
 
 # Rank 1 resolves a different config: every rank stops with the same message.
 run mpi_differ $MPI_LAUNCH2 sh -c 'exec "$0" config --set run.seed=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}' "$B"
-expect_nonzero; expect_log "ranks disagree on the config: rank 1 has hash"
+expect_nonzero; expect_log "ranks disagree on the config (rank 0's value -> theirs): rank 1 differs from rank 0 in run.seed: 0 -> 1"
+[ "$(grep -c 'ranks disagree' "$LOG")" -eq 1 ] || fail "the shared error should be printed once"
+
+# The same mistake on every rank: one message, from rank 0, and every rank exits 1.
+run mpi_typo $MPI_LAUNCH2 "$B" config --set run.sed=1
+expect_nonzero; expect_log "'run.sed' is not a known key"
+[ "$(grep -c "is not a known key" "$LOG")" -eq 1 ] || fail "the shared error should be printed once"
+
+# Cross-section rules and the new run keys are checked when the config is resolved.
+run f16_cpu "$B" config --set data.image_dtype=float16 --set run.device=cpu
+expect_rc 1; expect_log "'data.image_dtype' = float16 needs a GPU: 'run.device' is cpu"
+run bad_signal "$B" config --set "run.stop_signals=[SIGTERM, SIGKILL]"
+expect_rc 1; expect_log "'SIGKILL' is not one of SIGTERM, SIGUSR1, SIGUSR2, SIGINT, SIGHUP"
+run bad_timeout "$B" config --set run.comm_timeout_s=0
+expect_rc 1; expect_log "run.comm_timeout_s"
 
 # Every recipe as shipped resolves (config) and builds its model (summary).
 for r in "$SOURCE_DIR"/recipes/*.yaml; do

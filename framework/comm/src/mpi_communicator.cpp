@@ -3,6 +3,7 @@
 #include "strata/comm/mpi_communicator.h"
 
 #include "strata/comm/checks.h"
+#include "strata/comm/watchdog.h"
 #include "strata/comm/world.h"
 #include "fusion.h"
 
@@ -76,16 +77,22 @@ std::vector<c10::ScalarType> mpi_supported_dtypes() {
 // Everything the worker thread touches lives here, owned jointly by the communicator
 // and the thread, so the thread may outlive the communicator (see the destructor).
 struct MpiCommunicator::Queue {
+  struct Item {
+    std::function<void()> task;
+    std::shared_ptr<MpiWork> work;
+    int64_t watch_id = 0;  // the watchdog's record, when one runs
+  };
   MPI_Comm comm = MPI_COMM_NULL;
+  Watchdog* watchdog = nullptr;  // the World's; it outlives every communicator
   std::mutex mutex;
   std::condition_variable cv;
-  std::deque<std::pair<std::function<void()>, std::shared_ptr<MpiWork>>> items;
+  std::deque<Item> items;
   bool stopping = false;
   std::exception_ptr broken;  // first failure; later work fails fast with it
 
   void run() {
     for (;;) {
-      std::pair<std::function<void()>, std::shared_ptr<MpiWork>> item;
+      Item item;
       {
         std::unique_lock<std::mutex> lock(mutex);
         cv.wait(lock, [&] { return stopping || !items.empty(); });
@@ -94,16 +101,18 @@ struct MpiCommunicator::Queue {
         items.pop_front();
       }
       std::exception_ptr error = broken;
+      if (watchdog) watchdog->start(item.watch_id);
       if (!error) {
         try {
           torch::NoGradGuard no_grad;  // in-place writes into parameters and leaves
-          item.first();
+          item.task();
         } catch (...) {
           error = std::current_exception();
           broken = error;
         }
       }
-      item.second->complete(error);
+      if (watchdog) watchdog->end(item.watch_id);
+      item.work->complete(error);
     }
   }
 };
@@ -114,6 +123,7 @@ MpiCommunicator::MpiCommunicator(const World& world)
                   "the MPI communicator runs MPI on its own thread and needs MPI_THREAD_MULTIPLE, which this MPI "
                   "did not grant");
   MPI_CHECK(MPI_Comm_dup(world.comm(), &queue_->comm));
+  queue_->watchdog = world.watchdog();
   MPI_CHECK(MPI_Comm_set_errhandler(queue_->comm, MPI_ERRORS_RETURN));
   worker_ = std::thread([q = queue_] { q->run(); });
 }
@@ -134,11 +144,14 @@ MpiCommunicator::~MpiCommunicator() {
   MPI_Comm_free(&queue_->comm);
 }
 
-std::shared_ptr<Work> MpiCommunicator::enqueue(std::function<void()> task) {
+std::shared_ptr<Work> MpiCommunicator::enqueue(std::function<void()> task, const char* op, int64_t bytes,
+                                              int bucket) {
   auto work = std::make_shared<MpiWork>();
   {
     std::lock_guard<std::mutex> lock(queue_->mutex);
-    queue_->items.emplace_back(std::move(task), work);
+    // The record is issued under the queue's lock, so sequence numbers follow FIFO order.
+    int64_t id = queue_->watchdog ? queue_->watchdog->begin(Channel::kComm, op, bytes, bucket) : 0;
+    queue_->items.push_back({std::move(task), work, id});
   }
   queue_->cv.notify_one();
   return work;
@@ -156,8 +169,17 @@ void MpiCommunicator::check_tensors(const std::vector<at::Tensor>& tensors, cons
   }
 }
 
-std::shared_ptr<Work> MpiCommunicator::allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op) {
+namespace {
+int64_t bytes_of(const std::vector<at::Tensor>& tensors) {
+  int64_t n = 0;
+  for (const auto& t : tensors) n += t.numel() * static_cast<int64_t>(t.element_size());
+  return n;
+}
+}  // namespace
+
+std::shared_ptr<Work> MpiCommunicator::allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op, int bucket) {
   check_tensors(tensors, "allreduce");
+  const int64_t bytes = bytes_of(tensors);
   return enqueue([q = queue_, size = size_, tensors = std::move(tensors), op] {
     for (const auto& idx : detail::group_by_dtype(tensors)) {
       c10::ScalarType dtype = tensors[idx[0]].scalar_type();
@@ -179,12 +201,13 @@ std::shared_ptr<Work> MpiCommunicator::allreduce_async(std::vector<at::Tensor> t
       }
       if (!aliased) detail::unflatten(flat, tensors, idx);
     }
-  });
+  }, "allreduce", bytes, bucket);
 }
 
 std::shared_ptr<Work> MpiCommunicator::broadcast_async(std::vector<at::Tensor> tensors, int root) {
   check_tensors(tensors, "broadcast");
   STRATA_CHECK_AS(CommError, root >= 0 && root < size_, "broadcast: root {} outside [0, {})", root, size_);
+  const int64_t bytes = bytes_of(tensors);
   return enqueue([q = queue_, tensors = std::move(tensors), root] {
     for (const auto& idx : detail::group_by_dtype(tensors)) {
       c10::ScalarType dtype = tensors[idx[0]].scalar_type();  // bytes travel as they are
@@ -198,11 +221,11 @@ std::shared_ptr<Work> MpiCommunicator::broadcast_async(std::vector<at::Tensor> t
       }
       if (!aliased) detail::unflatten(flat, tensors, idx);
     }
-  });
+  }, "broadcast", bytes);
 }
 
 void MpiCommunicator::barrier() {
-  enqueue([q = queue_] { MPI_CHECK(MPI_Barrier(q->comm)); })->wait();
+  enqueue([q = queue_] { MPI_CHECK(MPI_Barrier(q->comm)); }, "barrier", 0)->wait();
 }
 
 }  // namespace strata::comm

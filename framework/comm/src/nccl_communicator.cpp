@@ -3,6 +3,7 @@
 #include "strata/comm/nccl_communicator.h"
 
 #include "strata/comm/checks.h"
+#include "strata/comm/watchdog.h"
 #include "strata/comm/world.h"
 #include "strata/core/log.h"
 #include "strata/core/timer.h"
@@ -17,6 +18,7 @@
 #include <nccl.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <atomic>
 #include <exception>
 #include <thread>
 
@@ -24,7 +26,9 @@ namespace strata::comm {
 
 struct NcclCommunicator::Impl {
   ncclComm_t comm = nullptr;
-  bool aborted = false;
+  std::atomic<bool> aborted{false};
+  Watchdog* watchdog = nullptr;  // the World's, when it runs
+  int abort_hook = 0;
   int rank = 0;
   int size = 1;
   c10::Device device{c10::kCUDA, 0};
@@ -41,10 +45,7 @@ struct NcclCommunicator::Impl {
                           core::detail::error_origin(file, line));
   }
   void abort() {
-    if (comm && !aborted) {
-      ncclCommAbort(comm);
-      aborted = true;
-    }
+    if (comm && !aborted.exchange(true)) ncclCommAbort(comm);
   }
   // Every NCCL call goes through here first: after an abort the handle is gone.
   void check_usable(const char* what) const {
@@ -129,9 +130,16 @@ NcclCommunicator::NcclCommunicator(const World& world, c10::Device device, NcclO
   MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, world.comm()));
   NCCL_CHECK(impl_, ncclCommInitRank(&impl_->comm, world.size(), id, world.rank()));
   impl_->stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device.index());
+  impl_->watchdog = world.watchdog();
+  if (impl_->watchdog) {
+    // A stalled collective ends the job: abort NCCL first, so that kernels waiting for a
+    // peer return instead of holding the device while MPI_Abort runs.
+    impl_->abort_hook = impl_->watchdog->add_abort_hook([impl = impl_] { impl->abort(); });
+  }
 }
 
 NcclCommunicator::~NcclCommunicator() {
+  if (impl_->watchdog) impl_->watchdog->remove_abort_hook(impl_->abort_hook);
   if (impl_->comm && !impl_->aborted && std::uncaught_exceptions() > 0) {
     // This rank is failing on its way to MPI_Abort: ncclCommDestroy would wait for work
     // that peers may never complete. Abort instead, which never waits.
@@ -159,6 +167,21 @@ void check_cuda_tensors(const std::vector<at::Tensor>& tensors, c10::Device devi
   }
 }
 
+// Reports an issued collective to the watchdog; it has ended once its event has fired
+// (the watchdog thread polls the event; a Work dropped unwaited counts as ended).
+std::shared_ptr<Work> watched_work(NcclCommunicator::Impl& impl, std::shared_ptr<NcclWork> work, const char* op,
+                                   int64_t bytes, int bucket) {
+  if (impl.watchdog) {
+    std::weak_ptr<NcclWork> weak = work;
+    int64_t id = impl.watchdog->begin(Channel::kComm, op, bytes, bucket, [weak] {
+      auto w = weak.lock();
+      return !w || w->is_completed();
+    });
+    impl.watchdog->start(id);
+  }
+  return work;
+}
+
 // Makes the communicator stream wait for the caller's stream and keeps the caching
 // allocator from reusing the tensors' memory before the comm stream is done with it.
 void enter_comm_stream(NcclCommunicator::Impl& impl, const std::vector<at::Tensor>& tensors) {
@@ -172,7 +195,7 @@ void enter_comm_stream(NcclCommunicator::Impl& impl, const std::vector<at::Tenso
 
 }  // namespace
 
-std::shared_ptr<Work> NcclCommunicator::allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op) {
+std::shared_ptr<Work> NcclCommunicator::allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op, int bucket) {
   impl_->check_usable("allreduce");
   check_cuda_tensors(tensors, impl_->device, "allreduce");
   torch::NoGradGuard no_grad;
@@ -202,7 +225,9 @@ std::shared_ptr<Work> NcclCommunicator::allreduce_async(std::vector<at::Tensor> 
     if (op == ReduceOp::kAvg && !at::isFloatingType(flats[g].scalar_type())) flats[g].div_(impl_->size, "trunc");
     if (!aliased[g]) detail::unflatten(flats[g], tensors, groups[g]);
   }
-  return std::make_shared<NcclWork>(impl_, std::move(flats));
+  int64_t bytes = 0;
+  for (const auto& f : flats) bytes += f.numel() * static_cast<int64_t>(f.element_size());
+  return watched_work(*impl_, std::make_shared<NcclWork>(impl_, std::move(flats)), "allreduce", bytes, bucket);
 }
 
 std::shared_ptr<Work> NcclCommunicator::broadcast_async(std::vector<at::Tensor> tensors, int root) {
@@ -225,7 +250,9 @@ std::shared_ptr<Work> NcclCommunicator::broadcast_async(std::vector<at::Tensor> 
   for (size_t i = 0; i < tensors.size(); ++i) {
     if (bufs[i].data_ptr() != tensors[i].data_ptr()) tensors[i].copy_(bufs[i]);
   }
-  return std::make_shared<NcclWork>(impl_, std::move(bufs));
+  int64_t bytes = 0;
+  for (const auto& b : bufs) bytes += b.numel() * static_cast<int64_t>(b.element_size());
+  return watched_work(*impl_, std::make_shared<NcclWork>(impl_, std::move(bufs)), "broadcast", bytes, -1);
 }
 
 void NcclCommunicator::barrier() {

@@ -13,6 +13,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <regex>
 #include <vector>
 
 namespace strata::comm {
@@ -58,6 +60,7 @@ World::World(int* argc, char*** argv) {
 }
 
 World::~World() {
+  watchdog_.reset();  // its thread uses MPI
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
   int finalized = 0;
   MPI_Finalized(&finalized);
@@ -86,45 +89,104 @@ torch::Device World::bind_device(const std::string& prefer) const {
 #endif
 }
 
-void World::check_same_config(uint64_t hash, const std::string& what) const {
-  std::vector<uint64_t> all(size_);
-  MPI_CHECK(MPI_Allgather(&hash, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, comm_));
-  std::vector<int> differ;
-  for (int r = 1; r < size_; ++r) {
-    if (all[r] != all[0]) differ.push_back(r);
+void World::start_watchdog(WatchdogOptions options) {
+  if (watchdog_) {
+    watchdog_->set_timeout(options.timeout_s);
+    watchdog_->set_flight_dir(options.flight_dir);
+    return;
   }
-  if (!differ.empty()) {
-    // Built from gathered data only, so every rank throws the same text.
-    throw core::ConfigError(fmt::format(
-        "ranks disagree on the {}: rank{} {} {} hash {} but rank 0 has {}; launch every rank with the same "
-        "--config and --set flags",
-        what, differ.size() > 1 ? "s" : "", fmt::join(differ, ", "), differ.size() > 1 ? "have" : "has",
-        core::hash_hex(all[differ[0]]), core::hash_hex(all[0])));
-  }
+  watchdog_ = std::make_unique<Watchdog>(comm_, rank_, size_, std::move(options));
 }
 
-void World::barrier() const { MPI_CHECK(MPI_Barrier(comm_)); }
+std::vector<std::string> World::all_gather(const std::string& mine) const {
+  WatchedCall watched(watchdog_.get(), Channel::kWorld, "allgather(text)", static_cast<int64_t>(mine.size()));
+  int len = static_cast<int>(mine.size());
+  std::vector<int> lens(size_), offsets(size_, 0);
+  MPI_CHECK(MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, comm_));
+  for (int r = 1; r < size_; ++r) offsets[r] = offsets[r - 1] + lens[r - 1];
+  std::string all(static_cast<size_t>(offsets.back() + lens.back()), '\0');
+  MPI_CHECK(MPI_Allgatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, comm_));
+  std::vector<std::string> out;
+  for (int r = 0; r < size_; ++r) out.push_back(all.substr(static_cast<size_t>(offsets[r]), static_cast<size_t>(lens[r])));
+  return out;
+}
+
+void World::check_same_config(uint64_t hash, const std::string& yaml, const std::string& what) const {
+  std::vector<uint64_t> all(size_);
+  {
+    WatchedCall watched(watchdog_.get(), Channel::kWorld, "allgather(config hash)", sizeof(hash) * size_);
+    MPI_CHECK(MPI_Allgather(&hash, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, comm_));
+  }
+  if (std::all_of(all.begin(), all.end(), [&](uint64_t h) { return h == all[0]; })) return;
+  // Built from gathered data only, so every rank throws the same text.
+  std::vector<std::string> texts = all_gather(yaml);
+  std::vector<std::string> parts;
+  for (int r = 1; r < size_; ++r) {
+    if (all[r] == all[0]) continue;
+    parts.push_back(fmt::format("rank {} differs from rank 0 in {} (hash {} vs {})", r,
+                                fmt::join(core::diff_yaml(texts[0], texts[r]), "; "), core::hash_hex(all[r]),
+                                core::hash_hex(all[0])));
+  }
+  core::throw_on_every_rank(core::ConfigError(fmt::format(
+      "ranks disagree on the {} (rank 0's value -> theirs): {}. Launch every rank with the same --config and --set "
+      "flags", what, fmt::join(parts, "; "))));
+}
+
+void World::agree_on_error(const std::string& local_error) const {
+  if (!any_rank(!local_error.empty())) return;
+  std::vector<std::string> errors = all_gather(local_error);
+  // The same mistake on every rank reads the same once the rank is taken out of it.
+  static const std::regex kOrigin(", rank [0-9]+/[0-9]+ on [^)]*\\)");
+  for (auto& e : errors) e = std::regex_replace(e, kOrigin, ")");
+  std::vector<std::pair<std::string, std::vector<int>>> distinct;
+  for (int r = 0; r < size_; ++r) {
+    if (errors[r].empty()) continue;
+    auto it = std::find_if(distinct.begin(), distinct.end(), [&](const auto& d) { return d.first == errors[r]; });
+    if (it == distinct.end()) {
+      distinct.push_back({errors[r], {r}});
+    } else {
+      it->second.push_back(r);
+    }
+  }
+  if (distinct.size() == 1 && static_cast<int>(distinct[0].second.size()) == size_) {
+    core::throw_on_every_rank(core::ConfigError(distinct[0].first));
+  }
+  std::vector<std::string> parts;
+  for (const auto& [message, ranks] : distinct) {
+    parts.push_back(fmt::format("on rank{} {}: {}", ranks.size() > 1 ? "s" : "", fmt::join(ranks, ", "), message));
+  }
+  core::throw_on_every_rank(core::ConfigError(fmt::format("{}", fmt::join(parts, " | "))));
+}
+
+void World::barrier() const {
+  WatchedCall watched(watchdog_.get(), Channel::kWorld, "barrier", 0);
+  MPI_CHECK(MPI_Barrier(comm_));
+}
 
 bool World::any_rank(bool flag) const {
   int local = flag ? 1 : 0, any = 0;
+  WatchedCall watched(watchdog_.get(), Channel::kWorld, "allreduce(any rank)", sizeof(int));
   MPI_CHECK(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_LOR, comm_));
   return any != 0;
 }
 
 double World::max_over_ranks(double value) const {
   double out = value;
+  WatchedCall watched(watchdog_.get(), Channel::kWorld, "allreduce(max)", sizeof(double));
   MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm_));
   return out;
 }
 
 double World::sum_over_ranks(double value) const {
   double out = value;
+  WatchedCall watched(watchdog_.get(), Channel::kWorld, "allreduce(sum)", sizeof(double));
   MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_SUM, comm_));
   return out;
 }
 
 void World::abort_all(const std::string& message, int code) const {
-  core::log_message(core::LogLevel::kError, message);
+  std::string flight = watchdog_ ? watchdog_->dump(message) : "";
+  core::log_message(core::LogLevel::kError, flight.empty() ? message : message + " (flight record: " + flight + ")");
   MPI_Abort(MPI_COMM_WORLD, code);
   std::abort();  // MPI_Abort does not return; this keeps [[noreturn]] honest
 }

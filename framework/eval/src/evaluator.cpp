@@ -107,6 +107,12 @@ Evaluator::Evaluator(EvalSetup setup, torch::Device device, int rank, int world_
   STRATA_CHECK_AS(ConfigError, world_size >= 1 && rank >= 0 && rank < world_size,
                   "evaluator: rank {} is outside a world of {} ranks", rank, world_size);
   amp_ = resolve_eval_amp(e.amp, device_);
+  if (d.image_dtype == "float16" && amp_ == train::AmpMode::kOff) {
+    core::throw_on_every_rank(core::ConfigError(fmt::format(
+        "'data.image_dtype' = float16 needs autocast, but 'eval.amp' = {} is off on {}: the model's float32 "
+        "weights would meet float16 images. Use eval.amp auto, fp16 or bf16 on a GPU, or data.image_dtype float32",
+        e.amp, device_.str())));
+  }
   views_ = tta_views(parse_tta(e.tta));
 
   store_ = std::make_shared<data::SliceStore>(d.path, data::store_options(d));

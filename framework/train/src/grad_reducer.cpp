@@ -181,7 +181,7 @@ void GradReducer::launch_ready_buckets(bool from_hook) {
 
 void GradReducer::launch(size_t b, bool from_hook) {
   Bucket& bucket = buckets_[b];
-  bucket.work = comm_.allreduce_async({bucket.flat}, comm::ReduceOp::kAvg);
+  bucket.work = comm_.allreduce_async({bucket.flat}, comm::ReduceOp::kAvg, static_cast<int>(b));
   bucket.launched = true;
   awaiting_finish_ = true;
   launches_.push_back({static_cast<int>(b), ready_count_, static_cast<int64_t>(params_.size()), from_hook});

@@ -63,6 +63,12 @@ Trainer::Trainer(TrainerSetup setup, comm::World& world)
   const auto& t = setup_.train;
   comm_ = comm::make_communicator(world_, device_, setup_.backend);
   amp_ = resolve_amp(parse_amp(t.amp), device_);
+  if (d.image_dtype == "float16" && amp_ == AmpMode::kOff) {
+    core::throw_on_every_rank(core::ConfigError(fmt::format(
+        "'data.image_dtype' = float16 needs autocast, but 'train.amp' is {}{}: the model's float32 weights would "
+        "meet float16 images. Use train.amp fp16 or bf16 on a GPU, or data.image_dtype float32",
+        t.amp, t.amp == "off" ? "" : fmt::format(" and resolves to off on {}", device_.str()))));
+  }
 #if STRATA_WITH_CUDA
   if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(t.cudnn_benchmark);
 #endif
@@ -200,6 +206,7 @@ EpochStats Trainer::train_epoch() {
     }
     std::optional<data::Batch> batch = loader_->next();
     if (!batch) break;
+    if (auto* wd = world_.watchdog()) wd->set_step(step_);  // flight records name the step
     train_step(batch->images, batch->labels, &loss_sum);
     ++steps;
     if (setup_.after_step) setup_.after_step(step_);

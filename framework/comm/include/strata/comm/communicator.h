@@ -47,8 +47,9 @@ class Communicator {
   virtual c10::Device device() const = 0;   // where its tensors must live
 
   // In-place allreduce of every tensor. Tensors are fused into one flat buffer per
-  // dtype, so a list of many small gradients costs one collective per dtype.
-  virtual std::shared_ptr<Work> allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op) = 0;
+  // dtype, so a list of many small gradients costs one collective per dtype. `bucket`
+  // names the gradient bucket in the watchdog's flight record (-1: none).
+  virtual std::shared_ptr<Work> allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op, int bucket = -1) = 0;
   // In-place broadcast of every tensor from `root`.
   virtual std::shared_ptr<Work> broadcast_async(std::vector<at::Tensor> tensors, int root) = 0;
   // Returns when every rank has reached the barrier.

@@ -7,7 +7,9 @@
 // bfloat16, int64, int32, uint8. MPI has no half types: float16 and bfloat16 are
 // widened to float32 for the reduction and rounded back once, so the result is the
 // correctly rounded sum (no per-hop rounding). Averages divide after the sum.
-// After an MPI error the communicator is broken: later calls fail with that error.
+// Each collective is reported to the world's watchdog (when it runs): issued at the call,
+// started and ended on the worker thread, so queueing behind earlier work never counts
+// toward the timeout. After an MPI error the communicator is broken: later calls fail with that error.
 // Destroyed while an exception unwinds (a failing rank on its way to MPI_Abort), it
 // does not wait for collectives that peers may never join.
 #pragma once
@@ -30,14 +32,14 @@ class MpiCommunicator final : public Communicator {
   std::string backend() const override { return "mpi"; }
   c10::Device device() const override { return c10::Device(c10::kCPU); }
 
-  std::shared_ptr<Work> allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op) override;
+  std::shared_ptr<Work> allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op, int bucket = -1) override;
   std::shared_ptr<Work> broadcast_async(std::vector<at::Tensor> tensors, int root) override;
   void barrier() override;
 
   struct Queue;  // state shared with the worker thread
 
  private:
-  std::shared_ptr<Work> enqueue(std::function<void()> task);
+  std::shared_ptr<Work> enqueue(std::function<void()> task, const char* op, int64_t bytes, int bucket = -1);
   void check_tensors(const std::vector<at::Tensor>& tensors, const char* op) const;
 
   int rank_ = 0;

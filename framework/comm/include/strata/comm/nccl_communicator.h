@@ -29,7 +29,7 @@ class NcclCommunicator final : public Communicator {
   std::string backend() const override { return "nccl"; }
   c10::Device device() const override;
 
-  std::shared_ptr<Work> allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op) override;
+  std::shared_ptr<Work> allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op, int bucket = -1) override;
   std::shared_ptr<Work> broadcast_async(std::vector<at::Tensor> tensors, int root) override;
   void barrier() override;
 

@@ -7,11 +7,15 @@
 // the same order.
 #pragma once
 
+#include "strata/comm/watchdog.h"
+
 #include <mpi.h>
 #include <torch/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace strata::comm {
 
@@ -40,9 +44,15 @@ class World {
   // without a CUDA device: the CPU. `prefer` = "auto" | "cpu" | "cuda".
   torch::Device bind_device(const std::string& prefer = "auto") const;
 
-  // Collective. Every rank passes the hash of its resolved config; when any differs
-  // from rank 0's, every rank throws the same ConfigError naming the ranks that differ.
-  void check_same_config(uint64_t hash, const std::string& what = "config") const;
+  // Collective. Every rank passes the hash of its resolved config and its text; when any
+  // hash differs from rank 0's, every rank throws the same ConfigError (on_every_rank)
+  // naming the ranks and the keys that differ.
+  void check_same_config(uint64_t hash, const std::string& yaml, const std::string& what = "config") const;
+  // Collective: every rank's string, in rank order.
+  std::vector<std::string> all_gather(const std::string& mine) const;
+  // Collective: when `local_error` is not empty on some rank, every rank throws the same
+  // ConfigError (on_every_rank) with the distinct messages and the ranks that saw them.
+  void agree_on_error(const std::string& local_error) const;
 
   void barrier() const;
 
@@ -53,8 +63,15 @@ class World {
   double max_over_ranks(double value) const;
   double sum_over_ranks(double value) const;
 
-  // Logs `message` once on this rank, then MPI_Abort: every rank of the job ends.
+  // Logs `message` once on this rank, writes the flight record (when the watchdog runs
+  // and has a flight folder), then MPI_Abort: every rank of the job ends.
   [[noreturn]] void abort_all(const std::string& message, int code = 1) const;
+
+  // Collective: starts the collective watchdog (watchdog.h). Until then, and in tests
+  // that never start it, collectives are not watched. Communicators made afterwards
+  // report their collectives to it.
+  void start_watchdog(WatchdogOptions options);
+  Watchdog* watchdog() const { return watchdog_.get(); }
 
  private:
   int rank_ = 0;
@@ -65,6 +82,23 @@ class World {
   bool owns_mpi_ = false;
   std::string host_;
   MPI_Comm comm_ = MPI_COMM_NULL;
+  std::unique_ptr<Watchdog> watchdog_;  // destroyed before MPI finalizes
+};
+
+// Marks a blocking collective on the calling thread for the watchdog (no-op without one).
+class WatchedCall {
+ public:
+  WatchedCall(Watchdog* wd, Channel channel, const char* op, int64_t bytes)
+      : wd_(wd), id_(wd ? wd->enter(channel, op, bytes) : 0) {}
+  ~WatchedCall() {
+    if (wd_) wd_->end(id_);
+  }
+  WatchedCall(const WatchedCall&) = delete;
+  WatchedCall& operator=(const WatchedCall&) = delete;
+
+ private:
+  Watchdog* wd_;
+  int64_t id_;
 };
 
 }  // namespace strata::comm

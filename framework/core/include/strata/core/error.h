@@ -20,7 +20,22 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
   // Short name of the error family, printed by `main` in front of the message.
   virtual const char* kind() const noexcept { return "error"; }
+  // True when every rank throws this same error at the same point (decided from data
+  // all ranks share, after a collective): `main` then prints it once, on rank 0, and
+  // every rank exits 1 without MPI_Abort. Any other error aborts every rank.
+  bool on_every_rank() const noexcept { return on_every_rank_; }
+  void set_on_every_rank() noexcept { on_every_rank_ = true; }
+
+ private:
+  bool on_every_rank_ = false;
 };
+
+// Throws `error` marked as thrown identically on every rank (see Error::on_every_rank).
+template <class E>
+[[noreturn]] void throw_on_every_rank(E error) {
+  error.set_on_every_rank();
+  throw error;
+}
 
 #define STRATA_DEFINE_ERROR(Name, label)                                   \
   class Name : public Error {                                              \

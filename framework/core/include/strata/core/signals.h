@@ -7,14 +7,19 @@
 #pragma once
 
 #include <initializer_list>
+#include <string_view>
+#include <vector>
 
 namespace strata::core {
 
 class StopSignals {
  public:
-  // Installs the flag-setting handler for `signals` (default SIGTERM and SIGUSR1).
+  // Installs the flag-setting handler for `signals` (default SIGTERM, SIGUSR1 and
+  // SIGINT). A second SIGINT (Ctrl-C pressed again) ends the process at once, with the
+  // default action; other signals only set the flag.
   static void install();
   static void install(std::initializer_list<int> signals);
+  static void install(const std::vector<int>& signals);
   // The first signal received since install()/reset(), or 0.
   static int received();
   static void reset();
@@ -24,5 +29,8 @@ class StopSignals {
 
 // "SIGTERM", "SIGUSR1", ... for messages.
 const char* signal_name(int signal);
+// The number of a stop signal's name ("SIGTERM", "SIGUSR1", "SIGUSR2", "SIGINT",
+// "SIGHUP"), or 0 when it names none of them.
+int signal_number(std::string_view name);
 
 }  // namespace strata::core
