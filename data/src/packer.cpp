@@ -3,6 +3,7 @@
 
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
+#include "strata/core/files.h"
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
 #include "strata/data/intraop.h"
@@ -253,7 +254,7 @@ class FileGuard {
 
 std::vector<CaseFiles> find_cases(const std::string& input_dir) {
   std::error_code ec;
-  if (!fs::is_directory(input_dir, ec)) STRATA_THROW(DataError, "{}: input folder does not exist", input_dir);
+  core::require_folder<core::DataError>(input_dir, "pack --input (a folder of BraTS case folders)");
   std::vector<std::string> names;
   for (const auto& entry : fs::directory_iterator(input_dir, ec)) {
     std::string name = entry.path().filename().string();
@@ -416,6 +417,9 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
   STRATA_CHECK_AS(DataError, o.keep_empty >= 0 && o.keep_empty <= 1, "pack: --keep-empty must be in [0, 1], got {}",
                   o.keep_empty);
   std::error_code ec;
+  if (fs::is_directory(o.out_path, ec)) {
+    STRATA_THROW(IoError, "pack --out '{}' is a folder; expected the path of the .h5 file to write", o.out_path);
+  }
   if (fs::exists(o.out_path, ec) && !o.force) {
     STRATA_THROW(IoError, "{} already exists; pass --force to overwrite it", o.out_path);
   }

@@ -99,6 +99,9 @@ SynthSummary synthesize_dataset(const SynthOptions& o, const std::function<void(
                     o.shape[0], o.shape[1], o.shape[2]);
   }
   std::error_code ec;
+  if (fs::exists(o.out_dir, ec) && !fs::is_directory(o.out_dir, ec)) {
+    STRATA_THROW(IoError, "synth --out '{}' is a file; expected a folder to write the cases into", o.out_dir);
+  }
   fs::create_directories(o.out_dir, ec);
   if (ec || !fs::is_directory(o.out_dir)) {
     STRATA_THROW(IoError, "{}: cannot create the output folder{}", o.out_dir, ec ? ": " + ec.message() : "");

@@ -10,7 +10,10 @@
 #include "brats_recipe/setup.h"
 #include "strata/core/error.h"
 #include "strata/core/log.h"
+#include "strata/core/files.h"
+#include "strata/core/run_lock.h"
 #include "strata/core/signals.h"
+#include "strata/train/checkpoint.h"
 
 #include <filesystem>
 
@@ -31,12 +34,15 @@ void prepare_run_dir(Cli& cli, const RecipeConfig& config, bool resume, bool for
   // Decided together (any_rank is collective): rank 0 deletes below, and a rank that
   // looked afterwards would skip the barrier the others wait in.
   if (!cli.world().any_rank(fs::exists(dir / "last.pt"))) return;
-  STRATA_CHECK_AS(ConfigError, force,
-                  "run.dir '{}' already holds a run (last.pt): continue it with --resume, start over with --force "
-                  "(its last.pt, best.pt and metrics.jsonl are deleted), or set another run.dir",
-                  dir.string());
+  if (!force) {  // decided from the agreed flag: the same on every rank, printed once
+    core::throw_on_every_rank(core::ConfigError(fmt::format(
+        "run.dir '{}' already holds a run (last.pt): continue it with --resume, start over with --force (its "
+        "last.pt, best.pt, metrics.jsonl, flight/ and samples/ are deleted), or set another run.dir",
+        dir.string())));
+  }
   if (cli.world().rank() == 0) {
     for (const char* f : {"last.pt", "best.pt", "metrics.jsonl", "PREEMPTED"}) fs::remove(dir / f);
+    for (const char* d : {"flight", "samples"}) fs::remove_all(dir / d);
     core::log0("--force: cleared the previous run in {}", dir.string());
   }
   cli.world().barrier();
@@ -49,6 +55,19 @@ void watch_run(Cli& cli, const RecipeConfig& config) {
   std::vector<int> signals;
   for (const auto& name : config.run.stop_signals) signals.push_back(core::signal_number(name));
   core::StopSignals::install(signals);
+}
+
+// Collective: rank 0 takes <run.dir>/LOCK for the whole command (run_lock.h); when it
+// cannot, every rank stops with rank 0's message. Then rank 0 saves the resolved config
+// as <run.dir>/config.yaml.
+void own_run_dir(Cli& cli, const RecipeConfig& config, core::RunLock& lock) {
+  std::string why = cli.world().rank() == 0 ? lock.acquire(config.run.dir) : "";
+  why = cli.world().all_gather(why)[0];
+  if (!why.empty()) core::throw_on_every_rank(core::ConfigError(why));
+  if (cli.world().rank() == 0) {
+    core::write_file_atomic((std::filesystem::path(config.run.dir) / "config.yaml").string(),
+                            core::to_yaml(config, true), "resolved config");
+  }
 }
 
 void run_training(train::Trainer& trainer) {
@@ -68,6 +87,8 @@ void add_train_command(CLI::App& app, Cli& cli) {
   cmd->add_flag("--force", *force, "start over in a run.dir that holds a run (deletes its checkpoints)");
   cli.on(cmd, [&cli, options, resume, force] {
     RecipeConfig config = cli.resolve(*options);
+    core::RunLock lock;
+    own_run_dir(cli, config, lock);
     prepare_run_dir(cli, config, *resume, *force);
     log_config(config);
     watch_run(cli, config);
@@ -95,6 +116,8 @@ void add_finetune_command(CLI::App& app, Cli& cli) {
                     "--from {} lies in run.dir '{}', where the fine-tune writes its own checkpoints: set another "
                     "run.dir",
                     *from, config.run.dir);
+    core::RunLock lock;
+    own_run_dir(cli, config, lock);
     prepare_run_dir(cli, config, /*resume=*/false, *force);
     log_config(config);
     watch_run(cli, config);

@@ -26,6 +26,7 @@ struct RunConfig {
   int64_t threads = 0;             // intra-op CPU threads per rank (0: the node's cores / ranks on the node)
   double comm_timeout_s = 1800;    // a collective still open after this long ends the job, naming the rank behind
   std::vector<std::string> stop_signals{"SIGTERM", "SIGUSR1", "SIGINT"};  // stop at the next step with a checkpoint
+  bool sample_log = false;         // each rank appends the slices of every step to <dir>/samples/rank-<r>.txt
 
   template <class V>
   void visit(V& v) {
@@ -40,6 +41,7 @@ struct RunConfig {
     v("comm_timeout_s", comm_timeout_s,
       "a collective still open after this long ends the job, naming the rank behind (watchdog)",
       core::in_range(1.0, 7 * 86400.0));
+    v("sample_log", sample_log, "each rank appends the slices of every step to <dir>/samples/rank-<r>.txt");
     v("stop_signals", stop_signals,
       "signals that stop training at the next step with a checkpoint (SIGTERM, SIGUSR1, SIGUSR2, SIGINT, SIGHUP)",
       core::Check<std::vector<std::string>>([](const std::vector<std::string>& names) -> std::string {

@@ -19,6 +19,7 @@ train::TrainerSetup trainer_setup(const RecipeConfig& config) {
   s.train = config.train;
   s.sched = config.sched;
   s.metrics = config.eval.metrics;
+  s.sample_log = config.run.sample_log;
   return s;
 }
 

@@ -188,6 +188,33 @@ TEST_F(ReducerTest, UnusedParameterCountsAsZeroWhenAllowed) {
   EXPECT_GT(net->head->weight.grad().abs().sum().item<float>(), 0.0f);
 }
 
+TEST_F(ReducerTest, AParameterNoRankUsedIsNotUpdatedOneSomeRankUsedIs) {
+  // As in DDP: weight decay and Adam's moments must not move a parameter that got no
+  // gradient anywhere; one that some rank used is a normal parameter everywhere.
+  torch::manual_seed(3);
+  TinyNet net(/*with_unused=*/true);
+  auto extra = net->register_parameter("extra", torch::ones({2}));
+  ReducerOptions opts;
+  opts.allow_unused = true;
+  GradReducer reducer(named(*net), *comm_, opts);
+  torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(0.1).weight_decay(0.5));
+  const auto spare0 = net->spare->weight.detach().clone(), extra0 = extra.detach().clone();
+  const auto head0 = net->head->weight.detach().clone();
+  reducer.zero_grad();
+  auto out = net->forward(torch::randn({1, 4, 8, 8}));
+  if (comm_->rank() == comm_->size() - 1) out = out + extra.sum() * 0;  // used (with a zero gradient) on one rank
+  torch::nn::functional::cross_entropy(out, torch::randint(0, 4, {1, 8, 8})).backward();
+  reducer.finish();
+  EXPECT_EQ(reducer.unused_everywhere(), (std::vector<std::string>{"spare.weight", "spare.bias"}));
+  reducer.hide_unused_grads();
+  adam.step();
+  EXPECT_TRUE(torch::equal(net->spare->weight, spare0)) << "a parameter no rank used was updated";
+  EXPECT_FALSE(torch::equal(extra, extra0)) << "weight decay should move a parameter some rank used";
+  EXPECT_FALSE(torch::equal(net->head->weight, head0));
+  reducer.zero_grad();  // the views come back
+  EXPECT_TRUE(net->spare->weight.grad().defined());
+}
+
 TEST_F(ReducerTest, BroadcastAndBufferAveraging) {
   const int n = comm_->size(), r = comm_->rank();
   torch::manual_seed(50 + r);

@@ -49,6 +49,24 @@ expect_rc 1; expect_log "'SIGKILL' is not one of SIGTERM, SIGUSR1, SIGUSR2, SIGI
 run bad_timeout "$B" config --set run.comm_timeout_s=0
 expect_rc 1; expect_log "run.comm_timeout_s"
 
+# Paths given as a file or a folder are checked; the message says what was expected.
+mkdir -p "$OUT/a_folder"; touch "$OUT/a_file"
+run path_data "$B" train --config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "data.path=$OUT/a_folder" --set "run.dir=$OUT/r"
+expect_rc 1; expect_log "data error: the packed slice file (data.path) '$OUT/a_folder' is a folder; expected a file"
+run path_run_dir "$B" train --config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "run.dir=$OUT/a_file"
+expect_rc 1; expect_log "run.dir '$OUT/a_file' is a file; expected a folder"
+run path_from "$B" config --from "$OUT/a_folder"
+expect_rc 1; expect_log "checkpoint error: checkpoint '$OUT/a_folder' is a folder; expected a file"
+run path_input "$B" pack --input "$OUT/a_file" --out "$OUT/x.h5"
+expect_rc 1; expect_log "'$OUT/a_file' is a file; expected a folder"
+run path_out "$B" pack --input "$OUT/a_folder" --out "$OUT/a_folder"
+expect_rc 1; expect_log "pack --out '$OUT/a_folder' is a folder; expected the path of the .h5 file"
+run path_synth "$B" synth --out "$OUT/a_file" --cases 1 --shape 32,32,16
+expect_rc 1; expect_log "synth --out '$OUT/a_file' is a file; expected a folder"
+for name in path_data path_run_dir path_from path_input path_out path_synth; do
+  LOG=$OUT/$name.log; expect_no_log "internal error"
+done
+
 # Every recipe as shipped resolves (config) and builds its model (summary).
 for r in "$SOURCE_DIR"/recipes/*.yaml; do
   name=$(basename "$r" .yaml)

@@ -60,6 +60,62 @@ TEST(ShardSampler, PadCoversEveryItemWithEqualFullBatchesOnEveryRank) {
   }
 }
 
+TEST(ShardSampler, ResumingAtAnotherWorldSizeTrainsEveryItemOfTheEpochOnce) {
+  // A run at world w0 stops after k steps; the rest of the epoch runs at world w1.
+  // Together: every item exactly once, plus the final tail's padding (items from the
+  // start of the permutation, which wrapping repeats).
+  for (int w0 : {1, 2, 3, 4}) {
+    for (int w1 : {1, 2, 3, 5}) {
+      for (int64_t n : {50, 101, 96}) {
+        const int64_t batch = 4;
+        const SamplerOptions o = opts(batch, TailPolicy::kPad);
+        const int64_t k = ShardSampler(n, 0, w0, o).num_batches() / 2;  // stopped half-way
+        SCOPED_TRACE(fmt::format("world {} -> {}, items {}, after {} steps", w0, w1, n, k));
+        std::map<int64_t, int64_t> seen;
+        for (int r = 0; r < w0; ++r) {
+          auto done = ShardSampler(n, r, w0, o).epoch(7);
+          for (int64_t s = 0; s < k; ++s) {
+            for (int64_t i : done[static_cast<size_t>(s)].indices) ++seen[i];
+          }
+        }
+        const int64_t start = k * w0 * batch;
+        int64_t rest_batches = -1;
+        for (int r = 0; r < w1; ++r) {
+          ShardSampler s(n, r, w1, o);
+          auto rest = s.epoch_from(7, start);
+          if (rest_batches < 0) rest_batches = static_cast<int64_t>(rest.size());
+          ASSERT_EQ(static_cast<int64_t>(rest.size()), rest_batches) << "ranks must agree on the step count";
+          EXPECT_EQ(s.num_batches_from(start), rest_batches);
+          for (const auto& b : rest) {
+            for (int64_t i : b.indices) ++seen[i];
+          }
+        }
+        const int64_t trained = start + rest_batches * w1 * batch;
+        const int64_t padding = trained - n;
+        ASSERT_GE(padding, 0);
+        ASSERT_LT(padding, w1 * batch);
+        EXPECT_EQ(static_cast<int64_t>(seen.size()), n) << "every item trained";
+        const auto perm = ShardSampler(n, 0, w1, o).permutation(7);
+        for (int64_t p = 0; p < n; ++p) {  // once each, twice for the padding's items
+          EXPECT_EQ(seen[perm[static_cast<size_t>(p)]], p < padding ? 2 : 1) << "position " << p;
+        }
+      }
+    }
+  }
+}
+
+TEST(ShardSampler, EpochFromTheStartOrAfterWholeStepsIsThePlainEpoch) {
+  for (int world : {1, 2, 3}) {
+    ShardSampler s(101, world - 1, world, opts(4, TailPolicy::kPad));
+    auto full = s.epoch(2);
+    for (int64_t k : {0, 1, 5}) {
+      auto rest = s.epoch_from(2, k * world * 4);
+      ASSERT_EQ(rest.size(), full.size() - static_cast<size_t>(k));
+      for (size_t b = 0; b < rest.size(); ++b) EXPECT_EQ(rest[b].indices, full[b + static_cast<size_t>(k)].indices);
+    }
+  }
+}
+
 TEST(ShardSampler, DropGivesDisjointEqualShardsOfFullBatches) {
   for (int world = 1; world <= 8; ++world) {
     for (int64_t n : {16, 50, 101, 257}) {

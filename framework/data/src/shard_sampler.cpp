@@ -120,15 +120,31 @@ std::vector<IndexBatch> ShardSampler::epoch(int64_t epoch) const {
     }
     return batches;
   }
+  return epoch_from(epoch, 0);
+}
+
+int64_t ShardSampler::num_batches_from(int64_t start) const {
+  const int64_t group = static_cast<int64_t>(world_size_) * options_.batch_size;
+  const int64_t left = std::max<int64_t>(0, num_items_ - start);
+  return options_.tail == TailPolicy::kPad ? (left + group - 1) / group : left / group;
+}
+
+std::vector<IndexBatch> ShardSampler::epoch_from(int64_t epoch, int64_t start) const {
+  STRATA_CHECK(!by_case_, "epoch_from() is for training mode");
+  STRATA_CHECK(start >= 0, "negative start {}", start);
+  const int64_t b = options_.batch_size;
+  const int64_t batches_left = num_batches_from(start);
+  std::vector<IndexBatch> batches(static_cast<size_t>(batches_left));
+  if (batches_left == 0 || num_items_ == 0) return batches;
   const std::vector<int64_t> perm = permutation(epoch);
   const int64_t w = world_size_;
-  for (int64_t k = 0; k < num_batches_; ++k) {
+  for (int64_t k = 0; k < batches_left; ++k) {
     IndexBatch& batch = batches[static_cast<size_t>(k)];
     batch.indices.reserve(static_cast<size_t>(b));
     for (int64_t j = 0; j < b; ++j) {
-      // Row (k, j) of this rank is position (k * b + j) * w + rank of the padded
+      // Row (k, j) of this rank is position start + (k * b + j) * w + rank of the padded
       // permutation; kPad wraps past the end, kDrop never gets there.
-      const int64_t pos = (k * b + j) * w + rank_;
+      const int64_t pos = start + (k * b + j) * w + rank_;
       batch.indices.push_back(perm[static_cast<size_t>(pos % num_items_)]);
     }
     batch.num_valid = b;

@@ -3,6 +3,7 @@
 #include "strata/data/slice_store.h"
 
 #include "strata/core/error.h"
+#include "strata/core/files.h"
 #include "strata/core/timer.h"
 #include "strata/data/fletcher32.h"
 #include "strata/data/format.h"
@@ -97,6 +98,7 @@ struct SliceStore::Impl {
 };
 
 void SliceStore::Impl::open(SliceStoreOptions options) {
+  core::require_file<core::DataError>(path, "the packed slice file (data.path)");
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     STRATA_THROW(DataError, "{}: cannot open packed file: {}", path, std::strerror(errno));

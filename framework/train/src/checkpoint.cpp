@@ -41,6 +41,9 @@ void write_meta(torch::serialize::OutputArchive& a, const CheckpointMeta& m) {
   a.write("meta.epoch", c10::IValue(m.epoch));
   a.write("meta.step", c10::IValue(m.step));
   a.write("meta.step_in_epoch", c10::IValue(m.step_in_epoch));
+  a.write("meta.epoch_sample", c10::IValue(m.epoch_sample));
+  a.write("meta.world_size", c10::IValue(m.world_size));
+  a.write("meta.batch_size", c10::IValue(m.batch_size));
   a.write("meta.best_metric", c10::IValue(m.best_metric));
   write_string(a, "meta.reason", m.reason);
 }
@@ -56,6 +59,12 @@ CheckpointMeta read_meta(torch::serialize::InputArchive& a, const std::string& p
   m.epoch = read_int(a, "meta.epoch", path);
   m.step = read_int(a, "meta.step", path);
   m.step_in_epoch = read_int(a, "meta.step_in_epoch", path);
+  // Absent from checkpoints written before resuming at another world size existed.
+  for (auto [key, field] : {std::pair{"meta.epoch_sample", &m.epoch_sample}, std::pair{"meta.world_size", &m.world_size},
+                            std::pair{"meta.batch_size", &m.batch_size}}) {
+    c10::IValue v;
+    if (a.try_read(key, v) && v.isInt()) *field = v.toInt();
+  }
   c10::IValue best;
   if (a.try_read("meta.best_metric", best) && best.isDouble()) m.best_metric = best.toDouble();
   m.reason = read_string(a, "meta.reason", path);
@@ -78,7 +87,7 @@ void save_atomic(torch::serialize::OutputArchive& archive, const std::string& pa
 }
 
 torch::serialize::InputArchive open_checkpoint(const std::string& path, std::optional<torch::Device> device) {
-  STRATA_CHECK_AS(CheckpointError, std::filesystem::is_regular_file(path), "checkpoint '{}' does not exist", path);
+  core::require_file<core::CheckpointError>(path, "checkpoint");
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path, device);

@@ -172,6 +172,10 @@ void GradReducer::on_grad_ready(size_t k) {
   if (options_.overlap) launch_ready_buckets(/*from_hook=*/true);
 }
 
+void GradReducer::hide_unused_grads() {
+  for (size_t k : unused_everywhere_) params_[k].tensor.mutable_grad() = torch::Tensor();
+}
+
 void GradReducer::launch_ready_buckets(bool from_hook) {
   // Strictly in bucket order: the same collective sequence on every rank.
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
@@ -193,12 +197,16 @@ void GradReducer::launch(size_t b, bool from_hook) {
 }
 
 void GradReducer::finish() {
+  std::vector<int32_t> used_here;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     STRATA_CHECK(in_step_, "finish() without zero_grad() first");
     std::vector<std::string> unused;
-    for (auto& p : params_) {
+    used_here.assign(params_.size(), 1);
+    for (size_t k = 0; k < params_.size(); ++k) {
+      Param& p = params_[k];
       if (p.ready) continue;
+      used_here[k] = 0;
       unused.push_back(p.name);
       p.ready = true;  // its slot holds zeros from zero_grad()
       --buckets_[p.bucket].pending;
@@ -233,6 +241,20 @@ void GradReducer::finish() {
   }
 #endif
   if (!cuda) stats_.exposed_comm_s += clock.seconds();
+  unused_everywhere_.clear();
+  unused_everywhere_names_.clear();
+  if (options_.allow_unused) {
+    // Which parameters did any rank use? One small sum over ranks (a host sync on CUDA).
+    auto used = torch::tensor(used_here, torch::kInt).to(comm_.device());
+    comm_.allreduce({used}, comm::ReduceOp::kSum);
+    auto counts = used.cpu();
+    for (size_t k = 0; k < params_.size(); ++k) {
+      if (counts[static_cast<int64_t>(k)].item<int32_t>() == 0) {
+        unused_everywhere_.push_back(k);
+        unused_everywhere_names_.push_back(params_[k].name);
+      }
+    }
+  }
   ++stats_.steps;
   std::lock_guard<std::mutex> lock(mutex_);
   awaiting_finish_ = false;

@@ -26,9 +26,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Keys a resumed run may change: they affect speed or bookkeeping, not the result.
-const std::vector<std::string> kResumableKeys{"train.epochs", "run.log_level", "data.path", "data.workers",
-                                               "data.prefetch", "data.read_path"};
+// Keys a resumed run may change: they affect speed, place or bookkeeping, not the
+// result. The world size may change too (it is not a key): see resume().
+const std::vector<std::string> kResumableKeys{"train.epochs",     "run.log_level",  "run.dir",
+                                               "run.threads",      "run.comm_timeout_s", "run.stop_signals",
+                                               "run.sample_log",   "data.path",      "data.workers",
+                                               "data.prefetch",    "data.read_path"};
 
 // splitmix64 of three words: the seed of the global generators at a step.
 uint64_t step_seed(uint64_t seed, uint64_t rank, uint64_t step) {
@@ -143,8 +146,22 @@ int64_t Trainer::train_slices() const { return sampler_->num_items(); }
 
 std::vector<torch::Tensor> Trainer::grads() const {
   std::vector<torch::Tensor> g;
-  for (const auto& p : model_->parameters()) g.push_back(p.grad());
+  for (const auto& p : model_->parameters()) {
+    if (p.grad().defined()) g.push_back(p.grad());  // hidden: unused on every rank
+  }
   return g;
+}
+
+void Trainer::log_samples(const std::vector<int64_t>& slices) {
+  if (!sample_log_) {
+    const fs::path dir = fs::path(setup_.run_dir) / "samples";
+    fs::create_directories(dir);
+    sample_log_ = std::make_unique<std::ofstream>(dir / fmt::format("rank-{}.txt", world_.rank()), std::ios::app);
+  }
+  *sample_log_ << "epoch " << epoch_ + 1 << " step " << step_ << ":";
+  for (int64_t s : slices) *sample_log_ << ' ' << s;
+  *sample_log_ << '\n';
+  sample_log_->flush();  // a killed run must not lose the steps it took
 }
 
 void Trainer::train_step(const torch::Tensor& images, const torch::Tensor& labels, torch::Tensor* loss_sum) {
@@ -159,6 +176,7 @@ void Trainer::train_step(const torch::Tensor& images, const torch::Tensor& label
   }
   scaler_->scale(loss).backward();
   reducer_->finish();  // every .grad now holds the average over ranks
+  reducer_->hide_unused_grads();  // allow_unused: no rank used them, so no update at all
   auto* fused = dynamic_cast<FusedAdam*>(optimizer_.get());
   if (scaler_->enabled() && fused && setup_.train.grad_clip <= 0) {
     // fp16 without a host synchronisation: the kernel itself skips the update where the
@@ -179,10 +197,12 @@ EpochStats Trainer::train_epoch() {
   EpochStats st;
   st.epoch = epoch_;
   const int64_t per_epoch = sampler_->num_batches();
-  auto plan = data::map_indices(sampler_->epoch(epoch_), store_->split(d.train_split));
-  const int64_t start = resume_position_;
-  resume_position_ = 0;
-  plan.erase(plan.begin(), plan.begin() + std::min<int64_t>(start, static_cast<int64_t>(plan.size())));
+  const int64_t group = static_cast<int64_t>(world_.size()) * d.batch_size;  // samples per step, all ranks
+  const int64_t start_sample = resume_sample_;
+  resume_sample_ = 0;
+  auto plan = data::map_indices(sampler_->epoch_from(epoch_, start_sample), store_->split(d.train_split));
+  const int64_t start = per_epoch - static_cast<int64_t>(plan.size());  // steps this world would have taken
+  st.start_sample = start_sample;
 
   model_->train();
   loader_->reset_stats();
@@ -201,12 +221,13 @@ EpochStats Trainer::train_epoch() {
     if (world_.any_rank(core::StopSignals::received() != 0)) {
       loader_->stop();
       st.preempted = true;
-      resume_position_ = start + steps;
+      resume_sample_ = start_sample + steps * group;
       break;
     }
     std::optional<data::Batch> batch = loader_->next();
     if (!batch) break;
     if (auto* wd = world_.watchdog()) wd->set_step(step_);  // flight records name the step
+    if (setup_.sample_log) log_samples(batch->slices);
     train_step(batch->images, batch->labels, &loss_sum);
     ++steps;
     if (setup_.after_step) setup_.after_step(step_);
@@ -283,12 +304,14 @@ Trainer::Outcome Trainer::fit() {
     if (st.preempted) {
       if (world_.rank() == 0) {  // the marker only after the checkpoint it points to
         write_checkpoint("last.pt", "preempt");
+        write_metrics(st, std::nullopt);  // marked partial
         std::ofstream(marker) << "signal " << core::StopSignals::received() << "\n";
       }
       world_.barrier();
-      core::log0("stop requested ({}): wrote {} at epoch {} batch {}/{}; resume with --resume",
+      core::log0("stop requested ({}): wrote {} at epoch {}, sample {} of {}; resume with --resume (at any "
+                 "number of ranks)",
                  core::signal_name(core::StopSignals::received()), (dir / "last.pt").string(), epoch_ + 1,
-                 resume_position_, sampler_->num_batches());
+                 resume_sample_, sampler_->num_items());
       return Outcome::kPreempted;
     }
     std::optional<Validation> val;
@@ -296,8 +319,10 @@ Trainer::Outcome Trainer::fit() {
     if (val && plateau_ && !std::isnan(val->mean_dice)) plateau_->step(val->mean_dice);
     bool best = val && val->mean_dice > best_metric_;
     if (best) best_metric_ = val->mean_dice;
-    save_checkpoint("last.pt", "last");
+    // best.pt first: last.pt records the best metric, so it must never name a best.pt
+    // that a crash kept from being written.
     if (best) save_checkpoint("best.pt", "best");
+    save_checkpoint("last.pt", "last");
     write_metrics(st, val);
     core::log0("epoch {}/{}: loss {:.4f}{}, lr {:.3g}, {:.1f} s, {:.0f} slices/s on {} rank(s), data-wait {:.1f}%, "
                "exposed comm {:.2f} s{}",
@@ -326,7 +351,11 @@ void Trainer::write_checkpoint(const std::string& name, const std::string& reaso
   meta.model_yaml = core::to_yaml(setup_.model);
   meta.epoch = epoch_;
   meta.step = step_;
-  meta.step_in_epoch = reason == "preempt" ? resume_position_ : 0;
+  const int64_t group = static_cast<int64_t>(world_.size()) * setup_.data.batch_size;
+  meta.epoch_sample = reason == "preempt" ? resume_sample_ : 0;
+  meta.step_in_epoch = meta.epoch_sample / group;
+  meta.world_size = world_.size();
+  meta.batch_size = setup_.data.batch_size;
   meta.best_metric = best_metric_;
   meta.reason = reason;
   write_meta(archive, meta);
@@ -357,6 +386,10 @@ void Trainer::write_metrics(const EpochStats& st, const std::optional<Validation
     j["val"] = {{"dice", val->dice}, {"iou", val->iou}, {"mean_dice", val->mean_dice},
                 {"mean_iou", val->mean_iou}, {"slices", val->slices}};
   }
+  // A stopped epoch gets a line too, marked partial; the resumed rest of it says where
+  // in the epoch's order it began.
+  if (st.preempted) j["partial"] = true;
+  if (st.start_sample > 0) j["start_sample"] = st.start_sample;
   std::ofstream out(fs::path(setup_.run_dir) / "metrics.jsonl", std::ios::app);
   out << j.dump() << "\n";
   STRATA_CHECK_AS(IoError, out.good(), "cannot append to {}/metrics.jsonl", setup_.run_dir);
@@ -426,11 +459,21 @@ void Trainer::resume(const std::string& path) {
   }
   epoch_ = meta.epoch;
   step_ = meta.step;
-  resume_position_ = meta.step_in_epoch;
+  const int64_t group = static_cast<int64_t>(world_.size()) * setup_.data.batch_size;
+  // Older checkpoints recorded only steps, at the world size they were written at.
+  resume_sample_ = meta.world_size > 0 ? meta.epoch_sample : meta.step_in_epoch * group;
   best_metric_ = meta.best_metric;
   core::log0("resumed from {}: epoch {} done, step {}{}", path, epoch_, step_,
-             resume_position_ > 0 ? fmt::format(", continuing epoch {} at batch {}", epoch_ + 1, resume_position_)
-                                  : "");
+             resume_sample_ > 0 ? fmt::format(", continuing epoch {} at sample {} of {}", epoch_ + 1, resume_sample_,
+                                              sampler_->num_items())
+                                : "");
+  if (meta.world_size > 0 && meta.world_size != world_.size()) {
+    core::warn0("resuming a run of {} rank(s) on {}: the epoch order goes on from the same sample, so every sample of "
+                "the epoch is trained once, but the global batch changes ({} -> {} slices per step) and batches and "
+                "augmentation draws are grouped by the new ranks, so the run will not be bitwise the one {} rank(s) "
+                "would have continued",
+                meta.world_size, world_.size(), meta.world_size * meta.batch_size, group, meta.world_size);
+  }
 }
 
 BenchResult Trainer::bench(int64_t steps, int64_t warmup) {

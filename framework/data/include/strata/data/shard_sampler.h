@@ -70,6 +70,16 @@ class ShardSampler {
 
   // This rank's batches in `epoch` (by-case mode: the same every epoch).
   std::vector<IndexBatch> epoch(int64_t epoch) const;
+  // Training mode: the rest of `epoch` from global position `start` of its permutation
+  // (start = steps done x world size x batch size of the run that stopped, whatever its
+  // world size was): the remaining items are dealt to this sampler's ranks as epoch()
+  // deals them, padded or cut by the tail policy. epoch_from(e, 0) == epoch(e), and for
+  // the same world and batch, epoch_from(e, k * W * B) is epoch(e) without its first k
+  // batches. So a run resumed at another world size trains every item of the epoch
+  // once (plus the tail's padding).
+  std::vector<IndexBatch> epoch_from(int64_t epoch, int64_t start) const;
+  // Batches epoch_from(·, start) returns.
+  int64_t num_batches_from(int64_t start) const;
   // The permutation of epoch `epoch` that every rank shares (training mode).
   std::vector<int64_t> permutation(int64_t epoch) const;
 

@@ -24,7 +24,11 @@ struct CheckpointMeta {
   std::string model_yaml;    // the model section alone: what the weights' architecture is
   int64_t epoch = 0;         // epochs completed
   int64_t step = 0;          // optimizer steps taken (skipped ones included)
-  int64_t step_in_epoch = 0; // > 0 only for a mid-epoch (preemption) checkpoint
+  int64_t step_in_epoch = 0; // > 0 only for a mid-epoch (preemption) checkpoint: steps of this run's world
+  int64_t epoch_sample = 0;  // the same position in global samples (steps x world x batch): where any
+                             // world size resumes the epoch's order
+  int64_t world_size = 0;    // ranks of the run that wrote it (0: not recorded, an older checkpoint)
+  int64_t batch_size = 0;    // data.batch_size per rank of that run
   double best_metric = 0;    // best validation mean Dice so far
   std::string reason;        // "last", "best", "preempt"
 };

@@ -30,7 +30,9 @@ namespace strata::train {
 struct ReducerOptions {
   double bucket_mb = 25.0;        // cap of every bucket after the first (MiB)
   double first_bucket_mb = 1.0;   // cap of the first bucket: small, so communication starts early
-  bool allow_unused = false;      // a parameter without a gradient counts as zero instead of an error
+  bool allow_unused = false;      // a parameter without a gradient counts as zero instead of an error (and,
+                                  // when no rank used it, the optimizer leaves it alone: one more small
+                                  // collective per step)
   bool overlap = true;            // false: issue every bucket after backward (to measure the overlap)
 };
 
@@ -64,6 +66,11 @@ class GradReducer {
   // After backward: checks for unused parameters, issues the buckets not issued yet,
   // and waits for all of them. Collective.
   void finish();
+  // With allow_unused: the parameters that no rank used in the last step (after finish()).
+  const std::vector<std::string>& unused_everywhere() const { return unused_everywhere_names_; }
+  // Unsets their .grad, so that optimizers skip them (no weight decay, no moment
+  // update), as DDP leaves unused parameters alone; zero_grad() restores the views.
+  void hide_unused_grads();
 
   int num_buckets() const;
   // Parameter names of bucket b, in the order they sit in its buffer.
@@ -92,6 +99,8 @@ class GradReducer {
   bool in_step_ = false;          // between zero_grad() and finish()
   bool awaiting_finish_ = false;  // buckets issued whose results finish() has not awaited
   std::vector<BucketLaunch> launches_;
+  std::vector<size_t> unused_everywhere_;
+  std::vector<std::string> unused_everywhere_names_;
   ReducerStats stats_;
   struct CudaTimers;
   std::unique_ptr<CudaTimers> cuda_timers_;

@@ -13,9 +13,11 @@
 // generators (dropout) are reseeded from (seed, rank, step) before every step. The
 // checkpoint stores seed and step, so --resume continues exactly where it stopped.
 //
-// Preemption: SIGTERM or SIGUSR1 sets a flag; ranks agree on it (World::any_rank)
-// before every step, then write last.pt with the position inside the epoch and
-// return Outcome::kPreempted; `--resume` restarts from that batch.
+// Preemption: a stop signal (run.stop_signals) sets a flag; ranks agree on it
+// (World::any_rank) before every step, then write last.pt with the position inside the
+// epoch, in global samples, and return Outcome::kPreempted. `--resume` continues the
+// same epoch order from that sample, at this or any other world size (ShardSampler::
+// epoch_from): every sample of the epoch is trained once.
 //
 // Contract: every rank constructs it with the same setup (the CLI checks config hashes)
 // and calls the same members in the same order (they are collective).
@@ -36,6 +38,7 @@
 #include "strata/train/lr_plateau.h"
 #include "strata/train/train_config.h"
 
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -58,6 +61,7 @@ struct TrainerSetup {
   SchedConfig sched;
   nn::MetricsConfig metrics;      // empty-class convention of validation Dice
   bool progress = true;           // progress bar on rank 0
+  bool sample_log = false;        // append each step's slices to <run_dir>/samples/rank-<r>.txt
   // Called after every training step with the step count (tests inject stop signals
   // with it; tools can log). Runs on the training thread.
   std::function<void(int64_t step)> after_step;
@@ -85,6 +89,7 @@ struct EpochStats {
   double loss_scale = 1;
   double lr = 0;
   bool preempted = false;
+  int64_t start_sample = 0;       // where in the epoch's order this call began (> 0 after a mid-epoch resume)
 };
 
 // `brats_recipe bench` figures.
@@ -142,6 +147,7 @@ class Trainer {
   void write_metrics(const EpochStats& stats, const std::optional<Validation>& val);
   void check_resume_config(const CheckpointMeta& meta, const std::string& path) const;
   std::vector<torch::Tensor> grads() const;
+  void log_samples(const std::vector<int64_t>& slices);
 
   TrainerSetup setup_;
   comm::World& world_;
@@ -161,8 +167,9 @@ class Trainer {
   std::unique_ptr<LrPlateau> plateau_;
   int64_t epoch_ = 0;          // epochs completed
   int64_t step_ = 0;           // optimizer steps taken (skipped included)
-  int64_t resume_position_ = 0;  // batches of epoch_ already done (mid-epoch resume)
+  int64_t resume_sample_ = 0;  // global samples of epoch_ already trained (mid-epoch resume), any world size
   double best_metric_ = -1;
+  std::unique_ptr<std::ofstream> sample_log_;
 };
 
 }  // namespace strata::train
