@@ -46,9 +46,16 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
     setup.data = config.data;
     setup.eval = config.eval;
     setup.predictions_dir = *predictions;
-    eval::Evaluator evaluator(setup, device, world.rank(), world.size(), comm.get());
-    eval::LoadedModel loaded = eval::load_unet(*checkpoint, device);
-    evaluator.check_model(loaded.model->config(), "'" + *checkpoint + "'");
+    // The data, the split, the checkpoint and their fit are checked without collectives
+    // and agreed on: a mistake stops every rank with one message.
+    std::unique_ptr<eval::Evaluator> evaluator_ptr;
+    eval::LoadedModel loaded;
+    world.agree([&] {
+      evaluator_ptr = std::make_unique<eval::Evaluator>(setup, device, world.rank(), world.size(), comm.get());
+      loaded = eval::load_unet(*checkpoint, device);
+      evaluator_ptr->check_model(loaded.model->config(), "'" + *checkpoint + "'");
+    });
+    eval::Evaluator& evaluator = *evaluator_ptr;
     core::log0(
         "evaluate: {} (epoch {}, best val mean Dice {:.4f}) on the '{}' split of {}: {} slices of {} cases, "
         "{} rank(s) on {}, TTA {} ({} views), amp {}",

@@ -70,6 +70,7 @@ expect_rc 1; expect_log "checkpoint error: checkpoint '$OUT/truncated.pt' is cor
 
 run too_many $MPI_LAUNCH3 "$B" evaluate --config "$RECIPE" --checkpoint "$CKPT" "${COMMON[@]}"
 expect_nonzero; expect_log "has 2 case(s), fewer than the 3 ranks"
+[ "$(grep -c "fewer than the 3 ranks" "$LOG")" -eq 1 ] || fail "an error every rank shares is printed once"
 
 "$B" pack --input "$(dirname "$DATA")/cases" --out "$OUT/noval.h5" --size 32 --val-fraction 0 --force >/dev/null
 run noval $MPI_LAUNCH2 "$B" evaluate --config "$RECIPE" --checkpoint "$CKPT" "${COMMON[@]}" --set "data.path=$OUT/noval.h5"

@@ -69,6 +69,7 @@ expect_nonzero; expect_log "checkpoint '$OUT/none.pt' does not exist"
 # More ranks than batches: a clear error at start-up on 3 ranks, not a hang.
 run too_many $MPI_LAUNCH3 "$B" train "${common[@]}" --set "run.dir=$OUT/big" --set data.batch_size=4096
 expect_nonzero; expect_log "too few for 3 ranks"
+[ "$(grep -c "too few for 3 ranks" "$LOG")" -eq 1 ] || fail "an error every rank shares is printed once"
 
 # bench: JSON with both figures and the config.
 run bench $MPI_LAUNCH2 "$B" bench "${common[@]}" --steps 3 --warmup 1 --json "$OUT/bench.json"

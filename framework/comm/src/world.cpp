@@ -132,9 +132,27 @@ void World::check_same_config(uint64_t hash, const std::string& yaml, const std:
       "flags", what, fmt::join(parts, "; "))));
 }
 
-void World::agree_on_error(const std::string& local_error) const {
-  if (!any_rank(!local_error.empty())) return;
-  std::vector<std::string> errors = all_gather(local_error);
+void World::agree(const std::function<void()>& body) const {
+  std::string local;  // "<kind>\t<message>" of this rank's error, or empty
+  try {
+    body();
+  } catch (const core::Error& e) {
+    local = std::string(e.kind()) + "\t" + e.what();
+  }
+  if (!any_rank(!local.empty())) return;
+  std::vector<std::string> all = all_gather(local);
+  // One kind: the first failing rank's (ranks failing differently are listed anyway).
+  std::string kind;
+  std::vector<std::string> messages;
+  for (const auto& a : all) {
+    const auto tab = a.find('\t');
+    if (tab != std::string::npos && kind.empty()) kind = a.substr(0, tab);
+    messages.push_back(tab == std::string::npos ? a : a.substr(tab + 1));
+  }
+  throw core::AgreedError(kind, merge_errors(messages));
+}
+
+std::string World::merge_errors(std::vector<std::string> errors) const {
   // The same mistake on every rank reads the same once the rank is taken out of it.
   static const std::regex kOrigin(", rank [0-9]+/[0-9]+ on [^)]*\\)");
   for (auto& e : errors) e = std::regex_replace(e, kOrigin, ")");
@@ -148,14 +166,17 @@ void World::agree_on_error(const std::string& local_error) const {
       it->second.push_back(r);
     }
   }
-  if (distinct.size() == 1 && static_cast<int>(distinct[0].second.size()) == size_) {
-    core::throw_on_every_rank(core::ConfigError(distinct[0].first));
-  }
+  if (distinct.size() == 1 && static_cast<int>(distinct[0].second.size()) == size_) return distinct[0].first;
   std::vector<std::string> parts;
   for (const auto& [message, ranks] : distinct) {
     parts.push_back(fmt::format("on rank{} {}: {}", ranks.size() > 1 ? "s" : "", fmt::join(ranks, ", "), message));
   }
-  core::throw_on_every_rank(core::ConfigError(fmt::format("{}", fmt::join(parts, " | "))));
+  return fmt::format("{}", fmt::join(parts, " | "));
+}
+
+void World::agree_on_error(const std::string& local_error) const {
+  if (!any_rank(!local_error.empty())) return;
+  core::throw_on_every_rank(core::ConfigError(merge_errors(all_gather(local_error))));
 }
 
 void World::barrier() const {

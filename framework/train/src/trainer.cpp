@@ -60,11 +60,9 @@ std::string join_doubles(const std::vector<double>& v, int from) {
 
 }  // namespace
 
-Trainer::Trainer(TrainerSetup setup, comm::World& world)
-    : setup_(std::move(setup)), world_(world), device_(world.bind_device(setup_.device)) {
+void Trainer::open_data() {
   const auto& d = setup_.data;
   const auto& t = setup_.train;
-  comm_ = comm::make_communicator(world_, device_, setup_.backend);
   amp_ = resolve_amp(parse_amp(t.amp), device_);
   if (d.image_dtype == "float16" && amp_ == AmpMode::kOff) {
     core::throw_on_every_rank(core::ConfigError(fmt::format(
@@ -72,10 +70,6 @@ Trainer::Trainer(TrainerSetup setup, comm::World& world)
         "meet float16 images. Use train.amp fp16 or bf16 on a GPU, or data.image_dtype float32",
         t.amp, t.amp == "off" ? "" : fmt::format(" and resolves to off on {}", device_.str()))));
   }
-#if STRATA_WITH_CUDA
-  if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(t.cudnn_benchmark);
-#endif
-
   // Data: the training split sharded by the sampler, the val split by case.
   store_ = std::make_shared<data::SliceStore>(d.path, data::store_options(d));
   const auto& train_items = store_->split(d.train_split);
@@ -96,6 +90,20 @@ Trainer::Trainer(TrainerSetup setup, comm::World& world)
   loader_ = std::make_unique<data::Prefetcher>(
       store_, data::prefetch_options(d, device_, data::make_augment(d, setup_.seed, world_.rank())));
   val_loader_ = std::make_unique<data::Prefetcher>(store_, data::prefetch_options(d, device_, nullptr));
+}
+
+Trainer::Trainer(TrainerSetup setup, comm::World& world)
+    : setup_(std::move(setup)), world_(world), device_(world.bind_device(setup_.device)) {
+  // Everything one rank could get wrong on its own (the data file, its splits, the
+  // batch arithmetic, the precision) is checked before the first collective and agreed
+  // on: one message, printed once, and no rank left waiting in a collective.
+  world_.agree([&] { open_data(); });
+  comm_ = comm::make_communicator(world_, device_, setup_.backend);
+#if STRATA_WITH_CUDA
+  if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(setup_.train.cudnn_benchmark);
+#endif
+  const auto& d = setup_.data;
+  const auto& t = setup_.train;
 
   // Model: the same initialisation everywhere, then rank 0's weights broadcast anyway.
   torch::manual_seed(static_cast<int64_t>(setup_.seed & 0x7FFFFFFFFFFFFFFFull));

@@ -13,6 +13,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,10 @@ class World {
   // Collective: when `local_error` is not empty on some rank, every rank throws the same
   // ConfigError (on_every_rank) with the distinct messages and the ranks that saw them.
   void agree_on_error(const std::string& local_error) const;
+  // Collective: runs `body`, which must not call collectives, on every rank; when it
+  // throws a Strata error on any rank, every rank throws the same error (its kind kept,
+  // on_every_rank), so it is printed once and no rank waits for one that failed.
+  void agree(const std::function<void()>& body) const;
 
   void barrier() const;
 
@@ -74,6 +79,9 @@ class World {
   Watchdog* watchdog() const { return watchdog_.get(); }
 
  private:
+  // The distinct errors of the ranks (empty: none), origins removed, with their ranks.
+  std::string merge_errors(std::vector<std::string> errors) const;
+
   int rank_ = 0;
   int size_ = 1;
   int local_rank_ = 0;

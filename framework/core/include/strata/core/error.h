@@ -53,6 +53,19 @@ STRATA_DEFINE_ERROR(InternalError, "internal error");      // a broken invariant
 
 #undef STRATA_DEFINE_ERROR
 
+// An error that several ranks agreed on (comm::World::agree): it keeps the kind of the
+// error it stands for ("data error", ...).
+class AgreedError : public Error {
+ public:
+  AgreedError(std::string kind, const std::string& message) : Error(message), kind_(std::move(kind)) {
+    set_on_every_rank();
+  }
+  const char* kind() const noexcept override { return kind_.c_str(); }
+
+ private:
+  std::string kind_;
+};
+
 namespace detail {
 // " (file.cpp:42, rank 1/2 on host)": where a check failed and which process saw it.
 std::string error_origin(const char* file, int line);

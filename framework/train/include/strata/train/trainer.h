@@ -141,6 +141,7 @@ class Trainer {
   int64_t train_slices() const;  // slices in the training split (one epoch's worth)
 
  private:
+  void open_data();  // the store, samplers and loaders; the precision check (no collectives)
   void train_step(const torch::Tensor& images, const torch::Tensor& labels, torch::Tensor* loss_sum);
   void save_checkpoint(const std::string& name, const std::string& reason);  // collective
   void write_checkpoint(const std::string& name, const std::string& reason);  // rank 0
