@@ -6,8 +6,7 @@ source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
 # The reference widths: checkpoints of ~90 MB, so that a write takes long enough to be hit.
-common=(--config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "data.path=$STRATA_TEST_DATA" --set data.batch_size=8
-        --set "model.widths=[32,64,128,256,512]" --set data.workers=1 --set "run.dir=$OUT/run")
+smoke_args "$OUT/run" "[32,64,128,256,512]"
 
 LOG=$OUT/job.log
 $MPI_LAUNCH2 "$B" train "${common[@]}" --set train.epochs=500 >"$LOG" 2>&1 &

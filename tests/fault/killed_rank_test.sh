@@ -5,8 +5,7 @@
 source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
-common=(--config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "data.path=$STRATA_TEST_DATA" --set data.batch_size=8
-        --set "model.widths=[4,8,16]" --set data.workers=1 --set "run.dir=$OUT/run")
+smoke_args "$OUT/run"
 
 LOG=$OUT/job.log
 $MPI_LAUNCH2 "$B" train "${common[@]}" --set train.epochs=500 >"$LOG" 2>&1 &
@@ -14,13 +13,11 @@ job=$!
 wait_for_lines "$OUT/run/metrics.jsonl" 2 120 || { fail "the job logged no epoch"; kill $job; finish; }
 victim=$(rank_pid 1 "$B train") || { fail "no process of rank 1"; kill $job; finish; }
 kill -9 "$victim"
-t0=$(date +%s%N)
-wait $job
-RC=$?
-ms=$((($(date +%s%N) - t0) / 1000000))
-echo "killed rank 1 (pid $victim); the job ended $((ms / 1000)).$((ms % 1000 / 100)) s later (exit $RC)"
+T0=$(date +%s%N)
+wait_job_timed $job
+echo "killed rank 1 (pid $victim); the job ended $((MS / 1000)).$((MS % 1000 / 100)) s later (exit $RC)"
 expect_nonzero
-[ "$ms" -lt 60000 ] || fail "the job took $ms ms to end after a rank died"
+[ "$MS" -lt 60000 ] || fail "the job took $MS ms to end after a rank died"
 done_epochs=$(grep -vc '"partial"' "$OUT/run/metrics.jsonl")
 sleep 2  # mpirun's SIGKILL reaches every rank
 run resume $MPI_LAUNCH2 "$B" train "${common[@]}" --set train.epochs=$((done_epochs + 2)) --resume

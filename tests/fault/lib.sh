@@ -22,3 +22,19 @@ wait_for_lines() {
   done
   return 1
 }
+
+# smoke_args [RUN_DIR] [WIDTHS]: sets the array `common` to the cpu_smoke recipe on the
+# test data, small and fast (batch 8, one reader), in RUN_DIR when given.
+smoke_args() {
+  common=(--config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "data.path=$STRATA_TEST_DATA" --set data.batch_size=8
+          --set "model.widths=${2:-[4,8,16]}" --set data.workers=1)
+  [ -z "${1:-}" ] || common+=(--set "run.dir=$1")
+}
+
+# wait_job_timed PID: waits for the job, sets RC and MS (milliseconds since T0, which the
+# caller set with T0=$(date +%s%N) when it struck).
+wait_job_timed() {
+  wait "$1"
+  RC=$?
+  MS=$((($(date +%s%N) - T0) / 1000000))
+}

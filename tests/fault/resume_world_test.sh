@@ -6,8 +6,8 @@
 source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
-common=(--config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "data.path=$STRATA_TEST_DATA" --set data.batch_size=8
-        --set "model.widths=[4,8,16]" --set data.workers=1 --set run.sample_log=true)
+smoke_args
+common+=(--set run.sample_log=true)
 N=$("$B" inspect "$STRATA_TEST_DATA" | awk '$1 == "train" {print $3}')
 [ -n "$N" ] || { LOG=/dev/null; fail "no train split count from inspect"; finish; }
 

@@ -11,8 +11,7 @@
 source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
-common=(--config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "data.path=$STRATA_TEST_DATA" --set data.batch_size=8
-        --set "model.widths=[4,8,16]" --set data.workers=1)
+smoke_args
 
 # 1. Two runs, one folder: the second is refused at start-up, naming the first.
 LOG=$OUT/first.log

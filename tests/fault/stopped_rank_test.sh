@@ -8,9 +8,8 @@ source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
 TIMEOUT=8
 BOUND=30  # answers (5 s), the grace for every rank to print (2 s), MPI_Abort, slack
-common=(--config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "data.path=$STRATA_TEST_DATA" --set data.batch_size=8
-        --set "model.widths=[4,8,16]" --set data.workers=1 --set "run.dir=$OUT/run" --set train.epochs=500
-        --set run.comm_timeout_s=$TIMEOUT)
+smoke_args "$OUT/run"
+common+=(--set train.epochs=500 --set run.comm_timeout_s=$TIMEOUT)
 stopped=""
 trap '[ -n "$stopped" ] && kill -9 "$stopped" 2>/dev/null; rm -rf "$OUT"' EXIT
 
@@ -20,14 +19,12 @@ job=$!
 wait_for_lines "$OUT/run/metrics.jsonl" 1 120 || { fail "the job logged no epoch"; kill $job; finish; }
 stopped=$(rank_pid 1 "$B train") || { fail "no process of rank 1"; kill $job; finish; }
 kill -STOP "$stopped"
-t0=$(date +%s%N)
-wait $job
-RC=$?
-ms=$((($(date +%s%N) - t0) / 1000000))
-echo "stopped rank 1 (pid $stopped) after the first epoch; the job ended $((ms / 1000)).$((ms % 1000 / 100)) s later (exit $RC, timeout $TIMEOUT s)"
+T0=$(date +%s%N)
+wait_job_timed $job
+echo "stopped rank 1 (pid $stopped) after the first epoch; the job ended $((MS / 1000)).$((MS % 1000 / 100)) s later (exit $RC, timeout $TIMEOUT s)"
 
 expect_nonzero
-[ "$ms" -lt $(((TIMEOUT + BOUND) * 1000)) ] || fail "the job took $ms ms to end (bound $((TIMEOUT + BOUND)) s)"
+[ "$MS" -lt $(((TIMEOUT + BOUND) * 1000)) ] || fail "the job took $MS ms to end (bound $((TIMEOUT + BOUND)) s)"
 expect_log "did not complete within run.comm_timeout_s = $TIMEOUT s"
 expect_log "rank 1 did not answer within"
 # (mpirun sends the stopped rank SIGCONT before it kills it, so that one may speak too.)
