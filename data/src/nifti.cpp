@@ -98,6 +98,14 @@ Volume read_nifti(const std::string& path) {
   vol.dims = {nim->nx, nim->ny, nim->nz};
   vol.spacing = {nim->dx, nim->dy, nim->dz};
   vol.datatype = nim->datatype;
+  vol.geometry.qform_code = nim->qform_code;
+  vol.geometry.sform_code = nim->sform_code;
+  for (int r = 0; r < 4; ++r) {
+    for (int c = 0; c < 4; ++c) {
+      vol.geometry.qto_xyz[static_cast<size_t>(r * 4 + c)] = nim->qto_xyz.m[r][c];
+      vol.geometry.sto_xyz[static_cast<size_t>(r * 4 + c)] = nim->sto_xyz.m[r][c];
+    }
+  }
   const int64_t n = vol.voxels();
   bool supported = with_type(nim->datatype, [](auto) {});
   if (!supported) {
@@ -147,6 +155,39 @@ void write_nifti(const std::string& path, const Dims3& dims, const std::array<do
   std::string mode = fmt::format("wb{}", std::clamp(options.gzip_level, 1, 9));
   // write_opts 3 = write the data and leave the file open, so a failure is visible.
   znzFile fp = nifti_image_write_hdr_img2(nim.get(), 3, mode.c_str(), nullptr, nullptr);
+  if (!fp) STRATA_THROW(IoError, "{}: cannot write NIfTI file", path);
+  if (znzclose(fp) != 0) STRATA_THROW(IoError, "{}: error closing the NIfTI file (disk full?)", path);
+}
+
+void write_labels_like(const std::string& path, const std::string& reference, const Dims3& dims,
+                       const uint8_t* labels) {
+  init_nifticlib();
+  NimPtr nim(nifti_image_read(reference.c_str(), /*read_data=*/0));
+  if (!nim) STRATA_THROW(DataError, "{}: not a readable NIfTI file, needed as the header of {}", reference, path);
+  if (nim->nx != dims[0] || nim->ny != dims[1] || nim->nz != dims[2]) {
+    STRATA_THROW(DataError, "{}: is {}x{}x{} but the labels for {} are {}x{}x{}", reference, nim->nx, nim->ny, nim->nz,
+                 path, dims[0], dims[1], dims[2]);
+  }
+  // One 3-D volume of uint8, whatever the reference stored; geometry fields untouched.
+  nim->ndim = nim->dim[0] = 3;
+  for (int d = 4; d <= 7; ++d) nim->dim[d] = 1;
+  nim->nt = nim->nu = nim->nv = nim->nw = 1;
+  nim->nvox = dims[0] * dims[1] * dims[2];
+  nim->datatype = DT_UINT8;
+  nim->nbyper = 1;
+  nim->swapsize = 0;
+  nim->scl_slope = 0;
+  nim->scl_inter = 0;
+  nim->cal_min = 0;
+  nim->cal_max = 4;
+  std::vector<uint8_t> copy(labels, labels + nim->nvox);
+  nim->data = copy.data();
+  if (nifti_set_filenames(nim.get(), path.c_str(), 0, 1) != 0) {
+    nim->data = nullptr;
+    STRATA_THROW(IoError, "{}: not a NIfTI file name (use .nii or .nii.gz)", path);
+  }
+  znzFile fp = nifti_image_write_hdr_img2(nim.get(), 3, "wb1", nullptr, nullptr);
+  nim->data = nullptr;  // `copy` owns the voxels, not nifticlib
   if (!fp) STRATA_THROW(IoError, "{}: cannot write NIfTI file", path);
   if (znzclose(fp) != 0) STRATA_THROW(IoError, "{}: error closing the NIfTI file (disk full?)", path);
 }

@@ -46,25 +46,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// z-scores `v` over the brain voxels in place; voxels outside the brain become 0.
-void zscore(std::vector<float>& v, const std::vector<uint8_t>& brain) {
-  double sum = 0, sq = 0;
-  int64_t count = 0;
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (!brain[i]) continue;
-    sum += v[i];
-    sq += static_cast<double>(v[i]) * v[i];
-    ++count;
-  }
-  double mean = sum / static_cast<double>(count);
-  double var = std::max(0.0, sq / static_cast<double>(count) - mean * mean);
-  double sd = std::sqrt(var);
-  // A constant modality carries no information: it becomes all zeros, not NaN.
-  float inv = sd > 1e-6 * std::max(1.0, std::abs(mean)) ? static_cast<float>(1.0 / sd) : 0.0f;
-  auto m = static_cast<float>(mean);
-  for (size_t i = 0; i < v.size(); ++i) v[i] = brain[i] ? (v[i] - m) * inv : 0.0f;
-}
-
 // The file being written: extendible, chunked images and labels, then metadata.
 class SliceWriter {
  public:
@@ -94,12 +75,14 @@ class SliceWriter {
   // Writes the per-slice and per-case metadata, the splits and the attributes, and
   // closes the file.
   void finish(const std::vector<int32_t>& slice_case, const std::vector<int32_t>& slice_z,
-              const std::vector<std::string>& case_names, const std::vector<SplitSummary>& splits,
-              const std::vector<std::vector<int64_t>>& split_slices, const PackOptions& o) {
+              const std::vector<std::string>& case_names, const std::vector<CaseGeometry>& geometry,
+              const std::vector<SplitSummary>& splits, const std::vector<std::vector<int64_t>>& split_slices,
+              const PackOptions& o) {
     data::h5::Lock lock;
     write_vector(file_.get(), fmt_::kSliceCase, H5T_STD_I32LE, H5T_NATIVE_INT32, slice_case.data(), slice_case.size());
     write_vector(file_.get(), fmt_::kSliceZ, H5T_STD_I32LE, H5T_NATIVE_INT32, slice_z.data(), slice_z.size());
     write_names(case_names);
+    write_geometry(geometry);
     data::h5::Handle gcpl = data::h5::make<IoError>(H5Pcreate(H5P_GROUP_CREATE), H5Pclose, path_);
     H5Pset_obj_track_times(gcpl.get(), 0);
     data::h5::Handle group = data::h5::make<IoError>(
@@ -181,6 +164,48 @@ class SliceWriter {
                                fmt::format("{}: writing /{}", path_, name));
     }
     return ds;
+  }
+
+  // A dataset of `shape` holding `data` (row-major), chunked whole, with a checksum.
+  void write_array(const char* name, hid_t file_type, hid_t mem_type, const void* data, std::vector<hsize_t> shape) {
+    data::h5::Handle space = data::h5::make<IoError>(
+        H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr), H5Sclose, path_);
+    std::vector<hsize_t> chunk = shape;
+    for (auto& c : chunk) c = std::max<hsize_t>(c, 1);
+    data::h5::Handle dcpl = dataset_plist(chunk, true);
+    data::h5::Handle ds = data::h5::make<IoError>(
+        H5Dcreate2(file_.get(), name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose,
+        fmt::format("{}: cannot create /{}", path_, name));
+    if (shape[0] > 0) {
+      data::h5::check<IoError>(H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
+                               fmt::format("{}: writing /{}", path_, name));
+    }
+  }
+
+  // Format version 2: each case's source geometry (FORMAT.md, "Mapping slices back").
+  void write_geometry(const std::vector<CaseGeometry>& g) {
+    const auto c = static_cast<hsize_t>(g.size());
+    std::vector<int32_t> dims, codes, crop;
+    std::vector<double> spacing, qform, sform, scale;
+    for (const auto& x : g) {
+      for (int a = 0; a < 3; ++a) {
+        dims.push_back(static_cast<int32_t>(x.dims[a]));
+        spacing.push_back(x.spacing[a]);
+      }
+      codes.insert(codes.end(), {x.nifti.qform_code, x.nifti.sform_code});
+      qform.insert(qform.end(), x.nifti.qto_xyz.begin(), x.nifti.qto_xyz.end());
+      sform.insert(sform.end(), x.nifti.sto_xyz.begin(), x.nifti.sto_xyz.end());
+      crop.insert(crop.end(), {static_cast<int32_t>(x.crop_i), static_cast<int32_t>(x.crop_j),
+                               static_cast<int32_t>(x.side)});
+      scale.push_back(x.scale());
+    }
+    write_array(fmt_::kCaseDims, H5T_STD_I32LE, H5T_NATIVE_INT32, dims.data(), {c, 3});
+    write_array(fmt_::kCaseSpacing, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, spacing.data(), {c, 3});
+    write_array(fmt_::kCaseXformCodes, H5T_STD_I32LE, H5T_NATIVE_INT32, codes.data(), {c, 2});
+    write_array(fmt_::kCaseQform, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, qform.data(), {c, 4, 4});
+    write_array(fmt_::kCaseSform, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, sform.data(), {c, 4, 4});
+    write_array(fmt_::kCaseCrop, H5T_STD_I32LE, H5T_NATIVE_INT32, crop.data(), {c, 3});
+    write_array(fmt_::kCaseScale, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, scale.data(), {c});
   }
 
   void write_names(const std::vector<std::string>& names) {
@@ -313,98 +338,57 @@ std::vector<int> assign_splits(const std::vector<std::string>& case_names, doubl
   return split;
 }
 
+CaseVolumes read_case(const CaseFiles& files) {
+  CaseVolumes v;
+  for (size_t m = 0; m < 4; ++m) v.modalities[m] = read_nifti(files.modalities[m]);
+  const Dims3 dims = v.modalities[0].dims;
+  auto shape = [](const Dims3& d) { return fmt::format("{}x{}x{}", d[0], d[1], d[2]); };
+  for (size_t m = 1; m < 4; ++m) {
+    if (v.modalities[m].dims != dims) {
+      STRATA_THROW(DataError, "case {}: {} is {} but {} is {}; all modalities and seg must match", files.name,
+                   files.modalities[m], shape(v.modalities[m].dims), files.modalities[0], shape(dims));
+    }
+  }
+  if (!files.seg.empty()) {
+    Volume seg = read_nifti(files.seg);
+    if (seg.dims != dims) {
+      STRATA_THROW(DataError, "case {}: {} is {} but {} is {}; all modalities and seg must match", files.name,
+                   files.seg, shape(seg.dims), files.modalities[0], shape(dims));
+    }
+    v.labels = remap_labels(seg, files.name, files.seg);
+  }
+  return v;
+}
+
 PreparedCase prepare_case(const CaseFiles& files, const PackOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   // Cases are the parallelism (one per worker): the resize runs on this thread only.
   data::set_thread_intraop_threads(1);
-  std::array<Volume, 4> vols;
-  for (size_t m = 0; m < 4; ++m) vols[m] = read_nifti(files.modalities[m]);
-  Volume seg = read_nifti(files.seg);
-  const Dims3 dims = vols[0].dims;
-  auto shape = [](const Dims3& d) { return fmt::format("{}x{}x{}", d[0], d[1], d[2]); };
-  for (size_t m = 1; m < 4; ++m) {
-    if (vols[m].dims != dims) {
-      STRATA_THROW(DataError, "case {}: {} is {} but {} is {}; all modalities and seg must match", files.name,
-                   files.modalities[m], shape(vols[m].dims), files.modalities[0], shape(dims));
-    }
-  }
-  if (seg.dims != dims) {
-    STRATA_THROW(DataError, "case {}: {} is {} but {} is {}; all modalities and seg must match", files.name, files.seg,
-                 shape(seg.dims), files.modalities[0], shape(dims));
-  }
-  std::vector<uint8_t> labels = remap_labels(seg, files.name, files.seg);
-  seg = Volume{};
-
-  const int64_t nx = dims[0], ny = dims[1], nz = dims[2], plane = nx * ny;
-  std::vector<uint8_t> brain(static_cast<size_t>(plane * nz), 0);
-  for (const auto& v : vols) {
-    for (size_t i = 0; i < brain.size(); ++i) brain[i] |= v.data[i] != 0.0f;
-  }
-  // In-plane bounding box of the brain over all slices, and per-slice counts.
-  int64_t i0 = nx, i1 = -1, j0 = ny, j1 = -1;
-  std::vector<int64_t> brain_px(static_cast<size_t>(nz), 0);
-  std::vector<uint8_t> tumour(static_cast<size_t>(nz), 0);
-  for (int64_t k = 0; k < nz; ++k) {
-    for (int64_t j = 0; j < ny; ++j) {
-      for (int64_t i = 0; i < nx; ++i) {
-        auto at = static_cast<size_t>(k * plane + j * nx + i);
-        tumour[static_cast<size_t>(k)] |= labels[at] != 0;
-        if (!brain[at]) continue;
-        ++brain_px[static_cast<size_t>(k)];
-        i0 = std::min(i0, i), i1 = std::max(i1, i), j0 = std::min(j0, j), j1 = std::max(j1, j);
-      }
-    }
-  }
-  if (i1 < 0) STRATA_THROW(DataError, "case {}: every modality is zero everywhere ({})", files.name, files.modalities[0]);
-  for (auto& v : vols) zscore(v.data, brain);
+  CaseVolumes v = read_case(files);
+  std::vector<uint8_t> labels = std::move(v.labels);
+  NormalisedCase c = normalise_case(std::move(v.modalities), o.size, files.name);
+  const CaseGeometry& g = c.geometry;
+  const int64_t plane = g.dims[0] * g.dims[1], nz = g.dims[2];
 
   PreparedCase out;
   out.name = files.name;
+  out.geometry = g;
   const uint64_t case_hash = hash_name(o.seed, files.name);
   for (int64_t k = 0; k < nz; ++k) {
-    bool has_brain = static_cast<double>(brain_px[static_cast<size_t>(k)]) >= kMinBrainFraction * static_cast<double>(plane);
+    bool tumour = false;
+    for (int64_t p = k * plane; p < (k + 1) * plane && !tumour; ++p) tumour = labels[static_cast<size_t>(p)] != 0;
+    bool has_brain =
+        static_cast<double>(c.brain_pixels[static_cast<size_t>(k)]) >= kMinBrainFraction * static_cast<double>(plane);
     bool keep_empty = has_brain && unit_double(mix64(case_hash ^ static_cast<uint64_t>(k))) < o.keep_empty;
-    if (tumour[static_cast<size_t>(k)] || keep_empty) out.z.push_back(static_cast<int32_t>(k));
+    if (tumour || keep_empty) out.z.push_back(static_cast<int32_t>(k));
   }
-  const auto kept = static_cast<int64_t>(out.z.size());
-  if (kept == 0) {
-    out.seconds = seconds_since(t0);
-    return out;
+  if (!out.z.empty()) {
+    torch::Tensor half = slice_images(c, out.z).to(torch::kHalf).contiguous();
+    torch::Tensor bytes = slice_labels(labels, g, out.z);
+    out.images.resize(static_cast<size_t>(half.numel()));
+    std::memcpy(out.images.data(), half.data_ptr(), out.images.size() * sizeof(uint16_t));
+    out.labels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
   }
-
-  // Crop the centred square around the bounding box (zero outside the volume).
-  const int64_t side = std::max(i1 - i0 + 1, j1 - j0 + 1);
-  const int64_t is = i0 - (side - (i1 - i0 + 1)) / 2, js = j0 - (side - (j1 - j0 + 1)) / 2;
-  torch::Tensor img = torch::zeros({kept, 4, side, side}, torch::kFloat);
-  torch::Tensor lab = torch::zeros({kept, 1, side, side}, torch::kFloat);
-  auto* ip = img.data_ptr<float>();
-  auto* lp = lab.data_ptr<float>();
-  const int64_t ilo = std::max<int64_t>(is, 0), ihi = std::min(is + side, nx);
-  for (int64_t s = 0; s < kept; ++s) {
-    const int64_t k = out.z[static_cast<size_t>(s)];
-    for (int64_t j = std::max<int64_t>(js, 0); j < std::min(js + side, ny); ++j) {
-      const int64_t row = j - js;
-      for (int64_t m = 0; m < 4; ++m) {
-        const float* src = vols[static_cast<size_t>(m)].data.data() + k * plane + j * nx;
-        float* dst = ip + ((s * 4 + m) * side + row) * side - is;
-        std::copy(src + ilo, src + ihi, dst + ilo);
-      }
-      const uint8_t* lsrc = labels.data() + k * plane + j * nx;
-      float* ldst = lp + (s * side + row) * side - is;
-      for (int64_t i = ilo; i < ihi; ++i) ldst[i] = lsrc[i];
-    }
-  }
-  if (side != o.size) {
-    // ATen's kernels directly: the functional interpolate() warns about align_corners
-    // for nearest-exact, which takes none.
-    img = at::_upsample_bilinear2d_aa(img, {o.size, o.size}, /*align_corners=*/false);
-    lab = at::_upsample_nearest_exact2d(lab, {o.size, o.size});
-  }
-  torch::Tensor half = img.to(torch::kHalf).contiguous();
-  torch::Tensor bytes = lab.round().to(torch::kByte).contiguous();
-  out.images.resize(static_cast<size_t>(half.numel()));
-  std::memcpy(out.images.data(), half.data_ptr(), out.images.size() * sizeof(uint16_t));
-  out.labels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
   out.seconds = seconds_since(t0);
   return out;
 }
@@ -439,6 +423,7 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
   for (size_t s = 0; s < summary.splits.size(); ++s) summary.splits[s].name = fmt_::kSplitNames[s];
   std::vector<std::vector<int64_t>> split_slices(summary.splits.size());
   std::vector<int32_t> slice_case, slice_z;
+  std::vector<CaseGeometry> geometry(cases.size());
 
   run_ordered<PreparedCase>(
       summary.cases, summary.workers, 2 * summary.workers,
@@ -448,6 +433,7 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
         SplitSummary& split = summary.splits[s];
         const int64_t first = writer.slices();
         writer.append(c);
+        geometry[static_cast<size_t>(i)] = c.geometry;
         for (size_t k = 0; k < c.z.size(); ++k) {
           slice_case.push_back(static_cast<int32_t>(i));
           slice_z.push_back(c.z[k]);
@@ -460,7 +446,7 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
         if (progress) progress(i + 1, summary.cases);
       });
   summary.slices = writer.slices();
-  writer.finish(slice_case, slice_z, names, summary.splits, split_slices, o);
+  writer.finish(slice_case, slice_z, names, geometry, summary.splits, split_slices, o);
 
   fs::rename(tmp, o.out_path, ec);
   if (ec) STRATA_THROW(IoError, "{}: cannot rename {} into place: {}", o.out_path, tmp, ec.message());

@@ -19,7 +19,7 @@ expect_rc 0; expect_log "pack: 5 cases"; expect_log "train"; expect_log "val"; e
 expect_log "per slice"
 
 run inspect "$B" inspect "$OUT/a.h5" --verify
-expect_rc 0; expect_log "format version 1"; expect_log "brats_recipe pack (Strata"
+expect_rc 0; expect_log "format version 2"; expect_log "brats_recipe pack (Strata"
 expect_log "4 x 32 x 32 (t1, t1ce, t2, flair), 5 cases"; expect_log "verify: OK"
 
 # Determinism: the same inputs and seed give a byte-identical file (other thread count).
@@ -36,13 +36,15 @@ for want in 'DATASET "images"' '16-bit little-endian floating-point' 'CHUNKED ( 
             'GROUP "splits"' 'DATASET "train"' 'DATASET "val"' 'H5T_STD_I64LE' 'ATTRIBUTE "class_voxels"' \
             'ATTRIBUTE "format"' 'ATTRIBUTE "format_version"' 'ATTRIBUTE "modalities"' 'ATTRIBUTE "label_source_values"' \
             'ATTRIBUTE "normalisation"' 'ATTRIBUTE "resize"' 'ATTRIBUTE "orientation"' 'ATTRIBUTE "source"' \
-            'ATTRIBUTE "tool"' 'ATTRIBUTE "seed"'; do
+            'ATTRIBUTE "tool"' 'ATTRIBUTE "seed"' 'DATASET "case_dims"' 'DATASET "case_spacing"' \
+            'DATASET "case_xform_codes"' 'DATASET "case_qform"' 'DATASET "case_sform"' 'DATASET "case_crop"' \
+            'DATASET "case_scale"' 'H5T_IEEE_F64LE'; do
   expect_log "$want"
 done
 grep -q 'DATASPACE  SIMPLE { ( [0-9]*, 4, 32, 32 ) / ( H5S_UNLIMITED, 4, 32, 32 ) }' "$LOG" \
   || fail "images is not [N, 4, 32, 32]"
 run h5dump_attrs h5dump -a format -a format_version -a modalities -a label_source_values "$OUT/a.h5"
-expect_rc 0; expect_log '"strata.brats.slices"'; expect_log '(0): 1'; expect_log '"t1", "t1ce", "t2", "flair"'
+expect_rc 0; expect_log '"strata.brats.slices"'; expect_log '(0): 2'; expect_log '"t1", "t1ce", "t2", "flair"'
 expect_log '(0): 0, 1, 2, 4'
 
 # --- bad input: a named error, exit 1, nothing left behind -------------------------

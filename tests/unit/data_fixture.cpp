@@ -1,6 +1,7 @@
 // The data tests' temporary folders, tiny dataset and file-damaging helpers.
 #include "data_fixture.h"
 
+#include "strata/data/format.h"
 #include "strata/data/h5.h"
 #include "strata/dataprep/files.h"
 #include "strata/dataprep/synth.h"
@@ -102,6 +103,17 @@ void flip_byte(const std::string& path, uint64_t offset) {
   b ^= 0xff;
   ASSERT_EQ(::pwrite(fd, &b, 1, static_cast<off_t>(offset)), 1);
   ::close(fd);
+}
+
+void make_version1(const std::string& path) {
+  data::h5::Lock lock;
+  data::h5::Handle file = data::h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
+  for (const char* name : {data::format::kCaseDims, data::format::kCaseSpacing, data::format::kCaseXformCodes,
+                           data::format::kCaseQform, data::format::kCaseSform, data::format::kCaseCrop,
+                           data::format::kCaseScale}) {
+    H5Ldelete(file.get(), name, H5P_DEFAULT);
+  }
+  data::h5::write_attr(file.get(), data::format::kAttrVersion, int64_t{1});
 }
 
 void set_int_attr(const std::string& path, const char* name, int64_t value) {

@@ -31,5 +31,7 @@ uint64_t chunk_offset(const std::string& path, const char* dataset, int64_t slic
 void flip_byte(const std::string& path, uint64_t offset);
 // Overwrites a root integer attribute (for a "format version 2" file).
 void set_int_attr(const std::string& path, const char* name, int64_t value);
+// Turns a packed file into a format version 1 file (no case_* datasets).
+void make_version1(const std::string& path);
 
 }  // namespace strata::test

@@ -158,12 +158,43 @@ TEST(SliceStoreBadFile, MissingOrNotHdf5) {
 }
 
 TEST(SliceStoreBadFile, AnotherFormatVersion) {
-  std::string path = test::temp_dir("store_version") + "/v2.h5";
+  std::string path = test::temp_dir("store_version") + "/v3.h5";
   test::copy_file(test::tiny_packed(), path);
-  test::set_int_attr(path, format::kAttrVersion, 2);
+  test::set_int_attr(path, format::kAttrVersion, 3);
   std::string why = error_of([&] { SliceStore s(path); });
   EXPECT_NE(why.find(path), std::string::npos) << why;
-  EXPECT_NE(why.find("format version 2"), std::string::npos) << why;
+  EXPECT_NE(why.find("format version 3"), std::string::npos) << why;
+}
+
+TEST(SliceStoreFormat, Version2RecordsEachCasesSourceGeometry) {
+  SliceStore s(test::tiny_packed());
+  EXPECT_EQ(s.info().format_version, 2);
+  ASSERT_TRUE(s.has_case_sources());
+  for (int32_t c = 0; c < static_cast<int32_t>(s.num_cases()); ++c) {
+    const CaseSource& src = s.case_source(c);
+    EXPECT_EQ(src.dims, (std::array<int64_t, 3>{48, 48, 24})) << s.case_names()[c];
+    EXPECT_GT(src.spacing[0], 0);
+    EXPECT_GT(src.side, 0);
+    EXPECT_LE(src.side, 48);
+    EXPECT_DOUBLE_EQ(src.scale, 32.0 / static_cast<double>(src.side));
+    EXPECT_GT(src.qform_code + src.sform_code, 0) << "the synthetic files carry a qform";
+    EXPECT_DOUBLE_EQ(src.qform[15], 1.0);
+  }
+}
+
+TEST(SliceStoreFormat, Version1FilesStillTrainButCannotMapBack) {
+  // A version 1 file: no case_* datasets. Training and packed-geometry evaluation read
+  // it as before; asking for the source geometry says to repack.
+  std::string path = test::temp_dir("store_v1") + "/v1.h5";
+  test::copy_file(test::tiny_packed(), path);
+  test::make_version1(path);
+  SliceStore s(path);
+  EXPECT_EQ(s.info().format_version, 1);
+  EXPECT_FALSE(s.has_case_sources());
+  EXPECT_NO_THROW(read_batch(s, {0, 1, 2}));
+  std::string why = error_of([&] { s.case_source(0); });
+  EXPECT_NE(why.find("format version 1 records no source geometry"), std::string::npos) << why;
+  EXPECT_NE(why.find("repack it"), std::string::npos) << why;
 }
 
 TEST(SliceStoreBadFile, Truncated) {

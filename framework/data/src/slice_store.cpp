@@ -57,6 +57,7 @@ struct SliceStore::Impl {
   int64_t file_bytes = 0;
   int64_t n = 0, h = 0, w = 0;
   std::vector<std::string> cases;
+  std::vector<CaseSource> sources;  // format version 2; empty for version 1
   std::vector<int32_t> slice_case, slice_z;
   std::vector<SplitInfo> splits;
   h5::Handle file, images, labels, half_type;
@@ -86,8 +87,11 @@ struct SliceStore::Impl {
   void check_layout(hid_t dataset, const char* name, const std::vector<hsize_t>& chunk);
   template <class T>
   std::vector<T> read_vector(const char* name, hid_t mem_type, int64_t expected) const;
+  template <class T>
+  std::vector<T> read_array(const char* name, hid_t mem_type, std::vector<int64_t> shape) const;
   std::vector<std::string> read_names(const char* name) const;
   void read_splits();
+  void read_case_sources();
   ChunkTable chunk_table(hid_t dataset, const char* name, uint64_t payload) const;
 
   void read_direct(const ChunkTable& table, const char* name, const int64_t* idx, int64_t count,
@@ -160,6 +164,7 @@ void SliceStore::Impl::open(SliceStoreOptions options) {
     }
   }
   read_splits();
+  if (info.format_version >= 2) read_case_sources();
 
   read_path = options.read_path;
   if (read_path == ReadPath::kDirect && !direct_possible) read_path = ReadPath::kHdf5;
@@ -178,9 +183,10 @@ void SliceStore::Impl::read_info() {
                  "`brats_recipe pack`", path, format::kAttrFormat, format::kFormatName);
   }
   info.format_version = h5::read_int_attr(file.get(), format::kAttrVersion, path);
-  if (info.format_version != format::kFormatVersion) {
-    STRATA_THROW(DataError, "{}: format version {}, but this Strata reads version {}; repack it with this "
-                 "build's `brats_recipe pack`", path, info.format_version, format::kFormatVersion);
+  if (info.format_version < format::kOldestReadableVersion || info.format_version > format::kFormatVersion) {
+    STRATA_THROW(DataError, "{}: format version {}, but this Strata reads versions {} to {}; repack it with this "
+                 "build's `brats_recipe pack`", path, info.format_version, format::kOldestReadableVersion,
+                 format::kFormatVersion);
   }
   info.modalities = h5::read_strings_attr(file.get(), format::kAttrModalities, path);
   std::vector<std::string> expected(format::kModalities.begin(), format::kModalities.end());
@@ -249,6 +255,25 @@ void SliceStore::Impl::check_layout(hid_t dataset, const char* name, const std::
 }
 
 template <class T>
+std::vector<T> SliceStore::Impl::read_array(const char* name, hid_t mem_type, std::vector<int64_t> shape) const {
+  h5::Handle ds = open_dataset(name);
+  auto dims = h5::dims_of(ds.get());
+  if (!std::equal(dims.begin(), dims.end(), shape.begin(), shape.end(),
+                  [](hsize_t a, int64_t b) { return static_cast<int64_t>(a) == b; })) {
+    STRATA_THROW(DataError, "{}: dataset /{} must have shape [{}], has [{}]", path, name, fmt::join(shape, ", "),
+                 fmt::join(dims, ", "));
+  }
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  std::vector<T> out(static_cast<size_t>(n));
+  if (n > 0) {
+    h5::check<DataError>(H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
+                         fmt::format("{}: reading dataset /{}", path, name));
+  }
+  return out;
+}
+
+template <class T>
 std::vector<T> SliceStore::Impl::read_vector(const char* name, hid_t mem_type, int64_t expected) const {
   h5::Handle ds = open_dataset(name);
   auto dims = h5::dims_of(ds.get());
@@ -283,6 +308,37 @@ std::vector<std::string> SliceStore::Impl::read_names(const char* name) const {
     H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, ptrs.data());
   }
   return out;
+}
+
+void SliceStore::Impl::read_case_sources() {
+  const auto c = static_cast<int64_t>(cases.size());
+  auto dims = read_array<int32_t>(format::kCaseDims, H5T_NATIVE_INT32, {c, 3});
+  auto spacing = read_array<double>(format::kCaseSpacing, H5T_NATIVE_DOUBLE, {c, 3});
+  auto codes = read_array<int32_t>(format::kCaseXformCodes, H5T_NATIVE_INT32, {c, 2});
+  auto qform = read_array<double>(format::kCaseQform, H5T_NATIVE_DOUBLE, {c, 4, 4});
+  auto sform = read_array<double>(format::kCaseSform, H5T_NATIVE_DOUBLE, {c, 4, 4});
+  auto crop = read_array<int32_t>(format::kCaseCrop, H5T_NATIVE_INT32, {c, 3});
+  auto scale = read_array<double>(format::kCaseScale, H5T_NATIVE_DOUBLE, {c});
+  sources.resize(static_cast<size_t>(c));
+  for (size_t k = 0; k < sources.size(); ++k) {
+    CaseSource& s = sources[k];
+    for (size_t a = 0; a < 3; ++a) {
+      s.dims[a] = dims[3 * k + a];
+      s.spacing[a] = spacing[3 * k + a];
+    }
+    s.qform_code = codes[2 * k];
+    s.sform_code = codes[2 * k + 1];
+    std::copy_n(qform.begin() + static_cast<std::ptrdiff_t>(16 * k), 16, s.qform.begin());
+    std::copy_n(sform.begin() + static_cast<std::ptrdiff_t>(16 * k), 16, s.sform.begin());
+    s.crop_i = crop[3 * k];
+    s.crop_j = crop[3 * k + 1];
+    s.side = crop[3 * k + 2];
+    s.scale = scale[k];
+    if (s.side < 1 || s.dims[0] < 1 || s.dims[1] < 1 || s.dims[2] < 1) {
+      STRATA_THROW(DataError, "{}: case {} ({}) has source size {}x{}x{} and crop side {}", path, k, cases[k],
+                   s.dims[0], s.dims[1], s.dims[2], s.side);
+    }
+  }
 }
 
 void SliceStore::Impl::read_splits() {
@@ -486,6 +542,18 @@ int64_t SliceStore::image_bytes() const { return 2 * kChannels * impl_->h * impl
 int64_t SliceStore::label_bytes() const { return impl_->h * impl_->w; }
 int64_t SliceStore::num_cases() const { return static_cast<int64_t>(impl_->cases.size()); }
 const std::vector<std::string>& SliceStore::case_names() const { return impl_->cases; }
+
+bool SliceStore::has_case_sources() const { return !impl_->sources.empty(); }
+
+const CaseSource& SliceStore::case_source(int32_t c) const {
+  if (impl_->sources.empty()) {
+    STRATA_THROW(DataError, "{}: format version {} records no source geometry per case, which mapping back to the "
+                 "original volumes needs; repack it with this build's `brats_recipe pack` (format version {})",
+                 impl_->path, impl_->info.format_version, format::kFormatVersion);
+  }
+  STRATA_CHECK(c >= 0 && c < static_cast<int32_t>(impl_->sources.size()), "case {} of {}", c, impl_->sources.size());
+  return impl_->sources[static_cast<size_t>(c)];
+}
 const std::vector<int32_t>& SliceStore::slice_cases() const { return impl_->slice_case; }
 const std::vector<int32_t>& SliceStore::slice_z() const { return impl_->slice_z; }
 std::string SliceStore::describe_slice(int64_t slice) const { return impl_->describe(slice); }

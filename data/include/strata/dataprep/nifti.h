@@ -19,12 +19,23 @@
 namespace strata::dataprep {
 
 using Dims3 = std::array<int64_t, 3>;  // nx, ny, nz
+using Mat44 = std::array<double, 16>;  // row-major 4x4 voxel (i, j, k, 1) -> world (x, y, z, 1), in mm
+
+// Where a volume's voxels sit in the world, as its header says (both transforms, with
+// their codes: 0 = unknown, 1 = scanner, 2 = aligned, 3 = Talairach, 4 = MNI).
+struct NiftiGeometry {
+  int qform_code = 0;
+  int sform_code = 0;
+  Mat44 qto_xyz{};  // from the quaternion fields (nifticlib's qto_xyz)
+  Mat44 sto_xyz{};  // from srow_x/y/z
+};
 
 // A 3-D volume as stored (see the header comment for the voxel order).
 struct Volume {
   Dims3 dims{};                    // nx, ny, nz
   std::array<double, 3> spacing{}; // voxel size along i, j, k (pixdim 1..3)
   int datatype = 0;                // NIfTI datatype code of the file (DT_INT16, ...)
+  NiftiGeometry geometry;          // qform and sform of the file
   std::vector<float> data;         // values after scaling: scl_slope * stored + scl_inter
 
   int64_t voxels() const { return dims[0] * dims[1] * dims[2]; }
@@ -53,5 +64,14 @@ struct NiftiWriteOptions {
 // Throws IoError naming the file.
 void write_nifti(const std::string& path, const Dims3& dims, const std::array<double, 3>& spacing,
                  const float* values, const NiftiWriteOptions& options = {});
+
+// Writes a uint8 label volume with the header of `reference` (a NIfTI file of the same
+// dimensions): the same dims, pixdim, units, qform and sform with their codes, and the
+// same NIfTI version; only the datatype (uint8), scaling (none) and intensity range
+// change. The result overlays the reference voxel for voxel in any viewer. Writes to
+// `path` in place (callers rename a temporary name). IoError or DataError naming the
+// files when the reference cannot be read or its dimensions differ.
+void write_labels_like(const std::string& path, const std::string& reference, const Dims3& dims,
+                       const uint8_t* labels);
 
 }  // namespace strata::dataprep

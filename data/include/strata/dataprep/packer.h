@@ -23,6 +23,7 @@
 #pragma once
 
 #include "strata/dataprep/nifti.h"
+#include "strata/dataprep/preprocess.h"
 
 #include <array>
 #include <cstdint>
@@ -69,9 +70,18 @@ std::vector<uint8_t> remap_labels(const Volume& seg, const std::string& case_nam
 // at most C - 1 when 0 < val_fraction and C >= 2.
 std::vector<int> assign_splits(const std::vector<std::string>& case_names, double val_fraction, uint64_t seed);
 
+// The volumes of one case: the four modalities (t1, t1ce, t2, flair) and, when the
+// case has a seg, its classes 0..3. All of one size, else a DataError naming the files.
+struct CaseVolumes {
+  std::array<Volume, 4> modalities;
+  std::vector<uint8_t> labels;  // empty without a seg
+};
+CaseVolumes read_case(const CaseFiles& files);
+
 // One case after steps 1-6: its kept slices, ready to write.
 struct PreparedCase {
   std::string name;
+  CaseGeometry geometry;           // what maps its slices back to the source volumes
   std::vector<int32_t> z;          // axial index of each kept slice, ascending
   std::vector<uint16_t> images;    // float16 bits [k, 4, size, size]
   std::vector<uint8_t> labels;     // [k, size, size], values 0..3

@@ -1,7 +1,10 @@
-// The packed slice format (data/FORMAT.md), version 1: object names, attribute names
+// The packed slice format (data/FORMAT.md), version 2: object names, attribute names
 // and the label map, shared by the writer (data/, `brats_recipe pack`) and the reader
 // (SliceStore). A change to the layout that an old reader cannot read bumps
-// kFormatVersion; readers refuse any other version with a DataError.
+// kFormatVersion; readers refuse versions outside [kOldestReadableVersion,
+// kFormatVersion] with a DataError. Version 2 adds the per-case source geometry (the
+// case_* datasets below); version 1 files lack it and serve training and evaluation in
+// the packed geometry only.
 #pragma once
 
 #include <array>
@@ -10,7 +13,8 @@
 namespace strata::data::format {
 
 inline constexpr const char* kFormatName = "strata.brats.slices";  // root attribute `format`
-inline constexpr int64_t kFormatVersion = 1;                        // root attribute `format_version`
+inline constexpr int64_t kFormatVersion = 2;                        // root attribute `format_version`
+inline constexpr int64_t kOldestReadableVersion = 1;                // version 1: no case_* geometry
 
 inline constexpr int kChannels = 4;    // modalities per slice, in kModalities order
 inline constexpr int kNumClasses = 4;  // stored label values 0..3
@@ -28,6 +32,14 @@ inline constexpr const char* kSliceZ = "slice_z";         // int32 [N]: axial in
 inline constexpr const char* kCaseNames = "case_names";   // variable-length UTF-8 strings [C]
 inline constexpr const char* kSplits = "splits";          // group: one int64 dataset of slice indices per split
 inline constexpr std::array<const char*, 2> kSplitNames = {"train", "val"};
+// Version 2: where each case came from, to map its slices back (one row per case).
+inline constexpr const char* kCaseDims = "case_dims";              // int32 [C, 3]: nx, ny, nz of the source
+inline constexpr const char* kCaseSpacing = "case_spacing";        // float64 [C, 3]: pixdim along i, j, k (mm)
+inline constexpr const char* kCaseXformCodes = "case_xform_codes"; // int32 [C, 2]: qform_code, sform_code
+inline constexpr const char* kCaseQform = "case_qform";            // float64 [C, 4, 4]: voxel -> world (quaternion)
+inline constexpr const char* kCaseSform = "case_sform";            // float64 [C, 4, 4]: voxel -> world (srow)
+inline constexpr const char* kCaseCrop = "case_crop";              // int32 [C, 3]: crop_i, crop_j, side
+inline constexpr const char* kCaseScale = "case_scale";            // float64 [C]: resize factor = H / side
 
 // Attributes of the root group.
 inline constexpr const char* kAttrFormat = "format";

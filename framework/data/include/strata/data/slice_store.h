@@ -63,6 +63,19 @@ struct StoreInfo {
   bool checksums = false;                        // Fletcher-32 per chunk
 };
 
+// Where a case's slices came from (format version 2): the source volumes' size, voxel
+// spacing and world transforms (from the case's T1ce), and the in-plane square the
+// packer cropped (crop_i, crop_j its first source column and row, possibly negative;
+// side its size in source voxels) before resizing by `scale` = height / side.
+struct CaseSource {
+  std::array<int64_t, 3> dims{};     // nx, ny, nz
+  std::array<double, 3> spacing{};   // mm along i, j, k
+  int qform_code = 0, sform_code = 0;
+  std::array<double, 16> qform{}, sform{};  // row-major 4x4, voxel -> world (mm)
+  int64_t crop_i = 0, crop_j = 0, side = 0;
+  double scale = 0;
+};
+
 // One split: its slices (ascending store indices) and recorded statistics.
 struct SplitInfo {
   std::string name;                    // "train" | "val"
@@ -102,6 +115,10 @@ class SliceStore {
 
   int64_t num_cases() const;
   const std::vector<std::string>& case_names() const;
+  // Format version 2: each case's source geometry. Version 1 files have none:
+  // case_source() then throws a DataError saying to repack.
+  bool has_case_sources() const;
+  const CaseSource& case_source(int32_t c) const;
   const std::vector<int32_t>& slice_cases() const;  // [num_slices]: case index of each slice
   const std::vector<int32_t>& slice_z() const;      // [num_slices]: axial index within its case
   int32_t case_of(int64_t slice) const { return slice_cases()[static_cast<size_t>(slice)]; }

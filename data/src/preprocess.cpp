@@ -1,0 +1,150 @@
+// The preprocessing path shared by pack and predict, and its inverse (see preprocess.h).
+#include "strata/dataprep/preprocess.h"
+
+#include "strata/core/error.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace strata::dataprep {
+namespace {
+
+// z-scores `v` over the brain voxels in place; voxels outside the brain become 0.
+void zscore(std::vector<float>& v, const std::vector<uint8_t>& brain) {
+  double sum = 0, sq = 0;
+  int64_t count = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!brain[i]) continue;
+    sum += v[i];
+    sq += static_cast<double>(v[i]) * v[i];
+    ++count;
+  }
+  double mean = sum / static_cast<double>(count);
+  double var = std::max(0.0, sq / static_cast<double>(count) - mean * mean);
+  double sd = std::sqrt(var);
+  // A constant modality carries no information: it becomes all zeros, not NaN.
+  float inv = sd > 1e-6 * std::max(1.0, std::abs(mean)) ? static_cast<float>(1.0 / sd) : 0.0f;
+  auto m = static_cast<float>(mean);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = brain[i] ? (v[i] - m) * inv : 0.0f;
+}
+
+// Rows [j0, j1) and columns [i0, i1) of the source that fall inside the square.
+struct Overlap {
+  int64_t i0, i1, j0, j1;
+};
+Overlap overlap(const CaseGeometry& g) {
+  return {std::max<int64_t>(g.crop_i, 0), std::min(g.crop_i + g.side, g.dims[0]), std::max<int64_t>(g.crop_j, 0),
+          std::min(g.crop_j + g.side, g.dims[1])};
+}
+
+torch::Tensor resize(const torch::Tensor& x, int64_t size, bool nearest) {
+  if (x.size(-1) == size && x.size(-2) == size) return x;
+  // ATen's kernels directly: the functional interpolate() warns about align_corners for
+  // nearest-exact, which takes none.
+  return nearest ? at::_upsample_nearest_exact2d(x, {size, size})
+                 : at::_upsample_bilinear2d_aa(x, {size, size}, /*align_corners=*/false);
+}
+
+}  // namespace
+
+NormalisedCase normalise_case(std::array<Volume, 4> volumes, int64_t size, const std::string& name) {
+  NormalisedCase out;
+  const Dims3 dims = volumes[0].dims;
+  const int64_t nx = dims[0], ny = dims[1], nz = dims[2], plane = nx * ny;
+  out.brain.assign(static_cast<size_t>(plane * nz), 0);
+  for (const auto& v : volumes) {
+    for (size_t i = 0; i < out.brain.size(); ++i) out.brain[i] |= v.data[i] != 0.0f;
+  }
+  // In-plane bounding box of the brain over all slices, and per-slice counts.
+  int64_t i0 = nx, i1 = -1, j0 = ny, j1 = -1;
+  out.brain_pixels.assign(static_cast<size_t>(nz), 0);
+  for (int64_t k = 0; k < nz; ++k) {
+    for (int64_t j = 0; j < ny; ++j) {
+      for (int64_t i = 0; i < nx; ++i) {
+        if (!out.brain[static_cast<size_t>(k * plane + j * nx + i)]) continue;
+        ++out.brain_pixels[static_cast<size_t>(k)];
+        i0 = std::min(i0, i), i1 = std::max(i1, i), j0 = std::min(j0, j), j1 = std::max(j1, j);
+      }
+    }
+  }
+  if (i1 < 0) STRATA_THROW(DataError, "case {}: every modality is zero everywhere", name);
+  for (size_t m = 0; m < 4; ++m) {
+    zscore(volumes[m].data, out.brain);
+    out.modalities[m] = std::move(volumes[m].data);
+  }
+  CaseGeometry& g = out.geometry;
+  g.dims = dims;
+  g.spacing = volumes[1].spacing;   // the T1ce's, the file predictions take their header from
+  g.nifti = volumes[1].geometry;
+  g.side = std::max(i1 - i0 + 1, j1 - j0 + 1);
+  g.crop_i = i0 - (g.side - (i1 - i0 + 1)) / 2;
+  g.crop_j = j0 - (g.side - (j1 - j0 + 1)) / 2;
+  g.size = size;
+  return out;
+}
+
+torch::Tensor slice_images(const NormalisedCase& c, const std::vector<int32_t>& z) {
+  const CaseGeometry& g = c.geometry;
+  const int64_t nx = g.dims[0], plane = nx * g.dims[1], side = g.side, kept = static_cast<int64_t>(z.size());
+  torch::Tensor img = torch::zeros({kept, 4, side, side}, torch::kFloat);
+  auto* ip = img.data_ptr<float>();
+  const Overlap o = overlap(g);
+  for (int64_t s = 0; s < kept; ++s) {
+    const int64_t k = z[static_cast<size_t>(s)];
+    for (int64_t j = o.j0; j < o.j1; ++j) {
+      for (int64_t m = 0; m < 4; ++m) {
+        const float* src = c.modalities[static_cast<size_t>(m)].data() + k * plane + j * nx;
+        float* dst = ip + ((s * 4 + m) * side + (j - g.crop_j)) * side - g.crop_i;
+        std::copy(src + o.i0, src + o.i1, dst + o.i0);
+      }
+    }
+  }
+  // float16 is what the packed file stores, so predict sees exactly what training saw.
+  return resize(img, g.size, /*nearest=*/false).to(torch::kHalf).to(torch::kFloat);
+}
+
+torch::Tensor slice_labels(const std::vector<uint8_t>& labels, const CaseGeometry& g, const std::vector<int32_t>& z) {
+  const int64_t nx = g.dims[0], plane = nx * g.dims[1], side = g.side, kept = static_cast<int64_t>(z.size());
+  torch::Tensor lab = torch::zeros({kept, 1, side, side}, torch::kFloat);
+  auto* lp = lab.data_ptr<float>();
+  const Overlap o = overlap(g);
+  for (int64_t s = 0; s < kept; ++s) {
+    const int64_t k = z[static_cast<size_t>(s)];
+    for (int64_t j = o.j0; j < o.j1; ++j) {
+      const uint8_t* src = labels.data() + k * plane + j * nx;
+      float* dst = lp + (s * side + (j - g.crop_j)) * side - g.crop_i;
+      for (int64_t i = o.i0; i < o.i1; ++i) dst[i] = src[i];
+    }
+  }
+  return resize(lab, g.size, /*nearest=*/true).round().to(torch::kByte).squeeze(1).contiguous();
+}
+
+std::vector<uint8_t> labels_from_probabilities(const torch::Tensor& probs, const CaseGeometry& g,
+                                               const std::vector<uint8_t>& brain) {
+  const int64_t nx = g.dims[0], ny = g.dims[1], nz = g.dims[2], plane = nx * ny, side = g.side;
+  STRATA_CHECK(probs.dim() == 4 && probs.size(0) == nz && probs.size(2) == g.size && probs.size(3) == g.size,
+               "probabilities {} do not fit {} slices of {}x{}", probs.sizes(), nz, g.size, g.size);
+  STRATA_CHECK(static_cast<int64_t>(brain.size()) == plane * nz, "brain mask of {} voxels for {}", brain.size(),
+               plane * nz);
+  std::vector<uint8_t> out(static_cast<size_t>(plane * nz), 0);
+  const Overlap o = overlap(g);
+  constexpr int64_t kChunk = 16;  // slices resized at once: bounded memory at full resolution
+  for (int64_t s0 = 0; s0 < nz; s0 += kChunk) {
+    const int64_t n = std::min(kChunk, nz - s0);
+    // Probabilities, not labels, are resized: the argmax happens at the source's resolution.
+    torch::Tensor p = probs.narrow(0, s0, n).to(torch::kCPU, torch::kFloat);
+    torch::Tensor cls = resize(p, side, /*nearest=*/false).argmax(1).to(torch::kByte).contiguous();
+    const auto* c = cls.data_ptr<uint8_t>();
+    for (int64_t s = 0; s < n; ++s) {
+      const int64_t k = s0 + s;
+      for (int64_t j = o.j0; j < o.j1; ++j) {
+        const uint8_t* src = c + (s * side + (j - g.crop_j)) * side - g.crop_i;
+        const size_t row = static_cast<size_t>(k * plane + j * nx);
+        for (int64_t i = o.i0; i < o.i1; ++i) out[row + i] = brain[row + i] ? src[i] : 0;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace strata::dataprep
