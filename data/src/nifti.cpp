@@ -168,10 +168,13 @@ void write_labels_like(const std::string& path, const std::string& reference, co
     STRATA_THROW(DataError, "{}: is {}x{}x{} but the labels for {} are {}x{}x{}", reference, nim->nx, nim->ny, nim->nz,
                  path, dims[0], dims[1], dims[2]);
   }
-  // One 3-D volume of uint8, whatever the reference stored; geometry fields untouched.
-  nim->ndim = nim->dim[0] = 3;
-  for (int d = 4; d <= 7; ++d) nim->dim[d] = 1;
-  nim->nt = nim->nu = nim->nv = nim->nw = 1;
+  // One 3-D volume of uint8, whatever the reference stored; geometry fields untouched
+  // (and a 3-D reference's unused dims exactly as it wrote them).
+  if (nim->ndim > 3) {
+    nim->ndim = nim->dim[0] = 3;
+    for (int d = 4; d <= 7; ++d) nim->dim[d] = 1;
+    nim->nt = nim->nu = nim->nv = nim->nw = 1;
+  }
   nim->nvox = dims[0] * dims[1] * dims[2];
   nim->datatype = DT_UINT8;
   nim->nbyper = 1;

@@ -33,11 +33,12 @@ namespace {
 
 constexpr const char* kModalityFiles[] = {"t1", "t1ce", "t2", "flair"};
 
-std::string case_file(const fs::path& dir, const std::string& name, const char* suffix) {
+std::string case_file(const fs::path& dir, const std::string& name, const char* suffix, bool required = true) {
   fs::path gz = dir / fmt::format("{}_{}.nii.gz", name, suffix);
   if (fs::exists(gz)) return gz.string();
   fs::path plain = dir / fmt::format("{}_{}.nii", name, suffix);
   if (fs::exists(plain)) return plain.string();
+  if (!required) return "";
   STRATA_THROW(DataError, "case {}: missing file {} (each case folder holds {}_{{t1,t1ce,t2,flair,seg}}.nii.gz)",
                name, gz.string(), name);
 }
@@ -277,10 +278,21 @@ class FileGuard {
 
 }  // namespace
 
-std::vector<CaseFiles> find_cases(const std::string& input_dir) {
+std::vector<CaseFiles> find_cases(const std::string& input_dir, bool require_seg) {
   std::error_code ec;
-  core::require_folder<core::DataError>(input_dir, "pack --input (a folder of BraTS case folders)");
+  core::require_folder<core::DataError>(input_dir, "--input (a folder of BraTS case folders)");
   std::vector<std::string> names;
+  fs::path root = input_dir;
+  const std::string self = fs::path(input_dir).lexically_normal().filename().string().empty()
+                               ? fs::path(input_dir).lexically_normal().parent_path().filename().string()
+                               : fs::path(input_dir).lexically_normal().filename().string();
+  if (!require_seg && !case_file(root, self, "t1ce", false).empty()) {  // one case folder
+    CaseFiles c;
+    c.name = self;
+    for (size_t m = 0; m < 4; ++m) c.modalities[m] = case_file(root, self, kModalityFiles[m]);
+    c.seg = case_file(root, self, "seg", false);
+    return {c};
+  }
   for (const auto& entry : fs::directory_iterator(input_dir, ec)) {
     std::string name = entry.path().filename().string();
     if (entry.is_directory() && !name.empty() && name[0] != '.') names.push_back(name);
@@ -296,7 +308,7 @@ std::vector<CaseFiles> find_cases(const std::string& input_dir) {
     CaseFiles c;
     c.name = name;
     for (size_t m = 0; m < 4; ++m) c.modalities[m] = case_file(dir, name, kModalityFiles[m]);
-    c.seg = case_file(dir, name, "seg");
+    c.seg = case_file(dir, name, "seg", require_seg);
     cases.push_back(std::move(c));
   }
   return cases;

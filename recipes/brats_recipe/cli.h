@@ -59,5 +59,7 @@ void add_train_command(CLI::App& app, Cli& cli);
 void add_finetune_command(CLI::App& app, Cli& cli);
 void add_bench_command(CLI::App& app, Cli& cli);
 void add_evaluate_command(CLI::App& app, Cli& cli);
+void add_predict_command(CLI::App& app, Cli& cli);
+void add_score_command(CLI::App& app, Cli& cli);
 
 }  // namespace strata::recipes

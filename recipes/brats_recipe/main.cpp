@@ -58,6 +58,8 @@ int main(int argc, char** argv) {
   recipes::add_finetune_command(app, cli);
   recipes::add_bench_command(app, cli);
   recipes::add_evaluate_command(app, cli);
+  recipes::add_predict_command(app, cli);
+  recipes::add_score_command(app, cli);
 
   try {
     app.parse(argc, argv);

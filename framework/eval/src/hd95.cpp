@@ -98,9 +98,21 @@ std::vector<uint8_t> surface(const uint8_t* m, const std::array<int64_t, 3>& dim
   return s;
 }
 
+// 95th percentile with linear interpolation between order statistics (numpy's and
+// torch.quantile's default).
+double percentile95(std::vector<double>& v) {
+  double rank = 0.95 * static_cast<double>(v.size() - 1);
+  auto lo = static_cast<size_t>(std::floor(rank));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(lo), v.end());
+  double a = v[lo];
+  if (lo + 1 >= v.size()) return a;
+  double b = *std::min_element(v.begin() + static_cast<std::ptrdiff_t>(lo) + 1, v.end());
+  return a + (rank - static_cast<double>(lo)) * (b - a);
+}
+
 }  // namespace
 
-double hd95(const torch::Tensor& pred, const torch::Tensor& truth, std::array<double, 3> spacing) {
+double hd95(const torch::Tensor& pred, const torch::Tensor& truth, std::array<double, 3> spacing, double missing) {
   STRATA_CHECK(pred.dim() == 3 && pred.sizes() == truth.sizes(), "hd95 needs two [Z, H, W] masks of one shape");
   auto p = pred.to(torch::kCPU).to(torch::kByte).contiguous();
   auto t = truth.to(torch::kCPU).to(torch::kByte).contiguous();
@@ -108,24 +120,18 @@ double hd95(const torch::Tensor& pred, const torch::Tensor& truth, std::array<do
   bool p_any = p.any().item<bool>(), t_any = t.any().item<bool>();
   if (!p_any && !t_any) return 0.0;
   if (p_any != t_any) {
+    if (missing >= 0) return missing;
     return std::sqrt(std::pow(dims[0] * spacing[0], 2) + std::pow(dims[1] * spacing[1], 2) +
                      std::pow(dims[2] * spacing[2], 2));
   }
   auto sp = surface(p.data_ptr<uint8_t>(), dims), st = surface(t.data_ptr<uint8_t>(), dims);
   auto to_t = squared_edt(st, dims, spacing), to_p = squared_edt(sp, dims, spacing);
-  std::vector<double> all;
+  std::vector<double> pred_to_truth, truth_to_pred;
   for (size_t i = 0; i < sp.size(); ++i) {
-    if (sp[i]) all.push_back(std::sqrt(to_t[i]));
-    if (st[i]) all.push_back(std::sqrt(to_p[i]));
+    if (sp[i]) pred_to_truth.push_back(std::sqrt(to_t[i]));
+    if (st[i]) truth_to_pred.push_back(std::sqrt(to_p[i]));
   }
-  // 95th percentile with linear interpolation between order statistics (numpy's default).
-  double rank = 0.95 * static_cast<double>(all.size() - 1);
-  auto lo = static_cast<size_t>(std::floor(rank));
-  std::nth_element(all.begin(), all.begin() + lo, all.end());
-  double a = all[lo];
-  if (lo + 1 >= all.size()) return a;
-  double b = *std::min_element(all.begin() + lo + 1, all.end());
-  return a + (rank - static_cast<double>(lo)) * (b - a);
+  return std::max(percentile95(pred_to_truth), percentile95(truth_to_pred));
 }
 
 }  // namespace strata::eval

@@ -68,4 +68,17 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device) {
   return out;
 }
 
+std::string weights_hash(const torch::nn::Module& module) {
+  std::string bytes;
+  auto add = [&](const std::string& name, const torch::Tensor& t) {
+    torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
+    bytes += name;
+    for (int64_t d : c.sizes()) bytes += fmt::format(":{}", d);
+    bytes.append(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel() * c.element_size()));
+  };
+  for (const auto& p : module.named_parameters()) add(p.key(), p.value());
+  for (const auto& b : module.named_buffers()) add(b.key(), b.value());
+  return core::hash_hex(core::fnv1a64(bytes));
+}
+
 }  // namespace strata::eval

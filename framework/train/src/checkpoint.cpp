@@ -44,6 +44,7 @@ void write_meta(torch::serialize::OutputArchive& a, const CheckpointMeta& m) {
   a.write("meta.epoch_sample", c10::IValue(m.epoch_sample));
   a.write("meta.world_size", c10::IValue(m.world_size));
   a.write("meta.batch_size", c10::IValue(m.batch_size));
+  a.write("meta.slice_size", c10::IValue(m.slice_size));
   a.write("meta.best_metric", c10::IValue(m.best_metric));
   write_string(a, "meta.reason", m.reason);
 }
@@ -61,7 +62,7 @@ CheckpointMeta read_meta(torch::serialize::InputArchive& a, const std::string& p
   m.step_in_epoch = read_int(a, "meta.step_in_epoch", path);
   // Absent from checkpoints written before resuming at another world size existed.
   for (auto [key, field] : {std::pair{"meta.epoch_sample", &m.epoch_sample}, std::pair{"meta.world_size", &m.world_size},
-                            std::pair{"meta.batch_size", &m.batch_size}}) {
+                            std::pair{"meta.batch_size", &m.batch_size}, std::pair{"meta.slice_size", &m.slice_size}}) {
     c10::IValue v;
     if (a.try_read(key, v) && v.isInt()) *field = v.toInt();
   }

@@ -364,6 +364,7 @@ void Trainer::write_checkpoint(const std::string& name, const std::string& reaso
   meta.step_in_epoch = meta.epoch_sample / group;
   meta.world_size = world_.size();
   meta.batch_size = setup_.data.batch_size;
+  meta.slice_size = store_->height();
   meta.best_metric = best_metric_;
   meta.reason = reason;
   write_meta(archive, meta);

@@ -58,8 +58,10 @@ struct CaseFiles {
 
 // Case folders under `input_dir`, sorted by name: every non-hidden subfolder is a
 // case and must hold <name>_{t1,t1ce,t2,flair,seg}.nii.gz (or .nii). An empty input, or
-// a case without one of its files, is a DataError naming the folder or file.
-std::vector<CaseFiles> find_cases(const std::string& input_dir);
+// a case without one of its files, is a DataError naming the folder or file. Without
+// `require_seg` the seg is optional (CaseFiles::seg is then "" where it is missing), and
+// `input_dir` may itself be one case folder (holding <its name>_t1ce.nii.gz).
+std::vector<CaseFiles> find_cases(const std::string& input_dir, bool require_seg = true);
 
 // Remaps a BraTS seg volume to classes 0..3 (0->0, 1->1, 2->2, 4->3). Any other value
 // (or a non-integer) is a DataError naming `case_name`, `seg_path` and the value.

@@ -27,4 +27,8 @@ struct LoadedModel {
 // Loads `path` onto `device` (see the header comment for the errors).
 LoadedModel load_unet(const std::string& path, const torch::Device& device);
 
+// FNV-1a of every parameter and buffer (names, shapes and bytes, in registration order):
+// names the exact weights a result came from, in its JSON.
+std::string weights_hash(const torch::nn::Module& module);
+
 }  // namespace strata::eval

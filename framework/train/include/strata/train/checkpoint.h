@@ -29,6 +29,7 @@ struct CheckpointMeta {
                              // world size resumes the epoch's order
   int64_t world_size = 0;    // ranks of the run that wrote it (0: not recorded, an older checkpoint)
   int64_t batch_size = 0;    // data.batch_size per rank of that run
+  int64_t slice_size = 0;    // side of the packed slices the model was trained on (0: not recorded)
   double best_metric = 0;    // best validation mean Dice so far
   std::string reason;        // "last", "best", "preempt"
 };

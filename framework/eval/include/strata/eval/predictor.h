@@ -1,0 +1,77 @@
+// Predictor: BraTS case folders in, one segmentation per case out, in the input's own
+// geometry and header.
+//
+// Per case (the ranks share the cases, by sorted name, round robin):
+//   read the four modalities -> the preprocessing `pack` uses (data/preprocess.h) on
+//   every axial slice -> the network with TTA, softmax averaged over views -> the class
+//   probabilities mapped back (resized, un-padded, un-cropped; 0 outside the brain) ->
+//   BraTS labels 0/1/2/4 -> <out>/<case>.nii.gz, uint8, with the T1ce's dims, pixdim,
+//   qform and sform; written under a temporary name and renamed.
+// Reading and preprocessing the next case run on a thread of their own while this one
+// is inferred. A case whose output exists is skipped unless `force`. With `score`, a
+// case folder that has a seg is scored (scorer.h) in the same run.
+//
+// Contract: every rank constructs it with the same setup and calls run() (collective:
+// one gather of the per-case results at the end, through `world` when it is given).
+#pragma once
+
+#include "strata/comm/world.h"
+#include "strata/dataprep/packer.h"
+#include "strata/eval/scorer.h"
+#include "strata/eval/tta.h"
+#include "strata/train/amp.h"
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace strata::eval {
+
+struct PredictSetup {
+  std::string input;        // a folder of BraTS case folders, or one case folder
+  std::string out;          // folder of the <case>.nii.gz predictions
+  int64_t size = 0;         // the packed slice size the model was trained on
+  std::string tta = "flips+rot90";
+  int64_t batch = 16;       // slices per forward pass
+  train::AmpMode amp = train::AmpMode::kOff;
+  bool force = false;       // redo cases whose output exists
+  bool score = false;       // score the cases that have a seg
+  bool progress = true;     // a bar per case on rank 0
+};
+
+// Seconds per stage, summed over this rank's cases (then over ranks).
+struct PredictTimes {
+  double read = 0, preprocess = 0, infer = 0, write = 0, score = 0;
+};
+
+struct PredictResult {
+  int64_t cases = 0;                 // cases found
+  std::vector<std::string> written;  // cases predicted now (all ranks)
+  std::vector<std::string> skipped;  // outputs that existed (all ranks)
+  std::vector<CaseScore> scores;     // with `score`: the cases that had a seg, by name
+  PredictTimes times;                // over all ranks
+  double seconds = 0;                // wall time, slowest rank
+  int ranks = 1;
+};
+
+using SegmentationFn = std::function<torch::Tensor(const torch::Tensor&)>;
+
+class Predictor {
+ public:
+  // Finds the cases (a DataError naming the folder when there are none, or a case
+  // misses a modality) and checks the options; no collectives.
+  Predictor(PredictSetup setup, torch::Device device, const comm::World* world);
+  PredictResult run(const SegmentationFn& model);  // collective
+  int64_t num_cases() const { return static_cast<int64_t>(cases_.size()); }
+
+ private:
+  PredictSetup setup_;
+  torch::Device device_;
+  const comm::World* world_;
+  int rank_ = 0, size_ = 1;
+  std::vector<dataprep::CaseFiles> cases_;  // sorted by name; seg "" where the folder has none
+};
+
+}  // namespace strata::eval

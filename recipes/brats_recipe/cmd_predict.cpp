@@ -1,0 +1,171 @@
+// `brats_recipe predict` and `brats_recipe score`: segmentations of BraTS case folders
+// in their original geometry, and the BraTS metrics of segmentation files in mm.
+//
+//   launch/mpirun.sh -np 2 build/bin/brats_recipe predict --checkpoint runs/x/best.pt
+//       --input BraTS2021_Training_Data --out preds [--tta flips+rot90] [--score]   (one line)
+//   launch/mpirun.sh -np 2 build/bin/brats_recipe score --pred preds --truth BraTS2021_Training_Data
+//
+// Both shard the cases over the ranks; rank 0 prints the tables and writes CSV and JSON.
+#include "brats_recipe/cli.h"
+#include "brats_recipe/setup.h"
+#include "strata/core/build_info.h"
+#include "strata/core/error.h"
+#include "strata/core/files.h"
+#include "strata/core/log.h"
+#include "strata/core/timer.h"
+#include "strata/data/slice_store.h"
+#include "strata/eval/evaluator.h"
+#include "strata/eval/model_loader.h"
+#include "strata/eval/predictor.h"
+#include "strata/eval/scorer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <sstream>
+
+namespace strata::recipes {
+namespace {
+
+// The packed slice size a checkpoint's model was trained on: recorded in newer
+// checkpoints; else the height of the packed file its config names, when it is there.
+int64_t trained_slice_size(const eval::LoadedModel& loaded, const std::string& checkpoint) {
+  if (loaded.meta.slice_size > 0) return loaded.meta.slice_size;
+  RecipeConfig trained = core::parse_config<RecipeConfig>(loaded.meta.config_yaml, {}, "config of " + checkpoint);
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(trained.data.path, ec)) return data::SliceStore(trained.data.path).height();
+  STRATA_THROW(ConfigError, "'{}' does not record the slice size its model was trained on, and its data file '{}' "
+               "is not here: pass --size (the `pack --size` of the training data)", checkpoint, trained.data.path);
+}
+
+// Rank 0: writes the per-case CSV and the JSON (cases, summary, `extra` provenance).
+void write_scores(const std::vector<eval::CaseScore>& cases, const eval::ScoreSummary& summary,
+                  const std::string& csv, const std::string& json, const nlohmann::json& extra) {
+  if (!csv.empty()) {
+    core::write_file_atomic(csv, eval::score_csv(cases), "per-case scores");
+    core::log0("wrote {}", csv);
+  }
+  if (!json.empty()) {
+    core::write_file_atomic(json, eval::score_json(cases, summary, extra.dump()), "scores JSON");
+    core::log0("wrote {}", json);
+  }
+}
+
+}  // namespace
+
+void add_predict_command(CLI::App& app, Cli& cli) {
+  auto* cmd = app.add_subcommand(
+      "predict", "segment BraTS case folders with a checkpoint: <case>.nii.gz in each case's own geometry");
+  auto options = std::make_shared<ConfigOptions>();
+  auto checkpoint = std::make_shared<std::string>();
+  auto setup = std::make_shared<eval::PredictSetup>();
+  auto tta = std::make_shared<std::string>();
+  auto csv = std::make_shared<std::string>();
+  auto json = std::make_shared<std::string>();
+  Cli::add_config_options(cmd, options.get(), /*config_required=*/false);
+  cmd->add_option("--checkpoint", *checkpoint, "checkpoint (last.pt, best.pt) whose model segments")->required();
+  cmd->add_option("--input", setup->input, "a folder of BraTS case folders, or one case folder")->required();
+  cmd->add_option("--out", setup->out, "folder for the <case>.nii.gz segmentations")->required();
+  cmd->add_option("--tta", *tta, "test-time augmentation: none | flips | flips+rot90 (default: eval.tta)")
+      ->check(CLI::IsMember({"none", "flips", "flips+rot90"}));
+  cmd->add_option("--size", setup->size, "packed slice size the model was trained on (default: from the checkpoint)");
+  cmd->add_flag("--force", setup->force, "predict cases whose output exists too (default: skip them)");
+  cmd->add_flag("--score", setup->score, "score the cases whose folder has a seg, in the same run");
+  cmd->add_option("--csv", *csv, "with --score: per-case scores as CSV (rank 0, atomically)");
+  cmd->add_option("--json", *json, "a JSON record of the run (and with --score, every case's scores)");
+  cli.on(cmd, [&cli, options, checkpoint, setup, tta, csv, json] {
+    RecipeConfig config = cli.resolve(*options);
+    comm::World& world = cli.world();
+    const torch::Device device = world.bind_device(config.run.device);
+    eval::PredictSetup s = *setup;
+    s.tta = tta->empty() ? config.eval.tta : *tta;
+    s.batch = config.eval.batch_size > 0 ? config.eval.batch_size : config.data.batch_size;
+    s.amp = eval::resolve_eval_amp(config.eval.amp, device);
+    eval::LoadedModel loaded;
+    std::unique_ptr<eval::Predictor> predictor;
+    world.agree([&] {  // files and fit checked on every rank before anything runs
+      loaded = eval::load_unet(*checkpoint, device);
+      if (s.size <= 0) s.size = trained_slice_size(loaded, *checkpoint);
+      const int64_t m = loaded.model->config().size_multiple();
+      STRATA_CHECK_AS(ConfigError, s.size % m == 0, "slices of {} do not suit the model of '{}' ({} levels: "
+                      "multiples of {})", s.size, *checkpoint, loaded.model->config().widths.size(), m);
+      predictor = std::make_unique<eval::Predictor>(s, device, &world);
+    });
+    core::log0("predict: {} (epoch {}) on {} case(s) of {}, slices of {}x{}, TTA {}, {} rank(s) on {}, amp {}",
+               *checkpoint, loaded.meta.epoch, predictor->num_cases(), s.input, s.size, s.size, s.tta, world.size(),
+               device.str(), train::amp_name(s.amp));
+    eval::PredictResult r = predictor->run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
+    if (world.rank() != 0) return;
+    const double n = static_cast<double>(std::max<size_t>(r.written.size(), 1));
+    core::log0("predicted {} case(s) into {} ({} existed and were skipped; --force redoes them) in {:.1f} s on {} "
+               "rank(s): {:.1f} cases/min; per case: read {:.2f} s, preprocess {:.2f} s, infer {:.2f} s, write {:.2f} s",
+               r.written.size(), s.out, r.skipped.size(), r.seconds, r.ranks,
+               60.0 * static_cast<double>(r.written.size()) / std::max(r.seconds, 1e-9), r.times.read / n,
+               r.times.preprocess / n, r.times.infer / n, r.times.write / n);
+    nlohmann::json extra{{"checkpoint", {{"path", *checkpoint}, {"epoch", loaded.meta.epoch},
+                                         {"weights_hash", eval::weights_hash(*loaded.model)}}},
+                         {"input", s.input}, {"out", s.out}, {"tta", s.tta}, {"slice_size", s.size},
+                         {"strata_version", STRATA_VERSION}, {"ranks", r.ranks},
+                         {"written", r.written}, {"skipped", r.skipped},
+                         {"seconds", r.seconds},
+                         {"seconds_per_case", {{"read", r.times.read / n}, {"preprocess", r.times.preprocess / n},
+                                               {"infer", r.times.infer / n}, {"write", r.times.write / n}}}};
+    if (s.score) {
+      if (r.scores.empty()) {
+        core::log0("--score: no case folder of {} has a seg", s.input);
+      } else {
+        eval::ScoreSummary summary = eval::summarise(r.scores);
+        fmt::print("\n{}", eval::format_score_table(summary));
+        std::fflush(stdout);
+        write_scores(r.scores, summary, *csv, *json, extra);
+        return;
+      }
+    }
+    if (!json->empty()) {
+      core::write_file_atomic(*json, extra.dump(2) + "\n", "predict JSON");
+      core::log0("wrote {}", *json);
+    }
+  });
+}
+
+void add_score_command(CLI::App& app, Cli& cli) {
+  auto* cmd = app.add_subcommand(
+      "score", "BraTS 2021 metrics (Dice, HD95 in mm, sensitivity, specificity) of segmentation files, per case");
+  auto pred = std::make_shared<std::string>();
+  auto truth = std::make_shared<std::string>();
+  auto csv = std::make_shared<std::string>();
+  auto json = std::make_shared<std::string>();
+  auto only_predicted = std::make_shared<bool>(false);
+  cmd->add_option("--pred", *pred, "folder of <case>.nii.gz predictions (labels 0, 1, 2, 4)")->required();
+  cmd->add_option("--truth", *truth, "BraTS case folders (<case>/<case>_seg.nii.gz) or a folder of <case>.nii.gz")
+      ->required();
+  cmd->add_option("--csv", *csv, "per-case scores as CSV (rank 0, atomically)");
+  cmd->add_option("--json", *json, "every case's scores and the summary as JSON");
+  cmd->add_flag("--only-predicted", *only_predicted, "score the predicted cases only (others in --truth are fine)");
+  cli.on(cmd, [&cli, pred, truth, csv, json, only_predicted] {
+    comm::World& world = cli.world();
+    std::vector<eval::ScorePair> pairs;
+    world.agree([&] { pairs = eval::match_cases(*pred, *truth, *only_predicted); });
+    core::Stopwatch clock;
+    std::string mine;
+    for (size_t i = static_cast<size_t>(world.rank()); i < pairs.size(); i += static_cast<size_t>(world.size())) {
+      mine += eval::encode_case(eval::score_files(pairs[i].name, pairs[i].pred, pairs[i].truth)) + "\n";
+    }
+    std::vector<eval::CaseScore> cases;
+    for (const auto& text : world.all_gather(mine)) {
+      std::istringstream in(text);
+      for (std::string line; std::getline(in, line);) cases.push_back(eval::decode_case(line));
+    }
+    std::sort(cases.begin(), cases.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    if (world.rank() != 0) return;
+    eval::ScoreSummary summary = eval::summarise(cases);
+    fmt::print("{}", eval::format_score_table(summary));
+    std::fflush(stdout);
+    core::log0("scored {} case(s) in {:.1f} s on {} rank(s)", cases.size(), clock.seconds(), world.size());
+    write_scores(cases, summary, *csv, *json,
+                 {{"pred", *pred}, {"truth", *truth}, {"strata_version", STRATA_VERSION}, {"ranks", world.size()}});
+  });
+}
+
+}  // namespace strata::recipes
