@@ -29,7 +29,10 @@ done
 python3 - "$OUT/eval2.json" "$OUT/pred" >"$OUT/check.log" 2>&1 <<'PY' || { LOG=$OUT/check.log; fail "JSON or predictions"; }
 import gzip, json, os, struct, sys
 j = json.load(open(sys.argv[1]))
-assert set(j) == {"per_class", "mean_dice", "mean_iou", "regions", "tta", "slices", "cases", "ranks"}, set(j)
+assert set(j) == {"per_class", "mean_dice", "mean_iou", "regions", "per_case", "tta", "slices", "cases", "ranks",
+                  "checkpoint", "data", "split", "geometry", "strata_version"}, set(j)
+assert len(j["per_case"]) == j["cases"] and set(j["checkpoint"]) == {"path", "epoch", "weights_hash"}, j["checkpoint"]
+assert j["split"] == "val" and j["geometry"] == "packed", j
 assert set(j["per_class"]) == {"necrotic", "edema", "enhancing"}
 assert all(set(v) == {"dice", "iou"} for v in j["per_class"].values())
 assert set(j["regions"]) == {"ET", "TC", "WT"}

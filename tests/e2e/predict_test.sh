@@ -68,6 +68,23 @@ expect_rc 0; expect_log "predicted 1 case(s)"
 cmp -s <(gzip -dc "$OUT/one/$one.nii.gz") <(gzip -dc "$OUT/pred/$one.nii.gz") \
   || fail "one case alone gives other labels than with the others (np 2)"
 
+# evaluate --geometry original: the val split's cases from the packed file's source
+# folders, through predict's path, scored on whole volumes (a version 1 file cannot:
+# tests/unit/slice_store_test.cpp).
+run original $MPI_LAUNCH2 "$B" evaluate --config "$SOURCE_DIR/recipes/brats_tta_eval.yaml" --checkpoint "$CKPT" \
+  --set "data.path=$STRATA_TEST_DATA" --tta flips --geometry original --json "$OUT/orig.json" --csv "$OUT/orig.csv"
+expect_rc 0; expect_log "evaluate --geometry original: 2 case(s) of the 'val' split"; expect_log "| WT     | Dice "
+"$STRATA_PYTHON" - "$OUT/orig.json" "$OUT/pred.csv" "$OUT/orig.csv" >"$OUT/orig.log" 2>&1 <<'PY' \
+  || { LOG=$OUT/orig.log; fail "evaluate --geometry original differs from predict --score on the same cases"; }
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["geometry"] == "original" and j["split"] == "val" and len(j["cases"]) == 2, j
+pred = {l.split(",")[0]: l for l in open(sys.argv[2]).read().splitlines()[1:]}
+for line in open(sys.argv[3]).read().splitlines()[1:]:
+    assert pred[line.split(",")[0]] == line, (line, pred[line.split(",")[0]])
+print("same rows as predict --score")
+PY
+
 # Bad input: a missing modality names the file.
 mkdir -p "$OUT/broken/$one"; cp "$C/$one/${one}_t1.nii.gz" "$OUT/broken/$one/"
 run broken "$B" predict --checkpoint "$CKPT" --input "$OUT/broken" --out "$OUT/x"

@@ -276,8 +276,15 @@ TEST(EvaluatorTest, JsonHasExactlyTheDocumentedShape) {
   nlohmann::json j = nlohmann::json::parse(report_json(r));
   std::set<std::string> keys;
   for (auto& [k, v] : j.items()) keys.insert(k);
-  EXPECT_EQ(keys, (std::set<std::string>{"per_class", "mean_dice", "mean_iou", "regions", "tta", "slices", "cases",
-                                         "ranks"}));
+  EXPECT_EQ(keys, (std::set<std::string>{"per_class", "mean_dice", "mean_iou", "regions", "per_case", "tta", "slices",
+                                         "cases", "ranks"}));
+  ASSERT_EQ(j["per_case"].size(), r.per_case.size());
+  EXPECT_EQ(j["per_case"][0]["case"], r.per_case[0].name);
+  EXPECT_EQ(j["per_case"][0]["slices"], r.per_case[0].slices);
+  EXPECT_TRUE(j["per_case"][0]["WT"].contains("dice"));
+  const std::string csv = report_csv(r);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), static_cast<std::ptrdiff_t>(r.per_case.size() + 1));
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "case,slices,ET_dice,ET_hd95,TC_dice,TC_hd95,WT_dice,WT_hd95");
   for (const char* c : {"necrotic", "edema", "enhancing"}) {
     ASSERT_TRUE(j["per_class"].contains(c)) << c;
     EXPECT_EQ(j["per_class"][c].size(), 2u);

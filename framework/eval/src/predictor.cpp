@@ -29,7 +29,7 @@ struct ReadyCase {
   double read_s = 0, preprocess_s = 0;
 };
 
-ReadyCase prepare(const dataprep::CaseFiles& files, int64_t size, bool with_truth) {
+ReadyCase prepare(const dataprep::CaseFiles& files, int64_t size, bool with_truth, const PredictSetup& setup) {
   ReadyCase r;
   data::set_thread_intraop_threads(1);  // the network uses the cores; this thread reads beside it
   core::Stopwatch clock;
@@ -40,6 +40,7 @@ ReadyCase prepare(const dataprep::CaseFiles& files, int64_t size, bool with_trut
   clock.restart();
   for (uint8_t c : v.labels) r.truth.push_back(static_cast<uint8_t>(data::format::kSourceLabels[c]));
   r.volume = dataprep::normalise_case(std::move(v.modalities), size, files.name);
+  if (setup.check) setup.check(files.name, r.volume.geometry);
   std::vector<int32_t> all(static_cast<size_t>(r.volume.geometry.dims[2]));
   for (size_t k = 0; k < all.size(); ++k) all[k] = static_cast<int32_t>(k);
   r.images = dataprep::slice_images(r.volume, all);
@@ -62,6 +63,16 @@ Predictor::Predictor(PredictSetup setup, torch::Device device, const comm::World
   STRATA_CHECK_AS(IoError, !fs::exists(setup_.out, ec) || fs::is_directory(setup_.out, ec),
                   "predict --out '{}' is a file; expected a folder", setup_.out);
   cases_ = dataprep::find_cases(setup_.input, /*require_seg=*/false);
+  if (!setup_.only.empty()) {
+    std::vector<dataprep::CaseFiles> kept;
+    for (const auto& name : setup_.only) {
+      auto it = std::find_if(cases_.begin(), cases_.end(), [&](const auto& c) { return c.name == name; });
+      STRATA_CHECK_AS(DataError, it != cases_.end(), "case {} is not in {}", name, setup_.input);
+      kept.push_back(*it);
+    }
+    std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    cases_ = std::move(kept);
+  }
 }
 
 PredictResult Predictor::run(const SegmentationFn& model) {
@@ -88,7 +99,7 @@ PredictResult Predictor::run(const SegmentationFn& model) {
   PredictTimes t;
   auto start = [&](size_t k) {
     const auto& f = cases_[mine[k]];
-    return std::async(std::launch::async, prepare, f, setup_.size, setup_.score && !f.seg.empty());
+    return std::async(std::launch::async, prepare, f, setup_.size, setup_.score && !f.seg.empty(), std::cref(setup_));
   };
   std::future<ReadyCase> next;
   if (!mine.empty()) next = start(0);

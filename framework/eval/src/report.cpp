@@ -48,7 +48,21 @@ std::string format_report(const EvalReport& r) {
   return out;
 }
 
-std::string report_json(const EvalReport& r) {
+std::string report_csv(const EvalReport& r) {
+  std::string out = "case,slices";
+  for (const auto& g : r.regions) out += fmt::format(",{0}_dice,{0}_hd95", g.name);
+  out += "\n";
+  for (const auto& c : r.per_case) {
+    out += fmt::format("{},{}", c.name, c.slices);
+    for (size_t g = 0; g < r.regions.size(); ++g) {
+      out += fmt::format(",{},{}", c.dice[g], g < c.hd95.size() ? c.hd95[g] : std::nan(""));
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+std::string report_json(const EvalReport& r, const std::string& provenance_json) {
   // nlohmann writes NaN as null, which is what an excluded or missing score should be.
   nlohmann::json per_class = nlohmann::json::object();
   for (const auto& c : r.classes) per_class[c.key] = {{"dice", c.dice}, {"iou", c.iou}};
@@ -56,13 +70,24 @@ std::string report_json(const EvalReport& r) {
   for (const auto& g : r.regions) {
     regions[g.name] = {{"dice", g.dice}, {"hd95", r.hd95 ? nlohmann::json(g.hd95) : nlohmann::json(nullptr)}};
   }
+  nlohmann::json per_case = nlohmann::json::array();
+  for (const auto& c : r.per_case) {
+    nlohmann::json jc{{"case", c.name}, {"slices", c.slices}};
+    for (size_t g = 0; g < r.regions.size(); ++g) {
+      const bool hd = r.hd95 && g < c.hd95.size();
+      jc[r.regions[g].name] = {{"dice", c.dice[g]}, {"hd95", hd ? nlohmann::json(c.hd95[g]) : nlohmann::json(nullptr)}};
+    }
+    per_case.push_back(jc);
+  }
   nlohmann::json j{{"per_class", per_class}, {"mean_dice", r.mean_dice}, {"mean_iou", r.mean_iou}, {"regions", regions},
-                   {"tta", r.tta},           {"slices", r.slices},       {"cases", r.cases},       {"ranks", r.ranks}};
+                   {"per_case", per_case},   {"tta", r.tta},             {"slices", r.slices},     {"cases", r.cases},
+                   {"ranks", r.ranks}};
+  if (!provenance_json.empty()) j.update(nlohmann::json::parse(provenance_json));
   return j.dump(2) + "\n";
 }
 
-void write_report_json(const EvalReport& report, const std::string& path) {
-  core::write_file_atomic(path, report_json(report), "evaluation JSON");
+void write_report_json(const EvalReport& report, const std::string& path, const std::string& provenance_json) {
+  core::write_file_atomic(path, report_json(report, provenance_json), "evaluation JSON");
 }
 
 }  // namespace strata::eval

@@ -39,6 +39,10 @@ struct PredictSetup {
   bool force = false;       // redo cases whose output exists
   bool score = false;       // score the cases that have a seg
   bool progress = true;     // a bar per case on rank 0
+  std::vector<std::string> only;  // non-empty: predict these cases of `input` only (a DataError if one is absent)
+  // Called with each case's geometry after preprocessing (on the reader thread); may
+  // throw, e.g. when the source no longer matches what a packed file recorded.
+  std::function<void(const std::string& name, const dataprep::CaseGeometry& geometry)> check;
 };
 
 // Seconds per stage, summed over this rank's cases (then over ranks).

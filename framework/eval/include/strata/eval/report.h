@@ -6,7 +6,9 @@
 //   {"per_class": {"necrotic": {"dice": d, "iou": i}, "edema": {...}, "enhancing": {...}},
 //    "mean_dice": d, "mean_iou": i,
 //    "regions": {"ET": {"dice": d, "hd95": h}, "TC": {...}, "WT": {...}},
+//    "per_case": [{"case": name, "slices": n, "ET": {"dice": d, "hd95": h}, "TC": ..., "WT": ...}, ...],
 //    "tta": "flips+rot90", "slices": n, "cases": n, "ranks": n}
+// plus the keys of the caller's provenance object (checkpoint, data file, split, version).
 #pragma once
 
 #include <torch/types.h>
@@ -68,9 +70,11 @@ const std::vector<std::pair<std::string, std::string>>& tumour_classes();
 // The table, the regions and a timing line, as rank 0 prints them (4 decimals).
 std::string format_report(const EvalReport& report);
 // The JSON of the header comment, pretty-printed.
-std::string report_json(const EvalReport& report);
+std::string report_json(const EvalReport& report, const std::string& provenance_json = "");
+// One line per case: case, slices, then <region>_dice and <region>_hd95 for ET, TC, WT.
+std::string report_csv(const EvalReport& report);
 // Writes report_json to `path` atomically (temporary name in the same folder, then
 // rename); creates the folder. IoError naming the file on failure.
-void write_report_json(const EvalReport& report, const std::string& path);
+void write_report_json(const EvalReport& report, const std::string& path, const std::string& provenance_json = "");
 
 }  // namespace strata::eval
