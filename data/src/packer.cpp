@@ -10,6 +10,7 @@
 #include "strata/dataprep/parallel.h"
 #include "strata/data/random.h"
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <unistd.h>
@@ -18,6 +19,8 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
 
 namespace strata::dataprep {
 
@@ -253,6 +256,7 @@ class SliceWriter {
     write_attr(f, fmt_::kAttrSeed, static_cast<int64_t>(o.seed));
     write_attr(f, fmt_::kAttrValFraction, o.val_fraction);
     write_attr(f, fmt_::kAttrKeepEmpty, o.keep_empty);
+    write_attr(f, fmt_::kAttrSplitMethod, split_method(o));
   }
 
   std::string path_;
@@ -372,6 +376,63 @@ CaseVolumes read_case(const CaseFiles& files) {
   return v;
 }
 
+std::vector<int> assign_fold(const std::vector<std::string>& case_names, int folds, int fold, uint64_t seed) {
+  const auto c = static_cast<int64_t>(case_names.size());
+  STRATA_CHECK_AS(DataError, folds >= 2 && folds <= c, "pack: --folds {} needs 2 <= K <= the {} cases", folds, c);
+  STRATA_CHECK_AS(DataError, fold >= 0 && fold < folds, "pack: --fold {} is not one of 0..{}", fold, folds - 1);
+  std::vector<std::pair<uint64_t, size_t>> order;
+  for (size_t i = 0; i < case_names.size(); ++i) order.emplace_back(hash_name(seed, case_names[i]), i);
+  std::sort(order.begin(), order.end());
+  std::vector<int> split(case_names.size(), 0);
+  for (size_t r = 0; r < order.size(); ++r) split[order[r].second] = static_cast<int>(r % folds) == fold ? 1 : 0;
+  return split;
+}
+
+std::vector<int> splits_from_file(const std::vector<std::string>& case_names, const std::string& path, int fold) {
+  core::require_file<DataError>(path, "--split-file");
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(path), nullptr, false);
+  if (j.is_discarded()) STRATA_THROW(DataError, "--split-file {}: not valid JSON", path);
+  if (j.is_array()) {
+    STRATA_CHECK_AS(DataError, fold >= 0 && fold < static_cast<int>(j.size()),
+                    "--split-file {} holds {} fold(s); --fold {} is not one of them", path, j.size(), fold);
+    j = j[static_cast<size_t>(fold)];
+  }
+  STRATA_CHECK_AS(DataError, j.is_object() && j.contains("train") && j.contains("val") && j["train"].is_array() &&
+                                 j["val"].is_array(),
+                  "--split-file {}: expected {{\"train\": [case names], \"val\": [case names]}} or a list of them",
+                  path);
+  std::map<std::string, int> where;
+  std::vector<std::string> twice, unknown, nowhere;
+  for (const auto& [key, s] : {std::pair{"train", 0}, std::pair{"val", 1}}) {
+    for (const auto& n : j[key]) {
+      const std::string name = n.is_string() ? n.get<std::string>() : n.dump();
+      if (std::find(case_names.begin(), case_names.end(), name) == case_names.end()) unknown.push_back(name);
+      if (!where.emplace(name, s).second) twice.push_back(name);
+    }
+  }
+  std::vector<int> split(case_names.size(), 0);
+  for (size_t i = 0; i < case_names.size(); ++i) {
+    auto it = where.find(case_names[i]);
+    if (it == where.end()) nowhere.push_back(case_names[i]);
+    else split[i] = it->second;
+  }
+  if (!unknown.empty() || !twice.empty() || !nowhere.empty()) {
+    std::string why = fmt::format("--split-file {}:", path);
+    if (!unknown.empty()) why += fmt::format(" names that are no case of the input: {};", fmt::join(unknown, ", "));
+    if (!twice.empty()) why += fmt::format(" cases listed twice: {};", fmt::join(twice, ", "));
+    if (!nowhere.empty()) why += fmt::format(" cases in neither train nor val: {};", fmt::join(nowhere, ", "));
+    why.back() = '.';
+    throw DataError(why);
+  }
+  return split;
+}
+
+std::string split_method(const PackOptions& o) {
+  if (!o.split_file.empty()) return fmt::format("from {} (entry {})", fs::absolute(o.split_file).string(), o.fold);
+  if (o.folds > 1) return fmt::format("fold {} of {} by case (seed {})", o.fold, o.folds, o.seed);
+  return fmt::format("a seeded fraction {} of the cases in val (seed {})", o.val_fraction, o.seed);
+}
+
 PreparedCase prepare_case(const CaseFiles& files, const PackOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   // Cases are the parallelism (one per worker): the resize runs on this thread only.
@@ -422,7 +483,9 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
   std::vector<CaseFiles> cases = find_cases(o.input_dir);
   std::vector<std::string> names;
   for (const auto& c : cases) names.push_back(c.name);
-  std::vector<int> split_of = assign_splits(names, o.val_fraction, o.seed);
+  std::vector<int> split_of = !o.split_file.empty() ? splits_from_file(names, o.split_file, o.fold)
+                              : o.folds > 1          ? assign_fold(names, o.folds, o.fold, o.seed)
+                                                     : assign_splits(names, o.val_fraction, o.seed);
 
   const std::string tmp = fmt::format("{}.partial-{}", o.out_path, ::getpid());
   FileGuard guard(tmp);

@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include <set>
+
 #include <optional>
 
 namespace strata::recipes {
@@ -45,6 +47,18 @@ void add_inspect_command(CLI::App& app, Cli& cli) {
     fmt::print("{}", split_table(rows));
     fmt::print("  normalisation: {}\n  resize: {}\n  orientation: {}\n  selection: {} (seed {}, val fraction {})\n",
                info.normalisation, info.resize, info.orientation, info.selection, info.seed, info.val_fraction);
+    if (!info.split_method.empty()) fmt::print("  split: {}\n", info.split_method);
+    for (const auto& name : store.split_names()) {  // each split's cases, by name
+      std::set<std::string> names;
+      for (int32_t c : store.cases_of(store.split(name))) names.insert(store.case_names()[static_cast<size_t>(c)]);
+      fmt::print("  {} cases ({}): {}\n", name, names.size(), fmt::join(names, " "));
+    }
+    if (store.has_case_sources()) {
+      const data::CaseSource& s = store.case_source(0);
+      fmt::print("  source geometry recorded per case (format version 2), e.g. {}: {}x{}x{} voxels of {:.4g} mm, "
+                 "square crop of side {} at ({}, {}), resize x{:.4g}\n", store.case_names()[0], s.dims[0], s.dims[1],
+                 s.dims[2], fmt::join(s.spacing, " x "), s.side, s.crop_i, s.crop_j, s.scale);
+    }
     std::fflush(stdout);
     if (*verify) {
       core::ProgressBar bar("verify", store.num_slices());

@@ -24,6 +24,13 @@ void add_pack_command(CLI::App& app, Cli& cli) {
   cmd->add_option("--keep-empty", o->keep_empty, "fraction of tumour-free brain slices kept")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--workers", o->workers, "decoding threads (0: one per core)")->capture_default_str()->check(CLI::Range(0, 1024));
+  cmd->add_option("--folds", o->folds, "K-fold cross-validation by case: K folds, one of them in val (--fold)")
+      ->check(CLI::Range(2, 1000));
+  cmd->add_option("--fold", o->fold, "the fold in val (with --folds), or the entry of a --split-file list")
+      ->capture_default_str()->check(CLI::Range(0, 999));
+  cmd->add_option("--split-file", o->split_file,
+                  "JSON of train and val case names ({\"train\": [...], \"val\": [...]}, or a list of them as in "
+                  "nnU-Net's splits_final.json)");
   cmd->add_flag("--force", o->force, "overwrite an existing output file");
   cmd->add_flag("--no-checksum", *no_checksum, "do not store Fletcher-32 checksums per chunk");
   cli.on(cmd, [o, no_checksum] {

@@ -89,4 +89,22 @@ printf "$(printf '\\%03o' $((byte ^ 255)))" | dd of="$OUT/flip.h5" bs=1 seek="$o
 run flip "$B" inspect "$OUT/flip.h5" --verify
 expect_rc 1; expect_log "data error: $OUT/flip.h5: reading /images slice"; expect_log "(case BraTS2021_0000"
 
+# Splits as nnU-Net users expect: K folds by case, and a splits_final.json; inspect
+# names each split's cases.
+run folds "$B" pack --input "$S" --out "$OUT/f1.h5" --size 32 --folds 3 --fold 1
+expect_rc 0
+run inspect_folds "$B" inspect "$OUT/f1.h5"
+expect_rc 0; expect_log "split: fold 1 of 3 by case (seed 0)"; expect_log "val cases ("; expect_log "train cases ("
+val=$(sed -n 's/^  val cases ([0-9]*): //p' "$LOG"); train=$(sed -n 's/^  train cases ([0-9]*): //p' "$LOG")
+printf '[{"train": [%s], "val": [%s]}]' "$(printf '"%s",' $val | sed 's/,$//')" "$(printf '"%s",' $train | sed 's/,$//')" \
+  >"$OUT/splits.json"
+run split_file "$B" pack --input "$S" --out "$OUT/sf.h5" --size 32 --split-file "$OUT/splits.json"
+expect_rc 0
+run inspect_file "$B" inspect "$OUT/sf.h5"
+expect_rc 0; expect_log "  val cases ($(echo $train | wc -w)): $train"; expect_log "split: from $OUT/splits.json (entry 0)"
+echo '{"train": ["nobody"], "val": []}' >"$OUT/bad_split.json"
+run bad_split "$B" pack --input "$S" --out "$OUT/bad.h5" --size 32 --split-file "$OUT/bad_split.json"
+expect_rc 1; expect_log "names that are no case of the input: nobody"; expect_log "cases in neither train nor val"
+[ ! -e "$OUT/bad.h5" ] || fail "output written despite the error"
+
 finish

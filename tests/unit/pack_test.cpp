@@ -64,6 +64,45 @@ TEST(Pack, SplitsByCaseDeterministicallyWithTheRequestedFraction) {
   EXPECT_EQ(std::count(none.begin(), none.end(), 1), 0);
 }
 
+TEST(Pack, KFoldValSetsPartitionTheCases) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 23; ++i) names.push_back(fmt::format("BraTS2021_{:05d}", i));
+  std::vector<int> times_in_val(names.size(), 0);
+  for (int fold = 0; fold < 5; ++fold) {
+    auto s = assign_fold(names, 5, fold, 11);
+    const int val = static_cast<int>(std::count(s.begin(), s.end(), 1));
+    EXPECT_TRUE(val == 4 || val == 5) << "fold " << fold << ": folds differ by at most one case";
+    for (size_t i = 0; i < s.size(); ++i) times_in_val[i] += s[i];
+  }
+  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(times_in_val[i], 1) << names[i] << ": in exactly one val fold";
+  EXPECT_NE(error_of([&] { assign_fold(names, 5, 5, 11); }).find("--fold 5 is not one of 0..4"), std::string::npos);
+  EXPECT_NE(error_of([&] { assign_fold(names, 1, 0, 11); }).find("--folds 1"), std::string::npos);
+}
+
+TEST(Pack, SplitFilesAsNnUNetWritesThem) {
+  const std::string dir = test::temp_dir("splits");
+  const std::vector<std::string> names{"a", "b", "c", "d"};
+  int files = 0;
+  auto write = [&](const std::string& text) {
+    const std::string path = fmt::format("{}/s{}.json", dir, files++);
+    std::ofstream(path) << text;
+    return path;
+  };
+  const std::string folds = write(R"([{"train": ["a", "b", "c"], "val": ["d"]}, {"train": ["b", "c", "d"], "val": ["a"]}])");
+  EXPECT_EQ(splits_from_file(names, folds, 0), (std::vector<int>{0, 0, 0, 1}));
+  EXPECT_EQ(splits_from_file(names, folds, 1), (std::vector<int>{1, 0, 0, 0}));
+  EXPECT_EQ(splits_from_file(names, write(R"({"train": ["c", "a"], "val": ["b", "d"]})"), 0),
+            (std::vector<int>{0, 1, 0, 1}));
+  std::string why = error_of([&] { splits_from_file(names, folds, 2); });
+  EXPECT_NE(why.find("holds 2 fold(s); --fold 2"), std::string::npos) << why;
+  why = error_of([&] { splits_from_file(names, write(R"({"train": ["a", "x"], "val": ["b", "a"]})"), 0); });
+  EXPECT_NE(why.find("names that are no case of the input: x"), std::string::npos) << why;
+  EXPECT_NE(why.find("cases listed twice: a"), std::string::npos) << why;
+  EXPECT_NE(why.find("cases in neither train nor val: c, d"), std::string::npos) << why;
+  why = error_of([&] { splits_from_file(names, write("{not json"), 0); });
+  EXPECT_NE(why.find("not valid JSON"), std::string::npos) << why;
+}
+
 TEST(Pack, PhantomHoldsEveryClassWithBratsContrasts) {
   Phantom ph = make_phantom({64, 64, 40}, 5);
   std::set<uint8_t> labels(ph.seg.begin(), ph.seg.end());

@@ -208,6 +208,9 @@ void SliceStore::Impl::read_info() {
   info.seed = h5::read_int_attr(file.get(), format::kAttrSeed, path);
   info.val_fraction = h5::read_double_attr(file.get(), format::kAttrValFraction, path);
   info.keep_empty = h5::read_double_attr(file.get(), format::kAttrKeepEmpty, path);
+  if (h5::has_attr(file.get(), format::kAttrSplitMethod)) {
+    info.split_method = h5::read_string_attr(file.get(), format::kAttrSplitMethod, path);
+  }
 }
 
 h5::Handle SliceStore::Impl::open_dataset(const char* name) const {

@@ -47,6 +47,9 @@ struct PackOptions {
   int workers = 0;             // decoding threads; 0: one per hardware thread
   bool force = false;          // overwrite an existing output
   bool checksums = true;       // Fletcher-32 per chunk
+  int folds = 0;               // > 1: K-fold cross-validation by case; `fold` is the val fold
+  int fold = 0;                // the fold in val (with `folds`), or the entry of a split file's list
+  std::string split_file;      // JSON of train and val case names (nnU-Net's splits_final.json shape)
 };
 
 // The files of one case folder.
@@ -71,6 +74,19 @@ std::vector<uint8_t> remap_labels(const Volume& seg, const std::string& case_nam
 // round(val_fraction * C) cases with the smallest hashes go to val, at least one and
 // at most C - 1 when 0 < val_fraction and C >= 2.
 std::vector<int> assign_splits(const std::vector<std::string>& case_names, double val_fraction, uint64_t seed);
+
+// K-fold cross-validation by case: cases in seeded hash order, the k-th to fold k % K;
+// fold `fold` is val. The K folds' val sets partition the cases.
+std::vector<int> assign_fold(const std::vector<std::string>& case_names, int folds, int fold, uint64_t seed);
+
+// Splits from a JSON file: {"train": [names], "val": [names]}, or a list of such objects
+// (nnU-Net's splits_final.json, one per fold) of which entry `fold` is used. Every case
+// must be in exactly one of the two; a name that is no case, a case in neither or in
+// both, is a DataError naming the file and the cases.
+std::vector<int> splits_from_file(const std::vector<std::string>& case_names, const std::string& path, int fold);
+
+// How `options` splits the cases, for the packed file's `split_method` attribute.
+std::string split_method(const PackOptions& options);
 
 // The volumes of one case: the four modalities (t1, t1ce, t2, flair) and, when the
 // case has a seg, its classes 0..3. All of one size, else a DataError naming the files.

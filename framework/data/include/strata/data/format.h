@@ -58,6 +58,7 @@ inline constexpr const char* kAttrTool = "tool";
 inline constexpr const char* kAttrSeed = "seed";
 inline constexpr const char* kAttrValFraction = "val_fraction";
 inline constexpr const char* kAttrKeepEmpty = "keep_empty";
+inline constexpr const char* kAttrSplitMethod = "split_method";  // how cases were split (absent before it existed)
 // Attributes of each split dataset.
 inline constexpr const char* kAttrSplitCases = "cases";                // int64: cases in the split
 inline constexpr const char* kAttrSplitClassVoxels = "class_voxels";  // int64 [4]: pixels per class

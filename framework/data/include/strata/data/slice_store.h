@@ -61,6 +61,7 @@ struct StoreInfo {
   double val_fraction = 0;                       // fraction of cases in "val"
   double keep_empty = 0;                         // fraction of tumour-free brain slices kept
   bool checksums = false;                        // Fletcher-32 per chunk
+  std::string split_method;                      // how the cases were split ("" in older files)
 };
 
 // Where a case's slices came from (format version 2): the source volumes' size, voxel
