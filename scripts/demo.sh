@@ -3,7 +3,8 @@
 # to end on the built-in data, on 2 ranks:
 #   synth (40 BraTS-like cases at BraTS's shape) -> pack at 128x128 (and 64x64 for the
 #   CPU recipe) -> inspect --verify -> train cpu_smoke -> necrotic-weighted fine-tune ->
-#   evaluate with TTA: the per-class Dice/IoU table.
+#   evaluate with TTA: the per-class Dice/IoU table on the packed slices -> predict the
+#   validation cases in their original geometry -> score them on whole volumes in mm.
 # Data go to runs/demo-data (the recipes' default data.path), runs to runs/demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,4 +42,12 @@ step "evaluate the fine-tuned model on 2 ranks with flips+rot90 test-time augmen
 $RUN -np 2 $B evaluate --config recipes/brats_tta_eval.yaml --checkpoint "$DEMO/finetune/best.pt" \
   --set "data.path=$DATA/brats64.h5" --json "$DEMO/eval.json"
 
-echo; echo "demo: done in $((SECONDS - start)) s; checkpoints, metrics.jsonl and eval.json under $DEMO"
+step "predict the 8 validation cases from their NIfTI folders: <case>.nii.gz in each case's own geometry"
+$RUN -np 2 $B predict --checkpoint "$DEMO/finetune/best.pt" --input "$DATA/cases" --cases-from "$DATA/brats64.h5:val" \
+  --out "$DEMO/pred" --force --json "$DEMO/predict.json"
+
+step "score them as BraTS does: Dice, HD95 in mm, sensitivity and specificity per case on whole volumes"
+$RUN -np 2 $B score --pred "$DEMO/pred" --truth "$DATA/cases" --only-predicted --csv "$DEMO/scores.csv" \
+  --json "$DEMO/scores.json"
+
+echo; echo "demo: done in $((SECONDS - start)) s; checkpoints, metrics.jsonl, eval.json, pred/ and scores.csv under $DEMO"

@@ -63,8 +63,11 @@ void add_predict_command(CLI::App& app, Cli& cli) {
   auto tta = std::make_shared<std::string>();
   auto csv = std::make_shared<std::string>();
   auto json = std::make_shared<std::string>();
+  auto cases_from = std::make_shared<std::string>();
   Cli::add_config_options(cmd, options.get(), /*config_required=*/false);
   cmd->add_option("--checkpoint", *checkpoint, "checkpoint (last.pt, best.pt) whose model segments")->required();
+  cmd->add_option("--cases-from", *cases_from,
+                  "FILE.h5[:SPLIT]: predict only the cases of that split of a packed file (default split val)");
   cmd->add_option("--input", setup->input, "a folder of BraTS case folders, or one case folder")->required();
   cmd->add_option("--out", setup->out, "folder for the <case>.nii.gz segmentations")->required();
   cmd->add_option("--tta", *tta, "test-time augmentation: none | flips | flips+rot90 (default: eval.tta)")
@@ -74,7 +77,7 @@ void add_predict_command(CLI::App& app, Cli& cli) {
   cmd->add_flag("--score", setup->score, "score the cases whose folder has a seg, in the same run");
   cmd->add_option("--csv", *csv, "with --score: per-case scores as CSV (rank 0, atomically)");
   cmd->add_option("--json", *json, "a JSON record of the run (and with --score, every case's scores)");
-  cli.on(cmd, [&cli, options, checkpoint, setup, tta, csv, json] {
+  cli.on(cmd, [&cli, options, checkpoint, setup, tta, csv, json, cases_from] {
     RecipeConfig config = cli.resolve(*options);
     comm::World& world = cli.world();
     const torch::Device device = world.bind_device(config.run.device);
@@ -85,6 +88,16 @@ void add_predict_command(CLI::App& app, Cli& cli) {
     eval::LoadedModel loaded;
     std::unique_ptr<eval::Predictor> predictor;
     world.agree([&] {  // files and fit checked on every rank before anything runs
+      if (!cases_from->empty()) {
+        const auto colon = cases_from->rfind(':');
+        const bool has_split = colon != std::string::npos && colon > 0;
+        data::SliceStore store(has_split ? cases_from->substr(0, colon) : *cases_from);
+        const std::string split = has_split ? cases_from->substr(colon + 1) : "val";
+        for (int32_t c : store.cases_of(store.split(split))) {
+          const std::string& name = store.case_names()[static_cast<size_t>(c)];
+          if (std::find(s.only.begin(), s.only.end(), name) == s.only.end()) s.only.push_back(name);
+        }
+      }
       loaded = eval::load_unet(*checkpoint, device);
       if (s.size <= 0) s.size = trained_slice_size(loaded, *checkpoint);
       const int64_t m = loaded.model->config().size_multiple();
