@@ -13,7 +13,8 @@ What counts as used (all read from the build folder, nothing guessed):
 Each file is then accounted for by one step:
   - the repository or the build folder: ours;
   - the pip: lines of scripts/packages.txt (the torch wheel and what it requires): pip;
-  - the CUDA toolkit under /usr/local/cuda: its own install step (NVIDIA's), optional;
+  - the CUDA toolkit under /usr/local/cuda, and a launcher script that execs into it (a
+    /usr/local/bin/nvcc): its own install step (NVIDIA's), optional;
   - the Python interpreter install-deps chose (python3, $STRATA_PYTHON or .venv);
   - else the Debian package that owns it (dpkg-query -S), which must be listed in
     packages.txt or pulled in (Depends/Pre-Depends, recursively) by one that is, or be part
@@ -124,6 +125,20 @@ def owner_candidates(path):
         if p and p not in seen:
             seen.append(p)
     return seen
+
+
+def launcher_target(path):
+    """The program a small '#!' script execs, as in a /usr/local/bin/nvcc that runs
+    'exec /usr/local/cuda-13.0/bin/nvcc "$@"'; None for anything else."""
+    try:
+        if os.path.getsize(path) > 4096:
+            return None
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    m = re.search(r'^\s*exec\s+"?(/[^\s"]+)"?', text, re.M) if text.startswith("#!") else None
+    return m.group(1) if m else None
 
 
 def usr_twin(path):
@@ -373,6 +388,8 @@ class Audit:
         return os.path.relpath(path, REPO) if path.startswith(REPO + "/") else path
 
     def under(self, path, roots):
+        if path is None:
+            return None
         real = os.path.realpath(path)
         return next((r for r in roots if real == r or real.startswith(r.rstrip("/") + "/")), None)
 
@@ -387,7 +404,7 @@ class Audit:
             dist = next((d for r, d in self.pip_roots.items() if real == r or real.startswith(r + "/")), None)
             if dist:
                 self.counts["pip"] += 1
-            elif self.under(path, self.cuda_roots):
+            elif self.under(path, self.cuda_roots) or self.under(launcher_target(path), self.cuda_roots):
                 self.counts["cuda"] += 1
             elif self.is_python(path):
                 self.counts["python"] += 1

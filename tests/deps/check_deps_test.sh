@@ -46,4 +46,19 @@ torch_hdr=$("$(cd "$SOURCE_DIR" && source scripts/lib.sh && strata_python)" -c \
 record "$OUT/ok.deps" "$torch_hdr" "$hdr"
 run ok "${CHECK[@]}" --deps-record "$OUT/ok.deps"
 expect_rc 0
+
+# 6. A launcher script that execs into the CUDA toolkit (CI's /usr/local/bin/nvcc) counts as
+#    the toolkit; the same launcher pointing at a stray program does not.
+if [ -x /usr/local/cuda/bin/nvcc ]; then
+  printf '#!/bin/sh\nexec /usr/local/cuda/bin/nvcc "$@"\n' >"$OUT/nvcc" && chmod +x "$OUT/nvcc"
+  record "$OUT/nvcc.deps" "$OUT/nvcc"
+  run launcher "${CHECK[@]}" --deps-record "$OUT/nvcc.deps"
+  expect_rc 0
+  printf '#!/bin/sh\nexec %s "$@"\n' "$OUT/stray.h" >"$OUT/nvcc"
+  run launcher_stray "${CHECK[@]}" --deps-record "$OUT/nvcc.deps"
+  expect_rc 1
+  expect_log "$OUT/nvcc (header of fake/fake.cpp.o) belongs to no Debian package"
+else
+  echo "check_deps_test: no CUDA toolkit at /usr/local/cuda: the launcher case is not run"
+fi
 finish
