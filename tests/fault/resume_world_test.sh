@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
 smoke_args
 common+=(--set run.sample_log=true)
-N=$("$B" inspect "$STRATA_TEST_DATA" | awk '$1 == "train" {print $3}')
+N=$("$B" inspect "$STRATA_TEST_DATA" | awk '$1 == "train" && $2 ~ /^[0-9]+$/ {print $3; exit}')
 [ -n "$N" ] || { LOG=/dev/null; fail "no train split count from inspect"; finish; }
 
 # launch NP: the launcher for NP ranks ("" for one process, as a user without mpirun)
