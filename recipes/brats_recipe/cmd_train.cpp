@@ -14,6 +14,7 @@
 #include "strata/core/run_lock.h"
 #include "strata/core/signals.h"
 #include "strata/train/checkpoint.h"
+#include "strata/train/run_logger.h"
 
 #include <filesystem>
 
@@ -37,12 +38,12 @@ void prepare_run_dir(Cli& cli, const RecipeConfig& config, bool resume, bool for
   if (!force) {  // decided from the agreed flag: the same on every rank, printed once
     core::throw_on_every_rank(core::ConfigError(fmt::format(
         "run.dir '{}' already holds a run (last.pt): continue it with --resume, start over with --force (its "
-        "last.pt, best.pt, metrics.jsonl, flight/ and samples/ are deleted), or set another run.dir",
+        "last.pt, best.pt, metrics.jsonl, progress.png, tb/, flight/ and samples/ are deleted), or set another run.dir",
         dir.string())));
   }
   if (cli.world().rank() == 0) {
-    for (const char* f : {"last.pt", "best.pt", "metrics.jsonl", "PREEMPTED"}) fs::remove(dir / f);
-    for (const char* d : {"flight", "samples"}) fs::remove_all(dir / d);
+    for (const char* f : {"last.pt", "best.pt", "metrics.jsonl", "PREEMPTED", "progress.png"}) fs::remove(dir / f);
+    for (const char* d : {"flight", "samples", "tb"}) fs::remove_all(dir / d);
     core::log0("--force: cleared the previous run in {}", dir.string());
   }
   cli.world().barrier();
@@ -70,6 +71,25 @@ void own_run_dir(Cli& cli, const RecipeConfig& config, core::RunLock& lock) {
   }
 }
 
+// Rank 0's TensorBoard events and progress.png (run_logger.h); after --resume, the
+// events of steps after the checkpoint are trimmed first.
+void attach_run_logger(Cli& cli, const RecipeConfig& config, train::Trainer& trainer,
+                       std::optional<int64_t> resume_step) {
+  if (cli.world().rank() != 0 || (!config.log.tensorboard && !config.log.progress_png)) return;
+  train::RunLoggerOptions o;
+  o.run_dir = config.run.dir;
+  o.tensorboard = config.log.tensorboard;
+  o.progress_png = config.log.progress_png;
+  o.image_every = config.log.image_every;
+  o.images = config.log.images;
+  o.title = fmt::format("{}: {}", config.run.name, config.run.dir);
+  o.resume_step = resume_step;
+  auto logger = std::make_shared<train::RunLogger>(o);
+  if (config.log.tensorboard) core::log0("TensorBoard: {} (tensorboard --logdir {})", logger->event_file(),
+                                         (std::filesystem::path(config.run.dir) / "tb").string());
+  trainer.set_observer(std::move(logger));
+}
+
 void run_training(train::Trainer& trainer) {
   if (trainer.fit() == train::Trainer::Outcome::kPreempted) return;  // checkpointed; exit 0
   core::log0("training done: {} epochs, {} steps", trainer.epoch(), trainer.step());
@@ -94,6 +114,7 @@ void add_train_command(CLI::App& app, Cli& cli) {
     watch_run(cli, config);
     train::Trainer trainer(trainer_setup(config), cli.world());
     if (*resume) trainer.resume((std::filesystem::path(config.run.dir) / "last.pt").string());
+    attach_run_logger(cli, config, trainer, *resume ? std::optional<int64_t>(trainer.step()) : std::nullopt);
     run_training(trainer);
   });
 }
@@ -123,6 +144,7 @@ void add_finetune_command(CLI::App& app, Cli& cli) {
     watch_run(cli, config);
     train::Trainer trainer(trainer_setup(config), cli.world());
     trainer.init_weights_from(*from);
+    attach_run_logger(cli, config, trainer, std::nullopt);
     run_training(trainer);
   });
 }

@@ -53,8 +53,27 @@ struct RunConfig {
   }
 };
 
+// What rank 0 draws as the run goes (none of it changes the result, so --resume may
+// change any of it).
+struct LogConfig {
+  bool tensorboard = true;   // <run.dir>/tb/events.out.tfevents.*: step and epoch scalars, overlay images
+  bool progress_png = true;  // <run.dir>/progress.png, redrawn from metrics.jsonl every epoch
+  int64_t image_every = 5;   // validated epochs between TensorBoard overlay images (0: none)
+  int64_t images = 3;        // validation slices in the overlays, each from another case
+
+  template <class V>
+  void visit(V& v) {
+    v("tensorboard", tensorboard, "<run.dir>/tb/events.out.tfevents.*: step and epoch scalars, overlay images");
+    v("progress_png", progress_png, "<run.dir>/progress.png, redrawn from metrics.jsonl every epoch");
+    v("image_every", image_every, "validated epochs between TensorBoard overlay images (0: none)",
+      core::in_range<int64_t>(0, 1000000));
+    v("images", images, "validation slices in the overlays, each from another case", core::in_range<int64_t>(0, 16));
+  }
+};
+
 struct RecipeConfig {
   RunConfig run;  // where and how the run happens
+  LogConfig log;  // TensorBoard, progress.png
   nn::UNetConfig model;  // the U-Net: widths, norm, dropout, memory format
   nn::LossConfig loss;   // training loss: type, class weights, smooth, cross-entropy term
   data::DataConfig data;  // the packed file and the input pipeline
@@ -68,6 +87,7 @@ struct RecipeConfig {
   template <class V>
   void visit(V& v) {
     v("run", run, "where and how the run happens");
+    v("log", log, "what rank 0 draws as the run goes: TensorBoard events, progress.png");
     v("model", model, "the U-Net: widths, norm, dropout, memory format");
     v("loss", loss, "training loss: type, class weights, smooth, cross-entropy term");
     v("data", data, "the packed file and the input pipeline");

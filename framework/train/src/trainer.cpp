@@ -31,7 +31,9 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kResumableKeys{"train.epochs",     "run.log_level",  "run.dir",
                                                "run.threads",      "run.comm_timeout_s", "run.stop_signals",
                                                "run.sample_log",   "data.path",      "data.workers",
-                                               "data.prefetch",    "data.read_path"};
+                                               "data.prefetch",    "data.read_path",
+                                               "log.tensorboard",  "log.progress_png", "log.image_every",
+                                               "log.images"};
 
 // splitmix64 of three words: the seed of the global generators at a step.
 uint64_t step_seed(uint64_t seed, uint64_t rank, uint64_t step) {
@@ -172,7 +174,7 @@ void Trainer::log_samples(const std::vector<int64_t>& slices) {
   sample_log_->flush();  // a killed run must not lose the steps it took
 }
 
-void Trainer::train_step(const torch::Tensor& images, const torch::Tensor& labels, torch::Tensor* loss_sum) {
+torch::Tensor Trainer::train_step(const torch::Tensor& images, const torch::Tensor& labels) {
   // Dropout and other draws from the global generators depend on (seed, rank, step)
   // only, so a resumed run replays them exactly.
   torch::manual_seed(static_cast<int64_t>(step_seed(setup_.seed, world_.rank(), step_)));
@@ -197,7 +199,7 @@ void Trainer::train_step(const torch::Tensor& images, const torch::Tensor& label
   }
   scaler_->update();
   ++step_;
-  if (loss_sum) loss_sum->add_(loss.detach());
+  return loss.detach();
 }
 
 EpochStats Trainer::train_epoch() {
@@ -236,8 +238,13 @@ EpochStats Trainer::train_epoch() {
     if (!batch) break;
     if (auto* wd = world_.watchdog()) wd->set_step(step_);  // flight records name the step
     if (setup_.sample_log) log_samples(batch->slices);
-    train_step(batch->images, batch->labels, &loss_sum);
+    torch::Tensor loss = train_step(batch->images, batch->labels);
+    loss_sum.add_(loss);
     ++steps;
+    if (setup_.observer && world_.rank() == 0) {
+      setup_.observer->on_step(step_, loss, scaler_->scale_tensor(),
+                               optimizer_->param_groups().front().options().get_lr());
+    }
     if (setup_.after_step) setup_.after_step(step_);
     if (po.enabled && (steps % report_every == 0 || start + steps == per_epoch)) {
       double rate = static_cast<double>(steps * d.batch_size * world_.size()) / std::max(clock.seconds(), 1e-9);
@@ -313,6 +320,7 @@ Trainer::Outcome Trainer::fit() {
       if (world_.rank() == 0) {  // the marker only after the checkpoint it points to
         write_checkpoint("last.pt", "preempt");
         write_metrics(st, std::nullopt);  // marked partial
+        if (setup_.observer) setup_.observer->on_epoch(st, std::nullopt, *this);
         std::ofstream(marker) << "signal " << core::StopSignals::received() << "\n";
       }
       world_.barrier();
@@ -332,6 +340,7 @@ Trainer::Outcome Trainer::fit() {
     if (best) save_checkpoint("best.pt", "best");
     save_checkpoint("last.pt", "last");
     write_metrics(st, val);
+    if (setup_.observer && world_.rank() == 0) setup_.observer->on_epoch(st, val, *this);
     core::log0("epoch {}/{}: loss {:.4f}{}, lr {:.3g}, {:.1f} s, {:.0f} slices/s on {} rank(s), data-wait {:.1f}%, "
                "exposed comm {:.2f} s{}",
                epoch_, setup_.train.epochs, st.train_loss,
@@ -497,7 +506,7 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
   std::optional<data::Batch> fixed = loader_->next();
   loader_->stop();
   STRATA_CHECK(fixed.has_value(), "no training batch to benchmark");
-  for (int64_t k = 0; k < warmup; ++k) train_step(fixed->images, fixed->labels, nullptr);
+  for (int64_t k = 0; k < warmup; ++k) train_step(fixed->images, fixed->labels);
   synchronize(device_);
   world_.barrier();
   reducer_->reset_stats();
@@ -505,7 +514,7 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
   if (device_.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device_.index());
 #endif
   core::Stopwatch clock;
-  for (int64_t k = 0; k < steps; ++k) train_step(fixed->images, fixed->labels, nullptr);
+  for (int64_t k = 0; k < steps; ++k) train_step(fixed->images, fixed->labels);
   synchronize(device_);
   double t = world_.max_over_ranks(clock.seconds());
   r.step_slices_per_s = static_cast<double>(steps * d.batch_size * world_.size()) / t;
@@ -535,7 +544,7 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
         part.restart();
         timing = true;
       }
-      train_step(b->images, b->labels, nullptr);
+      train_step(b->images, b->labels);
       ++done;
       if (timing) ++counted;
     }

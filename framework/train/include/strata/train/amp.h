@@ -71,6 +71,7 @@ class GradScaler {
   void update();
 
   double scale_value() const;
+  const torch::Tensor& scale_tensor() const { return scale_; }  // float32 [1] on the device
   int64_t skipped_steps() const;  // reads the device counter (synchronises)
 
   // Scale, growth tracker and skip count, for checkpoints.

@@ -47,6 +47,24 @@
 
 namespace strata::train {
 
+struct EpochStats;
+struct Validation;
+class Trainer;
+
+// What a run shows of itself as it goes (TensorBoard, progress.png: run_logger.h).
+// Called on rank 0 only, on the training thread, so it must not call collectives.
+class TrainObserver {
+ public:
+  virtual ~TrainObserver() = default;
+  // After every optimizer step. `loss` is this rank's loss of the step and `loss_scale`
+  // the scale after the step's update, both on the device: reading them synchronises
+  // the host, so an observer collects them and reads many at once.
+  virtual void on_step(int64_t step, const torch::Tensor& loss, const torch::Tensor& loss_scale, double lr) {}
+  // After an epoch's checkpoint and metrics.jsonl line (`stats.preempted` for a stopped
+  // epoch, whose line is marked partial); `val` when the epoch was validated.
+  virtual void on_epoch(const EpochStats& stats, const std::optional<Validation>& val, Trainer& trainer) {}
+};
+
 // Everything a Trainer is built from (the recipe's sections, resolved).
 struct TrainerSetup {
   std::string run_dir;            // checkpoints, metrics.jsonl
@@ -65,6 +83,7 @@ struct TrainerSetup {
   // Called after every training step with the step count (tests inject stop signals
   // with it; tools can log). Runs on the training thread.
   std::function<void(int64_t step)> after_step;
+  std::shared_ptr<TrainObserver> observer;  // rank 0's TensorBoard and progress.png writer, if any
 };
 
 // Result of one validation pass (identical on every rank).
@@ -139,10 +158,14 @@ class Trainer {
   int64_t batches_per_epoch() const;
   int64_t slice_size() const;    // height (= width) of the packed slices
   int64_t train_slices() const;  // slices in the training split (one epoch's worth)
+  const TrainerSetup& setup() const { return setup_; }
+  void set_observer(std::shared_ptr<TrainObserver> observer) { setup_.observer = std::move(observer); }
+  const data::SliceStore& store() const { return *store_; }
 
  private:
   void open_data();  // the store, samplers and loaders; the precision check (no collectives)
-  void train_step(const torch::Tensor& images, const torch::Tensor& labels, torch::Tensor* loss_sum);
+  // One optimizer step; returns the step's loss (detached, on the device).
+  torch::Tensor train_step(const torch::Tensor& images, const torch::Tensor& labels);
   void save_checkpoint(const std::string& name, const std::string& reason);  // collective
   void write_checkpoint(const std::string& name, const std::string& reason);  // rank 0
   void write_metrics(const EpochStats& stats, const std::optional<Validation>& val);

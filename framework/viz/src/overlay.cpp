@@ -1,0 +1,182 @@
+// Segmentation overlays drawn with cairo (overlay.h).
+#include "strata/viz/overlay.h"
+
+#include "strata/core/error.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace strata::viz {
+namespace {
+
+constexpr double kAlpha = 0.55;  // opacity of a label over the greyscale image
+const Rgb kInk{0.12, 0.12, 0.12};
+
+struct Window {
+  float lo = 0, hi = 1;
+};
+
+Window window_of(const std::vector<float>& v) {
+  std::vector<float> brain;
+  brain.reserve(v.size());
+  for (float x : v) {
+    if (x != 0 && std::isfinite(x)) brain.push_back(x);
+  }
+  if (brain.size() < 2) return {};
+  auto at = [&](double q) {
+    auto it = brain.begin() + static_cast<std::ptrdiff_t>(q * (brain.size() - 1));
+    std::nth_element(brain.begin(), it, brain.end());
+    return *it;
+  };
+  Window w{at(0.005), at(0.995)};
+  if (!(w.hi > w.lo)) w.hi = w.lo + 1;
+  return w;
+}
+
+// An owned cairo RGB24 image of the slice, built pixel by pixel from the data; cairo then
+// scales and places it.
+class Raster {
+ public:
+  Raster(int w, int h) : surface_(cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h)) {}
+  ~Raster() { cairo_surface_destroy(surface_); }
+  Raster(const Raster&) = delete;
+  Raster& operator=(const Raster&) = delete;
+  void set(int x, int y, Rgb c) {
+    auto* row = reinterpret_cast<uint32_t*>(cairo_image_surface_get_data(surface_) +
+                                            static_cast<ptrdiff_t>(y) * cairo_image_surface_get_stride(surface_));
+    auto byte = [](double v) { return static_cast<uint32_t>(std::lround(std::clamp(v, 0.0, 1.0) * 255)); };
+    row[x] = (byte(c.r) << 16) | (byte(c.g) << 8) | byte(c.b);
+  }
+  cairo_surface_t* surface() {
+    cairo_surface_mark_dirty(surface_);
+    return surface_;
+  }
+
+ private:
+  cairo_surface_t* surface_;
+};
+
+Rgb blend(Rgb under, Rgb over, double alpha) {
+  return {under.r + (over.r - under.r) * alpha, under.g + (over.g - under.g) * alpha,
+          under.b + (over.b - under.b) * alpha};
+}
+
+// What a pixel shows in each panel: grey, or the grey with a label colour over it.
+enum class Panel { kImage, kTruth, kPred, kErrors };
+
+std::unique_ptr<Raster> raster(const OverlaySlice& s, int modality, Window w, Panel panel) {
+  auto r = std::make_unique<Raster>(s.width, s.height);
+  const auto& img = s.modalities[modality];
+  const auto& colors = class_colors();
+  const auto& errors = error_colors();
+  for (int y = 0; y < s.height; ++y) {
+    for (int x = 0; x < s.width; ++x) {
+      const size_t i = static_cast<size_t>(y) * s.width + x;
+      const double g = (img[i] - w.lo) / (w.hi - w.lo);
+      Rgb c{g, g, g};
+      const int t = s.truth[i], p = s.pred[i];
+      if (panel == Panel::kTruth && t > 0) c = blend(c, colors[t], kAlpha);
+      if (panel == Panel::kPred && p > 0) c = blend(c, colors[p], kAlpha);
+      if (panel == Panel::kErrors && t != p) {
+        const Rgb e = t == 0 ? errors.false_positive : p == 0 ? errors.false_negative : errors.wrong_class;
+        c = blend(c, e, 0.8);
+      }
+      r->set(x, y, c);
+    }
+  }
+  return r;
+}
+
+void place(cairo_t* cr, Raster& r, const OverlaySlice& s, double x, double y, int cell) {
+  const double scale = static_cast<double>(cell) / std::max(s.width, s.height);
+  cairo_save(cr);
+  cairo_translate(cr, x + (cell - s.width * scale) / 2, y + (cell - s.height * scale) / 2);
+  cairo_scale(cr, scale, scale);
+  cairo_set_source_surface(cr, r.surface(), 0, 0);
+  cairo_pattern_set_filter(cairo_get_source(cr), scale >= 1.5 ? CAIRO_FILTER_NEAREST : CAIRO_FILTER_GOOD);
+  cairo_paint(cr);
+  cairo_restore(cr);
+}
+
+void swatch(cairo_t* cr, double x, double y, Rgb c, const char* label) {
+  set_color(cr, c);
+  cairo_rectangle(cr, x, y - 10, 14, 14);
+  cairo_fill(cr);
+  draw_text(cr, x + 20, y + 1, label, 12, kInk);
+}
+
+}  // namespace
+
+const std::array<Rgb, 4>& class_colors() {
+  static const std::array<Rgb, 4> colors{Rgb{0, 0, 0}, Rgb::hex(0xe8413c), Rgb::hex(0x3cc85a), Rgb::hex(0xffd21e)};
+  return colors;
+}
+
+const std::array<const char*, 4>& class_names() {
+  static const std::array<const char*, 4> names{"background", "necrotic core", "edema", "enhancing tumour"};
+  return names;
+}
+
+const ErrorColors& error_colors() {
+  static const ErrorColors colors{Rgb::hex(0xff3cdc), Rgb::hex(0x28b4ff), Rgb::hex(0xff8c00)};
+  return colors;
+}
+
+std::unique_ptr<Figure> draw_overlay(const OverlaySlice& s, const std::string& title, int cell) {
+  const size_t n = static_cast<size_t>(s.height) * s.width;
+  STRATA_CHECK_AS(InternalError, s.height > 0 && s.width > 0 && s.truth.size() == n && s.pred.size() == n,
+                  "overlay '{}': labels of {} and {} values for a {}x{} slice", title, s.truth.size(), s.pred.size(),
+                  s.height, s.width);
+  for (const auto& m : s.modalities) {
+    STRATA_CHECK_AS(InternalError, m.size() == n, "overlay '{}': an image of {} values for a {}x{} slice", title,
+                    m.size(), s.height, s.width);
+  }
+  const int gap = 10, head = 30, label_h = 20, legend_w = 170, legend_h = 190;
+  const int width = gap + 3 * (cell + gap) + std::max(cell + gap, legend_w);
+  const int height = head + (label_h + cell + gap) + std::max(label_h + cell + gap, legend_h);
+  auto fig = std::make_unique<Figure>(width, height);
+  cairo_t* cr = fig->cr();
+  draw_text(cr, gap, 21, title, 15, kInk, Align::kLeft, true);
+
+  static const std::array<const char*, 4> kModalities{"T1", "T1ce", "T2", "FLAIR"};
+  std::array<Window, 4> windows;
+  for (int m = 0; m < 4; ++m) windows[m] = window_of(s.modalities[m]);
+  auto cell_at = [&](int row, int col, const char* label, Panel panel, int modality) {
+    const double x = gap + col * (cell + gap), y = head + row * (label_h + cell + gap);
+    draw_text(cr, x + cell / 2.0, y + 14, label, 13, kInk, Align::kCenter);
+    auto r = raster(s, modality, windows[modality], panel);
+    place(cr, *r, s, x, y + label_h, cell);
+  };
+  for (int m = 0; m < 4; ++m) cell_at(0, m, kModalities[m], Panel::kImage, m);
+  cell_at(1, 0, "ground truth", Panel::kTruth, 3);
+  cell_at(1, 1, "prediction", Panel::kPred, 3);
+  cell_at(1, 2, "errors", Panel::kErrors, 3);
+
+  // Legend in the fourth cell of the second row.
+  const double lx = gap + 3 * (cell + gap) + 6;
+  double ly = head + label_h + cell + gap + label_h + 14;
+  draw_text(cr, lx, ly - 16, "classes", 12, kInk, Align::kLeft, true);
+  for (int c = 1; c <= 3; ++c, ly += 20) swatch(cr, lx, ly + 4, class_colors()[c], class_names()[c]);
+  ly += 14;
+  draw_text(cr, lx, ly, "errors", 12, kInk, Align::kLeft, true);
+  ly += 20;
+  swatch(cr, lx, ly, error_colors().false_positive, "false positive");
+  swatch(cr, lx, ly + 20, error_colors().false_negative, "false negative");
+  swatch(cr, lx, ly + 40, error_colors().wrong_class, "wrong class");
+  return fig;
+}
+
+int64_t slice_with_most_tumour(const std::vector<uint8_t>& labels, int64_t slice_voxels) {
+  int64_t best = -1, best_count = 0;
+  for (int64_t k = 0; slice_voxels > 0 && (k + 1) * slice_voxels <= static_cast<int64_t>(labels.size()); ++k) {
+    const auto* p = labels.data() + k * slice_voxels;
+    const int64_t count = std::count_if(p, p + slice_voxels, [](uint8_t v) { return v != 0; });
+    if (count > best_count) {
+      best = k;
+      best_count = count;
+    }
+  }
+  return best;
+}
+
+}  // namespace strata::viz
