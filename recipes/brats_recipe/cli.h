@@ -61,5 +61,6 @@ void add_bench_command(CLI::App& app, Cli& cli);
 void add_evaluate_command(CLI::App& app, Cli& cli);
 void add_predict_command(CLI::App& app, Cli& cli);
 void add_score_command(CLI::App& app, Cli& cli);
+void add_report_command(CLI::App& app, Cli& cli);
 
 }  // namespace strata::recipes

@@ -82,6 +82,13 @@ std::string report_json(const EvalReport& r, const std::string& provenance_json)
   nlohmann::json j{{"per_class", per_class}, {"mean_dice", r.mean_dice}, {"mean_iou", r.mean_iou}, {"regions", regions},
                    {"per_case", per_case},   {"tta", r.tta},             {"slices", r.slices},     {"cases", r.cases},
                    {"ranks", r.ranks}};
+  if (r.confusion.defined()) {  // pixels: rows the ground truth class, columns the predicted one
+    auto m = r.confusion.to(torch::kCPU, torch::kLong).contiguous();
+    const int64_t c = m.size(0);
+    nlohmann::json rows = nlohmann::json::array();
+    for (int64_t i = 0; i < c; ++i) rows.push_back(std::vector<int64_t>(m[i].data_ptr<int64_t>(), m[i].data_ptr<int64_t>() + c));
+    j["confusion"] = {{"rows", "ground truth"}, {"columns", "prediction"}, {"pixels", rows}};
+  }
   if (!provenance_json.empty()) j.update(nlohmann::json::parse(provenance_json));
   return j.dump(2) + "\n";
 }

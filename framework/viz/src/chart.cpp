@@ -62,8 +62,12 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     step = m * mag;
     if (step >= raw) break;
   }
-  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step) {
-    ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  // Each tick as k * step, with a power-of-ten step divided rather than multiplied, so
+  // that 3 * 0.2 is the double nearest 0.6 (as a label and in comparisons).
+  const double per = step / mag;  // 1, 2, 2.5, 5 or 10
+  auto tick = [&](double k) { return mag < 1 ? k * per / std::round(1 / mag) : k * per * mag; };
+  for (double k = std::ceil(lo / step - 1e-9); tick(k) <= hi + step * 1e-9; k += 1) {
+    ticks.push_back(k == 0 ? 0.0 : tick(k));
   }
   return ticks;
 }

@@ -9,6 +9,7 @@
 #include <isa-l/crc.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -156,10 +157,12 @@ EventWriter::EventWriter(const std::string& dir, std::optional<int64_t> resume_s
   if (resume_step) trim_events_after(dir, *resume_step);
   // Seconds and pid in the name: every writer (every start or resume) gets its own file,
   // and TensorBoard reads them in name order.
-  path_ = (fs::path(dir) / fmt::format("events.out.tfevents.{:010d}.{}.{}.strata",
-                                       static_cast<int64_t>(now_seconds()), hostname(), ::getpid()))
+  // A counter too: two writers of one process within a second get two files.
+  static std::atomic<int> writers{0};
+  path_ = (fs::path(dir) / fmt::format("events.out.tfevents.{:010d}.{}.{}.{}.strata",
+                                       static_cast<int64_t>(now_seconds()), hostname(), ::getpid(), writers++))
               .string();
-  out_.open(path_, std::ios::binary | std::ios::app);
+  out_.open(path_, std::ios::binary | std::ios::trunc);
   STRATA_CHECK_AS(IoError, out_.good(), "cannot create the TensorBoard event file '{}'", path_);
   tb::Event version;
   version.set_wall_time(now_seconds());

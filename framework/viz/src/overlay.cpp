@@ -77,9 +77,9 @@ std::unique_ptr<Raster> raster(const OverlaySlice& s, int modality, Window w, Pa
       const int t = s.truth[i], p = s.pred[i];
       if (panel == Panel::kTruth && t > 0) c = blend(c, colors[t], kAlpha);
       if (panel == Panel::kPred && p > 0) c = blend(c, colors[p], kAlpha);
-      if (panel == Panel::kErrors && t != p) {
-        const Rgb e = t == 0 ? errors.false_positive : p == 0 ? errors.false_negative : errors.wrong_class;
-        c = blend(c, e, 0.8);
+      if (panel == Panel::kErrors) {  // a dimmed image, so that the errors stand out
+        c = Rgb{0.6 * g, 0.6 * g, 0.6 * g};
+        if (t != p) c = t == 0 ? errors.false_positive : p == 0 ? errors.false_negative : errors.wrong_class;
       }
       r->set(x, y, c);
     }

@@ -54,6 +54,10 @@ std::vector<EpochRow> read_epoch_rows(const std::string& path) {
     r.lr = number(j, "lr");
     r.epoch_s = number(j, "epoch_s");
     r.slices_per_s = number(j, "slices_per_s");
+    r.data_wait = number(j, "data_wait");
+    r.exposed_comm_s = number(j, "exposed_comm_s");
+    r.step = j.value("step", int64_t{0});
+    r.ranks = j.value("ranks", int64_t{0});
     if (j.contains("val") && j["val"].is_object()) {
       r.mean_dice = number(j["val"], "mean_dice");
       for (const auto& d : j["val"].value("dice", nlohmann::json::array())) r.dice.push_back(d.is_number() ? d.get<double>() : NAN);

@@ -7,7 +7,8 @@
 //    "mean_dice": d, "mean_iou": i,
 //    "regions": {"ET": {"dice": d, "hd95": h}, "TC": {...}, "WT": {...}},
 //    "per_case": [{"case": name, "slices": n, "ET": {"dice": d, "hd95": h}, "TC": ..., "WT": ...}, ...],
-//    "tta": "flips+rot90", "slices": n, "cases": n, "ranks": n}
+//    "tta": "flips+rot90", "slices": n, "cases": n, "ranks": n,
+//    "confusion": {"rows": "ground truth", "columns": "prediction", "pixels": [[n, ...], ...]}}
 // plus the keys of the caller's provenance object (checkpoint, data file, split, version).
 #pragma once
 

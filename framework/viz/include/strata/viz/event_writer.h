@@ -1,5 +1,5 @@
-// TensorBoard event files: <dir>/events.out.tfevents.<seconds>.<host>.<pid>.strata, one
-// per writer, records framed as TensorBoard (and TensorFlow's TFRecord) frame them:
+// TensorBoard event files: <dir>/events.out.tfevents.<seconds>.<host>.<pid>.<n>.strata,
+// one per writer, records framed as TensorBoard (and TensorFlow's TFRecord) frame them:
 //   uint64 length (little-endian), uint32 masked CRC32C of the length bytes,
 //   the serialized Event, uint32 masked CRC32C of it.
 // Events are encoded with libprotobuf from proto/tb_event.proto. A new file starts with

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,8 @@ namespace strata::viz {
 // One finished epoch as metrics.jsonl records it.
 struct EpochRow {
   double epoch = 0, train_loss = NAN, lr = NAN, epoch_s = NAN, slices_per_s = NAN;
+  double data_wait = NAN, exposed_comm_s = NAN;  // fraction of the loop; seconds
+  int64_t step = 0, ranks = 0;
   double mean_dice = NAN;             // NaN on epochs without validation
   std::vector<double> dice;           // per class, background first (empty without validation)
 };

@@ -1,0 +1,286 @@
+// framework/viz: TensorBoard framing and files, chart helpers, metrics.jsonl rows, and the
+// pixels of the overlays (decoded back from their PNG with cairo).
+#include "strata/viz/chart.h"
+#include "strata/viz/event_writer.h"
+#include "strata/viz/overlay.h"
+#include "strata/viz/progress_plot.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+
+namespace strata::viz {
+namespace {
+
+class VizTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / fmt::format("strata_viz_test_{}", ::testing::UnitTest::GetInstance()->random_seed());
+    dir_ /= ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string file(const std::string& name) const { return (dir_ / name).string(); }
+  static std::vector<std::string> event_files(const fs::path& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  fs::path dir_;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void spit(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
+
+TEST(Crc32c, MatchesTheStandardCheckValues) {
+  // CRC-32C (Castagnoli) of "123456789" is 0xE3069283; of 32 zero bytes 0x8A9136AA (RFC 3720).
+  EXPECT_EQ(crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(crc32c(std::string(32, '\0')), 0x8A9136AAu);
+  const uint32_t c = crc32c("123456789");
+  EXPECT_EQ(masked_crc32c("123456789"), ((c >> 15) | (c << 17)) + 0xa282ead8u);
+}
+
+TEST(FrameRecord, LayoutIsLengthCrcPayloadCrc) {
+  const std::string r = frame_record("abc");
+  ASSERT_EQ(r.size(), 8u + 4 + 3 + 4);
+  EXPECT_EQ(static_cast<uint8_t>(r[0]), 3);
+  for (int i = 1; i < 8; ++i) EXPECT_EQ(r[i], '\0');
+  EXPECT_EQ(r.substr(12, 3), "abc");
+}
+
+TEST_F(VizTest, RecordsRoundTripAndCorruptionIsNamed) {
+  spit(file("ev"), frame_record("first") + frame_record(std::string(300, 'x')) + frame_record(""));
+  auto records = read_records(file("ev"));
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0], "first");
+  EXPECT_EQ(records[1], std::string(300, 'x'));
+  EXPECT_EQ(records[2], "");
+
+  std::string bytes = slurp(file("ev"));
+  bytes[12 + 5 + 4 + 12 + 100] ^= 1;  // a byte of the second payload
+  spit(file("bad"), bytes);
+  EXPECT_NE(test::error_of([&] { read_records(file("bad")); }).find("data checksum of the record at byte 21"),
+            std::string::npos);
+
+  spit(file("cut"), slurp(file("ev")).substr(0, 21 + 100));  // ends inside the second record
+  EXPECT_NE(test::error_of([&] { read_records(file("cut")); }).find("cut short"), std::string::npos);
+  EXPECT_EQ(read_records(file("cut"), /*allow_truncated_tail=*/true).size(), 1u);
+}
+
+TEST_F(VizTest, WriterWritesVersionScalarsAndImages) {
+  std::string path;
+  {
+    EventWriter w(file("tb"));
+    path = w.path();
+    w.scalar("loss", 1, 0.5);
+    w.scalar("loss", 2, 0.25);
+    w.image("img", 2, "PNGBYTES", 4, 3, 3);
+  }
+  EXPECT_EQ(fs::path(path).filename().string().rfind("events.out.tfevents.", 0), 0u);
+  auto ev = read_events(path);
+  ASSERT_EQ(ev.size(), 4u);
+  EXPECT_EQ(ev[0].kind, "file_version");
+  EXPECT_EQ(ev[1].kind, "scalar");
+  EXPECT_EQ(ev[1].tag, "loss");
+  EXPECT_EQ(ev[1].step, 1);
+  EXPECT_DOUBLE_EQ(ev[2].value, 0.25);
+  EXPECT_EQ(ev[3].kind, "image");
+  EXPECT_EQ(ev[3].tag, "img");
+  EXPECT_GT(ev[1].wall_time, 1.7e9);
+}
+
+TEST_F(VizTest, ResumeTrimsLaterStepsAndLogsAStart) {
+  const std::string tb = file("tb");
+  {
+    EventWriter w(tb);
+    for (int s = 1; s <= 10; ++s) w.scalar("loss", s, s);
+  }
+  // A killed writer leaves half a record at the end: it goes with the trim.
+  const std::string first = event_files(tb).front();
+  spit(first, slurp(first) + frame_record("partial").substr(0, 9));
+  {
+    EventWriter w(tb, /*resume_step=*/6);
+    for (int s = 7; s <= 8; ++s) w.scalar("loss", s, 100 + s);
+  }
+  auto files = event_files(tb);
+  ASSERT_EQ(files.size(), 2u);
+  std::vector<int64_t> steps;
+  for (const auto& f : files) {
+    for (const auto& e : read_events(f)) {  // no truncated tail is left: this would throw
+      if (e.kind == "scalar") steps.push_back(e.step);
+    }
+  }
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+  auto resumed = read_events(files.back());
+  ASSERT_GE(resumed.size(), 2u);
+  EXPECT_EQ(resumed[1].kind, "session_start");
+  EXPECT_EQ(resumed[1].step, 6);
+  EXPECT_EQ(trim_events_after(tb, 100), 0);  // nothing after step 100: files untouched
+  EXPECT_EQ(trim_events_after(tb, 7), 1);
+}
+
+TEST(Chart, NiceTicksAreRoundAndCoverTheRange) {
+  EXPECT_EQ(nice_ticks(0, 1, 5), (std::vector<double>{0, 0.2, 0.4, 0.6, 0.8, 1.0}));
+  auto t = nice_ticks(3, 97, 5);
+  ASSERT_GE(t.size(), 4u);
+  EXPECT_EQ(t.front(), 20);
+  EXPECT_EQ(t[1] - t[0], 20);
+  EXPECT_TRUE(nice_ticks(1, 1, 5).empty());
+}
+
+TEST(Chart, MovingAverageSkipsNaN) {
+  auto m = moving_average({1, 3, NAN, 5, 7}, 2);
+  EXPECT_DOUBLE_EQ(m[0], 1);
+  EXPECT_DOUBLE_EQ(m[1], 2);
+  EXPECT_DOUBLE_EQ(m[2], 3);
+  EXPECT_DOUBLE_EQ(m[3], 5);
+  EXPECT_DOUBLE_EQ(m[4], 6);
+}
+
+TEST_F(VizTest, EpochRowsSkipPartialLinesAndLaterLinesWin) {
+  spit(file("metrics.jsonl"),
+       R"({"epoch":1,"step":5,"train_loss":0.9,"lr":0.01,"val":{"dice":[1,0.1,0.2,0.3],"mean_dice":0.2}})"
+       "\n"
+       R"({"epoch":2,"step":7,"train_loss":0.8,"partial":true})"
+       "\n"
+       R"({"epoch":2,"step":10,"train_loss":0.7,"lr":0.01})"
+       "\n\n"
+       R"({"epoch":2,"step":10,"train_loss":0.6,"lr":0.005,"slices_per_s":12.5})"
+       "\n");
+  auto rows = read_epoch_rows(file("metrics.jsonl"));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].epoch, 1);
+  EXPECT_DOUBLE_EQ(rows[0].mean_dice, 0.2);
+  ASSERT_EQ(rows[0].dice.size(), 4u);
+  EXPECT_DOUBLE_EQ(rows[1].train_loss, 0.6);
+  EXPECT_DOUBLE_EQ(rows[1].slices_per_s, 12.5);
+  EXPECT_TRUE(std::isnan(rows[1].mean_dice));
+
+  spit(file("bad.jsonl"), "{\"epoch\":1}\n{not json\n");
+  EXPECT_NE(test::error_of([&] { read_epoch_rows(file("bad.jsonl")); }).find("bad.jsonl line 2 is not JSON"),
+            std::string::npos);
+}
+
+// The pixels of a PNG, decoded by cairo.
+struct Decoded {
+  int width = 0, height = 0;
+  std::vector<uint32_t> pixels;  // 0x00RRGGBB
+};
+
+Decoded decode_png(const std::string& png) {
+  struct Reader {
+    const std::string* bytes;
+    size_t at = 0;
+  } reader{&png};
+  auto read = [](void* closure, unsigned char* data, unsigned int length) -> cairo_status_t {
+    auto* r = static_cast<Reader*>(closure);
+    if (r->at + length > r->bytes->size()) return CAIRO_STATUS_READ_ERROR;
+    std::memcpy(data, r->bytes->data() + r->at, length);
+    r->at += length;
+    return CAIRO_STATUS_SUCCESS;
+  };
+  cairo_surface_t* s = cairo_image_surface_create_from_png_stream(read, &reader);
+  Decoded d;
+  if (cairo_surface_status(s) == CAIRO_STATUS_SUCCESS) {
+    d.width = cairo_image_surface_get_width(s);
+    d.height = cairo_image_surface_get_height(s);
+    const int stride = cairo_image_surface_get_stride(s);
+    for (int y = 0; y < d.height; ++y) {
+      const auto* row = reinterpret_cast<const uint32_t*>(cairo_image_surface_get_data(s) + y * stride);
+      for (int x = 0; x < d.width; ++x) d.pixels.push_back(row[x] & 0xffffff);
+    }
+  }
+  cairo_surface_destroy(s);
+  return d;
+}
+
+uint32_t packed(Rgb c) {
+  auto b = [](double v) { return static_cast<uint32_t>(std::lround(v * 255)); };
+  return (b(c.r) << 16) | (b(c.g) << 8) | b(c.b);
+}
+
+TEST(Overlay, ErrorPanelColoursEachKindOfError) {
+  // 100x100 slice (cell 100: drawn 1:1): truth necrotic in the left block, prediction
+  // edema over part of it (wrong class) and over background (false positive); the rest
+  // of the truth block is missed (false negative).
+  OverlaySlice s;
+  s.height = s.width = 100;
+  for (auto& m : s.modalities) m.assign(100 * 100, 1.0f);
+  s.truth.assign(100 * 100, 0);
+  s.pred.assign(100 * 100, 0);
+  auto at = [](int y, int x) { return static_cast<size_t>(y * 100 + x); };
+  for (int y = 10; y < 40; ++y) {
+    for (int x = 10; x < 40; ++x) s.truth[at(y, x)] = 1;
+    for (int x = 30; x < 60; ++x) s.pred[at(y, x)] = 2;
+  }
+  auto fig = draw_overlay(s, "test", 100);
+  Decoded d = decode_png(fig->png());
+  ASSERT_EQ(d.width, fig->width());
+  ASSERT_EQ(d.height, fig->height());
+  // The errors panel: third column of the second row (gap 10, title 30, label 20).
+  const int px = 10 + 2 * (100 + 10), py = 30 + 20 + 100 + 10 + 20;
+  auto pixel = [&](int y, int x) { return d.pixels[static_cast<size_t>((py + y) * d.width + px + x)]; };
+  EXPECT_EQ(pixel(20, 15), packed(error_colors().false_negative));
+  EXPECT_EQ(pixel(20, 35), packed(error_colors().wrong_class));
+  EXPECT_EQ(pixel(20, 50), packed(error_colors().false_positive));
+  EXPECT_NE(pixel(80, 80), packed(error_colors().false_positive));  // correct background: grey
+  // The ground truth panel shows the necrotic colour over the image in the truth block only.
+  const int gx = 10;
+  auto truth_pixel = [&](int y, int x) { return d.pixels[static_cast<size_t>((py + y) * d.width + gx + x)]; };
+  EXPECT_NE(truth_pixel(20, 15), truth_pixel(80, 80));
+  EXPECT_EQ(truth_pixel(20, 15), truth_pixel(30, 25));
+}
+
+TEST(Overlay, MostTumourSliceAndSizeChecks) {
+  std::vector<uint8_t> labels(4 * 9, 0);
+  labels[9 + 1] = 2;
+  labels[2 * 9 + 3] = labels[2 * 9 + 4] = 1;
+  EXPECT_EQ(slice_with_most_tumour(labels, 9), 2);
+  EXPECT_EQ(slice_with_most_tumour(std::vector<uint8_t>(18, 0), 9), -1);
+  OverlaySlice s;
+  s.height = s.width = 4;
+  EXPECT_NE(test::error_of([&] { draw_overlay(s, "empty", 64); }).find("overlay 'empty'"), std::string::npos);
+}
+
+TEST_F(VizTest, ProgressPlotIsAPngOfFourPanels) {
+  std::vector<EpochRow> rows;
+  for (int e = 1; e <= 12; ++e) {
+    EpochRow r;
+    r.epoch = e;
+    r.train_loss = 1.0 / e;
+    r.lr = e < 6 ? 1e-3 : 5e-4;
+    r.epoch_s = 10 + e % 3;
+    r.slices_per_s = 300 - e;
+    r.mean_dice = 0.5 + 0.03 * e;
+    r.dice = {0.99, 0.4 + 0.02 * e, 0.5 + 0.03 * e, 0.6 + 0.01 * e};
+    rows.push_back(r);
+  }
+  write_progress_plot(rows, file("progress.png"), "test run");
+  Decoded d = decode_png(slurp(file("progress.png")));
+  EXPECT_EQ(d.width, 1200);
+  EXPECT_EQ(d.height, 820);
+  // The per-class panel (top right) holds the edema colour somewhere: its line was drawn.
+  const uint32_t edema = packed(class_colors()[2]);
+  bool found = false;
+  for (int y = 40; y < 420 && !found; ++y) {
+    for (int x = 600; x < 1200 && !found; ++x) found = d.pixels[static_cast<size_t>(y * 1200 + x)] == edema;
+  }
+  EXPECT_TRUE(found);
+  write_progress_plot({}, file("empty.png"), "no epochs");  // an empty run still draws its frame
+  EXPECT_EQ(decode_png(slurp(file("empty.png"))).width, 1200);
+}
+
+}  // namespace
+}  // namespace strata::viz
