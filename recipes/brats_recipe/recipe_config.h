@@ -58,14 +58,14 @@ struct RunConfig {
 struct LogConfig {
   bool tensorboard = true;   // <run.dir>/tb/events.out.tfevents.*: step and epoch scalars, overlay images
   bool progress_png = true;  // <run.dir>/progress.png, redrawn from metrics.jsonl every epoch
-  int64_t image_every = 5;   // validated epochs between TensorBoard overlay images (0: none)
+  int64_t image_every = 5;   // TensorBoard overlay images at epochs 1, 1 + k, ... and the last (0: none)
   int64_t images = 3;        // validation slices in the overlays, each from another case
 
   template <class V>
   void visit(V& v) {
     v("tensorboard", tensorboard, "<run.dir>/tb/events.out.tfevents.*: step and epoch scalars, overlay images");
     v("progress_png", progress_png, "<run.dir>/progress.png, redrawn from metrics.jsonl every epoch");
-    v("image_every", image_every, "validated epochs between TensorBoard overlay images (0: none)",
+    v("image_every", image_every, "TensorBoard overlay images at epochs 1, 1 + k, 1 + 2k, ... and the last (0: none)",
       core::in_range<int64_t>(0, 1000000));
     v("images", images, "validation slices in the overlays, each from another case", core::in_range<int64_t>(0, 16));
   }

@@ -84,12 +84,13 @@ void RunLogger::on_epoch(const EpochStats& st, const std::optional<Validation>& 
       }
       tb_->scalar("val/mean_dice", step, val->mean_dice);
       tb_->scalar("val/mean_iou", step, val->mean_iou);
-      const bool last = trainer.epoch() == trainer.setup().train.epochs;
-      if (options_.image_every > 0 && options_.images > 0 &&
-          (validated_epochs_ % options_.image_every == 0 || last)) {
+      // Epochs 1, 1 + k, 1 + 2k, ... and the last: by epoch number, so that a resumed
+      // run keeps the same ones.
+      const int64_t epoch = trainer.epoch();
+      const bool last = epoch == trainer.setup().train.epochs;
+      if (options_.image_every > 0 && options_.images > 0 && ((epoch - 1) % options_.image_every == 0 || last)) {
         write_overlays(trainer);
       }
-      ++validated_epochs_;
     }
   }
   if (tb_) tb_->flush();

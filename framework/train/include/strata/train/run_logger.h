@@ -4,8 +4,9 @@
 //       batch; step/lr; step/loss_scale) and per epoch at the epoch's last step (the
 //       values of its metrics.jsonl line: epoch/train_loss, epoch/lr, val/dice/<class>,
 //       val/iou/<class>, val/mean_dice, val/mean_iou, perf/slices_per_s,
-//       perf/epoch_s, perf/data_wait, perf/exposed_comm_s), and every `image_every`
-//       validated epochs overlays of a few fixed validation slices (val/overlay/<i>);
+//       perf/epoch_s, perf/data_wait, perf/exposed_comm_s), and at epochs 1,
+//       1 + image_every, ... and the last (when validated) overlays of a few fixed
+//       validation slices (val/overlay/<i>);
 //   <run_dir>/progress.png  redrawn from metrics.jsonl after every epoch.
 // Step scalars are read from the device in groups (one host synchronisation per
 // kStepFlush steps, and at the end of an epoch).
@@ -25,7 +26,7 @@ struct RunLoggerOptions {
   std::string run_dir;                  // tb/ and progress.png go here
   bool tensorboard = true;              // write tb/events.out.tfevents.*
   bool progress_png = true;             // redraw progress.png every epoch
-  int64_t image_every = 5;              // validated epochs between overlay images (0: none)
+  int64_t image_every = 5;              // overlay images at epochs 1, 1 + k, ... and the last, when validated (0: none)
   int64_t images = 3;                   // validation slices shown (each from another case)
   std::string title;                    // progress.png's title (the run name)
   std::optional<int64_t> resume_step;   // resuming: trim tb/ after this step first
@@ -57,7 +58,6 @@ class RunLogger : public TrainObserver {
   std::unique_ptr<viz::EventWriter> tb_;
   std::vector<PendingStep> pending_;
   std::vector<int64_t> overlay_slices_;
-  int64_t validated_epochs_ = 0;
 };
 
 }  // namespace strata::train
