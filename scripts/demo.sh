@@ -4,7 +4,9 @@
 #   synth (40 BraTS-like cases at BraTS's shape) -> pack at 128x128 (and 64x64 for the
 #   CPU recipe) -> inspect --verify -> train cpu_smoke -> necrotic-weighted fine-tune ->
 #   evaluate with TTA: the per-class Dice/IoU table on the packed slices -> predict the
-#   validation cases in their original geometry -> score them on whole volumes in mm.
+#   validation cases in their original geometry -> score them on whole volumes in mm ->
+#   report: one HTML page of the run (curves, tables, overlays). Training also writes
+#   TensorBoard events (<run>/tb) and progress.png.
 # Data go to runs/demo-data (the recipes' default data.path), runs to runs/demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,4 +52,10 @@ step "score them as BraTS does: Dice, HD95 in mm, sensitivity and specificity pe
 $RUN -np 2 $B score --pred "$DEMO/pred" --truth "$DATA/cases" --only-predicted --csv "$DEMO/scores.csv" \
   --json "$DEMO/scores.json"
 
-echo; echo "demo: done in $((SECONDS - start)) s; checkpoints, metrics.jsonl, eval.json, pred/ and scores.csv under $DEMO"
+step "report: one self-contained HTML page of the fine-tune: curves, tables, the best, median and worst case"
+$B report "$DEMO/finetune" --eval "$DEMO/eval.json" --predictions "$DEMO/pred" --cases "$DATA/cases" \
+  --scores "$DEMO/scores.json" --out "$DEMO/report.html"
+
+echo; echo "demo: done in $((SECONDS - start)) s; checkpoints, metrics.jsonl, progress.png and tb/ under $DEMO/train and"
+echo "$DEMO/finetune; eval.json, pred/, scores.csv and the overlay PNGs under $DEMO"
+echo "the report: $(cd "$DEMO" && pwd)/report.html (open it in a browser; tensorboard --logdir $DEMO shows both runs)"

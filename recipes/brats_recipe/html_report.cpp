@@ -158,7 +158,7 @@ Overlay draw_case(const std::string& role, const CaseDice& dice, const dataprep:
   auto fig = viz::draw_overlay(
       s, fmt::format("{} case: {}, axial slice {} (Dice ET {:.3f}, TC {:.3f}, WT {:.3f})", role, dice.name, o.slice,
                      dice.dice[0], dice.dice[1], dice.dice[2]),
-      200);
+      static_cast<int>(std::clamp<int64_t>(std::max(nx, ny), 160, 256)));  // 1:1 up to 256: thin errors stay visible
   o.png = fig->png();
   return o;
 }
@@ -234,7 +234,8 @@ if (D.epochs.length) {
         pointRadius:D.epochs.length > 40 ? 0 : 2})),
        axes('epoch', 'val Dice', {y:{min:0, max:1, title:{display:true, text:'val Dice'}}}));
   line('chart-lr', [series('learning rate', 'lr', '#2ca02c')],
-       axes('epoch', 'lr', {y:{type:'logarithmic', title:{display:true, text:'lr (log)'}}}));
+       axes('epoch', 'lr', {y:{type:'logarithmic', title:{display:true, text:'lr (log)'},
+            ticks:{callback: v => Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-6 ? v.toExponential(0) : ''}}}));
   line('chart-speed', [series('slices/s (all ranks)', 'slices_per_s', '#8c564b', {yAxisID:'y'}),
                        series('epoch time (s)', 'epoch_s', '#9467bd', {yAxisID:'y1'})],
        axes('epoch', 'slices/s', {y:{min:0, title:{display:true, text:'slices/s'}},
@@ -260,7 +261,8 @@ ReportResult write_html_report(const ReportInputs& in) {
   const std::string metrics = (run / "metrics.jsonl").string();
   core::require_file<core::IoError>(metrics, "metrics.jsonl of the run");
   const auto rows = viz::read_epoch_rows(metrics);
-  viz::write_progress_plot(rows, (run / "progress.png").string(), fmt::format("{}", in.run_dir));
+  // A run from before progress.png existed gets one; a run's own is left as it drew it.
+  if (!fs::exists(run / "progress.png")) viz::write_progress_plot(rows, (run / "progress.png").string(), in.run_dir);
   const std::string config = fs::exists(run / "config.yaml") ? read_text((run / "config.yaml").string(), "config")
                                                              : std::string("(no config.yaml in the run folder)");
   const std::string chartjs = read_text(in.chartjs, "Chart.js (Debian package libjs-chart.js)");

@@ -8,7 +8,7 @@
 namespace strata::recipes {
 
 struct ReportInputs {
-  std::string run_dir;      // config.yaml, metrics.jsonl (progress.png is redrawn there)
+  std::string run_dir;      // config.yaml, metrics.jsonl (progress.png drawn there when missing)
   std::string eval_json;    // `evaluate --json` output; "" for none
   std::string predictions;  // folder of <case>.nii.gz from `predict`; "" for none
   std::string cases;        // BraTS case folders (images and truth) of those predictions

@@ -38,16 +38,19 @@ Range settle(Range r, double fixed_lo, double fixed_hi, bool log) {
 }
 
 std::string tick_label(double v, double step) {
-  if (step >= 1 && std::abs(v) < 1e7) return fmt::format("{:.0f}", v);
-  const int decimals = std::clamp(static_cast<int>(std::ceil(-std::log10(step) - 1e-9)), 0, 6);
+  // As many decimals as the step needs (2.5 needs one, 0.25 two), at most 6.
+  int decimals = 0;
+  while (decimals < 6 && std::abs(step * std::pow(10.0, decimals) - std::round(step * std::pow(10.0, decimals))) > 1e-6) {
+    ++decimals;
+  }
   if (std::abs(v) >= 1e-4 || v == 0) return fmt::format("{:.{}f}", v, decimals);
   return fmt::format("{:.0e}", v);
 }
 
 std::string log_label(double exponent) {
   const double v = std::pow(10.0, exponent);
-  if (exponent >= -3 && exponent <= 4) return fmt::format("{:g}", v);
-  return fmt::format("1e{:.0f}", exponent);
+  if (exponent >= -3.5 && exponent <= 4.5) return fmt::format("{:g}", v);
+  return fmt::format("{:.0e}", v);
 }
 
 }  // namespace
@@ -132,7 +135,12 @@ void draw_line_chart(cairo_t* cr, Rect area, const Axes& axes, const std::vector
   cairo_set_line_width(cr, 1);
   std::vector<std::pair<double, std::string>> yticks;
   if (axes.log_y) {
-    for (double e = yl.lo; e <= yl.hi + 1e-9; e += 1) yticks.emplace_back(e, log_label(e));
+    for (double e = yl.lo; e <= yl.hi + 1e-9; e += 1) {
+      yticks.emplace_back(e, log_label(e));
+      if (yl.hi - yl.lo <= 2 && e < yl.hi - 1e-9) {  // few decades: 2 and 5 of each labelled too
+        for (int m : {2, 5}) yticks.emplace_back(e + std::log10(m), log_label(e + std::log10(m)));
+      }
+    }
   } else {
     auto t = nice_ticks(yl.lo, yl.hi);
     for (double v : t) yticks.emplace_back(v, tick_label(v, t.size() > 1 ? t[1] - t[0] : 1));
