@@ -9,8 +9,7 @@ B=$BRATS_RECIPE
 BUILD=$(cd "$(dirname "$B")/.." && pwd)
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROMIUM" ] || skip_test "no chromium (scripts/install-deps.sh installs it)"
-[ -n "${STRATA_PYTHON:-}" ] && "$STRATA_PYTHON" -c 'import PIL' 2>/dev/null \
-  || skip_test "no Python with pillow (configure with -DSTRATA_PYTHON=...; install-deps installs it)"
+require_python PIL
 CHECK=("$STRATA_PYTHON" "$SOURCE_DIR/tests/browser/report_check.py" --chromium "$CHROMIUM")
 R=$OUT/run
 common=(--config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "data.path=$STRATA_TEST_DATA")

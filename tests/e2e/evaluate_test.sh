@@ -30,7 +30,15 @@ python3 - "$OUT/eval2.json" "$OUT/pred" >"$OUT/check.log" 2>&1 <<'PY' || { LOG=$
 import gzip, json, os, struct, sys
 j = json.load(open(sys.argv[1]))
 assert set(j) == {"per_class", "mean_dice", "mean_iou", "regions", "per_case", "tta", "slices", "cases", "ranks",
-                  "checkpoint", "data", "split", "geometry", "strata_version"}, set(j)
+                  "checkpoint", "data", "split", "geometry", "strata_version", "confusion"}, set(j)
+# The confusion matrix holds every pixel of the split once, and gives the table's Dice.
+m = j["confusion"]["pixels"]
+assert len(m) == 4 and all(len(r) == 4 for r in m) and sum(map(sum, m)) == j["slices"] * 32 * 32, m
+for c, name in ((1, "necrotic"), (2, "edema"), (3, "enhancing")):
+    row, col = sum(m[c]), sum(r[c] for r in m)
+    if row + col > 0:
+        d = j["per_class"][name]["dice"]
+        assert abs(2 * m[c][c] / (row + col) - d) < 1e-9, (name, m, d)
 assert len(j["per_case"]) == j["cases"] and set(j["checkpoint"]) == {"path", "epoch", "weights_hash"}, j["checkpoint"]
 assert j["split"] == "val" and j["geometry"] == "packed", j
 assert set(j["per_class"]) == {"necrotic", "edema", "enhancing"}

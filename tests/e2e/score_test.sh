@@ -4,10 +4,7 @@
 # {0, 1, 2, 4}, cases missing on one side (listed; --only-predicted scores the rest).
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
-[ -n "${STRATA_PYTHON:-}" ] && "$STRATA_PYTHON" -c 'import torch' 2>/dev/null \
-  || skip_test "no Python with torch (configure with -DSTRATA_PYTHON=...)"
-"$STRATA_PYTHON" -c 'import monai, scipy' 2>/dev/null \
-  || { LOG=/dev/null; fail "MONAI and SciPy are missing from $STRATA_PYTHON: run scripts/install-deps.sh"; finish; }
+require_python monai scipy
 
 run monai "$STRATA_PYTHON" "$SOURCE_DIR/tests/e2e/score_reference_test.py" "$B" "$OUT/ref"
 expect_rc 0; expect_log "score agrees with MONAI on 21 case-regions"

@@ -7,10 +7,7 @@
 # value per step, the later run's.
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
-[ -n "${STRATA_PYTHON:-}" ] && "$STRATA_PYTHON" -c 'import torch' 2>/dev/null \
-  || skip_test "no Python with torch (configure with -DSTRATA_PYTHON=...)"
-"$STRATA_PYTHON" -c 'import tensorboard, PIL' 2>/dev/null \
-  || { LOG=/dev/null; fail "tensorboard or pillow is missing from $STRATA_PYTHON: run scripts/install-deps.sh"; finish; }
+require_python tensorboard PIL
 R=$OUT/run
 common=(--config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "data.path=$STRATA_TEST_DATA" --set "run.dir=$R"
         --set log.image_every=2)

@@ -277,7 +277,20 @@ TEST(EvaluatorTest, JsonHasExactlyTheDocumentedShape) {
   std::set<std::string> keys;
   for (auto& [k, v] : j.items()) keys.insert(k);
   EXPECT_EQ(keys, (std::set<std::string>{"per_class", "mean_dice", "mean_iou", "regions", "per_case", "tta", "slices",
-                                         "cases", "ranks"}));
+                                         "cases", "ranks", "confusion"}));
+  // The confusion matrix: rows the truth, columns the prediction; a model that predicts
+  // background everywhere puts every pixel in column 0, and the rows hold the truth's counts.
+  const auto& px = j["confusion"]["pixels"];
+  ASSERT_EQ(px.size(), 4u);
+  int64_t total = 0;
+  for (size_t t = 0; t < 4; ++t) {
+    ASSERT_EQ(px[t].size(), 4u);
+    for (size_t p = 1; p < 4; ++p) EXPECT_EQ(px[t][p], 0) << t << "," << p;
+    EXPECT_EQ(px[t][0], r.confusion[t][0].item<int64_t>());
+    total += px[t][0].get<int64_t>();
+  }
+  EXPECT_EQ(total, r.slices * 32 * 32);
+  EXPECT_GT(px[2][0].get<int64_t>(), 0);  // edema in the truth
   ASSERT_EQ(j["per_case"].size(), r.per_case.size());
   EXPECT_EQ(j["per_case"][0]["case"], r.per_case[0].name);
   EXPECT_EQ(j["per_case"][0]["slices"], r.per_case[0].slices);
