@@ -62,5 +62,6 @@ void add_evaluate_command(CLI::App& app, Cli& cli);
 void add_predict_command(CLI::App& app, Cli& cli);
 void add_score_command(CLI::App& app, Cli& cli);
 void add_report_command(CLI::App& app, Cli& cli);
+void add_export_command(CLI::App& app, Cli& cli);
 
 }  // namespace strata::recipes

@@ -4,7 +4,7 @@
 #include "brats_recipe/cli.h"
 #include "strata/core/error.h"
 #include "strata/core/log.h"
-#include "strata/train/checkpoint.h"
+#include "strata/model/checkpoint.h"
 
 #include <fmt/format.h>
 
@@ -20,8 +20,8 @@ void add_config_command(CLI::App& app, Cli& cli) {
     if (!from->empty()) {
       STRATA_CHECK_AS(ConfigError, options->config_path.empty() && options->sets.empty(),
                       "config --from prints a checkpoint's own config: it takes no --config or --set");
-      auto archive = train::open_checkpoint(*from, torch::Device(torch::kCPU));
-      train::CheckpointMeta meta = train::read_meta(archive, *from);
+      auto archive = model::open_checkpoint(*from, torch::Device(torch::kCPU));
+      model::CheckpointMeta meta = model::read_meta(archive, *from);
       fmt::print("# config of {} ({} checkpoint: epoch {}, step {}{}, written by {} rank(s) x batch {}, Strata {})\n{}",
                  *from, meta.reason, meta.epoch, meta.step,
                  meta.epoch_sample > 0 ? fmt::format(", {} samples into epoch {}", meta.epoch_sample, meta.epoch + 1)

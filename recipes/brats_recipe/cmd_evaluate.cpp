@@ -19,7 +19,7 @@
 #include "strata/core/log.h"
 #include "strata/data/slice_store.h"
 #include "strata/eval/evaluator.h"
-#include "strata/eval/model_loader.h"
+#include "strata/model/model_loader.h"
 #include "strata/eval/predictor.h"
 #include "strata/eval/scorer.h"
 
@@ -38,17 +38,17 @@ struct EvaluateOptions {
   std::string checkpoint, tta, json, csv, predictions, geometry = "packed";
 };
 
-nlohmann::json provenance(const RecipeConfig& config, const EvaluateOptions& o, const eval::LoadedModel& loaded,
+nlohmann::json provenance(const RecipeConfig& config, const EvaluateOptions& o, const model::LoadedModel& loaded,
                           int ranks) {
   return {{"checkpoint", {{"path", o.checkpoint}, {"epoch", loaded.meta.epoch},
-                          {"weights_hash", eval::weights_hash(*loaded.model)}}},
+                          {"weights_hash", model::weights_hash(*loaded.model)}}},
           {"data", config.data.path}, {"split", config.eval.split}, {"geometry", o.geometry},
           {"strata_version", STRATA_VERSION}, {"ranks", ranks}};
 }
 
 // The split's cases predicted from their source folders and scored on whole volumes.
 void evaluate_original(comm::World& world, const torch::Device& device, const RecipeConfig& config,
-                       const EvaluateOptions& o, const eval::LoadedModel& loaded) {
+                       const EvaluateOptions& o, const model::LoadedModel& loaded) {
   std::shared_ptr<data::SliceStore> store;
   eval::PredictSetup s;
   std::unique_ptr<eval::Predictor> predictor;
@@ -143,8 +143,8 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
     comm::World& world = cli.world();
     const torch::Device device = world.bind_device(config.run.device);
     if (o->geometry == "original") {
-      eval::LoadedModel loaded;
-      world.agree([&] { loaded = eval::load_unet(o->checkpoint, device); });
+      model::LoadedModel loaded;
+      world.agree([&] { loaded = model::load_unet(o->checkpoint, device, &config.model); });
       evaluate_original(world, device, config, *o, loaded);
       return;
     }
@@ -156,10 +156,10 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
     // The data, the split, the checkpoint and their fit are checked without collectives
     // and agreed on: a mistake stops every rank with one message.
     std::unique_ptr<eval::Evaluator> evaluator_ptr;
-    eval::LoadedModel loaded;
+    model::LoadedModel loaded;
     world.agree([&] {
       evaluator_ptr = std::make_unique<eval::Evaluator>(setup, device, world.rank(), world.size(), comm.get());
-      loaded = eval::load_unet(o->checkpoint, device);
+      loaded = model::load_unet(o->checkpoint, device, &config.model);
       evaluator_ptr->check_model(loaded.model->config(), "'" + o->checkpoint + "'");
     });
     eval::Evaluator& evaluator = *evaluator_ptr;
@@ -168,7 +168,7 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
         "{} rank(s) on {}, TTA {} ({} views), amp {}",
         o->checkpoint, loaded.meta.epoch, loaded.meta.best_metric, config.eval.split, config.data.path,
         evaluator.num_slices(), evaluator.num_cases(), world.size(), device.str(), config.eval.tta,
-        evaluator.views().size(), train::amp_name(evaluator.amp()));
+        evaluator.views().size(), nn::amp_name(evaluator.amp()));
 
     eval::EvalReport report = evaluator.run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
     if (world.rank() != 0) return;

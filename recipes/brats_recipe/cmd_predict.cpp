@@ -15,7 +15,7 @@
 #include "strata/core/timer.h"
 #include "strata/data/slice_store.h"
 #include "strata/eval/evaluator.h"
-#include "strata/eval/model_loader.h"
+#include "strata/model/model_loader.h"
 #include "strata/eval/predictor.h"
 #include "strata/eval/scorer.h"
 
@@ -30,8 +30,11 @@ namespace {
 
 // The packed slice size a checkpoint's model was trained on: recorded in newer
 // checkpoints; else the height of the packed file its config names, when it is there.
-int64_t trained_slice_size(const eval::LoadedModel& loaded, const std::string& checkpoint) {
+int64_t trained_slice_size(const model::LoadedModel& loaded, const std::string& checkpoint) {
   if (loaded.meta.slice_size > 0) return loaded.meta.slice_size;
+  STRATA_CHECK_AS(ConfigError, loaded.meta.reason != "state_dict",
+                  "'{}' is a PyTorch state_dict, which does not record the slice size its model was trained on: pass "
+                  "--size", checkpoint);
   RecipeConfig trained = core::parse_config<RecipeConfig>(loaded.meta.config_yaml, {}, "config of " + checkpoint);
   std::error_code ec;
   if (std::filesystem::is_regular_file(trained.data.path, ec)) return data::SliceStore(trained.data.path).height();
@@ -85,7 +88,7 @@ void add_predict_command(CLI::App& app, Cli& cli) {
     s.tta = tta->empty() ? config.eval.tta : *tta;
     s.batch = config.eval.batch_size > 0 ? config.eval.batch_size : config.data.batch_size;
     s.amp = eval::resolve_eval_amp(config.eval.amp, device);
-    eval::LoadedModel loaded;
+    model::LoadedModel loaded;
     std::unique_ptr<eval::Predictor> predictor;
     world.agree([&] {  // files and fit checked on every rank before anything runs
       if (!cases_from->empty()) {
@@ -98,7 +101,7 @@ void add_predict_command(CLI::App& app, Cli& cli) {
           if (std::find(s.only.begin(), s.only.end(), name) == s.only.end()) s.only.push_back(name);
         }
       }
-      loaded = eval::load_unet(*checkpoint, device);
+      loaded = model::load_unet(*checkpoint, device, &config.model);
       if (s.size <= 0) s.size = trained_slice_size(loaded, *checkpoint);
       const int64_t m = loaded.model->config().size_multiple();
       STRATA_CHECK_AS(ConfigError, s.size % m == 0, "slices of {} do not suit the model of '{}' ({} levels: "
@@ -107,7 +110,7 @@ void add_predict_command(CLI::App& app, Cli& cli) {
     });
     core::log0("predict: {} (epoch {}) on {} case(s) of {}, slices of {}x{}, TTA {}, {} rank(s) on {}, amp {}",
                *checkpoint, loaded.meta.epoch, predictor->num_cases(), s.input, s.size, s.size, s.tta, world.size(),
-               device.str(), train::amp_name(s.amp));
+               device.str(), nn::amp_name(s.amp));
     eval::PredictResult r = predictor->run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
     if (world.rank() != 0) return;
     const double n = static_cast<double>(std::max<size_t>(r.written.size(), 1));
@@ -117,7 +120,7 @@ void add_predict_command(CLI::App& app, Cli& cli) {
                60.0 * static_cast<double>(r.written.size()) / std::max(r.seconds, 1e-9), r.times.read / n,
                r.times.preprocess / n, r.times.infer / n, r.times.write / n);
     nlohmann::json extra{{"checkpoint", {{"path", *checkpoint}, {"epoch", loaded.meta.epoch},
-                                         {"weights_hash", eval::weights_hash(*loaded.model)}}},
+                                         {"weights_hash", model::weights_hash(*loaded.model)}}},
                          {"input", s.input}, {"out", s.out}, {"tta", s.tta}, {"slice_size", s.size},
                          {"strata_version", STRATA_VERSION}, {"ranks", r.ranks},
                          {"written", r.written}, {"skipped", r.skipped},

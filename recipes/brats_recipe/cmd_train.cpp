@@ -13,7 +13,7 @@
 #include "strata/core/files.h"
 #include "strata/core/run_lock.h"
 #include "strata/core/signals.h"
-#include "strata/train/checkpoint.h"
+#include "strata/model/checkpoint.h"
 #include "strata/train/run_logger.h"
 
 #include <filesystem>

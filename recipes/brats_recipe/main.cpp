@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   recipes::add_predict_command(app, cli);
   recipes::add_score_command(app, cli);
   recipes::add_report_command(app, cli);
+  recipes::add_export_command(app, cli);
 
   try {
     app.parse(argc, argv);

@@ -2,7 +2,8 @@
 #include "brats_recipe/setup.h"
 
 #include "strata/core/log.h"
-#include "strata/train/checkpoint.h"
+#include "strata/model/checkpoint.h"
+#include "strata/model/state_dict.h"
 
 namespace strata::recipes {
 
@@ -24,8 +25,12 @@ train::TrainerSetup trainer_setup(const RecipeConfig& config) {
 }
 
 void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpoint) {
-  auto archive = train::open_checkpoint(checkpoint, torch::Device(torch::kCPU));
-  train::CheckpointMeta meta = train::read_meta(archive, checkpoint);
+  if (model::is_state_dict(checkpoint)) {
+    core::log0("model: the recipe's model section ({} holds PyTorch weights without an architecture)", checkpoint);
+    return;
+  }
+  auto archive = model::open_checkpoint(checkpoint, torch::Device(torch::kCPU));
+  model::CheckpointMeta meta = model::read_meta(archive, checkpoint);
   nn::UNetConfig stored = core::parse_config<nn::UNetConfig>(meta.model_yaml, {}, "model of " + checkpoint);
   std::string mine = core::to_yaml(config.model), theirs = core::to_yaml(stored);
   if (mine != theirs) {

@@ -7,7 +7,7 @@
 #include "strata/comm/communicator.h"
 #include "strata/core/error.h"
 #include "strata/eval/evaluator.h"
-#include "strata/eval/model_loader.h"
+#include "strata/model/model_loader.h"
 #include "strata/train/trainer.h"
 
 #include <gtest/gtest.h>
@@ -71,7 +71,7 @@ class EvaluatorDistTest : public ::testing::Test {
 TEST_F(EvaluatorDistTest, DistributedResultEqualsTheSingleProcessResult) {
   test::SharedTempDir dir("strata_evaluator_test");
   const std::string ckpt = trained_checkpoint(dir.path() / "run");
-  LoadedModel loaded = load_unet(ckpt, torch::kCPU);
+  model::LoadedModel loaded = model::load_unet(ckpt, torch::kCPU);
   SegmentationModel model = [&loaded](const torch::Tensor& x) { return loaded.model->forward(x); };
   auto comm = comm::make_communicator(world(), torch::kCPU, "mpi");
 

@@ -6,7 +6,7 @@
 #include "strata/core/error.h"
 #include "strata/eval/evaluator.h"
 #include "strata/core/signals.h"
-#include "strata/train/checkpoint.h"
+#include "strata/model/checkpoint.h"
 #include "strata/train/trainer.h"
 
 #include <gtest/gtest.h>
@@ -120,8 +120,8 @@ TEST_F(TrainerTest, ResumeAtAnEpochBoundaryAndMidEpochPreemptionReproduceOneRun)
       EXPECT_EQ(t.fit(), Trainer::Outcome::kPreempted);
       EXPECT_EQ(t.step(), stop_at);  // every rank stopped after the same step
     }
-    auto archive = open_checkpoint(dir + "/last.pt");
-    CheckpointMeta meta = read_meta(archive, dir + "/last.pt");
+    auto archive = model::open_checkpoint(dir + "/last.pt");
+    model::CheckpointMeta meta = model::read_meta(archive, dir + "/last.pt");
     EXPECT_EQ(meta.reason, "preempt");
     EXPECT_EQ(meta.epoch, 1);
     EXPECT_EQ(meta.step_in_epoch, stop_at - per_epoch);

@@ -6,10 +6,10 @@
 #include "strata/core/config.h"
 #include "strata/dataprep/nifti.h"
 #include "strata/eval/evaluator.h"
-#include "strata/eval/model_loader.h"
+#include "strata/model/model_loader.h"
 #include "strata/eval/predictions.h"
 #include "strata/eval/report.h"
-#include "strata/train/checkpoint.h"
+#include "strata/model/checkpoint.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -26,6 +26,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::error_of;
+using model::LoadedModel;
+using model::load_unet;
 
 constexpr int64_t kClasses = 4;
 
@@ -202,9 +204,9 @@ TEST(EvaluatorTest, TtaChangesNothingForAnEquivariantModelAndSomethingOtherwise)
 }
 
 TEST(EvaluatorTest, InferenceRunsUnderTheConfiguredAutocast) {
-  EXPECT_EQ(resolve_eval_amp("auto", torch::kCPU), train::AmpMode::kOff);
-  EXPECT_EQ(resolve_eval_amp("fp16", torch::kCPU), train::AmpMode::kOff);  // no fp16 autocast on the CPU
-  EXPECT_EQ(resolve_eval_amp("bf16", torch::kCPU), train::AmpMode::kBf16);
+  EXPECT_EQ(resolve_eval_amp("auto", torch::kCPU), nn::AmpMode::kOff);
+  EXPECT_EQ(resolve_eval_amp("fp16", torch::kCPU), nn::AmpMode::kOff);  // no fp16 autocast on the CPU
+  EXPECT_EQ(resolve_eval_amp("bf16", torch::kCPU), nn::AmpMode::kBf16);
   EXPECT_THROW(resolve_eval_amp("fp8", torch::kCPU), core::ConfigError);
 
   const std::string path = test::tiny_packed();
@@ -376,17 +378,17 @@ TEST(EvaluatorTest, BadInputIsAClearErrorBeforeAnyWork) {
 
 void write_checkpoint(const std::string& path, const std::string& model_yaml, nn::UNet2d* weights) {
   torch::serialize::OutputArchive archive;
-  train::CheckpointMeta meta;
+  model::CheckpointMeta meta;
   meta.config_yaml = "run: {}";
   meta.model_yaml = model_yaml;
   meta.epoch = 3;
-  train::write_meta(archive, meta);
+  model::write_meta(archive, meta);
   if (weights) {
     torch::serialize::OutputArchive w;
     (*weights)->save(w);
     archive.write("model", w);
   }
-  train::save_atomic(archive, path);
+  model::save_atomic(archive, path);
 }
 
 nn::UNet2d unet_of(std::vector<int64_t> widths) {
@@ -443,7 +445,7 @@ TEST(ModelLoaderTest, ForeignBrokenAndMismatchedCheckpointsAreCheckpointErrors) 
   EXPECT_NE(load_error(dir + "/missing.pt").find("does not exist"), std::string::npos);
 
   std::ofstream(dir + "/garbage.pt") << "not a checkpoint";
-  EXPECT_NE(load_error(dir + "/garbage.pt").find("corrupt or not a libtorch archive"), std::string::npos);
+  EXPECT_NE(load_error(dir + "/garbage.pt").find("is corrupt, or neither a Strata checkpoint"), std::string::npos);
 
   nn::UNet2d small = unet_of({4, 8});
   write_checkpoint(dir + "/good.pt", yaml_of({4, 8}), &small);

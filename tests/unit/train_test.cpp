@@ -2,7 +2,7 @@
 // autocast scopes, AMP mode parsing.
 #include "strata/core/error.h"
 #include "strata/train/amp.h"
-#include "strata/train/checkpoint.h"
+#include "strata/model/checkpoint.h"
 #include "strata/train/fused_adam.h"
 #include "strata/train/lr_plateau.h"
 
@@ -83,7 +83,7 @@ TEST(LrPlateauTest, StateRoundTripsThroughAnArchive) {
 TEST(CheckpointTest, AtomicSaveLeavesNoTemporaryAndRoundTripsMeta) {
   TempDir dir;
   auto path = (dir.path / "sub" / "last.pt").string();
-  CheckpointMeta meta;
+  model::CheckpointMeta meta;
   meta.config_yaml = "train:\n  lr: 0.1\n";
   meta.model_yaml = "widths: [4, 8]\n";
   meta.epoch = 3;
@@ -92,13 +92,13 @@ TEST(CheckpointTest, AtomicSaveLeavesNoTemporaryAndRoundTripsMeta) {
   meta.best_metric = 0.5;
   meta.reason = "preempt";
   torch::serialize::OutputArchive out;
-  write_meta(out, meta);
+  model::write_meta(out, meta);
   out.write("model.w", torch::arange(5));
-  save_atomic(out, path);
+  model::save_atomic(out, path);
   for (auto& e : fs::directory_iterator(dir.path / "sub")) EXPECT_EQ(e.path().filename(), "last.pt");
 
-  auto in = open_checkpoint(path);
-  CheckpointMeta back = read_meta(in, path);
+  auto in = model::open_checkpoint(path);
+  model::CheckpointMeta back = model::read_meta(in, path);
   EXPECT_EQ(back.config_yaml, meta.config_yaml);
   EXPECT_EQ(back.model_yaml, meta.model_yaml);
   EXPECT_EQ(back.epoch, 3);
@@ -113,11 +113,11 @@ TEST(CheckpointTest, AtomicSaveLeavesNoTemporaryAndRoundTripsMeta) {
 
 TEST(CheckpointTest, MissingCorruptAndForeignFilesAreCheckpointErrors) {
   TempDir dir;
-  EXPECT_THROW(open_checkpoint((dir.path / "none.pt").string()), core::CheckpointError);
+  EXPECT_THROW(model::open_checkpoint((dir.path / "none.pt").string()), core::CheckpointError);
   auto bad = (dir.path / "bad.pt").string();
   std::ofstream(bad) << "not a zip archive";
   try {
-    open_checkpoint(bad);
+    model::open_checkpoint(bad);
     FAIL() << "corrupt file opened";
   } catch (const core::CheckpointError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.pt"), std::string::npos);
@@ -127,8 +127,8 @@ TEST(CheckpointTest, MissingCorruptAndForeignFilesAreCheckpointErrors) {
   torch::serialize::OutputArchive out;
   out.write("weights", torch::ones({2}));
   out.save_to(foreign);
-  auto in = open_checkpoint(foreign);
-  EXPECT_THROW(read_meta(in, foreign), core::CheckpointError);
+  auto in = model::open_checkpoint(foreign);
+  EXPECT_THROW(model::read_meta(in, foreign), core::CheckpointError);
 }
 
 TEST(AmpTest, ParsingAndCpuFallback) {

@@ -95,9 +95,9 @@ void synchronize(const torch::Device& device) {
 
 }  // namespace
 
-train::AmpMode resolve_eval_amp(const std::string& name, const torch::Device& device) {
-  if (name == "auto") return device.is_cuda() ? train::AmpMode::kFp16 : train::AmpMode::kOff;
-  return train::resolve_amp(train::parse_amp(name), device);
+nn::AmpMode resolve_eval_amp(const std::string& name, const torch::Device& device) {
+  if (name == "auto") return device.is_cuda() ? nn::AmpMode::kFp16 : nn::AmpMode::kOff;
+  return nn::resolve_amp(nn::parse_amp(name), device);
 }
 
 Evaluator::Evaluator(EvalSetup setup, torch::Device device, int rank, int world_size, comm::Communicator* comm)
@@ -107,7 +107,7 @@ Evaluator::Evaluator(EvalSetup setup, torch::Device device, int rank, int world_
   STRATA_CHECK_AS(ConfigError, world_size >= 1 && rank >= 0 && rank < world_size,
                   "evaluator: rank {} is outside a world of {} ranks", rank, world_size);
   amp_ = resolve_eval_amp(e.amp, device_);
-  if (d.image_dtype == "float16" && amp_ == train::AmpMode::kOff) {
+  if (d.image_dtype == "float16" && amp_ == nn::AmpMode::kOff) {
     core::throw_on_every_rank(core::ConfigError(fmt::format(
         "'data.image_dtype' = float16 needs autocast, but 'eval.amp' = {} is off on {}: the model's float32 "
         "weights would meet float16 images. Use eval.amp auto, fp16 or bf16 on a GPU, or data.image_dtype float32",
@@ -209,7 +209,7 @@ EvalReport Evaluator::run(const SegmentationModel& model) {
   while (std::optional<data::Batch> b = loader_->next()) {
     torch::Tensor probs;
     {
-      train::AutocastScope autocast(amp_, device_);
+      nn::AutocastScope autocast(amp_, device_);
       probs = tta_probabilities(model, b->images, views_);
     }
     const auto& in = b->images;
@@ -260,7 +260,7 @@ EvalReport Evaluator::run(const SegmentationModel& model) {
   r.hd95 = e.hd95;
   r.tta = tta_name(parse_tta(e.tta));
   r.views = static_cast<int64_t>(views_.size());
-  r.amp = train::amp_name(amp_);
+  r.amp = nn::amp_name(amp_);
   r.ranks = world_size_;
   r.slices = acc.slices();
   r.cases = num_cases();

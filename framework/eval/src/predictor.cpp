@@ -121,7 +121,7 @@ PredictResult Predictor::run(const SegmentationFn& model) {
       torch::Tensor x = c.images.narrow(0, s0, n).to(device_);
       torch::Tensor p;
       {
-        train::AutocastScope autocast(setup_.amp, device_);
+        nn::AutocastScope autocast(setup_.amp, device_);
         p = tta_probabilities(model, x, views);
       }
       probs.push_back(p.to(torch::kCPU, torch::kFloat));

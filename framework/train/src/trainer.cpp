@@ -1,6 +1,8 @@
 // Data-parallel segmentation trainer (see trainer.h).
 #include "strata/train/trainer.h"
 
+#include "strata/model/state_dict.h"
+
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
 #include "strata/core/log.h"
@@ -363,7 +365,7 @@ void Trainer::save_checkpoint(const std::string& name, const std::string& reason
 
 void Trainer::write_checkpoint(const std::string& name, const std::string& reason) {
   torch::serialize::OutputArchive archive;
-  CheckpointMeta meta;
+  model::CheckpointMeta meta;
   meta.config_yaml = setup_.config_yaml;
   meta.model_yaml = core::to_yaml(setup_.model);
   meta.epoch = epoch_;
@@ -376,7 +378,7 @@ void Trainer::write_checkpoint(const std::string& name, const std::string& reaso
   meta.slice_size = store_->height();
   meta.best_metric = best_metric_;
   meta.reason = reason;
-  write_meta(archive, meta);
+  model::write_meta(archive, meta);
   torch::serialize::OutputArchive model, optim, scaler;
   model_->save(model);
   archive.write("model", model);
@@ -389,7 +391,7 @@ void Trainer::write_checkpoint(const std::string& name, const std::string& reaso
     plateau_->save(sched);
     archive.write("sched", sched);
   }
-  save_atomic(archive, (fs::path(setup_.run_dir) / name).string());
+  model::save_atomic(archive, (fs::path(setup_.run_dir) / name).string());
 }
 
 void Trainer::write_metrics(const EpochStats& st, const std::optional<Validation>& val) {
@@ -413,7 +415,7 @@ void Trainer::write_metrics(const EpochStats& st, const std::optional<Validation
   STRATA_CHECK_AS(IoError, out.good(), "cannot append to {}/metrics.jsonl", setup_.run_dir);
 }
 
-void Trainer::check_resume_config(const CheckpointMeta& meta, const std::string& path) const {
+void Trainer::check_resume_config(const model::CheckpointMeta& meta, const std::string& path) const {
   std::vector<std::string> diffs;
   for (const auto& line : core::diff_yaml(meta.config_yaml, setup_.config_yaml)) {
     std::string key = line.substr(0, line.find(':'));
@@ -442,8 +444,14 @@ void load_module(torch::nn::Module& module, torch::serialize::InputArchive& arch
 }  // namespace
 
 void Trainer::init_weights_from(const std::string& path) {
-  auto archive = open_checkpoint(path, device_);
-  CheckpointMeta meta = read_meta(archive, path);
+  if (model::is_state_dict(path)) {  // PyTorch weights: the architecture is this run's model section
+    model::import_state_dict(model_, path);
+    if (setup_.model.channels_last) nn::set_memory_format(*model_, torch::MemoryFormat::ChannelsLast);
+    core::log0("initialised the model from the PyTorch state_dict {} ({})", path, model_->describe());
+    return;
+  }
+  auto archive = model::open_checkpoint(path, device_);
+  model::CheckpointMeta meta = model::read_meta(archive, path);
   std::string mine = core::to_yaml(setup_.model);
   if (meta.model_yaml != mine) {
     STRATA_THROW(CheckpointError, "'{}' holds another architecture: {}", path,
@@ -456,8 +464,8 @@ void Trainer::init_weights_from(const std::string& path) {
 }
 
 void Trainer::resume(const std::string& path) {
-  auto archive = open_checkpoint(path, device_);
-  CheckpointMeta meta = read_meta(archive, path);
+  auto archive = model::open_checkpoint(path, device_);
+  model::CheckpointMeta meta = model::read_meta(archive, path);
   check_resume_config(meta, path);
   load_module(*model_, archive, path);
   if (setup_.model.channels_last) nn::set_memory_format(*model_, torch::MemoryFormat::ChannelsLast);

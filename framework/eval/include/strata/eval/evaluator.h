@@ -29,7 +29,7 @@
 #include "strata/eval/report.h"
 #include "strata/eval/tta.h"
 #include "strata/nn/unet.h"
-#include "strata/train/amp.h"
+#include "strata/nn/precision.h"
 
 #include <torch/torch.h>
 
@@ -70,7 +70,7 @@ class Evaluator {
   const data::ShardSampler& sampler() const { return *sampler_; }
   int64_t num_slices() const { return static_cast<int64_t>(split_.size()); }  // slices in the split
   int64_t num_cases() const { return static_cast<int64_t>(split_cases_.size()); }
-  train::AmpMode amp() const { return amp_; }
+  nn::AmpMode amp() const { return amp_; }
   const std::vector<View>& views() const { return views_; }
 
  private:
@@ -79,7 +79,7 @@ class Evaluator {
   int rank_;
   int world_size_;
   comm::Communicator* comm_;
-  train::AmpMode amp_;
+  nn::AmpMode amp_;
   std::vector<View> views_;
   std::shared_ptr<const data::SliceStore> store_;
   std::vector<int64_t> split_;        // store slice indices of the split
@@ -89,7 +89,7 @@ class Evaluator {
 };
 
 // eval.amp resolved for `device`: auto is fp16 on a GPU and off on the CPU; fp16 on a
-// CPU falls back to off with a warning (train::resolve_amp).
-train::AmpMode resolve_eval_amp(const std::string& name, const torch::Device& device);
+// CPU falls back to off with a warning (nn::resolve_amp).
+nn::AmpMode resolve_eval_amp(const std::string& name, const torch::Device& device);
 
 }  // namespace strata::eval

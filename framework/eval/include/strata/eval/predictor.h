@@ -19,7 +19,7 @@
 #include "strata/dataprep/packer.h"
 #include "strata/eval/scorer.h"
 #include "strata/eval/tta.h"
-#include "strata/train/amp.h"
+#include "strata/nn/precision.h"
 
 #include <torch/torch.h>
 
@@ -35,7 +35,7 @@ struct PredictSetup {
   int64_t size = 0;         // the packed slice size the model was trained on
   std::string tta = "flips+rot90";
   int64_t batch = 16;       // slices per forward pass
-  train::AmpMode amp = train::AmpMode::kOff;
+  nn::AmpMode amp = nn::AmpMode::kOff;
   bool force = false;       // redo cases whose output exists
   bool score = false;       // score the cases that have a seg
   bool progress = true;     // a bar per case on rank 0

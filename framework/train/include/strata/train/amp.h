@@ -10,6 +10,7 @@
 #pragma once
 
 #include "strata/comm/communicator.h"
+#include "strata/nn/precision.h"
 
 #include <torch/torch.h>
 
@@ -17,30 +18,12 @@
 
 namespace strata::train {
 
-enum class AmpMode { kOff, kFp16, kBf16 };
-
-// "off" | "fp16" | "bf16"; anything else is a ConfigError.
-AmpMode parse_amp(const std::string& name);
-const char* amp_name(AmpMode mode);
-// The mode that can run on `device`: fp16 on a CPU falls back to off, with a warning
-// that says so (CPU autocast has no fp16 kernels worth using).
-AmpMode resolve_amp(AmpMode requested, const torch::Device& device);
-
-// Enables autocast for `device`'s type in the mode's dtype for its lifetime (no-op for
-// kOff), and restores the previous state after.
-class AutocastScope {
- public:
-  AutocastScope(AmpMode mode, const torch::Device& device);
-  ~AutocastScope();
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool active_ = false;
-  c10::DeviceType type_;
-  bool prev_enabled_ = false;
-  c10::ScalarType prev_dtype_;
-};
+// The precision types live with the model (nn/precision.h); train keeps their names.
+using nn::AmpMode;
+using nn::amp_name;
+using nn::AutocastScope;
+using nn::parse_amp;
+using nn::resolve_amp;
 
 struct ScalerOptions {
   double init_scale = 65536.0;   // 2^16

@@ -33,7 +33,7 @@
 #include "strata/nn/metrics.h"
 #include "strata/nn/unet.h"
 #include "strata/train/amp.h"
-#include "strata/train/checkpoint.h"
+#include "strata/model/checkpoint.h"
 #include "strata/train/grad_reducer.h"
 #include "strata/train/lr_plateau.h"
 #include "strata/train/train_config.h"
@@ -129,7 +129,8 @@ class Trainer {
   ~Trainer();
 
   // Loads model weights only from a checkpoint (fine-tuning); the architecture must
-  // match (the CLI builds the model section from the checkpoint's).
+  // match (the CLI builds the model section from the checkpoint's). A PyTorch
+  // state_dict (model/state_dict.h) loads into this run's model section.
   void init_weights_from(const std::string& checkpoint);
   // Restores everything from `checkpoint` (normally <run_dir>/last.pt): weights,
   // optimizer, loss scale, schedule, epoch, step and position in the epoch. The config
@@ -169,7 +170,7 @@ class Trainer {
   void save_checkpoint(const std::string& name, const std::string& reason);  // collective
   void write_checkpoint(const std::string& name, const std::string& reason);  // rank 0
   void write_metrics(const EpochStats& stats, const std::optional<Validation>& val);
-  void check_resume_config(const CheckpointMeta& meta, const std::string& path) const;
+  void check_resume_config(const model::CheckpointMeta& meta, const std::string& path) const;
   std::vector<torch::Tensor> grads() const;
   void log_samples(const std::vector<int64_t>& slices);
 

@@ -1,5 +1,5 @@
 // Atomic checkpoint I/O and metadata (see checkpoint.h).
-#include "strata/train/checkpoint.h"
+#include "strata/model/checkpoint.h"
 
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
@@ -8,7 +8,7 @@
 
 #include <filesystem>
 
-namespace strata::train {
+namespace strata::model {
 namespace {
 
 void write_string(torch::serialize::OutputArchive& a, const std::string& key, const std::string& value) {
@@ -99,4 +99,4 @@ torch::serialize::InputArchive open_checkpoint(const std::string& path, std::opt
   return archive;
 }
 
-}  // namespace strata::train
+}  // namespace strata::model

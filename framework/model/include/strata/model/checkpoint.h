@@ -13,7 +13,7 @@
 #include <optional>
 #include <string>
 
-namespace strata::train {
+namespace strata::model {
 
 constexpr int64_t kCheckpointFormat = 1;
 
@@ -44,4 +44,4 @@ void save_atomic(torch::serialize::OutputArchive& archive, const std::string& pa
 torch::serialize::InputArchive open_checkpoint(const std::string& path,
                                                std::optional<torch::Device> device = std::nullopt);
 
-}  // namespace strata::train
+}  // namespace strata::model

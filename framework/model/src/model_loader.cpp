@@ -1,5 +1,7 @@
 // A checkpoint's U-Net, built from its stored model section (see model_loader.h).
-#include "strata/eval/model_loader.h"
+#include "strata/model/model_loader.h"
+
+#include "strata/model/state_dict.h"
 
 #include "strata/core/config.h"
 #include "strata/core/error.h"
@@ -9,7 +11,7 @@
 
 #include <vector>
 
-namespace strata::eval {
+namespace strata::model {
 namespace {
 
 // Name and shape of every parameter, then every buffer, in registration order.
@@ -20,7 +22,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> shapes_of(torch::nn::M
   return out;
 }
 
-nn::UNetConfig stored_config(const train::CheckpointMeta& meta, const std::string& path) {
+nn::UNetConfig stored_config(const model::CheckpointMeta& meta, const std::string& path) {
   try {
     nn::UNetConfig config = core::parse_config<nn::UNetConfig>(meta.model_yaml, {}, "model section of " + path);
     config.validate();
@@ -32,10 +34,25 @@ nn::UNetConfig stored_config(const train::CheckpointMeta& meta, const std::strin
 
 }  // namespace
 
-LoadedModel load_unet(const std::string& path, const torch::Device& device) {
-  auto archive = train::open_checkpoint(path, torch::Device(torch::kCPU));
+LoadedModel load_unet(const std::string& path, const torch::Device& device, const nn::UNetConfig* architecture) {
+  if (is_state_dict(path)) {
+    STRATA_CHECK_AS(CheckpointError, architecture != nullptr,
+                    "'{}' is a PyTorch state_dict, which holds no architecture: give it with --config/--set model.*",
+                    path);
+    LoadedModel out;
+    architecture->validate();
+    out.model = nn::UNet2d(*architecture);
+    import_state_dict(out.model, path);
+    out.meta.model_yaml = core::to_yaml(*architecture);
+    out.meta.reason = "state_dict";
+    out.model->to(device);
+    if (architecture->channels_last) nn::set_memory_format(*out.model, torch::MemoryFormat::ChannelsLast);
+    out.model->eval();
+    return out;
+  }
+  auto archive = model::open_checkpoint(path, torch::Device(torch::kCPU));
   LoadedModel out;
-  out.meta = train::read_meta(archive, path);
+  out.meta = model::read_meta(archive, path);
   const nn::UNetConfig config = stored_config(out.meta, path);
   out.model = nn::UNet2d(config);
   const auto expected = shapes_of(*out.model);
@@ -81,4 +98,4 @@ std::string weights_hash(const torch::nn::Module& module) {
   return core::hash_hex(core::fnv1a64(bytes));
 }
 
-}  // namespace strata::eval
+}  // namespace strata::model

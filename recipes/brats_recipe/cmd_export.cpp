@@ -1,0 +1,32 @@
+// `brats_recipe export`: a checkpoint's weights as a PyTorch state_dict (model/state_dict.h).
+//
+//   build/bin/brats_recipe export --checkpoint runs/demo/finetune/best.pt --out model.pt
+//   python3 -c "import torch; sd = torch.load('model.pt'); print(len(sd))"
+#include "brats_recipe/cli.h"
+#include "strata/core/log.h"
+#include "strata/model/model_loader.h"
+#include "strata/model/state_dict.h"
+
+namespace strata::recipes {
+
+void add_export_command(CLI::App& app, Cli& cli) {
+  auto* cmd = app.add_subcommand(
+      "export", "a checkpoint's weights as a PyTorch state_dict (torch.load; keys of benchmarks/pytorch_reference.py)");
+  auto checkpoint = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  cmd->add_option("--checkpoint", *checkpoint, "the checkpoint (last.pt, best.pt)")->required();
+  cmd->add_option("--out", *out, "the state_dict file to write (atomically)")->required();
+  cli.on(cmd, [&cli, checkpoint, out] {
+    if (cli.world().rank() != 0) return;  // one file; more ranks add nothing
+    model::LoadedModel loaded = model::load_unet(*checkpoint, torch::Device(torch::kCPU));
+    model::export_state_dict(loaded.model, *out);
+    const auto& c = loaded.model->config();
+    core::log0("wrote {}: {} tensors of {} (epoch {}); in Python: UNet2d(in_channels={}, classes={}, widths={})"
+               ".load_state_dict(torch.load('{}'), strict=True) with benchmarks/pytorch_reference.py's UNet2d",
+               *out, loaded.model->named_parameters().size() + loaded.model->named_buffers().size(),
+               loaded.model->describe(), loaded.meta.epoch, c.in_channels, c.num_classes,
+               fmt::format("({})", fmt::join(c.widths, ", ")), *out);
+  });
+}
+
+}  // namespace strata::recipes
