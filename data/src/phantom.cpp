@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 namespace strata::dataprep {
 
@@ -28,6 +29,18 @@ constexpr float kContrast[kTissues][4] = {
     {0.62f, 0.62f, 0.95f, 1.15f},  // edema: bright on FLAIR and T2
     {0.78f, 1.40f, 0.80f, 0.95f},  // enhancing rim: bright on T1ce
     {0.40f, 0.28f, 1.05f, 0.75f},  // necrotic core: dark on T1ce
+};
+
+// The hard phantom's table: edema within a noise width or two of grey matter on FLAIR
+// and T2, a weaker rim on T1ce, and a core closer to edema.
+constexpr float kContrastHard[kTissues][4] = {
+    {0.00f, 0.00f, 0.00f, 0.00f},  // background
+    {0.30f, 0.32f, 1.00f, 0.18f},  // CSF
+    {0.72f, 0.70f, 0.70f, 0.74f},  // grey matter
+    {1.00f, 0.95f, 0.45f, 0.55f},  // white matter
+    {0.66f, 0.66f, 0.80f, 0.86f},  // edema: only a little brighter than grey matter on FLAIR and T2
+    {0.74f, 1.10f, 0.78f, 0.86f},  // enhancing rim: a weaker T1ce contrast
+    {0.52f, 0.50f, 0.90f, 0.80f},  // necrotic core: between edema and the rim
 };
 
 // A smooth random field: standard normal values on a lattice of `cell` voxels,
@@ -66,6 +79,8 @@ struct Lesion {
   double radius;       // enhancing boundary (voxels)
   double necrosis;     // necrotic core radius as a fraction of `radius` (0: none)
   double edema;        // edema radius as a multiple of `radius`
+  double rim_wobble = 0.25;  // how much the rim's thickness varies around the lesion
+  double gaps = 0;           // share of the rim broken into edema (hard)
 };
 
 struct Brain {
@@ -120,9 +135,10 @@ std::vector<uint8_t> tissue_map(const Dims3& d, const Brain& b, Rng& rng) {
   return tissue;
 }
 
-std::vector<Lesion> draw_lesions(const Brain& b, Rng& rng) {
+std::vector<Lesion> draw_lesions(const Brain& b, Rng& rng, Difficulty difficulty) {
+  const bool hard = difficulty == Difficulty::kHard;
   double p = rng.uniform();
-  int count = p < 0.75 ? 1 : (p < 0.93 ? 2 : 3);
+  int count = hard ? (p < 0.5 ? 1 : (p < 0.8 ? 2 : 3)) : (p < 0.75 ? 1 : (p < 0.93 ? 2 : 3));
   std::vector<Lesion> lesions;
   for (int l = 0; l < count; ++l) {
     // A centre well inside the brain: uniform in a ball of 0.55 brain radii.
@@ -137,8 +153,15 @@ std::vector<Lesion> draw_lesions(const Brain& b, Rng& rng) {
     les.radius = (l == 0 ? rng.uniform(0.12, 0.30) : rng.uniform(0.06, 0.16)) * b.mean_radius();
     les.radius = std::max(les.radius, 1.5);
     double n = rng.uniform();
-    les.necrosis = n < 0.15 ? 0.0 : (n < 0.40 ? rng.uniform(0.20, 0.40) : rng.uniform(0.45, 0.75));
-    les.edema = rng.uniform(1.3, 2.0);
+    if (hard) {  // small or absent cores, rims of varying thickness with gaps
+      les.necrosis = n < 0.3 ? 0.0 : (n < 0.6 ? rng.uniform(0.25, 0.45) : rng.uniform(0.45, 0.70));
+      les.edema = rng.uniform(1.4, 2.4);
+      les.rim_wobble = rng.uniform(0.25, 0.55);
+      les.gaps = rng.chance(0.5) ? rng.uniform(0.1, 0.35) : 0.0;
+    } else {
+      les.necrosis = n < 0.15 ? 0.0 : (n < 0.40 ? rng.uniform(0.20, 0.40) : rng.uniform(0.45, 0.75));
+      les.edema = rng.uniform(1.3, 2.0);
+    }
     lesions.push_back(les);
   }
   return lesions;
@@ -151,6 +174,9 @@ void paint_lesions(const Dims3& d, const std::vector<Lesion>& lesions, Rng& rng,
   for (const Lesion& les : lesions) {
     SmoothField rim(rng, d, std::max(1.5, 0.5 * les.radius));
     SmoothField edema(rng, d, std::max(1.5, 0.7 * les.radius));
+    // Drawn only for broken rims, so that the easy phantom's random stream is unchanged.
+    std::unique_ptr<SmoothField> gaps;
+    if (les.gaps > 0) gaps = std::make_unique<SmoothField>(rng, d, std::max(1.5, 0.4 * les.radius));
     double reach = les.radius * les.edema * 1.5 + 2;
     int64_t lo[3], hi[3];
     const double c[3] = {les.cx, les.cy, les.cz};
@@ -166,12 +192,14 @@ void paint_lesions(const Dims3& d, const std::vector<Lesion>& lesions, Rng& rng,
           double dx = static_cast<double>(i) - les.cx, dy = static_cast<double>(j) - les.cy,
                  dz = static_cast<double>(k) - les.cz;
           double dist = std::sqrt(dx * dx + dy * dy + dz * dz) / les.radius;
-          double inner = dist * (1.0 + 0.25 * rim.at(i, j, k));
+          double inner = dist * (1.0 + les.rim_wobble * rim.at(i, j, k));
           uint8_t cls = kBackground;
           if (inner < les.necrosis) {
             cls = kNecrosis;
           } else if (inner < 1.0) {
-            cls = kEnhancing;
+            // A broken rim: where the gap field is high, the rim gives way to edema.
+            // (The share of a standard normal above 1 - 2 * gaps is about `gaps`.)
+            cls = gaps && gaps->at(i, j, k) > 1.0 - 2.0 * les.gaps ? kEdema : kEnhancing;
           } else if (dist * (1.0 + 0.3 * edema.at(i, j, k)) < les.edema) {
             cls = kEdema;
           }
@@ -182,9 +210,45 @@ void paint_lesions(const Dims3& d, const std::vector<Lesion>& lesions, Rng& rng,
   }
 }
 
+// Partial-volume blur: a [1 2 1] / 4 filter along each axis, inside the brain (outside
+// stays 0, and brain voxels stay >= 1 as for the easy phantom).
+void blur_inside(const Dims3& d, const std::vector<uint8_t>& tissue, std::vector<float>* volume) {
+  std::vector<float>& v = *volume;
+  std::vector<float> tmp(v.size());
+  const int64_t stride[3] = {1, d[0], d[0] * d[1]};
+  for (int a = 0; a < 3; ++a) {
+    for (int64_t k = 0; k < d[2]; ++k) {
+      for (int64_t j = 0; j < d[1]; ++j) {
+        for (int64_t i = 0; i < d[0]; ++i) {
+          const size_t at = index(d, i, j, k);
+          const int64_t pos = a == 0 ? i : a == 1 ? j : k;
+          if (tissue[at] == kBackground) {
+            tmp[at] = 0;
+            continue;
+          }
+          float sum = 2 * v[at], w = 2;
+          if (pos > 0 && tissue[at - stride[a]] != kBackground) sum += v[at - stride[a]], w += 1;
+          if (pos + 1 < d[a] && tissue[at + stride[a]] != kBackground) sum += v[at + stride[a]], w += 1;
+          tmp[at] = sum / w;
+        }
+      }
+    }
+    v.swap(tmp);
+  }
+}
+
 }  // namespace
 
-Phantom make_phantom(const Dims3& dims, uint64_t seed) {
+Difficulty parse_difficulty(const std::string& name) {
+  if (name == "easy") return Difficulty::kEasy;
+  if (name == "hard") return Difficulty::kHard;
+  STRATA_THROW(ConfigError, "difficulty must be easy or hard, got '{}'", name);
+}
+
+const char* difficulty_name(Difficulty d) { return d == Difficulty::kHard ? "hard" : "easy"; }
+
+Phantom make_phantom(const Dims3& dims, uint64_t seed, Difficulty difficulty) {
+  const bool hard = difficulty == Difficulty::kHard;
   STRATA_CHECK_AS(DataError, dims[0] >= 16 && dims[1] >= 16 && dims[2] >= 16,
                   "phantom shape {}x{}x{}: every axis needs at least 16 voxels", dims[0], dims[1], dims[2]);
   Rng rng(mix64(seed));
@@ -196,7 +260,7 @@ Phantom make_phantom(const Dims3& dims, uint64_t seed) {
               fx * rng.uniform(0.27, 0.31), fy * rng.uniform(0.33, 0.37), fz * rng.uniform(0.40, 0.45)};
 
   std::vector<uint8_t> tissue = tissue_map(dims, brain, rng);
-  std::vector<Lesion> lesions = draw_lesions(brain, rng);
+  std::vector<Lesion> lesions = draw_lesions(brain, rng, difficulty);
   paint_lesions(dims, lesions, rng, &tissue);
   ph.lesions = static_cast<int>(lesions.size());
 
@@ -205,9 +269,11 @@ Phantom make_phantom(const Dims3& dims, uint64_t seed) {
   float gain[4], bias_amp[4];
   for (int m = 0; m < 4; ++m) {
     gain[m] = static_cast<float>(rng.uniform(300, 1200));     // scanner gain: z-scoring removes it
-    bias_amp[m] = static_cast<float>(rng.uniform(0.06, 0.16) * (rng.chance(0.5) ? 1 : -1));
+    bias_amp[m] = static_cast<float>((hard ? rng.uniform(0.15, 0.35) : rng.uniform(0.06, 0.16)) *
+                                     (rng.chance(0.5) ? 1 : -1));
   }
-  const auto noise = static_cast<float>(rng.uniform(0.02, 0.06));
+  const auto noise = static_cast<float>(hard ? rng.uniform(0.06, 0.11) : rng.uniform(0.02, 0.06));
+  const auto& contrast = hard ? kContrastHard : kContrast;
 
   const size_t n = tissue.size();
   for (auto& m : ph.modalities) m.assign(n, 0.0f);
@@ -219,14 +285,35 @@ Phantom make_phantom(const Dims3& dims, uint64_t seed) {
         uint8_t t = tissue[at];
         if (t == kBackground) continue;
         bool tumour = t >= kEdema;
-        float tex = texture.at(i, j, k) * (tumour ? 0.12f : 0.05f);
+        float tex = texture.at(i, j, k) * (tumour ? (hard ? 0.18f : 0.12f) : 0.05f);
         float b = bias.at(i, j, k);
         for (int m = 0; m < 4; ++m) {
-          float v = kContrast[t][m] * (1.0f + tex) * (1.0f + bias_amp[m] * b) + noise * fast_normal(rng);
+          float v = contrast[t][m] * (1.0f + tex) * (1.0f + bias_amp[m] * b) + noise * fast_normal(rng);
           ph.modalities[static_cast<size_t>(m)][at] = std::max(1.0f, gain[m] * v);  // brain voxels stay non-zero
         }
         ph.seg[at] = t == kNecrosis ? 1 : t == kEnhancing ? 4 : t == kEdema ? 2 : 0;
         ph.necrosis = ph.necrosis || t == kNecrosis;
+      }
+    }
+  }
+  if (hard) {
+    // Motion: an attenuated copy of each image shifted by a quarter of the field of view
+    // along j (phase encoding), inside the brain; then partial-volume blur.
+    const int64_t shift = std::max<int64_t>(1, dims[1] / 4);
+    for (auto& m : ph.modalities) {
+      const auto ghost = static_cast<float>(rng.uniform(0.04, 0.12));
+      std::vector<float> src = m;
+      for (int64_t k = 0; k < dims[2]; ++k) {
+        for (int64_t j = 0; j < dims[1]; ++j) {
+          for (int64_t i = 0; i < dims[0]; ++i) {
+            const size_t at = index(dims, i, j, k);
+            if (tissue[at] != kBackground) m[at] += ghost * src[index(dims, i, (j + shift) % dims[1], k)];
+          }
+        }
+      }
+      blur_inside(dims, tissue, &m);
+      for (size_t at = 0; at < n; ++at) {
+        if (tissue[at] != kBackground) m[at] = std::max(1.0f, m[at]);
       }
     }
   }

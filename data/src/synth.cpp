@@ -43,7 +43,7 @@ class FolderGuard {
 
 CaseResult write_case(const SynthOptions& o, int64_t index) {
   const std::string name = synth_case_name(index);
-  Phantom ph = make_phantom(o.shape, mix64(mix64(o.seed) ^ static_cast<uint64_t>(index)));
+  Phantom ph = make_phantom(o.shape, mix64(mix64(o.seed) ^ static_cast<uint64_t>(index)), o.difficulty);
   const fs::path out(o.out_dir);
   const fs::path final_dir = out / name, tmp_dir = out / ("." + name + ".partial");
   std::error_code ec;

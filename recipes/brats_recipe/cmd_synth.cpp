@@ -40,6 +40,7 @@ void add_synth_command(CLI::App& app, Cli& cli) {
   auto* cmd = app.add_subcommand("synth", "write synthetic BraTS-like cases (built-in demo and test data)");
   auto o = std::make_shared<dataprep::SynthOptions>();
   auto shape = std::make_shared<std::string>("240,240,155");
+  auto difficulty = std::make_shared<std::string>("easy");
   cmd->add_option("--out", o->out_dir, "output folder (created when missing)")->required();
   cmd->add_option("--cases", o->cases, "number of cases")->capture_default_str()->check(CLI::Range(1, 100000));
   cmd->add_option("--seed", o->seed, "dataset seed: the same seed gives the same cases")->capture_default_str();
@@ -47,16 +48,22 @@ void add_synth_command(CLI::App& app, Cli& cli) {
   cmd->add_flag("--float32", o->float32, "store the modalities as FLOAT32 (default INT16)");
   cmd->add_option("--workers", o->workers, "threads (0: one per core)")->capture_default_str()->check(CLI::Range(0, 1024));
   cmd->add_flag("--force", o->force, "overwrite existing cases");
-  cli.on(cmd, [o, shape] {
+  cmd->add_option("--difficulty", *difficulty,
+                  "easy (the quick demo's phantom) | hard (edema overlapping grey matter, broken rims, small or "
+                  "absent necrosis, blur, bias, noise, ghosting, more lesions)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"easy", "hard"}));
+  cli.on(cmd, [o, shape, difficulty] {
     o->shape = parse_shape(*shape);
+    o->difficulty = dataprep::parse_difficulty(*difficulty);
     core::ProgressBar bar("synth", o->cases);
     dataprep::SynthSummary s = dataprep::synthesize_dataset(*o, [&](int64_t done, int64_t) { bar.update(done); });
     bar.finish();
     int64_t voxels = 0;
     for (int64_t v : s.label_voxels) voxels += v;
     auto pct = [&](size_t c) { return 100.0 * static_cast<double>(s.label_voxels[c]) / static_cast<double>(voxels); };
-    core::info("synth: wrote {} cases of {}x{}x{} to {} in {:.1f} s ({:.2f} s/case on {} workers), {}", s.cases,
-               o->shape[0], o->shape[1], o->shape[2], o->out_dir, s.seconds, s.seconds / static_cast<double>(s.cases),
+    core::info("synth: wrote {} {} cases of {}x{}x{} to {} in {:.1f} s ({:.2f} s/case on {} workers), {}", s.cases,
+               dataprep::difficulty_name(o->difficulty), o->shape[0], o->shape[1], o->shape[2], o->out_dir, s.seconds, s.seconds / static_cast<double>(s.cases),
                s.workers, human_bytes(static_cast<double>(s.bytes)));
     core::info("synth: {} cases with several tumours, {} without necrosis; label voxels: 0 {:.2f}%, 1 {:.3f}%, "
                "2 {:.3f}%, 4 {:.3f}%", s.multi_lesion_cases, s.no_necrosis_cases, pct(0), pct(1), pct(2), pct(3));

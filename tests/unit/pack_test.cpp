@@ -127,6 +127,42 @@ TEST(Pack, PhantomHoldsEveryClassWithBratsContrasts) {
   EXPECT_NE(make_phantom({64, 64, 40}, 6).seg, ph.seg);
 }
 
+// How well FLAIR separates edema from the rest of the brain outside the tumour:
+// difference of means over the pooled standard deviation (Cohen's d).
+double flair_edema_separation(const Phantom& ph) {
+  double sum[2] = {0, 0}, sq[2] = {0, 0};
+  int64_t n[2] = {0, 0};
+  for (size_t i = 0; i < ph.seg.size(); ++i) {
+    if (ph.modalities[0][i] <= 0 || (ph.seg[i] != 0 && ph.seg[i] != 2)) continue;
+    const int g = ph.seg[i] == 2;
+    const double v = ph.modalities[3][i];
+    sum[g] += v, sq[g] += v * v, ++n[g];
+  }
+  auto mean = [&](int g) { return sum[g] / static_cast<double>(n[g]); };
+  auto var = [&](int g) { return sq[g] / static_cast<double>(n[g]) - mean(g) * mean(g); };
+  return (mean(1) - mean(0)) / std::sqrt((var(0) + var(1)) / 2);
+}
+
+TEST(Pack, HardPhantomIsHarderAndEasyIsUnchanged) {
+  // The default is the easy phantom, and hard is another, deterministic case.
+  EXPECT_EQ(make_phantom({64, 64, 40}, 5, Difficulty::kEasy).modalities[3], make_phantom({64, 64, 40}, 5).modalities[3]);
+  Phantom hard = make_phantom({64, 64, 40}, 5, Difficulty::kHard);
+  EXPECT_EQ(make_phantom({64, 64, 40}, 5, Difficulty::kHard).modalities[3], hard.modalities[3]);
+  EXPECT_NE(make_phantom({64, 64, 40}, 5).modalities[3], hard.modalities[3]);
+  std::set<uint8_t> labels(hard.seg.begin(), hard.seg.end());
+  EXPECT_TRUE(labels.count(2) && labels.count(4)) << "edema and enhancing rim in a hard phantom too";
+  // Over a few seeds, edema stands out much less on FLAIR in the hard phantom.
+  double easy_d = 0, hard_d = 0;
+  for (uint64_t seed : {1, 2, 3}) {
+    easy_d += flair_edema_separation(make_phantom({64, 64, 40}, seed)) / 3;
+    hard_d += flair_edema_separation(make_phantom({64, 64, 40}, seed, Difficulty::kHard)) / 3;
+  }
+  EXPECT_GT(easy_d, 1.4 * hard_d) << "easy d " << easy_d << ", hard d " << hard_d;
+  EXPECT_GT(hard_d, 0.3) << "edema still brighter than the rest on FLAIR";
+  EXPECT_EQ(parse_difficulty("hard"), Difficulty::kHard);
+  EXPECT_NE(error_of([] { parse_difficulty("medium"); }).find("easy or hard, got 'medium'"), std::string::npos);
+}
+
 TEST(Pack, RoundTripSynthPackSliceStore) {
   const data::SliceStore store(test::tiny_packed());
   EXPECT_EQ(store.height(), 32);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include "strata/dataprep/nifti.h"
+#include "strata/dataprep/phantom.h"
 
 #include <array>
 #include <cstdint>
@@ -26,6 +27,7 @@ struct SynthOptions {
   int workers = 0;                  // threads; 0: one per hardware thread
   int gzip_level = 1;               // .nii.gz compression level (1: fastest)
   bool force = false;               // overwrite existing cases
+  Difficulty difficulty = Difficulty::kEasy;  // easy: the quick demo's phantom; hard: BraTS-like difficulties (phantom.h)
 };
 
 struct SynthSummary {
