@@ -2,6 +2,11 @@
 # Strata's training loop against PyTorch training the same thing.
 #
 #   benchmarks/accuracy_twin.sh exact [--np 1|2] [--data FILE.h5] [--epochs E] [--out DIR]
+#   benchmarks/accuracy_twin.sh statistical --data HARD.h5 [--seeds '1 2 3'] [--np 2] [--out DIR]
+#
+# statistical: the whole baseline (augmentation, plateau, fine-tune, TTA evaluation) on
+# each side for every seed, compared as mean +- std of the per-class Dice (a benchmark
+# run by hand, on a packed `synth --difficulty hard` set; see the block below).
 #
 # exact: augmentation off, the same initial weights (made in PyTorch, imported by
 # `finetune --from`), Strata at np ranks logs every step's slices (run.sample_log) and
@@ -21,13 +26,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 mode=${1:-}; shift || true
-[ "$mode" = exact ] || die "accuracy_twin: usage: $0 exact [--np 1|2] [--data FILE.h5] [--epochs E] [--out DIR]"
-np=1 data=build/testdata/train32.h5 epochs=1 out=""
+usage="usage: $0 exact [--np 1|2] [--data FILE.h5] [--epochs E] [--out DIR]
+       $0 statistical --data FILE.h5 [--seeds '1 2 3'] [--np 2] [--out DIR]"
+[ "$mode" = exact ] || [ "$mode" = statistical ] || die "accuracy_twin: $usage"
+np=1 data=build/testdata/train32.h5 epochs=1 out="" seeds="1 2 3"
+[ "$mode" = statistical ] && np=2
 while (($#)); do
   case $1 in
     --np) np=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --epochs) epochs=$2; shift 2 ;;
+    --seeds) seeds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     *) die "accuracy_twin: unknown argument $1" ;;
   esac
@@ -38,6 +47,55 @@ mkdir -p "$out"
 B=${BRATS_RECIPE:-build/bin/brats_recipe}
 PY=${STRATA_PYTHON:-$(strata_python)}
 W=8,16,32,64 lr=3e-3 betas=0.9,0.999 eps=1e-8
+
+if [ "$mode" = statistical ]; then
+  # The whole baseline on both sides, per seed: Strata's train (recipes/cpu_smoke.yaml, 5
+  # epochs) -> finetune (recipes/brats_necrotic_finetune.yaml at CPU scale, 2 epochs) ->
+  # evaluate with flips+rot90 TTA; benchmarks/twin_statistical.py does the same in
+  # PyTorch (batch 32 = Strata's 2 ranks x 16). Per-class Dice as mean +- std over seeds.
+  L=(launch/mpirun.sh -np "$np")
+  for seed in $seeds; do
+    d=$out/seed$seed
+    echo "== seed $seed: Strata"
+    "${L[@]}" "$B" train --config recipes/cpu_smoke.yaml --set "data.path=$data" --set "run.dir=$d/train" --force \
+      --set "run.seed=$seed" --set train.epochs=5 --set log.image_every=0 2>&1 | grep -E "epoch [0-9]+/[0-9]+: loss"
+    "${L[@]}" "$B" finetune --config recipes/brats_necrotic_finetune.yaml --from "$d/train/best.pt" --force \
+      --set "data.path=$data" --set "run.dir=$d/ft" --set run.device=cpu --set train.epochs=2 \
+      --set data.batch_size=16 --set data.workers=1 --set train.amp=off --set "run.seed=$seed" \
+      --set log.image_every=0 2>&1 | grep -E "epoch [0-9]+/[0-9]+: loss"
+    "${L[@]}" "$B" evaluate --config recipes/brats_tta_eval.yaml --checkpoint "$d/ft/best.pt" --set "data.path=$data" \
+      --set run.device=cpu --json "$d/strata.json" >"$d/eval.log" 2>&1 || { cat "$d/eval.log"; die "evaluate failed"; }
+    echo "== seed $seed: PyTorch"
+    "$PY" benchmarks/twin_statistical.py --data "$data" --seed "$seed" --json "$d/pytorch.json"
+  done
+  "$PY" - "$out" $seeds <<'PY'
+import json, os, statistics as st, sys
+out, seeds = sys.argv[1], sys.argv[2:]
+classes = ["necrotic", "edema", "enhancing"]
+side = {"Strata": [], "PyTorch": []}
+for s in seeds:
+    j = json.load(open(os.path.join(out, f"seed{s}", "strata.json")))
+    side["Strata"].append({c: j["per_class"][c]["dice"] for c in classes})
+    j = json.load(open(os.path.join(out, f"seed{s}", "pytorch.json")))
+    side["PyTorch"].append(j["dice"])
+def ms(v):
+    return (st.mean(v), st.stdev(v) if len(v) > 1 else 0.0)
+result = {"seeds": [int(s) for s in seeds], "classes": classes}
+print(f"{'':10}" + "".join(f"{c:>22}" for c in classes + ["mean"]))
+for name, runs in side.items():
+    means = [st.mean(r[c] for c in classes) for r in runs]
+    cells = [ms([r[c] for r in runs]) for c in classes] + [ms(means)]
+    result[name] = {k: {"mean": m, "std": d} for k, (m, d) in zip(classes + ["mean"], cells)}
+    print(f"{name:10}" + "".join(f"{m:>14.4f} +- {d:.4f}" for m, d in cells))
+diff = result["Strata"]["mean"]["mean"] - result["PyTorch"]["mean"]["mean"]
+result["mean_dice_difference"] = diff
+print(f"mean Dice, Strata - PyTorch: {diff:+.4f} ({'within' if abs(diff) <= 0.02 else 'beyond'} 0.02)")
+json.dump(result, open(os.path.join(out, "statistical.json"), "w"), indent=2)
+print(json.dumps(result))
+PY
+  exit 0
+fi
+
 if [ "$np" -eq 1 ]; then norm=batch loss=multi_dice launch=(); else norm=group loss=cross_entropy launch=(launch/mpirun.sh -np "$np"); fi
 
 "$PY" benchmarks/twin_pytorch.py init --out "$out/init.pt" --widths $W --norm $norm

@@ -7,7 +7,7 @@ B=$BRATS_RECIPE
 S=$OUT/cases
 
 run synth "$B" synth --out "$S" --cases 5 --shape 48,48,24 --seed 2
-expect_rc 0; expect_log "wrote 5 cases of 48x48x24"
+expect_rc 0; expect_log "wrote 5 easy cases of 48x48x24"
 [ -f "$S/BraTS2021_00004/BraTS2021_00004_flair.nii.gz" ] || fail "synth did not write the BraTS layout"
 [ -z "$(ls -A "$S" | grep -v '^BraTS2021_0000[0-4]$')" ] || fail "synth left other entries: $(ls -A "$S")"
 

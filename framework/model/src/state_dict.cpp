@@ -37,7 +37,7 @@ std::map<std::string, std::string> reversed(const std::map<std::string, std::str
 }
 
 std::vector<char> read_bytes(const std::string& path) {
-  core::require_file<core::CheckpointError>(path, "weights file");
+  core::require_file<core::CheckpointError>(path, "checkpoint");
   std::ifstream in(path, std::ios::binary);
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   STRATA_CHECK_AS(CheckpointError, in.good() || in.eof(), "cannot read '{}'", path);
@@ -87,7 +87,7 @@ std::string strata_name(const std::string& name) {
 }
 
 bool is_state_dict(const std::string& path) {
-  core::require_file<core::CheckpointError>(path, "weights file");
+  core::require_file<core::CheckpointError>(path, "checkpoint");
   try {
     // A libtorch archive (Strata's checkpoints) is a TorchScript container with
     // constants.pkl; torch.save and pickle_save write data.pkl alone.
@@ -95,8 +95,8 @@ bool is_state_dict(const std::string& path) {
     return !reader.hasRecord("constants.pkl") && reader.hasRecord("data.pkl");
   } catch (const c10::Error& e) {
     STRATA_THROW(CheckpointError,
-                 "'{}' is corrupt, or neither a Strata checkpoint (a libtorch archive) nor a PyTorch state_dict "
-                 "(torch.save): {}",
+                 "checkpoint '{}' is corrupt or not a libtorch archive (nor a PyTorch state_dict written by "
+                 "torch.save): {}",
                  path, e.what_without_backtrace());
   }
 }
