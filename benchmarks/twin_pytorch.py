@@ -15,7 +15,6 @@
         final weights with Strata's exported ones. Prints a table and writes JSON.
 """
 import argparse
-import glob
 import json
 import os
 import re
@@ -137,9 +136,6 @@ def main():
     ours = model.state_dict()
     assert set(final) == set(ours), sorted(set(final) ^ set(ours))
     wdiff = {k: (ours[k].float() - final[k].float()).abs().max().item() for k in ours if ours[k].is_floating_point()}
-    if os.environ.get("TWIN_DEBUG"):
-        for k in sorted(wdiff, key=wdiff.get)[-8:]:
-            print(f"  {k}: max |diff| {wdiff[k]:.2e}, max |w| {ours[k].abs().max().item():.3g}")
     wscale = max(v.float().abs().max().item() for k, v in ours.items() if v.is_floating_point())
     # How far the two runs' parameters are apart, against how far training moved them:
     # Adam's update of an element whose gradient is below eps is decided by rounding
