@@ -3,7 +3,7 @@ benchmarks/pytorch_reference.py.
 
     interop_check.py make  STATE IO WIDTHS   a seeded reference U-Net (BatchNorm weights and
         running statistics perturbed) saved with torch.save(dict(model.state_dict())) (and
-        as the plain OrderedDict to STATE.ordered); IO gets a
+        with torch.save(model.state_dict()), an OrderedDict, to STATE.ordered); IO gets a
         dict of "input" and its eval-mode "logits"
     interop_check.py check STATE IO WIDTHS   loads Strata's export with
         load_state_dict(strict=True) and compares its logits on IO's "input" with IO's
@@ -46,8 +46,8 @@ def main():
                     m.running_mean.normal_(0, 0.3)
                     m.running_var.uniform_(0.5, 2.0)
                     m.num_batches_tracked.fill_(9)
-        torch.save(dict(model.state_dict()), state)  # libtorch cannot read an OrderedDict
-        torch.save(model.state_dict(), state + ".ordered")
+        torch.save(dict(model.state_dict()), state)
+        torch.save(model.state_dict(), state + ".ordered")  # a collections.OrderedDict, as usual
         x = torch.randn(2, 4, 32, 32)
         with torch.no_grad():
             torch.save({"input": x, "logits": model.eval()(x)}, io)

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <map>
 #include <regex>
@@ -44,20 +45,114 @@ std::vector<char> read_bytes(const std::string& path) {
   return bytes;
 }
 
-// torch.save(model.state_dict()) pickles a collections.OrderedDict, which libtorch's
-// unpickler turns into None (it only expects OrderedDict as a tensor's unused backward
-// hooks) and then fails on. Such a file is recognised by its first opcodes and named in
-// a clear error instead.
-bool is_ordered_dict_pickle(const std::vector<char>& bytes) {
+// torch.save(model.state_dict()) pickles a collections.OrderedDict (with a `_metadata`
+// attribute), which libtorch's unpickler turns into None: it meets OrderedDict only as
+// a tensor's unused backward hooks. Such a data.pkl is rewritten, in memory, into one
+// whose top-level object is a tuple (the OrderedDict class, a plain dict of the items):
+//   PROTO 2, GLOBAL collections.OrderedDict, BINPUT 0, EMPTY_TUPLE, REDUCE, <items>,
+//   <state>, BUILD, STOP
+// becomes
+//   PROTO 2, MARK, GLOBAL collections.OrderedDict, BINPUT 0, EMPTY_DICT, <items>, TUPLE, STOP
+// (memo 0 stays the class, which the tensors' hooks call). <state> is found by walking
+// the opcodes with the stack's depth: it is what follows the last point, after the
+// head, where only the dict is on the stack. Any opcode this walk does not know leaves
+// the file as it is, and reading it then fails with the error below.
+std::optional<std::string> plain_dict_pickle(const std::string& pkl) {
+  const std::string head = std::string("\x80\x02", 2) + "ccollections\nOrderedDict\nq" + std::string(1, '\0') + ")R";
+  if (pkl.compare(0, head.size(), head) != 0 || pkl.size() < head.size() + 2) return std::nullopt;
+  auto u32 = [&](size_t at) {
+    uint32_t v = 0;
+    for (int b = 3; b >= 0; --b) v = (v << 8) | static_cast<uint8_t>(pkl[at + b]);
+    return v;
+  };
+  int64_t depth = 1;            // the dict REDUCE left
+  std::vector<int64_t> marks;   // depths at each MARK
+  size_t at = head.size(), state = std::string::npos;
+  std::vector<size_t> at_one;   // positions (after the head) where only the dict is on the stack
+  while (at < pkl.size()) {
+    if (depth == 1 && marks.empty()) at_one.push_back(at);
+    const char op = pkl[at++];
+    auto to_mark = [&] {
+      if (marks.empty()) return false;
+      depth = marks.back();
+      marks.pop_back();
+      return true;
+    };
+    switch (op) {
+      case 'q': at += 1; break;                                   // BINPUT
+      case 'r': at += 4; break;                                   // LONG_BINPUT
+      case 'h': at += 1; ++depth; break;                          // BINGET
+      case 'j': at += 4; ++depth; break;                          // LONG_BINGET
+      case 'K': at += 1; ++depth; break;                          // BININT1
+      case 'M': at += 2; ++depth; break;                          // BININT2
+      case 'J': at += 4; ++depth; break;                          // BININT
+      case 'G': at += 8; ++depth; break;                          // BINFLOAT
+      case 'X': at += 4 + u32(at); ++depth; break;                // BINUNICODE
+      case '\x8a': at += 1 + static_cast<uint8_t>(pkl[at]); ++depth; break;  // LONG1
+      case '}': case ')': case ']': case '\x88': case '\x89': case 'N': ++depth; break;
+      case 'c': {                                                 // GLOBAL module\nname\n
+        const size_t a = pkl.find('\n', at), b = a == std::string::npos ? a : pkl.find('\n', a + 1);
+        if (b == std::string::npos) return std::nullopt;
+        at = b + 1;
+        ++depth;
+        break;
+      }
+      case '(': marks.push_back(depth); break;                    // MARK
+      case 't': if (!to_mark()) return std::nullopt; ++depth; break;  // TUPLE
+      case '\x85': break;                                         // TUPLE1
+      case '\x86': --depth; break;                                // TUPLE2
+      case '\x87': depth -= 2; break;                             // TUPLE3
+      case 'R': --depth; break;                                   // REDUCE
+      case 'Q': break;                                            // BINPERSID
+      case 's': depth -= 2; break;                                // SETITEM
+      case 'u': case 'e': if (!to_mark()) return std::nullopt; break;  // SETITEMS, APPENDS
+      case 'a': --depth; break;                                   // APPEND
+      case 'b': --depth; break;                                   // BUILD
+      case '.':                                                   // STOP
+        // at_one ends with STOP's own position (after BUILD); the state began at the one before.
+        if (at != pkl.size() || pkl[pkl.size() - 2] != 'b' || at_one.size() < 2 || at_one.back() != pkl.size() - 1) {
+          return std::nullopt;
+        }
+        state = at_one[at_one.size() - 2];
+        break;
+      default: return std::nullopt;
+    }
+    if (depth < 0) return std::nullopt;
+    if (op == '.') break;
+  }
+  if (state == std::string::npos) return std::nullopt;
+  std::string out = std::string("\x80\x02", 2) + "(" + pkl.substr(2, head.size() - 4) + "}";
+  out += pkl.substr(head.size(), state - head.size());
+  out += "t.";
+  return out;
+}
+
+// The bytes to unpickle: torch.save's OrderedDict rewritten as above, else as read.
+std::vector<char> readable(const std::vector<char>& bytes) {
   try {
     caffe2::serialize::PyTorchStreamReader reader(std::make_unique<caffe2::serialize::IStreamAdapter>(
         new std::istringstream(std::string(bytes.begin(), bytes.end()))));
-    if (!reader.hasRecord("data.pkl")) return false;
+    if (!reader.hasRecord("data.pkl")) return bytes;
     auto [data, size] = reader.getRecord("data.pkl");
-    const std::string head(static_cast<const char*>(data.get()), std::min<size_t>(size, 64));
-    return head.find("collections\nOrderedDict") == 3;  // after PROTO 2 and GLOBAL's opcode
+    const auto pkl = plain_dict_pickle(std::string(static_cast<const char*>(data.get()), size));
+    if (!pkl) return bytes;
+    std::string out;
+    caffe2::serialize::PyTorchStreamWriter writer([&out](const void* buf, size_t n) {
+      out.append(static_cast<const char*>(buf), n);
+      return n;
+    });
+    for (const auto& name : reader.getAllRecords()) {
+      if (name == "data.pkl") {
+        writer.writeRecord(name, pkl->data(), pkl->size());
+      } else if (name.rfind("data/", 0) == 0) {
+        auto [rec, n] = reader.getRecord(name);
+        writer.writeRecord(name, rec.get(), n);
+      }
+    }
+    writer.writeEndOfFile();
+    return std::vector<char>(out.begin(), out.end());
   } catch (const c10::Error&) {
-    return false;
+    return bytes;
   }
 }
 
@@ -132,14 +227,16 @@ void export_state_dict(const nn::UNet2d& model, const std::string& path) {
 void import_state_dict(nn::UNet2d& model, const std::string& path) {
   c10::IValue value;
   try {
-    const std::vector<char> bytes = read_bytes(path);
-    STRATA_CHECK_AS(CheckpointError, !is_ordered_dict_pickle(bytes),
-                    "'{}' holds a collections.OrderedDict, as torch.save(model.state_dict()) writes it, which "
-                    "libtorch cannot read: save a plain dict instead, torch.save(dict(model.state_dict()), path)",
-                    path);
-    value = torch::pickle_load(bytes);
+    value = torch::pickle_load(readable(read_bytes(path)));
   } catch (const c10::Error& e) {
-    STRATA_THROW(CheckpointError, "cannot read the PyTorch state_dict '{}': {}", path, e.what_without_backtrace());
+    STRATA_THROW(CheckpointError,
+                 "cannot read the PyTorch state_dict '{}' (saving it as torch.save(dict(model.state_dict()), path) "
+                 "gives the simplest form): {}",
+                 path, e.what_without_backtrace());
+  }
+  // A rewritten OrderedDict: (the class, the dict).
+  if (value.isTuple() && !value.toTupleRef().elements().empty() && value.toTupleRef().elements().back().isGenericDict()) {
+    value = value.toTupleRef().elements().back();
   }
   STRATA_CHECK_AS(CheckpointError, value.isGenericDict(),
                   "'{}' holds a {}, not a state_dict (a dict of tensors, as torch.save(model.state_dict()) writes)",

@@ -17,13 +17,13 @@
 // 2, conv, norm, ReLU at 5.) Only norm=batch without dropout has that layout in the
 // reference; other configs export under the same rule.
 //
-// import_state_dict reads such a file (torch.save(dict(model.state_dict()), path) in
-// Python, or an export) into a U-Net built from a model section: keys in either naming, a
+// import_state_dict reads such a file (torch.save(model.state_dict(), path) in Python,
+// or an export) into a U-Net built from a model section: keys in either naming, a
 // "module." prefix (DistributedDataParallel) dropped. Every parameter and buffer must
 // be present with its shape; a missing, unexpected or misshapen key is a
-// CheckpointError naming the file and the key. libtorch's unpickler cannot read the
-// collections.OrderedDict that torch.save(model.state_dict()) writes without dict(): such
-// a file is a CheckpointError that says how to save it.
+// CheckpointError naming the file and the key. The collections.OrderedDict that
+// torch.save(model.state_dict()) writes, which libtorch's unpickler cannot read, is
+// rewritten in memory first (see state_dict.cpp).
 #pragma once
 
 #include "strata/nn/unet.h"
