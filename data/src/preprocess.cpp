@@ -83,20 +83,28 @@ NormalisedCase normalise_case(std::array<Volume, 4> volumes, int64_t size, const
   return out;
 }
 
+// Copies the crop of axial plane k of `volume` (voxels of any type) into the side x side
+// float block at `dst`; what lies outside the volume stays as it was (zero).
+template <class T>
+void copy_crop(const T* volume, const CaseGeometry& g, const Overlap& o, int64_t k, float* dst) {
+  const int64_t nx = g.dims[0], plane = nx * g.dims[1];
+  for (int64_t j = o.j0; j < o.j1; ++j) {
+    const T* src = volume + k * plane + j * nx;
+    float* row = dst + (j - g.crop_j) * g.side - g.crop_i;
+    std::copy(src + o.i0, src + o.i1, row + o.i0);
+  }
+}
+
 torch::Tensor slice_images(const NormalisedCase& c, const std::vector<int32_t>& z) {
   const CaseGeometry& g = c.geometry;
-  const int64_t nx = g.dims[0], plane = nx * g.dims[1], side = g.side, kept = static_cast<int64_t>(z.size());
+  const int64_t side = g.side, kept = static_cast<int64_t>(z.size());
   torch::Tensor img = torch::zeros({kept, 4, side, side}, torch::kFloat);
   auto* ip = img.data_ptr<float>();
   const Overlap o = overlap(g);
   for (int64_t s = 0; s < kept; ++s) {
-    const int64_t k = z[static_cast<size_t>(s)];
-    for (int64_t j = o.j0; j < o.j1; ++j) {
-      for (int64_t m = 0; m < 4; ++m) {
-        const float* src = c.modalities[static_cast<size_t>(m)].data() + k * plane + j * nx;
-        float* dst = ip + ((s * 4 + m) * side + (j - g.crop_j)) * side - g.crop_i;
-        std::copy(src + o.i0, src + o.i1, dst + o.i0);
-      }
+    for (int64_t m = 0; m < 4; ++m) {
+      copy_crop(c.modalities[static_cast<size_t>(m)].data(), g, o, z[static_cast<size_t>(s)],
+                ip + (s * 4 + m) * side * side);
     }
   }
   // float16 is what the packed file stores, so predict sees exactly what training saw.
@@ -104,18 +112,11 @@ torch::Tensor slice_images(const NormalisedCase& c, const std::vector<int32_t>& 
 }
 
 torch::Tensor slice_labels(const std::vector<uint8_t>& labels, const CaseGeometry& g, const std::vector<int32_t>& z) {
-  const int64_t nx = g.dims[0], plane = nx * g.dims[1], side = g.side, kept = static_cast<int64_t>(z.size());
+  const int64_t side = g.side, kept = static_cast<int64_t>(z.size());
   torch::Tensor lab = torch::zeros({kept, 1, side, side}, torch::kFloat);
   auto* lp = lab.data_ptr<float>();
   const Overlap o = overlap(g);
-  for (int64_t s = 0; s < kept; ++s) {
-    const int64_t k = z[static_cast<size_t>(s)];
-    for (int64_t j = o.j0; j < o.j1; ++j) {
-      const uint8_t* src = labels.data() + k * plane + j * nx;
-      float* dst = lp + (s * side + (j - g.crop_j)) * side - g.crop_i;
-      for (int64_t i = o.i0; i < o.i1; ++i) dst[i] = src[i];
-    }
-  }
+  for (int64_t s = 0; s < kept; ++s) copy_crop(labels.data(), g, o, z[static_cast<size_t>(s)], lp + s * side * side);
   return resize(lab, g.size, /*nearest=*/true).round().to(torch::kByte).squeeze(1).contiguous();
 }
 

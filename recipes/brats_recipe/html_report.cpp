@@ -95,21 +95,12 @@ struct CaseDice {
   double mean() const { return (dice[0] + dice[1] + dice[2]) / 3; }
 };
 
-std::vector<CaseDice> cases_from_scores(const json& scores, const std::string& path) {
+// Region Dice of every entry of `list` ({"case": name, "ET": {"dice": d}, ...}): the
+// "cases" of `score --json` and the "per_case" of `evaluate --json` alike.
+std::vector<CaseDice> case_dice_of(const json& list, const std::string& path, const char* key) {
+  STRATA_CHECK_AS(DataError, list.is_array(), "'{}' has no \"{}\" list", path, key);
   std::vector<CaseDice> out;
-  STRATA_CHECK_AS(DataError, scores.contains("cases") && scores["cases"].is_array(), "'{}' has no \"cases\" list",
-                  path);
-  for (const auto& c : scores["cases"]) {
-    CaseDice d{c.value("case", std::string())};
-    for (int g = 0; g < 3; ++g) d.dice[g] = json_number(c[eval::score_regions()[g]].value("dice", json()));
-    out.push_back(d);
-  }
-  return out;
-}
-
-std::vector<CaseDice> cases_from_eval(const json& ev) {
-  std::vector<CaseDice> out;
-  for (const auto& c : ev.value("per_case", json::array())) {
+  for (const auto& c : list) {
     CaseDice d{c.value("case", std::string())};
     for (int g = 0; g < 3; ++g) d.dice[g] = json_number(c[eval::score_regions()[g]].value("dice", json()));
     out.push_back(d);
@@ -283,7 +274,7 @@ ReportResult write_html_report(const ReportInputs& in) {
     }
     for (auto& c : dataprep::find_cases(in.cases, /*require_seg=*/true)) case_files[c.name] = c;
     if (!in.scores_json.empty()) {
-      case_dice = cases_from_scores(read_json(in.scores_json, "scores JSON"), in.scores_json);
+      case_dice = case_dice_of(read_json(in.scores_json, "scores JSON").value("cases", json()), in.scores_json, "cases");
     } else {
       for (const auto& [name, pred] : pred_files) {
         const auto s = eval::score_files(name, pred, case_files.at(name).seg);
@@ -293,7 +284,7 @@ ReportResult write_html_report(const ReportInputs& in) {
     case_source = fmt::format("{} predicted case(s) in {}, scored on whole volumes against {}", case_dice.size(),
                               in.predictions, in.cases);
   } else if (!eval_j.is_null()) {
-    case_dice = cases_from_eval(eval_j);
+    case_dice = case_dice_of(eval_j.value("per_case", json::array()), in.eval_json, "per_case");
     case_source = fmt::format("the evaluation's {} case(s) ({} geometry)", case_dice.size(),
                               eval_j.value("geometry", std::string("packed")));
   }
