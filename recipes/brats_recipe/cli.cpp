@@ -3,9 +3,18 @@
 
 #include "strata/core/log.h"
 
+#include "strata/core/files.h"
+
 #include <ATen/Parallel.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 namespace strata::recipes {
@@ -40,6 +49,10 @@ RecipeConfig Cli::resolve(const ConfigOptions& options) {
   world().agree_on_error(error);
   core::set_log_level(core::parse_log_level(config.run.log_level));
   world().check_same_config(core::config_hash(config), core::to_yaml(config));
+  if (world().size() > 1) {
+    const std::string hosts = world().describe_hosts();
+    core::log0("world: {} ranks on {}", world().size(), hosts);
+  }
   // Every collective from here on is watched (watchdog.h).
   comm::WatchdogOptions wd;
   wd.timeout_s = config.run.comm_timeout_s;
@@ -52,6 +65,74 @@ RecipeConfig Cli::resolve(const ConfigOptions& options) {
   }
   at::set_num_threads(threads);
   return config;
+}
+
+namespace {
+
+// The text of `path` (empty when it does not exist or cannot be read).
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Collective: rank 0 can write `dir` and every rank sees what it wrote (check_storage).
+void check_run_dir(comm::World& w, const std::string& dir) {
+  namespace fs = std::filesystem;
+  // Rank 0 writes a probe with a token no earlier run could have left; every rank must
+  // read the same token back (a few seconds' grace: NFS clients cache directory lookups).
+  const fs::path probe = fs::path(dir) / ".strata-storage-probe";
+  std::string token;
+  w.agree([&] {
+    if (w.rank() != 0) return;
+    token = fmt::format("{} {} {}", w.host(), ::getpid(), std::chrono::steady_clock::now().time_since_epoch().count());
+    if (fs::exists(dir) && !fs::is_directory(dir)) {
+      throw core::ConfigError(fmt::format("run.dir '{}' is a file; expected a folder", dir));
+    }
+    try {
+      fs::create_directories(dir);
+      core::write_file_atomic(probe.string(), token, "run.dir probe");
+    } catch (const std::exception& e) {
+      throw core::IoError(fmt::format("run.dir '{}' cannot be written on host {}, where rank 0 writes the checkpoints: {}",
+                                      dir, w.host(), e.what()));
+    }
+  });
+  token = w.all_gather(token)[0];
+  bool seen = false;
+  for (int tries = 0; tries < 50 && !(seen = read_text(probe.string()) == token); ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  w.agree([&] {
+    if (seen) return;
+    throw core::IoError(fmt::format(
+        "run.dir '{}' is not shared storage: host {} does not see the file that rank 0 wrote there on host {}. "
+        "Every rank reads the checkpoints rank 0 writes: put run.dir on a file system every host mounts",
+        dir, w.host(), token.substr(0, token.find(' '))));
+  });
+  w.barrier();  // every rank has read it
+  if (w.rank() == 0) fs::remove(probe);
+}
+
+}  // namespace
+
+void Cli::check_storage(const RecipeConfig& config, bool run_dir) {
+  comm::World& w = world();
+  if (run_dir) check_run_dir(w, config.run.dir);
+  // The host goes in the message itself: ranks that fail on one host and not on another
+  // are the point, and merged errors drop the origin's host.
+  w.agree([&] {
+    const std::string role = "the packed slice file (data.path)";
+    try {
+      core::require_file<core::DataError>(config.data.path, role);
+    } catch (const core::DataError& e) {
+      throw core::DataError(fmt::format("{} on host {}", e.what(), w.host()));
+    }
+    std::ifstream in(config.data.path, std::ios::binary);
+    char byte = 0;
+    if (!in.read(&byte, 1)) {
+      throw core::DataError(fmt::format("{} '{}' cannot be read on host {}: {}", role, config.data.path, w.host(),
+                                        std::strerror(errno ? errno : EIO)));
+    }
+  });
 }
 
 bool Cli::run_selected() {

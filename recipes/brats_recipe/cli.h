@@ -37,6 +37,12 @@ class Cli {
   // every rank resolved the same config.
   RecipeConfig resolve(const ConfigOptions& options);
 
+  // Collective, before anything is read or written: every rank can read data.path, and
+  // (with `run_dir`) rank 0 can write run.dir and every rank sees the file it wrote there,
+  // as a file system every host mounts provides. Otherwise every rank stops with one
+  // message naming the hosts (a node-local path is the usual cause on a cluster).
+  void check_storage(const RecipeConfig& config, bool run_dir);
+
   // Registers a subcommand body to run when `cmd` was selected on the command line.
   void on(CLI::App* cmd, std::function<void()> body) { commands_.push_back({cmd, std::move(body)}); }
   // Runs the selected subcommand; false when none was given.

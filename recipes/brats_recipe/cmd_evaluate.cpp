@@ -137,6 +137,7 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
     ConfigOptions resolved = *options;
     if (!o->tta.empty()) resolved.sets.push_back("eval.tta=" + o->tta);  // part of the config every rank checks
     RecipeConfig config = cli.resolve(resolved);
+    cli.check_storage(config, /*run_dir=*/false);
     take_model_from_checkpoint(config, o->checkpoint);
     core::log0("resolved config (hash {}):\n{}", core::hash_hex(core::config_hash(config)), core::to_yaml(config));
 

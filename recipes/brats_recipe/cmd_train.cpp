@@ -107,6 +107,7 @@ void add_train_command(CLI::App& app, Cli& cli) {
   cmd->add_flag("--force", *force, "start over in a run.dir that holds a run (deletes its checkpoints)");
   cli.on(cmd, [&cli, options, resume, force] {
     RecipeConfig config = cli.resolve(*options);
+    cli.check_storage(config, /*run_dir=*/true);
     core::RunLock lock;
     own_run_dir(cli, config, lock);
     prepare_run_dir(cli, config, *resume, *force);
@@ -137,6 +138,7 @@ void add_finetune_command(CLI::App& app, Cli& cli) {
                     "--from {} lies in run.dir '{}', where the fine-tune writes its own checkpoints: set another "
                     "run.dir",
                     *from, config.run.dir);
+    cli.check_storage(config, /*run_dir=*/true);
     core::RunLock lock;
     own_run_dir(cli, config, lock);
     prepare_run_dir(cli, config, /*resume=*/false, *force);

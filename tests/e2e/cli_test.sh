@@ -33,7 +33,7 @@ expect_rc 0; expect_log "identical on 2 ranks"
 
 # Rank 1 resolves a different config: every rank stops with the same message.
 run mpi_differ $MPI_LAUNCH2 sh -c 'exec "$0" config --set run.seed=${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}' "$B"
-expect_nonzero; expect_log "ranks disagree on the config (rank 0's value -> theirs): rank 1 differs from rank 0 in run.seed: 0 -> 1"
+expect_nonzero; expect_log "ranks disagree on the config (rank 0's value -> theirs): rank 1 on $(hostname) differs from rank 0 on $(hostname) in run.seed: 0 -> 1"
 [ "$(grep -c 'ranks disagree' "$LOG")" -eq 1 ] || fail "the shared error should be printed once"
 
 # The same mistake on every rank: one message, from rank 0, and every rank exits 1.

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <numeric>
 #include <regex>
 #include <vector>
 
@@ -120,16 +121,49 @@ void World::check_same_config(uint64_t hash, const std::string& yaml, const std:
   if (std::all_of(all.begin(), all.end(), [&](uint64_t h) { return h == all[0]; })) return;
   // Built from gathered data only, so every rank throws the same text.
   std::vector<std::string> texts = all_gather(yaml);
+  std::vector<std::string> hosts = all_gather(host_);
   std::vector<std::string> parts;
   for (int r = 1; r < size_; ++r) {
     if (all[r] == all[0]) continue;
-    parts.push_back(fmt::format("rank {} differs from rank 0 in {} (hash {} vs {})", r,
-                                fmt::join(core::diff_yaml(texts[0], texts[r]), "; "), core::hash_hex(all[r]),
-                                core::hash_hex(all[0])));
+    parts.push_back(fmt::format("rank {} on {} differs from rank 0 on {} in {} (hash {} vs {})", r, hosts[r],
+                                hosts[0], fmt::join(core::diff_yaml(texts[0], texts[r]), "; "),
+                                core::hash_hex(all[r]), core::hash_hex(all[0])));
   }
   core::throw_on_every_rank(core::ConfigError(fmt::format(
       "ranks disagree on the {} (rank 0's value -> theirs): {}. Launch every rank with the same --config and --set "
       "flags", what, fmt::join(parts, "; "))));
+}
+
+std::string World::describe_hosts() const {
+  // "host local_rank" of every rank; hosts listed in the order of their first rank.
+  std::vector<std::string> all = all_gather(fmt::format("{} {}", local_rank_, host_));
+  std::vector<std::pair<std::string, std::vector<std::pair<int, int>>>> hosts;  // host -> (rank, local rank)
+  for (int r = 0; r < size_; ++r) {
+    const auto space = all[r].find(' ');
+    const int local = std::stoi(all[r].substr(0, space));
+    const std::string host = all[r].substr(space + 1);
+    auto it = std::find_if(hosts.begin(), hosts.end(), [&](const auto& h) { return h.first == host; });
+    if (it == hosts.end()) it = hosts.insert(hosts.end(), {host, {}});
+    it->second.push_back({r, local});
+  }
+  std::vector<std::string> parts;
+  for (const auto& [host, ranks] : hosts) {
+    std::vector<int> globals, locals;
+    for (const auto& [r, l] : ranks) globals.push_back(r), locals.push_back(l);
+    std::vector<int> expected(locals.size());
+    std::iota(expected.begin(), expected.end(), 0);
+    std::vector<int> sorted = locals;
+    std::sort(sorted.begin(), sorted.end());
+    if (sorted != expected) {
+      core::throw_on_every_rank(core::CommError(fmt::format(
+          "host {} runs ranks {} with local ranks {}; expected 0..{}: MPI groups processes into nodes differently "
+          "from their host names, so GPUs would be bound wrongly (check the hostfile and that host names are unique)",
+          host, fmt::join(globals, ", "), fmt::join(locals, ", "), locals.size() - 1)));
+    }
+    parts.push_back(fmt::format("{}: rank{} {} (local {})", host, globals.size() > 1 ? "s" : "",
+                                fmt::join(globals, ", "), fmt::join(locals, ", ")));
+  }
+  return fmt::format("{}", fmt::join(parts, "; "));
 }
 
 void World::agree(const std::function<void()>& body) const {

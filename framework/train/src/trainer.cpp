@@ -231,6 +231,8 @@ EpochStats Trainer::train_epoch() {
   core::Stopwatch clock;
   for (;;) {
     if (world_.any_rank(core::StopSignals::received() != 0)) {
+      // Named on every rank, although it may have reached only one (one node of a job).
+      stop_signal_ = static_cast<int>(world_.max_over_ranks(core::StopSignals::received()));
       loader_->stop();
       st.preempted = true;
       resume_sample_ = start_sample + steps * group;
@@ -323,12 +325,12 @@ Trainer::Outcome Trainer::fit() {
         write_checkpoint("last.pt", "preempt");
         write_metrics(st, std::nullopt);  // marked partial
         if (setup_.observer) setup_.observer->on_epoch(st, std::nullopt, *this);
-        std::ofstream(marker) << "signal " << core::StopSignals::received() << "\n";
+        std::ofstream(marker) << "signal " << stop_signal_ << "\n";
       }
       world_.barrier();
       core::log0("stop requested ({}): wrote {} at epoch {}, sample {} of {}; resume with --resume (at any "
                  "number of ranks)",
-                 core::signal_name(core::StopSignals::received()), (dir / "last.pt").string(), epoch_ + 1,
+                 core::signal_name(stop_signal_), (dir / "last.pt").string(), epoch_ + 1,
                  resume_sample_, sampler_->num_items());
       return Outcome::kPreempted;
     }

@@ -49,6 +49,10 @@ class World {
   // hash differs from rank 0's, every rank throws the same ConfigError (on_every_rank)
   // naming the ranks and the keys that differ.
   void check_same_config(uint64_t hash, const std::string& yaml, const std::string& what = "config") const;
+  // Collective: which ranks run on which host, with their local ranks, e.g.
+  // "h1: ranks 0, 2 (local 0, 1); h2: ranks 1, 3 (local 0, 1)". Throws CommError on every
+  // rank when a host's local ranks are not 0..k-1 (MPI's idea of a node is not the host's).
+  std::string describe_hosts() const;
   // Collective: every rank's string, in rank order.
   std::vector<std::string> all_gather(const std::string& mine) const;
   // Collective: when `local_error` is not empty on some rank, every rank throws the same

@@ -193,6 +193,7 @@ class Trainer {
   int64_t epoch_ = 0;          // epochs completed
   int64_t step_ = 0;           // optimizer steps taken (skipped included)
   int64_t resume_sample_ = 0;  // global samples of epoch_ already trained (mid-epoch resume), any world size
+  int stop_signal_ = 0;        // the stop signal some rank received (agreed; 0: none)
   double best_metric_ = -1;
   std::unique_ptr<std::ofstream> sample_log_;
 };
