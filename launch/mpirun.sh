@@ -8,7 +8,17 @@
 #                         see a pseudo-terminal either way).
 # GPUs need no flag: each rank binds GPU local_rank % #GPUs itself (comm::World).
 #
+# Several hosts (pass --hostfile or --host as usual):
+#   STRATA_NET=IFACE|CIDR  the network that carries the job: MPI's TCP traffic and
+#                         OpenMPI's own out-of-band traffic stay on it (btl_tcp_if_include,
+#                         oob_tcp_if_include), and an interface name is also NCCL's
+#                         (NCCL_SOCKET_IFNAME). Without it OpenMPI may pick a docker or
+#                         management interface the other hosts cannot reach, and hang.
+#   Where OpenMPI was built with UCX and InfiniBand is present it uses UCX by itself;
+#   export NCCL_IB_HCA to pin NCCL's HCAs.
+#
 #   launch/mpirun.sh -np 2 build/bin/brats_recipe train --config recipes/cpu_smoke.yaml
+#   STRATA_NET=10.1.0.0/16 launch/mpirun.sh --hostfile hosts -np 8 --map-by node build/bin/brats_recipe train ...
 set -euo pipefail
 MPIRUN=${MPIRUN:-mpirun}
 flags=()
@@ -18,5 +28,11 @@ if "$MPIRUN" --version 2>/dev/null | grep -q "Open MPI"; then
   [[ " $* " == *" --bind-to "* ]] || flags+=(--bind-to none)
   if [ -t 1 ]; then export STRATA_PROGRESS=${STRATA_PROGRESS:-bar}; else export STRATA_PROGRESS=${STRATA_PROGRESS:-lines}; fi
   flags+=(-x STRATA_PROGRESS)
+  if [ -n "${STRATA_NET:-}" ]; then
+    flags+=(--mca btl_tcp_if_include "$STRATA_NET" --mca oob_tcp_if_include "$STRATA_NET")
+    if [[ "$STRATA_NET" != */* ]]; then export NCCL_SOCKET_IFNAME=${NCCL_SOCKET_IFNAME:-$STRATA_NET}; fi
+  fi
+  [ -z "${NCCL_SOCKET_IFNAME:-}" ] || flags+=(-x NCCL_SOCKET_IFNAME)
+  [ -z "${NCCL_IB_HCA:-}" ] || flags+=(-x NCCL_IB_HCA)
 fi
 exec "$MPIRUN" "${flags[@]}" "$@"

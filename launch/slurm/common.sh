@@ -6,6 +6,11 @@
 #   LAUNCHER     auto | srun | mpirun                 (default: auto)
 #     auto: srun with PMIx, else srun with PMI2, else mpirun (launch/mpirun.sh), as the
 #     cluster's Slurm and MPI offer.
+#   STRATA_NET   the interface (eth1, ib0) or subnet (10.1.0.0/16) that carries the job's
+#                traffic between nodes: OpenMPI's TCP transport and out-of-band messages
+#                stay on it, and an interface name is also NCCL_SOCKET_IFNAME. Set it where
+#                nodes have several networks (docker0, a management LAN): OpenMPI tries
+#                every interface and hangs on one the other nodes cannot reach.
 
 STRATA_ROOT=${STRATA_ROOT:-${SLURM_SUBMIT_DIR:-$PWD}}
 BRATS_RECIPE=${BRATS_RECIPE:-$STRATA_ROOT/build/bin/brats_recipe}
@@ -33,6 +38,10 @@ strata_run() {
   mkdir -p "$log_dir"
   local log="$log_dir/$name-${SLURM_JOB_ID:-local}.log" launch
   launch=$(strata_launcher)
+  if [ -n "${STRATA_NET:-}" ]; then  # srun's ranks read MCA parameters from the environment
+    export OMPI_MCA_btl_tcp_if_include=$STRATA_NET OMPI_MCA_oob_tcp_if_include=$STRATA_NET
+    [[ "$STRATA_NET" == */* ]] || export NCCL_SOCKET_IFNAME=${NCCL_SOCKET_IFNAME:-$STRATA_NET}
+  fi
   echo "strata: job ${SLURM_JOB_ID:-?} on ${SLURM_JOB_NODELIST:-$(hostname)}, ${SLURM_NTASKS:-1} tasks, launcher: $launch" | tee -a "$log"
   echo "strata: $BRATS_RECIPE $*" | tee -a "$log"
   set -o pipefail
