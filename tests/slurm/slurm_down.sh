@@ -9,12 +9,12 @@ if [ -f "$dir/slurm.conf" ] && [ -f "$dir/slurmctld.pid" ]; then
     sleep 0.2
   done
 fi
-for d in slurmd slurmctld; do
-  [ -f "$dir/$d.pid" ] && kill "$(cat "$dir/$d.pid")" 2>/dev/null
+for f in "$dir"/slurmd*.pid "$dir"/slurmctld.pid; do
+  [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
 done
 sleep 1
-for d in slurmd slurmctld; do
-  [ -f "$dir/$d.pid" ] && kill -9 "$(cat "$dir/$d.pid")" 2>/dev/null
+for f in "$dir"/slurmd*.pid "$dir"/slurmctld.pid; do
+  [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
 done
 [ -n "${KEEP_SLURM_DIR:-}" ] || rm -rf "$dir"
 exit 0

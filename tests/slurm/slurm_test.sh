@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# The sbatch scripts on a real (local, one-node) Slurm: a 2-task CPU smoke training
-# through `sbatch --wait`, once with srun (PMIx/PMI2) and once with mpirun; then
-# preemption: `scancel --signal=USR1` makes the job checkpoint and exit 0, and a
-# resubmitted job resumes from last.pt. Exits 77 (ctest: skipped) with the reason only
-# where Slurm is not installed; daemons that fail to start are a failure. The daemons are
-# stopped whatever happens (the trap is set before they start).
+# The sbatch scripts on a real local Slurm: a CPU smoke training through `sbatch --wait`,
+# once with srun (PMIx/PMI2) and once with mpirun; then preemption: `scancel
+# --signal=USR1` makes the job checkpoint and exit 0, and a resubmitted job resumes from
+# last.pt; then the same with the job requeueing itself.
+#   slurm_test.sh      one node (localhost), 2 tasks, launch/slurm/train.sbatch
+#   slurm_test.sh 2    two nodes h1, h2 (namespace hosts, tests/multinode), 2 tasks
+#                      each, launch/slurm/train_multinode.sbatch
+# Exits 77 (ctest: skipped) with the reason only where Slurm (or, for two nodes, network
+# namespaces) is missing; daemons that fail to start are a failure. The daemons and the
+# hosts are removed whatever happens (the trap is set before they start).
+NODES=${1:-1}
+# Two nodes keep their own /tmp (see netns_agent.sh): the shared files live elsewhere.
+[ "$NODES" -eq 1 ] || export TMPDIR=/var/tmp
 source "$(dirname "$0")/../e2e/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
-trap '"$here/slurm_down.sh" "$OUT/slurm"; rm -rf "$OUT"' EXIT
+if [ "$NODES" -gt 1 ]; then
+  command -v slurmd >/dev/null || skip_test "Slurm is not installed here (slurmd not found)"
+  MULTINODE_HOSTS=$NODES source "$here/../multinode/lib.sh"
+  export STRATA_HOST_TMP=$OUT/host-tmp STRATA_NET=eth0  # every host's one link
+fi
+trap '"$here/slurm_down.sh" "$OUT/slurm"; [ "$NODES" -eq 1 ] || hosts_down; rm -rf "$OUT"' EXIT
 env_out=$("$here/slurm_up.sh" "$OUT/slurm" 2>"$OUT/slurm_up.err")
 case $? in
   0) ;;
@@ -24,21 +36,28 @@ export STRATA_ROOT=$SOURCE_DIR BRATS_RECIPE DATA=$STRATA_TEST_DATA RECIPE=$SOURC
 small="--set data.batch_size=8 --set model.widths=[4,8,16] --set data.workers=1"
 # Job variables travel in the environment (sbatch --export=ALL): values with commas,
 # like the widths list, cannot go through --export=VAR=value.
-sb=(sbatch --wait --nodes=1 --ntasks-per-node=2 --gpus-per-node=0 --cpus-per-task=1 --time=10
+sb=(sbatch --wait --nodes="$NODES" --ntasks-per-node=2 --gpus-per-node=0 --cpus-per-task=1 --time=10
     --chdir="$OUT" --export=ALL)
+if [ "$NODES" -eq 1 ]; then
+  script=$SOURCE_DIR/launch/slurm/train.sbatch
+  world="world: 2 ranks on "
+else
+  script=$SOURCE_DIR/launch/slurm/train_multinode.sbatch
+  world="world: 4 ranks on h1: ranks 0, 1 (local 0, 1); h2: ranks 2, 3 (local 0, 1)"
+fi
 
 for launcher in srun mpirun; do
   export RUN_DIR=$OUT/run-$launcher LAUNCHER=$launcher EXTRA_ARGS="$small --set train.epochs=1"
-  run "submit_$launcher" "${sb[@]}" --output="$OUT/$launcher-%j.out" "$SOURCE_DIR/launch/slurm/train.sbatch"
+  run "submit_$launcher" "${sb[@]}" --output="$OUT/$launcher-%j.out" "$script"
   expect_rc 0
   LOG=$(ls "$RUN_DIR"/logs/train-*.log 2>/dev/null | head -1); LOG=${LOG:-$OUT/none}
-  expect_log "2 tasks, launcher: "; expect_log "training done: 1 epochs"
+  expect_log "$((2 * NODES)) tasks, launcher: "; expect_log "$world"; expect_log "training done: 1 epochs"
   [ -f "$RUN_DIR/last.pt" ] || fail "$launcher: no checkpoint in $RUN_DIR"
 done
 
 # Preemption: a long run, USR1 once the first epoch is logged, then a resubmission.
 export RUN_DIR=$OUT/pre LAUNCHER=auto STRATA_REQUEUE=0 EXTRA_ARGS="$small --set train.epochs=500"
-job=$(sbatch --parsable "${sb[@]:2}" --output="$OUT/pre-%j.out" "$SOURCE_DIR/launch/slurm/train.sbatch")
+job=$(sbatch --parsable "${sb[@]:2}" --output="$OUT/pre-%j.out" "$script")
 for _ in $(seq 1 1200); do [ -s "$RUN_DIR/metrics.jsonl" ] && break; sleep 0.1; done
 [ -s "$RUN_DIR/metrics.jsonl" ] || { LOG=$OUT/pre-$job.out; fail "the job logged no epoch"; finish; }
 scancel --signal=USR1 "$job"
@@ -52,7 +71,7 @@ state=$(job_field "$job" JobState) code=$(job_field "$job" ExitCode)
 done_epochs=$(wc -l <"$RUN_DIR/metrics.jsonl")
 
 export EXTRA_ARGS="$small --set train.epochs=$((done_epochs + 1))"
-run resubmit "${sb[@]}" --output="$OUT/re-%j.out" "$SOURCE_DIR/launch/slurm/train.sbatch"
+run resubmit "${sb[@]}" --output="$OUT/re-%j.out" "$script"
 expect_rc 0
 LOG=$(ls -t "$RUN_DIR"/logs/train-*.log | head -1)
 expect_log "--resume"; expect_log "resumed from $RUN_DIR/last.pt"; expect_log "training done: $((done_epochs + 1)) epochs"
@@ -61,7 +80,7 @@ expect_log "--resume"; expect_log "resumed from $RUN_DIR/last.pt"; expect_log "t
 # The same with requeueing on (train.sbatch's default): the job requeues itself after
 # the checkpoint, runs again with --resume and finishes.
 export RUN_DIR=$OUT/requeue STRATA_REQUEUE=1 EXTRA_ARGS="$small --set train.epochs=40"
-job=$(sbatch --parsable "${sb[@]:2}" --requeue --output="$OUT/rq-%j.out" "$SOURCE_DIR/launch/slurm/train.sbatch")
+job=$(sbatch --parsable "${sb[@]:2}" --requeue --output="$OUT/rq-%j.out" "$script")
 for _ in $(seq 1 1200); do [ -s "$RUN_DIR/metrics.jsonl" ] && break; sleep 0.1; done
 scancel --signal=USR1 "$job"
 # Slurm holds a requeued job for a while (its BeginTime); release it at once.
