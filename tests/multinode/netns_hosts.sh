@@ -74,10 +74,9 @@ hosts_down() {
   local ns pids
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${HOSTS_PREFIX}h"); do
     pids=$(ip netns pids "$ns" 2>/dev/null)
-    [ -z "$pids" ] || kill -9 $pids 2>/dev/null
-    ip netns del "$ns" 2>/dev/null
+    [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
     rm -rf "/etc/netns/$ns"
   done
-  ip link del "$HOSTS_BRIDGE" 2>/dev/null
-  return 0
+  ip link del "$HOSTS_BRIDGE" 2>/dev/null || true
 }
