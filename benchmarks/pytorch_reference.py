@@ -11,7 +11,8 @@ on the GPU: the compute ceiling, as Strata's step_slices_per_s.
 
 Prints one JSON line per configuration:
   python3 benchmarks/pytorch_reference.py --size 128 240 --batch 64 --configs fp32,bf16_cl,bf16_cl_compile
-Configs: <dtype>[_cl][_compile] with dtype fp32 | fp16 | bf16.
+Configs: <dtype>[_cl][_compile] with dtype fp32 | fp16 | bf16. `--device cpu --widths 4 8 16` is
+the CPU smoke of benchmarks/gpu_compare.sh (tests the script, measures nothing of interest).
 """
 import argparse
 import json
@@ -65,39 +66,46 @@ def multi_dice_loss(logits, target, smooth=1e-5):
     return (1 - (2 * inter + smooth) / (denom + smooth)).mean()
 
 
-def measure(size, batch, steps, config):
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(size, batch, steps, config, device, widths):
     parts = config.split("_")
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[parts[0]]
     channels_last, compiled = "cl" in parts, "compile" in parts
     torch.manual_seed(0)
-    model = UNet2d().cuda()
+    model = UNet2d(widths=widths).to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    x = torch.randn(batch, 4, size, size, device="cuda").to(memory_format=fmt)
-    y = torch.randint(0, 4, (batch, size, size), device="cuda")
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    x = torch.randn(batch, 4, size, size, device=device).to(memory_format=fmt)
+    y = torch.randint(0, 4, (batch, size, size), device=device)
     forward = torch.compile(model) if compiled else model
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             logits = forward(x)
         loss = multi_dice_loss(logits, y)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
 
-    for _ in range(20 if compiled else 10):
+    for _ in range(min(steps, 20 if compiled else 10)):
         step()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
+    synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    torch.cuda.synchronize()
+    synchronize(device)
     seconds = time.perf_counter() - start
-    return batch * steps / seconds, torch.cuda.max_memory_allocated() / 2**30
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+    return batch * steps / seconds, peak
 
 
 def main():
@@ -106,20 +114,25 @@ def main():
     ap.add_argument("--batch", type=int, nargs="+", default=[64])
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--configs", default="fp32,fp16_cl,bf16_cl,bf16_cl_compile")
+    ap.add_argument("--device", default="cuda", help="cuda (the comparison) or cpu (the script's smoke test)")
+    ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256, 512])
     a = ap.parse_args()
+    device = torch.device(a.device)
     torch.backends.cudnn.benchmark = True
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     for size in a.size:
         for batch in a.batch:
             for config in a.configs.split(","):
-                row = dict(impl="pytorch", gpu=torch.cuda.get_device_name(), torch=torch.__version__, size=size,
-                           batch=batch, config=config)
+                row = dict(impl="pytorch", gpu=name, torch=torch.__version__, size=size, batch=batch, config=config,
+                           widths=a.widths)
                 try:
-                    sps, peak = measure(size, batch, a.steps, config)
-                    row.update(slices_per_s=round(sps, 1), peak_gib=round(peak, 2))
+                    sps, peak = measure(size, batch, a.steps, config, device, tuple(a.widths))
+                    row.update(slices_per_s=round(sps, 1), peak_gib=None if peak is None else round(peak, 2))
                 except Exception as e:  # one failing config (e.g. compile) must not stop the others
                     row.update(error=str(e)[:300])
                 print(json.dumps(row), flush=True)
-                torch.cuda.empty_cache()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

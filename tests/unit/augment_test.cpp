@@ -6,6 +6,10 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <map>
+#include <utility>
+#include <vector>
+
 namespace strata::data {
 namespace {
 
@@ -64,6 +68,56 @@ TEST(Augment, DiscreteTransformsAreTorchFlipsThenRot90) {
     EXPECT_TRUE(at::equal(lab[i], want_lab)) << "sample " << i;
   }
   EXPECT_TRUE(any_flip && any_turn) << "the draw exercised flips and turns";
+}
+
+// The flips and quarter turns as Strata applied them before the one-gather version: one
+// index_select, flip/rot90 and index_copy_ per (flip_h, flip_v, k) group of samples.
+void reference_discrete(const std::vector<SampleAugment>& params, at::Tensor& images, at::Tensor& labels) {
+  std::map<int, std::vector<int64_t>> groups;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto& p = params[i];
+    if (p.discrete()) groups[int{p.flip_h} | int{p.flip_v} << 1 | p.rot90 << 2].push_back(static_cast<int64_t>(i));
+  }
+  auto transform = [](at::Tensor t, int key) {
+    std::vector<int64_t> dims;
+    if (key & 1) dims.push_back(-1);
+    if (key & 2) dims.push_back(-2);
+    if (!dims.empty()) t = t.flip(dims);
+    return (key >> 2) != 0 ? at::rot90(t, key >> 2, {-2, -1}) : t;
+  };
+  for (const auto& [key, samples] : groups) {
+    at::Tensor sel = at::tensor(samples, at::kLong);
+    images.index_copy_(0, sel, transform(images.index_select(0, sel), key));
+    labels.index_copy_(0, sel, transform(labels.index_select(0, sel), key));
+  }
+}
+
+TEST(Augment, OneGatherIsBitwiseTheGroupedFlipRot90Loop) {
+  // Random bits in every pixel (so any misplaced pixel shows), square and non-square
+  // slices, contiguous and channels_last images, many steps: every mix of groups.
+  at::manual_seed(17);
+  int64_t compared = 0;
+  for (auto [h, w] : {std::pair<int64_t, int64_t>{20, 20}, {16, 24}, {33, 33}}) {
+    for (bool channels_last : {false, true}) {
+      const int64_t b = 24;
+      at::Tensor images = at::randn({b, 4, h, w});
+      if (channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+      at::Tensor labels = at::randint(0, 1000, {b, h, w}, at::kLong);
+      Augment aug(only(0.5, 0.7, 0, 0), 23, 1);
+      for (int64_t step = 0; step < 12; ++step) {
+        SCOPED_TRACE(::testing::Message() << h << "x" << w << (channels_last ? " channels_last" : "") << " step "
+                                          << step);
+        at::Tensor im = images.clone(), lab = labels.clone(), ref_im = images.clone(), ref_lab = labels.clone();
+        aug.apply(im, lab, step);
+        reference_discrete(aug.draw(step, b, h, w), ref_im, ref_lab);
+        ASSERT_TRUE(at::equal(im, ref_im));
+        ASSERT_TRUE(at::equal(lab, ref_lab));
+        EXPECT_EQ(im.is_contiguous(at::MemoryFormat::ChannelsLast), channels_last) << "the layout is kept";
+        ++compared;
+      }
+    }
+  }
+  EXPECT_EQ(compared, 3 * 2 * 12);
 }
 
 TEST(Augment, NonSquareSlicesOnlyTurnByHalfTurns) {

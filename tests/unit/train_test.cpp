@@ -1,10 +1,12 @@
 // One-process tests of the train module: LR plateau rule and state, checkpoint files,
-// autocast scopes, AMP mode parsing.
+// autocast scopes, AMP mode parsing, gradient clipping on the device, ScalarReader.
 #include "strata/core/error.h"
 #include "strata/train/amp.h"
 #include "strata/model/checkpoint.h"
 #include "strata/train/fused_adam.h"
+#include "strata/train/grad_clip.h"
 #include "strata/train/lr_plateau.h"
+#include "strata/train/scalar_reader.h"
 
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
@@ -156,6 +158,60 @@ TEST(AmpTest, DisabledScalerIsTheIdentity) {
   EXPECT_TRUE(torch::equal(scaler.scale(loss), loss));
   EXPECT_FALSE(scaler.unscale_and_check({torch::full({2}, INFINITY)}));
   EXPECT_DOUBLE_EQ(scaler.scale_value(), 1.0);
+}
+
+// Gradients of a few shapes, with values spread over several orders of magnitude so
+// that the norm's rounding is exercised.
+std::vector<torch::Tensor> clip_grads(int64_t seed, double scale) {
+  torch::manual_seed(seed);
+  return {torch::randn({7, 5}) * scale, torch::randn({33}) * scale * 1e-3, torch::randn({2, 3, 3, 3}) * scale * 10,
+          torch::randn({1}) * scale};
+}
+
+TEST(GradClipTest, BitwiseClipGradNormOnTheCpu) {
+  int clipped = 0, kept = 0;
+  for (int64_t seed = 0; seed < 6; ++seed) {
+    for (double scale : {1e-3, 0.3, 50.0}) {
+      for (double max_norm : {0.5, 5.0}) {
+        SCOPED_TRACE(::testing::Message() << "seed " << seed << " scale " << scale << " max_norm " << max_norm);
+        std::vector<torch::Tensor> mine = clip_grads(seed, scale), params;
+        for (const auto& g : clip_grads(seed, scale)) {
+          params.push_back(torch::zeros_like(g).requires_grad_(true));
+          params.back().mutable_grad() = g.clone();
+        }
+        const double reference = torch::nn::utils::clip_grad_norm_(params, max_norm);
+        torch::Tensor norm = clip_grad_norm(mine, max_norm);
+        EXPECT_EQ(norm.item<float>(), static_cast<float>(reference));
+        for (size_t k = 0; k < mine.size(); ++k) EXPECT_TRUE(torch::equal(mine[k], params[k].grad())) << "tensor " << k;
+        (reference > max_norm ? clipped : kept)++;
+      }
+    }
+  }
+  EXPECT_GT(clipped, 0);
+  EXPECT_GT(kept, 0);
+}
+
+TEST(GradClipTest, ClippedNormIsTheMaxAndUndefinedGradsAreSkipped) {
+  std::vector<torch::Tensor> g = clip_grads(3, 10.0);
+  g.insert(g.begin() + 1, torch::Tensor());
+  torch::Tensor before = clip_grad_norm(g, 1.0);
+  EXPECT_GT(before.item<double>(), 1.0);
+  EXPECT_NEAR(clip_grad_norm(g, 1.0).item<double>(), 1.0, 1e-5);  // the norm after the first clip
+  EXPECT_EQ(clip_grad_norm({torch::Tensor()}, 1.0).item<double>(), 0.0);
+  EXPECT_THROW(clip_grad_norm(g, 0.0), core::ConfigError);
+}
+
+TEST(ScalarReaderTest, TheCpuReadsAtOnceWithItsTag) {
+  ScalarReader reader(torch::Device(torch::kCPU));
+  EXPECT_FALSE(reader.latest().has_value());
+  torch::Tensor sum = torch::tensor(1.25f);
+  reader.request(sum, 3);
+  sum.add_(1.0);  // a later change does not alter what was read
+  auto v = reader.latest();
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->first, 1.25);
+  EXPECT_EQ(v->second, 3);
+  EXPECT_THROW(reader.request(torch::ones({2}), 4), core::InternalError);
 }
 
 // FusedAdam must follow torch::optim::Adam (same L2 weight decay rule), skip exactly

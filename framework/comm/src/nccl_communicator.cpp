@@ -18,6 +18,8 @@
 #include <nccl.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <dlfcn.h>
+
 #include <atomic>
 #include <exception>
 #include <thread>
@@ -117,9 +119,43 @@ class NcclWork final : public Work {
 
 }  // namespace
 
+std::string nccl_version_name(int code) {
+  const bool old_scheme = code < 10000;  // before NCCL 2.9: major * 1000 + minor * 100 + patch
+  const int major = old_scheme ? code / 1000 : code / 10000;
+  const int minor = old_scheme ? (code % 1000) / 100 : (code % 10000) / 100;
+  return fmt::format("{}.{}.{}", major, minor, code % 100);
+}
+
+NcclVersions nccl_versions() {
+  NcclVersions v;
+  v.header = NCCL_VERSION_CODE;
+  if (ncclGetVersion(&v.runtime) != ncclSuccess) v.runtime = 0;
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&ncclGetVersion), &info) != 0 && info.dli_fname) v.library = info.dli_fname;
+  return v;
+}
+
+std::string describe_nccl_versions(const NcclVersions& v) {
+  std::string line = fmt::format("NCCL {} (compiled against {}){}", nccl_version_name(v.runtime),
+                                 nccl_version_name(v.header),
+                                 v.library.empty() ? "" : fmt::format(", loaded from {}", v.library));
+  if (v.mismatch()) {
+    line += fmt::format(": the library loaded at run time is not the one nccl.h describes. Another libnccl.so.2 "
+                        "came first on the library path (the torch wheel and the system each ship one); set "
+                        "LD_LIBRARY_PATH or NCCL_ROOT at configure time so that both are the same NCCL");
+  }
+  return line;
+}
+
 NcclCommunicator::NcclCommunicator(const World& world, c10::Device device, NcclOptions options)
     : impl_(std::make_shared<Impl>()) {
   STRATA_CHECK_AS(CommError, device.is_cuda(), "NcclCommunicator needs a CUDA device, got {}", device.str());
+  const NcclVersions versions = nccl_versions();
+  if (versions.mismatch()) {
+    core::warn0("{}", describe_nccl_versions(versions));
+  } else {
+    core::log0("{}", describe_nccl_versions(versions));
+  }
   impl_->rank = world.rank();
   impl_->size = world.size();
   impl_->device = device;

@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <map>
 
 namespace strata::data {
 namespace {
@@ -52,29 +51,57 @@ at::Tensor to_device(const std::vector<T>& v, at::ScalarType type, const c10::De
 }
 
 // Flips, then quarter turns (torch::rot90 over the last two dims), for image and label
-// alike. Samples are grouped by their (flip_h, flip_v, k) combination, at most 16, and
-// each group is transformed with flip/rot90 copies: exact, and on CPU several times
-// faster than one gather with a per-pixel index.
+// alike, of every sample in one gather. Output pixel (i, j) of sample b reads the
+// input pixel at flat index a_b * i + c_b * j + d_b (row-major over H x W): each of the
+// 8 dihedral transforms is such an integer affine map. The host sends 3 numbers per
+// sample; the index is built on the device, and one gather per tensor moves every
+// pixel. A batch costs the same few kernels whatever mix of transforms it drew, where
+// one flip/rot90 copy per (flip_h, flip_v, k) group cost up to 15 groups of kernels on
+// the training thread. Pure data movement: bitwise what flip/rot90 give.
+struct FlatMap {
+  int64_t i = 0, j = 0, offset = 0;  // flat source index = i * row + j * col + offset
+};
+
+FlatMap dihedral_map(const SampleAugment& p, int64_t h, int64_t w) {
+  // Source position (row, col) in the flipped slice t, as affine functions of (i, j):
+  // rot90(t, k) reads t[j, w-1-i] (k = 1), t[h-1-i, w-1-j] (k = 2), t[h-1-j, i] (k = 3).
+  struct Lin {
+    int64_t i, j, c;
+  };
+  Lin row{1, 0, 0}, col{0, 1, 0};
+  switch (p.rot90) {
+    case 0: break;
+    case 1: row = {0, 1, 0}, col = {-1, 0, w - 1}; break;
+    case 2: row = {-1, 0, h - 1}, col = {0, -1, w - 1}; break;
+    case 3: row = {0, -1, h - 1}, col = {1, 0, 0}; break;
+    default: STRATA_THROW(InternalError, "augment: rot90 by {} quarter turns", p.rot90);
+  }
+  // The flips come first: t[r, c] = x[h-1-r or r, w-1-c or c].
+  if (p.flip_v) row = {-row.i, -row.j, h - 1 - row.c};
+  if (p.flip_h) col = {-col.i, -col.j, w - 1 - col.c};
+  return {row.i * w + col.i, row.j * w + col.j, row.c * w + col.c};
+}
+
 void apply_discrete(const std::vector<SampleAugment>& params, at::Tensor& images, at::Tensor& labels) {
-  std::map<int, std::vector<int64_t>> groups;  // key fh | fv << 1 | k << 2 -> samples
-  for (size_t i = 0; i < params.size(); ++i) {
-    const auto& p = params[i];
-    if (p.discrete()) groups[int{p.flip_h} | int{p.flip_v} << 1 | p.rot90 << 2].push_back(static_cast<int64_t>(i));
+  const int64_t b = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
+  STRATA_CHECK(h == w || std::none_of(params.begin(), params.end(), [](const SampleAugment& p) { return p.rot90 % 2; }),
+               "augment: an odd number of quarter turns of a non-square {}x{} slice", h, w);
+  std::vector<int64_t> coef;
+  coef.reserve(static_cast<size_t>(3 * b));
+  for (const auto& p : params) {
+    const FlatMap m = dihedral_map(p, h, w);
+    coef.insert(coef.end(), {m.i, m.j, m.offset});
   }
   const c10::Device dev = images.device();
-  auto transform = [](at::Tensor t, int key) {
-    std::vector<int64_t> dims;
-    if (key & 1) dims.push_back(-1);
-    if (key & 2) dims.push_back(-2);
-    if (!dims.empty()) t = t.flip(dims);
-    return (key >> 2) != 0 ? at::rot90(t, key >> 2, {-2, -1}) : t;
-  };
-  for (const auto& [key, samples] : groups) {
-    const auto n = static_cast<int64_t>(samples.size());
-    at::Tensor sel = to_device(samples, at::kLong, dev, {n});
-    images.index_copy_(0, sel, transform(images.index_select(0, sel), key));
-    labels.index_copy_(0, sel, transform(labels.index_select(0, sel), key));
-  }
+  at::Tensor k = to_device(coef, at::kLong, dev, {b, 3, 1, 1});
+  auto along = [&](int64_t n) { return at::arange(n, at::TensorOptions().dtype(at::kLong).device(dev)); };
+  at::Tensor index = (k.select(1, 0) * along(h).view({1, h, 1}) + k.select(1, 1) * along(w).view({1, 1, w}))
+                         .add_(k.select(1, 2))
+                         .view({b, 1, h * w});  // [B, 1, H*W]
+  at::Tensor moved = images.reshape({b, c, h * w}).gather(2, index.expand({b, c, h * w}));
+  images.copy_(moved.view({b, c, h, w}));  // in place, in the images' own memory format
+  at::Tensor moved_labels = labels.reshape({b, h * w}).gather(1, index.view({b, h * w}));
+  labels.copy_(moved_labels.view({b, h, w}));
 }
 
 // Rotation and zoom of the samples that drew one: bilinear image, nearest label.

@@ -115,6 +115,13 @@ void Prefetcher::Impl::reader() {
   // run on the reader's own thread rather than opening OpenMP teams that would
   // oversubscribe the cores the training step uses (see intraop.h).
   set_thread_intraop_threads(1);
+#if STRATA_WITH_CUDA
+  // A new thread starts on device 0: without this guard the readers' CUDA calls (the
+  // wait on a buffer's copy event) would open a context on GPU 0 for every rank of a
+  // multi-GPU node, whatever device the rank is bound to.
+  std::optional<c10::cuda::CUDAGuard> on_device;
+  if (cuda) on_device.emplace(o.device.index());
+#endif
   for (;;) {
     Slot* slot = nullptr;
     int64_t pos = 0;

@@ -11,6 +11,8 @@
 #include "strata/core/timer.h"
 #include "strata/nn/summary.h"
 #include "strata/train/fused_adam.h"
+#include "strata/train/grad_clip.h"
+#include "strata/train/scalar_reader.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
@@ -190,13 +192,16 @@ torch::Tensor Trainer::train_step(const torch::Tensor& images, const torch::Tens
   reducer_->finish();  // every .grad now holds the average over ranks
   reducer_->hide_unused_grads();  // allow_unused: no rank used them, so no update at all
   auto* fused = dynamic_cast<FusedAdam*>(optimizer_.get());
-  if (scaler_->enabled() && fused && setup_.train.grad_clip <= 0) {
+  const double clip = setup_.train.grad_clip;
+  if (scaler_->enabled() && fused) {
     // fp16 without a host synchronisation: the kernel itself skips the update where the
-    // (rank-reduced) found-inf flag is set.
+    // (rank-reduced) found-inf flag is set. Clipping stays on the device too; an inf/nan
+    // gradient spoils the norm only on a step that is skipped anyway.
     scaler_->unscale(grads());
+    if (clip > 0) clip_grad_norm(grads(), clip);
     fused->step_skipping(scaler_->found_inf());
   } else if (!scaler_->unscale_and_check(grads())) {
-    if (setup_.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), setup_.train.grad_clip);
+    if (clip > 0) clip_grad_norm(grads(), clip);
     optimizer_->step();
   }
   scaler_->update();
@@ -226,7 +231,8 @@ EpochStats Trainer::train_epoch() {
   bar.update(start);
 
   auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
-  const int64_t report_every = std::max<int64_t>(1, per_epoch / 50);  // loss reads sync the device
+  const int64_t report_every = std::max<int64_t>(1, per_epoch / 50);
+  ScalarReader shown_loss(device_);  // the bar's loss, read without waiting for the device
   int64_t steps = 0;
   core::Stopwatch clock;
   for (;;) {
@@ -252,7 +258,10 @@ EpochStats Trainer::train_epoch() {
     if (setup_.after_step) setup_.after_step(step_);
     if (po.enabled && (steps % report_every == 0 || start + steps == per_epoch)) {
       double rate = static_cast<double>(steps * d.batch_size * world_.size()) / std::max(clock.seconds(), 1e-9);
-      bar.update(start + steps, {{"loss", fmt::format("{:.4f}", loss_sum.item<double>() / steps)},
+      shown_loss.request(loss_sum, steps);  // on a GPU the bar shows the mean of a report or two ago
+      auto mean = shown_loss.latest();
+      bar.update(start + steps, {{"loss", mean ? fmt::format("{:.4f}", mean->first / static_cast<double>(mean->second))
+                                               : std::string("-")},
                                  {"lr", fmt::format("{:.3g}", optimizer_->param_groups().front().options().get_lr())},
                                  {"slices/s", fmt::format("{:.0f}", rate)}});
     } else {

@@ -4,8 +4,8 @@
 //
 // Per sample, with the configured probabilities:
 //   - horizontal and vertical flips, then rot90 by k in {1, 2, 3} (k = 2 only for
-//     non-square slices): exact pixel moves (flip/rot90 copies), the same for image
-//     and label;
+//     non-square slices): exact pixel moves, the same for image and label, done for
+//     the whole batch by one gather per tensor (bitwise torch's flip and rot90);
 //   - small-angle rotation and scaling: affine_grid + grid_sample, bilinear for the
 //     image, nearest for the label, zeros outside (the z-scored background and class 0);
 //   - intensity scale and shift, per channel: image * (1 + a) + b;

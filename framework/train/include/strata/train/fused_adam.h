@@ -5,8 +5,9 @@
 // It is a torch::optim::Optimizer with AdamOptions, so learning-rate schedules and
 // param_groups work as for torch::optim::Adam. step_skipping(found_inf) lets the kernel
 // itself skip the update when a device-side found-inf flag is set: the Trainer's fp16
-// steps (without gradient clipping) use it, so they need no host synchronisation. Its state (exp_avg, exp_avg_sq, step) saves and loads with
-// the optimizer, under its own keys.
+// steps use it (gradient clipping stays on the device too, train/grad_clip.h), so they
+// need no host synchronisation. Its state (exp_avg, exp_avg_sq, step) saves and loads
+// with the optimizer, under its own keys.
 #pragma once
 
 #include <torch/torch.h>
