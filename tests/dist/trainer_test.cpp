@@ -107,7 +107,7 @@ TEST_F(TrainerTest, ResumeAtAnEpochBoundaryAndMidEpochPreemptionReproduceOneRun)
     {
       TrainerSetup s = small_setup(dir, 3);
       Trainer probe(s, world());
-      per_epoch = probe.batches_per_epoch();
+      per_epoch = probe.steps_per_epoch();
     }
     ASSERT_GE(per_epoch, 2);
     stop_at = per_epoch + per_epoch / 2;
