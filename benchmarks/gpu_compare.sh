@@ -69,6 +69,15 @@ for size in "${sizes[@]}"; do
       "$out/strata_${size}_$name.json" "$name" >>"$out/strata.jsonl"
   done
 done
+# Global-batch options (README, Training): their cost against the same config with
+# loss.reduce local and model.norm batch, at the first size, bf16_cl.
+for v in "ref_local:loss.reduce=local" "global_dice:loss.reduce=global" "sync_bn:model.norm=sync_batch" "accum2:train.accumulate=2"; do
+  "$root/launch/mpirun.sh" -np 1 "$B" bench --config "$root/recipes/brats_unet_baseline.yaml" "${strata_sets[@]}" \
+    --set "data.path=$data/b${sizes[0]}.h5" --set "data.batch_size=$batch" --set train.amp=bf16 --set model.channels_last=true \
+    --set loss.reduce=local --set "${v#*:}" --steps "$steps" --warmup 10 --json "$out/strata_${v%%:*}.json" >"$out/strata_${v%%:*}.log" 2>&1 &&
+    python3 -c "import json,sys; j=json.load(open(sys.argv[1])); j['name']=sys.argv[2]; print(json.dumps(j))" \
+      "$out/strata_${v%%:*}.json" "${v%%:*}" >>"$out/strata.jsonl" || log "strata ${v%%:*} FAILED"
+done
 log "strata matrix done at ${SECONDS} s"
 
 if ((smoke)); then

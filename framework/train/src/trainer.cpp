@@ -243,7 +243,9 @@ EpochStats Trainer::train_epoch() {
   model_->train();
   loader_->reset_stats();
   reducer_->reset_stats();
-  loader_->start(std::move(plan), step_);
+  // Augmentation is keyed by micro-batch (step x accumulate + k): unique across epochs,
+  // and the same after a resume at a step boundary.
+  loader_->start(std::move(plan), step_ * accumulate);
   core::ProgressOptions po;
   po.enabled = setup_.progress && world_.rank() == 0;
   core::ProgressBar bar(fmt::format("epoch {}/{}", epoch_ + 1, setup_.train.epochs), per_epoch, po);
@@ -581,7 +583,7 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
   int64_t epoch = 0, done = -warmup;
   double waited = 0, elapsed = 0;
   while (done < steps) {
-    loader_->start(plan_of(epoch++), step_);
+    loader_->start(plan_of(epoch++), step_ * setup_.train.accumulate);
     loader_->reset_stats();
     core::Stopwatch part;
     bool timing = done >= 0;
