@@ -102,14 +102,14 @@ if [ "$np" -eq 1 ]; then norm=batch loss=multi_dice launch=(); else norm=group l
 "${launch[@]}" "$B" finetune --config recipes/cpu_smoke.yaml --from "$out/init.pt" --force --set "run.dir=$out/strata" \
   --set "data.path=$data" --set data.augment.enabled=false --set run.sample_log=true --set "train.epochs=$epochs" \
   --set sched.type=none --set "model.widths=[$W]" --set "model.norm=$norm" --set "loss.type=$loss" \
-  --set "train.lr=$lr" --set "train.betas=[$betas]" --set "train.eps=$eps" --set train.weight_decay=0 \
+  --set loss.reduce=global --set "train.lr=$lr" --set "train.betas=[$betas]" --set "train.eps=$eps" --set train.weight_decay=0 \
   --set train.grad_clip=0 --set "train.optimizer=${TWIN_OPTIMIZER:-fused_adam}" --set log.image_every=0 \
   --set log.progress_png=false >"$out/strata.log" 2>&1 \
   || { cat "$out/strata.log"; die "accuracy_twin: Strata's run failed"; }
 "$B" export --checkpoint "$out/strata/last.pt" --out "$out/strata_final.pt" >>"$out/strata.log" 2>&1
 "$PY" benchmarks/twin_pytorch.py train --init "$out/init.pt" --data "$data" --samples "$out/strata/samples" \
   --events "$out/strata/tb" --strata "$out/strata_final.pt" --widths $W --norm $norm --loss $loss --lr $lr \
-  --betas $betas --eps $eps --world "$np" --json "$out/twin.json"
+  --betas $betas --eps $eps --world "$np" --reduce global --json "$out/twin.json"
 "$PY" - "$out/twin.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

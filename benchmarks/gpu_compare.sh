@@ -179,6 +179,21 @@ for job in "${jobs[@]}"; do
   pack_logs
 done
 
+# 4b. The exact global-batch options (README, Training) against local Dice and plain
+# BatchNorm, at the first size in bf16 + channels_last: their cost per step on the device
+# (one rank: the layers' own cost, not the collectives').
+for v in "local:loss.reduce=local" "global:loss.reduce=global" "sync_batch:model.norm=sync_batch" \
+         "accumulate2:train.accumulate=2"; do
+  name=${v%%:*}
+  if stage "exact_$name" "$limit_bench" "$bin" bench --config "$root/recipes/brats_unet_baseline.yaml" "${sets[@]}" \
+       --set "data.path=$work/data/b${sizes[0]}.h5" --set "data.batch_size=$batch" --set train.amp=bf16 \
+       --set model.channels_last=true --set loss.reduce=local --set "${v#*:}" --steps "$steps" --warmup "$warmup" \
+       --json "$res/exact_$name.json"; then
+    say "exact $name: $("$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(f"{j[\"step_ms\"]:.1f} ms/step, {j[\"step_slices_per_s\"]:.0f} slices/s")' "$res/exact_$name.json")"
+  fi
+done
+pack_logs
+
 # 5. The table and the JSON.
 echo
 "$PY" "$root/benchmarks/gpu_compare_table.py" "$res" final "$out" || failed=1

@@ -126,12 +126,19 @@ def final(res, out):
                     f"({ev['slices']} slices in {ev['seconds']:.2f} s, HD95 off)")
     else:
         text.append("evaluation with TTA: no result (see logs.tar.gz)")
+    exact = {n: load(res, f"exact_{n}.json") for n in ("local", "global", "sync_batch", "accumulate2")}
+    exact = {n: j["step_ms"] for n, j in exact.items() if j and "step_ms" in j}
+    if exact:
+        base = exact.get("local")
+        text.append("exact global-batch options, ms per step (vs loss.reduce local, BatchNorm): " + ", ".join(
+            f"{n} {ms:.1f}" + (f" ({ms / base:.2f}x)" if base and n != "local" else "") for n, ms in exact.items()))
     table = "\n".join(text) + "\n"
     print(table, end="")
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(table)
     with open(os.path.join(out, "compare.json"), "w") as f:
-        json.dump(dict(device=dev, batch=batch, rows=rows, goals=goals, train=train, eval=ev), f, indent=2)
+        json.dump(dict(device=dev, batch=batch, rows=rows, goals=goals, train=train, eval=ev, exact_step_ms=exact),
+                  f, indent=2)
         f.write("\n")
 
 

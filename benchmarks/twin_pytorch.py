@@ -77,6 +77,7 @@ def main():
     ap.add_argument("--betas", default="0.9,0.999")
     ap.add_argument("--eps", type=float, default=1e-8)
     ap.add_argument("--world", type=int, default=1)
+    ap.add_argument("--reduce", default="global", help="Strata's loss.reduce: global logs the whole step's loss")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.manual_seed(11)
@@ -117,7 +118,9 @@ def main():
             loss.backward()
             opt.step()
             # Strata logs rank 0's loss: its batch is the first n0 rows of the step.
-            losses.append(loss.item() if a.world == 1 else loss_of(logits[:n0].detach(), y[:n0]).item())
+            # (with loss.reduce global, the loss of the whole step, which is this one).
+            whole = a.world == 1 or a.reduce == "global"
+            losses.append(loss.item() if whole else loss_of(logits[:n0].detach(), y[:n0]).item())
         return model, losses
 
     threads = torch.get_num_threads()

@@ -107,7 +107,7 @@ TEST_F(TrainerTest, ResumeAtAnEpochBoundaryAndMidEpochPreemptionReproduceOneRun)
     {
       TrainerSetup s = small_setup(dir, 3);
       Trainer probe(s, world());
-      per_epoch = probe.batches_per_epoch();
+      per_epoch = probe.steps_per_epoch();
     }
     ASSERT_GE(per_epoch, 2);
     stop_at = per_epoch + per_epoch / 2;
@@ -208,6 +208,104 @@ TEST_F(TrainerTest, ValidationEqualsASingleProcessEvaluationOfTheSameModel) {
   }
   EXPECT_DOUBLE_EQ(v.mean_dice, r.mean_dice);
   EXPECT_TRUE(some_class_scored) << "the model should have learned something after an epoch, or the check is vacuous";
+}
+
+// Rebuilds the stored config after a test changed the setup's sections.
+TrainerSetup& restamp(TrainerSetup& s) {
+  SetupSections sections{&s};
+  s.config_yaml = core::to_yaml(sections);
+  return s;
+}
+
+bool same_on_every_rank(const torch::Tensor& mine) {
+  torch::Tensor root = mine.clone();
+  auto comm = comm::make_communicator(world(), torch::kCPU);
+  comm->broadcast({root}, 0);
+  return test::all_ranks(torch::equal(mine, root));
+}
+
+TEST_F(TrainerTest, TwoAccumulatedBatchesOfFourAreOneBatchOfEight) {
+  // The sampler deals rank r positions r, r + W, ... of the epoch's order, so batch 8 and
+  // two micro-batches of 4 hold the same slices per rank and step. With the global loss
+  // and a per-slice norm (group), no augmentation (drawn per batch) and dropout off, the
+  // two runs take the same steps, up to float32 rounding.
+  // The epoch's tail is padded to a multiple of ranks x batch, which differs between
+  // the two, so the parameters are compared before the last step.
+  auto run = [&](const std::string& name, int64_t batch, int64_t accumulate) {
+    TrainerSetup s = small_setup((root_ / name).string(), 1);
+    s.data.batch_size = batch;
+    s.data.augment.enabled = false;
+    s.model.norm = "group";
+    s.model.groups = 2;
+    s.loss.reduce = "global";
+    s.loss.ce_weight = 0.5;
+    s.train.accumulate = accumulate;
+    s.train.optimizer = "adam";
+    Trainer* trainer = nullptr;
+    int64_t last = 0;
+    torch::Tensor before_last;
+    s.after_step = [&](int64_t step) {
+      if (step == last - 1) before_last = state_of(*trainer, false);
+    };
+    Trainer t(restamp(s), world());
+    trainer = &t;
+    last = t.steps_per_epoch();
+    EXPECT_EQ(t.global_batch(), world().size() * 8);
+    EXPECT_EQ(t.fit(), Trainer::Outcome::kFinished);
+    return std::make_pair(before_last, last);
+  };
+  auto [one, one_steps] = run("batch8", 8, 1);
+  auto [acc, acc_steps] = run("batch4x2", 4, 2);
+  ASSERT_EQ(acc_steps, one_steps);
+  ASSERT_GE(one_steps, 3);
+  EXPECT_TRUE(same_on_every_rank(acc));
+  const double diff = (acc - one).abs().max().item<double>();
+  EXPECT_TRUE(test::all_ranks(diff < 1e-5)) << "max |difference| " << diff;
+}
+
+TEST_F(TrainerTest, SyncBatchNormWithAccumulationResumesExactlyAndKeepsReplicasIdentical) {
+  // A stop in the middle of epoch 2 is taken between optimizer steps (never inside an
+  // accumulation); the resumed run is bitwise the uninterrupted one, buffers included:
+  // sync_batch's running statistics are the same on every rank without averaging.
+  auto setup = [&](const std::string& dir) {
+    TrainerSetup s = small_setup(dir, 2);
+    s.model.norm = "sync_batch";
+    s.loss.reduce = "global";
+    s.train.accumulate = 2;
+    return restamp(s);
+  };
+  torch::Tensor params, buffers;
+  int64_t per_epoch = 0;
+  {
+    Trainer t(setup((root_ / "sync_straight").string()), world());
+    per_epoch = t.steps_per_epoch();
+    ASSERT_EQ(t.fit(), Trainer::Outcome::kFinished);
+    params = state_of(t, false);
+    buffers = state_of(t, true);
+  }
+  EXPECT_TRUE(same_on_every_rank(params));
+  EXPECT_TRUE(same_on_every_rank(buffers));
+  ASSERT_GE(per_epoch, 2);
+  const int64_t stop_at = per_epoch + per_epoch / 2;
+  const std::string dir = (root_ / "sync_preempted").string();
+  {
+    TrainerSetup s = setup(dir);
+    s.after_step = [&](int64_t step) {
+      if (step == stop_at && world().rank() == 0) core::StopSignals::raise_for_test(SIGUSR1);
+    };
+    Trainer t(s, world());
+    EXPECT_EQ(t.fit(), Trainer::Outcome::kPreempted);
+    EXPECT_EQ(t.step(), stop_at);
+  }
+  auto archive = model::open_checkpoint(dir + "/last.pt");
+  model::CheckpointMeta meta = model::read_meta(archive, dir + "/last.pt");
+  EXPECT_EQ(meta.step_in_epoch, stop_at - per_epoch);
+  core::StopSignals::reset();
+  Trainer resumed(setup(dir), world());
+  resumed.resume(dir + "/last.pt");
+  ASSERT_EQ(resumed.fit(), Trainer::Outcome::kFinished);
+  EXPECT_TRUE(test::all_ranks(torch::equal(state_of(resumed, false), params)));
+  EXPECT_TRUE(test::all_ranks(torch::equal(state_of(resumed, true), buffers)));
 }
 
 }  // namespace

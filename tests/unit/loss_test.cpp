@@ -208,6 +208,34 @@ TEST(LossTest, ConfigSectionDecodes) {
                   "element 1 must be >= 0");
   EXPECT_CONTAINS(error_of([] { core::parse_config<NnSections>("loss:\n  weights: [0, 0]\n"); }),
                   "'loss.weights' = [0, 0]");
+  EXPECT_EQ(c.loss.reduce, "global");
+  EXPECT_CONTAINS(error_of([] { core::parse_config<NnSections>("loss:\n  reduce: mean\n"); }), "'loss.reduce'");
+}
+
+TEST(LossTest, SumsOfTwoBatchesAreTheSumsOfTheirConcatenation) {
+  // What loss.reduce global rests on: the loss of a concatenated batch is value() of
+  // the two batches' sums added, for every type, the cross-entropy term included.
+  torch::manual_seed(8);
+  torch::Tensor a = torch::randn({2, 4, 2, 3}, torch::kDouble), b = torch::randn({2, 4, 2, 3}, torch::kDouble);
+  torch::Tensor la = labels(), lb = labels().flip(0);
+  std::vector<LossConfig> configs(3);
+  configs[0].ce_weight = 0.5;
+  configs[1].type = "weighted_dice";
+  configs[2].type = "cross_entropy";
+  configs[2].weights = {0.1, 4, 1, 2};
+  configs[2].ce_weight = 0.3;
+  for (const auto& config : configs) {
+    auto loss = make_loss(config, 4);
+    torch::Tensor whole = (*loss)(torch::cat({a, b}), torch::cat({la, lb}));
+    EXPECT_EQ(whole.scalar_type(), torch::kDouble) << "float64 logits stay float64";
+    torch::Tensor parts = loss->value(loss->sums(a, la) + loss->sums(b, lb));
+    EXPECT_NEAR(parts.item<double>(), whole.item<double>(), 1e-14) << config.type;
+    // ...and not the mean of the two batches' losses (Dice is not a mean over slices).
+    if (config.type != "cross_entropy") {
+      double mean = ((*loss)(a, la) + (*loss)(b, lb)).item<double>() / 2;
+      EXPECT_GT(std::abs(mean - whole.item<double>()), 1e-4) << config.type;
+    }
+  }
 }
 
 }  // namespace

@@ -214,6 +214,39 @@ TEST(UNetTest, BatchNormUsesPyTorchEpsAndMomentum) {
   EXPECT_EQ(norms, 2 * 5);  // two per block, 3 encoder + 2 decoder blocks
 }
 
+TEST(UNetTest, SyncBatchNormAloneIsBatchNormWithItsNamesAndValues) {
+  // Without ranks (no sum set) sync_batch is BatchNorm: the same parameter and buffer
+  // names (checkpoints move between the two), outputs, input gradients and running
+  // statistics in train mode, and outputs in eval mode.
+  UNetConfig c = small({8, 16});
+  torch::manual_seed(3);
+  UNet2d batch(c);
+  c.norm = "sync_batch";
+  UNet2d sync(c);
+  torch::NoGradGuard no_grad_copy;
+  auto theirs = batch->named_parameters(), mine = sync->named_parameters();
+  ASSERT_EQ(mine.keys(), theirs.keys());
+  for (const auto& kv : theirs) mine[kv.key()].copy_(kv.value());
+  ASSERT_EQ(sync->named_buffers().keys(), batch->named_buffers().keys());
+  {
+    torch::AutoGradMode grad(true);
+    torch::Tensor x = torch::randn({3, 4, 8, 8}, torch::kDouble);
+    batch->to(torch::kDouble);
+    sync->to(torch::kDouble);
+    torch::Tensor xb = x.clone().requires_grad_(true), xs = x.clone().requires_grad_(true);
+    torch::Tensor yb = batch->forward(xb), ys = sync->forward(xs);
+    EXPECT_TRUE(torch::allclose(ys, yb, 1e-10, 1e-12));
+    (yb * yb).sum().backward();
+    (ys * ys).sum().backward();
+    EXPECT_TRUE(torch::allclose(xs.grad(), xb.grad(), 1e-9, 1e-11));
+    auto bb = batch->named_buffers(), sb = sync->named_buffers();
+    for (const auto& kv : bb) EXPECT_TRUE(torch::allclose(sb[kv.key()].to(torch::kDouble), kv.value().to(torch::kDouble), 1e-10, 1e-12)) << kv.key();
+    batch->eval();
+    sync->eval();
+    EXPECT_TRUE(torch::allclose(sync->forward(x), batch->forward(x), 1e-10, 1e-12));
+  }
+}
+
 TEST(UNetTest, InstanceAndGroupNormKeepTheParameterCount) {
   UNetConfig c = small({8, 16});
   int64_t batch = count_parameters(*UNet2d(c));

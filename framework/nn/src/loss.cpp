@@ -17,6 +17,8 @@ namespace strata::nn {
 namespace F = torch::nn::functional;
 
 void LossConfig::validate() const {
+  STRATA_CHECK_AS(ConfigError, reduce == "global" || reduce == "local", "'loss.reduce' = '{}': must be global or local",
+                  reduce);
   bool any_positive = weights.empty();
   for (double w : weights) any_positive = any_positive || w > 0;
   STRATA_CHECK_AS(ConfigError, any_positive, "'loss.weights' = {}: at least one weight must be > 0", weights);
@@ -60,17 +62,40 @@ class NoAutocast {
   c10::impl::ExcludeDispatchKeyGuard guard_;
 };
 
-// Dice per class from inputs already checked, in float32.
-torch::Tensor dice_unchecked(const torch::Tensor& logits, const torch::Tensor& target, double smooth) {
+// float64 logits stay float64 (exactness tests); everything else is computed in float32.
+torch::ScalarType compute_dtype(const torch::Tensor& logits) {
+  return logits.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+}
+
+// Per-class intersections sum(p_c y_c) and denominators sum(p_c) + sum(y_c), as one
+// [2C] tensor, from inputs already checked.
+torch::Tensor dice_sums(const torch::Tensor& logits, const torch::Tensor& target) {
   const int64_t classes = logits.size(1);
-  torch::Tensor p = torch::softmax(logits.to(torch::kFloat), 1);
+  torch::Tensor p = torch::softmax(logits.to(compute_dtype(logits)), 1);
   // One-hot by comparison rather than scatter: no index can go out of bounds.
   torch::Tensor onehot =
-      (target.unsqueeze(1) == torch::arange(classes, target.options()).view({1, classes, 1, 1})).to(torch::kFloat);
+      (target.unsqueeze(1) == torch::arange(classes, target.options()).view({1, classes, 1, 1})).to(p.scalar_type());
   const std::vector<int64_t> dims{0, 2, 3};
   torch::Tensor intersection = (p * onehot).sum(dims);
   torch::Tensor denominator = p.sum(dims) + onehot.sum(dims);
-  return (2 * intersection + smooth) / (denominator + smooth);
+  return torch::cat({intersection, denominator});
+}
+
+// Dice per class from dice_sums() (of one batch or added over several).
+torch::Tensor dice_of_sums(const torch::Tensor& sums, int64_t classes, double smooth) {
+  return (2 * sums.narrow(0, 0, classes) + smooth) / (sums.narrow(0, classes, classes) + smooth);
+}
+
+// Dice per class from inputs already checked.
+torch::Tensor dice_unchecked(const torch::Tensor& logits, const torch::Tensor& target, double smooth) {
+  return dice_of_sums(dice_sums(logits, target), logits.size(1), smooth);
+}
+
+// [sum of the pixels' cross-entropy, pixel count], in the compute dtype.
+torch::Tensor ce_sums(const torch::Tensor& logits, const torch::Tensor& target) {
+  torch::Tensor x = logits.to(compute_dtype(logits));
+  torch::Tensor sum = F::cross_entropy(x, target, F::CrossEntropyFuncOptions().reduction(torch::kSum));
+  return torch::stack({sum, torch::full({}, static_cast<double>(target.numel()), x.options())});
 }
 
 // weights / sum(weights), float32, cached on the last device asked for.
@@ -83,8 +108,8 @@ class Weights {
     host_ = torch::tensor(normalised, torch::kFloat);
     on_device_ = host_;
   }
-  const torch::Tensor& on(const torch::Device& device) {
-    if (on_device_.device() != device) on_device_ = host_.to(device);
+  const torch::Tensor& on(const torch::Device& device, torch::ScalarType dtype = torch::kFloat) {
+    if (on_device_.device() != device || on_device_.scalar_type() != dtype) on_device_ = host_.to(device, dtype);
     return on_device_;
   }
 
@@ -101,13 +126,25 @@ class DiceLoss final : public Loss {
   DiceLoss(std::string name, std::vector<double> weights, double smooth, double ce_weight)
       : name_(std::move(name)), raw_weights_(weights), weights_(weights), smooth_(smooth), ce_weight_(ce_weight) {}
 
-  torch::Tensor operator()(const torch::Tensor& logits, const torch::Tensor& target) override {
+  // [intersection (C), denominator (C), cross-entropy sum, pixels]; the last two are 0
+  // without a cross-entropy term.
+  torch::Tensor sums(const torch::Tensor& logits, const torch::Tensor& target) override {
     check_classes(logits);
     check_inputs(logits, target);
     NoAutocast no_autocast;
-    torch::Tensor dice = dice_unchecked(logits, target, smooth_);
-    torch::Tensor loss = ((1 - dice) * weights_.on(logits.device())).sum();
-    if (ce_weight_ > 0) loss = loss + ce_weight_ * F::cross_entropy(logits.to(torch::kFloat), target);
+    torch::Tensor dice = dice_sums(logits, target);
+    torch::Tensor ce = ce_weight_ > 0 ? ce_sums(logits, target) : torch::zeros({2}, dice.options());
+    return torch::cat({dice, ce});
+  }
+
+  torch::Tensor value(const torch::Tensor& sums) override {
+    const int64_t classes = static_cast<int64_t>(raw_weights_.size());
+    STRATA_CHECK(sums.dim() == 1 && sums.size(0) == 2 * classes + 2, "loss {}: sums of shape {}, expected [{}]", name_,
+                 sums.sizes(), 2 * classes + 2);
+    NoAutocast no_autocast;
+    torch::Tensor dice = dice_of_sums(sums, classes, smooth_);
+    torch::Tensor loss = ((1 - dice) * weights_.on(sums.device(), sums.scalar_type())).sum();
+    if (ce_weight_ > 0) loss = loss + ce_weight_ * (sums[2 * classes] / sums[2 * classes + 1]);
     return loss;
   }
 
@@ -138,19 +175,31 @@ class CrossEntropyLoss final : public Loss {
     }
   }
 
-  torch::Tensor operator()(const torch::Tensor& logits, const torch::Tensor& target) override {
+  // [sum of w_y * ce, sum of w_y, sum of ce, pixels] (w = 1 without class weights):
+  // PyTorch's weighted mean is the first over the second.
+  torch::Tensor sums(const torch::Tensor& logits, const torch::Tensor& target) override {
     STRATA_CHECK_AS(DataError, logits.dim() < 2 || logits.size(1) == classes_,
                     "loss cross_entropy: logits have {} classes, the loss was built for {}", logits.size(1), classes_);
     check_inputs(logits, target);
     NoAutocast no_autocast;
-    torch::Tensor x = logits.to(torch::kFloat);
-    auto options = F::CrossEntropyFuncOptions();
-    if (host_weights_.defined()) {
-      if (!weights_.defined() || weights_.device() != logits.device()) weights_ = host_weights_.to(logits.device());
-      options.weight(weights_);
+    torch::Tensor plain = ce_sums(logits, target);
+    if (!host_weights_.defined()) return torch::cat({plain, plain});
+    torch::Tensor x = logits.to(compute_dtype(logits));
+    if (!weights_.defined() || weights_.device() != x.device() || weights_.scalar_type() != x.scalar_type()) {
+      weights_ = host_weights_.to(x.device(), x.scalar_type());
     }
-    torch::Tensor loss = F::cross_entropy(x, target, options);
-    if (ce_weight_ > 0) loss = loss + ce_weight_ * F::cross_entropy(x, target);
+    torch::Tensor weighted =
+        F::cross_entropy(x, target, F::CrossEntropyFuncOptions().weight(weights_).reduction(torch::kSum));
+    torch::Tensor weight_sum = weights_.index_select(0, target.reshape(-1)).sum();
+    return torch::cat({torch::stack({weighted, weight_sum}), plain});
+  }
+
+  torch::Tensor value(const torch::Tensor& sums) override {
+    STRATA_CHECK(sums.dim() == 1 && sums.size(0) == 4, "loss cross_entropy: sums of shape {}, expected [4]",
+                 sums.sizes());
+    NoAutocast no_autocast;
+    torch::Tensor loss = sums[0] / sums[1];
+    if (ce_weight_ > 0) loss = loss + ce_weight_ * (sums[2] / sums[3]);
     return loss;
   }
 

@@ -2,6 +2,7 @@
 #include "strata/nn/unet.h"
 
 #include "strata/core/error.h"
+#include "strata/nn/sync_batch_norm.h"
 
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -36,13 +37,14 @@ namespace {
 
 torch::nn::AnyModule make_norm(int64_t channels, const UNetConfig& config) {
   if (config.norm == "batch") return torch::nn::AnyModule(torch::nn::BatchNorm2d(channels));
+  if (config.norm == "sync_batch") return torch::nn::AnyModule(SyncBatchNorm2d(channels));
   if (config.norm == "instance") {
     return torch::nn::AnyModule(torch::nn::InstanceNorm2d(torch::nn::InstanceNorm2dOptions(channels).affine(true)));
   }
   if (config.norm == "group") {
     return torch::nn::AnyModule(torch::nn::GroupNorm(torch::nn::GroupNormOptions(config.groups, channels)));
   }
-  STRATA_THROW(ConfigError, "'model.norm' = '{}': must be one of batch, instance, group", config.norm);
+  STRATA_THROW(ConfigError, "'model.norm' = '{}': must be one of batch, sync_batch, instance, group", config.norm);
 }
 
 // "torch::nn::Conv2dImpl" -> "Conv2d".

@@ -24,6 +24,7 @@ struct GradReducer::Param {
   torch::Tensor grad_view;  // this parameter's slot in its bucket, shaped and strided like it
   size_t bucket = 0;
   bool ready = false;
+  bool used_unsynced = false;  // got a gradient in a backward pass of this step without sync
   std::shared_ptr<torch::autograd::Node> accumulator;  // kept alive: the tensor holds it weakly
   uintptr_t hook_key = 0;
 };
@@ -141,6 +142,7 @@ void GradReducer::zero_grad() {
   for (size_t k = 0; k < params_.size(); ++k) {
     Param& p = params_[k];
     p.ready = false;
+    p.used_unsynced = false;
     // Something (an optimizer's zero_grad) may have replaced .grad: put the view back.
     if (!p.tensor.grad().defined() || !p.tensor.grad().is_same(p.grad_view)) p.tensor.mutable_grad() = p.grad_view;
     // Loading weights (Module::load uses set_data/set_) can give the parameter a new
@@ -151,6 +153,15 @@ void GradReducer::zero_grad() {
   ready_count_ = 0;
   launches_.clear();
   in_step_ = true;
+  sync_ = true;
+}
+
+void GradReducer::set_sync(bool sync) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  STRATA_CHECK(in_step_, "set_sync() outside a step: call zero_grad() first");
+  STRATA_CHECK(next_launch_ == 0 && ready_count_ == 0,
+               "set_sync() after the step's synchronised backward: no_sync passes must come first");
+  sync_ = sync;
 }
 
 void GradReducer::on_grad_ready(size_t k) {
@@ -159,12 +170,17 @@ void GradReducer::on_grad_ready(size_t k) {
   STRATA_CHECK(in_step_, "gradient of '{}' arrived outside a step: call zero_grad() before backward", p.name);
   STRATA_CHECK(!p.ready, "gradient of '{}' accumulated twice in one step (backward called twice?)", p.name);
   // AccumulateGrad adds in place into our view; if it replaced .grad instead (e.g.
-  // backward with create_graph), copy the gradient into the bucket and restore the view.
+  // backward with create_graph, which stores old + new), copy the gradient into the
+  // bucket and restore the view.
   const torch::Tensor& g = p.tensor.grad();
   if (!g.is_same(p.grad_view)) {
     torch::NoGradGuard no_grad;
     p.grad_view.copy_(g);
     p.tensor.mutable_grad() = p.grad_view;
+  }
+  if (!sync_) {  // accumulating: nothing to issue until the step's last backward
+    p.used_unsynced = true;
+    return;
   }
   p.ready = true;
   ++ready_count_;
@@ -201,15 +217,17 @@ void GradReducer::finish() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     STRATA_CHECK(in_step_, "finish() without zero_grad() first");
+    STRATA_CHECK(sync_, "finish() after set_sync(false): the step's last backward must run with set_sync(true)");
     std::vector<std::string> unused;
     used_here.assign(params_.size(), 1);
     for (size_t k = 0; k < params_.size(); ++k) {
       Param& p = params_[k];
       if (p.ready) continue;
+      p.ready = true;  // its slot holds zeros from zero_grad(), or earlier micro-batches' sum
+      --buckets_[p.bucket].pending;
+      if (p.used_unsynced) continue;
       used_here[k] = 0;
       unused.push_back(p.name);
-      p.ready = true;  // its slot holds zeros from zero_grad()
-      --buckets_[p.bucket].pending;
     }
     if (!unused.empty() && !options_.allow_unused) {
       in_step_ = false;

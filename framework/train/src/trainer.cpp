@@ -117,6 +117,12 @@ Trainer::Trainer(TrainerSetup setup, comm::World& world)
   model_->to(device_);
   if (setup_.model.channels_last) nn::set_memory_format(*model_, torch::MemoryFormat::ChannelsLast);
   broadcast_module_state(*model_, *comm_);
+  // model.norm sync_batch: the layers' statistics summed over ranks, stream-ordered (NCCL)
+  // or blocking (MPI), in the same order on every rank (forward and backward are).
+  sum_over_ranks_ = std::make_shared<const nn::SumOverRanks>([c = comm_.get()](torch::Tensor& t) {
+    c->allreduce_async({t}, comm::ReduceOp::kSum)->wait();
+  });
+  nn::set_sum_over_ranks(*model_, sum_over_ranks_);
   nn::log_parameter_count(*model_, model_->describe());
   loss_ = nn::make_loss(setup_.loss, setup_.model.num_classes);
 
@@ -146,15 +152,41 @@ Trainer::Trainer(TrainerSetup setup, comm::World& world)
     po.min_lr = setup_.sched.min_lr;
     plateau_ = std::make_unique<LrPlateau>(*optimizer_, po);
   }
+  GradStepOptions gso;
+  gso.global = setup_.loss.reduce == "global";
+  // Dropout and other draws from the global generators depend on (seed, rank, step,
+  // micro-batch) only, so a resumed run replays them exactly, and the two forward passes
+  // of a micro-batch (global loss with accumulation) draw alike.
+  gso.before_forward = [this](int64_t micro) {
+    torch::manual_seed(static_cast<int64_t>(step_seed(setup_.seed + static_cast<uint64_t>(micro), world_.rank(), step_)));
+  };
+  grad_step_ = std::make_unique<GradStep>(
+      *model_,
+      [this](const torch::Tensor& x) {
+        AutocastScope autocast(amp_, device_);
+        return model_->forward(x);
+      },
+      *loss_, *reducer_, *comm_, *scaler_, gso);
   core::log0("trainer: {} rank(s) on {} ({} transport), amp {}, {} {}x{} slices/rank/step, {} train batches/epoch "
              "per rank, {} gradient bucket(s), loss {}",
              world_.size(), device_.str(), comm_->backend(), amp_name(amp_), d.batch_size, store_->height(),
              store_->width(), sampler_->num_batches(), reducer_->num_buckets(), loss_->describe());
+  core::log0("trainer: global batch {} slices per optimizer step ({} rank(s) x batch {} x accumulate {}), {} steps/epoch; "
+             "loss over the {}, norm {}",
+             global_batch(), world_.size(), d.batch_size, t.accumulate, steps_per_epoch(),
+             gso.global ? "global batch (loss.reduce global)" : "rank's batch (loss.reduce local)",
+             setup_.model.norm == "sync_batch" ? "sync_batch (global batch statistics)" : setup_.model.norm);
 }
 
 Trainer::~Trainer() = default;
 
-int64_t Trainer::batches_per_epoch() const { return sampler_->num_batches(); }
+int64_t Trainer::steps_per_epoch() const {
+  const int64_t k = setup_.train.accumulate;
+  return (sampler_->num_batches() + k - 1) / k;
+}
+int64_t Trainer::global_batch() const {
+  return static_cast<int64_t>(world_.size()) * setup_.data.batch_size * setup_.train.accumulate;
+}
 int64_t Trainer::slice_size() const { return store_->height(); }
 int64_t Trainer::train_slices() const { return sampler_->num_items(); }
 
@@ -178,18 +210,8 @@ void Trainer::log_samples(const std::vector<int64_t>& slices) {
   sample_log_->flush();  // a killed run must not lose the steps it took
 }
 
-torch::Tensor Trainer::train_step(const torch::Tensor& images, const torch::Tensor& labels) {
-  // Dropout and other draws from the global generators depend on (seed, rank, step)
-  // only, so a resumed run replays them exactly.
-  torch::manual_seed(static_cast<int64_t>(step_seed(setup_.seed, world_.rank(), step_)));
-  reducer_->zero_grad();
-  torch::Tensor loss;
-  {
-    AutocastScope autocast(amp_, device_);
-    loss = (*loss_)(model_->forward(images), labels);  // float32 whatever the autocast dtype
-  }
-  scaler_->scale(loss).backward();
-  reducer_->finish();  // every .grad now holds the average over ranks
+torch::Tensor Trainer::train_step(const std::vector<MicroBatch>& micro) {
+  torch::Tensor loss = grad_step_->run(micro);  // every .grad now holds the average over ranks
   reducer_->hide_unused_grads();  // allow_unused: no rank used them, so no update at all
   auto* fused = dynamic_cast<FusedAdam*>(optimizer_.get());
   const double clip = setup_.train.grad_clip;
@@ -206,25 +228,29 @@ torch::Tensor Trainer::train_step(const torch::Tensor& images, const torch::Tens
   }
   scaler_->update();
   ++step_;
-  return loss.detach();
+  return loss;
 }
 
 EpochStats Trainer::train_epoch() {
   const auto& d = setup_.data;
   EpochStats st;
   st.epoch = epoch_;
-  const int64_t per_epoch = sampler_->num_batches();
-  const int64_t group = static_cast<int64_t>(world_.size()) * d.batch_size;  // samples per step, all ranks
+  const int64_t per_epoch = steps_per_epoch();
+  const int64_t accumulate = setup_.train.accumulate;
+  const int64_t group = static_cast<int64_t>(world_.size()) * d.batch_size;  // samples per micro-batch, all ranks
   const int64_t start_sample = resume_sample_;
   resume_sample_ = 0;
   auto plan = data::map_indices(sampler_->epoch_from(epoch_, start_sample), store_->split(d.train_split));
-  const int64_t start = per_epoch - static_cast<int64_t>(plan.size());  // steps this world would have taken
+  // Steps this world would have taken (a stop comes between optimizer steps).
+  const int64_t start = (sampler_->num_batches() - static_cast<int64_t>(plan.size())) / accumulate;
   st.start_sample = start_sample;
 
   model_->train();
   loader_->reset_stats();
   reducer_->reset_stats();
-  loader_->start(std::move(plan), step_);
+  // Augmentation is keyed by micro-batch (step x accumulate + k): unique across epochs,
+  // and the same after a resume at a step boundary.
+  loader_->start(std::move(plan), step_ * accumulate);
   core::ProgressOptions po;
   po.enabled = setup_.progress && world_.rank() == 0;
   core::ProgressBar bar(fmt::format("epoch {}/{}", epoch_ + 1, setup_.train.epochs), per_epoch, po);
@@ -233,31 +259,40 @@ EpochStats Trainer::train_epoch() {
   auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
   const int64_t report_every = std::max<int64_t>(1, per_epoch / 50);
   ScalarReader shown_loss(device_);  // the bar's loss, read without waiting for the device
-  int64_t steps = 0;
+  int64_t steps = 0, micro_batches = 0;
   core::Stopwatch clock;
+  std::vector<MicroBatch> micro;
   for (;;) {
+    // Ranks agree on a stop only between optimizer steps: a checkpoint never holds half
+    // an accumulation.
     if (world_.any_rank(core::StopSignals::received() != 0)) {
       // Named on every rank, although it may have reached only one (one node of a job).
       stop_signal_ = static_cast<int>(world_.max_over_ranks(core::StopSignals::received()));
       loader_->stop();
       st.preempted = true;
-      resume_sample_ = start_sample + steps * group;
+      resume_sample_ = start_sample + micro_batches * group;
       break;
     }
-    std::optional<data::Batch> batch = loader_->next();
-    if (!batch) break;
+    micro.clear();
+    while (static_cast<int64_t>(micro.size()) < accumulate) {
+      std::optional<data::Batch> batch = loader_->next();
+      if (!batch) break;  // the epoch's last step takes what is left (the same count on every rank)
+      if (setup_.sample_log) log_samples(batch->slices);
+      micro.push_back({batch->images, batch->labels});
+    }
+    if (micro.empty()) break;
     if (auto* wd = world_.watchdog()) wd->set_step(step_);  // flight records name the step
-    if (setup_.sample_log) log_samples(batch->slices);
-    torch::Tensor loss = train_step(batch->images, batch->labels);
+    torch::Tensor loss = train_step(micro);
     loss_sum.add_(loss);
     ++steps;
+    micro_batches += static_cast<int64_t>(micro.size());
     if (setup_.observer && world_.rank() == 0) {
       setup_.observer->on_step(step_, loss, scaler_->scale_tensor(),
                                optimizer_->param_groups().front().options().get_lr());
     }
     if (setup_.after_step) setup_.after_step(step_);
     if (po.enabled && (steps % report_every == 0 || start + steps == per_epoch)) {
-      double rate = static_cast<double>(steps * d.batch_size * world_.size()) / std::max(clock.seconds(), 1e-9);
+      double rate = static_cast<double>(micro_batches * group) / std::max(clock.seconds(), 1e-9);
       shown_loss.request(loss_sum, steps);  // on a GPU the bar shows the mean of a report or two ago
       auto mean = shown_loss.latest();
       bar.update(start + steps, {{"loss", mean ? fmt::format("{:.4f}", mean->first / static_cast<double>(mean->second))
@@ -275,7 +310,7 @@ EpochStats Trainer::train_epoch() {
   st.steps = steps;
   double local_loss = steps > 0 ? loss_sum.item<double>() / steps : 0.0;
   st.train_loss = world_.sum_over_ranks(local_loss) / world_.size();
-  st.slices_per_s = world_.sum_over_ranks(static_cast<double>(steps * d.batch_size)) / std::max(st.seconds, 1e-9);
+  st.slices_per_s = world_.sum_over_ranks(static_cast<double>(micro_batches * d.batch_size)) / std::max(st.seconds, 1e-9);
   auto ls = loader_->stats();
   st.data_wait = world_.max_over_ranks(ls.wait_s / std::max(st.seconds, 1e-9));
   st.exposed_comm_s = world_.max_over_ranks(reducer_->stats().exposed_comm_s);
@@ -328,7 +363,8 @@ Trainer::Outcome Trainer::fit() {
   }
   while (epoch_ < setup_.train.epochs) {
     EpochStats st = train_epoch();
-    average_buffers(*model_, *comm_);  // BatchNorm running stats: the mean over ranks
+    // BatchNorm running stats: the mean over ranks (sync_batch's are the same on every rank).
+    if (setup_.model.norm != "sync_batch") average_buffers(*model_, *comm_);
     if (st.preempted) {
       if (world_.rank() == 0) {  // the marker only after the checkpoint it points to
         write_checkpoint("last.pt", "preempt");
@@ -383,7 +419,7 @@ void Trainer::write_checkpoint(const std::string& name, const std::string& reaso
   meta.step = step_;
   const int64_t group = static_cast<int64_t>(world_.size()) * setup_.data.batch_size;
   meta.epoch_sample = reason == "preempt" ? resume_sample_ : 0;
-  meta.step_in_epoch = meta.epoch_sample / group;
+  meta.step_in_epoch = meta.epoch_sample / (group * setup_.train.accumulate);
   meta.world_size = world_.size();
   meta.batch_size = setup_.data.batch_size;
   meta.slice_size = store_->height();
@@ -509,7 +545,8 @@ void Trainer::resume(const std::string& path) {
                 "the epoch is trained once, but the global batch changes ({} -> {} slices per step) and batches and "
                 "augmentation draws are grouped by the new ranks, so the run will not be bitwise the one {} rank(s) "
                 "would have continued",
-                meta.world_size, world_.size(), meta.world_size * meta.batch_size, group, meta.world_size);
+                meta.world_size, world_.size(), meta.world_size * meta.batch_size * setup_.train.accumulate,
+                global_batch(), meta.world_size);
   }
 }
 
@@ -525,7 +562,14 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
   std::optional<data::Batch> fixed = loader_->next();
   loader_->stop();
   STRATA_CHECK(fixed.has_value(), "no training batch to benchmark");
-  for (int64_t k = 0; k < warmup; ++k) train_step(fixed->images, fixed->labels);
+  STRATA_CHECK_AS(ConfigError, sampler_->num_batches() >= setup_.train.accumulate,
+                  "'train.accumulate' = {}: more micro-batches per step than the {} batch(es) of an epoch",
+                  setup_.train.accumulate, sampler_->num_batches());
+  // train.accumulate micro-batches per step: the fixed batch that many times.
+  const std::vector<MicroBatch> fixed_step(static_cast<size_t>(setup_.train.accumulate),
+                                           MicroBatch{fixed->images, fixed->labels});
+  const int64_t per_step = global_batch();
+  for (int64_t k = 0; k < warmup; ++k) train_step(fixed_step);
   synchronize(device_);
   world_.barrier();
   reducer_->reset_stats();
@@ -533,10 +577,11 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
   if (device_.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device_.index());
 #endif
   core::Stopwatch clock;
-  for (int64_t k = 0; k < steps; ++k) train_step(fixed->images, fixed->labels);
+  for (int64_t k = 0; k < steps; ++k) train_step(fixed_step);
   synchronize(device_);
   double t = world_.max_over_ranks(clock.seconds());
-  r.step_slices_per_s = static_cast<double>(steps * d.batch_size * world_.size()) / t;
+  r.step_slices_per_s = static_cast<double>(steps * per_step) / t;
+  r.step_ms = 1e3 * t / static_cast<double>(steps);
   r.exposed_comm_s_per_step = world_.max_over_ranks(reducer_->stats().exposed_comm_s) / static_cast<double>(steps);
 #if STRATA_WITH_CUDA
   if (device_.is_cuda()) {
@@ -549,21 +594,28 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
   int64_t epoch = 0, done = -warmup;
   double waited = 0, elapsed = 0;
   while (done < steps) {
-    loader_->start(plan_of(epoch++), step_);
+    loader_->start(plan_of(epoch++), step_ * setup_.train.accumulate);
     loader_->reset_stats();
     core::Stopwatch part;
     bool timing = done >= 0;
     int64_t counted = 0;
+    std::vector<MicroBatch> micro;
     while (done < steps) {
-      std::optional<data::Batch> b = loader_->next();
-      if (!b) break;
+      micro.clear();
+      while (static_cast<int64_t>(micro.size()) < setup_.train.accumulate) {
+        std::optional<data::Batch> b = loader_->next();
+        if (!b) break;
+        micro.push_back({b->images, b->labels});
+      }
+      // Only whole steps count (every rank has as many batches, so all stop alike).
+      if (static_cast<int64_t>(micro.size()) < setup_.train.accumulate) break;
       if (!timing && done == 0) {  // warmup over: restart the clocks mid-epoch
         synchronize(device_);
         loader_->reset_stats();
         part.restart();
         timing = true;
       }
-      train_step(b->images, b->labels);
+      train_step(micro);
       ++done;
       if (timing) ++counted;
     }
@@ -575,7 +627,7 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
     }
   }
   elapsed = world_.max_over_ranks(elapsed);
-  r.epoch_slices_per_s = static_cast<double>(steps * d.batch_size * world_.size()) / elapsed;
+  r.epoch_slices_per_s = static_cast<double>(steps * per_step) / elapsed;
   r.data_wait = world_.max_over_ranks(waited) / elapsed;
   return r;
 }

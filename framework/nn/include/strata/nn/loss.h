@@ -13,10 +13,18 @@
 //   weights (PyTorch's weighted mean).
 // Any type adds ce_weight * (unweighted mean cross-entropy) when ce_weight > 0.
 //
-// Contract: a loss is computed in float32 whatever the logits' dtype, with autocast
-// switched off inside: under bf16/fp16 autocast the softmax and sums over 10^6 pixels
-// need float32's range and precision. It returns a float32 scalar on the logits'
-// device that backpropagates to the logits (in their dtype). Shapes and dtypes are
+// Every type is a function of sums over the batch's pixels (Dice: per-class
+// intersections and denominators; cross-entropy: its sum and the pixel count), so a
+// loss splits into sums() and value(): loss = value(sums(logits, labels)), and sums
+// add up over slices. loss.reduce: global adds them over ranks (and micro-batches)
+// before value(), which makes N ranks x batch B the loss of one batch of N*B slices
+// (train/grad_step.h); local keeps each rank's own batch.
+//
+// Contract: a loss is computed in float32 whatever the logits' dtype (float64 logits:
+// in float64, for exactness tests), with autocast switched off inside: under bf16/fp16
+// autocast the softmax and sums over 10^6 pixels need float32's range and precision.
+// It returns a float32 scalar on the logits' device that backpropagates to the logits
+// (in their dtype). Shapes and dtypes are
 // checked on every call (DataError naming them). Label values are checked to lie in
 // [0, C) when the labels are on the CPU; on a GPU that check would cost a device
 // synchronisation per step, so there the data layer is trusted (it validates labels
@@ -44,6 +52,7 @@ struct LossConfig {
   std::vector<double> weights;      // per-class weights, one per class; empty: the type's default
   double smooth = 1e-5;             // added to numerator and denominator of each class's Dice
   double ce_weight = 0.0;           // weight of an added cross-entropy term (0: none)
+  std::string reduce = "global";    // global: sums over every rank's (and micro-batch's) slices | local: each rank's
 
   template <class V>
   void visit(V& v) {
@@ -52,6 +61,10 @@ struct LossConfig {
       core::each(core::at_least(0.0)));
     v("smooth", smooth, "added to numerator and denominator of each class's Dice", core::at_least(0.0));
     v("ce_weight", ce_weight, "weight of an added cross-entropy term (0: none)", core::at_least(0.0));
+    v("reduce", reduce,
+      "global: the loss of the whole global batch (sums over ranks and micro-batches, one small allreduce per step) "
+      "| local: each rank's batch, gradients averaged",
+      core::one_of({"global", "local"}));
   }
   // Cross-field checks: weights not all zero. (Their count is checked against the
   // model's classes by make_loss, which knows it.)
@@ -62,8 +75,18 @@ class Loss {
  public:
   virtual ~Loss() = default;
   // logits [B, C, H, W] (any floating dtype, any memory format), target int64 [B, H, W]
-  // with values in [0, C). Returns a float32 scalar (see the contract above).
-  virtual torch::Tensor operator()(const torch::Tensor& logits, const torch::Tensor& target) = 0;
+  // with values in [0, C). Returns a float32 scalar (see the contract above):
+  // value(sums(logits, target)).
+  torch::Tensor operator()(const torch::Tensor& logits, const torch::Tensor& target) {
+    return value(sums(logits, target));
+  }
+  // The sums the loss is a function of, over every pixel of the batch: a 1-D float32
+  // (float64 for float64 logits) tensor that backpropagates to the logits. Sums of
+  // several batches (added elementwise, over micro-batches or ranks) give the loss of
+  // their concatenation. Checks its inputs like operator().
+  virtual torch::Tensor sums(const torch::Tensor& logits, const torch::Tensor& target) = 0;
+  // The loss of the slices whose sums() add up to `sums` (a scalar, differentiable).
+  virtual torch::Tensor value(const torch::Tensor& sums) = 0;
   // The resolved loss, for the start-up log: "multi_dice(weights [1, 1, 1, 1], smooth 1e-05)".
   virtual std::string describe() const = 0;
 };

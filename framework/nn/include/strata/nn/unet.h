@@ -30,7 +30,8 @@
 // - Initialisation is libtorch's default, which is PyTorch's: Kaiming-uniform(a=sqrt 5)
 //   convolution weights (bound 1/sqrt(fan_in)), uniform biases, norm weight 1 and bias 0.
 //   It draws from torch's global generator: seed it (torch::manual_seed) before
-//   constructing, and broadcast the weights from rank 0 anyway. BatchNorm uses PyTorch's
+//   constructing, and broadcast the weights from rank 0 anyway. BatchNorm (and
+//   SyncBatchNorm2d, norm=sync_batch, with the same parameter names) uses PyTorch's
 //   eps 1e-5 and momentum 0.1; InstanceNorm and GroupNorm are affine, eps 1e-5.
 #pragma once
 
@@ -54,7 +55,7 @@ struct UNetConfig {
   int64_t in_channels = 4;                             // input channels (T1, T1ce, T2, FLAIR)
   int64_t num_classes = 4;                             // output classes (background, NCR, ED, ET)
   std::vector<int64_t> widths{32, 64, 128, 256, 512};  // channels per level, top to bottom
-  std::string norm = "batch";                          // batch | instance | group
+  std::string norm = "batch";                          // batch | sync_batch | instance | group
   int64_t groups = 8;                                  // groups of norm=group; must divide every width
   double dropout = 0.0;                                // Dropout2d probability after every ConvBlock (0: none)
   bool channels_last = false;                          // weights and activations in channels_last
@@ -65,7 +66,10 @@ struct UNetConfig {
     v("num_classes", num_classes, "output classes (background, NCR, ED, ET)", core::at_least<int64_t>(2));
     v("widths", widths, "channels per level, top to bottom; inputs must be multiples of 2^(levels-1)",
       core::all_of(core::length_in<int64_t>(1, 8), core::each(core::at_least<int64_t>(1))));
-    v("norm", norm, "batch | instance | group", core::one_of({"batch", "instance", "group"}));
+    v("norm", norm,
+      "batch (each rank's batch statistics) | sync_batch (the global batch's, one allreduce per layer and pass) | "
+      "instance | group",
+      core::one_of({"batch", "sync_batch", "instance", "group"}));
     v("groups", groups, "groups of norm=group; must divide every width", core::at_least<int64_t>(1));
     v("dropout", dropout, "Dropout2d probability after every conv block (0: none)", core::in_range(0.0, 0.95));
     v("channels_last", channels_last, "weights and activations in channels_last memory format");

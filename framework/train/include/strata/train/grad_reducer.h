@@ -11,7 +11,11 @@
 // rank issues the same collectives in the same order whatever order its hooks fire in.
 //
 // Use per step: zero_grad() (never the optimizer's), forward, backward, finish().
-// After finish() every .grad holds the average over ranks. Contract: every rank builds
+// After finish() every .grad holds the average over ranks. Gradient accumulation (as
+// DDP's no_sync): zero_grad(), then set_sync(false) and the backward passes of every
+// micro-batch but the last (they only add into the buckets: no hook issues a
+// collective), then set_sync(true), the last backward, finish(): one allreduce per
+// bucket per optimizer step, of the gradients summed over the micro-batches. Contract: every rank builds
 // the reducer from the same parameters in the same order, after the model has its
 // final device and memory format; calls are collective.
 #pragma once
@@ -63,6 +67,12 @@ class GradReducer {
 
   // Zeroes every bucket (hence every .grad) and resets the per-step state.
   void zero_grad();
+  // false: the following backward passes only accumulate into the buckets (no
+  // collective); true (the default after zero_grad()): the next backward is the step's
+  // last, whose hooks issue the buckets. Call between zero_grad() and finish(), while
+  // no backward runs. A parameter used by an earlier micro-batch counts as used.
+  void set_sync(bool sync);
+  bool sync() const { return sync_; }
   // After backward: checks for unused parameters, issues the buckets not issued yet,
   // and waits for all of them. Collective.
   void finish();
@@ -97,6 +107,7 @@ class GradReducer {
   size_t next_launch_ = 0;
   int64_t ready_count_ = 0;
   bool in_step_ = false;          // between zero_grad() and finish()
+  bool sync_ = true;              // false: backward only accumulates (set_sync)
   bool awaiting_finish_ = false;  // buckets issued whose results finish() has not awaited
   std::vector<BucketLaunch> launches_;
   std::vector<size_t> unused_everywhere_;

@@ -13,6 +13,7 @@ namespace strata::train {
 struct TrainConfig {
   int64_t epochs = 10;                        // passes over the training split
   double lr = 1e-4;                           // Adam learning rate
+  int64_t accumulate = 1;                     // micro-batches of data.batch_size per optimizer step and rank
   std::vector<double> betas{0.9, 0.999};      // Adam betas
   double eps = 1e-8;                          // Adam epsilon
   double weight_decay = 0.0;                  // L2 weight decay (Adam's, not AdamW's)
@@ -33,6 +34,9 @@ struct TrainConfig {
   void visit(V& v) {
     v("epochs", epochs, "passes over the training split", core::at_least<int64_t>(1));
     v("lr", lr, "Adam learning rate", core::greater_than(0.0));
+    v("accumulate", accumulate,
+      "micro-batches of data.batch_size per optimizer step and rank (gradient accumulation; one allreduce per step)",
+      core::in_range<int64_t>(1, 4096));
     v("betas", betas, "Adam betas",
       core::all_of(core::length_in<double>(2, 2), core::each(core::in_range(0.0, 0.999999))));
     v("eps", eps, "Adam epsilon", core::greater_than(0.0));

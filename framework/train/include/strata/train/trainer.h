@@ -1,10 +1,12 @@
 // Trainer: data-parallel training of the segmentation U-Net, one instance per rank.
 //
-// Per step: batch from the Prefetcher (already on the device, augmented) -> autocast
-// forward -> float32 loss -> scaled backward, during which GradReducer allreduces
-// gradient buckets -> wait, unscale, skip on inf/nan (decided identically on every
-// rank) -> optional clipping -> Adam. Per epoch: BatchNorm running statistics averaged
-// over ranks, distributed validation (confusion counts of the val split, sharded by
+// Per step: train.accumulate batches from the Prefetcher (already on the device,
+// augmented) -> for each, autocast forward -> float32 loss (sums local or global over
+// ranks: loss.reduce) -> scaled backward; during the last, GradReducer allreduces
+// gradient buckets (GradStep, grad_step.h) -> wait, unscale, skip on inf/nan (decided
+// identically on every rank) -> optional clipping -> Adam. Per epoch: BatchNorm running
+// statistics averaged over ranks (not for model.norm sync_batch, whose are the same
+// everywhere), distributed validation (confusion counts of the val split, sharded by
 // case, summed with one allreduce), ReduceLROnPlateau on the mean tumour Dice, rank 0
 // writes <run_dir>/last.pt (and best.pt) atomically and appends metrics.jsonl.
 //
@@ -14,7 +16,7 @@
 // checkpoint stores seed and step, so --resume continues exactly where it stopped.
 //
 // Preemption: a stop signal (run.stop_signals) sets a flag; ranks agree on it
-// (World::any_rank) before every step, then write last.pt with the position inside the
+// (World::any_rank) before every optimizer step (never inside an accumulation), then write last.pt with the position inside the
 // epoch, in global samples, and return Outcome::kPreempted. `--resume` continues the
 // same epoch order from that sample, at this or any other world size (ShardSampler::
 // epoch_from): every sample of the epoch is trained once.
@@ -31,10 +33,12 @@
 #include "strata/data/slice_store.h"
 #include "strata/nn/loss.h"
 #include "strata/nn/metrics.h"
+#include "strata/nn/sync_batch_norm.h"
 #include "strata/nn/unet.h"
 #include "strata/train/amp.h"
 #include "strata/model/checkpoint.h"
 #include "strata/train/grad_reducer.h"
+#include "strata/train/grad_step.h"
 #include "strata/train/lr_plateau.h"
 #include "strata/train/train_config.h"
 
@@ -115,6 +119,7 @@ struct EpochStats {
 struct BenchResult {
   int64_t steps = 0;
   double step_slices_per_s = 0;   // training steps on one batch already on the device (compute ceiling)
+  double step_ms = 0;             // one optimizer step of those (all its micro-batches), slowest rank
   double epoch_slices_per_s = 0;  // training steps through the whole input pipeline
   double data_wait = 0;           // fraction of the pipeline run spent waiting for batches
   double exposed_comm_s_per_step = 0;
@@ -156,7 +161,11 @@ class Trainer {
   nn::UNet2d& model() { return model_; }
   const comm::Communicator& communicator() const { return *comm_; }
   AmpMode amp() const { return amp_; }
-  int64_t batches_per_epoch() const;
+  // Optimizer steps per epoch: this rank's batches, train.accumulate to a step (the
+  // last step of an epoch takes what is left).
+  int64_t steps_per_epoch() const;
+  // Slices in one optimizer step over all ranks: ranks x data.batch_size x train.accumulate.
+  int64_t global_batch() const;
   int64_t slice_size() const;    // height (= width) of the packed slices
   int64_t train_slices() const;  // slices in the training split (one epoch's worth)
   const TrainerSetup& setup() const { return setup_; }
@@ -165,8 +174,8 @@ class Trainer {
 
  private:
   void open_data();  // the store, samplers and loaders; the precision check (no collectives)
-  // One optimizer step; returns the step's loss (detached, on the device).
-  torch::Tensor train_step(const torch::Tensor& images, const torch::Tensor& labels);
+  // One optimizer step over its micro-batches; returns the step's loss (detached, on the device).
+  torch::Tensor train_step(const std::vector<MicroBatch>& micro);
   void save_checkpoint(const std::string& name, const std::string& reason);  // collective
   void write_checkpoint(const std::string& name, const std::string& reason);  // rank 0
   void write_metrics(const EpochStats& stats, const std::optional<Validation>& val);
@@ -186,7 +195,9 @@ class Trainer {
   std::unique_ptr<data::Prefetcher> val_loader_;
   nn::UNet2d model_{nullptr};
   std::unique_ptr<nn::Loss> loss_;
+  std::shared_ptr<const nn::SumOverRanks> sum_over_ranks_;  // model.norm sync_batch's collective
   std::unique_ptr<GradReducer> reducer_;
+  std::unique_ptr<GradStep> grad_step_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<GradScaler> scaler_;
   std::unique_ptr<LrPlateau> plateau_;
