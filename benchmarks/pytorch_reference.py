@@ -116,7 +116,10 @@ def main():
     ap.add_argument("--configs", default="fp32,fp16_cl,bf16_cl,bf16_cl_compile")
     ap.add_argument("--device", default="cuda", help="cuda (the comparison) or cpu (the script's smoke test)")
     ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256, 512])
+    ap.add_argument("--threads", type=int, default=0, help="intra-op threads (torch.set_num_threads; 0: torch's default)")
     a = ap.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
@@ -124,7 +127,7 @@ def main():
         for batch in a.batch:
             for config in a.configs.split(","):
                 row = dict(impl="pytorch", gpu=name, torch=torch.__version__, size=size, batch=batch, config=config,
-                           widths=a.widths)
+                           widths=a.widths, threads=torch.get_num_threads())
                 try:
                     sps, peak = measure(size, batch, a.steps, config, device, tuple(a.widths))
                     row.update(slices_per_s=round(sps, 1), peak_gib=None if peak is None else round(peak, 2))

@@ -10,8 +10,10 @@
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
 #include "strata/core/files.h"
+#include "strata/core/host_memory.h"
 #include "strata/core/log.h"
 
+#include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 #if STRATA_WITH_CUDA
@@ -37,16 +39,20 @@ void add_bench_command(CLI::App& app, Cli& cli) {
   auto steps = std::make_shared<int64_t>(20);
   auto warmup = std::make_shared<int64_t>(5);
   auto json_path = std::make_shared<std::string>();
+  auto profile = std::make_shared<bool>(false);
   Cli::add_config_options(cmd, options.get(), /*config_required=*/true);
   cmd->add_option("--steps", *steps, "timed steps of each measurement")->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", *warmup, "untimed steps before each measurement")->check(CLI::NonNegativeNumber);
   cmd->add_option("--json", *json_path, "also write the result to this file");
-  cli.on(cmd, [&cli, options, steps, warmup, json_path] {
+  cmd->add_flag("--profile", *profile,
+                "then time both again phase by phase (the device waited for at each phase's end): a table, and "
+                "\"profile\" in the JSON");
+  cli.on(cmd, [&cli, options, steps, warmup, json_path, profile] {
     RecipeConfig config = cli.resolve(*options);
     auto setup = trainer_setup(config);
     setup.progress = false;
     train::Trainer trainer(setup, cli.world());
-    train::BenchResult r = trainer.bench(*steps, *warmup);
+    train::BenchResult r = trainer.bench(*steps, *warmup, *profile);
     if (cli.world().rank() != 0) return;
     nlohmann::json j{
         {"bench", "train"},
@@ -76,7 +82,27 @@ void add_bench_command(CLI::App& app, Cli& cli) {
         {"epoch_slices_per_s", r.epoch_slices_per_s},
         {"data_wait", r.data_wait},
         {"exposed_comm_s_per_step", r.exposed_comm_s_per_step},
-        {"peak_memory_gib", r.peak_memory_gib}};
+        {"peak_memory_gib", r.peak_memory_gib},
+        {"host_malloc", core::host_memory_mode()},
+        {"threads", at::get_num_threads()}};
+    if (*profile) {
+      // ms per step of each phase, in step order; printed as a table too.
+      auto phases = [](const std::vector<std::pair<std::string, double>>& ms) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& [phase, v] : ms) out.push_back({{"phase", phase}, {"ms", v}});
+        return out;
+      };
+      j["profile"] = {{"step", phases(r.step_profile_ms)}, {"pipeline", phases(r.pipeline_profile_ms)}};
+      for (const auto& [what, ms] : {std::pair{"step (resident batch)", &r.step_profile_ms},
+                                     std::pair{"pipeline", &r.pipeline_profile_ms}}) {
+        double total = 0;
+        for (const auto& p : *ms) total += p.second;
+        core::log0("profile, {}: {:.2f} ms per step", what, total);
+        for (const auto& [phase, v] : *ms) {
+          core::log0("  {:<20} {:8.2f} ms  {:5.1f}%", phase, v, total > 0 ? 100 * v / total : 0.0);
+        }
+      }
+    }
     std::string line = j.dump();
     fmt::print("{}\n", line);
     if (!json_path->empty()) core::write_file_atomic(*json_path, j.dump(2) + "\n", "bench JSON");

@@ -7,6 +7,7 @@
 #include "brats_recipe/cli.h"
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
+#include "strata/core/host_memory.h"
 #include "strata/core/log.h"
 
 #include <mpi.h>
@@ -43,6 +44,7 @@ int fail(strata::recipes::Cli& cli, const std::string& message, bool on_every_ra
 
 int main(int argc, char** argv) {
   using namespace strata;
+  core::keep_host_memory();  // before the first tensor: see host_memory.h
   recipes::Cli cli(argc, argv);
   CLI::App app{"Strata BraTS 2021 U-Net recipes: data preparation, distributed training and evaluation.\n"
                "Run under mpirun (launch/mpirun.sh) or Slurm (launch/slurm/) for several ranks.",

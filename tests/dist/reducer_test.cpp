@@ -50,6 +50,14 @@ torch::Tensor flat_params(torch::nn::Module& m) {
   return torch::cat(ps);
 }
 
+// The parameters' gradients after the reducer's finish(): bucket views at several ranks,
+// autograd's own tensors at one (read them after every step).
+std::vector<torch::Tensor> grads_of(torch::nn::Module& m) {
+  std::vector<torch::Tensor> g;
+  for (auto& p : m.parameters()) g.push_back(p.grad());
+  return g;
+}
+
 struct Batch {
   torch::Tensor x, y;
 };
@@ -120,7 +128,41 @@ TEST_F(ReducerTest, ReplicasStayBitwiseIdentical) {
   EXPECT_TRUE(test::all_ranks(torch::equal(mine, root)));
 }
 
+TEST_F(ReducerTest, AtOneRankGradientsAreAutogradsOwn) {
+  // One rank: no buckets, no copies. zero_grad() unsets .grad (PyTorch's set_to_none), so
+  // backward's gradient is taken as it comes; a no-sync pass adds the next one to it.
+  if (comm_->size() != 1) GTEST_SKIP() << "one rank only";
+  torch::manual_seed(3);
+  TinyNet net;
+  torch::manual_seed(3);
+  TinyNet plain;
+  GradReducer reducer(named(*net), *comm_);
+  auto x = torch::randn({2, 4, 8, 8});
+  auto y = torch::randint(0, 4, {2, 8, 8});
+  for (int step = 0; step < 2; ++step) {
+    reducer.zero_grad();
+    for (const auto& p : net->parameters()) EXPECT_FALSE(p.grad().defined());
+    reducer.set_sync(false);
+    torch::nn::functional::cross_entropy(net->forward(x), y).backward();
+    reducer.set_sync(true);
+    torch::nn::functional::cross_entropy(net->forward(x * 2), y).backward();
+    reducer.finish();
+    EXPECT_TRUE(reducer.last_launches().empty());
+  }
+  for (auto& p : plain->parameters()) p.mutable_grad() = torch::Tensor();
+  torch::nn::functional::cross_entropy(plain->forward(x), y).backward();
+  torch::nn::functional::cross_entropy(plain->forward(x * 2), y).backward();
+  auto mine = net->parameters(), theirs = plain->parameters();
+  for (size_t i = 0; i < mine.size(); ++i) EXPECT_TRUE(torch::equal(mine[i].grad(), theirs[i].grad())) << i;
+  // A one-rank collective is the identity, done at once.
+  auto t = torch::arange(5, torch::kLong);
+  auto work = comm_->allreduce_async({t}, comm::ReduceOp::kAvg);
+  EXPECT_TRUE(work->is_completed());
+  EXPECT_TRUE(torch::equal(t, torch::arange(5, torch::kLong)));
+}
+
 TEST_F(ReducerTest, FirstBucketIsIssuedBeforeBackwardEnds) {
+  if (comm_->size() == 1) GTEST_SKIP() << "one rank issues no buckets";
   torch::manual_seed(3);
   TinyNet net;
   ReducerOptions opts;
@@ -143,6 +185,7 @@ TEST_F(ReducerTest, FirstBucketIsIssuedBeforeBackwardEnds) {
 }
 
 TEST_F(ReducerTest, NoOverlapIssuesEverythingAfterBackward) {
+  if (comm_->size() == 1) GTEST_SKIP() << "one rank issues no buckets";
   torch::manual_seed(3);
   TinyNet net;
   ReducerOptions opts;
@@ -211,8 +254,8 @@ TEST_F(ReducerTest, AParameterNoRankUsedIsNotUpdatedOneSomeRankUsedIs) {
   EXPECT_TRUE(torch::equal(net->spare->weight, spare0)) << "a parameter no rank used was updated";
   EXPECT_FALSE(torch::equal(extra, extra0)) << "weight decay should move a parameter some rank used";
   EXPECT_FALSE(torch::equal(net->head->weight, head0));
-  reducer.zero_grad();  // the views come back
-  EXPECT_TRUE(net->spare->weight.grad().defined());
+  reducer.zero_grad();  // the views come back (one rank: every .grad is unset until backward)
+  EXPECT_EQ(net->spare->weight.grad().defined(), comm_->size() > 1);
 }
 
 TEST_F(ReducerTest, BroadcastAndBufferAveraging) {
@@ -244,8 +287,6 @@ TEST_F(ReducerTest, InfOnOneRankSkipsTheStepEverywhereAndBacksOff) {
   so.growth_interval = 2;
   GradScaler scaler(/*enabled=*/true, torch::Device(torch::kCPU), comm_.get(), so);
   torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.1));
-  std::vector<torch::Tensor> grads;
-  for (auto& p : net->parameters()) grads.push_back(p.grad());
   auto x = torch::randn({1, 4, 8, 8});
   auto y = torch::randint(0, 4, {1, 8, 8});
   comm_->broadcast({x, y}, 0);
@@ -260,7 +301,7 @@ TEST_F(ReducerTest, InfOnOneRankSkipsTheStepEverywhereAndBacksOff) {
     torch::NoGradGuard no_grad;
     net->head->weight.grad().view(-1)[0] = std::numeric_limits<float>::infinity();
   }
-  bool skip = scaler.unscale_and_check(grads);
+  bool skip = scaler.unscale_and_check(grads_of(*net));
   if (!skip) opt.step();
   scaler.update();
   EXPECT_TRUE(test::all_ranks(skip));
@@ -273,7 +314,7 @@ TEST_F(ReducerTest, InfOnOneRankSkipsTheStepEverywhereAndBacksOff) {
     reducer.zero_grad();
     scaler.scale(torch::nn::functional::cross_entropy(net->forward(x), y)).backward();
     reducer.finish();
-    ASSERT_FALSE(scaler.unscale_and_check(grads));
+    ASSERT_FALSE(scaler.unscale_and_check(grads_of(*net)));
     opt.step();
     scaler.update();
   }
@@ -290,8 +331,6 @@ TEST_F(ReducerTest, DeviceSideSkipWithFusedAdam) {
   GradReducer reducer(named(*net), *comm_);
   GradScaler scaler(/*enabled=*/true, torch::Device(torch::kCPU), comm_.get());
   FusedAdam opt(net->parameters(), torch::optim::AdamOptions(1e-2));
-  std::vector<torch::Tensor> grads;
-  for (auto& p : net->parameters()) grads.push_back(p.grad());
   auto x = torch::randn({1, 4, 8, 8});
   auto y = torch::randint(0, 4, {1, 8, 8});
   comm_->broadcast({x, y}, 0);
@@ -303,7 +342,7 @@ TEST_F(ReducerTest, DeviceSideSkipWithFusedAdam) {
       torch::NoGradGuard no_grad;
       net->conv1->weight.grad().view(-1)[3] = std::numeric_limits<float>::quiet_NaN();
     }
-    scaler.unscale(grads);
+    scaler.unscale(grads_of(*net));
     opt.step_skipping(scaler.found_inf());
     scaler.update();
   };

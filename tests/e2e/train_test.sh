@@ -71,15 +71,26 @@ run too_many $MPI_LAUNCH3 "$B" train "${common[@]}" --set "run.dir=$OUT/big" --s
 expect_nonzero; expect_log "too few for 3 ranks"
 [ "$(grep -c "too few for 3 ranks" "$LOG")" -eq 1 ] || fail "an error every rank shares is printed once"
 
-# bench: JSON with both figures and the config.
-run bench $MPI_LAUNCH2 "$B" bench "${common[@]}" --steps 3 --warmup 1 --json "$OUT/bench.json"
+# bench: JSON with both figures and the config; --profile: the step phase by phase.
+run bench $MPI_LAUNCH2 "$B" bench "${common[@]}" --steps 3 --warmup 1 --json "$OUT/bench.json" --profile
 expect_rc 0
+expect_log "profile, step (resident batch): "; expect_log "profile, pipeline: "
 python3 - "$OUT/bench.json" <<'PY' || fail "bench.json is not the expected JSON"
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["ranks"] == 2 and j["steps"] == 3, j
 assert j["step_slices_per_s"] > 0 and j["epoch_slices_per_s"] > 0, j
 assert 0 <= j["data_wait"] <= 1 and j["config"]["batch_per_rank"] == 8, j
+assert j["host_malloc"].startswith("heap"), j["host_malloc"]
+step = ["zero_grad, seed", "forward", "loss", "backward", "reducer wait", "unscale, inf check", "optimizer",
+        "scaler update"]
+p = j["profile"]
+assert [x["phase"] for x in p["step"]] == step, p["step"]
+assert [x["phase"] for x in p["pipeline"]] == ["data handover"] + step + ["bookkeeping"], p["pipeline"]
+total = sum(x["ms"] for x in p["step"])
+assert all(x["ms"] >= 0 for x in p["step"] + p["pipeline"]), p
+# The phases are the whole step: their sum is the step's time, give or take the waits.
+assert 0.5 * j["step_ms"] < total < 3 * j["step_ms"], (total, j["step_ms"])
 PY
 
 # Preemption with a real signal: mpirun forwards SIGUSR1 to every rank; they agree at the

@@ -175,10 +175,20 @@ int64_t bytes_of(const std::vector<at::Tensor>& tensors) {
   for (const auto& t : tensors) n += t.numel() * static_cast<int64_t>(t.element_size());
   return n;
 }
+
+// One rank: every collective is the identity (the sum and the mean of one value are the
+// value). Nothing goes to the worker thread, whose pass over the buffer (the average's
+// division by 1) would compete with backward for the cores.
+std::shared_ptr<Work> completed_work() {
+  auto work = std::make_shared<MpiWork>();
+  work->complete(nullptr);
+  return work;
+}
 }  // namespace
 
 std::shared_ptr<Work> MpiCommunicator::allreduce_async(std::vector<at::Tensor> tensors, ReduceOp op, int bucket) {
   check_tensors(tensors, "allreduce");
+  if (size_ == 1) return completed_work();
   const int64_t bytes = bytes_of(tensors);
   return enqueue([q = queue_, size = size_, tensors = std::move(tensors), op] {
     for (const auto& idx : detail::group_by_dtype(tensors)) {
@@ -207,6 +217,7 @@ std::shared_ptr<Work> MpiCommunicator::allreduce_async(std::vector<at::Tensor> t
 std::shared_ptr<Work> MpiCommunicator::broadcast_async(std::vector<at::Tensor> tensors, int root) {
   check_tensors(tensors, "broadcast");
   STRATA_CHECK_AS(CommError, root >= 0 && root < size_, "broadcast: root {} outside [0, {})", root, size_);
+  if (size_ == 1) return completed_work();
   const int64_t bytes = bytes_of(tensors);
   return enqueue([q = queue_, tensors = std::move(tensors), root] {
     for (const auto& idx : detail::group_by_dtype(tensors)) {

@@ -30,7 +30,8 @@ struct GradReducer::Param {
 };
 
 struct GradReducer::Bucket {
-  torch::Tensor flat;
+  torch::Tensor flat;  // undefined when alone()
+  int64_t bytes = 0;
   std::vector<size_t> params;
   size_t pending = 0;
   bool launched = false;
@@ -95,13 +96,16 @@ GradReducer::GradReducer(std::vector<std::pair<std::string, torch::Tensor>> name
     int64_t numel = 0;
     for (size_t k : groups[g]) numel += params_[k].tensor.numel();
     const torch::Tensor& first = params_[groups[g].front()].tensor;
-    bucket.flat = torch::zeros({numel}, first.options().requires_grad(false));
+    bucket.bytes = numel * first.element_size();
+    if (!alone()) bucket.flat = torch::zeros({numel}, first.options().requires_grad(false));
     int64_t offset = 0;
     for (size_t k : groups[g]) {
       Param& p = params_[k];
       p.bucket = g;
-      p.grad_view = slot_like(bucket.flat, offset, p.tensor);
-      p.tensor.mutable_grad() = p.grad_view;
+      if (!alone()) {
+        p.grad_view = slot_like(bucket.flat, offset, p.tensor);
+        p.tensor.mutable_grad() = p.grad_view;
+      }
       offset += p.tensor.numel();
     }
     bucket.params = groups[g];
@@ -134,7 +138,7 @@ void GradReducer::zero_grad() {
   std::lock_guard<std::mutex> lock(mutex_);
   STRATA_CHECK(!awaiting_finish_, "zero_grad() while buckets are in flight: call finish() after backward");
   for (auto& b : buckets_) {
-    b.flat.zero_();
+    if (b.flat.defined()) b.flat.zero_();
     b.pending = b.params.size();
     b.launched = false;
     b.work.reset();
@@ -143,8 +147,15 @@ void GradReducer::zero_grad() {
     Param& p = params_[k];
     p.ready = false;
     p.used_unsynced = false;
-    // Something (an optimizer's zero_grad) may have replaced .grad: put the view back.
-    if (!p.tensor.grad().defined() || !p.tensor.grad().is_same(p.grad_view)) p.tensor.mutable_grad() = p.grad_view;
+    if (alone()) {
+      // No buckets: .grad starts unset and backward's AccumulateGrad takes the gradient
+      // as it is (no zeroing pass, no add into a zeroed slot), as PyTorch's
+      // zero_grad(set_to_none=True); later micro-batches add to it.
+      p.tensor.mutable_grad() = torch::Tensor();
+    } else if (!p.tensor.grad().defined() || !p.tensor.grad().is_same(p.grad_view)) {
+      // Something (an optimizer's zero_grad) may have replaced .grad: put the view back.
+      p.tensor.mutable_grad() = p.grad_view;
+    }
     // Loading weights (Module::load uses set_data/set_) can give the parameter a new
     // gradient accumulator, which would not carry our hook: follow it.
     if (torch::autograd::impl::try_get_grad_accumulator(p.tensor) != p.accumulator) attach_hook(k);
@@ -173,7 +184,7 @@ void GradReducer::on_grad_ready(size_t k) {
   // backward with create_graph, which stores old + new), copy the gradient into the
   // bucket and restore the view.
   const torch::Tensor& g = p.tensor.grad();
-  if (!g.is_same(p.grad_view)) {
+  if (!alone() && !g.is_same(p.grad_view)) {
     torch::NoGradGuard no_grad;
     p.grad_view.copy_(g);
     p.tensor.mutable_grad() = p.grad_view;
@@ -185,7 +196,7 @@ void GradReducer::on_grad_ready(size_t k) {
   p.ready = true;
   ++ready_count_;
   --buckets_[p.bucket].pending;
-  if (options_.overlap) launch_ready_buckets(/*from_hook=*/true);
+  if (options_.overlap && !alone()) launch_ready_buckets(/*from_hook=*/true);
 }
 
 void GradReducer::hide_unused_grads() {
@@ -228,6 +239,7 @@ void GradReducer::finish() {
       if (p.used_unsynced) continue;
       used_here[k] = 0;
       unused.push_back(p.name);
+      if (alone()) p.tensor.mutable_grad() = torch::zeros_like(p.tensor);  // counts as zero, as a slot would
     }
     if (!unused.empty() && !options_.allow_unused) {
       in_step_ = false;
@@ -236,6 +248,7 @@ void GradReducer::finish() {
                    "train.allow_unused: true (they then count as zero)",
                    unused.size(), fmt::join(unused, ", "));
     }
+    if (alone()) next_launch_ = buckets_.size();  // the gradients are final as they are
     launch_ready_buckets(/*from_hook=*/false);
     STRATA_CHECK(next_launch_ == buckets_.size(), "{} of {} buckets issued after backward", next_launch_,
                  buckets_.size());
@@ -250,7 +263,9 @@ void GradReducer::finish() {
     start->record(c10::cuda::getCurrentCUDAStream(comm_.device().index()));
   }
 #endif
-  for (auto& b : buckets_) b.work->wait();  // MPI: blocks; NCCL: the compute stream waits
+  for (auto& b : buckets_) {
+    if (b.work) b.work->wait();  // MPI: blocks; NCCL: the compute stream waits
+  }
 #if STRATA_WITH_CUDA
   if (cuda) {
     at::cuda::CUDAEvent end(cudaEventDefault);
@@ -302,10 +317,7 @@ std::vector<std::string> GradReducer::bucket_params(int b) const {
   return names;
 }
 
-int64_t GradReducer::bucket_bytes(int b) const {
-  const auto& flat = buckets_.at(b).flat;
-  return flat.numel() * flat.element_size();
-}
+int64_t GradReducer::bucket_bytes(int b) const { return buckets_.at(b).bytes; }
 
 void broadcast_module_state(torch::nn::Module& module, comm::Communicator& comm) {
   std::vector<torch::Tensor> state;

@@ -43,8 +43,11 @@ torch::Tensor GradStep::run(const std::vector<MicroBatch>& micro) {
   for (int64_t k = 0; k < k_count; ++k) {
     reducer_.set_sync(k + 1 == k_count);  // only the last backward issues the buckets
     before_forward(k);
+    mark("zero_grad, seed");
     const MicroBatch& m = micro[static_cast<size_t>(k)];
-    torch::Tensor sums = loss_.sums(forward_(m.images), m.labels);
+    torch::Tensor logits = forward_(m.images);
+    mark("forward");
+    torch::Tensor sums = loss_.sums(logits, m.labels);
     torch::Tensor loss, objective;
     if (options_.global) {
       if (k_count == 1) {  // the sums of this pass are the step's: sum them over ranks now
@@ -58,11 +61,14 @@ torch::Tensor GradStep::run(const std::vector<MicroBatch>& micro) {
       loss = loss_.value(sums);
       objective = k_count == 1 ? loss : loss / static_cast<double>(k_count);
     }
+    mark("loss");
     scaler_.scale(objective).backward();
     torch::Tensor value = loss.detach().to(torch::kFloat);
     loss_sum = k == 0 ? value : loss_sum + value;
+    mark("backward");
   }
   reducer_.finish();
+  mark("reducer wait");
   // Global: every micro-batch's value is the global loss (up to rounding); local: their mean.
   return loss_sum / static_cast<double>(k_count);
 }

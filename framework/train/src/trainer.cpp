@@ -220,14 +220,21 @@ torch::Tensor Trainer::train_step(const std::vector<MicroBatch>& micro) {
     // (rank-reduced) found-inf flag is set. Clipping stays on the device too; an inf/nan
     // gradient spoils the norm only on a step that is skipped anyway.
     scaler_->unscale(grads());
+    mark("unscale, inf check");
     if (clip > 0) clip_grad_norm(grads(), clip);
     fused->step_skipping(scaler_->found_inf());
-  } else if (!scaler_->unscale_and_check(grads())) {
-    if (clip > 0) clip_grad_norm(grads(), clip);
-    optimizer_->step();
+  } else {
+    const bool skip = scaler_->unscale_and_check(grads());
+    mark("unscale, inf check");
+    if (!skip) {
+      if (clip > 0) clip_grad_norm(grads(), clip);
+      optimizer_->step();
+    }
   }
+  mark("optimizer");
   scaler_->update();
   ++step_;
+  mark("scaler update");
   return loss;
 }
 
@@ -550,7 +557,7 @@ void Trainer::resume(const std::string& path) {
   }
 }
 
-BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
+BenchResult Trainer::bench(int64_t steps, int64_t warmup, bool profile) {
   const auto& d = setup_.data;
   BenchResult r;
   r.steps = steps;
@@ -591,9 +598,40 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
 #endif
 
   // 2. The whole pipeline: HDF5 -> readers -> queue -> device -> augment -> step.
-  int64_t epoch = 0, done = -warmup;
+  int64_t epoch = 0;
+  auto [elapsed, waited] = bench_pipeline(steps, warmup, epoch);
+  elapsed = world_.max_over_ranks(elapsed);
+  r.epoch_slices_per_s = static_cast<double>(steps * per_step) / elapsed;
+  r.data_wait = world_.max_over_ranks(waited) / elapsed;
+
+  // 3. --profile: both again, phase by phase (rank 0's split; every rank waits alike).
+  if (profile) {
+    StepProfile resident(device_), pipeline(device_);
+    profile_ = &resident;
+    grad_step_->set_profile(profile_);
+    for (int64_t k = 0; k < steps; ++k) {
+      resident.begin_step();
+      train_step(fixed_step);
+    }
+    profile_ = &pipeline;
+    grad_step_->set_profile(profile_);
+    bench_pipeline(steps, 0, epoch);
+    profile_ = nullptr;
+    grad_step_->set_profile(nullptr);
+    r.step_profile_ms = resident.mean_ms();
+    r.pipeline_profile_ms = pipeline.mean_ms();
+  }
+  return r;
+}
+
+std::pair<double, double> Trainer::bench_pipeline(int64_t steps, int64_t warmup, int64_t& epoch) {
+  const auto& d = setup_.data;
+  auto plan_of = [&](int64_t e) { return data::map_indices(sampler_->epoch(e), store_->split(d.train_split)); };
+  int64_t done = -warmup;
   double waited = 0, elapsed = 0;
-  while (done < steps) {
+  bool stopped = false;  // a stop signal (Ctrl-C) ends the measurement like an epoch
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
+  while (done < steps && !stopped) {
     loader_->start(plan_of(epoch++), step_ * setup_.train.accumulate);
     loader_->reset_stats();
     core::Stopwatch part;
@@ -601,6 +639,7 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
     int64_t counted = 0;
     std::vector<MicroBatch> micro;
     while (done < steps) {
+      if (profile_) profile_->begin_step();
       micro.clear();
       while (static_cast<int64_t>(micro.size()) < setup_.train.accumulate) {
         std::optional<data::Batch> b = loader_->next();
@@ -615,7 +654,11 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
         part.restart();
         timing = true;
       }
-      train_step(micro);
+      mark("data handover");
+      // What train_epoch does around every step: the stop-signal agreement and the loss sum.
+      if ((stopped = world_.any_rank(core::StopSignals::received() != 0))) break;
+      loss_sum.add_(train_step(micro));
+      mark("bookkeeping");
       ++done;
       if (timing) ++counted;
     }
@@ -626,10 +669,7 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup) {
       waited += loader_->stats().wait_s;
     }
   }
-  elapsed = world_.max_over_ranks(elapsed);
-  r.epoch_slices_per_s = static_cast<double>(steps * per_step) / elapsed;
-  r.data_wait = world_.max_over_ranks(waited) / elapsed;
-  return r;
+  return {elapsed, waited};
 }
 
 }  // namespace strata::train

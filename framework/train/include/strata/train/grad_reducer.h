@@ -65,7 +65,8 @@ class GradReducer {
   GradReducer(const GradReducer&) = delete;
   GradReducer& operator=(const GradReducer&) = delete;
 
-  // Zeroes every bucket (hence every .grad) and resets the per-step state.
+  // Zeroes every bucket (hence every .grad; one rank: unsets every .grad) and resets the
+  // per-step state.
   void zero_grad();
   // false: the following backward passes only accumulate into the buckets (no
   // collective); true (the default after zero_grad()): the next backward is the step's
@@ -98,6 +99,9 @@ class GradReducer {
   void on_grad_ready(size_t p);
   void launch_ready_buckets(bool from_hook);  // caller holds mutex_
   void launch(size_t b, bool from_hook);
+  // One rank: nothing to reduce. No buckets are allocated; .grad is unset by zero_grad()
+  // and backward's gradients are used as they come (see zero_grad()).
+  bool alone() const { return comm_.size() == 1; }
 
   comm::Communicator& comm_;
   ReducerOptions options_;

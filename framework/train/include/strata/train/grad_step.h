@@ -34,6 +34,7 @@
 #include "strata/nn/loss.h"
 #include "strata/train/amp.h"
 #include "strata/train/grad_reducer.h"
+#include "strata/train/step_profile.h"
 
 #include <torch/torch.h>
 
@@ -68,11 +69,16 @@ class GradStep {
   torch::Tensor run(const std::vector<MicroBatch>& micro);
 
   const GradStepOptions& options() const { return options_; }
+  // bench --profile: marks forward, loss, backward and reducer wait (null: off).
+  void set_profile(StepProfile* profile) { profile_ = profile; }
 
  private:
   torch::Tensor global_sums(const std::vector<MicroBatch>& micro);  // the first pass, summed over ranks
   void before_forward(int64_t k) {
     if (options_.before_forward) options_.before_forward(k);
+  }
+  void mark(const char* phase) {
+    if (profile_) profile_->mark(phase);
   }
 
   torch::nn::Module& model_;
@@ -82,6 +88,7 @@ class GradStep {
   comm::Communicator& comm_;
   GradScaler& scaler_;
   GradStepOptions options_;
+  StepProfile* profile_ = nullptr;
 };
 
 }  // namespace strata::train

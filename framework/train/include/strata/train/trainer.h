@@ -124,6 +124,10 @@ struct BenchResult {
   double data_wait = 0;           // fraction of the pipeline run spent waiting for batches
   double exposed_comm_s_per_step = 0;
   double peak_memory_gib = 0;     // CUDA: peak allocated by this rank (0 on CPU)
+  // bench --profile: (phase, mean ms per step, rank 0) of the steps on the resident batch
+  // and of the steps through the pipeline (StepProfile: the device waited for at each
+  // phase's end); empty otherwise.
+  std::vector<std::pair<std::string, double>> step_profile_ms, pipeline_profile_ms;
 };
 
 class Trainer {
@@ -152,8 +156,9 @@ class Trainer {
   Validation validate();
 
   // Times `steps` training steps on a device-resident batch, then `steps` through the
-  // input pipeline (after `warmup` of each). Collective; changes the weights.
-  BenchResult bench(int64_t steps, int64_t warmup);
+  // input pipeline (after `warmup` of each). Collective; changes the weights. `profile`:
+  // then both again, phase by phase (BenchResult::*_profile_ms).
+  BenchResult bench(int64_t steps, int64_t warmup, bool profile = false);
 
   int64_t epoch() const { return epoch_; }
   int64_t step() const { return step_; }
@@ -182,8 +187,15 @@ class Trainer {
   void check_resume_config(const model::CheckpointMeta& meta, const std::string& path) const;
   std::vector<torch::Tensor> grads() const;
   void log_samples(const std::vector<int64_t>& slices);
+  void mark(const char* phase) {
+    if (profile_) profile_->mark(phase);
+  }
+  // bench: `steps` steps through the input pipeline after `warmup`, with the per-step
+  // bookkeeping of train_epoch; returns (seconds, seconds waiting for batches), this rank.
+  std::pair<double, double> bench_pipeline(int64_t steps, int64_t warmup, int64_t& epoch);
 
   TrainerSetup setup_;
+  StepProfile* profile_ = nullptr;  // bench --profile only
   comm::World& world_;
   torch::Device device_;
   std::unique_ptr<comm::Communicator> comm_;
