@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstdlib>
-#include <cstring>
 
 namespace strata::core {
 namespace {
@@ -13,9 +13,8 @@ namespace {
 // glibc marks a chunk that mmap served with bit 1 (IS_MMAPPED) of the size word just
 // before the pointer it returns.
 bool mmapped(void* p) {
-  size_t size_word = 0;
-  std::memcpy(&size_word, static_cast<char*>(p) - sizeof(size_t), sizeof(size_t));
-  return (size_word & 2) != 0;
+  const auto* size_word = reinterpret_cast<const size_t*>(reinterpret_cast<uintptr_t>(p) - sizeof(size_t));
+  return (*size_word & 2) != 0;
 }
 
 TEST(HostMemory, LargeBlocksComeFromTheHeapOnceKept) {
