@@ -87,7 +87,10 @@ TEST(WorldTest, MismatchedConfigFailsOnEveryRankWithOneMessage) {
   }
   ASSERT_FALSE(message.empty()) << "rank " << world().rank() << " did not detect the mismatch";
   // Names the rank and the key, with both values.
-  EXPECT_NE(message.find(fmt::format("rank {} differs from rank 0 in epochs: 2 -> 3", odd)), std::string::npos)
+  // Every rank of this test runs on one host.
+  EXPECT_NE(message.find(fmt::format("rank {} on {} differs from rank 0 on {} in epochs: 2 -> 3", odd, world().host(),
+                                     world().host())),
+            std::string::npos)
       << message;
   // Same text everywhere: compare hashes of the message across ranks.
   uint64_t h = core::fnv1a64(message), h0 = h;

@@ -20,7 +20,10 @@ expect_log "| size | config | Strata step | PyTorch step | ratio |"
 import json, os, sys, tarfile
 out = sys.argv[1]
 j = json.load(open(os.path.join(out, "compare.json")))
-assert set(j) == {"device", "batch", "rows", "goals", "train", "eval"}, set(j)
+assert set(j) == {"device", "batch", "rows", "goals", "train", "eval", "exact_step_ms"}, set(j)
+# Stage 4b: the exact global-batch options, each timed against local Dice + BatchNorm.
+assert set(j["exact_step_ms"]) == {"local", "global", "sync_batch", "accumulate2"}, j["exact_step_ms"]
+assert all(v > 0 for v in j["exact_step_ms"].values()), j["exact_step_ms"]
 assert j["device"] == "cpu" and j["batch"] == 4, j
 rows = {(r["size"], r["config"]): r for r in j["rows"]}
 assert set(rows) == {(32, "bf16_cl"), (32, "fp32")}, set(rows)
@@ -40,6 +43,7 @@ assert table[0].startswith("device: cpu; batch 4 per GPU"), table[0]
 body = [l for l in table if l.startswith("| 32 |")]
 assert len(body) == 2 and all(len(l.split("|")) == 12 for l in body), body
 assert any(l.startswith("evaluation, TTA flips+rot90 (6 views):") for l in table), table
+assert any(l.startswith("exact global-batch options, ms per step") for l in table), table
 names = set(tarfile.open(os.path.join(out, "logs.tar.gz")).getnames())
 for must in ("logs/synth.log", "logs/train.log", "logs/eval.log", "logs/strata_32_fp32.log",
              "logs/pytorch_32_bf16_cl.log", "res/pt_32_fp32.json", "res/strata_32_bf16_cl.json"):
