@@ -6,7 +6,9 @@
 source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
-smoke_args
+# A wider model than the other fault tests: its steps must outlast the signal's trip through
+# mpirun, or the first run trains the whole epoch (9 steps at np 2) before it stops.
+smoke_args "" "[8,16,32,64]"
 common+=(--set run.sample_log=true)
 N=$("$B" inspect "$STRATA_TEST_DATA" | awk '$1 == "train" && $2 ~ /^[0-9]+$/ {print $3; exit}')
 [ -n "$N" ] || { LOG=/dev/null; fail "no train split count from inspect"; finish; }
