@@ -84,11 +84,15 @@ job=$(sbatch --parsable "${sb[@]:2}" --requeue --output="$OUT/rq-%j.out" "$scrip
 for _ in $(seq 1 1200); do [ -s "$RUN_DIR/metrics.jsonl" ] && break; sleep 0.1; done
 scancel --signal=USR1 "$job"
 # Slurm holds a requeued job for a while (its BeginTime); release it at once.
-for _ in $(seq 1 600); do
+# Two nodes take longer to come back from the first run (each finishes its step), so the
+# wait is generous; where it runs out, the job's state and reason go in the output.
+for _ in $(seq 1 1500); do
   grep -q "training done" "$RUN_DIR/logs/train-$job.log" 2>/dev/null && break
   [ "$(squeue -h -j "$job" -o %r 2>/dev/null)" = BeginTime ] && scontrol update JobId="$job" StartTime=now
   sleep 0.2
 done
+grep -q "training done" "$RUN_DIR/logs/train-$job.log" 2>/dev/null \
+  || echo "requeued job $job after 300 s: $(squeue -h -j "$job" -o '%T %r' 2>/dev/null); nodes: $(sinfo -h -N -o '%N %t' | tr '\n' ' ')"
 LOG=$(ls "$OUT"/rq-"$job".out)
 expect_log "requeueing job $job"
 LOG=$RUN_DIR/logs/train-$job.log
