@@ -33,8 +33,7 @@ launch() {
   local hostfile=$tmp/$1.hosts
   case $1 in one) echo "h1 slots=2" >"$hostfile" ;; two) printf 'h1 slots=1\nh2 slots=1\n' >"$hostfile" ;; esac
   shift
-  STRATA_NET=$HOSTS_NET "$root/launch/mpirun.sh" --hostfile "$hostfile" -np 2 --map-by node \
-    --mca plm_rsh_agent "$root/tests/multinode/netns_agent.sh" --mca plm_rsh_no_tree_spawn 1 "$@"
+  hosts_mpirun "$hostfile" -np 2 "$@"
 }
 for layout in one two; do
   echo "multinode_compare: $layout host(s): allreduce_bench ..." >&2

@@ -7,10 +7,8 @@ trap 'hosts_down; rm -rf "$OUT"' EXIT
 hosts_up "${MULTINODE_HOSTS:-2}" || { LOG=/dev/null; fail "the namespace hosts could not be set up"; finish; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-# on_hosts SPEC ARGS...: launch/mpirun.sh across the namespace hosts, SPEC like "h1:2,h2:2"
-# (host:slots), ranks placed round-robin over hosts (--map-by node). The job's traffic
-# stays on the bridge (STRATA_NET); OpenMPI reaches each host through netns_agent.sh
-# where a cluster would use ssh. Extra mpirun flags go before the program.
+# on_hosts SPEC ARGS...: ARGS across the namespace hosts (hosts_mpirun), SPEC like
+# "h1:2,h2:2" (host:slots).
 on_hosts() {
   local spec=$1 hostfile="$OUT/hostfile-${1//[:,]/_}" np=0 h
   shift
@@ -19,8 +17,7 @@ on_hosts() {
     echo "${h%%:*} slots=${h##*:}" >>"$hostfile"
     np=$((np + ${h##*:}))
   done
-  STRATA_NET=$HOSTS_NET "$SOURCE_DIR/launch/mpirun.sh" --hostfile "$hostfile" -np "$np" --map-by node \
-    --mca plm_rsh_agent "$mn_here/netns_agent.sh" --mca plm_rsh_no_tree_spawn 1 "$@"
+  hosts_mpirun "$hostfile" -np "$np" "$@"
 }
 
 # on_one_host NP ARGS...: the same job as one host's NP ranks (shared memory), outside

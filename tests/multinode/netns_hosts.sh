@@ -13,6 +13,8 @@
 # Names carry a per-test id, so an interrupted test's leftovers never collide with the
 # next run; hosts_down runs from the caller's EXIT trap, on failure too.
 
+HOSTS_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
 # hosts_supported: 0 when this machine lets us create network namespaces and a bridge
 # (root, iproute2, unshare, veth); otherwise prints why.
 hosts_supported() {
@@ -60,7 +62,17 @@ $HOSTS_HEAD head"
 # hosts_exec HOST CMD...: CMD on HOST, with HOST as its hostname.
 hosts_exec() {
   local host=$1; shift
-  "$(dirname "${BASH_SOURCE[0]}")/netns_agent.sh" "$host" "$(printf '%q ' "$@")"
+  "$HOSTS_LIB_DIR/netns_agent.sh" "$host" "$(printf '%q ' "$@")"
+}
+
+# hosts_mpirun HOSTFILE ARGS...: launch/mpirun.sh across the hosts HOSTFILE lists, as a
+# user launches a multi-host job: ranks round-robin over the hosts (--map-by node), the
+# job's traffic kept on the bridge (STRATA_NET), each host reached through
+# netns_agent.sh where a cluster would use ssh. ARGS: -np N, more mpirun flags, the program.
+hosts_mpirun() {
+  local hostfile=$1; shift
+  STRATA_NET=$HOSTS_NET "$HOSTS_LIB_DIR/../../launch/mpirun.sh" --hostfile "$hostfile" --map-by node \
+    --mca plm_rsh_agent "$HOSTS_LIB_DIR/netns_agent.sh" --mca plm_rsh_no_tree_spawn 1 "$@"
 }
 
 # hosts_bytes HOST: bytes HOST has sent and received on its eth0 (the bridge link).

@@ -562,10 +562,9 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup, bool profile) {
   BenchResult r;
   r.steps = steps;
   model_->train();
-  auto plan_of = [&](int64_t epoch) { return data::map_indices(sampler_->epoch(epoch), store_->split(d.train_split)); };
 
   // 1. Compute ceiling: one batch already on the device, stepped over and over.
-  loader_->start(plan_of(0), 0);
+  loader_->start(data::map_indices(sampler_->epoch(0), store_->split(d.train_split)), 0);
   std::optional<data::Batch> fixed = loader_->next();
   loader_->stop();
   STRATA_CHECK(fixed.has_value(), "no training batch to benchmark");
