@@ -6,7 +6,7 @@
 #include "strata/core/files.h"
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
-#include "strata/data/intraop.h"
+#include "strata/core/intraop.h"
 #include "strata/dataprep/parallel.h"
 #include "strata/data/random.h"
 
@@ -436,7 +436,7 @@ std::string split_method(const PackOptions& o) {
 PreparedCase prepare_case(const CaseFiles& files, const PackOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   // Cases are the parallelism (one per worker): the resize runs on this thread only.
-  data::set_thread_intraop_threads(1);
+  core::set_thread_intraop_threads(1);
   CaseVolumes v = read_case(files);
   std::vector<uint8_t> labels = std::move(v.labels);
   NormalisedCase c = normalise_case(std::move(v.modalities), o.size, files.name);

@@ -86,6 +86,28 @@ TEST_F(CommTest, LargeOddSizedBuffer) {
   EXPECT_TRUE(torch::equal(t, pattern_sum(numel, comm_->size()).to(torch::kFloat)));
 }
 
+// The worker flattens, divides and copies buckets back beside the backward pass: in
+// teams of one (strata/core/intraop.h), so it adds no OpenMP threads to the process.
+TEST_F(CommTest, TheWorkerThreadOpensNoOpenMPTeam) {
+  auto threads_of_process = [] {
+    auto tasks = std::filesystem::directory_iterator("/proc/self/task");
+    return static_cast<int>(std::distance(begin(tasks), end(tasks)));
+  };
+  const int before_threads = at::get_num_threads();
+  at::set_num_threads(2);
+  auto warm = pattern(8, comm_->rank(), torch::kFloat);
+  comm_->allreduce({warm}, ReduceOp::kSum);  // MPI's own threads exist from here on
+  auto big = pattern(1 << 22, comm_->rank(), torch::kFloat);
+  (void)big.mul(2);  // and the main thread's team
+  const int before = threads_of_process();
+  auto half = pattern(1 << 20, comm_->rank(), torch::kHalf);
+  comm_->allreduce({big, half}, ReduceOp::kAvg);  // flatten, divide, copy back: parallel ops
+  EXPECT_EQ(threads_of_process(), before);
+  at::set_num_threads(before_threads);
+  EXPECT_TRUE(torch::equal(big.to(torch::kDouble),
+                           (torch::arange(1 << 22, torch::kLong) % 13 + 1).to(torch::kDouble) * (comm_->size() + 1) / 2.0));
+}
+
 TEST_F(CommTest, ManyTensorsOfMixedDtypesAndShapesFuse) {
   const int r = comm_->rank(), n = comm_->size();
   std::vector<int64_t> sizes{1, 3, 1023, 65537, 17};

@@ -5,6 +5,7 @@
 #include "strata/comm/checks.h"
 #include "strata/comm/watchdog.h"
 #include "strata/comm/world.h"
+#include "strata/core/intraop.h"
 #include "fusion.h"
 
 #include <ATen/ATen.h>
@@ -91,6 +92,9 @@ struct MpiCommunicator::Queue {
   std::exception_ptr broken;  // first failure; later work fails fast with it
 
   void run() {
+    // Flattening, dividing and copying a bucket back run here beside the backward pass,
+    // which owns the cores: in teams of one (see strata/core/intraop.h).
+    core::set_thread_intraop_threads(1);
     for (;;) {
       Item item;
       {

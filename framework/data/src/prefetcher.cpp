@@ -5,7 +5,7 @@
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
 #include "strata/core/timer.h"
-#include "strata/data/intraop.h"
+#include "strata/core/intraop.h"
 
 #include <ATen/ATen.h>
 #if STRATA_WITH_CUDA
@@ -114,7 +114,7 @@ void Prefetcher::Impl::reader() {
   // Readers are the parallelism: ATen ops in a reader (conversion, CPU augmentation)
   // run on the reader's own thread rather than opening OpenMP teams that would
   // oversubscribe the cores the training step uses (see intraop.h).
-  set_thread_intraop_threads(1);
+  core::set_thread_intraop_threads(1);
 #if STRATA_WITH_CUDA
   // A new thread starts on device 0: without this guard the readers' CUDA calls (the
   // wait on a buffer's copy event) would open a context on GPU 0 for every rank of a

@@ -6,7 +6,7 @@
 #include "strata/core/progress.h"
 #include "strata/core/timer.h"
 #include "strata/data/format.h"
-#include "strata/data/intraop.h"
+#include "strata/core/intraop.h"
 #include "strata/dataprep/preprocess.h"
 
 #include <unistd.h>
@@ -31,7 +31,7 @@ struct ReadyCase {
 
 ReadyCase prepare(const dataprep::CaseFiles& files, int64_t size, bool with_truth, const PredictSetup& setup) {
   ReadyCase r;
-  data::set_thread_intraop_threads(1);  // the network uses the cores; this thread reads beside it
+  core::set_thread_intraop_threads(1);  // the network uses the cores; this thread reads beside it
   core::Stopwatch clock;
   dataprep::CaseFiles f = files;
   if (!with_truth) f.seg.clear();
