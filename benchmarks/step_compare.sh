@@ -10,9 +10,10 @@
 # One rank, the same intra-op threads on both sides, fp32 on the CPU (bf16 +
 # channels_last on a GPU). Prints a table of min / median / max over the runs, the ratio
 # of the medians, and the median of the runs' own ratios (each Strata run against the
-# PyTorch run right after it: what a shared machine's drift cannot bias), and writes JSON.
+# PyTorch run right after it: what a shared machine's drift cannot bias), and in how many
+# of those pairs Strata was ahead, and writes JSON.
 #
-#   benchmarks/step_compare.sh [--runs 5] [--steps 30] [--threads 2] [--rows smoke,baseline]
+#   benchmarks/step_compare.sh [--runs 5] [--steps 30] [--warmup 5] [--threads 2] [--rows smoke,baseline]
 #                              [--no-pipeline] [--json step_compare.json] [--device cpu|cuda]
 # Rows: smoke    = cpu_smoke's U-Net, widths 8-64, 64x64, batch 16
 #       baseline = the baseline U-Net, widths 32-512, 64x64, batch 8
@@ -24,6 +25,7 @@ while (($#)); do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --rows) rows=$2; shift 2 ;;
     --no-pipeline) pipeline=0; shift ;;
@@ -80,8 +82,8 @@ def stats(v):
 result = dict(device=device, threads=threads, machine=f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
               rows={})
 print(f"device {device}, {threads} intra-op threads, one rank, {runs} interleaved runs; slices/s min / median / max")
-print("| row | what | Strata | PyTorch | ratio of medians | median of run ratios |\n"
-      "| :--- | :--- | ---: | ---: | ---: | ---: |")
+print("| row | what | Strata | PyTorch | ratio of medians | median of run ratios | runs Strata ahead |\n"
+      "| :--- | :--- | ---: | ---: | ---: | ---: | ---: |")
 for row in rows:
     s = [json.load(open(os.path.join(tmp, f"strata-{row}-{k}.json"))) for k in range(1, runs + 1)]
     p = [last_json(os.path.join(tmp, f"pytorch-{row}-{k}.json")) for k in range(1, runs + 1)]
@@ -97,9 +99,10 @@ for row in rows:
         a, b = r[what]["strata"], r[what]["pytorch"]
         r[what]["ratio"] = a["median"] / b["median"]
         r[what]["paired_ratio"] = statistics.median(x / y for x, y in zip(a["runs"], b["runs"]))
+        r[what]["strata_ahead"] = sum(x > y for x, y in zip(a["runs"], b["runs"]))
         print(f"| {label} | {what} | {a['min']:.1f} / {a['median']:.1f} / {a['max']:.1f} | "
               f"{b['min']:.1f} / {b['median']:.1f} / {b['max']:.1f} | {r[what]['ratio']:.2f} | "
-              f"{r[what]['paired_ratio']:.2f} |")
+              f"{r[what]['paired_ratio']:.2f} | {r[what]['strata_ahead']} of {runs} |")
     result["rows"][row] = r
 if out:
     with open(out, "w") as f:
