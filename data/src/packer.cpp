@@ -4,9 +4,9 @@
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
 #include "strata/core/files.h"
+#include "strata/core/intraop.h"
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
-#include "strata/core/intraop.h"
 #include "strata/dataprep/parallel.h"
 #include "strata/data/random.h"
 

@@ -104,8 +104,8 @@ TEST_F(CommTest, TheWorkerThreadOpensNoOpenMPTeam) {
   comm_->allreduce({big, half}, ReduceOp::kAvg);  // flatten, divide, copy back: parallel ops
   EXPECT_EQ(threads_of_process(), before);
   at::set_num_threads(before_threads);
-  EXPECT_TRUE(torch::equal(big.to(torch::kDouble),
-                           (torch::arange(1 << 22, torch::kLong) % 13 + 1).to(torch::kDouble) * (comm_->size() + 1) / 2.0));
+  auto average = (torch::arange(1 << 22, torch::kLong) % 13 + 1).to(torch::kDouble) * (comm_->size() + 1) / 2.0;
+  EXPECT_TRUE(torch::equal(big.to(torch::kDouble), average));
 }
 
 TEST_F(CommTest, ManyTensorsOfMixedDtypesAndShapesFuse) {

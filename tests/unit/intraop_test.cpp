@@ -1,7 +1,8 @@
 // set_thread_intraop_threads (intraop.h): a worker thread that asked for teams of one
 // keeps them through ATen's own set-up of the thread, and opens no OpenMP team of its
-// own, neither ATen's nor MKL's (batched GEMM). A reader with a second team made libgomp count more threads than cores, and then
-// libgomp stops spinning between regions in every team, the training step's included.
+// own, neither ATen's nor MKL's (batched GEMM). A reader with a team of its own made
+// libgomp count more threads than cores, and then libgomp stops spinning between
+// regions in every team, the training step's included.
 #include "strata/core/intraop.h"
 
 #include <ATen/ATen.h>

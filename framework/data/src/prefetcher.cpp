@@ -113,7 +113,7 @@ void Prefetcher::Impl::allocate(int64_t rows) {
 void Prefetcher::Impl::reader() {
   // Readers are the parallelism: ATen ops in a reader (conversion, CPU augmentation)
   // run on the reader's own thread rather than opening OpenMP teams that would
-  // oversubscribe the cores the training step uses (see intraop.h).
+  // oversubscribe the cores the training step uses (see strata/core/intraop.h).
   core::set_thread_intraop_threads(1);
 #if STRATA_WITH_CUDA
   // A new thread starts on device 0: without this guard the readers' CUDA calls (the

@@ -2,11 +2,11 @@
 #include "strata/eval/predictor.h"
 
 #include "strata/core/error.h"
+#include "strata/core/intraop.h"
 #include "strata/core/log.h"
 #include "strata/core/progress.h"
 #include "strata/core/timer.h"
 #include "strata/data/format.h"
-#include "strata/core/intraop.h"
 #include "strata/dataprep/preprocess.h"
 
 #include <unistd.h>
