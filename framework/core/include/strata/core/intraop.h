@@ -15,8 +15,9 @@
 // team, so the step's threads sleep and wake around each of its thousands of regions.
 // One augmenting reader with a team of 2 (its first ATen op reset the thread's setting,
 // and MKL's batched GEMM in affine_grid had a setting of its own) left the second
-// training thread idle for 10-20% of each second and made the whole-pipeline step
-// 10-17% slower than the resident-batch step on 2 cores (perf, 2026-11-30).
+// training thread idle for 10-20% of each second (perf), and the whole pipeline ran at
+// 0.89 of the resident-batch step against 0.97 once fixed (medians of 10 interleaved
+// pairs, baseline U-Net, 2 cores, 2026-11-30).
 #pragma once
 
 namespace strata::core {
