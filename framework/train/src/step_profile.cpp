@@ -32,11 +32,6 @@ void StepProfile::mark(const char* phase) {
   }
 }
 
-void StepProfile::reset() {
-  steps_ = 0;
-  total_s_.clear();
-}
-
 std::vector<std::pair<std::string, double>> StepProfile::mean_ms() const {
   std::vector<std::pair<std::string, double>> out;
   for (const auto& [phase, s] : total_s_) out.emplace_back(phase, steps_ > 0 ? 1e3 * s / static_cast<double>(steps_) : 0.0);

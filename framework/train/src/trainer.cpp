@@ -606,17 +606,14 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup, bool profile) {
   // 3. --profile: both again, phase by phase (rank 0's split; every rank waits alike).
   if (profile) {
     StepProfile resident(device_), pipeline(device_);
-    profile_ = &resident;
-    grad_step_->set_profile(profile_);
+    set_profile(&resident);
     for (int64_t k = 0; k < steps; ++k) {
       resident.begin_step();
       train_step(fixed_step);
     }
-    profile_ = &pipeline;
-    grad_step_->set_profile(profile_);
+    set_profile(&pipeline);
     bench_pipeline(steps, 0, epoch);
-    profile_ = nullptr;
-    grad_step_->set_profile(nullptr);
+    set_profile(nullptr);
     r.step_profile_ms = resident.mean_ms();
     r.pipeline_profile_ms = pipeline.mean_ms();
   }
@@ -654,12 +651,14 @@ std::pair<double, double> Trainer::bench_pipeline(int64_t steps, int64_t warmup,
         timing = true;
       }
       mark("data handover");
-      // What train_epoch does around every step: the stop-signal agreement and the loss sum.
-      if ((stopped = world_.any_rank(core::StopSignals::received() != 0))) break;
       loss_sum.add_(train_step(micro));
+      // What train_epoch does around every step: the loss sum and the stop-signal
+      // agreement (here after the step, so that the profile charges it to bookkeeping).
+      stopped = world_.any_rank(core::StopSignals::received() != 0);
       mark("bookkeeping");
       ++done;
       if (timing) ++counted;
+      if (stopped) break;
     }
     loader_->stop();
     synchronize(device_);

@@ -25,10 +25,7 @@ class StepProfile {
   // Charges the time since the previous mark (or begin_step) to `phase`, after the device
   // has finished what was queued.
   void mark(const char* phase);
-  // Stops charging (warm-up steps) and forgets what was measured.
-  void reset();
 
-  int64_t steps() const { return steps_; }
   // (phase, mean ms per step), in the order phases were first marked.
   std::vector<std::pair<std::string, double>> mean_ms() const;
 

@@ -190,6 +190,11 @@ class Trainer {
   void mark(const char* phase) {
     if (profile_) profile_->mark(phase);
   }
+  // bench --profile: the trainer's marks and the GradStep's go to `profile` (null: off).
+  void set_profile(StepProfile* profile) {
+    profile_ = profile;
+    grad_step_->set_profile(profile);
+  }
   // bench: `steps` steps through the input pipeline after `warmup`, with the per-step
   // bookkeeping of train_epoch; returns (seconds, seconds waiting for batches), this rank.
   std::pair<double, double> bench_pipeline(int64_t steps, int64_t warmup, int64_t& epoch);
