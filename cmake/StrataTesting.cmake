@@ -81,3 +81,20 @@ function(strata_add_mpi_test target np)
                        TIMEOUT ${STRATA_DIST_TIMEOUT} ENVIRONMENT "${STRATA_MPI_TEST_ENV}"
                        SKIP_RETURN_CODE ${STRATA_SKIP_CODE})
 endfunction()
+
+# Another CPU, emulated. Float kernels differ by CPU (ATen and oneDNN dispatch on the ISA),
+# so a test that compares against committed data must hold on every CPU within its
+# tolerance. Such tests run once more per variant here, with ATen held to that code path
+# (ATEN_CPU_CAPABILITY) and oneDNN to the matching ISA (ONEDNN_MAX_CPU_ISA): `default` is a
+# plain x86-64 machine, `avx2` one without AVX-512.
+set(STRATA_ISA_VARIANTS default avx2 CACHE STRING "Emulated CPU code paths the golden tests run again under")
+function(strata_isa_env out isa)
+  if(isa STREQUAL "default")
+    set(_onednn SSE41)
+  elseif(isa STREQUAL "avx2")
+    set(_onednn AVX2)
+  else()
+    message(FATAL_ERROR "STRATA_ISA_VARIANTS: unknown variant '${isa}' (default, avx2)")
+  endif()
+  set(${out} "ATEN_CPU_CAPABILITY=${isa};ONEDNN_MAX_CPU_ISA=${_onednn}" PARENT_SCOPE)
+endfunction()

@@ -17,11 +17,14 @@
 #include "strata/nn/loss.h"
 #include "strata/nn/unet.h"
 
+#include <ATen/Version.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 
 namespace strata::nn {
 namespace {
@@ -125,6 +128,19 @@ TEST_F(UNetGoldenTest, ASmallWeightChangeIsDetected) {
   model_->train();
   torch::Tensor logits = model_->forward(golden_.tensor("input"));
   EXPECT_GT(test::relative_error(logits, golden_.tensor("logits")), 10 * kOutputTol);
+}
+
+// ctest runs this file again with ATEN_CPU_CAPABILITY set, to stand for another CPU
+// (cmake/StrataTesting.cmake): the emulation must really be in force, or those runs
+// would repeat this machine's code path and prove nothing.
+TEST_F(UNetGoldenTest, RunsOnTheRequestedCpuCodePath) {
+  const std::string capability = at::get_cpu_capability();
+  RecordProperty("cpu_capability", capability);
+  const char* requested = std::getenv("ATEN_CPU_CAPABILITY");
+  if (requested == nullptr) GTEST_SKIP() << "ATEN_CPU_CAPABILITY is not set: this machine's own code path, " << capability;
+  std::string want(requested);
+  std::transform(want.begin(), want.end(), want.begin(), [](unsigned char c) { return std::toupper(c); });
+  EXPECT_EQ(capability, want);
 }
 
 }  // namespace
