@@ -113,7 +113,7 @@ TEST(ConfigTest, UnknownTopLevelSection) {
 
 TEST(ConfigTest, WrongTypesAreErrors) {
   EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("train: {lr: fast}", {}, "x.yaml"); }),
-                  "'train.lr' must be a number, got 'fast'");
+                  "'train.lr' must be a finite number, got 'fast'");
   EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("epochs: 1.5", {}, "x.yaml"); }),
                   "'epochs' must be an integer");
   EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("shuffle: maybe", {}, "x.yaml"); }),
@@ -121,7 +121,7 @@ TEST(ConfigTest, WrongTypesAreErrors) {
   EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("tags: solo", {}, "x.yaml"); }),
                   "'tags' must be a list");
   EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("train: {betas: [0.9, x]}", {}, "x.yaml"); }),
-                  "'train.betas[1]' must be a number");
+                  "'train.betas[1]' must be a finite number");
   EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("train: 3", {}, "x.yaml"); }),
                   "'train' must be a mapping");
   EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("[1, 2]", {}, "x.yaml"); }), "top level");
@@ -137,6 +137,32 @@ TEST(ConfigTest, OutOfRangeValuesAreErrors) {
                   "must have 2 to 2 elements");
   EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("train: {betas: [0.9, 1.5]}", {}, "x.yaml"); }),
                   "element 1 must be in [0, 1]");
+}
+
+// YAML's .inf and .nan are numbers to yaml-cpp; no key of a recipe means anything with
+// them, and train.lr=.inf would train on NaN.
+TEST(ConfigTest, NonFiniteNumbersAreErrors) {
+  EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("train: {lr: .inf}", {}, "x.yaml"); }),
+                  "'train.lr' must be a finite number, got '.inf' (in x.yaml:1)");
+  EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("", {"train.lr=.nan"}); }),
+                  "'train.lr' must be a finite number, got '.nan' (in --set train.lr=.nan)");
+  EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("train: {betas: [0.9, -.Inf]}", {}, "x.yaml"); }),
+                  "'train.betas[1]' must be a finite number");
+  EXPECT_DOUBLE_EQ(parse_config<RootConfig>("train: {lr: 1e300}").train.lr, 1e300);  // large is not infinite
+}
+
+// yaml-cpp keeps the first of two equal keys and drops the second without a word: a
+// recipe with two `train:` sections would silently ignore one.
+TEST(ConfigTest, DuplicateKeysAreErrorsWithBothLines) {
+  TempYaml f("train:\n  lr: 0.1\nepochs: 2\ntrain:\n  amp: bf16\n");
+  std::string e = config_error([&] { load_config<RootConfig>(f.path()); });
+  EXPECT_CONTAINS(e, f.path() + ":4: 'train' is given twice (first at line 1)");
+  EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("train:\n  lr: 0.1\n  lr: 0.2\n", {}, "x.yaml"); }),
+                  "x.yaml:3: 'train.lr' is given twice (first at line 2)");
+  EXPECT_CONTAINS(config_error([] { parse_config<RootConfig>("", {"train={lr: 1, lr: 2}"}); }),
+                  "--set train={lr: 1, lr: 2}:1: 'lr' is given twice");
+  // The same key in two different sections is fine.
+  EXPECT_EQ(parse_config<RootConfig>("train: {amp: bf16}\nname: amp\n").train.amp, "bf16");
 }
 
 TEST(ConfigTest, CrossFieldValidation) {

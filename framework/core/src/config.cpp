@@ -118,22 +118,56 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
   cur[parts.back()] = value;
 }
 
-YAML::Node parse_yaml(const std::string& text, const std::string& source) {
-  try {
-    return YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", source, e.mark.line + 1, e.msg));
+namespace {
+
+// Throws ConfigError for the first key that appears twice in one mapping, anywhere in
+// the tree, naming its dotted path and both lines.
+void check_unique_keys(const YAML::Node& node, const std::string& prefix, const std::string& source) {
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) check_unique_keys(node[i], fmt::format("{}[{}]", prefix, i), source);
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::vector<std::pair<std::string, YAML::Mark>> keys;
+  for (const auto& kv : node) {
+    std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("<complex key>");
+    std::string path = prefix.empty() ? key : prefix + "." + key;
+    for (const auto& [seen, mark] : keys) {
+      if (seen == key) {
+        throw ConfigError(fmt::format("{}:{}: '{}' is given twice (first at line {}); YAML would keep only the first, "
+                                      "so merge the two",
+                                      source, kv.first.Mark().line + 1, path, mark.line + 1));
+      }
+    }
+    keys.emplace_back(key, kv.first.Mark());
+    check_unique_keys(kv.second, path, source);
   }
 }
 
-YAML::Node load_yaml_file(const std::string& path) {
+}  // namespace
+
+YAML::Node parse_yaml(const std::string& text, const std::string& source) {
+  YAML::Node root;
   try {
-    return YAML::LoadFile(path);
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", source, e.mark.line + 1, e.msg));
+  }
+  check_unique_keys(root, "", source);
+  return root;
+}
+
+YAML::Node load_yaml_file(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
   } catch (const YAML::BadFile&) {
     throw ConfigError(fmt::format("cannot read config file '{}'", path));
   } catch (const YAML::Exception& e) {
     throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", path, e.mark.line + 1, e.msg));
   }
+  check_unique_keys(root, "", path);
+  return root;
 }
 
 namespace {

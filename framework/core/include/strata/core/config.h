@@ -25,6 +25,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -103,15 +104,18 @@ template <class T>
 const char* expected_kind() {
   if constexpr (std::is_same_v<T, bool>) return "true or false";
   else if constexpr (std::is_integral_v<T>) return "an integer";
-  else if constexpr (std::is_floating_point_v<T>) return "a number";
+  else if constexpr (std::is_floating_point_v<T>) return "a finite number";
   else return "a string";
 }
 
-// Scalar text to T; false when it does not parse (yaml-cpp's own conversion rules).
+// Scalar text to T; false when it does not parse (yaml-cpp's own conversion rules), or
+// when a float is not finite: YAML's .inf and .nan parse as numbers, but no key of a
+// recipe means anything with them (train.lr=.inf would train on NaN).
 template <class T>
 bool convert_scalar(const YAML::Node& node, T* out) {
-  if (!node.IsScalar()) return false;
-  return YAML::convert<T>::decode(node, *out);
+  if (!node.IsScalar() || !YAML::convert<T>::decode(node, *out)) return false;
+  if constexpr (std::is_floating_point_v<T>) return std::isfinite(*out);
+  return true;
 }
 
 }  // namespace detail
@@ -228,7 +232,9 @@ class ConfigValidator {
 // so `--set loss.weights=[0.1,4,1,1]` gives a list.
 void apply_override(YAML::Node& root, const std::string& assignment);
 
-// Parses YAML text; syntax errors become ConfigError naming `source` and the line.
+// Parses YAML text; syntax errors and a key given twice in one mapping (yaml-cpp keeps
+// the first silently, so a second `train:` section would be ignored) become ConfigError
+// naming `source` and the lines.
 YAML::Node parse_yaml(const std::string& text, const std::string& source);
 YAML::Node load_yaml_file(const std::string& path);
 
