@@ -9,6 +9,7 @@
 #include "strata/core/progress.h"
 #include "strata/core/signals.h"
 #include "strata/core/timer.h"
+#include "strata/nn/finite.h"
 #include "strata/nn/summary.h"
 #include "strata/train/fused_adam.h"
 #include "strata/train/grad_clip.h"
@@ -125,6 +126,7 @@ Trainer::Trainer(TrainerSetup setup, comm::World& world)
   nn::set_sum_over_ranks(*model_, sum_over_ranks_);
   nn::log_parameter_count(*model_, model_->describe());
   loss_ = nn::make_loss(setup_.loss, setup_.model.num_classes);
+  bad_loss_step_ = torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device_));
 
   ReducerOptions ro;
   ro.bucket_mb = t.bucket_mb;
@@ -232,6 +234,7 @@ torch::Tensor Trainer::train_step(const std::vector<MicroBatch>& micro) {
     }
   }
   mark("optimizer");
+  record_loss(loss);
   scaler_->update();
   ++step_;
   mark("scaler update");
@@ -298,6 +301,8 @@ EpochStats Trainer::train_epoch() {
                                optimizer_->param_groups().front().options().get_lr());
     }
     if (setup_.after_step) setup_.after_step(step_);
+    const int64_t every = setup_.train.finite_check_every;
+    if (every > 0 && step_ % every == 0) check_finite();
     if (po.enabled && (steps % report_every == 0 || start + steps == per_epoch)) {
       double rate = static_cast<double>(micro_batches * group) / std::max(clock.seconds(), 1e-9);
       shown_loss.request(loss_sum, steps);  // on a GPU the bar shows the mean of a report or two ago
@@ -372,6 +377,7 @@ Trainer::Outcome Trainer::fit() {
     EpochStats st = train_epoch();
     // BatchNorm running stats: the mean over ranks (sync_batch's are the same on every rank).
     if (setup_.model.norm != "sync_batch") average_buffers(*model_, *comm_);
+    check_finite();  // before any checkpoint of this epoch
     if (st.preempted) {
       if (world_.rank() == 0) {  // the marker only after the checkpoint it points to
         write_checkpoint("last.pt", "preempt");
@@ -415,6 +421,35 @@ void Trainer::save_checkpoint(const std::string& name, const std::string& reason
   // Collective: no rank goes on (and perhaps reads the file) before it is in place. A
   // failed write on rank 0 ends the job through main's abort instead.
   world_.barrier();
+  last_good_ = fmt::format("{} (epoch {}, step {})", (fs::path(setup_.run_dir) / name).string(), epoch_, step_);
+}
+
+void Trainer::record_loss(const torch::Tensor& loss) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor bad = loss.detach().isfinite().logical_not();
+  // fp16: a step with inf/nan gradients is skipped by the loss scaling (and an overflowing
+  // loss with it); that is the scaler's business, not divergence.
+  if (scaler_->enabled()) bad = bad.logical_and(scaler_->found_inf().sum().eq(0));
+  bad_loss_step_.masked_fill_(bad.logical_and(bad_loss_step_.lt(0)), step_ + 1);
+}
+
+void Trainer::check_finite() {
+  const int64_t bad_step = bad_loss_step_.item<int64_t>();
+  world_.agree([&] {
+    std::string what;
+    if (bad_step >= 0) {
+      what = fmt::format("the loss of step {} was NaN or Inf", bad_step);
+    } else if (auto nf = nn::first_non_finite(*model_)) {
+      what = nf->describe();
+    }
+    if (what.empty()) return;
+    STRATA_THROW(TrainingError,
+                 "training diverged, stopped at step {} of epoch {}: {}. {}. Nothing non-finite was saved. Lower "
+                 "train.lr, set train.grad_clip, or check the data (brats_recipe inspect --verify)",
+                 step_, epoch_ + 1, what,
+                 last_good_.empty() ? "No checkpoint of this run was written yet"
+                                    : fmt::format("The last good checkpoint is {}", last_good_));
+  });
 }
 
 void Trainer::write_checkpoint(const std::string& name, const std::string& reason) {
@@ -543,6 +578,7 @@ void Trainer::resume(const std::string& path) {
   // Older checkpoints recorded only steps, at the world size they were written at.
   resume_sample_ = meta.world_size > 0 ? meta.epoch_sample : meta.step_in_epoch * group;
   best_metric_ = meta.best_metric;
+  last_good_ = fmt::format("{} (epoch {}, step {})", path, epoch_, step_);
   core::log0("resumed from {}: epoch {} done, step {}{}", path, epoch_, step_,
              resume_sample_ > 0 ? fmt::format(", continuing epoch {} at sample {} of {}", epoch_ + 1, resume_sample_,
                                               sampler_->num_items())

@@ -49,6 +49,7 @@ STRATA_DEFINE_ERROR(DataError, "data error");              // bad NIfTI / HDF5 i
 STRATA_DEFINE_ERROR(CommError, "communication error");     // MPI, NCCL, rank consistency
 STRATA_DEFINE_ERROR(CheckpointError, "checkpoint error");  // missing, corrupt or foreign checkpoint
 STRATA_DEFINE_ERROR(IoError, "I/O error");                 // files that cannot be read or written
+STRATA_DEFINE_ERROR(TrainingError, "training error");      // training diverged: NaN/Inf loss, weights or statistics
 STRATA_DEFINE_ERROR(InternalError, "internal error");      // a broken invariant: a Strata bug
 
 #undef STRATA_DEFINE_ERROR

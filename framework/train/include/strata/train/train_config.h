@@ -29,6 +29,7 @@ struct TrainConfig {
   bool cudnn_benchmark = true;                // let cuDNN pick the fastest convolution algorithms
   double init_scale = 65536.0;                // fp16: initial loss scale
   int64_t growth_interval = 2000;             // fp16: clean steps before the scale doubles
+  int64_t finite_check_every = 50;            // steps between NaN/Inf checks of loss, weights, BN statistics (0: epoch ends only)
 
   template <class V>
   void visit(V& v) {
@@ -55,6 +56,10 @@ struct TrainConfig {
     v("init_scale", init_scale, "fp16: initial loss scale", core::greater_than(0.0));
     v("growth_interval", growth_interval, "fp16: clean steps before the loss scale doubles",
       core::at_least<int64_t>(1));
+    v("finite_check_every", finite_check_every,
+      "optimizer steps between checks of the loss, weights and BatchNorm statistics for NaN/Inf (one host "
+      "synchronisation each; 0: only at the end of each epoch, which always checks)",
+      core::at_least<int64_t>(0));
   }
 };
 

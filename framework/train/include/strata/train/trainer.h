@@ -10,6 +10,13 @@
 // case, summed with one allreduce), ReduceLROnPlateau on the mean tumour Dice, rank 0
 // writes <run_dir>/last.pt (and best.pt) atomically and appends metrics.jsonl.
 //
+// Divergence: each step's loss is tested for NaN/Inf on the device (a step that fp16's
+// loss scaling skips is exempt). Every train.finite_check_every steps, and always before
+// an epoch's checkpoints, the ranks read that flag and search the weights and BatchNorm
+// buffers (nn/finite.h): anything non-finite stops the run on every rank with one
+// TrainingError naming the step, the tensor and the last good checkpoint, so no
+// checkpoint, best.pt above all, ever holds NaN.
+//
 // Determinism: every random draw is keyed by (seed, rank, step): the sampler's epoch
 // permutation by (seed, epoch), augmentation by (seed, rank, step), and the global
 // generators (dropout) are reseeded from (seed, rank, step) before every step. The
@@ -185,6 +192,11 @@ class Trainer {
   void write_checkpoint(const std::string& name, const std::string& reason);  // rank 0
   void write_metrics(const EpochStats& stats, const std::optional<Validation>& val);
   void check_resume_config(const model::CheckpointMeta& meta, const std::string& path) const;
+  // Collective: throws TrainingError on every rank when some rank's recorded loss or
+  // the model holds NaN/Inf (see the header comment).
+  void check_finite();
+  // On the device, no host sync: remembers this step when its loss is not finite.
+  void record_loss(const torch::Tensor& loss);
   std::vector<torch::Tensor> grads() const;
   void log_samples(const std::vector<int64_t>& slices);
   void mark(const char* phase) {
@@ -224,6 +236,8 @@ class Trainer {
   int stop_signal_ = 0;        // the stop signal some rank received (agreed; 0: none)
   double best_metric_ = -1;
   std::unique_ptr<std::ofstream> sample_log_;
+  torch::Tensor bad_loss_step_;   // int64 [] on the device: first step with a NaN/Inf loss, -1: none
+  std::string last_good_;         // the last checkpoint written or resumed from, "path (epoch e, step s)"
 };
 
 }  // namespace strata::train
