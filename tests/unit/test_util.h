@@ -3,6 +3,9 @@
 
 #include "strata/core/error.h"
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <string>
 
 namespace strata::test {
@@ -17,5 +20,29 @@ std::string error_of(F&& f) {
   }
   return "";
 }
+
+// While alive, files this process writes cannot grow past `bytes`: a write beyond it
+// fails (EFBIG, "File too large") as a write to a full disk fails (ENOSPC), without
+// needing a small file system. SIGXFSZ, which would end the process, is ignored.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &saved_);
+    previous_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit = saved_;
+    limit.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, previous_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit saved_{};
+  void (*previous_)(int) = SIG_DFL;
+};
 
 }  // namespace strata::test

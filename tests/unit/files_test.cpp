@@ -1,0 +1,81 @@
+// Atomic file output under a failing disk (files.h).
+#include "strata/core/files.h"
+
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace strata::core {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+  TempDir() {
+    path = fs::temp_directory_path() / fmt::format("strata_files_test_{}", ::getpid());
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  fs::path path;
+};
+
+std::string text_of(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A write that fails part-way (the file system refuses to grow the file) is an IoError
+// naming the file and the system's reason; the previous file is untouched and no
+// temporary is left.
+TEST(AtomicFileTest, AFailedWriteKeepsThePreviousFileAndLeavesNoTemporary) {
+  TempDir dir;
+  const fs::path target = dir.path / "scores.csv";
+  write_file_atomic(target.string(), "previous\n", "per-case scores");
+  std::string message;
+  {
+    test::FileSizeLimit limit(4096);
+    message = test::error_of([&] { write_file_atomic(target.string(), std::string(100000, 'x'), "per-case scores"); });
+  }
+  EXPECT_NE(message.find("cannot write the per-case scores '" + target.string() + "': File too large (after 4096 "
+                         "bytes"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(text_of(target), "previous\n");
+  for (const auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "scores.csv");
+}
+
+// Writes after the first failure are dropped (the producer runs on to its end), and
+// the failure is reported by commit(); a file never committed is removed.
+TEST(AtomicFileTest, KeepsTheFirstFailureForCommitAndRemovesAnUncommittedFile) {
+  TempDir dir;
+  const fs::path target = dir.path / "last.pt";
+  {
+    test::FileSizeLimit limit(1000);
+    AtomicFile file(target.string(), "checkpoint");
+    const std::string chunk(600, 'x');
+    EXPECT_EQ(file.write(chunk.data(), chunk.size()), 600u);
+    EXPECT_EQ(file.write(chunk.data(), chunk.size()), 600u);  // fails at byte 1000, reports nothing yet
+    EXPECT_EQ(file.write(chunk.data(), chunk.size()), 600u);
+    const std::string message = test::error_of([&] { file.commit(); });
+    EXPECT_NE(message.find("File too large (after 1000 bytes"), std::string::npos) << message;
+  }
+  {
+    AtomicFile abandoned(target.string(), "checkpoint");
+    abandoned.write("abc", 3);
+  }
+  EXPECT_TRUE(fs::is_empty(dir.path));
+  AtomicFile file(target.string(), "checkpoint");
+  file.write("abc", 3);
+  file.commit();
+  EXPECT_EQ(text_of(target), "abc");
+}
+
+}  // namespace
+}  // namespace strata::core
