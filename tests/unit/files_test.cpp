@@ -1,9 +1,12 @@
-// Atomic file output under a failing disk (files.h).
+// Atomic file output under a failing disk (files.h), and the run lock's view of ended
+// processes (run_lock.h).
 #include "strata/core/files.h"
+#include "strata/core/run_lock.h"
 
 #include "test_util.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -75,6 +78,30 @@ TEST(AtomicFileTest, KeepsTheFirstFailureForCommitAndRemovesAnUncommittedFile) {
   file.write("abc", 3);
   file.commit();
   EXPECT_EQ(text_of(target), "abc");
+}
+
+// A process that has exited but was not yet reaped (a zombie: a rank ended by
+// MPI_Abort, until mpirun waits for it) no longer holds its run folder.
+TEST(RunLockTest, TakesOverTheLockOfAZombieProcess) {
+  TempDir dir;
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT), 0);  // exited, not reaped
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  std::ofstream(dir.path / "LOCK") << host << " " << child << " 2026-01-01T00:00:00Z\n";
+  RunLock lock;
+  const std::string why = lock.acquire(dir.path.string());
+  ::waitpid(child, nullptr, 0);
+  EXPECT_EQ(why, "");
+  EXPECT_TRUE(lock.held());
+
+  // A live process still holds it.
+  lock.release();
+  std::ofstream(dir.path / "LOCK") << host << " " << ::getppid() << " 2026-01-01T00:00:00Z\n";
+  RunLock second;
+  EXPECT_NE(second.acquire(dir.path.string()).find("is in use by pid"), std::string::npos);
 }
 
 }  // namespace
