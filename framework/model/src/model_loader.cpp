@@ -22,7 +22,9 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> shapes_of(torch::nn::M
   return out;
 }
 
-nn::UNetConfig stored_config(const model::CheckpointMeta& meta, const std::string& path) {
+}  // namespace
+
+nn::UNetConfig stored_unet_config(const model::CheckpointMeta& meta, const std::string& path) {
   try {
     nn::UNetConfig config = core::parse_config<nn::UNetConfig>(meta.model_yaml, {}, "model section of " + path);
     config.validate();
@@ -31,8 +33,6 @@ nn::UNetConfig stored_config(const model::CheckpointMeta& meta, const std::strin
     STRATA_THROW(CheckpointError, "'{}' stores a model section that is not a valid U-Net config: {}", path, e.what());
   }
 }
-
-}  // namespace
 
 LoadedModel load_unet(const std::string& path, const torch::Device& device, const nn::UNetConfig* architecture) {
   if (is_state_dict(path)) {
@@ -53,17 +53,19 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device, cons
   auto archive = model::open_checkpoint(path, torch::Device(torch::kCPU));
   LoadedModel out;
   out.meta = model::read_meta(archive, path);
-  const nn::UNetConfig config = stored_config(out.meta, path);
+  const nn::UNetConfig config = stored_unet_config(out.meta, path);
   out.model = nn::UNet2d(config);
   const auto expected = shapes_of(*out.model);
 
   torch::serialize::InputArchive weights;
-  STRATA_CHECK_AS(CheckpointError, archive.try_read("model", weights), "'{}' has metadata but no model weights", path);
+  const bool has_weights =
+      read_checkpoint_part(path, "the model weights", [&] { return archive.try_read("model", weights); });
+  STRATA_CHECK_AS(CheckpointError, has_weights, "'{}' has metadata but no model weights", path);
   try {
     out.model->load(weights);
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     STRATA_THROW(CheckpointError, "the weights of '{}' do not fit its model section ({}): {}", path,
-                 out.model->describe(), e.what_without_backtrace());
+                 out.model->describe(), reason_of(e));
   }
   // Registration order is fixed by the architecture, so both lists pair up by position.
   const auto loaded = shapes_of(*out.model);

@@ -32,6 +32,10 @@ struct LoadedModel {
 LoadedModel load_unet(const std::string& path, const torch::Device& device,
                       const nn::UNetConfig* architecture = nullptr);
 
+// The U-Net config a checkpoint stores (its model section), validated; CheckpointError
+// naming the file when it is not a valid one.
+nn::UNetConfig stored_unet_config(const model::CheckpointMeta& meta, const std::string& path);
+
 // FNV-1a of every parameter and buffer (names, shapes and bytes, in registration order):
 // names the exact weights a result came from, in its JSON.
 std::string weights_hash(const torch::nn::Module& module);
