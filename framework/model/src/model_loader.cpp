@@ -2,6 +2,7 @@
 #include "strata/model/model_loader.h"
 
 #include "strata/model/state_dict.h"
+#include "strata/nn/finite.h"
 
 #include "strata/core/config.h"
 #include "strata/core/error.h"
@@ -20,6 +21,15 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> shapes_of(torch::nn::M
   for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value().sizes().vec());
   for (const auto& b : m.named_buffers()) out.emplace_back(b.key(), b.value().sizes().vec());
   return out;
+}
+
+// Weights that went NaN or Inf (training diverged before they were saved) would give
+// NaN probabilities, hence empty segmentations and meaningless scores.
+void refuse_non_finite(const torch::nn::Module& model, const std::string& path) {
+  if (auto bad = nn::first_non_finite(model)) {
+    STRATA_THROW(CheckpointError, "'{}' holds non-finite weights: {} (training diverged before it was saved; use an "
+                 "earlier checkpoint)", path, bad->describe());
+  }
 }
 
 }  // namespace
@@ -43,6 +53,7 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device, cons
     architecture->validate();
     out.model = nn::UNet2d(*architecture);
     import_state_dict(out.model, path);
+    refuse_non_finite(*out.model, path);
     out.meta.model_yaml = core::to_yaml(*architecture);
     out.meta.reason = "state_dict";
     out.model->to(device);
@@ -81,6 +92,7 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device, cons
                  path, out.model->describe(), name, shape, expected[wrong.front()].second,
                  wrong.size() > 1 ? fmt::format(" ({} more tensors differ)", wrong.size() - 1) : "");
   }
+  refuse_non_finite(*out.model, path);
   out.model->to(device);
   if (config.channels_last) nn::set_memory_format(*out.model, torch::MemoryFormat::ChannelsLast);
   out.model->eval();

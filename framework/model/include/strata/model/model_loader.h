@@ -7,9 +7,10 @@
 // not a libtorch archive; a libtorch archive that is not a Strata checkpoint (no
 // metadata); a model section that is not a valid U-Net config; weights that are
 // missing or whose shapes do not fit the architecture that section describes (naming
-// the parameter and both shapes). libtorch's own Module::load accepts a tensor of any
-// shape in place of a parameter, so the shapes are checked here, before the first
-// forward pass would fail with an opaque convolution error.
+// the parameter and both shapes); a parameter or buffer that holds NaN or Inf (naming
+// it). libtorch's own Module::load accepts a tensor of any shape in place of a
+// parameter, so the shapes are checked here, before the first forward pass would fail
+// with an opaque convolution error.
 #pragma once
 
 #include "strata/nn/unet.h"
