@@ -432,18 +432,20 @@ TEST(ModelLoaderTest, LoadsTheStoredArchitectureAndItsWeights) {
   EXPECT_TRUE(torch::equal(loaded.model->forward(x), saved->forward(x)));
 }
 
+// The CheckpointError of loading `path`.
+std::string load_error(const std::string& path) {
+  try {
+    load_unet(path, torch::kCPU);
+  } catch (const core::CheckpointError& e) {
+    return e.what();
+  }
+  return "no CheckpointError";
+}
+
 // Weights or BatchNorm statistics that went NaN or Inf before the checkpoint was saved:
 // evaluate and predict (both load through load_unet) refuse them, naming the tensor.
 TEST(ModelLoaderTest, NonFiniteWeightsAndBuffersAreRefusedNamingTheTensor) {
   const std::string dir = test::temp_dir("ckpt_nan");
-  auto load_error = [](const std::string& p) {
-    try {
-      load_unet(p, torch::kCPU);
-    } catch (const core::CheckpointError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no CheckpointError");
-  };
   torch::NoGradGuard no_grad;
   nn::UNet2d nan_weight = unet_of({4, 8});
   nan_weight->named_parameters()["enc.1.conv2.weight"].view(-1)[5] = NAN;
@@ -464,14 +466,6 @@ TEST(ModelLoaderTest, NonFiniteWeightsAndBuffersAreRefusedNamingTheTensor) {
 
 TEST(ModelLoaderTest, ForeignBrokenAndMismatchedCheckpointsAreCheckpointErrors) {
   const std::string dir = test::temp_dir("ckpt_bad");
-  auto load_error = [](const std::string& p) {
-    try {
-      load_unet(p, torch::kCPU);
-    } catch (const core::CheckpointError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no CheckpointError");
-  };
   EXPECT_NE(load_error(dir + "/missing.pt").find("does not exist"), std::string::npos);
 
   std::ofstream(dir + "/garbage.pt") << "not a checkpoint";

@@ -18,13 +18,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  TempDir() {
-    path = fs::temp_directory_path() / fmt::format("strata_files_test_{}", ::getpid());
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path path;
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("files_test") {}
 };
 
 std::string text_of(const fs::path& p) {

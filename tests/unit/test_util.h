@@ -5,7 +5,10 @@
 
 #include <sys/resource.h>
 
+#include <unistd.h>
+
 #include <csignal>
+#include <filesystem>
 #include <string>
 
 namespace strata::test {
@@ -20,6 +23,16 @@ std::string error_of(F&& f) {
   }
   return "";
 }
+
+// A fresh folder "<tmp>/strata_<name>_<pid>", removed with its contents at the end.
+struct TempDir {
+  explicit TempDir(const std::string& name)
+      : path(std::filesystem::temp_directory_path() / fmt::format("strata_{}_{}", name, ::getpid())) {
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::filesystem::path path;
+};
 
 // While alive, files this process writes cannot grow past `bytes`: a write beyond it
 // fails (EFBIG, "File too large") as a write to a full disk fails (ENOSPC), without

@@ -24,13 +24,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  TempDir() {
-    path = fs::temp_directory_path() / fmt::format("strata_train_test_{}", ::getpid());
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path path;
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("train_test") {}
 };
 
 torch::optim::Adam make_adam(torch::Tensor& w, double lr) {
