@@ -75,6 +75,22 @@ std::string read_text(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// " It holds temporaries ...": the files a write cut short left in `dir`, which may be
+// what filled its disk; "" when there are none.
+std::string temporaries_hint(const std::string& dir) {
+  std::vector<std::string> names;
+  uintmax_t bytes = 0;
+  for (const auto& p : core::temporaries_in(dir)) {
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(p, ec);
+    bytes += ec ? 0 : size;
+    names.push_back(p.filename().string());
+  }
+  if (names.empty()) return "";
+  return fmt::format(". It holds {:.1f} MB in temporaries of writes cut short ({}): delete them if no run uses it",
+                     static_cast<double>(bytes) / 1e6, fmt::join(names, ", "));
+}
+
 // Collective: rank 0 can write `dir` and every rank sees what it wrote (check_storage).
 void check_run_dir(comm::World& w, const std::string& dir) {
   namespace fs = std::filesystem;
@@ -92,8 +108,9 @@ void check_run_dir(comm::World& w, const std::string& dir) {
       fs::create_directories(dir);
       core::write_file_atomic(probe.string(), token, "run.dir probe");
     } catch (const std::exception& e) {
-      throw core::IoError(fmt::format("run.dir '{}' cannot be written on host {}, where rank 0 writes the checkpoints: {}",
-                                      dir, w.host(), e.what()));
+      throw core::IoError(fmt::format(
+          "run.dir '{}' cannot be written on host {}, where rank 0 writes the checkpoints: {}{}", dir, w.host(),
+          e.what(), temporaries_hint(dir)));
     }
   });
   token = w.all_gather(token)[0];

@@ -58,14 +58,26 @@ void watch_run(Cli& cli, const RecipeConfig& config) {
   core::StopSignals::install(signals);
 }
 
+// Temporaries in a run folder are from writes cut short (kill -9, a crash): once its
+// lock is held, no other process writes there, and they only take up space.
+void remove_temporaries(const std::string& dir) {
+  for (const auto& p : core::temporaries_in(dir)) {
+    std::error_code ec;
+    core::warn("removing {} ({} bytes), left by a write that was cut short", p.string(),
+               std::filesystem::file_size(p, ec));
+    std::filesystem::remove(p, ec);
+  }
+}
+
 // Collective: rank 0 takes <run.dir>/LOCK for the whole command (run_lock.h); when it
-// cannot, every rank stops with rank 0's message. Then rank 0 saves the resolved config
-// as <run.dir>/config.yaml.
+// cannot, every rank stops with rank 0's message. Then rank 0 removes the temporaries of
+// earlier runs and saves the resolved config as <run.dir>/config.yaml.
 void own_run_dir(Cli& cli, const RecipeConfig& config, core::RunLock& lock) {
   std::string why = cli.world().rank() == 0 ? lock.acquire(config.run.dir) : "";
   why = cli.world().all_gather(why)[0];
   if (!why.empty()) core::throw_on_every_rank(core::ConfigError(why));
   if (cli.world().rank() == 0) {
+    remove_temporaries(config.run.dir);
     core::write_file_atomic((std::filesystem::path(config.run.dir) / "config.yaml").string(),
                             core::to_yaml(config, true), "resolved config");
   }

@@ -3,6 +3,7 @@
 
 #include "strata/core/log.h"
 #include "strata/model/checkpoint.h"
+#include "strata/model/model_loader.h"
 #include "strata/model/state_dict.h"
 
 namespace strata::recipes {
@@ -31,7 +32,7 @@ void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpo
   }
   auto archive = model::open_checkpoint(checkpoint, torch::Device(torch::kCPU));
   model::CheckpointMeta meta = model::read_meta(archive, checkpoint);
-  nn::UNetConfig stored = core::parse_config<nn::UNetConfig>(meta.model_yaml, {}, "model of " + checkpoint);
+  nn::UNetConfig stored = model::stored_unet_config(meta, checkpoint);
   std::string mine = core::to_yaml(config.model), theirs = core::to_yaml(stored);
   if (mine != theirs) {
     core::log0("model: taken from {} (the recipe's model section differs: {})", checkpoint,

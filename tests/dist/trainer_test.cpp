@@ -14,6 +14,8 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace strata::train {
 namespace {
@@ -166,6 +168,45 @@ TEST_F(TrainerTest, ForeignCheckpointsAreRefusedOnEveryRank) {
   }
   EXPECT_NE(message.find("another architecture"), std::string::npos) << message;
   EXPECT_THROW(t.resume(dir + "/missing.pt"), core::CheckpointError);
+}
+
+// One byte changed anywhere in last.pt (a disk or a copy gone wrong), at 240 places
+// spread over the file: resuming either fails with a CheckpointError naming the file,
+// or (a byte no reader uses: zip header fields, alignment padding) restores exactly the
+// saved weights. Never another error (main's "internal error"), never changed weights.
+TEST_F(TrainerTest, DamagedCheckpointsFailNamingTheFileOrResumeExactly) {
+  const std::string dir = (root_ / "damaged").string();
+  {
+    Trainer first(small_setup(dir, 1), world());
+    ASSERT_EQ(first.fit(), Trainer::Outcome::kFinished);
+  }
+  std::ifstream in(dir + "/last.pt", std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Trainer t(small_setup(dir, 1), world());
+  t.resume(dir + "/last.pt");
+  const torch::Tensor params = state_of(t, false), buffers = state_of(t, true);
+  const std::string copy = (root_ / fmt::format("damaged_{}.pt", world().rank())).string();
+  constexpr size_t kPlaces = 240;
+  int refused = 0;
+  for (size_t k = 0; k < kPlaces; ++k) {
+    const size_t at = k * good.size() / kPlaces + k % 7;
+    std::string bad = good;
+    bad[at] = static_cast<char>(bad[at] ^ 0x24);
+    std::ofstream(copy, std::ios::binary | std::ios::trunc) << bad;
+    try {
+      t.resume(copy);
+      EXPECT_TRUE(torch::equal(state_of(t, false), params)) << "byte " << at << " changed the weights silently";
+      EXPECT_TRUE(torch::equal(state_of(t, true), buffers)) << "byte " << at << " changed the buffers silently";
+    } catch (const core::CheckpointError& e) {
+      ++refused;
+      EXPECT_NE(std::string(e.what()).find(copy), std::string::npos) << "byte " << at << ": " << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "byte " << at << ": not a CheckpointError: " << e.what();
+    }
+  }
+  // Tensor bytes make most of the file (the rest: zip headers, their alignment padding,
+  // the archive's code): most changes are refused (179 of 240 for this small model).
+  EXPECT_GT(refused, static_cast<int>(kPlaces / 2));
 }
 
 TEST_F(TrainerTest, Fp16FallsBackToFp32OnTheCpu) {

@@ -432,16 +432,40 @@ TEST(ModelLoaderTest, LoadsTheStoredArchitectureAndItsWeights) {
   EXPECT_TRUE(torch::equal(loaded.model->forward(x), saved->forward(x)));
 }
 
+// The CheckpointError of loading `path`.
+std::string load_error(const std::string& path) {
+  try {
+    load_unet(path, torch::kCPU);
+  } catch (const core::CheckpointError& e) {
+    return e.what();
+  }
+  return "no CheckpointError";
+}
+
+// Weights or BatchNorm statistics that went NaN or Inf before the checkpoint was saved:
+// evaluate and predict (both load through load_unet) refuse them, naming the tensor.
+TEST(ModelLoaderTest, NonFiniteWeightsAndBuffersAreRefusedNamingTheTensor) {
+  const std::string dir = test::temp_dir("ckpt_nan");
+  torch::NoGradGuard no_grad;
+  nn::UNet2d nan_weight = unet_of({4, 8});
+  nan_weight->named_parameters()["enc.1.conv2.weight"].view(-1)[5] = NAN;
+  write_checkpoint(dir + "/nan.pt", yaml_of({4, 8}), &nan_weight);
+  std::string msg = load_error(dir + "/nan.pt");
+  EXPECT_NE(msg.find("'" + dir + "/nan.pt' holds non-finite weights: the parameter 'enc.1.conv2.weight' holds 1 "
+                     "non-finite value(s) (NaN)"),
+            std::string::npos)
+      << msg;
+
+  nn::UNet2d inf_buffer = unet_of({4, 8});
+  inf_buffer->named_buffers()["enc.0.norm1.running_var"].fill_(INFINITY);
+  write_checkpoint(dir + "/inf.pt", yaml_of({4, 8}), &inf_buffer);
+  msg = load_error(dir + "/inf.pt");
+  EXPECT_NE(msg.find("the buffer 'enc.0.norm1.running_var' holds 4 non-finite value(s) (Inf)"), std::string::npos)
+      << msg;
+}
+
 TEST(ModelLoaderTest, ForeignBrokenAndMismatchedCheckpointsAreCheckpointErrors) {
   const std::string dir = test::temp_dir("ckpt_bad");
-  auto load_error = [](const std::string& p) {
-    try {
-      load_unet(p, torch::kCPU);
-    } catch (const core::CheckpointError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no CheckpointError");
-  };
   EXPECT_NE(load_error(dir + "/missing.pt").find("does not exist"), std::string::npos);
 
   std::ofstream(dir + "/garbage.pt") << "not a checkpoint";

@@ -3,6 +3,12 @@
 
 #include "strata/core/error.h"
 
+#include <sys/resource.h>
+
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
 #include <string>
 
 namespace strata::test {
@@ -17,5 +23,39 @@ std::string error_of(F&& f) {
   }
   return "";
 }
+
+// A fresh folder "<tmp>/strata_<name>_<pid>", removed with its contents at the end.
+struct TempDir {
+  explicit TempDir(const std::string& name)
+      : path(std::filesystem::temp_directory_path() / fmt::format("strata_{}_{}", name, ::getpid())) {
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::filesystem::path path;
+};
+
+// While alive, files this process writes cannot grow past `bytes`: a write beyond it
+// fails (EFBIG, "File too large") as a write to a full disk fails (ENOSPC), without
+// needing a small file system. SIGXFSZ, which would end the process, is ignored.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &saved_);
+    previous_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit = saved_;
+    limit.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, previous_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit saved_{};
+  void (*previous_)(int) = SIG_DFL;
+};
 
 }  // namespace strata::test

@@ -8,25 +8,24 @@
 #include "strata/train/lr_plateau.h"
 #include "strata/train/scalar_reader.h"
 
+#include "test_util.h"
+
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 
 namespace strata::train {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  TempDir() {
-    path = fs::temp_directory_path() / fmt::format("strata_train_test_{}", ::getpid());
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path path;
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("train_test") {}
 };
 
 torch::optim::Adam make_adam(torch::Tensor& w, double lr) {
@@ -131,6 +130,115 @@ TEST(CheckpointTest, MissingCorruptAndForeignFilesAreCheckpointErrors) {
   out.save_to(foreign);
   auto in = model::open_checkpoint(foreign);
   EXPECT_THROW(model::read_meta(in, foreign), core::CheckpointError);
+}
+
+std::string bytes_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// A checkpoint with metadata and one tensor of a recognisable byte pattern.
+void save_marked(const std::string& path, float value) {
+  model::CheckpointMeta meta;
+  meta.config_yaml = "train:\n  lr: 0.123456\n";
+  meta.reason = "last";
+  torch::serialize::OutputArchive out;
+  model::write_meta(out, meta);
+  out.write("model.w", torch::full({4096}, value));
+  model::save_atomic(out, path);
+}
+
+// The disk fills up while a checkpoint is written (here: the file may not grow past
+// 64 KiB): an IoError naming the file and the system's reason, not an abort from
+// libtorch's zip writer; the previous checkpoint stays, and no temporary is left.
+TEST(CheckpointTest, AFailedWriteIsAnIoErrorAndKeepsThePreviousCheckpoint) {
+  TempDir dir;
+  const std::string path = (dir.path / "best.pt").string();
+  save_marked(path, 1.0f);
+  std::string message;
+  {
+    test::FileSizeLimit limit(64 * 1024);
+    torch::serialize::OutputArchive out;
+    model::write_meta(out, model::CheckpointMeta{});
+    out.write("model.w", torch::ones({1 << 20}));
+    message = test::error_of([&] { model::save_atomic(out, path); });
+  }
+  EXPECT_NE(message.find("cannot write the checkpoint '" + path + "': File too large (after 65536 bytes"),
+            std::string::npos)
+      << message;
+  auto in = model::open_checkpoint(path);
+  torch::Tensor w;
+  in.read("model.w", w);
+  EXPECT_TRUE(torch::equal(w, torch::full({4096}, 1.0f)));
+  for (auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "best.pt");
+}
+
+// A changed byte in a tensor or in the metadata is found by its checksum, and the
+// error names the file and the value.
+TEST(CheckpointTest, ChecksumsNameTheAlteredValue) {
+  TempDir dir;
+  const std::string path = (dir.path / "last.pt").string();
+  save_marked(path, 1234.5f);
+  const std::string good = bytes_of(path);
+  const float value = 1234.5f;
+  const std::string pattern(reinterpret_cast<const char*>(&value), sizeof(value));
+  const size_t at = good.find(pattern + pattern + pattern);
+  ASSERT_NE(at, std::string::npos);
+  std::string bad = good;
+  bad[at + 4 * 100 + 1] ^= 0x10;  // a weight changes from 1234.5 to another finite value
+  write_bytes(path, bad);
+  std::string message = test::error_of([&] { model::open_checkpoint(path); });
+  EXPECT_NE(message.find("checkpoint '" + path + "' is corrupt: 'model.w' does not match its checksum"),
+            std::string::npos)
+      << message;
+
+  bad = good;
+  const size_t lr = bad.find("0.123456");
+  ASSERT_NE(lr, std::string::npos);
+  bad[lr + 2] = '9';
+  write_bytes(path, bad);
+  message = test::error_of([&] { model::open_checkpoint(path); });
+  EXPECT_NE(message.find("'meta.config' does not match its checksum"), std::string::npos) << message;
+}
+
+// Format 1 (before checksums) still loads, unverified.
+TEST(CheckpointTest, Format1CheckpointsLoadWithoutChecksums) {
+  TempDir dir;
+  const std::string path = (dir.path / "old.pt").string();
+  model::CheckpointMeta meta;
+  meta.format = 1;
+  meta.epoch = 4;
+  torch::serialize::OutputArchive out;
+  model::write_meta(out, meta);
+  out.write("model.w", torch::arange(3));
+  out.save_to(path);  // as Strata wrote it then: no meta.checksums
+  auto in = model::open_checkpoint(path);
+  EXPECT_EQ(model::read_meta(in, path).format, 1);
+  EXPECT_EQ(model::read_meta(in, path).epoch, 4);
+}
+
+// Any failure while reading a part of a checkpoint (libtorch's c10::Error, a failed
+// lookup's std::out_of_range) becomes a CheckpointError naming the file and the part;
+// Strata's own errors pass unchanged.
+TEST(CheckpointTest, ReadFailuresBecomeCheckpointErrorsNamingTheFile) {
+  auto message_of = [](auto&& read) {
+    try {
+      model::read_checkpoint_part("/runs/a/last.pt", "the training state", read);
+    } catch (const core::CheckpointError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no CheckpointError");
+  };
+  EXPECT_NE(message_of([] { return std::map<int, int>().at(1); })
+                .find("cannot read the training state of checkpoint '/runs/a/last.pt'"),
+            std::string::npos);
+  EXPECT_NE(message_of([] { TORCH_CHECK(false, "expected : but found ')'"); }).find("expected : but found ')'"),
+            std::string::npos);
+  EXPECT_EQ(message_of([] { STRATA_THROW(CheckpointError, "own message"); }).rfind("own message", 0), 0u);
 }
 
 TEST(AmpTest, ParsingAndCpuFallback) {

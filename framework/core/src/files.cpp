@@ -6,16 +6,28 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <regex>
 
 namespace strata::core {
 
 namespace fs = std::filesystem;
 
 std::string temporary_name(const std::string& path) { return fmt::format("{}.tmp.{}", path, ::getpid()); }
+
+std::vector<fs::path> temporaries_in(const std::string& dir) {
+  static const std::regex temporary(R"(.+\.tmp\.[0-9]+)");
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.is_regular_file(ec) && std::regex_match(e.path().filename().string(), temporary)) found.push_back(e.path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
 
 void commit_file(const std::string& tmp, const std::string& path, std::string_view what) {
   auto give_up = [&](const std::string& why) {
@@ -45,20 +57,62 @@ void commit_file(const std::string& tmp, const std::string& path, std::string_vi
 }
 
 void write_file_atomic(const std::string& path, std::string_view content, std::string_view what) {
+  AtomicFile file(path, what);
+  file.write(content.data(), content.size());
+  file.commit();
+}
+
+AtomicFile::AtomicFile(const std::string& path, std::string_view what)
+    : path_(path), tmp_(temporary_name(path)), what_(what) {
   const fs::path target(path);
   std::error_code ec;
   if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
-  const std::string tmp = temporary_name(path);
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.close();
-    if (!out) {
-      fs::remove(tmp, ec);
-      STRATA_THROW(IoError, "cannot write the {} '{}'", what, tmp);
-    }
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    const int err = errno;
+    STRATA_THROW(IoError, "cannot write the {} '{}': cannot create {}: {}", what_, path_, tmp_, std::strerror(err));
   }
-  commit_file(tmp, path, what);
+}
+
+AtomicFile::~AtomicFile() {
+  if (!committed_) discard();
+}
+
+void AtomicFile::discard() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  std::error_code ignore;
+  fs::remove(tmp_, ignore);
+}
+
+size_t AtomicFile::write(const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  for (size_t left = n; left > 0 && errno_ == 0;) {
+    const ssize_t w = ::write(fd_, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {  // 0 bytes for a non-empty write: no progress possible, as for a full disk
+      errno_ = w < 0 ? errno : ENOSPC;
+      break;
+    }
+    p += w;
+    left -= static_cast<size_t>(w);
+    written_ += static_cast<size_t>(w);
+  }
+  return n;
+}
+
+void AtomicFile::commit() {
+  // close() reports what a network file system deferred; fsync in commit_file the rest.
+  const int closed = ::close(fd_), close_errno = errno;
+  fd_ = -1;
+  if (errno_ == 0 && closed != 0) errno_ = close_errno;
+  if (errno_ != 0) {
+    discard();
+    STRATA_THROW(IoError, "cannot write the {} '{}': {} (after {} bytes; {} removed, any previous {} untouched)",
+                 what_, path_, std::strerror(errno_), written_, tmp_, fs::path(path_).filename().string());
+  }
+  committed_ = true;  // from here on commit_file removes the temporary on failure
+  commit_file(tmp_, path_, what_);
 }
 
 }  // namespace strata::core

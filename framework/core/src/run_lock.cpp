@@ -15,6 +15,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 namespace strata::core {
@@ -49,6 +50,18 @@ bool read_holder(const std::string& path, Holder* h) {
   if (::stat(path.c_str(), &st) != 0) return false;
   h->age_s = std::difftime(std::time(nullptr), st.st_mtime);
   return true;
+}
+
+// Whether process `pid` of this host has ended: gone, or a zombie (exited, not yet
+// reaped). A rank that ended through MPI_Abort stays a zombie for about a second until
+// mpirun reaps it, and an immediate rerun must not find its folder "in use" by it.
+bool process_ended(long pid) {
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return true;
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // "pid (comm) S ...": the state follows the last ')', since comm may hold one.
+  const size_t close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z';
 }
 
 }  // namespace
@@ -90,8 +103,8 @@ std::string RunLock::acquire(const std::string& dir, RunLockOptions options) {
     bool stale = false;
     std::string why;
     if (h.host == host) {
-      stale = ::kill(static_cast<pid_t>(h.pid), 0) != 0 && errno == ESRCH;
-      why = fmt::format("process {} no longer exists", h.pid);
+      stale = process_ended(h.pid);
+      why = fmt::format("process {} has ended", h.pid);
     } else {
       stale = h.age_s > options.stale_after_s;
       why = fmt::format("no heartbeat from {} for {:.0f} s", h.host, h.age_s);

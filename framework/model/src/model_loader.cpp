@@ -2,6 +2,7 @@
 #include "strata/model/model_loader.h"
 
 #include "strata/model/state_dict.h"
+#include "strata/nn/finite.h"
 
 #include "strata/core/config.h"
 #include "strata/core/error.h"
@@ -22,7 +23,18 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> shapes_of(torch::nn::M
   return out;
 }
 
-nn::UNetConfig stored_config(const model::CheckpointMeta& meta, const std::string& path) {
+// Weights that went NaN or Inf (training diverged before they were saved) would give
+// NaN probabilities, hence empty segmentations and meaningless scores.
+void refuse_non_finite(const torch::nn::Module& model, const std::string& path) {
+  if (auto bad = nn::first_non_finite(model)) {
+    STRATA_THROW(CheckpointError, "'{}' holds non-finite weights: {} (training diverged before it was saved; use an "
+                 "earlier checkpoint)", path, bad->describe());
+  }
+}
+
+}  // namespace
+
+nn::UNetConfig stored_unet_config(const model::CheckpointMeta& meta, const std::string& path) {
   try {
     nn::UNetConfig config = core::parse_config<nn::UNetConfig>(meta.model_yaml, {}, "model section of " + path);
     config.validate();
@@ -31,8 +43,6 @@ nn::UNetConfig stored_config(const model::CheckpointMeta& meta, const std::strin
     STRATA_THROW(CheckpointError, "'{}' stores a model section that is not a valid U-Net config: {}", path, e.what());
   }
 }
-
-}  // namespace
 
 LoadedModel load_unet(const std::string& path, const torch::Device& device, const nn::UNetConfig* architecture) {
   if (is_state_dict(path)) {
@@ -43,6 +53,7 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device, cons
     architecture->validate();
     out.model = nn::UNet2d(*architecture);
     import_state_dict(out.model, path);
+    refuse_non_finite(*out.model, path);
     out.meta.model_yaml = core::to_yaml(*architecture);
     out.meta.reason = "state_dict";
     out.model->to(device);
@@ -53,17 +64,19 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device, cons
   auto archive = model::open_checkpoint(path, torch::Device(torch::kCPU));
   LoadedModel out;
   out.meta = model::read_meta(archive, path);
-  const nn::UNetConfig config = stored_config(out.meta, path);
+  const nn::UNetConfig config = stored_unet_config(out.meta, path);
   out.model = nn::UNet2d(config);
   const auto expected = shapes_of(*out.model);
 
   torch::serialize::InputArchive weights;
-  STRATA_CHECK_AS(CheckpointError, archive.try_read("model", weights), "'{}' has metadata but no model weights", path);
+  const bool has_weights =
+      read_checkpoint_part(path, "the model weights", [&] { return archive.try_read("model", weights); });
+  STRATA_CHECK_AS(CheckpointError, has_weights, "'{}' has metadata but no model weights", path);
   try {
     out.model->load(weights);
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     STRATA_THROW(CheckpointError, "the weights of '{}' do not fit its model section ({}): {}", path,
-                 out.model->describe(), e.what_without_backtrace());
+                 out.model->describe(), reason_of(e));
   }
   // Registration order is fixed by the architecture, so both lists pair up by position.
   const auto loaded = shapes_of(*out.model);
@@ -79,6 +92,7 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device, cons
                  path, out.model->describe(), name, shape, expected[wrong.front()].second,
                  wrong.size() > 1 ? fmt::format(" ({} more tensors differ)", wrong.size() - 1) : "");
   }
+  refuse_non_finite(*out.model, path);
   out.model->to(device);
   if (config.channels_last) nn::set_memory_format(*out.model, torch::MemoryFormat::ChannelsLast);
   out.model->eval();

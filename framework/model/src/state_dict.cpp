@@ -3,6 +3,7 @@
 
 #include "strata/core/error.h"
 #include "strata/core/files.h"
+#include "strata/model/checkpoint.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/pickler.h>
@@ -188,11 +189,11 @@ bool is_state_dict(const std::string& path) {
     // constants.pkl; torch.save and pickle_save write data.pkl alone.
     caffe2::serialize::PyTorchStreamReader reader(path);
     return !reader.hasRecord("constants.pkl") && reader.hasRecord("data.pkl");
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     STRATA_THROW(CheckpointError,
                  "checkpoint '{}' is corrupt or not a libtorch archive (nor a PyTorch state_dict written by "
                  "torch.save): {}",
-                 path, e.what_without_backtrace());
+                 path, reason_of(e));
   }
 }
 
@@ -228,11 +229,11 @@ void import_state_dict(nn::UNet2d& model, const std::string& path) {
   c10::IValue value;
   try {
     value = torch::pickle_load(readable(read_bytes(path)));
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {  // c10::Error, or a failed lookup in a damaged pickle
     STRATA_THROW(CheckpointError,
                  "cannot read the PyTorch state_dict '{}' (saving it as torch.save(dict(model.state_dict()), path) "
                  "gives the simplest form): {}",
-                 path, e.what_without_backtrace());
+                 path, reason_of(e));
   }
   // A rewritten OrderedDict: (the class, the dict).
   if (value.isTuple() && !value.toTupleRef().elements().empty() && value.toTupleRef().elements().back().isGenericDict()) {

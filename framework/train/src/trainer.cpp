@@ -521,13 +521,11 @@ void Trainer::check_resume_config(const model::CheckpointMeta& meta, const std::
 namespace {
 
 void load_module(torch::nn::Module& module, torch::serialize::InputArchive& archive, const std::string& path) {
-  try {
+  model::read_checkpoint_part(path, "the model weights", [&] {
     torch::serialize::InputArchive sub;
     archive.read("model", sub);
     module.load(sub);
-  } catch (const c10::Error& e) {
-    STRATA_THROW(CheckpointError, "cannot load the model weights of '{}': {}", path, e.what_without_backtrace());
-  }
+  });
 }
 
 }  // namespace
@@ -558,7 +556,7 @@ void Trainer::resume(const std::string& path) {
   check_resume_config(meta, path);
   load_module(*model_, archive, path);
   if (setup_.model.channels_last) nn::set_memory_format(*model_, torch::MemoryFormat::ChannelsLast);
-  try {
+  model::read_checkpoint_part(path, "the training state", [&] {
     torch::serialize::InputArchive optim, scaler;
     archive.read("optimizer", optim);
     optimizer_->load(optim);
@@ -569,9 +567,7 @@ void Trainer::resume(const std::string& path) {
       archive.read("sched", sched);
       plateau_->load(sched);
     }
-  } catch (const c10::Error& e) {
-    STRATA_THROW(CheckpointError, "cannot restore the training state of '{}': {}", path, e.what_without_backtrace());
-  }
+  });
   epoch_ = meta.epoch;
   step_ = meta.step;
   const int64_t group = static_cast<int64_t>(world_.size()) * setup_.data.batch_size;

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace strata::core {
 
@@ -34,6 +35,10 @@ void require_folder(const std::string& path, std::string_view role) {
 // "<path>.tmp.<pid>": the temporary name to write `path` under.
 std::string temporary_name(const std::string& path);
 
+// The temporaries ("<name>.tmp.<pid>") directly in `dir`: what writes cut short by a
+// crash or kill -9 left behind (writes that fail otherwise remove their own).
+std::vector<std::filesystem::path> temporaries_in(const std::string& dir);
+
 // fsyncs `tmp`, renames it over `path`, then fsyncs the folder, so that the new file
 // survives a crash as a whole. On failure removes `tmp` and throws IoError naming `what`
 // and the file; every fsync result is checked.
@@ -41,5 +46,35 @@ void commit_file(const std::string& tmp, const std::string& path, std::string_vi
 
 // Writes `content` to `path` atomically (temporary name, fsync, rename).
 void write_file_atomic(const std::string& path, std::string_view content, std::string_view what);
+
+// A file written piece by piece under its temporary name, then committed: for output
+// produced as a stream (a checkpoint's zip). Every write is checked. The first failure
+// (a full disk: ENOSPC) is kept and later writes are dropped, so that a producer that
+// cannot take an exception from its sink (libtorch's zip writer, whose destructor then
+// terminates the process) runs to its end; commit() then throws it. The temporary file
+// is removed unless committed, on every path.
+class AtomicFile {
+ public:
+  // Creates the folder of `path` and opens "<path>.tmp.<pid>"; IoError naming `what`.
+  AtomicFile(const std::string& path, std::string_view what);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  // Appends `n` bytes; returns n, also after a failure (which commit() reports).
+  size_t write(const void* data, size_t n);
+  // IoError naming the file and the system's reason (strerror) if a write failed; else
+  // closes, fsyncs and renames the file into place (commit_file).
+  void commit();
+
+ private:
+  void discard();
+
+  std::string path_, tmp_, what_;
+  int fd_ = -1;
+  int errno_ = 0;       // of the first failed write (0: none)
+  size_t written_ = 0;  // bytes written before it
+  bool committed_ = false;
+};
 
 }  // namespace strata::core

@@ -1,21 +1,30 @@
-// Checkpoint files: atomic writes, typed errors on reads, a metadata header.
+// Checkpoint files: atomic writes, checksums, typed errors on reads, a metadata header.
 //
 // A checkpoint is a libtorch serialize archive (zip). Writers fill an OutputArchive
-// and call save_atomic(), which writes `<path>.tmp.<pid>`, fsyncs it and renames it
-// over `path`, so a crash mid-write never destroys the previous checkpoint. Readers
-// call open_checkpoint(), which turns a missing, truncated or foreign file into a
-// CheckpointError naming it. Only rank 0 writes; every rank may read.
+// and call save_atomic(), which adds the CRC32 of every value in it ("meta.checksums":
+// tensors with their shapes, and the metadata), streams it to `<path>.tmp.<pid>`
+// checking every write (a full disk is an IoError naming the file, not a crash),
+// fsyncs it and renames it over `path`, so a failed or killed write never destroys the
+// previous checkpoint and leaves no temporary behind. Readers call open_checkpoint(),
+// which turns a missing, truncated, foreign or altered file into a CheckpointError
+// naming it (and the value whose checksum fails), and wrap every later read of the
+// archive in read_checkpoint_part(). Only rank 0 writes; every rank may read.
 #pragma once
+
+#include "strata/core/error.h"
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace strata::model {
 
-constexpr int64_t kCheckpointFormat = 1;
+// 2: with meta.checksums. Format 1 (no checksums) is still read, unverified.
+constexpr int64_t kCheckpointFormat = 2;
 
 struct CheckpointMeta {
   int64_t format = kCheckpointFormat;
@@ -37,11 +46,35 @@ struct CheckpointMeta {
 void write_meta(torch::serialize::OutputArchive& archive, const CheckpointMeta& meta);
 CheckpointMeta read_meta(torch::serialize::InputArchive& archive, const std::string& path);
 
-// Writes `archive` to `path` atomically (temporary name, fsync, rename).
+// Adds the checksums of `archive` and writes it to `path` atomically (temporary name,
+// checked writes, fsync, rename); IoError naming the file and the system's reason.
 void save_atomic(torch::serialize::OutputArchive& archive, const std::string& path);
 // Opens a checkpoint for reading, its tensors mapped onto `device` (as saved when
-// unset); CheckpointError if it is missing or unreadable.
+// unset), and verifies its checksums; CheckpointError if it is missing, unreadable or
+// a value differs from its checksum (naming it: "model.enc.0.conv1.weight").
 torch::serialize::InputArchive open_checkpoint(const std::string& path,
                                                std::optional<torch::Device> device = std::nullopt);
+
+// The message of a failure while reading, without libtorch's C++ backtrace.
+std::string reason_of(const std::exception& e);
+
+// Throws the CheckpointError for a part of `path` that cannot be read ("the model
+// weights"), with libtorch's reason.
+[[noreturn]] void throw_unreadable(const std::string& path, std::string_view part, const std::string& why);
+
+// Runs `read`, which reads `part` of the checkpoint `path`, turning any failure that
+// is not already a Strata error into a CheckpointError naming both. libtorch fails in
+// several ways on a damaged archive: c10::Error, TorchScript's parse errors (the
+// archive's code), std::out_of_range from a lookup in its pickled state.
+template <class Read>
+auto read_checkpoint_part(const std::string& path, std::string_view part, Read&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const core::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw_unreadable(path, part, reason_of(e));
+  }
+}
 
 }  // namespace strata::model

@@ -7,9 +7,10 @@
 // not a libtorch archive; a libtorch archive that is not a Strata checkpoint (no
 // metadata); a model section that is not a valid U-Net config; weights that are
 // missing or whose shapes do not fit the architecture that section describes (naming
-// the parameter and both shapes). libtorch's own Module::load accepts a tensor of any
-// shape in place of a parameter, so the shapes are checked here, before the first
-// forward pass would fail with an opaque convolution error.
+// the parameter and both shapes); a parameter or buffer that holds NaN or Inf (naming
+// it). libtorch's own Module::load accepts a tensor of any shape in place of a
+// parameter, so the shapes are checked here, before the first forward pass would fail
+// with an opaque convolution error.
 #pragma once
 
 #include "strata/nn/unet.h"
@@ -31,6 +32,10 @@ struct LoadedModel {
 // needs `architecture`; without one it is a CheckpointError saying so.
 LoadedModel load_unet(const std::string& path, const torch::Device& device,
                       const nn::UNetConfig* architecture = nullptr);
+
+// The U-Net config a checkpoint stores (its model section), validated; CheckpointError
+// naming the file when it is not a valid one.
+nn::UNetConfig stored_unet_config(const model::CheckpointMeta& meta, const std::string& path);
 
 // FNV-1a of every parameter and buffer (names, shapes and bytes, in registration order):
 // names the exact weights a result came from, in its JSON.
