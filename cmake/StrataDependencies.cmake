@@ -38,6 +38,7 @@ else()
 endif()
 find_package(MPI REQUIRED COMPONENTS C CXX)
 find_package(HDF5 REQUIRED COMPONENTS C CXX)
+find_package(ZLIB REQUIRED)  # crc32 for the packed file's metadata checksum
 find_package(yaml-cpp REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,41 @@ bool with_type(int datatype, F&& f) {
   }
 }
 
+// The stored voxels of `nim`'s image file, byte-swapped to this machine's order but
+// not otherwise touched: nifticlib's own loader (nifti_read_buffer) silently replaces
+// every NaN and Inf of a float volume with 0, which would hide a broken volume behind
+// flat slices. Empty when the data is truncated or unreadable.
+std::vector<unsigned char> read_raw_voxels(const nifti_image* nim) {
+  const auto bytes = static_cast<size_t>(nim->nvox) * static_cast<size_t>(nim->nbyper);
+  const bool gz = nifti_is_gzfile(nim->iname) != 0;
+  // A negative offset (ANALYZE) means "the data ends the file", as nifticlib reads it.
+  int64_t offset = nim->iname_offset;
+  if (offset < 0 && !gz) offset = nifti_get_filesize(nim->iname) - static_cast<int64_t>(bytes);
+  std::vector<unsigned char> raw;
+  znzFile fp = znzopen(nim->iname, "rb", gz);
+  if (znz_isnull(fp)) return raw;
+  // znzseek returns 0 (fseek) or the new offset (gzseek); -1 on failure.
+  if (offset >= 0 && znzseek(fp, static_cast<long>(offset), SEEK_SET) >= 0) {
+    raw.resize(bytes);
+    if (znzread(raw.data(), 1, bytes, fp) != bytes) raw.clear();
+  }
+  znzclose(fp);
+  if (!raw.empty() && nim->swapsize > 1 && nim->byteorder != nifti_short_order()) {
+    nifti_swap_Nbytes(nim->nvox, nim->swapsize, raw.data());
+  }
+  return raw;
+}
+
+// Throws naming the first voxel (i, j, k) that is NaN or infinite, stored or scaled.
+void check_finite(const std::string& path, const Volume& vol) {
+  auto bad = std::find_if(vol.data.begin(), vol.data.end(), [](float v) { return !std::isfinite(v); });
+  if (bad == vol.data.end()) return;
+  const int64_t at = bad - vol.data.begin(), nx = vol.dims[0], ny = vol.dims[1];
+  const int64_t count = std::count_if(bad, vol.data.end(), [](float v) { return !std::isfinite(v); });
+  STRATA_THROW(DataError, "{}: holds {} non-finite values; the first is {} at voxel (i {}, j {}, k {}), axial slice "
+               "k = {}", path, count, *bad, at % nx, at / nx % ny, at / (nx * ny), at / (nx * ny));
+}
+
 }  // namespace
 
 std::string nifti_datatype_name(int datatype) {
@@ -112,18 +148,17 @@ Volume read_nifti(const std::string& path) {
     STRATA_THROW(DataError, "{}: unsupported datatype {} (integer and float volumes are)", path,
                  nifti_datatype_name(nim->datatype));
   }
-  if (nifti_image_load(nim.get()) < 0 || !nim->data) {
+  std::vector<unsigned char> raw = read_raw_voxels(nim.get());
+  if (raw.empty() || nim->nvox != n) {
     STRATA_THROW(DataError, "{}: image data truncated or corrupt (expected {} voxels of {})", path, n,
                  nifti_datatype_name(nim->datatype));
   }
   vol.data.resize(static_cast<size_t>(n));
   const double slope = nim->scl_slope, inter = nim->scl_inter;
   with_type(nim->datatype, [&](auto tag) {
-    convert_from<decltype(tag)>(nim->data, n, slope, inter, vol.data.data());
+    convert_from<decltype(tag)>(raw.data(), n, slope, inter, vol.data.data());
   });
-  for (float v : vol.data) {
-    if (!std::isfinite(v)) STRATA_THROW(DataError, "{}: holds a non-finite value ({})", path, v);
-  }
+  check_finite(path, vol);
   return vol;
 }
 

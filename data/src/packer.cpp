@@ -7,6 +7,7 @@
 #include "strata/core/intraop.h"
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
+#include "strata/data/metadata_checksum.h"
 #include "strata/dataprep/parallel.h"
 #include "strata/data/random.h"
 
@@ -212,20 +213,13 @@ class SliceWriter {
     write_array(fmt_::kCaseScale, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, scale.data(), {c});
   }
 
+  // Fixed-length strings in a checksummed chunk (format version 3): no global heap,
+  // whose unchecked references a damaged byte turned into a crash inside libhdf5.
   void write_names(const std::vector<std::string>& names) {
-    data::h5::Handle type = data::h5::make<IoError>(H5Tcopy(H5T_C_S1), H5Tclose, path_);
-    H5Tset_size(type.get(), H5T_VARIABLE);
-    H5Tset_cset(type.get(), H5T_CSET_UTF8);
-    hsize_t dims[1] = {names.size()};
-    data::h5::Handle space = data::h5::make<IoError>(H5Screate_simple(1, dims, nullptr), H5Sclose, path_);
-    data::h5::Handle dcpl = dataset_plist({}, false);
-    data::h5::Handle ds = data::h5::make<IoError>(
-        H5Dcreate2(file_.get(), fmt_::kCaseNames, type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-        H5Dclose, fmt::format("{}: cannot create /{}", path_, fmt_::kCaseNames));
-    std::vector<const char*> ptrs;
-    for (const auto& n : names) ptrs.push_back(n.c_str());
-    data::h5::check<IoError>(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()),
-                             fmt::format("{}: writing /{}", path_, fmt_::kCaseNames));
+    std::vector<char> flat = data::h5::fixed_strings(names);
+    const size_t width = flat.size() / std::max<size_t>(names.size(), 1);
+    data::h5::Handle type = data::h5::fixed_string_type(width - 1);
+    write_vector(file_.get(), fmt_::kCaseNames, type.get(), type.get(), flat.data(), names.size());
   }
 
   void write_attributes(const PackOptions& o) {
@@ -257,6 +251,8 @@ class SliceWriter {
     write_attr(f, fmt_::kAttrValFraction, o.val_fraction);
     write_attr(f, fmt_::kAttrKeepEmpty, o.keep_empty);
     write_attr(f, fmt_::kAttrSplitMethod, split_method(o));
+    // Last: it covers everything above (metadata_checksum.h).
+    write_attr(f, fmt_::kAttrMetadataChecksum, static_cast<int64_t>(data::metadata_checksum(f, path_)));
   }
 
   std::string path_;
@@ -356,7 +352,13 @@ std::vector<int> assign_splits(const std::vector<std::string>& case_names, doubl
 
 CaseVolumes read_case(const CaseFiles& files) {
   CaseVolumes v;
-  for (size_t m = 0; m < 4; ++m) v.modalities[m] = read_nifti(files.modalities[m]);
+  for (size_t m = 0; m < 4; ++m) {
+    try {
+      v.modalities[m] = read_nifti(files.modalities[m]);
+    } catch (const DataError& e) {  // say which case and modality; the message names the file
+      throw DataError(fmt::format("case {}, modality {}: {}", files.name, kModalityFiles[m], e.what()));
+    }
+  }
   const Dims3 dims = v.modalities[0].dims;
   auto shape = [](const Dims3& d) { return fmt::format("{}x{}x{}", d[0], d[1], d[2]); };
   for (size_t m = 1; m < 4; ++m) {

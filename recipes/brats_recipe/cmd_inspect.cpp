@@ -55,7 +55,7 @@ void add_inspect_command(CLI::App& app, Cli& cli) {
     }
     if (store.has_case_sources()) {
       const data::CaseSource& s = store.case_source(0);
-      fmt::print("  source geometry recorded per case (format version 2), e.g. {}: {}x{}x{} voxels of {:.4g} mm, "
+      fmt::print("  source geometry recorded per case (format version 2 and later), e.g. {}: {}x{}x{} voxels of {:.4g} mm, "
                  "square crop of side {} at ({}, {}), resize x{:.4g}\n", store.case_names()[0], s.dims[0], s.dims[1],
                  s.dims[2], fmt::join(s.spacing, " x "), s.side, s.crop_i, s.crop_j, s.scale);
     }
@@ -64,8 +64,11 @@ void add_inspect_command(CLI::App& app, Cli& cli) {
       core::ProgressBar bar("verify", store.num_slices());
       data::VerifyReport r = store.verify([&](int64_t done, int64_t) { bar.update(done); });
       bar.finish();
-      fmt::print("verify: OK: {} chunks, {} checked in {:.2f} s (checksums, labels, split statistics)\n", r.chunks,
-                 human_bytes(static_cast<double>(r.bytes)), r.seconds);
+      fmt::print("verify: OK: {} chunks, {} checked in {:.2f} s (Fletcher-32 of every chunk, labels, split "
+                 "statistics); on open: {}, chunk index ({} entries: every slice once, no other, none sharing bytes), "
+                 "unique case names\n", r.chunks, human_bytes(static_cast<double>(r.bytes)), r.seconds,
+                 r.metadata_checksum ? "metadata checksum" : "case-name heap references (no metadata checksum before "
+                                                             "format version 3)", r.index_entries);
     }
   });
 }

@@ -19,8 +19,8 @@ expect_rc 0; expect_log "pack: 5 cases"; expect_log "train"; expect_log "val"; e
 expect_log "per slice"
 
 run inspect "$B" inspect "$OUT/a.h5" --verify
-expect_rc 0; expect_log "format version 2"; expect_log "brats_recipe pack (Strata"
-expect_log "4 x 32 x 32 (t1, t1ce, t2, flair), 5 cases"; expect_log "verify: OK"
+expect_rc 0; expect_log "format version 3"; expect_log "brats_recipe pack (Strata"
+expect_log "4 x 32 x 32 (t1, t1ce, t2, flair), 5 cases"; expect_log "verify: OK"; expect_log "on open: metadata checksum, chunk index (" 
 
 # Determinism: the same inputs and seed give a byte-identical file (other thread count).
 run pack_again "$B" pack --input "$S" --out "$OUT/b.h5" --size 32 --val-fraction 0.4 --workers 1
@@ -44,7 +44,7 @@ done
 grep -q 'DATASPACE  SIMPLE { ( [0-9]*, 4, 32, 32 ) / ( H5S_UNLIMITED, 4, 32, 32 ) }' "$LOG" \
   || fail "images is not [N, 4, 32, 32]"
 run h5dump_attrs h5dump -a format -a format_version -a modalities -a label_source_values "$OUT/a.h5"
-expect_rc 0; expect_log '"strata.brats.slices"'; expect_log '(0): 2'; expect_log '"t1", "t1ce", "t2", "flair"'
+expect_rc 0; expect_log '"strata.brats.slices"'; expect_log '(0): 3'; expect_log '"t1", "t1ce", "t2", "flair"'
 expect_log '(0): 0, 1, 2, 4'
 
 # --- bad input: a named error, exit 1, nothing left behind -------------------------

@@ -3,6 +3,7 @@
 
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
+#include "strata/data/slice_store.h"
 #include "strata/dataprep/files.h"
 #include "strata/dataprep/synth.h"
 
@@ -12,7 +13,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace strata::test {
 
@@ -105,7 +109,75 @@ void flip_byte(const std::string& path, uint64_t offset) {
   ::close(fd);
 }
 
+void make_version2(const std::string& path) {
+  std::vector<std::string> names = [&] {
+    data::SliceStore store(path);
+    return store.case_names();
+  }();
+  data::h5::Lock lock;
+  data::h5::Handle file = data::h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
+  H5Ldelete(file.get(), data::format::kCaseNames, H5P_DEFAULT);
+  H5Adelete(file.get(), data::format::kAttrMetadataChecksum);
+  data::h5::Handle type = data::h5::make<core::IoError>(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy");
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  hsize_t dims[1] = {names.size()};
+  data::h5::Handle space = data::h5::make<core::IoError>(H5Screate_simple(1, dims, nullptr), H5Sclose, path);
+  data::h5::Handle ds = data::h5::make<core::IoError>(
+      H5Dcreate2(file.get(), data::format::kCaseNames, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+      H5Dclose, path);
+  std::vector<const char*> ptrs;
+  for (const auto& n : names) ptrs.push_back(n.c_str());
+  data::h5::check<core::IoError>(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), path);
+  data::h5::write_attr(file.get(), data::format::kAttrVersion, int64_t{2});
+}
+
+uint64_t dataset_offset(const std::string& path, const char* dataset) {
+  data::h5::Lock lock;
+  data::h5::Handle file = data::h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path);
+  data::h5::Handle ds = data::h5::make<core::IoError>(H5Dopen2(file.get(), dataset, H5P_DEFAULT), H5Dclose, dataset);
+  return H5Dget_offset(ds.get());
+}
+
+uint64_t find_bytes(const std::string& path, const std::string& bytes, uint64_t from) {
+  std::ifstream in(path, std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t at = all.find(bytes, from);
+  EXPECT_NE(at, std::string::npos) << "pattern not found in " << path;
+  return at;
+}
+
+void set_byte(const std::string& path, uint64_t offset, unsigned char value) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.put(static_cast<char>(value));
+}
+
+uint64_t chunk_key_offset(const std::string& path, const char* dataset, int64_t slice) {
+  std::vector<hsize_t> dims;
+  uint32_t bytes = 0;
+  {
+    data::h5::Lock lock;
+    data::h5::Handle file = data::h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path);
+    data::h5::Handle ds = data::h5::make<core::IoError>(H5Dopen2(file.get(), dataset, H5P_DEFAULT), H5Dclose, dataset);
+    dims = data::h5::dims_of(ds.get());
+    std::vector<hsize_t> coord(dims.size(), 0);
+    coord[0] = static_cast<hsize_t>(slice);
+    unsigned mask = 0;
+    haddr_t addr = 0;
+    hsize_t size = 0;
+    H5Dget_chunk_info_by_coord(ds.get(), coord.data(), &mask, &addr, &size);
+    bytes = static_cast<uint32_t>(size);
+  }
+  std::string key(8 + 8 * (dims.size() + 1), '\0');
+  std::memcpy(key.data(), &bytes, 4);  // little-endian, as HDF5 stores it (x86)
+  const auto first = static_cast<uint64_t>(slice);
+  std::memcpy(key.data() + 8, &first, 8);
+  return find_bytes(path, key);
+}
+
 void make_version1(const std::string& path) {
+  make_version2(path);
   data::h5::Lock lock;
   data::h5::Handle file = data::h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
   for (const char* name : {data::format::kCaseDims, data::format::kCaseSpacing, data::format::kCaseXformCodes,

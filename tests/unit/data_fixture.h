@@ -29,9 +29,22 @@ void copy_file(const std::string& from, const std::string& to);
 uint64_t chunk_offset(const std::string& path, const char* dataset, int64_t slice);
 // XORs the byte at `offset` with 0xff.
 void flip_byte(const std::string& path, uint64_t offset);
-// Overwrites a root integer attribute (for a "format version 2" file).
+// Overwrites a root integer attribute (for a "format version 4" file).
 void set_int_attr(const std::string& path, const char* name, int64_t value);
-// Turns a packed file into a format version 1 file (no case_* datasets).
+// Turns a packed file into a format version 2 file: /case_names as contiguous
+// variable-length strings (in HDF5's global heap), no metadata checksum.
+void make_version2(const std::string& path);
+// Turns a packed file into a format version 1 file (version 2 without case_* datasets).
 void make_version1(const std::string& path);
+// The absolute file offset of a contiguous dataset's data (H5Dget_offset).
+uint64_t dataset_offset(const std::string& path, const char* dataset);
+// The offset of the first occurrence of `bytes` at or after `from` in the file (a
+// test fails if absent).
+uint64_t find_bytes(const std::string& path, const std::string& bytes, uint64_t from = 0);
+// Overwrites the byte at `offset`.
+void set_byte(const std::string& path, uint64_t offset, unsigned char value);
+// The offset of the chunk-index key (version 1 B-tree) of /`dataset` slice `slice`:
+// {uint32 chunk bytes, uint32 filter mask, uint64 element offsets [rank + 1]}.
+uint64_t chunk_key_offset(const std::string& path, const char* dataset, int64_t slice);
 
 }  // namespace strata::test

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nifti1.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -325,6 +326,19 @@ TEST(PackBadInput, UnexpectedLabelValue) {
   o.datatype = DT_UINT8;
   write_nifti(seg, v.dims, v.spacing, v.data.data(), o);
   expect_pack_error(dir, {"BraTS2021_00004", seg, "label value 3"});
+}
+
+// nifticlib's loader turns NaN and Inf into 0 silently; the packer must refuse them.
+TEST(PackBadInput, NonFiniteVoxelsNameTheFileModalityAndSlice) {
+  std::string dir = damaged_copy("bad_nan");
+  std::string flair = dir + "/cases/BraTS2021_00002/BraTS2021_00002_flair.nii.gz";
+  Volume v = read_nifti(flair);
+  for (int64_t p = 9 * 48 * 48 + 48 * 5; p < 10 * 48 * 48; ++p) v.data[static_cast<size_t>(p)] = std::nanf("");
+  NiftiWriteOptions o;
+  o.datatype = DT_FLOAT32;
+  write_nifti(flair, v.dims, v.spacing, v.data.data(), o);
+  expect_pack_error(dir, {"case BraTS2021_00002, modality flair", flair, "holds 2064 non-finite values",
+                          "voxel (i 0, j 5, k 9), axial slice k = 9"});
 }
 
 TEST(PackBadInput, EmptyInputFolder) {

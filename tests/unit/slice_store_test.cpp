@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 namespace strata::data {
@@ -160,15 +161,15 @@ TEST(SliceStoreBadFile, MissingOrNotHdf5) {
 TEST(SliceStoreBadFile, AnotherFormatVersion) {
   std::string path = test::temp_dir("store_version") + "/v3.h5";
   test::copy_file(test::tiny_packed(), path);
-  test::set_int_attr(path, format::kAttrVersion, 3);
+  test::set_int_attr(path, format::kAttrVersion, format::kFormatVersion + 1);
   std::string why = error_of([&] { SliceStore s(path); });
   EXPECT_NE(why.find(path), std::string::npos) << why;
-  EXPECT_NE(why.find("format version 3"), std::string::npos) << why;
+  EXPECT_NE(why.find(fmt::format("format version {}", format::kFormatVersion + 1)), std::string::npos) << why;
 }
 
 TEST(SliceStoreFormat, Version2RecordsEachCasesSourceGeometry) {
   SliceStore s(test::tiny_packed());
-  EXPECT_EQ(s.info().format_version, 2);
+  EXPECT_EQ(s.info().format_version, 3);
   ASSERT_TRUE(s.has_case_sources());
   for (int32_t c = 0; c < static_cast<int32_t>(s.num_cases()); ++c) {
     const CaseSource& src = s.case_source(c);
@@ -224,6 +225,85 @@ TEST(SliceStoreBadFile, FlippedByteFailsEveryReaderAndVerifyNamingTheSlice) {
     EXPECT_NE(why.find("Fletcher"), std::string::npos) << why;  // says what failed
     why = error_of([&] { s.verify(); });
     EXPECT_NE(why.find("/images slice 5"), std::string::npos) << why;
+  }
+}
+
+TEST(SliceStoreFormat, Version3HasNoGlobalHeapAndChecksumsItsMetadata) {
+  std::ifstream in(test::tiny_packed(), std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(all.find("GCOL"), std::string::npos) << "no variable-length strings, so no global heap collection";
+  const std::string dir = test::temp_dir("store_v3");
+
+  std::string attr = dir + "/attr.h5";  // an attribute changed after packing
+  test::copy_file(test::tiny_packed(), attr);
+  test::set_int_attr(attr, format::kAttrSeed, 12345);
+  for (ReadPath p : {ReadPath::kDirect, ReadPath::kHdf5}) {
+    std::string why = error_of([&] { SliceStore s(attr, with(p)); });
+    EXPECT_NE(why.find(attr + ": metadata checksum mismatch"), std::string::npos) << why;
+  }
+  std::string name = dir + "/name.h5";  // a byte of a case name: the chunk's Fletcher-32
+  test::copy_file(test::tiny_packed(), name);
+  test::flip_byte(name, test::chunk_offset(name, format::kCaseNames, 0) + 3);
+  std::string why = error_of([&] { SliceStore s(name); });
+  EXPECT_NE(why.find("/case_names"), std::string::npos) << why;
+}
+
+TEST(SliceStoreFormat, Version2CaseNamesReadWithoutHdf5sHeapConversion) {
+  std::string path = test::temp_dir("store_v2") + "/v2.h5";
+  test::copy_file(test::tiny_packed(), path);
+  test::make_version2(path);
+  SliceStore v2(path), v3(test::tiny_packed());
+  EXPECT_EQ(v2.info().format_version, 2);
+  EXPECT_EQ(v2.case_names(), v3.case_names());
+  EXPECT_EQ(v2.info().normalisation, v3.info().normalisation);
+}
+
+// One changed byte in a version 2 file's /case_names references or heap crashed
+// libhdf5 (H5HG_read) or gave a case another's name; each is a named error now.
+TEST(SliceStoreBadFile, DamagedVersion2CaseNameHeapIsANamedError) {
+  const std::string dir = test::temp_dir("store_v2_heap");
+  const std::string clean = dir + "/clean.h5";
+  test::copy_file(test::tiny_packed(), clean);
+  test::make_version2(clean);
+  const uint64_t refs = test::dataset_offset(clean, format::kCaseNames);
+  const uint64_t heap = test::find_bytes(clean, "GCOL");
+  const uint64_t name1 = test::find_bytes(clean, "BraTS2021_00001", heap);
+  struct Damage {
+    const char* what;
+    uint64_t offset;
+    int value;  // -1: XOR 0xff
+    const char* expect;
+  };
+  const Damage damages[] = {
+      {"object index of entry 1", refs + 16 + 12, -1, "/case_names entry 1 refers to heap object"},
+      {"length of entry 2", refs + 32, -1, "/case_names entry 2 refers to heap object"},
+      {"collection address of entry 3", refs + 48 + 5, -1, "/case_names entry 3 refers to address"},
+      {"heap object size", name1 - 8, -1, "is damaged at its byte"},
+      {"one name made another's", name1 + 14, '0', "names cases 0 and 1 both 'BraTS2021_00000'"},
+  };
+  for (const Damage& d : damages) {
+    std::string path = dir + "/damaged.h5";
+    test::copy_file(clean, path);
+    if (d.value < 0) test::flip_byte(path, d.offset);
+    else test::set_byte(path, d.offset, static_cast<unsigned char>(d.value));
+    for (ReadPath p : {ReadPath::kDirect, ReadPath::kHdf5}) {
+      std::string why = error_of([&] { SliceStore s(path, with(p)); });
+      EXPECT_NE(why.find(path), std::string::npos) << d.what << ": " << why;
+      EXPECT_NE(why.find(d.expect), std::string::npos) << d.what << ": " << why;
+    }
+  }
+}
+
+// A damaged key of the chunk index: HDF5 finds no chunk for the slice and reads its
+// fill value (zeros) without an error; both read paths refuse the file on open.
+TEST(SliceStoreBadFile, DamagedChunkIndexKeyIsFoundOnOpenNamingTheSlice) {
+  std::string path = test::temp_dir("store_index") + "/index.h5";
+  test::copy_file(test::tiny_packed(), path);
+  test::flip_byte(path, test::chunk_key_offset(path, format::kImages, 3) + 8);  // the slice coordinate
+  for (ReadPath p : {ReadPath::kDirect, ReadPath::kHdf5}) {
+    std::string why = error_of([&] { SliceStore s(path, with(p)); });
+    EXPECT_NE(why.find(path), std::string::npos) << why;
+    EXPECT_NE(why.find("the chunk index of /images has no entry for slice 3"), std::string::npos) << why;
   }
 }
 

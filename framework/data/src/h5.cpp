@@ -110,6 +110,17 @@ void Handle::reset() {
   id_ = H5I_INVALID_HID;
 }
 
+// A fixed-length, NUL-terminated UTF-8 string type that holds `longest` bytes. String
+// attributes are written fixed-length so that they live in their object header rather
+// than in HDF5's global heap (format version 3, FORMAT.md).
+Handle fixed_string_type(size_t longest) {
+  Handle type = make<IoError>(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy");
+  check<IoError>(H5Tset_size(type.get(), longest + 1), "H5Tset_size");
+  check<IoError>(H5Tset_strpad(type.get(), H5T_STR_NULLTERM), "H5Tset_strpad");
+  check<IoError>(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset");
+  return type;
+}
+
 Handle float16_type() {
   Handle type = make<IoError>(H5Tcopy(H5T_IEEE_F32LE), H5Tclose, "H5Tcopy");
   // binary16: sign at bit 15, 5 exponent bits at 10, 10 mantissa bits at 0, bias 15.
@@ -121,9 +132,8 @@ Handle float16_type() {
 }
 
 void write_attr(hid_t obj, const char* name, const std::string& value) {
-  Handle type = string_type();
-  const char* ptr = value.c_str();
-  write_attr_raw(obj, name, type.get(), scalar_space(), &ptr);
+  Handle type = fixed_string_type(value.size());
+  write_attr_raw(obj, name, type.get(), scalar_space(), value.c_str());
 }
 
 void write_attr(hid_t obj, const char* name, int64_t value) {
@@ -135,10 +145,18 @@ void write_attr(hid_t obj, const char* name, double value) {
 }
 
 void write_attr(hid_t obj, const char* name, const std::vector<std::string>& values) {
-  Handle type = string_type();
-  std::vector<const char*> ptrs;
-  for (const auto& v : values) ptrs.push_back(v.c_str());
-  write_attr_raw(obj, name, type.get(), vector_space(values.size()), ptrs.data());
+  std::vector<char> flat = fixed_strings(values);
+  const size_t width = flat.size() / std::max<size_t>(values.size(), 1);  // longest + 1
+  Handle type = fixed_string_type(width - 1);
+  write_attr_raw(obj, name, type.get(), vector_space(values.size()), flat.data());
+}
+
+std::vector<char> fixed_strings(const std::vector<std::string>& values) {
+  size_t longest = 0;
+  for (const auto& v : values) longest = std::max(longest, v.size());
+  std::vector<char> flat(std::max<size_t>(values.size(), 1) * (longest + 1), '\0');
+  for (size_t i = 0; i < values.size(); ++i) std::copy(values[i].begin(), values[i].end(), flat.begin() + i * (longest + 1));
+  return flat;
 }
 
 void write_attr(hid_t obj, const char* name, const std::vector<int64_t>& values) {

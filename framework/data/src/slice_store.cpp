@@ -8,6 +8,8 @@
 #include "strata/data/fletcher32.h"
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
+#include "strata/data/metadata_checksum.h"
+#include "strata/data/vlen_strings.h"
 
 #include <ATen/ATen.h>
 
@@ -36,6 +38,7 @@ constexpr size_t kMaxIov = IOV_MAX;
 // Where each slice's chunk of one dataset lies in the file, for direct reads.
 struct ChunkTable {
   std::vector<uint64_t> offset;  // absolute file offset of slice i's chunk
+  std::vector<uint64_t> size;    // stored bytes of slice i's chunk (all `stored` unless recompressed)
   uint64_t stored = 0;           // bytes per stored chunk: payload (+ 4 checksum bytes)
   uint64_t payload = 0;          // bytes of one slice's data
 };
@@ -82,6 +85,8 @@ struct SliceStore::Impl {
   }
 
   void open(SliceStoreOptions options);
+  void read_version();
+  void check_metadata_checksum() const;
   void read_info();
   h5::Handle open_dataset(const char* name) const;
   void check_layout(hid_t dataset, const char* name, const std::vector<hsize_t>& chunk);
@@ -90,9 +95,12 @@ struct SliceStore::Impl {
   template <class T>
   std::vector<T> read_array(const char* name, hid_t mem_type, std::vector<int64_t> shape) const;
   std::vector<std::string> read_names(const char* name) const;
+  void check_unique_names() const;
   void read_splits();
   void read_case_sources();
   ChunkTable chunk_table(hid_t dataset, const char* name, uint64_t payload) const;
+  void check_chunk_count(hid_t dataset, const char* name) const;
+  void check_no_overlap(const ChunkTable& table, const char* name) const;
 
   void read_direct(const ChunkTable& table, const char* name, const int64_t* idx, int64_t count,
                    unsigned char* dest) const;
@@ -116,6 +124,12 @@ void SliceStore::Impl::open(SliceStoreOptions options) {
   }
   file = h5::make<DataError>(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose,
                              fmt::format("{}: cannot open as HDF5 (truncated or corrupt?)", path));
+  read_version();
+  // Before any string attribute is read: version 3 proves its metadata whole; older
+  // files have their case names' heap collections checked (vlen_strings.h), which the
+  // string attributes share.
+  if (info.format_version >= format::kFirstChecksummedVersion) check_metadata_checksum();
+  else cases = read_names(format::kCaseNames);
   read_info();
 
   images = open_dataset(format::kImages);
@@ -155,7 +169,8 @@ void SliceStore::Impl::open(SliceStoreOptions options) {
 
   slice_case = read_vector<int32_t>(format::kSliceCase, H5T_NATIVE_INT32, n);
   slice_z = read_vector<int32_t>(format::kSliceZ, H5T_NATIVE_INT32, n);
-  cases = read_names(format::kCaseNames);
+  if (info.format_version >= format::kFirstChecksummedVersion) cases = read_names(format::kCaseNames);
+  check_unique_names();
   for (int64_t i = 0; i < n; ++i) {
     int32_t c = slice_case[static_cast<size_t>(i)];
     if (c < 0 || c >= static_cast<int64_t>(cases.size()) || slice_z[static_cast<size_t>(i)] < 0) {
@@ -166,27 +181,51 @@ void SliceStore::Impl::open(SliceStoreOptions options) {
   read_splits();
   if (info.format_version >= 2) read_case_sources();
 
+  // Both read paths: the chunk index must list every slice once, where the direct
+  // path will read it; a damaged index entry otherwise reads as zeros through HDF5.
+  image_chunks = chunk_table(images.get(), format::kImages, static_cast<uint64_t>(n > 0 ? 2 * 4 * h * w : 0));
+  label_chunks = chunk_table(labels.get(), format::kLabels, static_cast<uint64_t>(h * w));
   read_path = options.read_path;
   if (read_path == ReadPath::kDirect && !direct_possible) read_path = ReadPath::kHdf5;
   if (read_path == ReadPath::kDirect) {
-    image_chunks = chunk_table(images.get(), format::kImages, static_cast<uint64_t>(n > 0 ? 2 * 4 * h * w : 0));
-    label_chunks = chunk_table(labels.get(), format::kLabels, static_cast<uint64_t>(h * w));
     fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) STRATA_THROW(DataError, "{}: cannot open for reading: {}", path, std::strerror(errno));
   }
 }
 
-void SliceStore::Impl::read_info() {
-  if (!h5::has_attr(file.get(), format::kAttrFormat) ||
-      h5::read_string_attr(file.get(), format::kAttrFormat, path) != format::kFormatName) {
-    STRATA_THROW(DataError, "{}: not a Strata slice file (root attribute '{}' is not '{}'); pack one with "
-                 "`brats_recipe pack`", path, format::kAttrFormat, format::kFormatName);
+// The version comes first, from an integer attribute: whatever else the file holds is
+// read in the way its version calls for.
+void SliceStore::Impl::read_version() {
+  if (!h5::has_attr(file.get(), format::kAttrFormat) || !h5::has_attr(file.get(), format::kAttrVersion)) {
+    STRATA_THROW(DataError, "{}: not a Strata slice file (no root attributes '{}' and '{}'); pack one with "
+                 "`brats_recipe pack`", path, format::kAttrFormat, format::kAttrVersion);
   }
   info.format_version = h5::read_int_attr(file.get(), format::kAttrVersion, path);
   if (info.format_version < format::kOldestReadableVersion || info.format_version > format::kFormatVersion) {
     STRATA_THROW(DataError, "{}: format version {}, but this Strata reads versions {} to {}; repack it with this "
                  "build's `brats_recipe pack`", path, info.format_version, format::kOldestReadableVersion,
                  format::kFormatVersion);
+  }
+}
+
+void SliceStore::Impl::check_metadata_checksum() const {
+  if (!h5::has_attr(file.get(), format::kAttrMetadataChecksum)) {
+    STRATA_THROW(DataError, "{}: format version {} but no root attribute '{}': the file is corrupt; repack it", path,
+                 info.format_version, format::kAttrMetadataChecksum);
+  }
+  const auto stored = static_cast<uint32_t>(h5::read_int_attr(file.get(), format::kAttrMetadataChecksum, path));
+  const uint32_t computed = metadata_checksum(file.get(), path);
+  if (stored != computed) {
+    STRATA_THROW(DataError, "{}: metadata checksum mismatch (stored {:08x}, computed {:08x}): case names, splits, "
+                 "geometry or attributes changed after packing; the file is corrupt; repack it", path, stored,
+                 computed);
+  }
+}
+
+void SliceStore::Impl::read_info() {
+  if (h5::read_string_attr(file.get(), format::kAttrFormat, path) != format::kFormatName) {
+    STRATA_THROW(DataError, "{}: not a Strata slice file (root attribute '{}' is not '{}'); pack one with "
+                 "`brats_recipe pack`", path, format::kAttrFormat, format::kFormatName);
   }
   info.modalities = h5::read_strings_attr(file.get(), format::kAttrModalities, path);
   std::vector<std::string> expected(format::kModalities.begin(), format::kModalities.end());
@@ -294,23 +333,36 @@ std::vector<T> SliceStore::Impl::read_vector(const char* name, hid_t mem_type, i
 
 std::vector<std::string> SliceStore::Impl::read_names(const char* name) const {
   h5::Handle ds = open_dataset(name);
+  if (info.format_version < format::kFirstChecksummedVersion) {
+    return read_vlen_strings(ds.get(), path, name, file_bytes);  // never H5Dread: see vlen_strings.h
+  }
   auto dims = h5::dims_of(ds.get());
-  if (dims.size() != 1) STRATA_THROW(DataError, "{}: dataset /{} must be a list of strings", path, name);
-  h5::Handle type = h5::make<DataError>(H5Tcopy(H5T_C_S1), H5Tclose, path);
-  H5Tset_size(type.get(), H5T_VARIABLE);
-  H5Tset_cset(type.get(), H5T_CSET_UTF8);
-  std::vector<char*> ptrs(dims[0], nullptr);
-  if (!ptrs.empty()) {
-    h5::check<DataError>(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()),
+  h5::Handle type = h5::make<DataError>(H5Dget_type(ds.get()), H5Tclose, path);
+  const size_t width = H5Tget_class(type.get()) == H5T_STRING ? H5Tget_size(type.get()) : 0;
+  if (dims.size() != 1 || width == 0 || H5Tis_variable_str(type.get()) != 0) {
+    STRATA_THROW(DataError, "{}: dataset /{} must be a list of fixed-length strings", path, name);
+  }
+  std::vector<char> flat(dims[0] * width + 1, '\0');
+  if (dims[0] > 0) {
+    h5::check<DataError>(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, flat.data()),
                          fmt::format("{}: reading dataset /{}", path, name));
   }
   std::vector<std::string> out;
-  for (char* p : ptrs) out.emplace_back(p ? p : "");
-  if (!ptrs.empty()) {
-    h5::Handle space = h5::make<DataError>(H5Dget_space(ds.get()), H5Sclose, path);
-    H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, ptrs.data());
-  }
+  for (size_t i = 0; i < dims[0]; ++i) out.emplace_back(flat.data() + i * width, strnlen(flat.data() + i * width, width));
   return out;
+}
+
+// Case names index the splits and every per-case decision: two cases with one name
+// would let one case sit in both train and val unseen.
+void SliceStore::Impl::check_unique_names() const {
+  std::map<std::string, size_t> first;
+  for (size_t c = 0; c < cases.size(); ++c) {
+    auto [it, fresh] = first.emplace(cases[c], c);
+    if (!fresh) {
+      STRATA_THROW(DataError, "{}: /{} names cases {} and {} both '{}': case names must be unique; the file is "
+                   "corrupt", path, format::kCaseNames, it->second, c, cases[c]);
+    }
+  }
 }
 
 void SliceStore::Impl::read_case_sources() {
@@ -385,11 +437,15 @@ void SliceStore::Impl::read_splits() {
   }
 }
 
+// Looks every slice's chunk up by its coordinates (the chunk index's keys), checks
+// that the index holds no other chunk and that no two chunks share bytes, and keeps
+// where each lies for direct reads.
 ChunkTable SliceStore::Impl::chunk_table(hid_t dataset, const char* name, uint64_t payload) const {
   ChunkTable table;
   table.payload = payload;
   table.stored = payload + (info.checksums ? 4 : 0);
   table.offset.resize(static_cast<size_t>(n));
+  table.size.resize(static_cast<size_t>(n));
   // HDF5 addresses are relative to the base address, which a user block shifts.
   h5::Handle fcpl = h5::make<DataError>(H5Fget_create_plist(file.get()), H5Pclose, path);
   hsize_t userblock = 0;
@@ -404,9 +460,11 @@ ChunkTable SliceStore::Impl::chunk_table(hid_t dataset, const char* name, uint64
     h5::check<DataError>(H5Dget_chunk_info_by_coord(dataset, coord.data(), &mask, &addr, &size),
                          fmt::format("{}: locating the chunk of /{} {}", path, name, describe(i)));
     if (size == 0 || addr == HADDR_UNDEF) {
-      STRATA_THROW(DataError, "{}: /{} {} was never written", path, name, describe(i));
+      STRATA_THROW(DataError, "{}: the chunk index of /{} has no entry for {} (never written, or the index is "
+                   "damaged; HDF5 would read it as zeros): the file is corrupt; repack it", path, name, describe(i));
     }
-    if (mask != 0 || size != table.stored) {
+    // Files h5repack recompressed have chunks of any size; HDF5 decodes those.
+    if (direct_possible && (mask != 0 || size != table.stored)) {
       STRATA_THROW(DataError, "{}: /{} {} is stored in {} bytes with filter mask {}, expected {} bytes", path, name,
                    describe(i), size, mask, table.stored);
     }
@@ -416,8 +474,38 @@ ChunkTable SliceStore::Impl::chunk_table(hid_t dataset, const char* name, uint64
                    describe(i), offset, offset + size, file_bytes);
     }
     table.offset[static_cast<size_t>(i)] = offset;
+    table.size[static_cast<size_t>(i)] = size;
   }
+  check_chunk_count(dataset, name);
+  check_no_overlap(table, name);
   return table;
+}
+
+void SliceStore::Impl::check_chunk_count(hid_t dataset, const char* name) const {
+  h5::Handle space = h5::make<DataError>(H5Dget_space(dataset), H5Sclose, path);
+  hsize_t chunks = 0;
+  h5::check<DataError>(H5Dget_num_chunks(dataset, space.get(), &chunks),
+                       fmt::format("{}: counting the chunks of /{}", path, name));
+  if (static_cast<int64_t>(chunks) != n) {
+    STRATA_THROW(DataError, "{}: the chunk index of /{} holds {} chunks for {} slices: the index is damaged; the file "
+                 "is corrupt; repack it", path, name, chunks, n);
+  }
+}
+
+// Two index entries pointing at the same bytes would serve one slice's data as
+// another's, with a valid checksum.
+void SliceStore::Impl::check_no_overlap(const ChunkTable& table, const char* name) const {
+  std::vector<std::pair<uint64_t, int64_t>> order;
+  for (int64_t i = 0; i < n; ++i) order.emplace_back(table.offset[static_cast<size_t>(i)], i);
+  std::sort(order.begin(), order.end());
+  for (size_t k = 1; k < order.size(); ++k) {
+    const auto [prev_offset, prev] = order[k - 1];
+    if (order[k].first < prev_offset + table.size[static_cast<size_t>(prev)]) {
+      STRATA_THROW(DataError, "{}: the chunk index of /{} places {} and {} in the same bytes (from byte {}): the index "
+                   "is damaged; the file is corrupt; repack it", path, name, describe(prev), describe(order[k].second),
+                   order[k].first);
+    }
+  }
 }
 
 void SliceStore::Impl::read_direct(const ChunkTable& table, const char* name, const int64_t* idx, int64_t count,
@@ -640,6 +728,8 @@ VerifyReport SliceStore::verify(const std::function<void(int64_t, int64_t)>& pro
   const Impl& m = *impl_;
   core::Stopwatch clock;
   VerifyReport report;
+  report.metadata_checksum = m.info.format_version >= format::kFirstChecksummedVersion;
+  report.index_entries = 2 * m.n;
   std::vector<int> split_of(static_cast<size_t>(m.n), -1);
   for (size_t s = 0; s < m.splits.size(); ++s) {
     for (int64_t i : m.splits[s].slices) split_of[static_cast<size_t>(i)] = static_cast<int>(s);

@@ -1,10 +1,13 @@
-// The packed slice format (data/FORMAT.md), version 2: object names, attribute names
+// The packed slice format (data/FORMAT.md), version 3: object names, attribute names
 // and the label map, shared by the writer (data/, `brats_recipe pack`) and the reader
 // (SliceStore). A change to the layout that an old reader cannot read bumps
 // kFormatVersion; readers refuse versions outside [kOldestReadableVersion,
 // kFormatVersion] with a DataError. Version 2 adds the per-case source geometry (the
 // case_* datasets below); version 1 files lack it and serve training and evaluation in
-// the packed geometry only.
+// the packed geometry only. Version 3 stores case names as fixed-length strings in a
+// checksummed chunk (no HDF5 global heap anywhere in the file, whose variable-length
+// strings a damaged byte turned into a crash inside libhdf5), writes every string
+// attribute fixed-length, and adds the root attribute `metadata_checksum`.
 #pragma once
 
 #include <array>
@@ -13,7 +16,7 @@
 namespace strata::data::format {
 
 inline constexpr const char* kFormatName = "strata.brats.slices";  // root attribute `format`
-inline constexpr int64_t kFormatVersion = 2;                        // root attribute `format_version`
+inline constexpr int64_t kFormatVersion = 3;                        // root attribute `format_version`
 inline constexpr int64_t kOldestReadableVersion = 1;                // version 1: no case_* geometry
 
 inline constexpr int kChannels = 4;    // modalities per slice, in kModalities order
@@ -29,7 +32,9 @@ inline constexpr const char* kImages = "images";          // float16 [N, 4, H, W
 inline constexpr const char* kLabels = "labels";          // uint8 [N, H, W], one slice per chunk
 inline constexpr const char* kSliceCase = "slice_case";   // int32 [N]: case index of each slice
 inline constexpr const char* kSliceZ = "slice_z";         // int32 [N]: axial index (third voxel axis) in its case
-inline constexpr const char* kCaseNames = "case_names";   // variable-length UTF-8 strings [C]
+// Case names: version 3 fixed-length UTF-8 strings [C], chunked with Fletcher-32;
+// versions 1 and 2 variable-length strings (in HDF5's global heap), contiguous.
+inline constexpr const char* kCaseNames = "case_names";
 inline constexpr const char* kSplits = "splits";          // group: one int64 dataset of slice indices per split
 inline constexpr std::array<const char*, 2> kSplitNames = {"train", "val"};
 // Version 2: where each case came from, to map its slices back (one row per case).
@@ -59,6 +64,9 @@ inline constexpr const char* kAttrSeed = "seed";
 inline constexpr const char* kAttrValFraction = "val_fraction";
 inline constexpr const char* kAttrKeepEmpty = "keep_empty";
 inline constexpr const char* kAttrSplitMethod = "split_method";  // how cases were split (absent before it existed)
+// Version 3: CRC-32 of all metadata (metadata_checksum.h), int64.
+inline constexpr const char* kAttrMetadataChecksum = "metadata_checksum";
+inline constexpr int64_t kFirstChecksummedVersion = 3;  // fixed-length names, metadata checksum
 // Attributes of each split dataset.
 inline constexpr const char* kAttrSplitCases = "cases";                // int64: cases in the split
 inline constexpr const char* kAttrSplitClassVoxels = "class_voxels";  // int64 [4]: pixels per class

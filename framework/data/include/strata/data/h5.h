@@ -81,7 +81,14 @@ void check(herr_t status, const std::string& what) {
 // h5dump shows it as "16-bit little-endian floating-point". Owned by the caller.
 Handle float16_type();
 
-// Attributes on a file, group or dataset. Writers throw IoError; readers throw
+// `values` as fixed-length NUL-terminated strings, each (longest + 1) bytes, back to
+// back: the buffer for a fixed-length string type of that size (fixed_string_type).
+std::vector<char> fixed_strings(const std::vector<std::string>& values);
+// That type: NUL-terminated UTF-8 strings of `longest` + 1 bytes.
+Handle fixed_string_type(size_t longest);
+
+// Attributes on a file, group or dataset (strings are written fixed-length, so they
+// never live in HDF5's global heap). Writers throw IoError; readers throw
 // DataError naming `where` (file and object) when the attribute is absent or of
 // another type.
 void write_attr(hid_t obj, const char* name, const std::string& value);

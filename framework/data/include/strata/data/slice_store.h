@@ -18,9 +18,12 @@
 // h5repack) are read through kHdf5 whatever was asked.
 //
 // Errors: a missing or unreadable file, another format version, wrong dataset shapes
-// or types, inconsistent metadata, a truncated file, a checksum mismatch or a label
-// outside 0..3 is a DataError naming the file and, for slice data, the dataset, the
-// slice, its case and axial index.
+// or types, inconsistent metadata, a metadata checksum mismatch (version 3), damaged
+// case-name heap references (versions 1 and 2), duplicate case names, a chunk index
+// that misses a slice, holds extra chunks or points two slices at the same bytes, a
+// truncated file, a checksum mismatch or a label outside 0..3 is a DataError naming
+// the file and, for slice data, the dataset, the slice, its case and axial index. All
+// of it but the per-chunk checksums and labels is checked on open, on both read paths.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -87,6 +90,8 @@ struct SplitInfo {
 
 // Result of SliceStore::verify.
 struct VerifyReport {
+  bool metadata_checksum = false;  // format version 3: the metadata checksum matched (checked on open)
+  int64_t index_entries = 0;       // chunk index entries checked on open (one per slice in /images and /labels)
   int64_t chunks = 0;   // image and label chunks read and checked
   int64_t bytes = 0;    // payload bytes read
   double seconds = 0;   // wall time
