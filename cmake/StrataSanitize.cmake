@@ -29,8 +29,9 @@ if(STRATA_SANITIZE)
     set(_san -fsanitize=${STRATA_SANITIZE},fuzzer-no-link)
   endif()
   # Frames for the reports' stacks; line tables only (-g1) keep the objects and the
-  # compiler cache small.
-  add_compile_options(${_san} -fno-omit-frame-pointer -g1)
+  # compiler cache small. -O1 (after the build type's -O3, so it wins): the sanitizers'
+  # usual level, and it halves the compile time of the instrumented templates on 2 cores.
+  add_compile_options(${_san} -O1 -fno-omit-frame-pointer -g1)
   add_link_options(${_san})
   # Every executable carries the runtimes' default options (strata_add_executable).
   set(STRATA_SUPPRESSIONS_DIR ${PROJECT_SOURCE_DIR}/tests/sanitize)
