@@ -30,7 +30,7 @@ if(STRATA_SANITIZE)
   endif()
   # Frames for the reports' stacks; line tables only (-g1) keep the objects and the
   # compiler cache small. -O1 (after the build type's -O3, so it wins): the sanitizers'
-  # usual level, and it halves the compile time of the instrumented templates on 2 cores.
+  # usual level, quicker to compile than -O3 and still quick to run.
   add_compile_options(${_san} -O1 -fno-omit-frame-pointer -g1)
   add_link_options(${_san})
   # Every executable carries the runtimes' default options (strata_add_executable).

@@ -16,12 +16,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 FUZZERS=(nifti split_file slice_store checkpoint config)
-CC=${STRATA_FUZZ_CC:-clang-14}
-CXX=${STRATA_FUZZ_CXX:-clang++-14}
-command -v "$CXX" >/dev/null || die "fuzz: $CXX not found: run scripts/install-deps.sh (clang-14, libclang-rt-14-dev)"
 
 build() {
-  CC=$CC CXX=$CXX STRATA_CMAKE_ARGS="-DSTRATA_FUZZ=ON -DSTRATA_CUDA=OFF" strata_build_in build-fuzz strata_fuzzers
+  STRATA_CMAKE_ARGS="-DSTRATA_FUZZ=ON -DSTRATA_CUDA=OFF" strata_build_clang build-fuzz strata_fuzzers
 }
 
 fuzz_one() {  # NAME SECONDS

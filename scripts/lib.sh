@@ -48,3 +48,13 @@ strata_build_in() {
   cmake --build "$dir" -j "$(nproc)" "${targets[@]}" || die "build: compilation in $dir failed"
   echo "build: $dir done in $((SECONDS - start)) s"
 }
+
+# strata_build_clang DIR [TARGET...]: strata_build_in with clang-14 (or $STRATA_CLANG_CC and
+# $STRATA_CLANG_CXX), for the sanitizer and fuzz builds: libFuzzer is clang's, and clang
+# compiles the instrumented code about three times faster than g++ here. libtorch's C++
+# ABI is libstdc++'s, which clang uses too.
+strata_build_clang() {
+  local cc=${STRATA_CLANG_CC:-clang-14} cxx=${STRATA_CLANG_CXX:-clang++-14}
+  command -v "$cxx" >/dev/null || die "build: $cxx not found: run scripts/install-deps.sh (clang-14, libclang-rt-14-dev)"
+  CC=$cc CXX=$cxx strata_build_in "$@"
+}

@@ -7,9 +7,10 @@
 #         prefetcher's and slice store's reader threads, the watchdog and the MPI
 #         communicator's worker, intra-op teams (TSAN_TESTS below). libtorch, libgomp and
 #         OpenMPI are not instrumented, so their thread pools are outside its view.
-# Both builds are CPU-only (STRATA_CUDA=OFF) and compile through ccache, so a second run
-# on the same machine mostly links. Reports fail the run, except those that the files of
-# tests/sanitize suppress, every entry naming a third-party library and why.
+# Both builds are CPU-only (STRATA_CUDA=OFF), compiled by clang-14 (scripts/lib.sh,
+# strata_build_clang) through ccache, so a second run on the same machine mostly links.
+# Reports fail the run, except those that the files of tests/sanitize suppress, every
+# entry naming a third-party library and why.
 #
 # usage: scripts/sanitize.sh [asan|tsan|all] [ctest args...]    (default: all)
 set -euo pipefail
@@ -37,12 +38,12 @@ run_ctest() {  # DIR [ctest args...]: ctest in DIR with the timing of the run
 }
 
 asan() {
-  STRATA_CMAKE_ARGS="-DSTRATA_SANITIZE=address,undefined -DSTRATA_CUDA=OFF" strata_build_in build-asan "${ASAN_TARGETS[@]}"
+  STRATA_CMAKE_ARGS="-DSTRATA_SANITIZE=address,undefined -DSTRATA_CUDA=OFF" strata_build_clang build-asan "${ASAN_TARGETS[@]}"
   run_ctest build-asan -L "${STRATA_SANITIZE_LABELS:-^(unit|dist|e2e)$}" "$@"
 }
 
 tsan() {
-  STRATA_CMAKE_ARGS="-DSTRATA_SANITIZE=thread -DSTRATA_CUDA=OFF" strata_build_in build-tsan "${TSAN_TARGETS[@]}"
+  STRATA_CMAKE_ARGS="-DSTRATA_SANITIZE=thread -DSTRATA_CUDA=OFF" strata_build_clang build-tsan "${TSAN_TARGETS[@]}"
   GTEST_FILTER=$TSAN_FILTER run_ctest build-tsan -R "$TSAN_TESTS" "$@"
 }
 
