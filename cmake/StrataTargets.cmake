@@ -43,4 +43,8 @@ function(strata_add_executable name)
   add_executable(${name} ${ARGN})
   _strata_common(${name})
   target_link_options(${name} PRIVATE "LINKER:--push-state,--no-as-needed" -lstdc++ "LINKER:--pop-state")
+  if(STRATA_SANITIZE)
+    # The runtimes' defaults: tests/sanitize's suppression files (cmake/StrataSanitize.cmake).
+    target_sources(${name} PRIVATE ${STRATA_SANITIZER_OPTIONS_SOURCE})
+  endif()
 endfunction()

@@ -2,7 +2,8 @@
 # Installs what Strata needs on Debian 12 (or Ubuntu 22.04+), idempotently, from one list,
 # scripts/packages.txt (which scripts/check-deps.sh holds the build to):
 #   1. the Debian packages it names (compiler, CMake, Ninja, OpenMPI, HDF5, yaml-cpp, fmt,
-#      GoogleTest, nifticlib, CLI11, nlohmann-json, Slurm, ccache, ...);
+#      GoogleTest, nifticlib, CLI11, nlohmann-json, Slurm, ccache, clang-14 and libFuzzer
+#      for tests/fuzz, ...);
 #   2. its pip: lines (torch==2.11.0, whose wheel carries libtorch) when a different
 #      version or none is installed.
 # It prints what it installs and why, and fails with a message naming the package.

@@ -24,19 +24,37 @@ torch_cmake_prefix() {
 # Configures (once) and builds build/ with Ninja: every target, or the targets given
 # (the demo needs only brats_recipe). Extra CMake args: $STRATA_CMAKE_ARGS.
 strata_build() {
+  strata_build_in build "$@"
+}
+
+# strata_build_in DIR [TARGET...]: the same into another build folder (build-asan/,
+# build-tsan/, build-fuzz/ of scripts/sanitize.sh and scripts/fuzz.sh, which pass their
+# options in $STRATA_CMAKE_ARGS and their compiler in CC/CXX).
+strata_build_in() {
+  local dir=$1; shift
   local prefix
   prefix=$(torch_cmake_prefix)
-  if [ ! -f build/build.ninja ]; then
-    echo "build: configuring build/ against libtorch at $prefix"
+  if [ ! -f "$dir/build.ninja" ]; then
+    echo "build: configuring $dir/ against libtorch at $prefix"
+    mkdir -p "$dir"
     # shellcheck disable=SC2086
-    mkdir -p build
-    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=$prefix" \
+    cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=$prefix" \
       "-DSTRATA_PYTHON=$(command -v "$(strata_python)")" \
-      ${STRATA_CMAKE_ARGS:-} >build/cmake.log 2>&1 || { cat build/cmake.log; die "build: cmake configure failed"; }
+      ${STRATA_CMAKE_ARGS:-} >"$dir/cmake.log" 2>&1 || { cat "$dir/cmake.log"; die "build: cmake configure of $dir failed"; }
   fi
   local start=$SECONDS
   local targets=()
   for t in "$@"; do targets+=(--target "$t"); done
-  cmake --build build -j "$(nproc)" "${targets[@]}" || die "build: compilation failed"
-  echo "build: done in $((SECONDS - start)) s"
+  cmake --build "$dir" -j "$(nproc)" "${targets[@]}" || die "build: compilation in $dir failed"
+  echo "build: $dir done in $((SECONDS - start)) s"
+}
+
+# strata_build_clang DIR [TARGET...]: strata_build_in with clang-14 (or $STRATA_CLANG_CC and
+# $STRATA_CLANG_CXX), for the sanitizer and fuzz builds: libFuzzer is clang's, and clang
+# compiles the instrumented code about three times faster than g++ here. libtorch's C++
+# ABI is libstdc++'s, which clang uses too.
+strata_build_clang() {
+  local cc=${STRATA_CLANG_CC:-clang-14} cxx=${STRATA_CLANG_CXX:-clang++-14}
+  command -v "$cxx" >/dev/null || die "build: $cxx not found: run scripts/install-deps.sh (clang-14, libclang-rt-14-dev)"
+  CC=$cc CXX=$cxx strata_build_in "$@"
 }

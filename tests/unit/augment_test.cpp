@@ -169,10 +169,12 @@ TEST(Augment, IntensityAndNoiseChangeImagesNotLabels) {
 }
 
 TEST(Augment, DeterministicGivenSeedRankAndStep) {
-  auto [images, labels] = encoded_batch(8, 32, 32);
+  // Not a structured binding: C++17 lambdas cannot capture those (clang refuses).
+  const auto batch = encoded_batch(8, 32, 32);
+  const at::Tensor& images = batch.first;
   AugmentConfig all = only(0.5, 0.5, 0.5, 0.5, 0.5, 0.5);
   auto run = [&](uint64_t seed, int rank, int64_t step) {
-    at::Tensor im = images.clone(), lab = labels.clone();
+    at::Tensor im = images.clone(), lab = batch.second.clone();
     Augment(all, seed, rank).apply(im, lab, step);
     return std::make_pair(im, lab);
   };

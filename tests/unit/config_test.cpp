@@ -194,6 +194,17 @@ TEST(ConfigTest, OverrideErrorsNameTheAssignment) {
                   "'epochs' must be an integer, got a mapping (in --set epochs.x=1)");
 }
 
+// Found by tests/fuzz (config): an override on a config whose top level is a value or a
+// list reached yaml-cpp's operator[] on a scalar, an untyped exception.
+TEST(ConfigTest, OverridesOnATopLevelThatIsNoMappingAreConfigErrors) {
+  for (const char* text : {"just a value", "[1, 2]"}) {
+    for (const char* set : {"epochs=3", "train.lr=1"}) {
+      EXPECT_CONTAINS(config_error([&] { parse_config<RootConfig>(text, {set}, "recipe.yaml"); }),
+                      fmt::format("--set {}: the top level of recipe.yaml is not a mapping of sections", set));
+    }
+  }
+}
+
 TEST(ConfigTest, SyntaxErrorsAndMissingFiles) {
   TempYaml f("train:\n  lr: [1, 2\n");
   EXPECT_CONTAINS(config_error([&] { load_config<RootConfig>(f.path()); }), f.path() + ":");

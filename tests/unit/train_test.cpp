@@ -310,7 +310,7 @@ TEST(GradClipTest, ClippedNormIsTheMaxAndUndefinedGradsAreSkipped) {
 }
 
 TEST(ScalarReaderTest, TheCpuReadsAtOnceWithItsTag) {
-  ScalarReader reader(torch::Device(torch::kCPU));
+  ScalarReader reader{torch::Device(torch::kCPU)};  // braces: clang reads the parentheses as a function declaration
   EXPECT_FALSE(reader.latest().has_value());
   torch::Tensor sum = torch::tensor(1.25f);
   reader.request(sum, 3);

@@ -83,7 +83,7 @@ void ConfigDecoder::finish() const {
   }
 }
 
-void apply_override(YAML::Node& root, const std::string& assignment) {
+void apply_override(YAML::Node& root, const std::string& assignment, const std::string& source) {
   size_t eq = assignment.find('=');
   std::string key = trim(eq == std::string::npos ? "" : assignment.substr(0, eq));
   if (key.empty()) STRATA_THROW(ConfigError, "--set expects key.path=value, got '{}'", assignment);
@@ -102,6 +102,8 @@ void apply_override(YAML::Node& root, const std::string& assignment) {
   YAML::Node value = text.empty() ? YAML::Node(std::string()) : parse_yaml(text, "--set " + assignment);
 
   if (!root.IsDefined() || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  // A value or a list at the top has no sections to set (yaml-cpp's operator[] would throw).
+  if (!root.IsMap()) STRATA_THROW(ConfigError, "--set {}: the top level of {} is not a mapping of sections", assignment, source);
   // yaml-cpp nodes are handles whose operator= copies content, so walk with reset().
   YAML::Node cur;
   cur.reset(root);

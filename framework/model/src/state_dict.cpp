@@ -131,8 +131,9 @@ std::optional<std::string> plain_dict_pickle(const std::string& pkl) {
 // The bytes to unpickle: torch.save's OrderedDict rewritten as above, else as read.
 std::vector<char> readable(const std::vector<char>& bytes) {
   try {
-    caffe2::serialize::PyTorchStreamReader reader(std::make_unique<caffe2::serialize::IStreamAdapter>(
-        new std::istringstream(std::string(bytes.begin(), bytes.end()))));
+    // IStreamAdapter does not own its stream (a `new` one leaked the whole file per import).
+    std::istringstream stream(std::string(bytes.begin(), bytes.end()));
+    caffe2::serialize::PyTorchStreamReader reader(std::make_unique<caffe2::serialize::IStreamAdapter>(&stream));
     if (!reader.hasRecord("data.pkl")) return bytes;
     auto [data, size] = reader.getRecord("data.pkl");
     const auto pkl = plain_dict_pickle(std::string(static_cast<const char*>(data.get()), size));

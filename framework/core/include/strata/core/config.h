@@ -229,8 +229,9 @@ class ConfigValidator {
 };
 
 // Applies one `key.path=value` assignment to a YAML tree. The value is parsed as YAML,
-// so `--set loss.weights=[0.1,4,1,1]` gives a list.
-void apply_override(YAML::Node& root, const std::string& assignment);
+// so `--set loss.weights=[0.1,4,1,1]` gives a list. `source` (the file) names a top level
+// that is no mapping in the ConfigError.
+void apply_override(YAML::Node& root, const std::string& assignment, const std::string& source);
 
 // Parses YAML text; syntax errors and a key given twice in one mapping (yaml-cpp keeps
 // the first silently, so a second `train:` section would be ignored) become ConfigError
@@ -258,7 +259,7 @@ template <class S>
 S load_config(const std::string& path, const std::vector<std::string>& overrides = {}) {
   ConfigSource source{path.empty() ? "<defaults>" : path, overrides};
   YAML::Node root = path.empty() ? YAML::Node(YAML::NodeType::Map) : load_yaml_file(path);
-  for (const auto& o : overrides) apply_override(root, o);
+  for (const auto& o : overrides) apply_override(root, o, source.file);
   return decode_config<S>(root, source);
 }
 
@@ -268,7 +269,7 @@ S parse_config(const std::string& text, const std::vector<std::string>& override
                const std::string& source_name = "<string>") {
   ConfigSource source{source_name, overrides};
   YAML::Node root = parse_yaml(text, source_name);
-  for (const auto& o : overrides) apply_override(root, o);
+  for (const auto& o : overrides) apply_override(root, o, source.file);
   return decode_config<S>(root, source);
 }
 

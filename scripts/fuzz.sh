@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The libFuzzer harnesses of tests/fuzz (STRATA_FUZZ=ON, clang-14, ASan + UBSan), built
+# into build-fuzz/ through ccache.
+#
+#   scripts/fuzz.sh --ci             each harness for a fixed number of inputs from its
+#                                    committed corpus (ctest label fuzz; what CI runs)
+#   scripts/fuzz.sh [NAME] [SECONDS] NAME (or every harness: all) for SECONDS each
+#                                    (default 60); new inputs gather in
+#                                    build-fuzz/fuzz-corpus/NAME, findings in
+#                                    build-fuzz/fuzz-findings/
+#
+# A finding (crash-*, leak-*, timeout-*, oom-*) is kept as a regression test by copying
+# it into tests/fuzz/corpus/NAME/ once fixed (tests/fuzz/README.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+FUZZERS=(nifti split_file slice_store checkpoint config)
+
+build() {
+  STRATA_CMAKE_ARGS="-DSTRATA_FUZZ=ON -DSTRATA_CUDA=OFF" strata_build_clang build-fuzz strata_fuzzers
+}
+
+fuzz_one() {  # NAME SECONDS
+  local name=$1 seconds=$2 corpus=build-fuzz/fuzz-corpus/$1 findings=build-fuzz/fuzz-findings
+  [ -d "tests/fuzz/corpus/$name" ] || die "fuzz: no harness '$name' (one of: ${FUZZERS[*]})"
+  mkdir -p "$corpus" "$findings"
+  echo "fuzz: $name for $seconds s (new inputs in $corpus, findings in $findings)"
+  build-fuzz/bin/"${name}"_fuzz -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 \
+    -artifact_prefix="$findings/$name-" "$corpus" "tests/fuzz/corpus/$name" \
+    || die "fuzz: $name found a failing input in $findings: fix it, then copy it into tests/fuzz/corpus/$name/"
+}
+
+if [ "${1:-}" = --ci ]; then
+  build
+  start=$SECONDS
+  ctest --test-dir build-fuzz -L fuzz --output-on-failure -j "$(nproc)"
+  echo "fuzz: the harnesses' ctest took $((SECONDS - start)) s"
+  exit 0
+fi
+name=${1:-all}
+seconds=${2:-60}
+build
+if [ "$name" = all ]; then
+  for f in "${FUZZERS[@]}"; do fuzz_one "$f" "$seconds"; done
+else
+  fuzz_one "$name" "$seconds"
+fi
