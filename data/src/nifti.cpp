@@ -86,6 +86,11 @@ std::vector<unsigned char> read_raw_voxels(const nifti_image* nim) {
   int64_t offset = nim->iname_offset;
   if (offset < 0 && !gz) offset = nifti_get_filesize(nim->iname) - static_cast<int64_t>(bytes);
   std::vector<unsigned char> raw;
+  // A header may claim any size: check it against the file before allocating (deflate
+  // expands at most 1032:1), so an 8 KB file that claims 54 TB is "truncated", not OOM.
+  const int64_t file = nifti_get_filesize(nim->iname);
+  const int64_t room = gz ? file * 1032 : file - std::max<int64_t>(offset, 0);
+  if (file < 0 || nim->nvox < 0 || static_cast<int64_t>(bytes) < 0 || static_cast<int64_t>(bytes) > room) return raw;
   znzFile fp = znzopen(nim->iname, "rb", gz);
   if (znz_isnull(fp)) return raw;
   // znzseek returns 0 (fseek) or the new offset (gzseek); -1 on failure.

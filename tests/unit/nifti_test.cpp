@@ -151,5 +151,24 @@ TEST(Nifti, MissingTruncatedCorruptAndFourDFilesAreNamedErrors) {
   expect_data_error(four_d, "one 3-D volume");
 }
 
+// A header may claim any size (found by fuzz_nifti: 8 KB claiming 54 TB was allocated
+// before the read noticed): the claim is checked against the file first.
+TEST(Nifti, AHeaderClaimingMoreThanTheFileHoldsIsTruncatedNotAllocated) {
+  std::string dir = test::temp_dir("nifti_huge");
+  std::vector<float> values(5 * 4 * 30, 7.0f);
+  NiftiWriteOptions o;
+  o.datatype = DT_FLOAT32;
+  std::string huge = dir + "/huge.nii";
+  write_nifti(huge, {5, 4, 30}, {1, 1, 1}, values.data(), o);
+  {
+    // dim[1..3] = 32767 each (NIfTI-1 header, offset 40): 35e12 float voxels, 140 TB.
+    std::fstream f(huge, std::ios::in | std::ios::out | std::ios::binary);
+    int16_t dim[8] = {3, 32767, 32767, 32767, 1, 1, 1, 1};
+    f.seekp(40);
+    f.write(reinterpret_cast<const char*>(dim), sizeof(dim));
+  }
+  expect_data_error(huge, "truncated or corrupt");
+}
+
 }  // namespace
 }  // namespace strata::dataprep

@@ -302,7 +302,7 @@ EpochStats Trainer::train_epoch() {
     }
     if (setup_.after_step) setup_.after_step(step_);
     const int64_t every = setup_.train.finite_check_every;
-    if (every > 0 && step_ % every == 0) check_finite();
+    if (every > 0 && step_ % every == 0) check_finite(epoch_ + 1);
     if (po.enabled && (steps % report_every == 0 || start + steps == per_epoch)) {
       double rate = static_cast<double>(micro_batches * group) / std::max(clock.seconds(), 1e-9);
       shown_loss.request(loss_sum, steps);  // on a GPU the bar shows the mean of a report or two ago
@@ -377,7 +377,7 @@ Trainer::Outcome Trainer::fit() {
     EpochStats st = train_epoch();
     // BatchNorm running stats: the mean over ranks (sync_batch's are the same on every rank).
     if (setup_.model.norm != "sync_batch") average_buffers(*model_, *comm_);
-    check_finite();  // before any checkpoint of this epoch
+    check_finite(st.epoch + 1);  // before any checkpoint of this epoch
     if (st.preempted) {
       if (world_.rank() == 0) {  // the marker only after the checkpoint it points to
         write_checkpoint("last.pt", "preempt");
@@ -433,7 +433,7 @@ void Trainer::record_loss(const torch::Tensor& loss) {
   bad_loss_step_.masked_fill_(bad.logical_and(bad_loss_step_.lt(0)), step_ + 1);
 }
 
-void Trainer::check_finite() {
+void Trainer::check_finite(int64_t epoch) {
   const int64_t bad_step = bad_loss_step_.item<int64_t>();
   world_.agree([&] {
     std::string what;
@@ -446,7 +446,7 @@ void Trainer::check_finite() {
     STRATA_THROW(TrainingError,
                  "training diverged, stopped at step {} of epoch {}: {}. {}. Nothing non-finite was saved. Lower "
                  "train.lr, set train.grad_clip, or check the data (brats_recipe inspect --verify)",
-                 step_, epoch_ + 1, what,
+                 step_, epoch, what,
                  last_good_.empty() ? "No checkpoint of this run was written yet"
                                     : fmt::format("The last good checkpoint is {}", last_good_));
   });

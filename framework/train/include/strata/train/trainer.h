@@ -193,8 +193,8 @@ class Trainer {
   void write_metrics(const EpochStats& stats, const std::optional<Validation>& val);
   void check_resume_config(const model::CheckpointMeta& meta, const std::string& path) const;
   // Collective: throws TrainingError on every rank when some rank's recorded loss or
-  // the model holds NaN/Inf (see the header comment).
-  void check_finite();
+  // the model holds NaN/Inf (see the header comment); `epoch` (1-based) is the one trained.
+  void check_finite(int64_t epoch);
   // On the device, no host sync: remembers this step when its loss is not finite.
   void record_loss(const torch::Tensor& loss);
   std::vector<torch::Tensor> grads() const;
