@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nifti1.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 
@@ -111,6 +112,13 @@ void expect_data_error(const std::string& path, const std::string& fragment) {
   }
 }
 
+// Rewrites dim[0..7] of an uncompressed NIfTI-1 header (offset 40, int16 x 8).
+void rewrite_dims(const std::string& path, std::array<int16_t, 8> dim) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(40);
+  f.write(reinterpret_cast<const char*>(dim.data()), sizeof(dim));
+}
+
 TEST(Nifti, MissingTruncatedCorruptAndFourDFilesAreNamedErrors) {
   std::string dir = test::temp_dir("nifti_bad");
   expect_data_error(dir + "/absent.nii.gz", "missing");
@@ -141,13 +149,7 @@ TEST(Nifti, MissingTruncatedCorruptAndFourDFilesAreNamedErrors) {
   // 4-D with two volumes: not a BraTS modality.
   std::string four_d = dir + "/four_d.nii";
   write_nifti(four_d, {5, 4, 6}, {1, 1, 1}, values.data(), o);
-  {
-    // Rewrite dim[0] = 4, dim[3] = 3, dim[4] = 2 in the NIfTI-1 header (offset 40, int16 x 8).
-    std::fstream f(four_d, std::ios::in | std::ios::out | std::ios::binary);
-    int16_t dim[8] = {4, 5, 4, 3, 2, 1, 1, 1};
-    f.seekp(40);
-    f.write(reinterpret_cast<const char*>(dim), sizeof(dim));
-  }
+  rewrite_dims(four_d, {4, 5, 4, 3, 2, 1, 1, 1});
   expect_data_error(four_d, "one 3-D volume");
 }
 
@@ -160,13 +162,7 @@ TEST(Nifti, AHeaderClaimingMoreThanTheFileHoldsIsTruncatedNotAllocated) {
   o.datatype = DT_FLOAT32;
   std::string huge = dir + "/huge.nii";
   write_nifti(huge, {5, 4, 30}, {1, 1, 1}, values.data(), o);
-  {
-    // dim[1..3] = 32767 each (NIfTI-1 header, offset 40): 35e12 float voxels, 140 TB.
-    std::fstream f(huge, std::ios::in | std::ios::out | std::ios::binary);
-    int16_t dim[8] = {3, 32767, 32767, 32767, 1, 1, 1, 1};
-    f.seekp(40);
-    f.write(reinterpret_cast<const char*>(dim), sizeof(dim));
-  }
+  rewrite_dims(huge, {3, 32767, 32767, 32767, 1, 1, 1, 1});  // 35e12 float voxels, 140 TB
   expect_data_error(huge, "truncated or corrupt");
 }
 
