@@ -83,12 +83,19 @@ export RUN_DIR=$OUT/requeue STRATA_REQUEUE=1 EXTRA_ARGS="$small --set train.epoc
 job=$(sbatch --parsable "${sb[@]:2}" --requeue --output="$OUT/rq-%j.out" "$script")
 for _ in $(seq 1 1200); do [ -s "$RUN_DIR/metrics.jsonl" ] && break; sleep 0.1; done
 scancel --signal=USR1 "$job"
-# Slurm holds a requeued job for a while (its BeginTime); release it at once.
-# Two nodes take longer to come back from the first run (each finishes its step), so the
-# wait is generous; where it runs out, the job's state and reason go in the output.
+# Slurm holds a requeued job for a while (its BeginTime); release it, but not within the
+# second of the requeue: slurmd revokes the first run's credential with a one-second
+# clock, and a relaunch stamped in that same second is refused ("Job credential
+# revoked") and the job ends. Two nodes take longer to come back from the first run
+# (each finishes its step), so the wait is generous; where it runs out, the job's state
+# and reason go in the output.
+held=0
 for _ in $(seq 1 1500); do
   grep -q "training done" "$RUN_DIR/logs/train-$job.log" 2>/dev/null && break
-  [ "$(squeue -h -j "$job" -o %r 2>/dev/null)" = BeginTime ] && scontrol update JobId="$job" StartTime=now
+  if [ "$(squeue -h -j "$job" -o %r 2>/dev/null)" = BeginTime ]; then
+    held=$((held + 1))
+    [ $((held % 10)) -eq 0 ] && scontrol update JobId="$job" StartTime=now
+  fi
   sleep 0.2
 done
 grep -q "training done" "$RUN_DIR/logs/train-$job.log" 2>/dev/null \
