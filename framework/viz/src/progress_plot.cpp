@@ -3,8 +3,8 @@
 
 #include "strata/core/error.h"
 #include "strata/viz/chart.h"
-#include "strata/viz/overlay.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -69,7 +69,9 @@ std::vector<EpochRow> read_epoch_rows(const std::string& path) {
   return rows;
 }
 
-void write_progress_plot(const std::vector<EpochRow>& rows, const std::string& png, const std::string& title) {
+void write_progress_plot(const std::vector<EpochRow>& rows, const std::string& png, const std::string& title,
+                         const ClassStyle& style) {
+  style.check("progress plot");
   std::vector<double> epoch, loss, dice, lr, seconds, rate;
   size_t classes = 0;
   for (const auto& r : rows) classes = std::max(classes, r.dice.size());
@@ -103,12 +105,11 @@ void write_progress_plot(const std::vector<EpochRow>& rows, const std::string& p
   a2.y_min = 0;
   a2.y_max = 1;
   std::vector<Series> s2;
+  const bool named = classes == style.size();  // else the run's classes are not the style's
   for (size_t c = 1; c < classes; ++c) {
-    const bool brats = classes == 4;
-    s2.push_back({brats ? class_names()[c] : fmt::format("class {}", c), epoch, per_class[c],
-                  brats ? class_colors()[c] : grey, false, 2, markers});
+    s2.push_back({named ? style.names[c] : fmt::format("class {}", c), epoch, per_class[c],
+                  named ? style.line_colors[c] : grey, false, 2, markers});
   }
-  if (classes == 4) s2[2].color = Rgb::hex(0xd4a800);  // the overlays' yellow, darker to read on white
   draw_line_chart(fig.cr(), {pw, top, pw, ph}, a2, s2);
 
   Axes a3 = axes("learning rate", "lr");
