@@ -4,6 +4,8 @@
 // charts; tables and images are plain HTML, so they show without JavaScript too.
 #include "brats_recipe/html_report.h"
 
+#include "brats_recipe/figure_style.h"
+
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
 #include "strata/core/files.h"
@@ -85,6 +87,9 @@ std::string num(double v, int decimals = 4) {
   return std::isfinite(v) ? fmt::format("{:.{}f}", v, decimals) : std::string("&ndash;");
 }
 
+// The name of class c of a confusion matrix (its number past the BraTS classes).
+std::string class_name(size_t c) { return c < brats_classes().size() ? brats_classes().names[c] : std::to_string(c); }
+
 double json_number(const json& j) { return j.is_number() ? j.get<double>() : NAN; }
 json json_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
@@ -131,24 +136,24 @@ Overlay draw_case(const std::string& role, const CaseDice& dice, const dataprep:
   const auto truth = dataprep::remap_labels(truth_vol, dice.name, files.seg);
   const auto pred = dataprep::remap_labels(pred_vol, dice.name, pred_path);
   const int64_t nx = truth_vol.dims[0], ny = truth_vol.dims[1], plane = nx * ny;
-  o.slice = viz::slice_with_most_tumour(truth, plane);
-  if (o.slice < 0) o.slice = viz::slice_with_most_tumour(pred, plane);
+  o.slice = viz::slice_with_most_foreground(truth, plane);
+  if (o.slice < 0) o.slice = viz::slice_with_most_foreground(pred, plane);
   if (o.slice < 0) o.slice = truth_vol.dims[2] / 2;
   viz::OverlaySlice s;
   s.height = static_cast<int>(ny);
   s.width = static_cast<int>(nx);
   const size_t at = static_cast<size_t>(o.slice * plane);
-  for (int m = 0; m < 4; ++m) {
-    const auto vol = dataprep::read_nifti(files.modalities[m]);
-    STRATA_CHECK_AS(DataError, vol.dims == truth_vol.dims, "case {}: '{}' is not the size of its seg", dice.name,
-                    files.modalities[m]);
-    s.modalities[m].assign(vol.data.begin() + at, vol.data.begin() + at + plane);
+  for (const auto& path : files.modalities) {
+    const auto vol = dataprep::read_nifti(path);
+    STRATA_CHECK_AS(DataError, vol.dims == truth_vol.dims, "case {}: '{}' is not the size of its seg", dice.name, path);
+    s.channels.emplace_back(vol.data.begin() + at, vol.data.begin() + at + plane);
   }
   s.truth.assign(truth.begin() + at, truth.begin() + at + plane);
   s.pred.assign(pred.begin() + at, pred.begin() + at + plane);
   auto fig = viz::draw_overlay(
-      s, fmt::format("{} case: {}, axial slice {} (Dice ET {:.3f}, TC {:.3f}, WT {:.3f})", role, dice.name, o.slice,
-                     dice.dice[0], dice.dice[1], dice.dice[2]),
+      s, brats_overlay_style(),
+      fmt::format("{} case: {}, axial slice {} (Dice ET {:.3f}, TC {:.3f}, WT {:.3f})", role, dice.name, o.slice,
+                  dice.dice[0], dice.dice[1], dice.dice[2]),
       static_cast<int>(std::clamp<int64_t>(std::max(nx, ny), 160, 256)));  // 1:1 up to 256: thin errors stay visible
   o.png = fig->png();
   return o;
@@ -253,7 +258,9 @@ ReportResult write_html_report(const ReportInputs& in) {
   core::require_file<core::IoError>(metrics, "metrics.jsonl of the run");
   const auto rows = viz::read_epoch_rows(metrics);
   // A run from before progress.png existed gets one; a run's own is left as it drew it.
-  if (!fs::exists(run / "progress.png")) viz::write_progress_plot(rows, (run / "progress.png").string(), in.run_dir);
+  if (!fs::exists(run / "progress.png")) {
+    viz::write_progress_plot(rows, (run / "progress.png").string(), in.run_dir, brats_classes());
+  }
   const std::string config = fs::exists(run / "config.yaml") ? read_text((run / "config.yaml").string(), "config")
                                                              : std::string("(no config.yaml in the run folder)");
   const std::string chartjs = read_text(in.chartjs, "Chart.js (Debian package libjs-chart.js)");
@@ -324,7 +331,7 @@ ReportResult write_html_report(const ReportInputs& in) {
   }
   data["classes"] = json::array();
   for (int c = 1; c <= 3; ++c) {
-    data["classes"].push_back({{"name", viz::class_names()[c]}, {"color", css(c == 3 ? viz::Rgb::hex(0xd4a800) : viz::class_colors()[c])}});
+    data["classes"].push_back({{"name", brats_classes().names[c]}, {"color", css(brats_classes().line_colors[c])}});
   }
   const std::array<const char*, 3> region_colors{"#d4a800", "#e8413c", "#3cc85a"};  // ET, TC, WT
   data["regions"] = json::array();
@@ -399,9 +406,9 @@ ReportResult write_html_report(const ReportInputs& in) {
     const std::array<std::pair<const char*, int>, 3> keys{{{"necrotic", 1}, {"edema", 2}, {"enhancing", 3}}};
     for (const auto& [key, c] : keys) {
       if (!pc.contains(key)) continue;
-      add("<tr><td class=\"l\"><span class=\"swatch\" style=\"background:", css(viz::class_colors()[c]), "\"></span>",
-          viz::class_names()[c], "</td><td>", num(json_number(pc[key].value("dice", json()))), "</td><td>",
-          num(json_number(pc[key].value("iou", json()))), "</td></tr>");
+      add("<tr><td class=\"l\"><span class=\"swatch\" style=\"background:", css(brats_classes().colors[c]),
+          "\"></span>", brats_classes().names[c], "</td><td>", num(json_number(pc[key].value("dice", json()))),
+          "</td><td>", num(json_number(pc[key].value("iou", json()))), "</td></tr>");
     }
     add("<tr><th class=\"l\">mean</th><th>", num(json_number(eval_j.value("mean_dice", json()))), "</th><th>",
         num(json_number(eval_j.value("mean_iou", json()))), "</th></tr></table>");
@@ -435,12 +442,12 @@ ReportResult write_html_report(const ReportInputs& in) {
   } else {
     const auto& px = conf["pixels"];
     add("<table><tr><th class=\"l\">truth \\ prediction</th>");
-    for (size_t c = 0; c < px.size(); ++c) add("<th>", c < 4 ? viz::class_names()[c] : std::to_string(c), "</th>");
+    for (size_t c = 0; c < px.size(); ++c) add("<th>", class_name(c), "</th>");
     add("<th>pixels</th></tr>");
     for (size_t r = 0; r < px.size(); ++r) {
       double total = 0;
       for (const auto& v : px[r]) total += v.get<double>();
-      add("<tr><th class=\"l\">", r < 4 ? viz::class_names()[r] : std::to_string(r), "</th>");
+      add("<tr><th class=\"l\">", class_name(r), "</th>");
       for (size_t c = 0; c < px[r].size(); ++c) {
         const double share = total > 0 ? px[r][c].get<double>() / total : 0;
         add(fmt::format("<td style=\"background:rgba(31,95,168,{:.3f});color:{}\">{:.1f}%<br><small>{}</small></td>",

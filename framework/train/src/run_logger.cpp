@@ -18,6 +18,19 @@ std::string class_tag(size_t c, size_t classes) {
   return classes == 4 ? kTags[c] : fmt::format("class{}", c);
 }
 
+// Interim: the BraTS names and colours of the figures (as recipes/brats_recipe/figure_style.cpp
+// has them), until the overlays move into the BraTS task and it hands its style in.
+const viz::OverlayStyle& brats_figures() {
+  using viz::Rgb;
+  static const viz::OverlayStyle style{
+      {"T1", "T1ce", "T2", "FLAIR"},
+      3,
+      {{"background", "necrotic core", "edema", "enhancing tumour"},
+       {Rgb{0, 0, 0}, Rgb::hex(0xe8413c), Rgb::hex(0x3cc85a), Rgb::hex(0xffd21e)},
+       {Rgb{0, 0, 0}, Rgb::hex(0xe8413c), Rgb::hex(0x3cc85a), Rgb::hex(0xd4a800)}}};
+  return style;
+}
+
 }  // namespace
 
 RunLogger::RunLogger(RunLoggerOptions options) : options_(std::move(options)) {
@@ -97,7 +110,8 @@ void RunLogger::on_epoch(const EpochStats& st, const std::optional<Validation>& 
   if (options_.progress_png) {
     const auto metrics = fs::path(options_.run_dir) / "metrics.jsonl";
     viz::write_progress_plot(viz::read_epoch_rows(metrics.string()),
-                             (fs::path(options_.run_dir) / "progress.png").string(), options_.title);
+                             (fs::path(options_.run_dir) / "progress.png").string(), options_.title,
+                             brats_figures().classes);
   }
 }
 
@@ -144,16 +158,16 @@ void RunLogger::write_overlays(Trainer& trainer) {
     viz::OverlaySlice s;
     s.height = static_cast<int>(h);
     s.width = static_cast<int>(w);
-    for (int m = 0; m < 4; ++m) {
+    for (int64_t m = 0; m < images.size(1); ++m) {
       auto plane = images[i][m].contiguous();
-      s.modalities[m].assign(plane.data_ptr<float>(), plane.data_ptr<float>() + h * w);
+      s.channels.emplace_back(plane.data_ptr<float>(), plane.data_ptr<float>() + h * w);
     }
     auto t = labels[i].contiguous();
     auto p = pred[i].contiguous();
     s.truth.assign(t.data_ptr<uint8_t>(), t.data_ptr<uint8_t>() + h * w);
     s.pred.assign(p.data_ptr<uint8_t>(), p.data_ptr<uint8_t>() + h * w);
     const std::string title = fmt::format("{} at epoch {}", store.describe_slice(overlay_slices_[i]), trainer.epoch());
-    auto fig = viz::draw_overlay(s, title, static_cast<int>(std::clamp<int64_t>(2 * h, 128, 200)));
+    auto fig = viz::draw_overlay(s, brats_figures(), title, static_cast<int>(std::clamp<int64_t>(2 * h, 128, 200)));
     tb_->image(fmt::format("val/overlay/{}", i), trainer.step(), fig->png(), fig->width(), fig->height(), 3);
   }
 }
