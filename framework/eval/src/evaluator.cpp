@@ -6,9 +6,7 @@
 #include "strata/core/log.h"
 #include "strata/core/progress.h"
 #include "strata/core/timer.h"
-#include "strata/data/format.h"
 #include "strata/eval/hd95.h"
-#include "strata/eval/predictions.h"
 #include "strata/nn/metrics.h"
 
 #include <fmt/ranges.h>
@@ -16,7 +14,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <limits>
 #include <map>
 
@@ -160,15 +157,14 @@ void Evaluator::check_model(const nn::UNetConfig& model, const std::string& sour
                   path, store_->height(), store_->width(), source, model.widths.size(), m);
 }
 
-EvalReport Evaluator::run(const SegmentationModel& model) {
-  namespace fs = std::filesystem;
+EvalReport Evaluator::run(const SegmentationModel& model, const CasePrediction& on_case) {
   torch::NoGradGuard no_grad;
   const auto& e = setup_.eval;
   const nn::EmptyPolicy policy = e.metrics.empty_policy();
   const int64_t classes = static_cast<int64_t>(store_->info().class_names.size());
   const auto& regions = nn::brats_regions();
   const int64_t num_regions = static_cast<int64_t>(regions.size());
-  const bool save = !setup_.predictions_dir.empty();
+  const bool save = static_cast<bool>(on_case);
 
   nn::ConfusionAccumulator acc(classes, store_->num_cases(), device_);
   // HD95 of every (case, region); each case is filled by the one rank that holds it, so
@@ -177,13 +173,6 @@ EvalReport Evaluator::run(const SegmentationModel& model) {
   double hd95_s = 0;
   std::unique_ptr<CaseVolumes> volumes;
   if (e.hd95 || save) {
-    if (save) {
-      std::error_code ec;
-      fs::create_directories(setup_.predictions_dir, ec);
-      STRATA_CHECK_AS(IoError, fs::is_directory(setup_.predictions_dir),
-                      "cannot create the predictions folder '{}': {}", setup_.predictions_dir, ec.message());
-    }
-    const std::vector<int64_t>& label_values = store_->info().label_source_values;
     volumes = std::make_unique<CaseVolumes>(
         *store_, split_, [&](int32_t c, const torch::Tensor& pred, const torch::Tensor& truth) {
           if (e.hd95) {
@@ -196,7 +185,7 @@ EvalReport Evaluator::run(const SegmentationModel& model) {
             }
             hd95_s += clock.seconds();
           }
-          if (save) write_prediction(setup_.predictions_dir, store_->case_names()[c], pred, label_values);
+          if (save) on_case(store_->case_names()[c], pred);
         });
   }
 

@@ -4,8 +4,9 @@
 //   cases of the split --ShardSampler::by_case (whole cases, balanced by slices)--> ranks
 //   batches (Prefetcher, no augmentation) --autocast forward of every TTA view, softmax
 //   mapped back and averaged (tta.h)--> argmax --> confusion counts per case (device)
-//   and, with HD95 or saved predictions, each case's volume rebuilt on the host from its
-//   slices at their axial indices --> HD95 per region, NIfTI of the prediction
+//   and, with HD95 or a prediction callback, each case's volume rebuilt on the host from
+//   its slices at their axial indices --> HD95 per region, the callback (which may write
+//   the volume: tasks/brats' predictions.h writes NIfTI)
 //   end: one sum-allreduce per dtype of {counts, per-slice sums, HD95 per case, times}
 //
 // Results do not depend on the number of ranks: counts are integers, and every case
@@ -43,13 +44,17 @@ namespace strata::eval {
 struct EvalSetup {
   data::DataConfig data;        // the packed file, reader threads, queue depth, batch size when eval.batch_size is 0
   EvalConfig eval;              // split, TTA, batch size, HD95, autocast, empty-class policy
-  std::string predictions_dir;  // non-empty: each rank writes its cases' predictions there (predictions.h)
   bool progress = true;         // progress bar on rank 0
 };
 
 // [B, C_in, H, W] images -> [B, K, H, W] logits, on the evaluator's device. Called
 // under torch::NoGradGuard and the evaluator's autocast.
 using SegmentationModel = std::function<torch::Tensor(const torch::Tensor&)>;
+
+// Called on the rank that holds a case, once its last slice is predicted, with the
+// case's name and predicted volume: uint8 [Z, H, W] of stored classes on the CPU, Z = 1
+// + the largest packed axial index of the case, slices that were not packed 0.
+using CasePrediction = std::function<void(const std::string& case_name, const torch::Tensor& pred)>;
 
 class Evaluator {
  public:
@@ -64,7 +69,8 @@ class Evaluator {
   void check_model(const nn::UNetConfig& model, const std::string& source) const;
 
   // Evaluates `model` on the split (collective); the same report on every rank.
-  EvalReport run(const SegmentationModel& model);
+  // `on_case`, when given, receives every case's predicted volume on its rank.
+  EvalReport run(const SegmentationModel& model, const CasePrediction& on_case = {});
 
   const data::SliceStore& store() const { return *store_; }
   const data::ShardSampler& sampler() const { return *sampler_; }

@@ -1,5 +1,5 @@
 // Case folders to segmentations in the original geometry (see predictor.h).
-#include "strata/eval/predictor.h"
+#include "strata/brats/predictor.h"
 
 #include "strata/core/error.h"
 #include "strata/core/intraop.h"
@@ -16,7 +16,7 @@
 #include <future>
 #include <sstream>
 
-namespace strata::eval {
+namespace strata::brats {
 namespace {
 
 namespace fs = std::filesystem;
@@ -57,7 +57,7 @@ Predictor::Predictor(PredictSetup setup, torch::Device device, const comm::World
   STRATA_CHECK_AS(ConfigError, setup_.size >= 16, "predict: the packed slice size must be known (>= 16), got {}",
                   setup_.size);
   STRATA_CHECK_AS(ConfigError, setup_.batch >= 1, "predict: batch must be >= 1, got {}", setup_.batch);
-  parse_tta(setup_.tta);  // a ConfigError for an unknown mode
+  eval::parse_tta(setup_.tta);  // a ConfigError for an unknown mode
   STRATA_CHECK_AS(ConfigError, !setup_.out.empty(), "predict: --out is empty");
   std::error_code ec;
   STRATA_CHECK_AS(IoError, !fs::exists(setup_.out, ec) || fs::is_directory(setup_.out, ec),
@@ -82,7 +82,7 @@ PredictResult Predictor::run(const SegmentationFn& model) {
   fs::create_directories(setup_.out, ec);
   STRATA_CHECK_AS(IoError, fs::is_directory(setup_.out), "cannot create the output folder '{}': {}", setup_.out,
                   ec.message());
-  const auto views = tta_views(parse_tta(setup_.tta));
+  const auto views = eval::tta_views(eval::parse_tta(setup_.tta));
 
   // This rank's cases, round robin over the sorted names; outputs that exist are skipped.
   std::vector<size_t> mine;
@@ -122,7 +122,7 @@ PredictResult Predictor::run(const SegmentationFn& model) {
       torch::Tensor p;
       {
         nn::AutocastScope autocast(setup_.amp, device_);
-        p = tta_probabilities(model, x, views);
+        p = eval::tta_probabilities(model, x, views);
       }
       probs.push_back(p.to(torch::kCPU, torch::kFloat));
       bar.update(s0 + n);
@@ -185,4 +185,4 @@ PredictResult Predictor::run(const SegmentationFn& model) {
   return r;
 }
 
-}  // namespace strata::eval
+}  // namespace strata::brats

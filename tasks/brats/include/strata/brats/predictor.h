@@ -13,11 +13,13 @@
 //
 // Contract: every rank constructs it with the same setup and calls run() (collective:
 // one gather of the per-case results at the end, through `world` when it is given).
+// Layering: tasks/brats sits above framework/eval (TTA, the model's signature) and the
+// top-level data/ (NIfTI, the packer's preprocessing), which framework/ never includes.
 #pragma once
 
 #include "strata/comm/world.h"
 #include "strata/dataprep/packer.h"
-#include "strata/eval/scorer.h"
+#include "strata/brats/scorer.h"
 #include "strata/eval/tta.h"
 #include "strata/nn/precision.h"
 
@@ -27,7 +29,7 @@
 #include <string>
 #include <vector>
 
-namespace strata::eval {
+namespace strata::brats {
 
 struct PredictSetup {
   std::string input;        // a folder of BraTS case folders, or one case folder
@@ -78,4 +80,4 @@ class Predictor {
   std::vector<dataprep::CaseFiles> cases_;  // sorted by name; seg "" where the folder has none
 };
 
-}  // namespace strata::eval
+}  // namespace strata::brats
