@@ -63,7 +63,7 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
     }
     s.input = store->info().source;
     s.size = store->height();
-    s.tta = config.eval.tta;
+    s.inferer = eval::make_inferer(config.eval);
     s.batch = config.eval.batch_size > 0 ? config.eval.batch_size : config.data.batch_size;
     s.amp = eval::resolve_eval_amp(config.eval.amp, device);
     s.score = true;
@@ -84,7 +84,7 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
     predictor = std::make_unique<brats::Predictor>(s, device, &world);
   });
   core::log0("evaluate --geometry original: {} case(s) of the '{}' split from {}, slices of {}x{}, TTA {}",
-             s.only.size(), config.eval.split, s.input, s.size, s.size, s.tta);
+             s.only.size(), config.eval.split, s.input, s.size, s.size, s.inferer->describe());
   nn::UNet2d model = loaded.model;  // a shared handle: forward() is not const
   brats::PredictResult r = predictor->run([model](const torch::Tensor& x) mutable { return model->forward(x); });
   if (!keep && world.rank() == 0) {
@@ -108,7 +108,7 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
   if (!o.csv.empty()) core::write_file_atomic(o.csv, brats::score_csv(r.scores), "per-case scores");
   if (!o.json.empty()) {
     nlohmann::json extra = provenance(config, o, loaded, world.size());
-    extra["tta"] = s.tta;
+    extra["tta"] = s.inferer->describe();
     core::write_file_atomic(o.json, brats::score_json(r.scores, summary, extra.dump()), "evaluation JSON");
     core::log0("wrote {}", o.json);
   }
@@ -169,7 +169,7 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
         "{} rank(s) on {}, TTA {} ({} views), amp {}",
         o->checkpoint, loaded.meta.epoch, loaded.meta.best_metric, config.eval.split, config.data.path,
         evaluator.num_slices(), evaluator.num_cases(), world.size(), device.str(), config.eval.tta,
-        evaluator.views().size(), nn::amp_name(evaluator.amp()));
+        evaluator.inferer().passes(), nn::amp_name(evaluator.amp()));
 
     eval::CasePrediction save;  // --save-predictions: each rank writes its cases' NIfTI files
     if (!o->predictions.empty()) {

@@ -85,7 +85,9 @@ void add_predict_command(CLI::App& app, Cli& cli) {
     comm::World& world = cli.world();
     const torch::Device device = world.bind_device(config.run.device);
     brats::PredictSetup s = *setup;
-    s.tta = tta->empty() ? config.eval.tta : *tta;
+    eval::EvalConfig e = config.eval;
+    if (!tta->empty()) e.tta = *tta;
+    s.inferer = eval::make_inferer(e);
     s.batch = config.eval.batch_size > 0 ? config.eval.batch_size : config.data.batch_size;
     s.amp = eval::resolve_eval_amp(config.eval.amp, device);
     model::LoadedModel loaded;
@@ -109,7 +111,8 @@ void add_predict_command(CLI::App& app, Cli& cli) {
       predictor = std::make_unique<brats::Predictor>(s, device, &world);
     });
     core::log0("predict: {} (epoch {}) on {} case(s) of {}, slices of {}x{}, TTA {}, {} rank(s) on {}, amp {}",
-               *checkpoint, loaded.meta.epoch, predictor->num_cases(), s.input, s.size, s.size, s.tta, world.size(),
+               *checkpoint, loaded.meta.epoch, predictor->num_cases(), s.input, s.size, s.size, s.inferer->describe(),
+               world.size(),
                device.str(), nn::amp_name(s.amp));
     brats::PredictResult r = predictor->run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
     if (world.rank() != 0) return;
@@ -121,7 +124,7 @@ void add_predict_command(CLI::App& app, Cli& cli) {
                r.times.preprocess / n, r.times.infer / n, r.times.write / n);
     nlohmann::json extra{{"checkpoint", {{"path", *checkpoint}, {"epoch", loaded.meta.epoch},
                                          {"weights_hash", model::weights_hash(*loaded.model)}}},
-                         {"input", s.input}, {"out", s.out}, {"tta", s.tta}, {"slice_size", s.size},
+                         {"input", s.input}, {"out", s.out}, {"tta", s.inferer->describe()}, {"slice_size", s.size},
                          {"strata_version", STRATA_VERSION}, {"ranks", r.ranks},
                          {"written", r.written}, {"skipped", r.skipped},
                          {"seconds", r.seconds},

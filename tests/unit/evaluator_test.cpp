@@ -253,6 +253,35 @@ TEST(EvaluatorTest, PredictionsAreWrittenInThePackedGeometryWithBratsLabels) {
   EXPECT_EQ(r.cases, static_cast<int64_t>(packed_z.size()));
 }
 
+// Another strategy through the seam: the Evaluator calls it once per batch and reports
+// its name and passes, whatever it is (a sliding window needs no change to the Evaluator).
+class CountingInferer final : public Inferer {
+ public:
+  torch::Tensor probabilities(const SegmentationModel& model, const torch::Tensor& images) const override {
+    ++calls;
+    return torch::softmax(model(images).to(torch::kFloat), 1);
+  }
+  std::string describe() const override { return "counting"; }
+  int64_t passes() const override { return 1; }
+  void check_slices(int64_t, int64_t, const std::string&) const override {}
+  mutable int64_t calls = 0;
+};
+
+TEST(EvaluatorTest, AnInfererGivenInTheSetupIsCalledOncePerBatch) {
+  const std::string path = test::tiny_packed();
+  EvalSetup setup = setup_for(path, "flips+rot90", false);
+  auto counting = std::make_shared<CountingInferer>();
+  setup.inferer = counting;
+  Evaluator evaluator(setup, torch::kCPU, 0, 1, nullptr);
+  EXPECT_EQ(&evaluator.inferer(), counting.get());
+  EvalReport r = evaluator.run(constant_model(2));
+  EXPECT_EQ(counting->calls, evaluator.sampler().num_batches());
+  EXPECT_EQ(r.tta, "counting");
+  EXPECT_EQ(r.views, 1);
+  EvalReport tta = evaluate_alone(setup_for(path, "none", false), constant_model(2));
+  EXPECT_EQ(r.confusion.equal(tta.confusion), true);  // the same counts as TTA none
+}
+
 TEST(EvaluatorTest, PredictionFilesKeepTheSliceOrientation) {
   // pred[k][j][i] must become voxel (i, j, k): column i, row j of slice k.
   torch::Tensor pred = torch::empty({3, 4, 5}, torch::kByte);

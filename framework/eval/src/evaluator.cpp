@@ -110,7 +110,7 @@ Evaluator::Evaluator(EvalSetup setup, torch::Device device, int rank, int world_
         "weights would meet float16 images. Use eval.amp auto, fp16 or bf16 on a GPU, or data.image_dtype float32",
         e.amp, device_.str())));
   }
-  views_ = tta_views(parse_tta(e.tta));
+  inferer_ = setup_.inferer ? setup_.inferer : make_inferer(e);
 
   store_ = std::make_shared<data::SliceStore>(d.path, data::store_options(d));
   split_ = store_->split(e.split);  // a DataError naming the file and its splits when absent
@@ -130,10 +130,7 @@ Evaluator::Evaluator(EvalSetup setup, torch::Device device, int rank, int world_
                   "evaluator: {} ranks need a communicator to sum their counts", world_size);
   STRATA_CHECK_AS(ConfigError, comm_ == nullptr || comm_->size() == world_size,
                   "evaluator: a communicator of {} ranks for a world of {}", comm_ ? comm_->size() : 0, world_size);
-  const bool turns = std::any_of(views_.begin(), views_.end(), [](const View& v) { return v.quarter_turns != 0; });
-  STRATA_CHECK_AS(ConfigError, !turns || store_->height() == store_->width(),
-                  "eval.tta={} turns slices by 90 degrees, but the slices of '{}' are {}x{}, not square", e.tta, d.path,
-                  store_->height(), store_->width());
+  inferer_->check_slices(store_->height(), store_->width(), d.path);
 
   const int64_t batch = e.batch_size > 0 ? e.batch_size : d.batch_size;
   sampler_ = std::make_unique<data::ShardSampler>(data::ShardSampler::by_case(item_cases, rank, world_size, batch));
@@ -192,14 +189,14 @@ EvalReport Evaluator::run(const SegmentationModel& model, const CasePrediction& 
   loader_->start(data::map_indices(sampler_->epoch(0), split_), 0);
   core::ProgressOptions po;
   po.enabled = setup_.progress && rank_ == 0;
-  core::ProgressBar bar(fmt::format("evaluate {} (TTA {})", e.split, e.tta), sampler_->num_batches(), po);
+  core::ProgressBar bar(fmt::format("evaluate {} (TTA {})", e.split, inferer_->describe()), sampler_->num_batches(), po);
   core::Stopwatch clock;
   int64_t batches = 0, mine = 0;
   while (std::optional<data::Batch> b = loader_->next()) {
     torch::Tensor probs;
     {
       nn::AutocastScope autocast(amp_, device_);
-      probs = tta_probabilities(model, b->images, views_);
+      probs = inferer_->probabilities(model, b->images);
     }
     const auto& in = b->images;
     STRATA_CHECK_AS(ConfigError,
@@ -247,8 +244,8 @@ EvalReport Evaluator::run(const SegmentationModel& model, const CasePrediction& 
   EvalReport r;
   r.split = e.split;
   r.hd95 = e.hd95;
-  r.tta = tta_name(parse_tta(e.tta));
-  r.views = static_cast<int64_t>(views_.size());
+  r.tta = inferer_->describe();
+  r.views = inferer_->passes();
   r.amp = nn::amp_name(amp_);
   r.ranks = world_size_;
   r.slices = acc.slices();

@@ -57,7 +57,7 @@ Predictor::Predictor(PredictSetup setup, torch::Device device, const comm::World
   STRATA_CHECK_AS(ConfigError, setup_.size >= 16, "predict: the packed slice size must be known (>= 16), got {}",
                   setup_.size);
   STRATA_CHECK_AS(ConfigError, setup_.batch >= 1, "predict: batch must be >= 1, got {}", setup_.batch);
-  eval::parse_tta(setup_.tta);  // a ConfigError for an unknown mode
+  STRATA_CHECK_AS(ConfigError, setup_.inferer != nullptr, "predict: no inferer (eval::make_inferer)");
   STRATA_CHECK_AS(ConfigError, !setup_.out.empty(), "predict: --out is empty");
   std::error_code ec;
   STRATA_CHECK_AS(IoError, !fs::exists(setup_.out, ec) || fs::is_directory(setup_.out, ec),
@@ -75,14 +75,13 @@ Predictor::Predictor(PredictSetup setup, torch::Device device, const comm::World
   }
 }
 
-PredictResult Predictor::run(const SegmentationFn& model) {
+PredictResult Predictor::run(const eval::SegmentationModel& model) {
   torch::NoGradGuard no_grad;
   core::Stopwatch wall;
   std::error_code ec;
   fs::create_directories(setup_.out, ec);
   STRATA_CHECK_AS(IoError, fs::is_directory(setup_.out), "cannot create the output folder '{}': {}", setup_.out,
                   ec.message());
-  const auto views = eval::tta_views(eval::parse_tta(setup_.tta));
 
   // This rank's cases, round robin over the sorted names; outputs that exist are skipped.
   std::vector<size_t> mine;
@@ -122,7 +121,7 @@ PredictResult Predictor::run(const SegmentationFn& model) {
       torch::Tensor p;
       {
         nn::AutocastScope autocast(setup_.amp, device_);
-        p = eval::tta_probabilities(model, x, views);
+        p = setup_.inferer->probabilities(model, x);
       }
       probs.push_back(p.to(torch::kCPU, torch::kFloat));
       bar.update(s0 + n);

@@ -2,8 +2,9 @@
 // slice file, one instance per rank.
 //
 //   cases of the split --ShardSampler::by_case (whole cases, balanced by slices)--> ranks
-//   batches (Prefetcher, no augmentation) --autocast forward of every TTA view, softmax
-//   mapped back and averaged (tta.h)--> argmax --> confusion counts per case (device)
+//   batches (Prefetcher, no augmentation) --the Inferer under autocast, one call per
+//   batch (inferer.h: TTA views, softmax mapped back and averaged)--> argmax -->
+//   confusion counts per case (device)
 //   and, with HD95 or a prediction callback, each case's volume rebuilt on the host from
 //   its slices at their axial indices --> HD95 per region, the callback (which may write
 //   the volume: tasks/brats' predictions.h writes NIfTI)
@@ -27,8 +28,8 @@
 #include "strata/data/shard_sampler.h"
 #include "strata/data/slice_store.h"
 #include "strata/eval/eval_config.h"
+#include "strata/eval/inferer.h"
 #include "strata/eval/report.h"
-#include "strata/eval/tta.h"
 #include "strata/nn/unet.h"
 #include "strata/nn/precision.h"
 
@@ -44,12 +45,9 @@ namespace strata::eval {
 struct EvalSetup {
   data::DataConfig data;        // the packed file, reader threads, queue depth, batch size when eval.batch_size is 0
   EvalConfig eval;              // split, TTA, batch size, HD95, autocast, empty-class policy
+  std::shared_ptr<const Inferer> inferer;  // null: make_inferer(eval)
   bool progress = true;         // progress bar on rank 0
 };
-
-// [B, C_in, H, W] images -> [B, K, H, W] logits, on the evaluator's device. Called
-// under torch::NoGradGuard and the evaluator's autocast.
-using SegmentationModel = std::function<torch::Tensor(const torch::Tensor&)>;
 
 // Called on the rank that holds a case, once its last slice is predicted, with the
 // case's name and predicted volume: uint8 [Z, H, W] of stored classes on the CPU, Z = 1
@@ -77,7 +75,7 @@ class Evaluator {
   int64_t num_slices() const { return static_cast<int64_t>(split_.size()); }  // slices in the split
   int64_t num_cases() const { return static_cast<int64_t>(split_cases_.size()); }
   nn::AmpMode amp() const { return amp_; }
-  const std::vector<View>& views() const { return views_; }
+  const Inferer& inferer() const { return *inferer_; }
 
  private:
   EvalSetup setup_;
@@ -86,7 +84,7 @@ class Evaluator {
   int world_size_;
   comm::Communicator* comm_;
   nn::AmpMode amp_;
-  std::vector<View> views_;
+  std::shared_ptr<const Inferer> inferer_;
   std::shared_ptr<const data::SliceStore> store_;
   std::vector<int64_t> split_;        // store slice indices of the split
   std::vector<int32_t> split_cases_;  // case ids with slices in the split, ascending

@@ -3,7 +3,8 @@
 //
 // Per case (the ranks share the cases, by sorted name, round robin):
 //   read the four modalities -> the preprocessing `pack` uses (data/preprocess.h) on
-//   every axial slice -> the network with TTA, softmax averaged over views -> the class
+//   every axial slice -> the network through the Inferer (eval/inferer.h: TTA, softmax
+//   averaged over views), one call per batch of slices -> the class
 //   probabilities mapped back (resized, un-padded, un-cropped; 0 outside the brain) ->
 //   BraTS labels 0/1/2/4 -> <out>/<case>.nii.gz, uint8, with the T1ce's dims, pixdim,
 //   qform and sform; written under a temporary name and renamed.
@@ -20,12 +21,13 @@
 #include "strata/comm/world.h"
 #include "strata/dataprep/packer.h"
 #include "strata/brats/scorer.h"
-#include "strata/eval/tta.h"
+#include "strata/eval/inferer.h"
 #include "strata/nn/precision.h"
 
 #include <torch/torch.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,7 +37,7 @@ struct PredictSetup {
   std::string input;        // a folder of BraTS case folders, or one case folder
   std::string out;          // folder of the <case>.nii.gz predictions
   int64_t size = 0;         // the packed slice size the model was trained on
-  std::string tta = "flips+rot90";
+  std::shared_ptr<const eval::Inferer> inferer;  // required: eval::make_inferer of the eval section
   int64_t batch = 16;       // slices per forward pass
   nn::AmpMode amp = nn::AmpMode::kOff;
   bool force = false;       // redo cases whose output exists
@@ -62,14 +64,12 @@ struct PredictResult {
   int ranks = 1;
 };
 
-using SegmentationFn = std::function<torch::Tensor(const torch::Tensor&)>;
-
 class Predictor {
  public:
   // Finds the cases (a DataError naming the folder when there are none, or a case
   // misses a modality) and checks the options; no collectives.
   Predictor(PredictSetup setup, torch::Device device, const comm::World* world);
-  PredictResult run(const SegmentationFn& model);  // collective
+  PredictResult run(const eval::SegmentationModel& model);  // collective
   int64_t num_cases() const { return static_cast<int64_t>(cases_.size()); }
 
  private:
