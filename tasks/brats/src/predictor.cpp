@@ -48,6 +48,35 @@ ReadyCase prepare(const dataprep::CaseFiles& files, int64_t size, bool with_trut
   return r;
 }
 
+// One rank's part of a run as text, for the gather: its seconds and stage times, then a
+// line per case written (W), skipped (S) and scored (C).
+std::string encode_rank(const PredictResult& mine) {
+  const PredictTimes& t = mine.times;
+  std::string text = fmt::format("{} {} {} {} {} {}\n", mine.seconds, t.read, t.preprocess, t.infer, t.write, t.score);
+  for (const auto& n : mine.written) text += "W " + n + "\n";
+  for (const auto& n : mine.skipped) text += "S " + n + "\n";
+  for (const auto& s : mine.scores) text += "C " + encode_case(s) + "\n";
+  return text;
+}
+
+// Adds one rank's text to `r`: the slowest rank's seconds, the sum of the stage times.
+void merge_rank(const std::string& text, PredictResult& r) {
+  std::istringstream in(text);
+  double secs = 0;
+  PredictTimes x;
+  in >> secs >> x.read >> x.preprocess >> x.infer >> x.write >> x.score;
+  r.seconds = std::max(r.seconds, secs);
+  r.times.read += x.read, r.times.preprocess += x.preprocess, r.times.infer += x.infer;
+  r.times.write += x.write, r.times.score += x.score;
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    if (line.rfind("W ", 0) == 0) r.written.push_back(line.substr(2));
+    if (line.rfind("S ", 0) == 0) r.skipped.push_back(line.substr(2));
+    if (line.rfind("C ", 0) == 0) r.scores.push_back(decode_case(line.substr(2)));
+  }
+}
+
 }  // namespace
 
 Predictor::Predictor(PredictSetup setup, torch::Device device, const comm::World* world)
@@ -82,20 +111,8 @@ PredictResult Predictor::run(const eval::SegmentationModel& model) {
   fs::create_directories(setup_.out, ec);
   STRATA_CHECK_AS(IoError, fs::is_directory(setup_.out), "cannot create the output folder '{}': {}", setup_.out,
                   ec.message());
-
-  // This rank's cases, round robin over the sorted names; outputs that exist are skipped.
-  std::vector<size_t> mine;
-  std::vector<std::string> written, skipped;
-  for (size_t i = static_cast<size_t>(rank_); i < cases_.size(); i += static_cast<size_t>(size_)) {
-    const fs::path out = fs::path(setup_.out) / (cases_[i].name + ".nii.gz");
-    if (fs::exists(out) && !setup_.force) {
-      skipped.push_back(cases_[i].name);
-    } else {
-      mine.push_back(i);
-    }
-  }
-  std::vector<CaseScore> scores;
-  PredictTimes t;
+  PredictResult done;  // this rank's
+  const std::vector<size_t> mine = share(done);
   auto start = [&](size_t k) {
     const auto& f = cases_[mine[k]];
     return std::async(std::launch::async, prepare, f, setup_.size, setup_.score && !f.seg.empty(), std::cref(setup_));
@@ -106,78 +123,87 @@ PredictResult Predictor::run(const eval::SegmentationModel& model) {
     const dataprep::CaseFiles& files = cases_[mine[k]];
     ReadyCase c = next.get();  // rethrows the reader's DataError, naming the file
     if (k + 1 < mine.size()) next = start(k + 1);  // the next case is read while this one runs
-    t.read += c.read_s;
-    t.preprocess += c.preprocess_s;
+    done.times.read += c.read_s;
+    done.times.preprocess += c.preprocess_s;
 
     core::Stopwatch clock;
-    const int64_t nz = c.images.size(0);
-    core::ProgressOptions po;
-    po.enabled = setup_.progress && rank_ == 0;
-    core::ProgressBar bar(fmt::format("predict {} ({}/{} on this rank)", files.name, k + 1, mine.size()), nz, po);
-    std::vector<torch::Tensor> probs;
-    for (int64_t s0 = 0; s0 < nz; s0 += setup_.batch) {
-      const int64_t n = std::min(setup_.batch, nz - s0);
-      torch::Tensor x = c.images.narrow(0, s0, n).to(device_);
-      torch::Tensor p;
-      {
-        nn::AutocastScope autocast(setup_.amp, device_);
-        p = setup_.inferer->probabilities(model, x);
-      }
-      probs.push_back(p.to(torch::kCPU, torch::kFloat));
-      bar.update(s0 + n);
-    }
-    bar.finish();
-    std::vector<uint8_t> classes = dataprep::labels_from_probabilities(torch::cat(probs), c.volume.geometry,
-                                                                       c.volume.brain);
-    t.infer += clock.seconds();
-
+    const std::string title = fmt::format("predict {} ({}/{} on this rank)", files.name, k + 1, mine.size());
+    const std::vector<uint8_t> classes = infer(model, c.images, c.volume, title);
+    done.times.infer += clock.seconds();
     clock.restart();
-    std::vector<uint8_t> labels(classes.size());
-    for (size_t i = 0; i < classes.size(); ++i) labels[i] = static_cast<uint8_t>(data::format::kSourceLabels[classes[i]]);
-    const fs::path out = fs::path(setup_.out) / (files.name + ".nii.gz");
-    const fs::path tmp = fs::path(setup_.out) / fmt::format(".{}.tmp-{}.nii.gz", files.name, ::getpid());
-    dataprep::write_labels_like(tmp.string(), files.modalities[1], c.volume.geometry.dims, labels.data());
-    fs::rename(tmp, out, ec);
-    if (ec) {
-      fs::remove(tmp, ec);
-      STRATA_THROW(IoError, "cannot move the prediction of case {} into place as {}", files.name, out.string());
-    }
-    t.write += clock.seconds();
-    written.push_back(files.name);
-
+    const std::vector<uint8_t> labels = write(files, c.volume, classes);
+    done.times.write += clock.seconds();
+    done.written.push_back(files.name);
     if (!c.truth.empty()) {
       clock.restart();
-      scores.push_back(score_case(files.name, labels, c.truth, c.volume.geometry.dims, c.volume.geometry.spacing));
-      t.score += clock.seconds();
+      done.scores.push_back(score_case(files.name, labels, c.truth, c.volume.geometry.dims, c.volume.geometry.spacing));
+      done.times.score += clock.seconds();
     }
   }
+  done.seconds = wall.seconds();
+  return gather(done);
+}
 
-  // Every rank's lists, times and scores, gathered (one collective).
+// This rank's cases, round robin over the sorted names; outputs that exist are skipped.
+std::vector<size_t> Predictor::share(PredictResult& mine) const {
+  std::vector<size_t> todo;
+  for (size_t i = static_cast<size_t>(rank_); i < cases_.size(); i += static_cast<size_t>(size_)) {
+    const fs::path out = fs::path(setup_.out) / (cases_[i].name + ".nii.gz");
+    if (fs::exists(out) && !setup_.force) {
+      mine.skipped.push_back(cases_[i].name);
+    } else {
+      todo.push_back(i);
+    }
+  }
+  return todo;
+}
+
+std::vector<uint8_t> Predictor::infer(const eval::SegmentationModel& model, const torch::Tensor& images,
+                                      const dataprep::NormalisedCase& volume, const std::string& title) const {
+  const int64_t nz = images.size(0);
+  core::ProgressOptions po;
+  po.enabled = setup_.progress && rank_ == 0;
+  core::ProgressBar bar(title, nz, po);
+  std::vector<torch::Tensor> probs;
+  for (int64_t s0 = 0; s0 < nz; s0 += setup_.batch) {
+    const int64_t n = std::min(setup_.batch, nz - s0);
+    torch::Tensor x = images.narrow(0, s0, n).to(device_);
+    torch::Tensor p;
+    {
+      nn::AutocastScope autocast(setup_.amp, device_);
+      p = setup_.inferer->probabilities(model, x);
+    }
+    probs.push_back(p.to(torch::kCPU, torch::kFloat));
+    bar.update(s0 + n);
+  }
+  bar.finish();
+  return dataprep::labels_from_probabilities(torch::cat(probs), volume.geometry, volume.brain);
+}
+
+std::vector<uint8_t> Predictor::write(const dataprep::CaseFiles& files, const dataprep::NormalisedCase& volume,
+                                      const std::vector<uint8_t>& classes) const {
+  std::vector<uint8_t> labels(classes.size());
+  for (size_t i = 0; i < classes.size(); ++i) labels[i] = static_cast<uint8_t>(data::format::kSourceLabels[classes[i]]);
+  const fs::path out = fs::path(setup_.out) / (files.name + ".nii.gz");
+  const fs::path tmp = fs::path(setup_.out) / fmt::format(".{}.tmp-{}.nii.gz", files.name, ::getpid());
+  dataprep::write_labels_like(tmp.string(), files.modalities[1], volume.geometry.dims, labels.data());
+  std::error_code ec;
+  fs::rename(tmp, out, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    STRATA_THROW(IoError, "cannot move the prediction of case {} into place as {}", files.name, out.string());
+  }
+  return labels;
+}
+
+// Every rank's lists, times and scores, gathered (one collective).
+PredictResult Predictor::gather(const PredictResult& mine) const {
+  const std::string text = encode_rank(mine);
+  std::vector<std::string> all = world_ ? world_->all_gather(text) : std::vector<std::string>{text};
   PredictResult r;
   r.cases = static_cast<int64_t>(cases_.size());
   r.ranks = size_;
-  std::string mine_text = fmt::format("{} {} {} {} {} {}\n", wall.seconds(), t.read, t.preprocess, t.infer, t.write,
-                                      t.score);
-  for (const auto& n : written) mine_text += "W " + n + "\n";
-  for (const auto& n : skipped) mine_text += "S " + n + "\n";
-  for (const auto& s : scores) mine_text += "C " + encode_case(s) + "\n";
-  std::vector<std::string> all = world_ ? world_->all_gather(mine_text) : std::vector<std::string>{mine_text};
-  for (const auto& text : all) {
-    std::istringstream in(text);
-    double secs = 0;
-    PredictTimes x;
-    in >> secs >> x.read >> x.preprocess >> x.infer >> x.write >> x.score;
-    r.seconds = std::max(r.seconds, secs);
-    r.times.read += x.read, r.times.preprocess += x.preprocess, r.times.infer += x.infer;
-    r.times.write += x.write, r.times.score += x.score;
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line)) {
-      if (line.rfind("W ", 0) == 0) r.written.push_back(line.substr(2));
-      if (line.rfind("S ", 0) == 0) r.skipped.push_back(line.substr(2));
-      if (line.rfind("C ", 0) == 0) r.scores.push_back(decode_case(line.substr(2)));
-    }
-  }
+  for (const auto& one : all) merge_rank(one, r);
   std::sort(r.written.begin(), r.written.end());
   std::sort(r.skipped.begin(), r.skipped.end());
   std::sort(r.scores.begin(), r.scores.end(), [](const CaseScore& a, const CaseScore& b) { return a.name < b.name; });

@@ -30,8 +30,9 @@
 #include "strata/eval/eval_config.h"
 #include "strata/eval/inferer.h"
 #include "strata/eval/report.h"
-#include "strata/nn/unet.h"
+#include "strata/nn/metrics.h"
 #include "strata/nn/precision.h"
+#include "strata/nn/unet.h"
 
 #include <torch/torch.h>
 
@@ -78,6 +79,19 @@ class Evaluator {
   const Inferer& inferer() const { return *inferer_; }
 
  private:
+  // run(), along its seams: the per-batch loop, each case's finish, the reduction over
+  // ranks, and the report. Pass (evaluator.cpp) is the state of one run.
+  struct Pass;
+  void infer_split(const SegmentationModel& model, Pass& pass);
+  int64_t add_batch(const SegmentationModel& model, const data::Batch& batch, Pass& pass);  // returns its valid rows
+  void finish_case(Pass& pass, int32_t c, const torch::Tensor& pred, const torch::Tensor& truth,
+                   const CasePrediction& on_case) const;
+  void reduce(Pass& pass);
+  EvalReport report(const Pass& pass) const;
+  void add_classes(EvalReport& r, const nn::ConfusionAccumulator& acc) const;
+  void add_cases(EvalReport& r, const Pass& pass) const;
+  void add_regions(EvalReport& r) const;
+
   EvalSetup setup_;
   torch::Device device_;
   int rank_;

@@ -18,9 +18,10 @@
 // top-level data/ (NIfTI, the packer's preprocessing), which framework/ never includes.
 #pragma once
 
+#include "strata/brats/scorer.h"
 #include "strata/comm/world.h"
 #include "strata/dataprep/packer.h"
-#include "strata/brats/scorer.h"
+#include "strata/dataprep/preprocess.h"
 #include "strata/eval/inferer.h"
 #include "strata/nn/precision.h"
 
@@ -73,6 +74,15 @@ class Predictor {
   int64_t num_cases() const { return static_cast<int64_t>(cases_.size()); }
 
  private:
+  // run(), along its seams: this rank's share of the cases, one case's inference (the
+  // network's classes per voxel) and its file (the BraTS labels written), the gather.
+  std::vector<size_t> share(PredictResult& mine) const;  // fills mine.skipped
+  std::vector<uint8_t> infer(const eval::SegmentationModel& model, const torch::Tensor& images,
+                             const dataprep::NormalisedCase& volume, const std::string& title) const;
+  std::vector<uint8_t> write(const dataprep::CaseFiles& files, const dataprep::NormalisedCase& volume,
+                             const std::vector<uint8_t>& classes) const;
+  PredictResult gather(const PredictResult& mine) const;
+
   PredictSetup setup_;
   torch::Device device_;
   const comm::World* world_;
