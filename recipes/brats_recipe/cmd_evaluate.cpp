@@ -13,6 +13,7 @@
 // data, the batch size, the TTA and the metric conventions.
 #include "brats_recipe/cli.h"
 #include "brats_recipe/setup.h"
+#include "strata/brats/labels.h"
 #include "strata/brats/predictions.h"
 #include "strata/brats/predictor.h"
 #include "strata/brats/scorer.h"
@@ -154,6 +155,7 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
     eval::EvalSetup setup;
     setup.data = config.data;
     setup.eval = config.eval;
+    setup.labels = brats::eval_labels();
     // The data, the split, the checkpoint and their fit are checked without collectives
     // and agreed on: a mistake stops every rank with one message.
     std::unique_ptr<eval::Evaluator> evaluator_ptr;

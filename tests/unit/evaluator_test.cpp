@@ -3,6 +3,7 @@
 // equivariant model, the prediction files, the report's JSON shape, the checkpoint
 // loader's errors, and bad input.
 #include "data_fixture.h"
+#include "strata/brats/labels.h"
 #include "strata/brats/predictions.h"
 #include "strata/core/config.h"
 #include "strata/dataprep/nifti.h"
@@ -38,6 +39,7 @@ EvalSetup setup_for(const std::string& path, const std::string& tta, bool hd95 =
   s.data.workers = 1;
   s.eval.tta = tta;
   s.eval.hd95 = hd95;
+  s.labels = brats::eval_labels();
   s.progress = false;
   return s;
 }
@@ -280,6 +282,23 @@ TEST(EvaluatorTest, AnInfererGivenInTheSetupIsCalledOncePerBatch) {
   EXPECT_EQ(r.views, 1);
   EvalReport tta = evaluate_alone(setup_for(path, "none", false), constant_model(2));
   EXPECT_EQ(r.confusion.equal(tta.confusion), true);  // the same counts as TTA none
+}
+
+TEST(EvaluatorTest, LabelsComeFromTheTaskAndMustNameEveryClassOfTheFile) {
+  const std::string path = test::tiny_packed();
+  EvalSetup setup = setup_for(path, "none", false);
+  setup.labels.classes = {{"a", "Class A"}, {"b", "Class B"}, {"c", "Class C"}};
+  setup.labels.regions = {{"AB", {1, 2}}};
+  EvalReport r = evaluate_alone(setup, constant_model(2));
+  ASSERT_EQ(r.classes.size(), 3u);
+  EXPECT_EQ(r.classes[1].key, "b");
+  EXPECT_EQ(r.classes[1].label, "Class B");
+  ASSERT_EQ(r.regions.size(), 1u);
+  EXPECT_EQ(r.regions[0].name, "AB");
+  ASSERT_EQ(r.per_case[0].dice.size(), 1u);
+  setup.labels.classes.pop_back();
+  const std::string msg = error_of([&] { Evaluator e(setup, torch::kCPU, 0, 1, nullptr); });
+  EXPECT_NE(msg.find("the task names 2 classes but background, and '" + path + "' has 3"), std::string::npos) << msg;
 }
 
 TEST(EvaluatorTest, PredictionFilesKeepTheSliceOrientation) {

@@ -21,8 +21,6 @@ namespace strata::eval {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-// Regions in the order the report shows them (nn::brats_regions() lists WT, TC, ET).
-const std::vector<std::string> kRegionOrder{"ET", "TC", "WT"};
 
 // Rebuilds the volumes of the cases a rank holds from their slices, which may arrive in
 // any order and across batches, and hands each case over once its last slice is in.
@@ -131,6 +129,10 @@ Evaluator::Evaluator(EvalSetup setup, torch::Device device, int rank, int world_
   STRATA_CHECK_AS(ConfigError, comm_ == nullptr || comm_->size() == world_size,
                   "evaluator: a communicator of {} ranks for a world of {}", comm_ ? comm_->size() : 0, world_size);
   inferer_->check_slices(store_->height(), store_->width(), d.path);
+  const auto& classes = store_->info().class_names;
+  STRATA_CHECK_AS(ConfigError, setup_.labels.classes.size() + 1 == classes.size(),
+                  "evaluator: the task names {} classes but background, and '{}' has {} ({})",
+                  setup_.labels.classes.size(), d.path, classes.size() - 1, fmt::join(classes, ", "));
 
   const int64_t batch = e.batch_size > 0 ? e.batch_size : d.batch_size;
   sampler_ = std::make_unique<data::ShardSampler>(data::ShardSampler::by_case(item_cases, rank, world_size, batch));
@@ -172,7 +174,7 @@ struct Evaluator::Pass {
 EvalReport Evaluator::run(const SegmentationModel& model, const CasePrediction& on_case) {
   torch::NoGradGuard no_grad;
   const int64_t classes = static_cast<int64_t>(store_->info().class_names.size());
-  const int64_t regions = static_cast<int64_t>(nn::brats_regions().size());
+  const int64_t regions = static_cast<int64_t>(setup_.labels.regions.size());
   Pass pass(classes, store_->num_cases(), regions, device_);
   if (setup_.eval.hd95 || on_case) {
     pass.volumes = std::make_unique<CaseVolumes>(
@@ -188,7 +190,7 @@ EvalReport Evaluator::run(const SegmentationModel& model, const CasePrediction& 
 void Evaluator::finish_case(Pass& pass, int32_t c, const torch::Tensor& pred, const torch::Tensor& truth,
                             const CasePrediction& on_case) const {
   if (setup_.eval.hd95) {
-    const auto& regions = nn::brats_regions();
+    const auto& regions = setup_.labels.regions;
     const bool exclude = setup_.eval.metrics.empty_policy() == nn::EmptyPolicy::kExclude;
     core::Stopwatch clock;
     auto h = pass.hd.accessor<double, 2>();
@@ -291,9 +293,7 @@ EvalReport Evaluator::report(const Pass& pass) const {
 void Evaluator::add_classes(EvalReport& r, const nn::ConfusionAccumulator& acc) const {
   const int64_t classes = static_cast<int64_t>(store_->info().class_names.size());
   const nn::ClassScores global = acc.global_scores(setup_.eval.metrics.empty_policy());
-  const auto& names = tumour_classes();
-  STRATA_CHECK(classes == static_cast<int64_t>(names.size()) + 1, "{} classes, the report knows {} tumour classes",
-               classes, names.size());
+  const auto& names = setup_.labels.classes;
   std::vector<double> dice, iou;
   for (int64_t k = 1; k < classes; ++k) {
     r.classes.push_back({names[k - 1].first, names[k - 1].second, global.dice[k], global.iou[k]});
@@ -304,20 +304,18 @@ void Evaluator::add_classes(EvalReport& r, const nn::ConfusionAccumulator& acc) 
   r.mean_iou = nn::mean_of_scores(iou);
 }
 
-// Every case of the split: its slices, and Dice and HD95 per region in kRegionOrder.
+// Every case of the split: its slices, and Dice and HD95 per region.
 void Evaluator::add_cases(EvalReport& r, const Pass& pass) const {
-  const auto& regions = nn::brats_regions();
-  const auto case_dice = pass.acc.case_region_dice(regions, setup_.eval.metrics.empty_policy());  // brats_regions order
+  const auto& regions = setup_.labels.regions;
+  const auto case_dice = pass.acc.case_region_dice(regions, setup_.eval.metrics.empty_policy());  // [case][region]
   auto h = pass.hd.accessor<double, 2>();
   std::map<int32_t, int64_t> slices_of;
   for (int32_t c : store_->cases_of(split_)) ++slices_of[c];
   for (int32_t c : split_cases_) {
     CaseResult cr{store_->case_names()[c], slices_of[c], {}, {}};
-    for (const auto& name : kRegionOrder) {
-      auto at = std::find_if(regions.begin(), regions.end(), [&](const nn::Region& g) { return g.name == name; });
-      const auto ri = static_cast<size_t>(at - regions.begin());
-      cr.dice.push_back(case_dice[c][ri]);
-      cr.hd95.push_back(setup_.eval.hd95 ? h[c][static_cast<int64_t>(ri)] : kNaN);
+    for (size_t g = 0; g < regions.size(); ++g) {
+      cr.dice.push_back(case_dice[c][g]);
+      cr.hd95.push_back(setup_.eval.hd95 ? h[c][static_cast<int64_t>(g)] : kNaN);
     }
     r.per_case.push_back(std::move(cr));
   }
@@ -325,13 +323,13 @@ void Evaluator::add_cases(EvalReport& r, const Pass& pass) const {
 
 // The regions: the mean over cases of each case's Dice and HD95.
 void Evaluator::add_regions(EvalReport& r) const {
-  for (size_t g = 0; g < kRegionOrder.size(); ++g) {
+  for (size_t g = 0; g < setup_.labels.regions.size(); ++g) {
     std::vector<double> d, hh;
     for (const auto& cr : r.per_case) {
       d.push_back(cr.dice[g]);
       hh.push_back(cr.hd95[g]);
     }
-    RegionResult rr{kRegionOrder[g], 0, kNaN, 0};
+    RegionResult rr{setup_.labels.regions[g].name, 0, kNaN, 0};
     rr.dice = nn::mean_of_scores(d, &rr.cases);
     if (setup_.eval.hd95) rr.hd95 = nn::mean_of_scores(hh);
     r.regions.push_back(rr);

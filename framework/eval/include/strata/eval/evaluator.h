@@ -17,8 +17,9 @@
 //
 // Contract: every rank constructs it from the same setup and calls run() (collective).
 // Construction checks, identically on every rank and before any collective, that the
-// split exists and is not empty and that there are at least as many cases as ranks;
-// each failure is a typed error naming the file and split. Rank and world size are
+// split exists and is not empty, that there are at least as many cases as ranks and
+// that `labels` names every class of the file but background; each failure is a typed
+// error naming the file and split. Rank and world size are
 // arguments, so one process can evaluate everything alone (world 1, no communicator).
 #pragma once
 
@@ -39,14 +40,22 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace strata::eval {
+
+// What a task calls its classes and regions in the report (tasks/brats: brats::eval_labels()).
+struct EvalLabels {
+  std::vector<std::pair<std::string, std::string>> classes;  // {JSON key, table row} of classes 1.. (0: background)
+  std::vector<nn::Region> regions;                          // scored per case (Dice, HD95), in report order
+};
 
 struct EvalSetup {
   data::DataConfig data;        // the packed file, reader threads, queue depth, batch size when eval.batch_size is 0
   EvalConfig eval;              // split, TTA, batch size, HD95, autocast, empty-class policy
   std::shared_ptr<const Inferer> inferer;  // null: make_inferer(eval)
+  EvalLabels labels;            // required: one class name per class of the file but background
   bool progress = true;         // progress bar on rank 0
 };
 

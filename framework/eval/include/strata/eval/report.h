@@ -65,9 +65,6 @@ struct EvalReport {
   double seconds_per_slice() const { return slices > 0 ? seconds / static_cast<double>(slices) : 0.0; }
 };
 
-// The tumour classes of the table, in order: {key, label} of classes 1, 2, 3.
-const std::vector<std::pair<std::string, std::string>>& tumour_classes();
-
 // The table, the regions and a timing line, as rank 0 prints them (4 decimals).
 std::string format_report(const EvalReport& report);
 // The JSON of the header comment, pretty-printed.
