@@ -6,13 +6,13 @@
 
 #include "brats_recipe/figure_style.h"
 
+#include "strata/brats/scorer.h"
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
 #include "strata/core/files.h"
 #include "strata/core/timer.h"
 #include "strata/dataprep/nifti.h"
 #include "strata/dataprep/packer.h"
-#include "strata/eval/scorer.h"
 #include "strata/viz/overlay.h"
 #include "strata/viz/progress_plot.h"
 
@@ -107,7 +107,7 @@ std::vector<CaseDice> case_dice_of(const json& list, const std::string& path, co
   std::vector<CaseDice> out;
   for (const auto& c : list) {
     CaseDice d{c.value("case", std::string())};
-    for (int g = 0; g < 3; ++g) d.dice[g] = json_number(c[eval::score_regions()[g]].value("dice", json()));
+    for (int g = 0; g < 3; ++g) d.dice[g] = json_number(c[brats::score_regions()[g]].value("dice", json()));
     out.push_back(d);
   }
   return out;
@@ -276,7 +276,7 @@ ReportResult write_html_report(const ReportInputs& in) {
   if (!in.predictions.empty()) {
     STRATA_CHECK_AS(ConfigError, !in.cases.empty(),
                     "--predictions needs --cases: the BraTS case folders with the images and the truth");
-    for (const auto& p : eval::match_cases(in.predictions, in.cases, /*only_predicted=*/true)) {
+    for (const auto& p : brats::match_cases(in.predictions, in.cases, /*only_predicted=*/true)) {
       pred_files[p.name] = p.pred;
     }
     for (auto& c : dataprep::find_cases(in.cases, /*require_seg=*/true)) case_files[c.name] = c;
@@ -284,7 +284,7 @@ ReportResult write_html_report(const ReportInputs& in) {
       case_dice = case_dice_of(read_json(in.scores_json, "scores JSON").value("cases", json()), in.scores_json, "cases");
     } else {
       for (const auto& [name, pred] : pred_files) {
-        const auto s = eval::score_files(name, pred, case_files.at(name).seg);
+        const auto s = brats::score_files(name, pred, case_files.at(name).seg);
         case_dice.push_back({name, {s.regions[0].dice, s.regions[1].dice, s.regions[2].dice}});
       }
     }
@@ -335,7 +335,7 @@ ReportResult write_html_report(const ReportInputs& in) {
   }
   const std::array<const char*, 3> region_colors{"#d4a800", "#e8413c", "#3cc85a"};  // ET, TC, WT
   data["regions"] = json::array();
-  for (int g = 0; g < 3; ++g) data["regions"].push_back({{"name", eval::score_regions()[g]}, {"color", region_colors[g]}});
+  for (int g = 0; g < 3; ++g) data["regions"].push_back({{"name", brats::score_regions()[g]}, {"color", region_colors[g]}});
   data["cases"] = json::array();
   for (const auto& c : case_dice) {
     data["cases"].push_back({{"name", c.name}, {"dice", {json_or_null(c.dice[0]), json_or_null(c.dice[1]), json_or_null(c.dice[2])}}});
@@ -416,7 +416,7 @@ ReportResult write_html_report(const ReportInputs& in) {
         geometry == "original" ? "mm" : "packed pixels", ")</th></tr>");
     const auto& rg = eval_j.value("regions", json::object());
     for (int g = 0; g < 3; ++g) {
-      const char* r = eval::score_regions()[g];
+      const char* r = brats::score_regions()[g];
       if (!rg.contains(r)) continue;
       add("<tr><td class=\"l\">", r, "</td><td>", num(json_number(rg[r].value("dice", json()))), "</td><td>",
           num(json_number(rg[r].value("hd95", json())), 2), "</td></tr>");

@@ -4,6 +4,7 @@
 // whole split (so it is the same at every rank count), and more ranks than cases stops
 // every rank with the same error.
 #include "dist_test.h"
+#include "strata/brats/labels.h"
 #include "strata/comm/communicator.h"
 #include "strata/core/error.h"
 #include "strata/eval/evaluator.h"
@@ -50,6 +51,7 @@ EvalSetup setup_for(const std::string& split, const std::string& tta) {
   s.data.workers = 1;
   s.eval.split = split;
   s.eval.tta = tta;
+  s.labels = brats::eval_labels();
   s.progress = false;
   return s;
 }

@@ -4,6 +4,7 @@
 // distributed validation equals a single-process evaluation of the same model.
 #include "dist_test.h"
 #include "strata/core/error.h"
+#include "strata/brats/labels.h"
 #include "strata/eval/evaluator.h"
 #include "strata/core/signals.h"
 #include "strata/model/checkpoint.h"
@@ -234,6 +235,7 @@ TEST_F(TrainerTest, ValidationEqualsASingleProcessEvaluationOfTheSameModel) {
   es.eval.amp = "off";
   es.eval.hd95 = false;
   es.eval.metrics = s.metrics;
+  es.labels = brats::eval_labels();
   es.progress = false;
   eval::Evaluator alone(es, torch::kCPU, 0, 1, nullptr);
   t.model()->eval();
