@@ -39,6 +39,10 @@ endif()
 find_package(MPI REQUIRED COMPONENTS C CXX)
 find_package(HDF5 REQUIRED COMPONENTS C CXX)
 find_package(ZLIB REQUIRED)  # crc32 for the packed file's metadata checksum
+# Checkpoints are zips: their records are checked against their CRC-32s. Through
+# pkg-config: Debian's libzip CMake config names tools (zipcmp) that libzip-dev lacks.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
 find_package(yaml-cpp REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)

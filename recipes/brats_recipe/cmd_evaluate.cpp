@@ -13,6 +13,10 @@
 // data, the batch size, the TTA and the metric conventions.
 #include "brats_recipe/cli.h"
 #include "brats_recipe/setup.h"
+#include "strata/brats/labels.h"
+#include "strata/brats/predictions.h"
+#include "strata/brats/predictor.h"
+#include "strata/brats/scorer.h"
 #include "strata/comm/communicator.h"
 #include "strata/core/build_info.h"
 #include "strata/core/files.h"
@@ -20,8 +24,6 @@
 #include "strata/data/slice_store.h"
 #include "strata/eval/evaluator.h"
 #include "strata/model/model_loader.h"
-#include "strata/eval/predictor.h"
-#include "strata/eval/scorer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -50,8 +52,8 @@ nlohmann::json provenance(const RecipeConfig& config, const EvaluateOptions& o, 
 void evaluate_original(comm::World& world, const torch::Device& device, const RecipeConfig& config,
                        const EvaluateOptions& o, const model::LoadedModel& loaded) {
   std::shared_ptr<data::SliceStore> store;
-  eval::PredictSetup s;
-  std::unique_ptr<eval::Predictor> predictor;
+  brats::PredictSetup s;
+  std::unique_ptr<brats::Predictor> predictor;
   const bool keep = !o.predictions.empty();
   world.agree([&] {
     store = std::make_shared<data::SliceStore>(config.data.path);
@@ -62,7 +64,7 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
     }
     s.input = store->info().source;
     s.size = store->height();
-    s.tta = config.eval.tta;
+    s.inferer = eval::make_inferer(config.eval);
     s.batch = config.eval.batch_size > 0 ? config.eval.batch_size : config.data.batch_size;
     s.amp = eval::resolve_eval_amp(config.eval.amp, device);
     s.score = true;
@@ -80,12 +82,12 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
                      packed.dims[1], packed.dims[2], packed.side, packed.crop_i, packed.crop_j);
       }
     };
-    predictor = std::make_unique<eval::Predictor>(s, device, &world);
+    predictor = std::make_unique<brats::Predictor>(s, device, &world);
   });
   core::log0("evaluate --geometry original: {} case(s) of the '{}' split from {}, slices of {}x{}, TTA {}",
-             s.only.size(), config.eval.split, s.input, s.size, s.size, s.tta);
+             s.only.size(), config.eval.split, s.input, s.size, s.size, s.inferer->describe());
   nn::UNet2d model = loaded.model;  // a shared handle: forward() is not const
-  eval::PredictResult r = predictor->run([model](const torch::Tensor& x) mutable { return model->forward(x); });
+  brats::PredictResult r = predictor->run([model](const torch::Tensor& x) mutable { return model->forward(x); });
   if (!keep && world.rank() == 0) {
     std::error_code ec;
     fs::remove_all(s.out, ec);
@@ -94,8 +96,8 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
   STRATA_CHECK_AS(DataError, r.scores.size() == s.only.size(),
                   "{} of the {} cases have a seg in {}: every case of the split needs its ground truth",
                   r.scores.size(), s.only.size(), s.input);
-  eval::ScoreSummary summary = eval::summarise(r.scores);
-  fmt::print("\n{}", eval::format_score_table(summary));
+  brats::ScoreSummary summary = brats::summarise(r.scores);
+  fmt::print("\n{}", brats::format_score_table(summary));
   std::fflush(stdout);
   core::log0("{} case(s) in {:.1f} s on {} rank(s); per case: read {:.2f} s, preprocess {:.2f} s, infer {:.2f} s, "
              "write {:.2f} s, score {:.2f} s", r.written.size(), r.seconds, r.ranks,
@@ -104,11 +106,11 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
              r.times.infer / std::max<double>(1, r.written.size()),
              r.times.write / std::max<double>(1, r.written.size()),
              r.times.score / std::max<double>(1, r.written.size()));
-  if (!o.csv.empty()) core::write_file_atomic(o.csv, eval::score_csv(r.scores), "per-case scores");
+  if (!o.csv.empty()) core::write_file_atomic(o.csv, brats::score_csv(r.scores), "per-case scores");
   if (!o.json.empty()) {
     nlohmann::json extra = provenance(config, o, loaded, world.size());
-    extra["tta"] = s.tta;
-    core::write_file_atomic(o.json, eval::score_json(r.scores, summary, extra.dump()), "evaluation JSON");
+    extra["tta"] = s.inferer->describe();
+    core::write_file_atomic(o.json, brats::score_json(r.scores, summary, extra.dump()), "evaluation JSON");
     core::log0("wrote {}", o.json);
   }
 }
@@ -153,7 +155,7 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
     eval::EvalSetup setup;
     setup.data = config.data;
     setup.eval = config.eval;
-    setup.predictions_dir = o->predictions;
+    setup.labels = brats::eval_labels();
     // The data, the split, the checkpoint and their fit are checked without collectives
     // and agreed on: a mistake stops every rank with one message.
     std::unique_ptr<eval::Evaluator> evaluator_ptr;
@@ -169,9 +171,14 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
         "{} rank(s) on {}, TTA {} ({} views), amp {}",
         o->checkpoint, loaded.meta.epoch, loaded.meta.best_metric, config.eval.split, config.data.path,
         evaluator.num_slices(), evaluator.num_cases(), world.size(), device.str(), config.eval.tta,
-        evaluator.views().size(), nn::amp_name(evaluator.amp()));
+        evaluator.inferer().passes(), nn::amp_name(evaluator.amp()));
 
-    eval::EvalReport report = evaluator.run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
+    eval::CasePrediction save;  // --save-predictions: each rank writes its cases' NIfTI files
+    if (!o->predictions.empty()) {
+      save = brats::prediction_writer(o->predictions, evaluator.store().info().label_source_values);
+    }
+    eval::EvalReport report =
+        evaluator.run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); }, save);
     if (world.rank() != 0) return;
     fmt::print("\n{}", eval::format_report(report));
     std::fflush(stdout);

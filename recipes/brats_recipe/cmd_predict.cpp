@@ -8,6 +8,8 @@
 // Both shard the cases over the ranks; rank 0 prints the tables and writes CSV and JSON.
 #include "brats_recipe/cli.h"
 #include "brats_recipe/setup.h"
+#include "strata/brats/predictor.h"
+#include "strata/brats/scorer.h"
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
 #include "strata/core/files.h"
@@ -16,8 +18,6 @@
 #include "strata/data/slice_store.h"
 #include "strata/eval/evaluator.h"
 #include "strata/model/model_loader.h"
-#include "strata/eval/predictor.h"
-#include "strata/eval/scorer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -43,14 +43,14 @@ int64_t trained_slice_size(const model::LoadedModel& loaded, const std::string& 
 }
 
 // Rank 0: writes the per-case CSV and the JSON (cases, summary, `extra` provenance).
-void write_scores(const std::vector<eval::CaseScore>& cases, const eval::ScoreSummary& summary,
+void write_scores(const std::vector<brats::CaseScore>& cases, const brats::ScoreSummary& summary,
                   const std::string& csv, const std::string& json, const nlohmann::json& extra) {
   if (!csv.empty()) {
-    core::write_file_atomic(csv, eval::score_csv(cases), "per-case scores");
+    core::write_file_atomic(csv, brats::score_csv(cases), "per-case scores");
     core::log0("wrote {}", csv);
   }
   if (!json.empty()) {
-    core::write_file_atomic(json, eval::score_json(cases, summary, extra.dump()), "scores JSON");
+    core::write_file_atomic(json, brats::score_json(cases, summary, extra.dump()), "scores JSON");
     core::log0("wrote {}", json);
   }
 }
@@ -62,7 +62,7 @@ void add_predict_command(CLI::App& app, Cli& cli) {
       "predict", "segment BraTS case folders with a checkpoint: <case>.nii.gz in each case's own geometry");
   auto options = std::make_shared<ConfigOptions>();
   auto checkpoint = std::make_shared<std::string>();
-  auto setup = std::make_shared<eval::PredictSetup>();
+  auto setup = std::make_shared<brats::PredictSetup>();
   auto tta = std::make_shared<std::string>();
   auto csv = std::make_shared<std::string>();
   auto json = std::make_shared<std::string>();
@@ -84,12 +84,14 @@ void add_predict_command(CLI::App& app, Cli& cli) {
     RecipeConfig config = cli.resolve(*options);
     comm::World& world = cli.world();
     const torch::Device device = world.bind_device(config.run.device);
-    eval::PredictSetup s = *setup;
-    s.tta = tta->empty() ? config.eval.tta : *tta;
+    brats::PredictSetup s = *setup;
+    eval::EvalConfig e = config.eval;
+    if (!tta->empty()) e.tta = *tta;
+    s.inferer = eval::make_inferer(e);
     s.batch = config.eval.batch_size > 0 ? config.eval.batch_size : config.data.batch_size;
     s.amp = eval::resolve_eval_amp(config.eval.amp, device);
     model::LoadedModel loaded;
-    std::unique_ptr<eval::Predictor> predictor;
+    std::unique_ptr<brats::Predictor> predictor;
     world.agree([&] {  // files and fit checked on every rank before anything runs
       if (!cases_from->empty()) {
         const auto colon = cases_from->rfind(':');
@@ -106,12 +108,13 @@ void add_predict_command(CLI::App& app, Cli& cli) {
       const int64_t m = loaded.model->config().size_multiple();
       STRATA_CHECK_AS(ConfigError, s.size % m == 0, "slices of {} do not suit the model of '{}' ({} levels: "
                       "multiples of {})", s.size, *checkpoint, loaded.model->config().widths.size(), m);
-      predictor = std::make_unique<eval::Predictor>(s, device, &world);
+      predictor = std::make_unique<brats::Predictor>(s, device, &world);
     });
     core::log0("predict: {} (epoch {}) on {} case(s) of {}, slices of {}x{}, TTA {}, {} rank(s) on {}, amp {}",
-               *checkpoint, loaded.meta.epoch, predictor->num_cases(), s.input, s.size, s.size, s.tta, world.size(),
+               *checkpoint, loaded.meta.epoch, predictor->num_cases(), s.input, s.size, s.size, s.inferer->describe(),
+               world.size(),
                device.str(), nn::amp_name(s.amp));
-    eval::PredictResult r = predictor->run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
+    brats::PredictResult r = predictor->run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
     if (world.rank() != 0) return;
     const double n = static_cast<double>(std::max<size_t>(r.written.size(), 1));
     core::log0("predicted {} case(s) into {} ({} existed and were skipped; --force redoes them) in {:.1f} s on {} "
@@ -121,7 +124,7 @@ void add_predict_command(CLI::App& app, Cli& cli) {
                r.times.preprocess / n, r.times.infer / n, r.times.write / n);
     nlohmann::json extra{{"checkpoint", {{"path", *checkpoint}, {"epoch", loaded.meta.epoch},
                                          {"weights_hash", model::weights_hash(*loaded.model)}}},
-                         {"input", s.input}, {"out", s.out}, {"tta", s.tta}, {"slice_size", s.size},
+                         {"input", s.input}, {"out", s.out}, {"tta", s.inferer->describe()}, {"slice_size", s.size},
                          {"strata_version", STRATA_VERSION}, {"ranks", r.ranks},
                          {"written", r.written}, {"skipped", r.skipped},
                          {"seconds", r.seconds},
@@ -131,8 +134,8 @@ void add_predict_command(CLI::App& app, Cli& cli) {
       if (r.scores.empty()) {
         core::log0("--score: no case folder of {} has a seg", s.input);
       } else {
-        eval::ScoreSummary summary = eval::summarise(r.scores);
-        fmt::print("\n{}", eval::format_score_table(summary));
+        brats::ScoreSummary summary = brats::summarise(r.scores);
+        fmt::print("\n{}", brats::format_score_table(summary));
         std::fflush(stdout);
         write_scores(r.scores, summary, *csv, *json, extra);
         return;
@@ -161,22 +164,22 @@ void add_score_command(CLI::App& app, Cli& cli) {
   cmd->add_flag("--only-predicted", *only_predicted, "score the predicted cases only (others in --truth are fine)");
   cli.on(cmd, [&cli, pred, truth, csv, json, only_predicted] {
     comm::World& world = cli.world();
-    std::vector<eval::ScorePair> pairs;
-    world.agree([&] { pairs = eval::match_cases(*pred, *truth, *only_predicted); });
+    std::vector<brats::ScorePair> pairs;
+    world.agree([&] { pairs = brats::match_cases(*pred, *truth, *only_predicted); });
     core::Stopwatch clock;
     std::string mine;
     for (size_t i = static_cast<size_t>(world.rank()); i < pairs.size(); i += static_cast<size_t>(world.size())) {
-      mine += eval::encode_case(eval::score_files(pairs[i].name, pairs[i].pred, pairs[i].truth)) + "\n";
+      mine += brats::encode_case(brats::score_files(pairs[i].name, pairs[i].pred, pairs[i].truth)) + "\n";
     }
-    std::vector<eval::CaseScore> cases;
+    std::vector<brats::CaseScore> cases;
     for (const auto& text : world.all_gather(mine)) {
       std::istringstream in(text);
-      for (std::string line; std::getline(in, line);) cases.push_back(eval::decode_case(line));
+      for (std::string line; std::getline(in, line);) cases.push_back(brats::decode_case(line));
     }
     std::sort(cases.begin(), cases.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
     if (world.rank() != 0) return;
-    eval::ScoreSummary summary = eval::summarise(cases);
-    fmt::print("{}", eval::format_score_table(summary));
+    brats::ScoreSummary summary = brats::summarise(cases);
+    fmt::print("{}", brats::format_score_table(summary));
     std::fflush(stdout);
     core::log0("scored {} case(s) in {:.1f} s on {} rank(s)", cases.size(), clock.seconds(), world.size());
     write_scores(cases, summary, *csv, *json,

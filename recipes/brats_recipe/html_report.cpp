@@ -4,13 +4,15 @@
 // charts; tables and images are plain HTML, so they show without JavaScript too.
 #include "brats_recipe/html_report.h"
 
+#include "strata/brats/figure_style.h"
+
+#include "strata/brats/scorer.h"
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
 #include "strata/core/files.h"
 #include "strata/core/timer.h"
 #include "strata/dataprep/nifti.h"
 #include "strata/dataprep/packer.h"
-#include "strata/eval/scorer.h"
 #include "strata/viz/overlay.h"
 #include "strata/viz/progress_plot.h"
 
@@ -85,6 +87,9 @@ std::string num(double v, int decimals = 4) {
   return std::isfinite(v) ? fmt::format("{:.{}f}", v, decimals) : std::string("&ndash;");
 }
 
+// The name of class c of a confusion matrix (its number past the BraTS classes).
+std::string class_name(size_t c) { return c < brats::brats_classes().size() ? brats::brats_classes().names[c] : std::to_string(c); }
+
 double json_number(const json& j) { return j.is_number() ? j.get<double>() : NAN; }
 json json_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
@@ -102,7 +107,7 @@ std::vector<CaseDice> case_dice_of(const json& list, const std::string& path, co
   std::vector<CaseDice> out;
   for (const auto& c : list) {
     CaseDice d{c.value("case", std::string())};
-    for (int g = 0; g < 3; ++g) d.dice[g] = json_number(c[eval::score_regions()[g]].value("dice", json()));
+    for (int g = 0; g < 3; ++g) d.dice[g] = json_number(c[brats::score_regions()[g]].value("dice", json()));
     out.push_back(d);
   }
   return out;
@@ -131,24 +136,24 @@ Overlay draw_case(const std::string& role, const CaseDice& dice, const dataprep:
   const auto truth = dataprep::remap_labels(truth_vol, dice.name, files.seg);
   const auto pred = dataprep::remap_labels(pred_vol, dice.name, pred_path);
   const int64_t nx = truth_vol.dims[0], ny = truth_vol.dims[1], plane = nx * ny;
-  o.slice = viz::slice_with_most_tumour(truth, plane);
-  if (o.slice < 0) o.slice = viz::slice_with_most_tumour(pred, plane);
+  o.slice = viz::slice_with_most_foreground(truth, plane);
+  if (o.slice < 0) o.slice = viz::slice_with_most_foreground(pred, plane);
   if (o.slice < 0) o.slice = truth_vol.dims[2] / 2;
   viz::OverlaySlice s;
   s.height = static_cast<int>(ny);
   s.width = static_cast<int>(nx);
   const size_t at = static_cast<size_t>(o.slice * plane);
-  for (int m = 0; m < 4; ++m) {
-    const auto vol = dataprep::read_nifti(files.modalities[m]);
-    STRATA_CHECK_AS(DataError, vol.dims == truth_vol.dims, "case {}: '{}' is not the size of its seg", dice.name,
-                    files.modalities[m]);
-    s.modalities[m].assign(vol.data.begin() + at, vol.data.begin() + at + plane);
+  for (const auto& path : files.modalities) {
+    const auto vol = dataprep::read_nifti(path);
+    STRATA_CHECK_AS(DataError, vol.dims == truth_vol.dims, "case {}: '{}' is not the size of its seg", dice.name, path);
+    s.channels.emplace_back(vol.data.begin() + at, vol.data.begin() + at + plane);
   }
   s.truth.assign(truth.begin() + at, truth.begin() + at + plane);
   s.pred.assign(pred.begin() + at, pred.begin() + at + plane);
   auto fig = viz::draw_overlay(
-      s, fmt::format("{} case: {}, axial slice {} (Dice ET {:.3f}, TC {:.3f}, WT {:.3f})", role, dice.name, o.slice,
-                     dice.dice[0], dice.dice[1], dice.dice[2]),
+      s, brats::brats_overlay_style(),
+      fmt::format("{} case: {}, axial slice {} (Dice ET {:.3f}, TC {:.3f}, WT {:.3f})", role, dice.name, o.slice,
+                  dice.dice[0], dice.dice[1], dice.dice[2]),
       static_cast<int>(std::clamp<int64_t>(std::max(nx, ny), 160, 256)));  // 1:1 up to 256: thin errors stay visible
   o.png = fig->png();
   return o;
@@ -253,7 +258,9 @@ ReportResult write_html_report(const ReportInputs& in) {
   core::require_file<core::IoError>(metrics, "metrics.jsonl of the run");
   const auto rows = viz::read_epoch_rows(metrics);
   // A run from before progress.png existed gets one; a run's own is left as it drew it.
-  if (!fs::exists(run / "progress.png")) viz::write_progress_plot(rows, (run / "progress.png").string(), in.run_dir);
+  if (!fs::exists(run / "progress.png")) {
+    viz::write_progress_plot(rows, (run / "progress.png").string(), in.run_dir, brats::brats_classes());
+  }
   const std::string config = fs::exists(run / "config.yaml") ? read_text((run / "config.yaml").string(), "config")
                                                              : std::string("(no config.yaml in the run folder)");
   const std::string chartjs = read_text(in.chartjs, "Chart.js (Debian package libjs-chart.js)");
@@ -269,7 +276,7 @@ ReportResult write_html_report(const ReportInputs& in) {
   if (!in.predictions.empty()) {
     STRATA_CHECK_AS(ConfigError, !in.cases.empty(),
                     "--predictions needs --cases: the BraTS case folders with the images and the truth");
-    for (const auto& p : eval::match_cases(in.predictions, in.cases, /*only_predicted=*/true)) {
+    for (const auto& p : brats::match_cases(in.predictions, in.cases, /*only_predicted=*/true)) {
       pred_files[p.name] = p.pred;
     }
     for (auto& c : dataprep::find_cases(in.cases, /*require_seg=*/true)) case_files[c.name] = c;
@@ -277,7 +284,7 @@ ReportResult write_html_report(const ReportInputs& in) {
       case_dice = case_dice_of(read_json(in.scores_json, "scores JSON").value("cases", json()), in.scores_json, "cases");
     } else {
       for (const auto& [name, pred] : pred_files) {
-        const auto s = eval::score_files(name, pred, case_files.at(name).seg);
+        const auto s = brats::score_files(name, pred, case_files.at(name).seg);
         case_dice.push_back({name, {s.regions[0].dice, s.regions[1].dice, s.regions[2].dice}});
       }
     }
@@ -324,11 +331,11 @@ ReportResult write_html_report(const ReportInputs& in) {
   }
   data["classes"] = json::array();
   for (int c = 1; c <= 3; ++c) {
-    data["classes"].push_back({{"name", viz::class_names()[c]}, {"color", css(c == 3 ? viz::Rgb::hex(0xd4a800) : viz::class_colors()[c])}});
+    data["classes"].push_back({{"name", brats::brats_classes().names[c]}, {"color", css(brats::brats_classes().line_colors[c])}});
   }
   const std::array<const char*, 3> region_colors{"#d4a800", "#e8413c", "#3cc85a"};  // ET, TC, WT
   data["regions"] = json::array();
-  for (int g = 0; g < 3; ++g) data["regions"].push_back({{"name", eval::score_regions()[g]}, {"color", region_colors[g]}});
+  for (int g = 0; g < 3; ++g) data["regions"].push_back({{"name", brats::score_regions()[g]}, {"color", region_colors[g]}});
   data["cases"] = json::array();
   for (const auto& c : case_dice) {
     data["cases"].push_back({{"name", c.name}, {"dice", {json_or_null(c.dice[0]), json_or_null(c.dice[1]), json_or_null(c.dice[2])}}});
@@ -399,9 +406,9 @@ ReportResult write_html_report(const ReportInputs& in) {
     const std::array<std::pair<const char*, int>, 3> keys{{{"necrotic", 1}, {"edema", 2}, {"enhancing", 3}}};
     for (const auto& [key, c] : keys) {
       if (!pc.contains(key)) continue;
-      add("<tr><td class=\"l\"><span class=\"swatch\" style=\"background:", css(viz::class_colors()[c]), "\"></span>",
-          viz::class_names()[c], "</td><td>", num(json_number(pc[key].value("dice", json()))), "</td><td>",
-          num(json_number(pc[key].value("iou", json()))), "</td></tr>");
+      add("<tr><td class=\"l\"><span class=\"swatch\" style=\"background:", css(brats::brats_classes().colors[c]),
+          "\"></span>", brats::brats_classes().names[c], "</td><td>", num(json_number(pc[key].value("dice", json()))),
+          "</td><td>", num(json_number(pc[key].value("iou", json()))), "</td></tr>");
     }
     add("<tr><th class=\"l\">mean</th><th>", num(json_number(eval_j.value("mean_dice", json()))), "</th><th>",
         num(json_number(eval_j.value("mean_iou", json()))), "</th></tr></table>");
@@ -409,7 +416,7 @@ ReportResult write_html_report(const ReportInputs& in) {
         geometry == "original" ? "mm" : "packed pixels", ")</th></tr>");
     const auto& rg = eval_j.value("regions", json::object());
     for (int g = 0; g < 3; ++g) {
-      const char* r = eval::score_regions()[g];
+      const char* r = brats::score_regions()[g];
       if (!rg.contains(r)) continue;
       add("<tr><td class=\"l\">", r, "</td><td>", num(json_number(rg[r].value("dice", json()))), "</td><td>",
           num(json_number(rg[r].value("hd95", json())), 2), "</td></tr>");
@@ -435,12 +442,12 @@ ReportResult write_html_report(const ReportInputs& in) {
   } else {
     const auto& px = conf["pixels"];
     add("<table><tr><th class=\"l\">truth \\ prediction</th>");
-    for (size_t c = 0; c < px.size(); ++c) add("<th>", c < 4 ? viz::class_names()[c] : std::to_string(c), "</th>");
+    for (size_t c = 0; c < px.size(); ++c) add("<th>", class_name(c), "</th>");
     add("<th>pixels</th></tr>");
     for (size_t r = 0; r < px.size(); ++r) {
       double total = 0;
       for (const auto& v : px[r]) total += v.get<double>();
-      add("<tr><th class=\"l\">", r < 4 ? viz::class_names()[r] : std::to_string(r), "</th>");
+      add("<tr><th class=\"l\">", class_name(r), "</th>");
       for (size_t c = 0; c < px[r].size(); ++c) {
         const double share = total > 0 ? px[r][c].get<double>() / total : 0;
         add(fmt::format("<td style=\"background:rgba(31,95,168,{:.3f});color:{}\">{:.1f}%<br><small>{}</small></td>",

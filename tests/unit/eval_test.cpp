@@ -1,6 +1,7 @@
 // TTA views invert exactly; HD95 against closed forms and a brute-force reference.
 #include "strata/core/error.h"
 #include "strata/eval/hd95.h"
+#include "strata/eval/inferer.h"
 #include "strata/eval/tta.h"
 
 #include <gtest/gtest.h>
@@ -46,6 +47,36 @@ TEST(TtaTest, EquivariantModelGivesTheSameProbabilitiesWithAndWithoutTta) {
   auto skewed = [&](const torch::Tensor& in) { return model(in) + ramp * torch::tensor({1.f, 0.f, 0.f}).view({1, 3, 1, 1}); };
   EXPECT_FALSE(torch::allclose(tta_probabilities(skewed, x, tta_views(TtaMode::kNone)),
                                tta_probabilities(skewed, x, tta_views(TtaMode::kFlips))));
+}
+
+TEST(TtaTest, TtaInfererIsTheAverageOverItsModesViews) {
+  auto w = torch::tensor({{1.0f, -0.5f}, {0.3f, 0.8f}, {-1.0f, 0.2f}});
+  auto ramp = torch::linspace(0, 1, 6).view({1, 1, 1, 6});  // position dependent: every view differs
+  SegmentationModel model = [&](const torch::Tensor& x) { return torch::einsum("kc,bchw->bkhw", {w, x}) + ramp; };
+  torch::manual_seed(0);
+  auto x = torch::randn({2, 2, 6, 6});
+  for (TtaMode mode : {TtaMode::kNone, TtaMode::kFlips, TtaMode::kFlipsRot90}) {
+    EvalConfig e;
+    e.tta = tta_name(mode);
+    std::shared_ptr<const Inferer> inferer = make_inferer(e);
+    EXPECT_EQ(inferer->describe(), e.tta);
+    EXPECT_EQ(inferer->passes(), static_cast<int64_t>(tta_views(mode).size()));
+    EXPECT_TRUE(torch::equal(inferer->probabilities(model, x), tta_probabilities(model, x, tta_views(mode)))) << e.tta;
+    if (mode != TtaMode::kFlipsRot90) inferer->check_slices(6, 8, "file.h5");  // fine unless it turns slices
+  }
+  TtaInferer turns(TtaMode::kFlipsRot90);
+  EXPECT_THROW(turns.check_slices(6, 8, "file.h5"), core::ConfigError);
+  try {
+    turns.check_slices(6, 8, "file.h5");
+  } catch (const core::ConfigError& err) {
+    EXPECT_NE(std::string(err.what()).find("eval.tta=flips+rot90 turns slices by 90 degrees, but the slices of "
+                                           "'file.h5' are 6x8, not square"),
+              std::string::npos)
+        << err.what();
+  }
+  EvalConfig bad;
+  bad.tta = "rot45";
+  EXPECT_THROW(make_inferer(bad), core::ConfigError);
 }
 
 // Brute force: all surface-to-surface distances, both directions, 95th percentile.

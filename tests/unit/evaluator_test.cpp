@@ -3,13 +3,14 @@
 // equivariant model, the prediction files, the report's JSON shape, the checkpoint
 // loader's errors, and bad input.
 #include "data_fixture.h"
+#include "strata/brats/labels.h"
+#include "strata/brats/predictions.h"
 #include "strata/core/config.h"
 #include "strata/dataprep/nifti.h"
 #include "strata/eval/evaluator.h"
-#include "strata/model/model_loader.h"
-#include "strata/eval/predictions.h"
 #include "strata/eval/report.h"
 #include "strata/model/checkpoint.h"
+#include "strata/model/model_loader.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -38,13 +39,14 @@ EvalSetup setup_for(const std::string& path, const std::string& tta, bool hd95 =
   s.data.workers = 1;
   s.eval.tta = tta;
   s.eval.hd95 = hd95;
+  s.labels = brats::eval_labels();
   s.progress = false;
   return s;
 }
 
-EvalReport evaluate_alone(const EvalSetup& setup, const SegmentationModel& model) {
+EvalReport evaluate_alone(const EvalSetup& setup, const SegmentationModel& model, const CasePrediction& on_case = {}) {
   Evaluator evaluator(setup, torch::kCPU, 0, 1, nullptr);
-  return evaluator.run(model);
+  return evaluator.run(model, on_case);
 }
 
 // Logits that make every pixel class `cls`, whatever the image.
@@ -228,19 +230,20 @@ TEST(EvaluatorTest, InferenceRunsUnderTheConfiguredAutocast) {
 TEST(EvaluatorTest, PredictionsAreWrittenInThePackedGeometryWithBratsLabels) {
   const std::string path = test::tiny_packed();
   EvalSetup setup = setup_for(path, "flips", false);
-  setup.predictions_dir = test::temp_dir("predictions");
-  EvalReport r = evaluate_alone(setup, constant_model(3));  // every pixel enhancing tumour: BraTS label 4
+  const std::string dir = test::temp_dir("predictions") + "/made";  // prediction_writer creates it
   data::SliceStore store(path);
+  // every pixel enhancing tumour: BraTS label 4
+  EvalReport r = evaluate_alone(setup, constant_model(3), brats::prediction_writer(dir, store.info().label_source_values));
   std::map<int32_t, std::set<int32_t>> packed_z;
   for (int64_t s : store.split("val")) packed_z[store.case_of(s)].insert(store.z_of(s));
   size_t files = 0;
-  for (const auto& entry : fs::directory_iterator(setup.predictions_dir)) {
+  for (const auto& entry : fs::directory_iterator(dir)) {
     (void)entry;
     ++files;
   }
   EXPECT_EQ(files, packed_z.size());  // one per case, no temporary left behind
   for (const auto& [c, zs] : packed_z) {
-    dataprep::Volume v = dataprep::read_nifti(setup.predictions_dir + "/" + store.case_names()[c] + ".nii.gz");
+    dataprep::Volume v = dataprep::read_nifti(dir + "/" + store.case_names()[c] + ".nii.gz");
     EXPECT_EQ(v.dims, (dataprep::Dims3{store.width(), store.height(), depth_of(store, c)}));
     EXPECT_EQ(v.datatype, 2);  // uint8
     for (int64_t k = 0; k < v.dims[2]; ++k) {
@@ -252,6 +255,52 @@ TEST(EvaluatorTest, PredictionsAreWrittenInThePackedGeometryWithBratsLabels) {
   EXPECT_EQ(r.cases, static_cast<int64_t>(packed_z.size()));
 }
 
+// Another strategy through the seam: the Evaluator calls it once per batch and reports
+// its name and passes, whatever it is (a sliding window needs no change to the Evaluator).
+class CountingInferer final : public Inferer {
+ public:
+  torch::Tensor probabilities(const SegmentationModel& model, const torch::Tensor& images) const override {
+    ++calls;
+    return torch::softmax(model(images).to(torch::kFloat), 1);
+  }
+  std::string describe() const override { return "counting"; }
+  int64_t passes() const override { return 1; }
+  void check_slices(int64_t, int64_t, const std::string&) const override {}
+  mutable int64_t calls = 0;
+};
+
+TEST(EvaluatorTest, AnInfererGivenInTheSetupIsCalledOncePerBatch) {
+  const std::string path = test::tiny_packed();
+  EvalSetup setup = setup_for(path, "flips+rot90", false);
+  auto counting = std::make_shared<CountingInferer>();
+  setup.inferer = counting;
+  Evaluator evaluator(setup, torch::kCPU, 0, 1, nullptr);
+  EXPECT_EQ(&evaluator.inferer(), counting.get());
+  EvalReport r = evaluator.run(constant_model(2));
+  EXPECT_EQ(counting->calls, evaluator.sampler().num_batches());
+  EXPECT_EQ(r.tta, "counting");
+  EXPECT_EQ(r.views, 1);
+  EvalReport tta = evaluate_alone(setup_for(path, "none", false), constant_model(2));
+  EXPECT_EQ(r.confusion.equal(tta.confusion), true);  // the same counts as TTA none
+}
+
+TEST(EvaluatorTest, LabelsComeFromTheTaskAndMustNameEveryClassOfTheFile) {
+  const std::string path = test::tiny_packed();
+  EvalSetup setup = setup_for(path, "none", false);
+  setup.labels.classes = {{"a", "Class A"}, {"b", "Class B"}, {"c", "Class C"}};
+  setup.labels.regions = {{"AB", {1, 2}}};
+  EvalReport r = evaluate_alone(setup, constant_model(2));
+  ASSERT_EQ(r.classes.size(), 3u);
+  EXPECT_EQ(r.classes[1].key, "b");
+  EXPECT_EQ(r.classes[1].label, "Class B");
+  ASSERT_EQ(r.regions.size(), 1u);
+  EXPECT_EQ(r.regions[0].name, "AB");
+  ASSERT_EQ(r.per_case[0].dice.size(), 1u);
+  setup.labels.classes.pop_back();
+  const std::string msg = error_of([&] { Evaluator e(setup, torch::kCPU, 0, 1, nullptr); });
+  EXPECT_NE(msg.find("the task names 2 classes but background, and '" + path + "' has 3"), std::string::npos) << msg;
+}
+
 TEST(EvaluatorTest, PredictionFilesKeepTheSliceOrientation) {
   // pred[k][j][i] must become voxel (i, j, k): column i, row j of slice k.
   torch::Tensor pred = torch::empty({3, 4, 5}, torch::kByte);
@@ -260,14 +309,26 @@ TEST(EvaluatorTest, PredictionFilesKeepTheSliceOrientation) {
     for (int j = 0; j < 4; ++j)
       for (int i = 0; i < 5; ++i) a[k][j][i] = static_cast<uint8_t>((i + 2 * j + k) % 4);
   const std::string dir = test::temp_dir("orientation");
-  const std::string file = write_prediction(dir, "case_a", pred, {0, 1, 2, 4});
+  const std::string file = brats::write_prediction(dir, "case_a", pred, {0, 1, 2, 4});
   dataprep::Volume v = dataprep::read_nifti(file);
   ASSERT_EQ(v.dims, (dataprep::Dims3{5, 4, 3}));
   const float lut[4] = {0, 1, 2, 4};
   for (int k = 0; k < 3; ++k)
     for (int j = 0; j < 4; ++j)
       for (int i = 0; i < 5; ++i) EXPECT_EQ(v.at(i, j, k), lut[(i + 2 * j + k) % 4]);
-  EXPECT_NE(error_of([&] { write_prediction(dir, "case_b", pred, {0, 1}); }).find("label values"), std::string::npos);
+  EXPECT_NE(error_of([&] { brats::write_prediction(dir, "case_b", pred, {0, 1}); }).find("label values"),
+            std::string::npos);
+}
+
+TEST(EvaluatorTest, PredictionWriterNamesAFolderItCannotCreate) {
+  const std::string file = test::temp_dir("writer") + "/a_file";
+  std::ofstream(file) << "x";
+  const std::string dir = file + "/predictions";  // under a regular file
+  const std::vector<int64_t> values{0, 1, 2, 4};
+  EXPECT_THROW(brats::prediction_writer(dir, values), core::IoError);
+  EXPECT_NE(error_of([&] { brats::prediction_writer(dir, values); })
+                .find("cannot create the predictions folder '" + dir + "'"),
+            std::string::npos);
 }
 
 TEST(EvaluatorTest, JsonHasExactlyTheDocumentedShape) {

@@ -13,6 +13,7 @@
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -152,6 +153,34 @@ void save_marked(const std::string& path, float value) {
   model::save_atomic(out, path);
 }
 
+// One byte of a tensor's pickled size changed (70000 -> 604 million floats): libtorch
+// would allocate 2.4 GB while unpickling, before any checksum of Strata's is compared.
+// The zip's own CRC-32 of the record refuses it first, naming the file and the record.
+TEST(CheckpointTest, APickledSizeChangedIsRefusedByTheRecordsCrcBeforeLibtorchReadsIt) {
+  TempDir dir;
+  const std::string path = (dir.path / "last.pt").string();
+  torch::serialize::OutputArchive out;
+  model::CheckpointMeta meta;
+  meta.reason = "last";
+  model::write_meta(out, meta);
+  out.write("model.w", torch::full({70000}, 0.5f));
+  model::save_atomic(out, path);
+  std::string bytes = bytes_of(path);
+  const std::string size_op{'J', '\x70', '\x11', '\x01', '\x00'};  // pickle BININT 70000
+  const size_t at = bytes.find(size_op);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 4] = '\x24';
+  write_bytes(path, bytes);
+  try {
+    model::open_checkpoint(path);
+    FAIL() << "a changed tensor size was read";
+  } catch (const core::CheckpointError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(path), std::string::npos) << what;
+    EXPECT_NE(what.find("record 'archive/data.pkl': CRC error"), std::string::npos) << what;
+  }
+}
+
 // The disk fills up while a checkpoint is written (here: the file may not grow past
 // 64 KiB): an IoError naming the file and the system's reason, not an abort from
 // libtorch's zip writer; the previous checkpoint stays, and no temporary is left.
@@ -177,8 +206,42 @@ TEST(CheckpointTest, AFailedWriteIsAnIoErrorAndKeepsThePreviousCheckpoint) {
   for (auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "best.pt");
 }
 
-// A changed byte in a tensor or in the metadata is found by its checksum, and the
-// error names the file and the value.
+uint32_t le32(const std::string& b, size_t at) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[at + i]);
+  return v;
+}
+uint16_t le16(const std::string& b, size_t at) { return static_cast<uint16_t>(le32(b.substr(at, 2) + "\0\0", 0)); }
+void put_le32(std::string& b, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+// Recomputes the CRC-32 of every stored (uncompressed) record of a zip wherever the
+// archive keeps it (central directory, local header, data descriptor): what a tool that
+// rewrites archives would do.
+void restamp_zip_crcs(std::string& zip) {
+  const size_t end = zip.rfind("PK\5\6");
+  ASSERT_NE(end, std::string::npos);
+  size_t entry = le32(zip, end + 16);
+  for (int i = 0; i < le16(zip, end + 10); ++i, entry += 46 + le16(zip, entry + 28) + le16(zip, entry + 30) +
+                                                    le16(zip, entry + 32)) {
+    if (le16(zip, entry + 10) != 0) continue;  // deflated (libtorch's code files): left as they are
+    const uint32_t size = le32(zip, entry + 20);
+    const size_t local = le32(zip, entry + 42);
+    const size_t data = local + 30 + le16(zip, local + 26) + le16(zip, local + 28);
+    const auto crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(zip.data() + data), size));
+    put_le32(zip, entry + 16, crc);
+    if (le16(zip, local + 6) & 0x8) {  // the local header holds zeros, a descriptor follows the data
+      put_le32(zip, data + size + (zip.compare(data + size, 4, "PK\7\x08") ? 0 : 4), crc);
+    } else {
+      put_le32(zip, local + 14, crc);
+    }
+  }
+}
+
+// A changed byte in a tensor or in the metadata is refused by the zip's CRC-32 of its
+// record; where those were recomputed after the change, Strata's own checksums still
+// find it, and the error names the file and the value.
 TEST(CheckpointTest, ChecksumsNameTheAlteredValue) {
   TempDir dir;
   const std::string path = (dir.path / "last.pt").string();
@@ -192,6 +255,10 @@ TEST(CheckpointTest, ChecksumsNameTheAlteredValue) {
   bad[at + 4 * 100 + 1] ^= 0x10;  // a weight changes from 1234.5 to another finite value
   write_bytes(path, bad);
   std::string message = test::error_of([&] { model::open_checkpoint(path); });
+  EXPECT_NE(message.find("record 'archive/data/0': CRC error"), std::string::npos) << message;
+  restamp_zip_crcs(bad);
+  write_bytes(path, bad);
+  message = test::error_of([&] { model::open_checkpoint(path); });
   EXPECT_NE(message.find("checkpoint '" + path + "' is corrupt: 'model.w' does not match its checksum"),
             std::string::npos)
       << message;
@@ -200,6 +267,7 @@ TEST(CheckpointTest, ChecksumsNameTheAlteredValue) {
   const size_t lr = bad.find("0.123456");
   ASSERT_NE(lr, std::string::npos);
   bad[lr + 2] = '9';
+  restamp_zip_crcs(bad);
   write_bytes(path, bad);
   message = test::error_of([&] { model::open_checkpoint(path); });
   EXPECT_NE(message.find("'meta.config' does not match its checksum"), std::string::npos) << message;

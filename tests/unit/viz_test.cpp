@@ -1,5 +1,6 @@
 // framework/viz: TensorBoard framing and files, chart helpers, metrics.jsonl rows, and the
-// pixels of the overlays (decoded back from their PNG with cairo).
+// pixels of the overlays and progress.png (decoded back from their PNG with cairo), drawn
+// with a style of no dataset in particular.
 #include "strata/viz/chart.h"
 #include "strata/viz/event_writer.h"
 #include "strata/viz/overlay.h"
@@ -211,13 +212,31 @@ uint32_t packed(Rgb c) {
   return (b(c.r) << 16) | (b(c.g) << 8) | b(c.b);
 }
 
+// A task of no dataset in particular: three classes besides the background, four channels.
+ClassStyle test_classes() {
+  return {{"background", "alpha", "beta", "gamma"},
+          {Rgb{0, 0, 0}, Rgb::hex(0xe8413c), Rgb::hex(0x3cc85a), Rgb::hex(0xffd21e)},
+          {Rgb{0, 0, 0}, Rgb::hex(0xaa1100), Rgb::hex(0x00aa22), Rgb::hex(0x2200aa)}};
+}
+OverlayStyle test_style() { return {{"a", "b", "c", "d"}, 3, test_classes()}; }
+
+// Whether any pixel of the rectangle [x0, x1) x [y0, y1) of a decoded image is `color`.
+bool has_color(const Decoded& d, int x0, int x1, int y0, int y1, Rgb color) {
+  for (int y = y0; y < y1; ++y) {
+    for (int x = x0; x < x1; ++x) {
+      if (d.pixels[static_cast<size_t>(y * d.width + x)] == packed(color)) return true;
+    }
+  }
+  return false;
+}
+
 TEST(Overlay, ErrorPanelColoursEachKindOfError) {
   // 100x100 slice (cell 100: drawn 1:1): truth necrotic in the left block, prediction
   // edema over part of it (wrong class) and over background (false positive); the rest
   // of the truth block is missed (false negative).
   OverlaySlice s;
   s.height = s.width = 100;
-  for (auto& m : s.modalities) m.assign(100 * 100, 1.0f);
+  s.channels.assign(4, std::vector<float>(100 * 100, 1.0f));
   s.truth.assign(100 * 100, 0);
   s.pred.assign(100 * 100, 0);
   auto at = [](int y, int x) { return static_cast<size_t>(y * 100 + x); };
@@ -225,7 +244,7 @@ TEST(Overlay, ErrorPanelColoursEachKindOfError) {
     for (int x = 10; x < 40; ++x) s.truth[at(y, x)] = 1;
     for (int x = 30; x < 60; ++x) s.pred[at(y, x)] = 2;
   }
-  auto fig = draw_overlay(s, "test", 100);
+  auto fig = draw_overlay(s, test_style(), "test", 100);
   Decoded d = decode_png(fig->png());
   ASSERT_EQ(d.width, fig->width());
   ASSERT_EQ(d.height, fig->height());
@@ -243,15 +262,65 @@ TEST(Overlay, ErrorPanelColoursEachKindOfError) {
   EXPECT_EQ(truth_pixel(20, 15), truth_pixel(30, 25));
 }
 
-TEST(Overlay, MostTumourSliceAndSizeChecks) {
+TEST(Overlay, MostForegroundSliceAndSizeChecks) {
   std::vector<uint8_t> labels(4 * 9, 0);
   labels[9 + 1] = 2;
   labels[2 * 9 + 3] = labels[2 * 9 + 4] = 1;
-  EXPECT_EQ(slice_with_most_tumour(labels, 9), 2);
-  EXPECT_EQ(slice_with_most_tumour(std::vector<uint8_t>(18, 0), 9), -1);
+  EXPECT_EQ(slice_with_most_foreground(labels, 9), 2);
+  EXPECT_EQ(slice_with_most_foreground(std::vector<uint8_t>(18, 0), 9), -1);
   OverlaySlice s;
   s.height = s.width = 4;
-  EXPECT_NE(test::error_of([&] { draw_overlay(s, "empty", 64); }).find("overlay 'empty'"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { draw_overlay(s, test_style(), "empty", 64); }).find("overlay 'empty'"),
+            std::string::npos);
+}
+
+// A slice of `channels` images (channel c holds the value c + 1 everywhere) with class 1
+// in its top-left quarter and labels as given elsewhere.
+OverlaySlice small_slice(int channels) {
+  OverlaySlice s;
+  s.height = s.width = 8;
+  for (int c = 0; c < channels; ++c) s.channels.emplace_back(64, static_cast<float>(c + 1));
+  s.truth.assign(64, 0);
+  for (int y = 0; y < 4; ++y) {
+    for (int x = 0; x < 4; ++x) s.truth[static_cast<size_t>(y * 8 + x)] = 1;
+  }
+  s.pred = s.truth;
+  return s;
+}
+
+TEST(Overlay, DrawsTheChannelsAndClassesOfItsStyle) {
+  // Two channels and two classes: the top row holds two images, the figure is as wide as
+  // the second row (three panels and the legend) needs, and class 1 has the style's colour.
+  OverlayStyle two{{"first", "second"}, 1, {{"none", "thing"}, {Rgb{}, Rgb::hex(0x0000ff)}, {Rgb{}, Rgb{}}}};
+  const int cell = 64, gap = 10;
+  auto fig = draw_overlay(small_slice(2), two, "two", cell);
+  EXPECT_EQ(fig->width(), gap + 3 * (cell + gap) + 170);
+  Decoded d = decode_png(fig->png());
+  const int row2 = 30 + 20 + cell + gap + 20;  // title, label, first row, label
+  // Blue over the grey of the truth panel: blended, so the pure blue is only in the legend.
+  EXPECT_FALSE(has_color(d, gap, gap + cell, row2, row2 + cell, Rgb::hex(0x0000ff)));
+  EXPECT_TRUE(has_color(d, gap + 3 * (cell + gap), d.width, row2 - 20, d.height, Rgb::hex(0x0000ff)));
+  // Six channels: the top row sets the width.
+  OverlayStyle six{{"1", "2", "3", "4", "5", "6"}, 5, two.classes};
+  EXPECT_EQ(draw_overlay(small_slice(6), six, "six", cell)->width(), gap + 6 * (cell + gap));
+}
+
+TEST(Overlay, RefusesASliceThatDoesNotMatchItsStyle) {
+  const OverlayStyle style = test_style();
+  auto error = [&](const OverlaySlice& s, const OverlayStyle& st) {
+    return test::error_of([&] { draw_overlay(s, st, "bad", 64); });
+  };
+  EXPECT_NE(error(small_slice(3), style).find("overlay 'bad': 3 image channels for a style of 4"), std::string::npos);
+  OverlaySlice labelled = small_slice(4);
+  labelled.pred[63] = 4;  // past the style's classes: no colour to draw it with
+  EXPECT_NE(error(labelled, style).find("overlay 'bad': label 4 in a slice of 4 classes"), std::string::npos);
+  OverlayStyle beyond = style;
+  beyond.label_channel = 4;
+  EXPECT_NE(error(small_slice(4), beyond).find("label channel 4 of a style of 4 channels"), std::string::npos);
+  OverlayStyle uncoloured = style;
+  uncoloured.classes.colors.pop_back();
+  EXPECT_NE(error(small_slice(4), uncoloured).find("overlay 'bad': 4 class names, 3 colours and 4 line colours"),
+            std::string::npos);
 }
 
 TEST_F(VizTest, ProgressPlotIsAPngOfFourPanels) {
@@ -267,19 +336,24 @@ TEST_F(VizTest, ProgressPlotIsAPngOfFourPanels) {
     r.dice = {0.99, 0.4 + 0.02 * e, 0.5 + 0.03 * e, 0.6 + 0.01 * e};
     rows.push_back(r);
   }
-  write_progress_plot(rows, file("progress.png"), "test run");
+  write_progress_plot(rows, file("progress.png"), "test run", test_classes());
   Decoded d = decode_png(slurp(file("progress.png")));
   EXPECT_EQ(d.width, 1200);
   EXPECT_EQ(d.height, 820);
-  // The per-class panel (top right) holds the edema colour somewhere: its line was drawn.
-  const uint32_t edema = packed(class_colors()[2]);
-  bool found = false;
-  for (int y = 40; y < 420 && !found; ++y) {
-    for (int x = 600; x < 1200 && !found; ++x) found = d.pixels[static_cast<size_t>(y * 1200 + x)] == edema;
-  }
-  EXPECT_TRUE(found);
-  write_progress_plot({}, file("empty.png"), "no epochs");  // an empty run still draws its frame
+  // The per-class panel (top right) holds each class's line colour somewhere: its line was drawn.
+  for (int c = 1; c <= 3; ++c) EXPECT_TRUE(has_color(d, 600, 1200, 40, 420, test_classes().line_colors[c])) << c;
+  // Rows of another number of classes than the style's: "class 1", ... in grey.
+  for (auto& r : rows) r.dice.resize(3);
+  write_progress_plot(rows, file("other.png"), "other classes", test_classes());
+  Decoded other = decode_png(slurp(file("other.png")));
+  EXPECT_FALSE(has_color(other, 600, 1200, 40, 420, test_classes().line_colors[1]));
+  EXPECT_TRUE(has_color(other, 600, 1200, 40, 420, Rgb::hex(0x7f7f7f)));
+  write_progress_plot({}, file("empty.png"), "no epochs", test_classes());  // an empty run still draws its frame
   EXPECT_EQ(decode_png(slurp(file("empty.png"))).width, 1200);
+  EXPECT_NE(test::error_of([&] { write_progress_plot(rows, file("x.png"), "x", ClassStyle{}); })
+                .find("progress plot: 0 class names"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(file("x.png")));
 }
 
 }  // namespace

@@ -6,9 +6,7 @@
 #include "strata/core/log.h"
 #include "strata/core/progress.h"
 #include "strata/core/timer.h"
-#include "strata/data/format.h"
 #include "strata/eval/hd95.h"
-#include "strata/eval/predictions.h"
 #include "strata/nn/metrics.h"
 
 #include <fmt/ranges.h>
@@ -16,7 +14,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <limits>
 #include <map>
 
@@ -24,8 +21,6 @@ namespace strata::eval {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-// Regions in the order the report shows them (nn::brats_regions() lists WT, TC, ET).
-const std::vector<std::string> kRegionOrder{"ET", "TC", "WT"};
 
 // Rebuilds the volumes of the cases a rank holds from their slices, which may arrive in
 // any order and across batches, and hands each case over once its last slice is in.
@@ -113,7 +108,7 @@ Evaluator::Evaluator(EvalSetup setup, torch::Device device, int rank, int world_
         "weights would meet float16 images. Use eval.amp auto, fp16 or bf16 on a GPU, or data.image_dtype float32",
         e.amp, device_.str())));
   }
-  views_ = tta_views(parse_tta(e.tta));
+  inferer_ = setup_.inferer ? setup_.inferer : make_inferer(e);
 
   store_ = std::make_shared<data::SliceStore>(d.path, data::store_options(d));
   split_ = store_->split(e.split);  // a DataError naming the file and its splits when absent
@@ -133,10 +128,11 @@ Evaluator::Evaluator(EvalSetup setup, torch::Device device, int rank, int world_
                   "evaluator: {} ranks need a communicator to sum their counts", world_size);
   STRATA_CHECK_AS(ConfigError, comm_ == nullptr || comm_->size() == world_size,
                   "evaluator: a communicator of {} ranks for a world of {}", comm_ ? comm_->size() : 0, world_size);
-  const bool turns = std::any_of(views_.begin(), views_.end(), [](const View& v) { return v.quarter_turns != 0; });
-  STRATA_CHECK_AS(ConfigError, !turns || store_->height() == store_->width(),
-                  "eval.tta={} turns slices by 90 degrees, but the slices of '{}' are {}x{}, not square", e.tta, d.path,
-                  store_->height(), store_->width());
+  inferer_->check_slices(store_->height(), store_->width(), d.path);
+  const auto& classes = store_->info().class_names;
+  STRATA_CHECK_AS(ConfigError, setup_.labels.classes.size() + 1 == classes.size(),
+                  "evaluator: the task names {} classes but background, and '{}' has {} ({})",
+                  setup_.labels.classes.size(), d.path, classes.size() - 1, fmt::join(classes, ", "));
 
   const int64_t batch = e.batch_size > 0 ? e.batch_size : d.batch_size;
   sampler_ = std::make_unique<data::ShardSampler>(data::ShardSampler::by_case(item_cases, rank, world_size, batch));
@@ -160,75 +156,64 @@ void Evaluator::check_model(const nn::UNetConfig& model, const std::string& sour
                   path, store_->height(), store_->width(), source, model.widths.size(), m);
 }
 
-EvalReport Evaluator::run(const SegmentationModel& model) {
-  namespace fs = std::filesystem;
-  torch::NoGradGuard no_grad;
-  const auto& e = setup_.eval;
-  const nn::EmptyPolicy policy = e.metrics.empty_policy();
-  const int64_t classes = static_cast<int64_t>(store_->info().class_names.size());
-  const auto& regions = nn::brats_regions();
-  const int64_t num_regions = static_cast<int64_t>(regions.size());
-  const bool save = !setup_.predictions_dir.empty();
-
-  nn::ConfusionAccumulator acc(classes, store_->num_cases(), device_);
+// The state of one run(): what the batches and the cases' finish accumulate on this
+// rank, and what reduce() sums over the ranks.
+struct Evaluator::Pass {
+  Pass(int64_t classes, int64_t cases, int64_t regions, const torch::Device& device)
+      : acc(classes, cases, device), hd(torch::zeros({cases, regions}, torch::kDouble)) {}
+  nn::ConfusionAccumulator acc;
   // HD95 of every (case, region); each case is filled by the one rank that holds it, so
   // the sum over ranks is that rank's value.
-  torch::Tensor hd = torch::zeros({store_->num_cases(), num_regions}, torch::kDouble);
-  double hd95_s = 0;
-  std::unique_ptr<CaseVolumes> volumes;
-  if (e.hd95 || save) {
-    if (save) {
-      std::error_code ec;
-      fs::create_directories(setup_.predictions_dir, ec);
-      STRATA_CHECK_AS(IoError, fs::is_directory(setup_.predictions_dir),
-                      "cannot create the predictions folder '{}': {}", setup_.predictions_dir, ec.message());
-    }
-    const std::vector<int64_t>& label_values = store_->info().label_source_values;
-    volumes = std::make_unique<CaseVolumes>(
+  torch::Tensor hd;
+  double hd95_seconds = 0;
+  double seconds = 0;                     // this rank's pass: reading, inference, HD95, writing
+  std::unique_ptr<CaseVolumes> volumes;  // with HD95 or a prediction callback
+  torch::Tensor times;                    // after reduce(): [2 * world] pass seconds, then HD95 seconds
+};
+
+EvalReport Evaluator::run(const SegmentationModel& model, const CasePrediction& on_case) {
+  torch::NoGradGuard no_grad;
+  const int64_t classes = static_cast<int64_t>(store_->info().class_names.size());
+  const int64_t regions = static_cast<int64_t>(setup_.labels.regions.size());
+  Pass pass(classes, store_->num_cases(), regions, device_);
+  if (setup_.eval.hd95 || on_case) {
+    pass.volumes = std::make_unique<CaseVolumes>(
         *store_, split_, [&](int32_t c, const torch::Tensor& pred, const torch::Tensor& truth) {
-          if (e.hd95) {
-            core::Stopwatch clock;
-            auto h = hd.accessor<double, 2>();
-            for (int64_t r = 0; r < num_regions; ++r) {
-              torch::Tensor p = region_mask(pred, regions[r]), t = region_mask(truth, regions[r]);
-              const bool excluded = policy == nn::EmptyPolicy::kExclude && !t.any().item<bool>();
-              h[c][r] = excluded ? kNaN : hd95(p, t, {1.0, 1.0, 1.0});
-            }
-            hd95_s += clock.seconds();
-          }
-          if (save) write_prediction(setup_.predictions_dir, store_->case_names()[c], pred, label_values);
+          finish_case(pass, c, pred, truth, on_case);
         });
   }
+  infer_split(model, pass);
+  reduce(pass);
+  return report(pass);
+}
 
+void Evaluator::finish_case(Pass& pass, int32_t c, const torch::Tensor& pred, const torch::Tensor& truth,
+                            const CasePrediction& on_case) const {
+  if (setup_.eval.hd95) {
+    const auto& regions = setup_.labels.regions;
+    const bool exclude = setup_.eval.metrics.empty_policy() == nn::EmptyPolicy::kExclude;
+    core::Stopwatch clock;
+    auto h = pass.hd.accessor<double, 2>();
+    for (int64_t r = 0; r < static_cast<int64_t>(regions.size()); ++r) {
+      torch::Tensor p = region_mask(pred, regions[r]), t = region_mask(truth, regions[r]);
+      const bool excluded = exclude && !t.any().item<bool>();
+      h[c][r] = excluded ? kNaN : hd95(p, t, {1.0, 1.0, 1.0});
+    }
+    pass.hd95_seconds += clock.seconds();
+  }
+  if (on_case) on_case(store_->case_names()[c], pred);
+}
+
+void Evaluator::infer_split(const SegmentationModel& model, Pass& pass) {
   loader_->start(data::map_indices(sampler_->epoch(0), split_), 0);
   core::ProgressOptions po;
   po.enabled = setup_.progress && rank_ == 0;
-  core::ProgressBar bar(fmt::format("evaluate {} (TTA {})", e.split, e.tta), sampler_->num_batches(), po);
+  const std::string title = fmt::format("evaluate {} (TTA {})", setup_.eval.split, inferer_->describe());
+  core::ProgressBar bar(title, sampler_->num_batches(), po);
   core::Stopwatch clock;
   int64_t batches = 0, mine = 0;
   while (std::optional<data::Batch> b = loader_->next()) {
-    torch::Tensor probs;
-    {
-      nn::AutocastScope autocast(amp_, device_);
-      probs = tta_probabilities(model, b->images, views_);
-    }
-    const auto& in = b->images;
-    STRATA_CHECK_AS(ConfigError,
-                    probs.dim() == 4 && probs.size(0) == in.size(0) && probs.size(1) == classes &&
-                        probs.size(2) == in.size(2) && probs.size(3) == in.size(3),
-                    "the model maps a batch of shape {} to {}: expected [{}, {}, {}, {}] ({} classes)", in.sizes(),
-                    probs.sizes(), in.size(0), classes, in.size(2), in.size(3), classes);
-    const int64_t n = b->num_valid;  // later rows only pad the batch
-    torch::Tensor pred = probs.argmax(1).narrow(0, 0, n);
-    torch::Tensor truth = b->labels.narrow(0, 0, n);
-    std::vector<int64_t> cases(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) cases[i] = store_->case_of(b->slices[i]);
-    acc.add(pred, truth, cases);
-    if (volumes) {
-      torch::Tensor p = pred.to(torch::kCPU, torch::kByte), t = truth.to(torch::kCPU, torch::kByte);
-      for (int64_t i = 0; i < n; ++i) volumes->add(b->slices[i], p[i], t[i]);
-    }
-    mine += n;
+    mine += add_batch(model, *b, pass);
     ++batches;
     if (po.enabled) {
       bar.update(batches, {{"slices/s", fmt::format("{:.0f}", static_cast<double>(mine * world_size_) /
@@ -236,42 +221,79 @@ EvalReport Evaluator::run(const SegmentationModel& model) {
     }
   }
   synchronize(device_);
-  const double seconds = clock.seconds();
+  pass.seconds = clock.seconds();
   bar.finish();
-  if (volumes) {
-    std::vector<int32_t> open = volumes->incomplete();
+  if (pass.volumes) {
+    std::vector<int32_t> open = pass.volumes->incomplete();
     STRATA_CHECK(open.empty(), "{} case(s) of rank {} did not receive all their slices", open.size(), rank_);
   }
+}
 
-  // One collective per dtype: counts (int64); slice sums, HD95 and times (float64).
-  torch::Tensor times = torch::zeros({2 * world_size_}, torch::kDouble);
-  times[rank_] = seconds;
-  times[world_size_ + rank_] = hd95_s;
-  if (comm_ && world_size_ > 1) {
-    std::vector<torch::Tensor> state = acc.state();
-    torch::Tensor hd_dev = hd.to(device_), times_dev = times.to(device_);
-    comm_->allreduce({state[0], state[1], hd_dev, times_dev}, comm::ReduceOp::kSum);
-    hd = hd_dev.to(torch::kCPU);
-    times = times_dev.to(torch::kCPU);
+int64_t Evaluator::add_batch(const SegmentationModel& model, const data::Batch& b, Pass& pass) {
+  torch::Tensor probs;
+  {
+    nn::AutocastScope autocast(amp_, device_);
+    probs = inferer_->probabilities(model, b.images);
   }
+  const auto& in = b.images;
+  const int64_t classes = static_cast<int64_t>(store_->info().class_names.size());
+  STRATA_CHECK_AS(ConfigError,
+                  probs.dim() == 4 && probs.size(0) == in.size(0) && probs.size(1) == classes &&
+                      probs.size(2) == in.size(2) && probs.size(3) == in.size(3),
+                  "the model maps a batch of shape {} to {}: expected [{}, {}, {}, {}] ({} classes)", in.sizes(),
+                  probs.sizes(), in.size(0), classes, in.size(2), in.size(3), classes);
+  const int64_t n = b.num_valid;  // later rows only pad the batch
+  torch::Tensor pred = probs.argmax(1).narrow(0, 0, n);
+  torch::Tensor truth = b.labels.narrow(0, 0, n);
+  std::vector<int64_t> cases(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) cases[i] = store_->case_of(b.slices[i]);
+  pass.acc.add(pred, truth, cases);
+  if (pass.volumes) {
+    torch::Tensor p = pred.to(torch::kCPU, torch::kByte), t = truth.to(torch::kCPU, torch::kByte);
+    for (int64_t i = 0; i < n; ++i) pass.volumes->add(b.slices[i], p[i], t[i]);
+  }
+  return n;
+}
 
+// One collective per dtype: counts (int64); slice sums, HD95 and times (float64).
+void Evaluator::reduce(Pass& pass) {
+  pass.times = torch::zeros({2 * world_size_}, torch::kDouble);
+  pass.times[rank_] = pass.seconds;
+  pass.times[world_size_ + rank_] = pass.hd95_seconds;
+  if (comm_ && world_size_ > 1) {
+    std::vector<torch::Tensor> state = pass.acc.state();
+    torch::Tensor hd_dev = pass.hd.to(device_), times_dev = pass.times.to(device_);
+    comm_->allreduce({state[0], state[1], hd_dev, times_dev}, comm::ReduceOp::kSum);
+    pass.hd = hd_dev.to(torch::kCPU);
+    pass.times = times_dev.to(torch::kCPU);
+  }
+}
+
+EvalReport Evaluator::report(const Pass& pass) const {
+  const auto& e = setup_.eval;
   EvalReport r;
   r.split = e.split;
   r.hd95 = e.hd95;
-  r.tta = tta_name(parse_tta(e.tta));
-  r.views = static_cast<int64_t>(views_.size());
+  r.tta = inferer_->describe();
+  r.views = inferer_->passes();
   r.amp = nn::amp_name(amp_);
   r.ranks = world_size_;
-  r.slices = acc.slices();
+  r.slices = pass.acc.slices();
   r.cases = num_cases();
-  r.confusion = acc.confusion();
-  r.seconds = times.narrow(0, 0, world_size_).max().item<double>();
-  r.hd95_seconds = times.narrow(0, world_size_, world_size_).max().item<double>();
+  r.confusion = pass.acc.confusion();
+  r.seconds = pass.times.narrow(0, 0, world_size_).max().item<double>();
+  r.hd95_seconds = pass.times.narrow(0, world_size_, world_size_).max().item<double>();
+  add_classes(r, pass.acc);
+  add_cases(r, pass);
+  add_regions(r);
+  return r;
+}
 
-  const nn::ClassScores global = acc.global_scores(policy);
-  const auto& names = tumour_classes();
-  STRATA_CHECK(classes == static_cast<int64_t>(names.size()) + 1, "{} classes, the report knows {} tumour classes",
-               classes, names.size());
+// The table: Dice and IoU of every tumour class from the counts over the split.
+void Evaluator::add_classes(EvalReport& r, const nn::ConfusionAccumulator& acc) const {
+  const int64_t classes = static_cast<int64_t>(store_->info().class_names.size());
+  const nn::ClassScores global = acc.global_scores(setup_.eval.metrics.empty_policy());
+  const auto& names = setup_.labels.classes;
   std::vector<double> dice, iou;
   for (int64_t k = 1; k < classes; ++k) {
     r.classes.push_back({names[k - 1].first, names[k - 1].second, global.dice[k], global.iou[k]});
@@ -280,33 +302,38 @@ EvalReport Evaluator::run(const SegmentationModel& model) {
   }
   r.mean_dice = nn::mean_of_scores(dice);
   r.mean_iou = nn::mean_of_scores(iou);
+}
 
-  const auto case_dice = acc.case_region_dice(regions, policy);  // [case][region in brats_regions order]
-  auto h = hd.accessor<double, 2>();
+// Every case of the split: its slices, and Dice and HD95 per region.
+void Evaluator::add_cases(EvalReport& r, const Pass& pass) const {
+  const auto& regions = setup_.labels.regions;
+  const auto case_dice = pass.acc.case_region_dice(regions, setup_.eval.metrics.empty_policy());  // [case][region]
+  auto h = pass.hd.accessor<double, 2>();
   std::map<int32_t, int64_t> slices_of;
   for (int32_t c : store_->cases_of(split_)) ++slices_of[c];
   for (int32_t c : split_cases_) {
     CaseResult cr{store_->case_names()[c], slices_of[c], {}, {}};
-    for (const auto& name : kRegionOrder) {
-      auto at = std::find_if(regions.begin(), regions.end(), [&](const nn::Region& g) { return g.name == name; });
-      const auto ri = static_cast<size_t>(at - regions.begin());
-      cr.dice.push_back(case_dice[c][ri]);
-      cr.hd95.push_back(e.hd95 ? h[c][static_cast<int64_t>(ri)] : kNaN);
+    for (size_t g = 0; g < regions.size(); ++g) {
+      cr.dice.push_back(case_dice[c][g]);
+      cr.hd95.push_back(setup_.eval.hd95 ? h[c][static_cast<int64_t>(g)] : kNaN);
     }
     r.per_case.push_back(std::move(cr));
   }
-  for (size_t g = 0; g < kRegionOrder.size(); ++g) {
+}
+
+// The regions: the mean over cases of each case's Dice and HD95.
+void Evaluator::add_regions(EvalReport& r) const {
+  for (size_t g = 0; g < setup_.labels.regions.size(); ++g) {
     std::vector<double> d, hh;
     for (const auto& cr : r.per_case) {
       d.push_back(cr.dice[g]);
       hh.push_back(cr.hd95[g]);
     }
-    RegionResult rr{kRegionOrder[g], 0, kNaN, 0};
+    RegionResult rr{setup_.labels.regions[g].name, 0, kNaN, 0};
     rr.dice = nn::mean_of_scores(d, &rr.cases);
-    if (e.hd95) rr.hd95 = nn::mean_of_scores(hh);
+    if (setup_.eval.hd95) rr.hd95 = nn::mean_of_scores(hh);
     r.regions.push_back(rr);
   }
-  return r;
 }
 
 }  // namespace strata::eval

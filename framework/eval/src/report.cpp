@@ -17,12 +17,6 @@ std::string fixed2(double v) { return std::isnan(v) ? "n/a" : fmt::format("{:.2f
 
 }  // namespace
 
-const std::vector<std::pair<std::string, std::string>>& tumour_classes() {
-  static const std::vector<std::pair<std::string, std::string>> classes{
-      {"necrotic", "Necrotic Core (1)"}, {"edema", "Edema (2)"}, {"enhancing", "Enhancing Tumor (3)"}};
-  return classes;
-}
-
 std::string format_report(const EvalReport& r) {
   std::string out = fmt::format("{} split: {} slices of {} cases on {} rank(s), TTA {} ({} view{}), amp {}\n\n",
                                 r.split, r.slices, r.cases, r.ranks, r.tta, r.views, r.views == 1 ? "" : "s", r.amp);

@@ -3,6 +3,8 @@
 
 #include "strata/core/error.h"
 
+#include <algorithm>
+
 namespace strata::eval {
 
 TtaMode parse_tta(const std::string& name) {
@@ -69,6 +71,19 @@ torch::Tensor tta_probabilities(const std::function<torch::Tensor(const torch::T
     sum = sum.defined() ? sum.add_(p) : p;
   }
   return sum.div_(static_cast<double>(views.size()));
+}
+
+TtaInferer::TtaInferer(TtaMode mode) : mode_(mode), views_(tta_views(mode)) {}
+
+torch::Tensor TtaInferer::probabilities(const SegmentationModel& model, const torch::Tensor& images) const {
+  return tta_probabilities(model, images, views_);
+}
+
+void TtaInferer::check_slices(int64_t height, int64_t width, const std::string& source) const {
+  const bool turns = std::any_of(views_.begin(), views_.end(), [](const View& v) { return v.quarter_turns != 0; });
+  STRATA_CHECK_AS(ConfigError, !turns || height == width,
+                  "eval.tta={} turns slices by 90 degrees, but the slices of '{}' are {}x{}, not square",
+                  tta_name(mode_), source, height, width);
 }
 
 }  // namespace strata::eval

@@ -6,11 +6,14 @@
 #include "strata/core/files.h"
 #include "strata/core/log.h"
 
+#include <zip.h>
 #include <zlib.h>
 
 #include <functional>
+#include <memory>
 #include <typeinfo>
 #include <unordered_set>
+#include <vector>
 
 namespace strata::model {
 namespace {
@@ -194,8 +197,46 @@ void save_atomic(torch::serialize::OutputArchive& archive, const std::string& pa
   file.commit();
 }
 
+namespace {
+
+// libtorch reads an archive's records without comparing them with the zip's CRC-32s,
+// and it unpickles tensor sizes before Strata's own checksums can be compared: one byte
+// changed in a pickled size makes it allocate gigabytes. So every record is first read
+// through libzip, which compares it with its CRC-32 (ZIP_CHECKCONS also holds the
+// central directory to the local headers), in 1 MiB pieces.
+void verify_zip_records(const std::string& path) {
+  auto corrupt = [&](const std::string& why) {
+    STRATA_THROW(CheckpointError, "checkpoint '{}' is corrupt or not a libtorch archive: {}", path, why);
+  };
+  int code = 0;
+  std::unique_ptr<zip_t, decltype(&zip_discard)> zip(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code),
+                                                     &zip_discard);
+  if (!zip) {
+    zip_error_t error;
+    zip_error_init_with_code(&error, code);
+    const std::string why = zip_error_strerror(&error);
+    zip_error_fini(&error);
+    corrupt(why);
+  }
+  std::vector<char> buffer(size_t{1} << 20);
+  const zip_int64_t entries = zip_get_num_entries(zip.get(), 0);
+  for (zip_int64_t i = 0; i < entries; ++i) {
+    const char* name = zip_get_name(zip.get(), static_cast<zip_uint64_t>(i), 0);
+    std::unique_ptr<zip_file_t, decltype(&zip_fclose)> file(zip_fopen_index(zip.get(), static_cast<zip_uint64_t>(i), 0),
+                                                           &zip_fclose);
+    if (!file) corrupt(fmt::format("record '{}': {}", name ? name : "?", zip_strerror(zip.get())));
+    zip_int64_t n = 0;
+    while ((n = zip_fread(file.get(), buffer.data(), buffer.size())) > 0) {
+    }
+    if (n < 0) corrupt(fmt::format("record '{}': {}", name ? name : "?", zip_file_strerror(file.get())));
+  }
+}
+
+}  // namespace
+
 torch::serialize::InputArchive open_checkpoint(const std::string& path, std::optional<torch::Device> device) {
   core::require_file<core::CheckpointError>(path, "checkpoint");
+  verify_zip_records(path);
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path, device);

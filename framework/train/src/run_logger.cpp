@@ -82,7 +82,8 @@ void RunLogger::on_epoch(const EpochStats& st, const std::optional<Validation>& 
   if (options_.progress_png) {
     const auto metrics = fs::path(options_.run_dir) / "metrics.jsonl";
     viz::write_progress_plot(viz::read_epoch_rows(metrics.string()),
-                             (fs::path(options_.run_dir) / "progress.png").string(), options_.title);
+                             (fs::path(options_.run_dir) / "progress.png").string(), options_.title,
+                             options_.classes);
   }
 }
 

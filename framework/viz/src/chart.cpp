@@ -91,157 +91,233 @@ std::vector<double> moving_average(const std::vector<double>& y, int window) {
   return out;
 }
 
-void draw_line_chart(cairo_t* cr, Rect area, const Axes& axes, const std::vector<Series>& series) {
-  const bool has_right = std::any_of(series.begin(), series.end(), [](const Series& s) { return s.right_axis; });
-  const Rect plot{area.x + 64, area.y + 30, area.w - 64 - (has_right ? 64 : 16), area.h - 30 - 46};
+namespace {
 
-  Range xr, yl, yr;
+// Where a chart's data lands: the plot rectangle, the range of each axis (the left one in
+// log10 units when it is logarithmic) and the mapping of data to pixels.
+struct Frame {
+  Rect plot;
+  Range x, left, right;
+  bool log_y = false;      // the left axis is logarithmic
+  bool has_right = false;  // some series uses the right axis
+  bool empty = false;      // no series has a point to draw
+
+  double px(double v) const { return plot.x + (v - x.lo) / (x.hi - x.lo) * plot.w; }
+  double py(double v, const Range& r) const { return plot.y + plot.h - (v - r.lo) / (r.hi - r.lo) * plot.h; }
+  bool log_of(const Series& s) const { return log_y && !s.right_axis; }
+  // Whether a y value of `s` can be drawn, and where.
+  bool valid(const Series& s, double v) const { return std::isfinite(v) && (!log_of(s) || v > 0); }
+  double sy(const Series& s, double v) const { return py(log_of(s) ? std::log10(v) : v, s.right_axis ? right : left); }
+};
+
+// Linear axes end on ticks, so that the top and bottom values are labelled.
+void widen(Range& r, bool fixed_lo, bool fixed_hi) {
+  auto t = nice_ticks(r.lo, r.hi);
+  if (t.size() >= 2) {
+    const double step = t[1] - t[0];
+    if (!fixed_lo) r.lo = std::floor(r.lo / step + 1e-9) * step;
+    if (!fixed_hi) r.hi = std::ceil(r.hi / step - 1e-9) * step;
+  }
+}
+
+// The ranges of the data (the left axis in log10 units when logarithmic, its positive
+// values only), then settled and widened as they are drawn.
+void fit_ranges(Frame& f, const Axes& axes, const std::vector<Series>& series) {
   for (const auto& s : series) {
     for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
       if (!std::isfinite(s.y[i])) continue;
-      xr.add(s.x[i]);
+      f.x.add(s.x[i]);
       if (s.right_axis) {
-        yr.add(s.y[i]);
+        f.right.add(s.y[i]);
       } else if (!axes.log_y || s.y[i] > 0) {
-        yl.add(axes.log_y ? std::log10(s.y[i]) : s.y[i]);
+        f.left.add(axes.log_y ? std::log10(s.y[i]) : s.y[i]);
       }
     }
   }
-  const bool empty = xr.empty();
-  xr = settle(xr, NAN, NAN, false);
-  yl = settle(yl, axes.y_min, axes.y_max, axes.log_y);
-  yr = settle(yr, axes.y2_min, axes.y2_max, false);
-  // Linear axes end on ticks, so that the top and bottom values are labelled.
-  auto widen = [](Range& r, bool fixed_lo, bool fixed_hi) {
-    auto t = nice_ticks(r.lo, r.hi);
-    if (t.size() >= 2) {
-      const double step = t[1] - t[0];
-      if (!fixed_lo) r.lo = std::floor(r.lo / step + 1e-9) * step;
-      if (!fixed_hi) r.hi = std::ceil(r.hi / step - 1e-9) * step;
-    }
-  };
-  if (!axes.log_y) widen(yl, !std::isnan(axes.y_min), !std::isnan(axes.y_max));
-  widen(yr, !std::isnan(axes.y2_min), !std::isnan(axes.y2_max));
-  if (axes.log_y) {
-    yl.lo = std::floor(yl.lo + 1e-9);
-    yl.hi = std::max(std::ceil(yl.hi - 1e-9), yl.lo + 1);
+  f.empty = f.x.empty();
+  f.x = settle(f.x, NAN, NAN, false);
+  f.left = settle(f.left, axes.y_min, axes.y_max, axes.log_y);
+  f.right = settle(f.right, axes.y2_min, axes.y2_max, false);
+  if (!axes.log_y) widen(f.left, !std::isnan(axes.y_min), !std::isnan(axes.y_max));
+  widen(f.right, !std::isnan(axes.y2_min), !std::isnan(axes.y2_max));
+  if (axes.log_y) {  // whole decades
+    f.left.lo = std::floor(f.left.lo + 1e-9);
+    f.left.hi = std::max(std::ceil(f.left.hi - 1e-9), f.left.lo + 1);
   }
+}
 
-  auto px = [&](double x) { return plot.x + (x - xr.lo) / (xr.hi - xr.lo) * plot.w; };
-  auto py = [&](double y, const Range& r) { return plot.y + plot.h - (y - r.lo) / (r.hi - r.lo) * plot.h; };
+Frame make_frame(Rect area, const Axes& axes, const std::vector<Series>& series) {
+  Frame f;
+  f.log_y = axes.log_y;
+  f.has_right = std::any_of(series.begin(), series.end(), [](const Series& s) { return s.right_axis; });
+  f.plot = {area.x + 64, area.y + 30, area.w - 64 - (f.has_right ? 64 : 16), area.h - 30 - 46};
+  fit_ranges(f, axes, series);
+  return f;
+}
 
-  // Title, grid, ticks.
-  draw_text(cr, area.x + area.w / 2, area.y + 19, axes.title, 14, kInk, Align::kCenter, true);
-  cairo_set_line_width(cr, 1);
-  std::vector<std::pair<double, std::string>> yticks;
-  if (axes.log_y) {
-    for (double e = yl.lo; e <= yl.hi + 1e-9; e += 1) {
-      yticks.emplace_back(e, log_label(e));
-      if (yl.hi - yl.lo <= 2 && e < yl.hi - 1e-9) {  // few decades: 2 and 5 of each labelled too
-        for (int m : {2, 5}) yticks.emplace_back(e + std::log10(m), log_label(e + std::log10(m)));
+// The distance between ticks, for their labels' decimals.
+double tick_step(const std::vector<double>& t) { return t.size() > 1 ? t[1] - t[0] : 1; }
+
+// The left axis's labelled ticks: decades on a log axis (with 2 and 5 of each over few
+// decades), rounded values on a linear one.
+std::vector<std::pair<double, std::string>> left_ticks(const Frame& f) {
+  std::vector<std::pair<double, std::string>> ticks;
+  if (f.log_y) {
+    for (double e = f.left.lo; e <= f.left.hi + 1e-9; e += 1) {
+      ticks.emplace_back(e, log_label(e));
+      if (f.left.hi - f.left.lo <= 2 && e < f.left.hi - 1e-9) {
+        for (int m : {2, 5}) ticks.emplace_back(e + std::log10(m), log_label(e + std::log10(m)));
       }
     }
   } else {
-    auto t = nice_ticks(yl.lo, yl.hi);
-    for (double v : t) yticks.emplace_back(v, tick_label(v, t.size() > 1 ? t[1] - t[0] : 1));
+    auto t = nice_ticks(f.left.lo, f.left.hi);
+    for (double v : t) ticks.emplace_back(v, tick_label(v, tick_step(t)));
   }
-  for (const auto& [v, label] : yticks) {
-    const double y = std::round(py(v, yl)) + 0.5;
+  return ticks;
+}
+
+// Horizontal grid lines with their labels, and a log axis's minor ticks at 2..9 of each decade.
+void draw_left_axis(cairo_t* cr, const Frame& f) {
+  for (const auto& [v, label] : left_ticks(f)) {
+    const double y = std::round(f.py(v, f.left)) + 0.5;
     set_color(cr, kGrid);
-    cairo_move_to(cr, plot.x, y);
-    cairo_line_to(cr, plot.x + plot.w, y);
+    cairo_move_to(cr, f.plot.x, y);
+    cairo_line_to(cr, f.plot.x + f.plot.w, y);
     cairo_stroke(cr);
-    draw_text(cr, plot.x - 6, y + 4, label, 11, kMuted, Align::kRight);
+    draw_text(cr, f.plot.x - 6, y + 4, label, 11, kMuted, Align::kRight);
   }
-  if (axes.log_y) {  // minor ticks at 2..9 of each decade
-    set_color(cr, kMuted);
-    for (double e = yl.lo; e < yl.hi; e += 1) {
-      for (int m = 2; m <= 9; ++m) {
-        const double y = std::round(py(e + std::log10(m), yl)) + 0.5;
-        cairo_move_to(cr, plot.x, y);
-        cairo_line_to(cr, plot.x + 4, y);
-      }
+  if (!f.log_y) return;
+  set_color(cr, kMuted);
+  for (double e = f.left.lo; e < f.left.hi; e += 1) {
+    for (int m = 2; m <= 9; ++m) {
+      const double y = std::round(f.py(e + std::log10(m), f.left)) + 0.5;
+      cairo_move_to(cr, f.plot.x, y);
+      cairo_line_to(cr, f.plot.x + 4, y);
     }
-    cairo_stroke(cr);
   }
-  auto xt = nice_ticks(xr.lo, xr.hi, std::max(2, static_cast<int>(plot.w / 80)));
-  for (int target = static_cast<int>(xt.size()); axes.integer_x && xt.size() >= 2 && target > 1; --target) {
+  cairo_stroke(cr);
+}
+
+// About one x tick per 80 pixels; with `integer_x`, fewer until they fall on whole numbers.
+std::vector<double> x_ticks(const Frame& f, bool integer_x) {
+  auto xt = nice_ticks(f.x.lo, f.x.hi, std::max(2, static_cast<int>(f.plot.w / 80)));
+  for (int target = static_cast<int>(xt.size()); integer_x && xt.size() >= 2 && target > 1; --target) {
     const double step = xt[1] - xt[0];
     if (step >= 1 && std::abs(step - std::round(step)) < 1e-9) break;  // whole epochs between ticks
-    xt = nice_ticks(xr.lo, xr.hi, target - 1);
+    xt = nice_ticks(f.x.lo, f.x.hi, target - 1);
   }
+  return xt;
+}
+
+// Vertical grid lines with their labels below the plot.
+void draw_x_axis(cairo_t* cr, const Frame& f, bool integer_x) {
+  const auto xt = x_ticks(f, integer_x);
   for (double v : xt) {
-    const double x = std::round(px(v)) + 0.5;
+    const double x = std::round(f.px(v)) + 0.5;
     set_color(cr, kGrid);
-    cairo_move_to(cr, x, plot.y);
-    cairo_line_to(cr, x, plot.y + plot.h);
+    cairo_move_to(cr, x, f.plot.y);
+    cairo_line_to(cr, x, f.plot.y + f.plot.h);
     cairo_stroke(cr);
-    draw_text(cr, x, plot.y + plot.h + 16, tick_label(v, xt.size() > 1 ? xt[1] - xt[0] : 1), 11, kMuted,
-              Align::kCenter);
+    draw_text(cr, x, f.plot.y + f.plot.h + 16, tick_label(v, tick_step(xt)), 11, kMuted, Align::kCenter);
   }
-  if (has_right) {
-    auto t = nice_ticks(yr.lo, yr.hi);
-    for (double v : t) {
-      draw_text(cr, plot.x + plot.w + 6, py(v, yr) + 4, tick_label(v, t.size() > 1 ? t[1] - t[0] : 1), 11, kMuted);
-    }
+}
+
+// The right axis's labels (no grid lines: the left axis's would not line up with them).
+void draw_right_axis(cairo_t* cr, const Frame& f) {
+  auto t = nice_ticks(f.right.lo, f.right.hi);
+  for (double v : t) {
+    draw_text(cr, f.plot.x + f.plot.w + 6, f.py(v, f.right) + 4, tick_label(v, tick_step(t)), 11, kMuted);
   }
+}
+
+// The plot's border and the axis labels.
+void draw_frame(cairo_t* cr, Rect area, const Frame& f, const Axes& axes) {
+  const Rect& plot = f.plot;
   set_color(cr, kInk);
   cairo_rectangle(cr, plot.x + 0.5, plot.y + 0.5, plot.w, plot.h);
   cairo_stroke(cr);
   draw_text(cr, plot.x + plot.w / 2, area.y + area.h - 8, axes.x_label, 12, kInk, Align::kCenter);
   draw_text_vertical(cr, area.x + 14, plot.y + plot.h / 2, axes.y_label, 12, kInk);
-  if (has_right) draw_text_vertical(cr, area.x + area.w - 10, plot.y + plot.h / 2, axes.y2_label, 12, kInk);
-  if (empty) {
-    draw_text(cr, plot.x + plot.w / 2, plot.y + plot.h / 2, "no data yet", 13, kMuted, Align::kCenter);
-    return;
-  }
+  if (f.has_right) draw_text_vertical(cr, area.x + area.w - 10, plot.y + plot.h / 2, axes.y2_label, 12, kInk);
+}
 
-  // The series, clipped to the plot.
+// One series: its line (broken where a value cannot be drawn), then its markers.
+void draw_one_series(cairo_t* cr, const Frame& f, const Series& s) {
+  set_color(cr, s.color);
+  cairo_set_line_width(cr, s.width);
+  const double dash[] = {6, 4};
+  cairo_set_dash(cr, dash, s.dashed ? 2 : 0, 0);
+  bool pen = false;
+  for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+    if (!f.valid(s, s.y[i])) {
+      pen = false;
+      continue;
+    }
+    const double x = f.px(s.x[i]), y = f.sy(s, s.y[i]);
+    if (pen) {
+      cairo_line_to(cr, x, y);
+    } else {
+      cairo_move_to(cr, x, y);
+    }
+    pen = true;
+  }
+  cairo_stroke(cr);
+  cairo_set_dash(cr, nullptr, 0, 0);
+  if (!s.markers) return;
+  for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+    if (!f.valid(s, s.y[i])) continue;
+    cairo_arc(cr, f.px(s.x[i]), f.sy(s, s.y[i]), 2.6, 0, 2 * M_PI);
+    cairo_fill(cr);
+  }
+}
+
+// The series, clipped to the plot.
+void draw_series(cairo_t* cr, const Frame& f, const std::vector<Series>& series) {
   cairo_save(cr);
-  cairo_rectangle(cr, plot.x, plot.y, plot.w, plot.h);
+  cairo_rectangle(cr, f.plot.x, f.plot.y, f.plot.w, f.plot.h);
   cairo_clip(cr);
   cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
-  for (const auto& s : series) {
-    const Range& r = s.right_axis ? yr : yl;
-    const bool log = axes.log_y && !s.right_axis;
-    auto yv = [&](double v) { return log ? std::log10(v) : v; };
-    auto valid = [&](double v) { return std::isfinite(v) && (!log || v > 0); };
-    set_color(cr, s.color);
-    cairo_set_line_width(cr, s.width);
-    const double dash[] = {6, 4};
-    cairo_set_dash(cr, dash, s.dashed ? 2 : 0, 0);
-    bool pen = false;
-    for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-      if (!valid(s.y[i])) {
-        pen = false;
-        continue;
-      }
-      const double x = px(s.x[i]), y = py(yv(s.y[i]), r);
-      if (pen) {
-        cairo_line_to(cr, x, y);
-      } else {
-        cairo_move_to(cr, x, y);
-      }
-      pen = true;
-    }
-    cairo_stroke(cr);
-    cairo_set_dash(cr, nullptr, 0, 0);
-    if (s.markers) {
-      for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-        if (!valid(s.y[i])) continue;
-        cairo_arc(cr, px(s.x[i]), py(yv(s.y[i]), r), 2.6, 0, 2 * M_PI);
-        cairo_fill(cr);
-      }
-    }
-  }
+  for (const auto& s : series) draw_one_series(cr, f, s);
   cairo_restore(cr);
+}
 
-  // Legend inside the plot, on a translucent white box.
-  std::vector<const Series*> named;
+// How many of the series' points and segment midpoints a legend box at `box` would cover.
+int points_covered(const Frame& f, const std::vector<Series>& series, Rect box) {
+  int covered = 0;
   for (const auto& s : series) {
-    if (!s.name.empty()) named.push_back(&s);
+    for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+      if (!f.valid(s, s.y[i])) continue;
+      const double x = f.px(s.x[i]), y = f.sy(s, s.y[i]);
+      covered += x >= box.x - 4 && x <= box.x + box.w + 4 && y >= box.y - 4 && y <= box.y + box.h + 4;
+      if (i + 1 < s.x.size() && std::isfinite(s.y[i + 1])) {  // the segment's midpoint too
+        const double y2 = f.sy(s, f.log_of(s) ? std::max(s.y[i + 1], 1e-300) : s.y[i + 1]);
+        const double mx = (x + f.px(s.x[i + 1])) / 2, my = (y + y2) / 2;
+        covered += mx >= box.x && mx <= box.x + box.w && my >= box.y && my <= box.y + box.h;
+      }
+    }
   }
-  if (named.empty()) return;
+  return covered;
+}
+
+// The legend box (of w x h) in the corner of the plot that covers the fewest points.
+Rect legend_box(const Frame& f, const std::vector<Series>& series, double w, double h) {
+  const Rect& plot = f.plot;
+  Rect best{plot.x + plot.w - w - 6, plot.y + 6, w, h};
+  int fewest = -1;
+  for (int corner = 0; corner < 4; ++corner) {
+    const Rect box{corner % 2 ? plot.x + 6 : plot.x + plot.w - w - 6,
+                   corner / 2 ? plot.y + plot.h - h - 6 : plot.y + 6, w, h};
+    const int covered = points_covered(f, series, box);
+    if (fewest < 0 || covered < fewest) {
+      fewest = covered;
+      best = box;
+    }
+  }
+  return best;
+}
+
+// The widest of the legend's names at its font size.
+double widest_name(cairo_t* cr, const std::vector<const Series*>& named) {
   cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
   cairo_set_font_size(cr, 11);
   double text_w = 0;
@@ -250,52 +326,54 @@ void draw_line_chart(cairo_t* cr, Rect area, const Axes& axes, const std::vector
     cairo_text_extents(cr, s->name.c_str(), &ext);
     text_w = std::max(text_w, ext.x_advance);
   }
-  const double row = 15, box_w = text_w + 38, box_h = row * named.size() + 8;
-  // The corner of the plot that covers the fewest points.
-  double bx = plot.x + plot.w - box_w - 6, by = plot.y + 6;
-  int fewest = -1;
-  for (int corner = 0; corner < 4; ++corner) {
-    const double cx = corner % 2 ? plot.x + 6 : plot.x + plot.w - box_w - 6;
-    const double cy = corner / 2 ? plot.y + plot.h - box_h - 6 : plot.y + 6;
-    int covered = 0;
-    for (const auto& s : series) {
-      const Range& r = s.right_axis ? yr : yl;
-      const bool log = axes.log_y && !s.right_axis;
-      for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
-        if (!std::isfinite(s.y[i]) || (log && s.y[i] <= 0)) continue;
-        const double x = px(s.x[i]), y = py(log ? std::log10(s.y[i]) : s.y[i], r);
-        covered += x >= cx - 4 && x <= cx + box_w + 4 && y >= cy - 4 && y <= cy + box_h + 4;
-        if (i + 1 < s.x.size() && std::isfinite(s.y[i + 1])) {  // the segment's midpoint too
-          const double y2 = py(log ? std::log10(std::max(s.y[i + 1], 1e-300)) : s.y[i + 1], r);
-          const double mx = (x + px(s.x[i + 1])) / 2, my = (y + y2) / 2;
-          covered += mx >= cx && mx <= cx + box_w && my >= cy && my <= cy + box_h;
-        }
-      }
-    }
-    if (fewest < 0 || covered < fewest) {
-      fewest = covered;
-      bx = cx;
-      by = cy;
-    }
+  return text_w;
+}
+
+// The legend of the named series inside the plot, on a translucent white box.
+void draw_legend(cairo_t* cr, const Frame& f, const std::vector<Series>& series) {
+  std::vector<const Series*> named;
+  for (const auto& s : series) {
+    if (!s.name.empty()) named.push_back(&s);
   }
+  if (named.empty()) return;
+  const double row = 15;
+  const Rect box = legend_box(f, series, widest_name(cr, named) + 38, row * named.size() + 8);
   set_color(cr, Rgb{1, 1, 1}, 0.85);
-  cairo_rectangle(cr, bx, by, box_w, box_h);
+  cairo_rectangle(cr, box.x, box.y, box.w, box.h);
   cairo_fill(cr);
   set_color(cr, kGrid);
-  cairo_rectangle(cr, bx + 0.5, by + 0.5, box_w, box_h);
+  cairo_rectangle(cr, box.x + 0.5, box.y + 0.5, box.w, box.h);
   cairo_stroke(cr);
   for (size_t i = 0; i < named.size(); ++i) {
-    const double y = by + 4 + row * (i + 0.5) + 0.5;
+    const double y = box.y + 4 + row * (i + 0.5) + 0.5;
     set_color(cr, named[i]->color);
     cairo_set_line_width(cr, 2);
     const double dash[] = {4, 3};
     cairo_set_dash(cr, dash, named[i]->dashed ? 2 : 0, 0);
-    cairo_move_to(cr, bx + 6, y);
-    cairo_line_to(cr, bx + 28, y);
+    cairo_move_to(cr, box.x + 6, y);
+    cairo_line_to(cr, box.x + 28, y);
     cairo_stroke(cr);
     cairo_set_dash(cr, nullptr, 0, 0);
-    draw_text(cr, bx + 33, y + 4, named[i]->name, 11, kInk);
+    draw_text(cr, box.x + 33, y + 4, named[i]->name, 11, kInk);
   }
+}
+
+}  // namespace
+
+void draw_line_chart(cairo_t* cr, Rect area, const Axes& axes, const std::vector<Series>& series) {
+  const Frame f = make_frame(area, axes, series);
+  draw_text(cr, area.x + area.w / 2, area.y + 19, axes.title, 14, kInk, Align::kCenter, true);
+  cairo_set_line_width(cr, 1);
+  draw_left_axis(cr, f);
+  draw_x_axis(cr, f, axes.integer_x);
+  if (f.has_right) draw_right_axis(cr, f);
+  draw_frame(cr, area, f, axes);
+  if (f.empty) {
+    draw_text(cr, f.plot.x + f.plot.w / 2, f.plot.y + f.plot.h / 2, "no data yet", 13, kMuted, Align::kCenter);
+    return;
+  }
+  draw_series(cr, f, series);
+  draw_legend(cr, f, series);
 }
 
 }  // namespace strata::viz

@@ -3,6 +3,8 @@
 
 #include "strata/core/error.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -64,10 +66,10 @@ Rgb blend(Rgb under, Rgb over, double alpha) {
 // What a pixel shows in each panel: grey, or the grey with a label colour over it.
 enum class Panel { kImage, kTruth, kPred, kErrors };
 
-std::unique_ptr<Raster> raster(const OverlaySlice& s, int modality, Window w, Panel panel) {
+std::unique_ptr<Raster> raster(const OverlaySlice& s, size_t channel, Window w, Panel panel,
+                               const std::vector<Rgb>& colors) {
   auto r = std::make_unique<Raster>(s.width, s.height);
-  const auto& img = s.modalities[modality];
-  const auto& colors = class_colors();
+  const auto& img = s.channels[channel];
   const auto& errors = error_colors();
   for (int y = 0; y < s.height; ++y) {
     for (int x = 0; x < s.width; ++x) {
@@ -98,75 +100,86 @@ void place(cairo_t* cr, Raster& r, const OverlaySlice& s, double x, double y, in
   cairo_restore(cr);
 }
 
-void swatch(cairo_t* cr, double x, double y, Rgb c, const char* label) {
+void swatch(cairo_t* cr, double x, double y, Rgb c, const std::string& label) {
   set_color(cr, c);
   cairo_rectangle(cr, x, y - 10, 14, 14);
   cairo_fill(cr);
   draw_text(cr, x + 20, y + 1, label, 12, kInk);
 }
 
-}  // namespace
-
-const std::array<Rgb, 4>& class_colors() {
-  static const std::array<Rgb, 4> colors{Rgb{0, 0, 0}, Rgb::hex(0xe8413c), Rgb::hex(0x3cc85a), Rgb::hex(0xffd21e)};
-  return colors;
-}
-
-const std::array<const char*, 4>& class_names() {
-  static const std::array<const char*, 4> names{"background", "necrotic core", "edema", "enhancing tumour"};
-  return names;
-}
-
-const ErrorColors& error_colors() {
-  static const ErrorColors colors{Rgb::hex(0xff3cdc), Rgb::hex(0x28b4ff), Rgb::hex(0xff8c00)};
-  return colors;
-}
-
-std::unique_ptr<Figure> draw_overlay(const OverlaySlice& s, const std::string& title, int cell) {
-  const size_t n = static_cast<size_t>(s.height) * s.width;
-  STRATA_CHECK_AS(InternalError, s.height > 0 && s.width > 0 && s.truth.size() == n && s.pred.size() == n,
-                  "overlay '{}': labels of {} and {} values for a {}x{} slice", title, s.truth.size(), s.pred.size(),
-                  s.height, s.width);
-  for (const auto& m : s.modalities) {
-    STRATA_CHECK_AS(InternalError, m.size() == n, "overlay '{}': an image of {} values for a {}x{} slice", title,
-                    m.size(), s.height, s.width);
-  }
-  const int gap = 10, head = 30, label_h = 20, legend_w = 170, legend_h = 190;
-  const int width = gap + 3 * (cell + gap) + std::max(cell + gap, legend_w);
-  const int height = head + (label_h + cell + gap) + std::max(label_h + cell + gap, legend_h);
-  auto fig = std::make_unique<Figure>(width, height);
-  cairo_t* cr = fig->cr();
-  draw_text(cr, gap, 21, title, 15, kInk, Align::kLeft, true);
-
-  static const std::array<const char*, 4> kModalities{"T1", "T1ce", "T2", "FLAIR"};
-  std::array<Window, 4> windows;
-  for (int m = 0; m < 4; ++m) windows[m] = window_of(s.modalities[m]);
-  auto cell_at = [&](int row, int col, const char* label, Panel panel, int modality) {
-    const double x = gap + col * (cell + gap), y = head + row * (label_h + cell + gap);
-    draw_text(cr, x + cell / 2.0, y + 14, label, 13, kInk, Align::kCenter);
-    auto r = raster(s, modality, windows[modality], panel);
-    place(cr, *r, s, x, y + label_h, cell);
-  };
-  for (int m = 0; m < 4; ++m) cell_at(0, m, kModalities[m], Panel::kImage, m);
-  cell_at(1, 0, "ground truth", Panel::kTruth, 3);
-  cell_at(1, 1, "prediction", Panel::kPred, 3);
-  cell_at(1, 2, "errors", Panel::kErrors, 3);
-
-  // Legend in the fourth cell of the second row.
-  const double lx = gap + 3 * (cell + gap) + 6;
-  double ly = head + label_h + cell + gap + label_h + 14;
+void draw_legend(cairo_t* cr, double lx, double ly, const ClassStyle& classes) {
   draw_text(cr, lx, ly - 16, "classes", 12, kInk, Align::kLeft, true);
-  for (int c = 1; c <= 3; ++c, ly += 20) swatch(cr, lx, ly + 4, class_colors()[c], class_names()[c]);
+  for (size_t c = 1; c < classes.size(); ++c, ly += 20) swatch(cr, lx, ly + 4, classes.colors[c], classes.names[c]);
   ly += 14;
   draw_text(cr, lx, ly, "errors", 12, kInk, Align::kLeft, true);
   ly += 20;
   swatch(cr, lx, ly, error_colors().false_positive, "false positive");
   swatch(cr, lx, ly + 20, error_colors().false_negative, "false negative");
   swatch(cr, lx, ly + 40, error_colors().wrong_class, "wrong class");
+}
+
+// The largest class index of a label array (0 when it is empty).
+int max_label(const std::vector<uint8_t>& labels) {
+  return labels.empty() ? 0 : *std::max_element(labels.begin(), labels.end());
+}
+
+void check_overlay(const OverlaySlice& s, const OverlayStyle& style, const std::string& title) {
+  style.classes.check(fmt::format("overlay '{}'", title));
+  STRATA_CHECK_AS(InternalError, !style.channels.empty() && style.label_channel < style.channels.size(),
+                  "overlay '{}': label channel {} of a style of {} channels", title, style.label_channel,
+                  style.channels.size());
+  const size_t n = static_cast<size_t>(s.height) * s.width;
+  STRATA_CHECK_AS(InternalError, s.height > 0 && s.width > 0 && s.truth.size() == n && s.pred.size() == n,
+                  "overlay '{}': labels of {} and {} values for a {}x{} slice", title, s.truth.size(), s.pred.size(),
+                  s.height, s.width);
+  STRATA_CHECK_AS(InternalError, s.channels.size() == style.channels.size(),
+                  "overlay '{}': {} image channels for a style of {}", title, s.channels.size(), style.channels.size());
+  for (const auto& m : s.channels) {
+    STRATA_CHECK_AS(InternalError, m.size() == n, "overlay '{}': an image of {} values for a {}x{} slice", title,
+                    m.size(), s.height, s.width);
+  }
+  const int top = std::max(max_label(s.truth), max_label(s.pred));
+  STRATA_CHECK_AS(InternalError, top < static_cast<int>(style.classes.size()),
+                  "overlay '{}': label {} in a slice of {} classes", title, top, style.classes.size());
+}
+
+}  // namespace
+
+const ErrorColors& error_colors() {
+  static const ErrorColors colors{Rgb::hex(0xff3cdc), Rgb::hex(0x28b4ff), Rgb::hex(0xff8c00)};
+  return colors;
+}
+
+std::unique_ptr<Figure> draw_overlay(const OverlaySlice& s, const OverlayStyle& style, const std::string& title,
+                                     int cell) {
+  check_overlay(s, style, title);
+  const int gap = 10, head = 30, label_h = 20, legend_w = 170;
+  const int legend_h = 130 + 20 * static_cast<int>(style.classes.size() - 1);  // headings, classes, errors
+  const int channels = static_cast<int>(style.channels.size());
+  const int width = gap + std::max(channels * (cell + gap), 3 * (cell + gap) + std::max(cell + gap, legend_w));
+  const int height = head + (label_h + cell + gap) + std::max(label_h + cell + gap, legend_h);
+  auto fig = std::make_unique<Figure>(width, height);
+  cairo_t* cr = fig->cr();
+  draw_text(cr, gap, 21, title, 15, kInk, Align::kLeft, true);
+
+  std::vector<Window> windows;
+  for (const auto& c : s.channels) windows.push_back(window_of(c));
+  auto cell_at = [&](int row, int col, const std::string& label, Panel panel, size_t channel) {
+    const double x = gap + col * (cell + gap), y = head + row * (label_h + cell + gap);
+    draw_text(cr, x + cell / 2.0, y + 14, label, 13, kInk, Align::kCenter);
+    auto r = raster(s, channel, windows[channel], panel, style.classes.colors);
+    place(cr, *r, s, x, y + label_h, cell);
+  };
+  for (int c = 0; c < channels; ++c) cell_at(0, c, style.channels[c], Panel::kImage, c);
+  cell_at(1, 0, "ground truth", Panel::kTruth, style.label_channel);
+  cell_at(1, 1, "prediction", Panel::kPred, style.label_channel);
+  cell_at(1, 2, "errors", Panel::kErrors, style.label_channel);
+  // The legend in the fourth cell of the second row.
+  draw_legend(cr, gap + 3 * (cell + gap) + 6, head + label_h + cell + gap + label_h + 14, style.classes);
   return fig;
 }
 
-int64_t slice_with_most_tumour(const std::vector<uint8_t>& labels, int64_t slice_voxels) {
+int64_t slice_with_most_foreground(const std::vector<uint8_t>& labels, int64_t slice_voxels) {
   int64_t best = -1, best_count = 0;
   for (int64_t k = 0; slice_voxels > 0 && (k + 1) * slice_voxels <= static_cast<int64_t>(labels.size()); ++k) {
     const auto* p = labels.data() + k * slice_voxels;

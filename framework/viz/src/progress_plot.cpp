@@ -3,8 +3,8 @@
 
 #include "strata/core/error.h"
 #include "strata/viz/chart.h"
-#include "strata/viz/overlay.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -28,6 +28,69 @@ Axes axes(const char* title, const char* y_label) {
   a.integer_x = true;
   a.y_label = y_label;
   return a;
+}
+
+// The rows as one column per curve, epoch by epoch.
+struct Columns {
+  std::vector<double> epoch, loss, dice, lr, seconds, rate;
+  std::vector<std::vector<double>> per_class;  // per class, background first: NaN where a row has none
+  bool markers = false;                        // few epochs: a dot at each
+};
+
+Columns columns(const std::vector<EpochRow>& rows) {
+  Columns c;
+  size_t classes = 0;
+  for (const auto& r : rows) classes = std::max(classes, r.dice.size());
+  c.per_class.resize(classes);
+  for (const auto& r : rows) {
+    c.epoch.push_back(r.epoch);
+    c.loss.push_back(r.train_loss);
+    c.dice.push_back(r.mean_dice);
+    c.lr.push_back(r.lr);
+    c.seconds.push_back(r.epoch_s);
+    c.rate.push_back(r.slices_per_s);
+    for (size_t k = 0; k < classes; ++k) c.per_class[k].push_back(k < r.dice.size() ? r.dice[k] : NAN);
+  }
+  c.markers = rows.size() <= 30;
+  return c;
+}
+
+void draw_loss_and_dice(cairo_t* cr, Rect area, const Columns& c) {
+  const Rgb blue = Rgb::hex(0x1f77b4), orange = Rgb::hex(0xff7f0e);
+  Axes a = axes("train loss and mean val Dice", "loss / Dice");
+  a.y_min = 0;
+  const auto loss_average = moving_average(c.loss, kAverageWindow), dice_average = moving_average(c.dice, kAverageWindow);
+  draw_line_chart(cr, area, a,
+                  {{"train loss", c.epoch, c.loss, blue, false, 1.4, c.markers},
+                   {"train loss, average of 5", c.epoch, loss_average, blue, true, 2.2},
+                   {"mean val Dice", c.epoch, c.dice, orange, false, 1.4, c.markers},
+                   {"mean val Dice, average of 5", c.epoch, dice_average, orange, true, 2.2}});
+}
+
+// One line per class but the background, named and coloured by the style when the run's
+// classes are the style's, "class 1", ... in grey otherwise.
+void draw_class_dice(cairo_t* cr, Rect area, const Columns& c, const ClassStyle& style) {
+  Axes a = axes("val Dice per class", "Dice");
+  a.y_min = 0;
+  a.y_max = 1;
+  const size_t classes = c.per_class.size();
+  const bool named = classes == style.size();
+  std::vector<Series> series;
+  for (size_t k = 1; k < classes; ++k) {
+    series.push_back({named ? style.names[k] : fmt::format("class {}", k), c.epoch, c.per_class[k],
+                      named ? style.line_colors[k] : Rgb::hex(0x7f7f7f), false, 2, c.markers});
+  }
+  draw_line_chart(cr, area, a, series);
+}
+
+void draw_speed(cairo_t* cr, Rect area, const Columns& c) {
+  Axes a = axes("epoch time and throughput", "seconds per epoch");
+  a.y2_label = "slices/s (all ranks)";
+  a.y_min = 0;
+  a.y2_min = 0;
+  draw_line_chart(cr, area, a,
+                  {{"epoch time (s)", c.epoch, c.seconds, Rgb::hex(0x9467bd), false, 2, c.markers},
+                   {"slices/s", c.epoch, c.rate, Rgb::hex(0x8c564b), false, 2, c.markers, true}});
 }
 
 }  // namespace
@@ -69,59 +132,20 @@ std::vector<EpochRow> read_epoch_rows(const std::string& path) {
   return rows;
 }
 
-void write_progress_plot(const std::vector<EpochRow>& rows, const std::string& png, const std::string& title) {
-  std::vector<double> epoch, loss, dice, lr, seconds, rate;
-  size_t classes = 0;
-  for (const auto& r : rows) classes = std::max(classes, r.dice.size());
-  std::vector<std::vector<double>> per_class(classes);
-  for (const auto& r : rows) {
-    epoch.push_back(r.epoch);
-    loss.push_back(r.train_loss);
-    dice.push_back(r.mean_dice);
-    lr.push_back(r.lr);
-    seconds.push_back(r.epoch_s);
-    rate.push_back(r.slices_per_s);
-    for (size_t c = 0; c < classes; ++c) per_class[c].push_back(c < r.dice.size() ? r.dice[c] : NAN);
-  }
-  const bool markers = rows.size() <= 30;
-  const Rgb blue = Rgb::hex(0x1f77b4), orange = Rgb::hex(0xff7f0e), grey = Rgb::hex(0x7f7f7f);
-
+void write_progress_plot(const std::vector<EpochRow>& rows, const std::string& png, const std::string& title,
+                         const ClassStyle& style) {
+  style.check("progress plot");
+  const Columns c = columns(rows);
   const int w = 1200, h = 820, top = 36;
   Figure fig(w, h);
   draw_text(fig.cr(), w / 2.0, 25, title, 17, Rgb{0.1, 0.1, 0.1}, Align::kCenter, true);
   const double pw = w / 2.0, ph = (h - top) / 2.0;
-
-  Axes a1 = axes("train loss and mean val Dice", "loss / Dice");
-  a1.y_min = 0;
-  draw_line_chart(fig.cr(), {0, top, pw, ph}, a1,
-                  {{"train loss", epoch, loss, blue, false, 1.4, markers},
-                   {"train loss, average of 5", epoch, moving_average(loss, kAverageWindow), blue, true, 2.2},
-                   {"mean val Dice", epoch, dice, orange, false, 1.4, markers},
-                   {"mean val Dice, average of 5", epoch, moving_average(dice, kAverageWindow), orange, true, 2.2}});
-
-  Axes a2 = axes("val Dice per class", "Dice");
-  a2.y_min = 0;
-  a2.y_max = 1;
-  std::vector<Series> s2;
-  for (size_t c = 1; c < classes; ++c) {
-    const bool brats = classes == 4;
-    s2.push_back({brats ? class_names()[c] : fmt::format("class {}", c), epoch, per_class[c],
-                  brats ? class_colors()[c] : grey, false, 2, markers});
-  }
-  if (classes == 4) s2[2].color = Rgb::hex(0xd4a800);  // the overlays' yellow, darker to read on white
-  draw_line_chart(fig.cr(), {pw, top, pw, ph}, a2, s2);
-
-  Axes a3 = axes("learning rate", "lr");
-  a3.log_y = true;
-  draw_line_chart(fig.cr(), {0, top + ph, pw, ph}, a3, {{"", epoch, lr, Rgb::hex(0x2ca02c), false, 2, markers}});
-
-  Axes a4 = axes("epoch time and throughput", "seconds per epoch");
-  a4.y2_label = "slices/s (all ranks)";
-  a4.y_min = 0;
-  a4.y2_min = 0;
-  draw_line_chart(fig.cr(), {pw, top + ph, pw, ph}, a4,
-                  {{"epoch time (s)", epoch, seconds, Rgb::hex(0x9467bd), false, 2, markers},
-                   {"slices/s", epoch, rate, Rgb::hex(0x8c564b), false, 2, markers, true}});
+  draw_loss_and_dice(fig.cr(), {0, top, pw, ph}, c);
+  draw_class_dice(fig.cr(), {pw, top, pw, ph}, c, style);
+  Axes lr = axes("learning rate", "lr");
+  lr.log_y = true;
+  draw_line_chart(fig.cr(), {0, top + ph, pw, ph}, lr, {{"", c.epoch, c.lr, Rgb::hex(0x2ca02c), false, 2, c.markers}});
+  draw_speed(fig.cr(), {pw, top + ph, pw, ph}, c);
   fig.save_png(png, "progress plot");
 }
 

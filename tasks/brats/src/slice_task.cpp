@@ -1,6 +1,7 @@
 // BraTS 2D slice segmentation as a Task (see slice_task.h).
 #include "strata/brats/slice_task.h"
 
+#include "strata/brats/figure_style.h"
 #include "strata/core/error.h"
 #include "strata/core/log.h"
 #include "strata/nn/precision.h"
@@ -198,16 +199,16 @@ std::vector<train::Picture> SliceTask::pictures(nn::Model& model, int64_t epoch,
     viz::OverlaySlice s;
     s.height = static_cast<int>(h);
     s.width = static_cast<int>(w);
-    for (int m = 0; m < 4; ++m) {
+    for (int64_t m = 0; m < images.size(1); ++m) {
       auto plane = images[i][m].contiguous();
-      s.modalities[m].assign(plane.data_ptr<float>(), plane.data_ptr<float>() + h * w);
+      s.channels.emplace_back(plane.data_ptr<float>(), plane.data_ptr<float>() + h * w);
     }
     auto t = labels[i].contiguous();
     auto p = pred[i].contiguous();
     s.truth.assign(t.data_ptr<uint8_t>(), t.data_ptr<uint8_t>() + h * w);
     s.pred.assign(p.data_ptr<uint8_t>(), p.data_ptr<uint8_t>() + h * w);
     const std::string title = fmt::format("{} at epoch {}", store_->describe_slice(overlay_slices_[i]), epoch);
-    auto fig = viz::draw_overlay(s, title, static_cast<int>(std::clamp<int64_t>(2 * h, 128, 200)));
+    auto fig = viz::draw_overlay(s, brats_overlay_style(), title, static_cast<int>(std::clamp<int64_t>(2 * h, 128, 200)));
     out.push_back({fmt::format("val/overlay/{}", i), fig->png(), fig->width(), fig->height(), 3});
   }
   return out;

@@ -2,10 +2,12 @@
 // slice file, one instance per rank.
 //
 //   cases of the split --ShardSampler::by_case (whole cases, balanced by slices)--> ranks
-//   batches (Prefetcher, no augmentation) --autocast forward of every TTA view, softmax
-//   mapped back and averaged (tta.h)--> argmax --> confusion counts per case (device)
-//   and, with HD95 or saved predictions, each case's volume rebuilt on the host from its
-//   slices at their axial indices --> HD95 per region, NIfTI of the prediction
+//   batches (Prefetcher, no augmentation) --the Inferer under autocast, one call per
+//   batch (inferer.h: TTA views, softmax mapped back and averaged)--> argmax -->
+//   confusion counts per case (device)
+//   and, with HD95 or a prediction callback, each case's volume rebuilt on the host from
+//   its slices at their axial indices --> HD95 per region, the callback (which may write
+//   the volume: tasks/brats' predictions.h writes NIfTI)
 //   end: one sum-allreduce per dtype of {counts, per-slice sums, HD95 per case, times}
 //
 // Results do not depend on the number of ranks: counts are integers, and every case
@@ -15,8 +17,9 @@
 //
 // Contract: every rank constructs it from the same setup and calls run() (collective).
 // Construction checks, identically on every rank and before any collective, that the
-// split exists and is not empty and that there are at least as many cases as ranks;
-// each failure is a typed error naming the file and split. Rank and world size are
+// split exists and is not empty, that there are at least as many cases as ranks and
+// that `labels` names every class of the file but background; each failure is a typed
+// error naming the file and split. Rank and world size are
 // arguments, so one process can evaluate everything alone (world 1, no communicator).
 #pragma once
 
@@ -26,30 +29,40 @@
 #include "strata/data/shard_sampler.h"
 #include "strata/data/slice_store.h"
 #include "strata/eval/eval_config.h"
+#include "strata/eval/inferer.h"
 #include "strata/eval/report.h"
-#include "strata/eval/tta.h"
-#include "strata/nn/unet.h"
+#include "strata/nn/metrics.h"
 #include "strata/nn/precision.h"
+#include "strata/nn/unet.h"
 
 #include <torch/torch.h>
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace strata::eval {
 
+// What a task calls its classes and regions in the report (tasks/brats: brats::eval_labels()).
+struct EvalLabels {
+  std::vector<std::pair<std::string, std::string>> classes;  // {JSON key, table row} of classes 1.. (0: background)
+  std::vector<nn::Region> regions;                          // scored per case (Dice, HD95), in report order
+};
+
 struct EvalSetup {
   data::DataConfig data;        // the packed file, reader threads, queue depth, batch size when eval.batch_size is 0
   EvalConfig eval;              // split, TTA, batch size, HD95, autocast, empty-class policy
-  std::string predictions_dir;  // non-empty: each rank writes its cases' predictions there (predictions.h)
+  std::shared_ptr<const Inferer> inferer;  // null: make_inferer(eval)
+  EvalLabels labels;            // required: one class name per class of the file but background
   bool progress = true;         // progress bar on rank 0
 };
 
-// [B, C_in, H, W] images -> [B, K, H, W] logits, on the evaluator's device. Called
-// under torch::NoGradGuard and the evaluator's autocast.
-using SegmentationModel = std::function<torch::Tensor(const torch::Tensor&)>;
+// Called on the rank that holds a case, once its last slice is predicted, with the
+// case's name and predicted volume: uint8 [Z, H, W] of stored classes on the CPU, Z = 1
+// + the largest packed axial index of the case, slices that were not packed 0.
+using CasePrediction = std::function<void(const std::string& case_name, const torch::Tensor& pred)>;
 
 class Evaluator {
  public:
@@ -64,23 +77,37 @@ class Evaluator {
   void check_model(const nn::UNetConfig& model, const std::string& source) const;
 
   // Evaluates `model` on the split (collective); the same report on every rank.
-  EvalReport run(const SegmentationModel& model);
+  // `on_case`, when given, receives every case's predicted volume on its rank.
+  EvalReport run(const SegmentationModel& model, const CasePrediction& on_case = {});
 
   const data::SliceStore& store() const { return *store_; }
   const data::ShardSampler& sampler() const { return *sampler_; }
   int64_t num_slices() const { return static_cast<int64_t>(split_.size()); }  // slices in the split
   int64_t num_cases() const { return static_cast<int64_t>(split_cases_.size()); }
   nn::AmpMode amp() const { return amp_; }
-  const std::vector<View>& views() const { return views_; }
+  const Inferer& inferer() const { return *inferer_; }
 
  private:
+  // run(), along its seams: the per-batch loop, each case's finish, the reduction over
+  // ranks, and the report. Pass (evaluator.cpp) is the state of one run.
+  struct Pass;
+  void infer_split(const SegmentationModel& model, Pass& pass);
+  int64_t add_batch(const SegmentationModel& model, const data::Batch& batch, Pass& pass);  // returns its valid rows
+  void finish_case(Pass& pass, int32_t c, const torch::Tensor& pred, const torch::Tensor& truth,
+                   const CasePrediction& on_case) const;
+  void reduce(Pass& pass);
+  EvalReport report(const Pass& pass) const;
+  void add_classes(EvalReport& r, const nn::ConfusionAccumulator& acc) const;
+  void add_cases(EvalReport& r, const Pass& pass) const;
+  void add_regions(EvalReport& r) const;
+
   EvalSetup setup_;
   torch::Device device_;
   int rank_;
   int world_size_;
   comm::Communicator* comm_;
   nn::AmpMode amp_;
-  std::vector<View> views_;
+  std::shared_ptr<const Inferer> inferer_;
   std::shared_ptr<const data::SliceStore> store_;
   std::vector<int64_t> split_;        // store slice indices of the split
   std::vector<int32_t> split_cases_;  // case ids with slices in the split, ascending

@@ -2,7 +2,8 @@
 // Dice/IoU table followed by the BraTS regions (for people), and JSON (for scripts).
 //
 // JSON, exactly this shape (NaN, e.g. an excluded empty class, is written as null; an
-// hd95 is null when eval.hd95 is off):
+// hd95 is null when eval.hd95 is off); class keys and region names are the task's
+// (EvalSetup::labels), here BraTS's (tasks/brats: brats::eval_labels()):
 //   {"per_class": {"necrotic": {"dice": d, "iou": i}, "edema": {...}, "enhancing": {...}},
 //    "mean_dice": d, "mean_iou": i,
 //    "regions": {"ET": {"dice": d, "hd95": h}, "TC": {...}, "WT": {...}},
@@ -22,15 +23,15 @@ namespace strata::eval {
 
 // One tumour class of the table: Dice and IoU from counts summed over the split.
 struct ClassResult {
-  std::string key;    // JSON key: necrotic | edema | enhancing
-  std::string label;  // table row: "Necrotic Core (1)", ...
+  std::string key;    // JSON key (BraTS: necrotic | edema | enhancing)
+  std::string label;  // table row (BraTS: "Necrotic Core (1)", ...)
   double dice = 0;
   double iou = 0;
 };
 
 // One BraTS region, scored per case (3D volume) and averaged over the split's cases.
 struct RegionResult {
-  std::string name;   // ET | TC | WT
+  std::string name;   // BraTS: ET | TC | WT
   double dice = 0;    // mean over cases of the case's Dice
   double hd95 = 0;    // mean over cases of the case's HD95 (packed voxels); NaN when not computed
   int64_t cases = 0;  // cases in the Dice mean (all, or those with the region under empty: exclude)
@@ -46,10 +47,10 @@ struct CaseResult {
 
 struct EvalReport {
   std::string split;                 // the split evaluated
-  std::vector<ClassResult> classes;  // necrotic core, edema, enhancing tumour
+  std::vector<ClassResult> classes;  // the task's classes but background (BraTS: NCR, ED, ET)
   double mean_dice = 0;              // mean over `classes` (NaN ones left out)
   double mean_iou = 0;
-  std::vector<RegionResult> regions;  // ET, TC, WT
+  std::vector<RegionResult> regions;  // the task's regions (BraTS: ET, TC, WT)
   std::vector<CaseResult> per_case;   // every case of the split, in case order
   bool hd95 = false;                  // HD95 was computed
   std::string tta;                    // none | flips | flips+rot90
@@ -64,9 +65,6 @@ struct EvalReport {
 
   double seconds_per_slice() const { return slices > 0 ? seconds / static_cast<double>(slices) : 0.0; }
 };
-
-// The tumour classes of the table, in order: {key, label} of classes 1, 2, 3.
-const std::vector<std::pair<std::string, std::string>>& tumour_classes();
 
 // The table, the regions and a timing line, as rank 0 prints them (4 decimals).
 std::string format_report(const EvalReport& report);

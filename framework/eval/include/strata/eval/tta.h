@@ -6,7 +6,10 @@
 // quarter turns of 90 and 270 degrees (the half turn equals the both-axes flip, so it
 // is not counted twice): 6 distinct views. Each view's prediction is mapped back with
 // the inverse view before averaging, so the average is in the input's frame.
+// TtaInferer is the Inferer (inferer.h) that does this for the Evaluator and Predictor.
 #pragma once
+
+#include "strata/eval/inferer.h"
 
 #include <torch/torch.h>
 
@@ -37,5 +40,21 @@ torch::Tensor invert_view(const torch::Tensor& y, const View& view);
 // `model` maps [B, C_in, H, W] to logits [B, K, H, W].
 torch::Tensor tta_probabilities(const std::function<torch::Tensor(const torch::Tensor&)>& model,
                                 const torch::Tensor& x, const std::vector<View>& views);
+
+// tta_probabilities over the views of one mode.
+class TtaInferer final : public Inferer {
+ public:
+  explicit TtaInferer(TtaMode mode);
+  torch::Tensor probabilities(const SegmentationModel& model, const torch::Tensor& images) const override;
+  std::string describe() const override { return tta_name(mode_); }
+  int64_t passes() const override { return static_cast<int64_t>(views_.size()); }
+  // Quarter turns (flips+rot90) need square slices.
+  void check_slices(int64_t height, int64_t width, const std::string& source) const override;
+  const std::vector<View>& views() const { return views_; }
+
+ private:
+  TtaMode mode_;
+  std::vector<View> views_;
+};
 
 }  // namespace strata::eval

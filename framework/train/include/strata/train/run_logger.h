@@ -14,6 +14,7 @@
 
 #include "strata/train/trainer.h"
 #include "strata/viz/event_writer.h"
+#include "strata/viz/style.h"
 
 #include <memory>
 #include <optional>
@@ -29,6 +30,7 @@ struct RunLoggerOptions {
   int64_t image_every = 5;              // overlay images at epochs 1, 1 + k, ... and the last, when validated (0: none)
   int64_t images = 3;                   // validation slices shown (each from another case)
   std::string title;                    // progress.png's title (the run name)
+  viz::ClassStyle classes;              // progress.png's per-class Dice lines: names and colours (the task's)
   std::optional<int64_t> resume_step;   // resuming: trim tb/ after this step first
 };
 

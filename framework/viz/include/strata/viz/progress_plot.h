@@ -4,6 +4,8 @@
 //   learning rate (log axis)                                  | epoch time and slices/s
 #pragma once
 
+#include "strata/viz/style.h"
+
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -26,7 +28,11 @@ struct EpochRow {
 // line number.
 std::vector<EpochRow> read_epoch_rows(const std::string& metrics_jsonl);
 
-// Draws the four panels and writes `png` atomically.
-void write_progress_plot(const std::vector<EpochRow>& rows, const std::string& png, const std::string& title);
+// Draws the four panels and writes `png` atomically. The per-class panel names and
+// colours its lines by `classes` (names, line_colors) when the rows hold one Dice per
+// class of it, and "class 1", "class 2", ... in grey otherwise. Throws InternalError
+// when `classes` is incomplete (ClassStyle::check).
+void write_progress_plot(const std::vector<EpochRow>& rows, const std::string& png, const std::string& title,
+                         const ClassStyle& classes);
 
 }  // namespace strata::viz

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-namespace strata::eval {
+namespace strata::brats {
 
 inline constexpr double kHd95Missing = 373.13;  // mm: one of prediction and truth is empty
 
@@ -80,4 +80,4 @@ std::string score_json(const std::vector<CaseScore>& cases, const ScoreSummary& 
 std::string encode_case(const CaseScore& c);
 CaseScore decode_case(const std::string& text);
 
-}  // namespace strata::eval
+}  // namespace strata::brats

@@ -8,13 +8,15 @@
 // slice at z = k, the packer's orientation, so the file overlays the packed slices.
 #pragma once
 
+#include "strata/eval/evaluator.h"
+
 #include <torch/types.h>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace strata::eval {
+namespace strata::brats {
 
 // Writes `pred` (uint8 [Z, H, W] of stored classes, on the CPU) to <dir>/<case_name>.nii.gz
 // as uint8 NIfTI-1 with unit spacing, through a temporary name in `dir` renamed into
@@ -23,4 +25,8 @@ namespace strata::eval {
 std::string write_prediction(const std::string& dir, const std::string& case_name, const torch::Tensor& pred,
                              const std::vector<int64_t>& label_values);
 
-}  // namespace strata::eval
+// The Evaluator's per-case callback that writes each prediction with write_prediction:
+// `evaluate --save-predictions`. Creates `dir` first (an IoError naming it when it cannot).
+eval::CasePrediction prediction_writer(const std::string& dir, std::vector<int64_t> label_values);
+
+}  // namespace strata::brats

@@ -3,7 +3,8 @@
 //
 // Per case (the ranks share the cases, by sorted name, round robin):
 //   read the four modalities -> the preprocessing `pack` uses (data/preprocess.h) on
-//   every axial slice -> the network with TTA, softmax averaged over views -> the class
+//   every axial slice -> the network through the Inferer (eval/inferer.h: TTA, softmax
+//   averaged over views), one call per batch of slices -> the class
 //   probabilities mapped back (resized, un-padded, un-cropped; 0 outside the brain) ->
 //   BraTS labels 0/1/2/4 -> <out>/<case>.nii.gz, uint8, with the T1ce's dims, pixdim,
 //   qform and sform; written under a temporary name and renamed.
@@ -13,27 +14,31 @@
 //
 // Contract: every rank constructs it with the same setup and calls run() (collective:
 // one gather of the per-case results at the end, through `world` when it is given).
+// Layering: tasks/brats sits above framework/eval (TTA, the model's signature) and the
+// top-level data/ (NIfTI, the packer's preprocessing), which framework/ never includes.
 #pragma once
 
+#include "strata/brats/scorer.h"
 #include "strata/comm/world.h"
 #include "strata/dataprep/packer.h"
-#include "strata/eval/scorer.h"
-#include "strata/eval/tta.h"
+#include "strata/dataprep/preprocess.h"
+#include "strata/eval/inferer.h"
 #include "strata/nn/precision.h"
 
 #include <torch/torch.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
-namespace strata::eval {
+namespace strata::brats {
 
 struct PredictSetup {
   std::string input;        // a folder of BraTS case folders, or one case folder
   std::string out;          // folder of the <case>.nii.gz predictions
   int64_t size = 0;         // the packed slice size the model was trained on
-  std::string tta = "flips+rot90";
+  std::shared_ptr<const eval::Inferer> inferer;  // required: eval::make_inferer of the eval section
   int64_t batch = 16;       // slices per forward pass
   nn::AmpMode amp = nn::AmpMode::kOff;
   bool force = false;       // redo cases whose output exists
@@ -60,17 +65,24 @@ struct PredictResult {
   int ranks = 1;
 };
 
-using SegmentationFn = std::function<torch::Tensor(const torch::Tensor&)>;
-
 class Predictor {
  public:
   // Finds the cases (a DataError naming the folder when there are none, or a case
   // misses a modality) and checks the options; no collectives.
   Predictor(PredictSetup setup, torch::Device device, const comm::World* world);
-  PredictResult run(const SegmentationFn& model);  // collective
+  PredictResult run(const eval::SegmentationModel& model);  // collective
   int64_t num_cases() const { return static_cast<int64_t>(cases_.size()); }
 
  private:
+  // run(), along its seams: this rank's share of the cases, one case's inference (the
+  // network's classes per voxel) and its file (the BraTS labels written), the gather.
+  std::vector<size_t> share(PredictResult& mine) const;  // fills mine.skipped
+  std::vector<uint8_t> infer(const eval::SegmentationModel& model, const torch::Tensor& images,
+                             const dataprep::NormalisedCase& volume, const std::string& title) const;
+  std::vector<uint8_t> write(const dataprep::CaseFiles& files, const dataprep::NormalisedCase& volume,
+                             const std::vector<uint8_t>& classes) const;
+  PredictResult gather(const PredictResult& mine) const;
+
   PredictSetup setup_;
   torch::Device device_;
   const comm::World* world_;
@@ -78,4 +90,4 @@ class Predictor {
   std::vector<dataprep::CaseFiles> cases_;  // sorted by name; seg "" where the folder has none
 };
 
-}  // namespace strata::eval
+}  // namespace strata::brats

@@ -1,5 +1,5 @@
 // BraTS metrics per case on whole volumes (see scorer.h).
-#include "strata/eval/scorer.h"
+#include "strata/brats/scorer.h"
 
 #include "strata/core/error.h"
 #include "strata/core/files.h"
@@ -15,7 +15,7 @@
 #include <map>
 #include <set>
 
-namespace strata::eval {
+namespace strata::brats {
 namespace {
 
 namespace fs = std::filesystem;
@@ -163,7 +163,7 @@ CaseScore score_case(const std::string& name, const std::vector<uint8_t>& pred, 
       s.dice = 2.0 * static_cast<double>(tp[r]) / static_cast<double>(2 * tp[r] + fp[r] + fn[r]);
       s.sensitivity = s.truth_empty ? 0.0 : static_cast<double>(tp[r]) / static_cast<double>(tp[r] + fn[r]);
       auto [p, t] = cropped_masks(pred, truth, static_cast<uint8_t>(1u << r), dims);
-      s.hd95 = hd95(p, t, {spacing[2], spacing[1], spacing[0]}, kHd95Missing);
+      s.hd95 = eval::hd95(p, t, {spacing[2], spacing[1], spacing[0]}, kHd95Missing);
     }
     s.specificity = tn + fp[r] > 0 ? static_cast<double>(tn) / static_cast<double>(tn + fp[r]) : 1.0;
   }
@@ -371,4 +371,4 @@ CaseScore decode_case(const std::string& text) {
   return c;
 }
 
-}  // namespace strata::eval
+}  // namespace strata::brats

@@ -1,5 +1,5 @@
 // Predicted label volumes as NIfTI (see predictions.h).
-#include "strata/eval/predictions.h"
+#include "strata/brats/predictions.h"
 
 #include "strata/core/error.h"
 #include "strata/core/files.h"
@@ -10,7 +10,7 @@
 
 #include <filesystem>
 
-namespace strata::eval {
+namespace strata::brats {
 
 std::string write_prediction(const std::string& dir, const std::string& case_name, const torch::Tensor& pred,
                              const std::vector<int64_t>& label_values) {
@@ -41,4 +41,14 @@ std::string write_prediction(const std::string& dir, const std::string& case_nam
   return target.string();
 }
 
-}  // namespace strata::eval
+eval::CasePrediction prediction_writer(const std::string& dir, std::vector<int64_t> label_values) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  STRATA_CHECK_AS(IoError, std::filesystem::is_directory(dir), "cannot create the predictions folder '{}': {}", dir,
+                  ec.message());
+  return [dir, values = std::move(label_values)](const std::string& case_name, const torch::Tensor& pred) {
+    write_prediction(dir, case_name, pred, values);
+  };
+}
+
+}  // namespace strata::brats

@@ -1,0 +1,42 @@
+// Inferer: how the class probabilities of a batch of slices are obtained from a model,
+// the seam between the Evaluator and Predictor and the strategy: test-time augmentation
+// today (TtaInferer, tta.h), sliding windows next, with no change to either caller.
+//
+// Contract: probabilities() is called once per batch (never per pixel) under
+// torch::NoGradGuard and the caller's autocast, with images [B, C_in, H, W] on the
+// model's device; it returns float32 [B, K, H, W] probabilities in the images' frame.
+// An Inferer holds no state that a call changes, so ranks and threads may share one.
+#pragma once
+
+#include "strata/eval/eval_config.h"
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace strata::eval {
+
+// [B, C_in, H, W] images -> [B, K, H, W] logits, on the caller's device.
+using SegmentationModel = std::function<torch::Tensor(const torch::Tensor&)>;
+
+class Inferer {
+ public:
+  virtual ~Inferer() = default;
+  virtual torch::Tensor probabilities(const SegmentationModel& model, const torch::Tensor& images) const = 0;
+  // Its name in logs and reports, e.g. "flips+rot90" (eval.tta).
+  virtual std::string describe() const = 0;
+  // Forward passes of the model per slice (TTA: its views).
+  virtual int64_t passes() const = 0;
+  // A ConfigError when slices of height x width from `source` cannot be inferred, e.g.
+  // quarter turns of slices that are not square.
+  virtual void check_slices(int64_t height, int64_t width, const std::string& source) const = 0;
+};
+
+// The inferer an `eval` section asks for: eval.tta's views (a ConfigError for an
+// unknown mode).
+std::shared_ptr<const Inferer> make_inferer(const EvalConfig& eval);
+
+}  // namespace strata::eval
