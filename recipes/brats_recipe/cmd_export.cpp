@@ -19,7 +19,7 @@ void add_export_command(CLI::App& app, Cli& cli) {
   cli.on(cmd, [&cli, checkpoint, out] {
     if (cli.world().rank() != 0) return;  // one file; more ranks add nothing
     model::LoadedModel loaded = model::load_unet(*checkpoint, torch::Device(torch::kCPU));
-    model::export_state_dict(loaded.model, *out);
+    model::export_state_dict(*loaded.model, *out);
     const auto& c = loaded.model->config();
     core::log0("wrote {}: {} tensors of {} (epoch {}); in Python: UNet2d(in_channels={}, classes={}, widths={})"
                ".load_state_dict(torch.load('{}'), strict=True) with benchmarks/pytorch_reference.py's UNet2d",

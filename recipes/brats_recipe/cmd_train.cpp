@@ -8,6 +8,7 @@
 // <run.dir>/last.pt at the next step and exit 0; `--resume` continues from it.
 #include "brats_recipe/cli.h"
 #include "brats_recipe/setup.h"
+#include "strata/brats/figure_style.h"
 #include "strata/core/error.h"
 #include "strata/core/log.h"
 #include "strata/core/files.h"
@@ -95,6 +96,7 @@ void attach_run_logger(Cli& cli, const RecipeConfig& config, train::Trainer& tra
   o.image_every = config.log.image_every;
   o.images = config.log.images;
   o.title = fmt::format("{}: {}", config.run.name, config.run.dir);
+  o.classes = brats::brats_classes();
   o.resume_step = resume_step;
   auto logger = std::make_shared<train::RunLogger>(o);
   if (config.log.tensorboard) core::log0("TensorBoard: {} (tensorboard --logdir {})", logger->event_file(),

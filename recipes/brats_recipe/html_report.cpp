@@ -4,7 +4,7 @@
 // charts; tables and images are plain HTML, so they show without JavaScript too.
 #include "brats_recipe/html_report.h"
 
-#include "brats_recipe/figure_style.h"
+#include "strata/brats/figure_style.h"
 
 #include "strata/brats/scorer.h"
 #include "strata/core/build_info.h"
@@ -88,7 +88,7 @@ std::string num(double v, int decimals = 4) {
 }
 
 // The name of class c of a confusion matrix (its number past the BraTS classes).
-std::string class_name(size_t c) { return c < brats_classes().size() ? brats_classes().names[c] : std::to_string(c); }
+std::string class_name(size_t c) { return c < brats::brats_classes().size() ? brats::brats_classes().names[c] : std::to_string(c); }
 
 double json_number(const json& j) { return j.is_number() ? j.get<double>() : NAN; }
 json json_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
@@ -151,7 +151,7 @@ Overlay draw_case(const std::string& role, const CaseDice& dice, const dataprep:
   s.truth.assign(truth.begin() + at, truth.begin() + at + plane);
   s.pred.assign(pred.begin() + at, pred.begin() + at + plane);
   auto fig = viz::draw_overlay(
-      s, brats_overlay_style(),
+      s, brats::brats_overlay_style(),
       fmt::format("{} case: {}, axial slice {} (Dice ET {:.3f}, TC {:.3f}, WT {:.3f})", role, dice.name, o.slice,
                   dice.dice[0], dice.dice[1], dice.dice[2]),
       static_cast<int>(std::clamp<int64_t>(std::max(nx, ny), 160, 256)));  // 1:1 up to 256: thin errors stay visible
@@ -259,7 +259,7 @@ ReportResult write_html_report(const ReportInputs& in) {
   const auto rows = viz::read_epoch_rows(metrics);
   // A run from before progress.png existed gets one; a run's own is left as it drew it.
   if (!fs::exists(run / "progress.png")) {
-    viz::write_progress_plot(rows, (run / "progress.png").string(), in.run_dir, brats_classes());
+    viz::write_progress_plot(rows, (run / "progress.png").string(), in.run_dir, brats::brats_classes());
   }
   const std::string config = fs::exists(run / "config.yaml") ? read_text((run / "config.yaml").string(), "config")
                                                              : std::string("(no config.yaml in the run folder)");
@@ -331,7 +331,7 @@ ReportResult write_html_report(const ReportInputs& in) {
   }
   data["classes"] = json::array();
   for (int c = 1; c <= 3; ++c) {
-    data["classes"].push_back({{"name", brats_classes().names[c]}, {"color", css(brats_classes().line_colors[c])}});
+    data["classes"].push_back({{"name", brats::brats_classes().names[c]}, {"color", css(brats::brats_classes().line_colors[c])}});
   }
   const std::array<const char*, 3> region_colors{"#d4a800", "#e8413c", "#3cc85a"};  // ET, TC, WT
   data["regions"] = json::array();
@@ -406,8 +406,8 @@ ReportResult write_html_report(const ReportInputs& in) {
     const std::array<std::pair<const char*, int>, 3> keys{{{"necrotic", 1}, {"edema", 2}, {"enhancing", 3}}};
     for (const auto& [key, c] : keys) {
       if (!pc.contains(key)) continue;
-      add("<tr><td class=\"l\"><span class=\"swatch\" style=\"background:", css(brats_classes().colors[c]),
-          "\"></span>", brats_classes().names[c], "</td><td>", num(json_number(pc[key].value("dice", json()))),
+      add("<tr><td class=\"l\"><span class=\"swatch\" style=\"background:", css(brats::brats_classes().colors[c]),
+          "\"></span>", brats::brats_classes().names[c], "</td><td>", num(json_number(pc[key].value("dice", json()))),
           "</td><td>", num(json_number(pc[key].value("iou", json()))), "</td></tr>");
     }
     add("<tr><th class=\"l\">mean</th><th>", num(json_number(eval_j.value("mean_dice", json()))), "</th><th>",

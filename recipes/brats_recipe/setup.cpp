@@ -1,6 +1,8 @@
 // Recipe -> framework setup (see setup.h).
 #include "brats_recipe/setup.h"
 
+#include "strata/brats/slice_task.h"
+
 #include "strata/core/log.h"
 #include "strata/model/checkpoint.h"
 #include "strata/model/model_loader.h"
@@ -15,12 +17,16 @@ train::TrainerSetup trainer_setup(const RecipeConfig& config) {
   s.device = config.run.device;
   s.backend = config.run.backend;
   s.config_yaml = core::to_yaml(config);
-  s.data = config.data;
-  s.model = config.model;
-  s.loss = config.loss;
+  brats::SliceTaskSetup task;
+  task.data = config.data;
+  task.model = config.model;
+  task.loss = config.loss;
+  task.metrics = config.eval.metrics;
+  task.val_batch_size = config.train.val_batch_size;
+  s.task = std::make_shared<brats::SliceTask>(std::move(task));
+  s.loss_reduce = config.loss.reduce;
   s.train = config.train;
   s.sched = config.sched;
-  s.metrics = config.eval.metrics;
   s.sample_log = config.run.sample_log;
   return s;
 }

@@ -5,6 +5,7 @@
 // every rank with the same error.
 #include "dist_test.h"
 #include "strata/brats/labels.h"
+#include "strata/brats/slice_task.h"
 #include "strata/comm/communicator.h"
 #include "strata/core/error.h"
 #include "strata/eval/evaluator.h"
@@ -31,10 +32,12 @@ std::string trained_checkpoint(const fs::path& dir) {
   s.run_dir = dir.string();
   s.seed = 5;
   s.device = "cpu";
-  s.data.path = test_data_path();
-  s.data.batch_size = 8;
-  s.data.workers = 1;
-  s.model.widths = {4, 8, 16};
+  brats::SliceTaskSetup task;
+  task.data.path = test_data_path();
+  task.data.batch_size = 8;
+  task.data.workers = 1;
+  task.model.widths = {4, 8, 16};
+  s.task = std::make_shared<brats::SliceTask>(task);
   s.train.epochs = 1;
   s.train.lr = 3e-3;
   s.progress = false;

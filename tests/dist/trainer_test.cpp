@@ -5,6 +5,7 @@
 #include "dist_test.h"
 #include "strata/core/error.h"
 #include "strata/brats/labels.h"
+#include "strata/brats/slice_task.h"
 #include "strata/eval/evaluator.h"
 #include "strata/core/signals.h"
 #include "strata/model/checkpoint.h"
@@ -24,43 +25,53 @@ namespace {
 namespace fs = std::filesystem;
 using test::world;
 
-// The sections a checkpoint stores, as the CLI would resolve them.
-struct SetupSections {
-  TrainerSetup* s;
+// The Trainer's setup and the BraTS slice task's, as the CLI would resolve them.
+struct RunSetup {
+  TrainerSetup t;              // run, train, sched
+  brats::SliceTaskSetup task;  // data, model, loss, metrics
+
+  // The sections a checkpoint stores.
   template <class V>
   void visit(V& v) {
-    v("data", s->data, "");
-    v("model", s->model, "");
-    v("loss", s->loss, "");
-    v("train", s->train, "");
-    v("sched", s->sched, "");
+    v("data", task.data, "");
+    v("model", task.model, "");
+    v("loss", task.loss, "");
+    v("train", t.train, "");
+    v("sched", t.sched, "");
+  }
+  // The Trainer's setup with a fresh task and the stored config of these sections.
+  TrainerSetup build() {
+    TrainerSetup out = t;
+    out.config_yaml = core::to_yaml(*this);
+    task.val_batch_size = t.train.val_batch_size;
+    out.task = std::make_shared<brats::SliceTask>(task);
+    out.loss_reduce = task.loss.reduce;
+    return out;
   }
 };
 
-TrainerSetup small_setup(const std::string& dir, int64_t epochs) {
-  TrainerSetup s;
-  s.run_dir = dir;
-  s.seed = 77;
-  s.device = "cpu";
-  s.data.path = test::test_data_path();
-  s.data.batch_size = 8;
-  s.data.workers = 2;
-  s.model.widths = {4, 8, 16};
-  s.train.epochs = epochs;
-  s.train.lr = 3e-3;
-  s.train.bucket_mb = 0.01;
-  s.train.first_bucket_mb = 0.002;
-  s.sched.patience = 0;  // let the plateau act within a few epochs
-  s.progress = false;
-  SetupSections sections{&s};
-  s.config_yaml = core::to_yaml(sections);
+RunSetup small_setup(const std::string& dir, int64_t epochs) {
+  RunSetup s;
+  s.t.run_dir = dir;
+  s.t.seed = 77;
+  s.t.device = "cpu";
+  s.task.data.path = test::test_data_path();
+  s.task.data.batch_size = 8;
+  s.task.data.workers = 2;
+  s.task.model.widths = {4, 8, 16};
+  s.t.train.epochs = epochs;
+  s.t.train.lr = 3e-3;
+  s.t.train.bucket_mb = 0.01;
+  s.t.train.first_bucket_mb = 0.002;
+  s.t.sched.patience = 0;  // let the plateau act within a few epochs
+  s.t.progress = false;
   return s;
 }
 
 // Every parameter and buffer, flattened (same order on every run).
 torch::Tensor state_of(Trainer& t, bool buffers) {
   std::vector<torch::Tensor> parts;
-  for (auto& p : (buffers ? t.model()->buffers() : t.model()->parameters())) {
+  for (auto& p : (buffers ? t.model().buffers() : t.model().parameters())) {
     parts.push_back(p.detach().to(torch::kDouble).reshape(-1));
   }
   return torch::cat(parts);
@@ -78,7 +89,7 @@ class TrainerTest : public ::testing::Test {
   }
   // Parameters and buffers after an uninterrupted run of `epochs`.
   std::pair<torch::Tensor, torch::Tensor> uninterrupted(int64_t epochs) {
-    Trainer t(small_setup((root_ / "straight").string(), epochs), world());
+    Trainer t(small_setup((root_ / "straight").string(), epochs).build(), world());
     EXPECT_EQ(t.fit(), Trainer::Outcome::kFinished);
     return {state_of(t, false), state_of(t, true)};
   }
@@ -93,10 +104,10 @@ TEST_F(TrainerTest, ResumeAtAnEpochBoundaryAndMidEpochPreemptionReproduceOneRun)
   {  // 1 epoch, stop, resume to 3 (train.epochs may change on resume)
     const std::string dir = (root_ / "resumed").string();
     {
-      Trainer first(small_setup(dir, 1), world());
+      Trainer first(small_setup(dir, 1).build(), world());
       ASSERT_EQ(first.fit(), Trainer::Outcome::kFinished);
     }
-    Trainer second(small_setup(dir, 3), world());
+    Trainer second(small_setup(dir, 3).build(), world());
     second.resume(dir + "/last.pt");
     EXPECT_EQ(second.epoch(), 1);
     ASSERT_EQ(second.fit(), Trainer::Outcome::kFinished);
@@ -108,18 +119,18 @@ TEST_F(TrainerTest, ResumeAtAnEpochBoundaryAndMidEpochPreemptionReproduceOneRun)
     const std::string dir = (root_ / "preempted").string();
     int64_t per_epoch = 0, stop_at = 0;
     {
-      TrainerSetup s = small_setup(dir, 3);
-      Trainer probe(s, world());
+      RunSetup s = small_setup(dir, 3);
+      Trainer probe(s.build(), world());
       per_epoch = probe.steps_per_epoch();
     }
     ASSERT_GE(per_epoch, 2);
     stop_at = per_epoch + per_epoch / 2;
     {
-      TrainerSetup s = small_setup(dir, 3);
-      s.after_step = [&](int64_t step) {
+      RunSetup s = small_setup(dir, 3);
+      s.t.after_step = [&](int64_t step) {
         if (step == stop_at && world().rank() == world().size() - 1) core::StopSignals::raise_for_test(SIGUSR1);
       };
-      Trainer t(s, world());
+      Trainer t(s.build(), world());
       EXPECT_EQ(t.fit(), Trainer::Outcome::kPreempted);
       EXPECT_EQ(t.step(), stop_at);  // every rank stopped after the same step
     }
@@ -131,7 +142,7 @@ TEST_F(TrainerTest, ResumeAtAnEpochBoundaryAndMidEpochPreemptionReproduceOneRun)
     EXPECT_TRUE(fs::exists(fs::path(dir) / "PREEMPTED"));
 
     core::StopSignals::reset();
-    Trainer resumed(small_setup(dir, 3), world());
+    Trainer resumed(small_setup(dir, 3).build(), world());
     resumed.resume(dir + "/last.pt");
     ASSERT_EQ(resumed.fit(), Trainer::Outcome::kFinished);
     EXPECT_FALSE(fs::exists(fs::path(dir) / "PREEMPTED"));
@@ -146,14 +157,12 @@ TEST_F(TrainerTest, ResumeAtAnEpochBoundaryAndMidEpochPreemptionReproduceOneRun)
 TEST_F(TrainerTest, ForeignCheckpointsAreRefusedOnEveryRank) {
   const std::string dir = (root_ / "foreign").string();
   {
-    Trainer t(small_setup(dir, 1), world());
+    Trainer t(small_setup(dir, 1).build(), world());
     t.fit();
   }
-  TrainerSetup other = small_setup(dir, 1);
-  other.model.widths = {4, 8};
-  SetupSections sections{&other};
-  other.config_yaml = core::to_yaml(sections);
-  Trainer t(other, world());
+  RunSetup other = small_setup(dir, 1);
+  other.task.model.widths = {4, 8};
+  Trainer t(other.build(), world());
   std::string message;
   try {
     t.resume(dir + "/last.pt");
@@ -178,12 +187,12 @@ TEST_F(TrainerTest, ForeignCheckpointsAreRefusedOnEveryRank) {
 TEST_F(TrainerTest, DamagedCheckpointsFailNamingTheFileOrResumeExactly) {
   const std::string dir = (root_ / "damaged").string();
   {
-    Trainer first(small_setup(dir, 1), world());
+    Trainer first(small_setup(dir, 1).build(), world());
     ASSERT_EQ(first.fit(), Trainer::Outcome::kFinished);
   }
   std::ifstream in(dir + "/last.pt", std::ios::binary);
   const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  Trainer t(small_setup(dir, 1), world());
+  Trainer t(small_setup(dir, 1).build(), world());
   t.resume(dir + "/last.pt");
   const torch::Tensor params = state_of(t, false), buffers = state_of(t, true);
   const std::string copy = (root_ / fmt::format("damaged_{}.pt", world().rank())).string();
@@ -212,9 +221,9 @@ TEST_F(TrainerTest, DamagedCheckpointsFailNamingTheFileOrResumeExactly) {
 }
 
 TEST_F(TrainerTest, Fp16FallsBackToFp32OnTheCpu) {
-  TrainerSetup s = small_setup((root_ / "fp16").string(), 1);
-  s.train.amp = "fp16";
-  Trainer t(s, world());
+  RunSetup s = small_setup((root_ / "fp16").string(), 1);
+  s.t.train.amp = "fp16";
+  Trainer t(s.build(), world());
   EXPECT_EQ(t.amp(), AmpMode::kOff);
 }
 
@@ -223,24 +232,25 @@ TEST_F(TrainerTest, ValidationEqualsASingleProcessEvaluationOfTheSameModel) {
   // distributed validation (val shard per rank, padded batches, one allreduce) against
   // the Evaluator run by each rank alone over the whole split (world 1, no
   // communicator, no TTA). Both count integers, so they must agree exactly.
-  TrainerSetup s = small_setup((root_ / "val").string(), 1);
-  Trainer t(s, world());
+  RunSetup s = small_setup((root_ / "val").string(), 1);
+  Trainer t(s.build(), world());
   ASSERT_EQ(t.fit(), Trainer::Outcome::kFinished);
-  Validation v = t.validate();
+  t.validate();
+  const brats::SliceScores& v = dynamic_cast<brats::SliceTask&>(t.task()).last_scores();
 
   eval::EvalSetup es;
-  es.data = s.data;
-  es.eval.split = s.data.val_split;
+  es.data = s.task.data;
+  es.eval.split = s.task.data.val_split;
   es.eval.tta = "none";
   es.eval.amp = "off";
   es.eval.hd95 = false;
-  es.eval.metrics = s.metrics;
+  es.eval.metrics = s.task.metrics;
   es.labels = brats::eval_labels();
   es.progress = false;
   eval::Evaluator alone(es, torch::kCPU, 0, 1, nullptr);
-  t.model()->eval();
-  eval::EvalReport r = alone.run([&](const torch::Tensor& x) { return t.model()->forward(x); });
-  t.model()->train();
+  t.model().eval();
+  eval::EvalReport r = alone.run([&](const torch::Tensor& x) { return t.model().forward(x); });
+  t.model().train();
 
   EXPECT_EQ(v.slices, r.slices);
   ASSERT_EQ(v.dice.size(), r.classes.size() + 1);
@@ -252,13 +262,6 @@ TEST_F(TrainerTest, ValidationEqualsASingleProcessEvaluationOfTheSameModel) {
   }
   EXPECT_DOUBLE_EQ(v.mean_dice, r.mean_dice);
   EXPECT_TRUE(some_class_scored) << "the model should have learned something after an epoch, or the check is vacuous";
-}
-
-// Rebuilds the stored config after a test changed the setup's sections.
-TrainerSetup& restamp(TrainerSetup& s) {
-  SetupSections sections{&s};
-  s.config_yaml = core::to_yaml(sections);
-  return s;
 }
 
 bool same_on_every_rank(const torch::Tensor& mine) {
@@ -276,22 +279,22 @@ TEST_F(TrainerTest, TwoAccumulatedBatchesOfFourAreOneBatchOfEight) {
   // The epoch's tail is padded to a multiple of ranks x batch, which differs between
   // the two, so the parameters are compared before the last step.
   auto run = [&](const std::string& name, int64_t batch, int64_t accumulate) {
-    TrainerSetup s = small_setup((root_ / name).string(), 1);
-    s.data.batch_size = batch;
-    s.data.augment.enabled = false;
-    s.model.norm = "group";
-    s.model.groups = 2;
-    s.loss.reduce = "global";
-    s.loss.ce_weight = 0.5;
-    s.train.accumulate = accumulate;
-    s.train.optimizer = "adam";
+    RunSetup s = small_setup((root_ / name).string(), 1);
+    s.task.data.batch_size = batch;
+    s.task.data.augment.enabled = false;
+    s.task.model.norm = "group";
+    s.task.model.groups = 2;
+    s.task.loss.reduce = "global";
+    s.task.loss.ce_weight = 0.5;
+    s.t.train.accumulate = accumulate;
+    s.t.train.optimizer = "adam";
     Trainer* trainer = nullptr;
     int64_t last = 0;
     torch::Tensor before_last;
-    s.after_step = [&](int64_t step) {
+    s.t.after_step = [&](int64_t step) {
       if (step == last - 1) before_last = state_of(*trainer, false);
     };
-    Trainer t(restamp(s), world());
+    Trainer t(s.build(), world());
     trainer = &t;
     last = t.steps_per_epoch();
     EXPECT_EQ(t.global_batch(), world().size() * 8);
@@ -312,16 +315,16 @@ TEST_F(TrainerTest, SyncBatchNormWithAccumulationResumesExactlyAndKeepsReplicasI
   // accumulation); the resumed run is bitwise the uninterrupted one, buffers included:
   // sync_batch's running statistics are the same on every rank without averaging.
   auto setup = [&](const std::string& dir) {
-    TrainerSetup s = small_setup(dir, 2);
-    s.model.norm = "sync_batch";
-    s.loss.reduce = "global";
-    s.train.accumulate = 2;
-    return restamp(s);
+    RunSetup s = small_setup(dir, 2);
+    s.task.model.norm = "sync_batch";
+    s.task.loss.reduce = "global";
+    s.t.train.accumulate = 2;
+    return s;
   };
   torch::Tensor params, buffers;
   int64_t per_epoch = 0;
   {
-    Trainer t(setup((root_ / "sync_straight").string()), world());
+    Trainer t(setup((root_ / "sync_straight").string()).build(), world());
     per_epoch = t.steps_per_epoch();
     ASSERT_EQ(t.fit(), Trainer::Outcome::kFinished);
     params = state_of(t, false);
@@ -333,11 +336,11 @@ TEST_F(TrainerTest, SyncBatchNormWithAccumulationResumesExactlyAndKeepsReplicasI
   const int64_t stop_at = per_epoch + per_epoch / 2;
   const std::string dir = (root_ / "sync_preempted").string();
   {
-    TrainerSetup s = setup(dir);
-    s.after_step = [&](int64_t step) {
+    RunSetup s = setup(dir);
+    s.t.after_step = [&](int64_t step) {
       if (step == stop_at && world().rank() == 0) core::StopSignals::raise_for_test(SIGUSR1);
     };
-    Trainer t(s, world());
+    Trainer t(s.build(), world());
     EXPECT_EQ(t.fit(), Trainer::Outcome::kPreempted);
     EXPECT_EQ(t.step(), stop_at);
   }
@@ -345,7 +348,7 @@ TEST_F(TrainerTest, SyncBatchNormWithAccumulationResumesExactlyAndKeepsReplicasI
   model::CheckpointMeta meta = model::read_meta(archive, dir + "/last.pt");
   EXPECT_EQ(meta.step_in_epoch, stop_at - per_epoch);
   core::StopSignals::reset();
-  Trainer resumed(setup(dir), world());
+  Trainer resumed(setup(dir).build(), world());
   resumed.resume(dir + "/last.pt");
   ASSERT_EQ(resumed.fit(), Trainer::Outcome::kFinished);
   EXPECT_TRUE(test::all_ranks(torch::equal(state_of(resumed, false), params)));

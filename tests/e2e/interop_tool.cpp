@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   nn::UNet2d model = build(argv[4]);
   torch::NoGradGuard no_grad;
   if (mode == "import") {
-    model::import_state_dict(model, state);
+    model::import_state_dict(*model, state);
     model->eval();
     auto d = read_dict(io);
     torch::Tensor x = d.at("input").toTensor(), want = d.at("logits").toTensor();
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   for (auto& p : model->named_parameters()) {
     if (p.key().find("norm") != std::string::npos) p.value().normal_(p.key().find("weight") != std::string::npos ? 1 : 0, 0.2);
   }
-  model::export_state_dict(model, state);
+  model::export_state_dict(*model, state);
   model->eval();
   torch::Tensor x = torch::randn({2, 4, 32, 32});
   c10::impl::GenericDict d(c10::StringType::get(), c10::TensorType::get());

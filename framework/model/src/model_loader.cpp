@@ -52,7 +52,7 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device, cons
     LoadedModel out;
     architecture->validate();
     out.model = nn::UNet2d(*architecture);
-    import_state_dict(out.model, path);
+    import_state_dict(*out.model, path);
     refuse_non_finite(*out.model, path);
     out.meta.model_yaml = core::to_yaml(*architecture);
     out.meta.reason = "state_dict";

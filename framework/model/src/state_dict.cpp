@@ -198,10 +198,10 @@ bool is_state_dict(const std::string& path) {
   }
 }
 
-void export_state_dict(const nn::UNet2d& model, const std::string& path) {
+void export_state_dict(const nn::Model& model, const std::string& path) {
   c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
-  for (const auto& p : model->named_parameters()) dict.insert(reference_name(p.key()), p.value().detach().cpu());
-  for (const auto& b : model->named_buffers()) dict.insert(reference_name(b.key()), b.value().detach().cpu());
+  for (const auto& p : model.named_parameters()) dict.insert(reference_name(p.key()), p.value().detach().cpu());
+  for (const auto& b : model.named_buffers()) dict.insert(reference_name(b.key()), b.value().detach().cpu());
   // torch::pickle_save's container (data.pkl, data/<i>, as torch.save writes), but
   // without its type tags (torch.jit._pickle.restore_type_tag), which Python's
   // torch.load refuses by default (weights_only=True): a plain dict of tensors.
@@ -226,7 +226,7 @@ void export_state_dict(const nn::UNet2d& model, const std::string& path) {
   core::write_file_atomic(path, bytes, "PyTorch state_dict");
 }
 
-void import_state_dict(nn::UNet2d& model, const std::string& path) {
+void import_state_dict(nn::Model& model, const std::string& path) {
   c10::IValue value;
   try {
     value = torch::pickle_load(readable(read_bytes(path)));
@@ -256,20 +256,20 @@ void import_state_dict(nn::UNet2d& model, const std::string& path) {
   auto load = [&](const std::string& name, torch::Tensor& target) {
     auto it = given.find(name);
     STRATA_CHECK_AS(CheckpointError, it != given.end(), "'{}' has no '{}' (PyTorch name '{}') that {} needs", path,
-                    name, reference_name(name), model->describe());
+                    name, reference_name(name), model.describe());
     STRATA_CHECK_AS(CheckpointError, it->second.sizes() == target.sizes(),
                     "'{}': '{}' (PyTorch name '{}') has shape {} where {} needs {}", path, name, reference_name(name),
-                    it->second.sizes(), model->describe(), target.sizes());
+                    it->second.sizes(), model.describe(), target.sizes());
     target.copy_(it->second.to(target.dtype()));
     used.insert(name);
   };
-  for (auto& p : model->named_parameters()) load(p.key(), p.value());
-  for (auto& b : model->named_buffers()) load(b.key(), b.value());
+  for (auto& p : model.named_parameters()) load(p.key(), p.value());
+  for (auto& b : model.named_buffers()) load(b.key(), b.value());
   std::vector<std::string> extra;
   for (const auto& [k, v] : given) {
     if (!used.count(k)) extra.push_back(k);
   }
-  STRATA_CHECK_AS(CheckpointError, extra.empty(), "'{}' has key(s) that {} does not: {}", path, model->describe(),
+  STRATA_CHECK_AS(CheckpointError, extra.empty(), "'{}' has key(s) that {} does not: {}", path, model.describe(),
                   fmt::join(extra, ", "));
 }
 

@@ -118,4 +118,11 @@ void set_sum_over_ranks(torch::nn::Module& module, std::shared_ptr<const SumOver
   }
 }
 
+bool has_sync_batch_norm(torch::nn::Module& module) {
+  for (auto& m : module.modules(/*include_self=*/true)) {
+    if (m->as<SyncBatchNorm2d>()) return true;
+  }
+  return false;
+}
+
 }  // namespace strata::nn

@@ -1,4 +1,4 @@
-// Data-parallel segmentation trainer (see trainer.h).
+// Data-parallel trainer of a Task (see trainer.h).
 #include "strata/train/trainer.h"
 
 #include "strata/model/state_dict.h"
@@ -59,75 +59,110 @@ std::vector<std::pair<std::string, torch::Tensor>> named_parameters(torch::nn::M
   return out;
 }
 
-std::string join_doubles(const std::vector<double>& v, int from) {
-  std::string s;
-  for (size_t i = from; i < v.size(); ++i) s += fmt::format("{}{:.4f}", s.empty() ? "" : "/", v[i]);
-  return s;
-}
+// The rank-0 progress bar of an epoch: the mean loss (read without waiting for the
+// device: on a GPU it shows the mean of a report or two ago), lr and rate, about 50
+// times an epoch.
+class EpochProgress {
+ public:
+  EpochProgress(bool enabled, const std::string& title, int64_t per_epoch, int64_t start, const torch::Device& device,
+                std::string rate_key, std::function<double()> lr)
+      : enabled_(enabled),
+        per_epoch_(per_epoch),
+        start_(start),
+        report_every_(std::max<int64_t>(1, per_epoch / 50)),
+        rate_key_(std::move(rate_key)),
+        lr_(std::move(lr)),
+        bar_(title, per_epoch, options(enabled)),
+        shown_loss_(device) {
+    bar_.update(start);
+  }
+
+  void update(int64_t steps, const torch::Tensor& loss_sum, int64_t samples, double seconds) {
+    if (!enabled_ || (steps % report_every_ != 0 && start_ + steps != per_epoch_)) {
+      bar_.update(start_ + steps);
+      return;
+    }
+    shown_loss_.request(loss_sum, steps);
+    auto mean = shown_loss_.latest();
+    bar_.update(start_ + steps,
+                {{"loss", mean ? fmt::format("{:.4f}", mean->first / static_cast<double>(mean->second)) : std::string("-")},
+                 {"lr", fmt::format("{:.3g}", lr_())},
+                 {rate_key_, fmt::format("{:.0f}", static_cast<double>(samples) / std::max(seconds, 1e-9))}});
+  }
+  void finish() { bar_.finish(); }
+
+ private:
+  static core::ProgressOptions options(bool enabled) {
+    core::ProgressOptions po;
+    po.enabled = enabled;
+    return po;
+  }
+  bool enabled_;
+  int64_t per_epoch_, start_, report_every_;
+  std::string rate_key_;
+  std::function<double()> lr_;
+  core::ProgressBar bar_;
+  ScalarReader shown_loss_;
+};
 
 }  // namespace
 
-void Trainer::open_data() {
-  const auto& d = setup_.data;
-  const auto& t = setup_.train;
-  amp_ = resolve_amp(parse_amp(t.amp), device_);
-  if (d.image_dtype == "float16" && amp_ == AmpMode::kOff) {
-    core::throw_on_every_rank(core::ConfigError(fmt::format(
-        "'data.image_dtype' = float16 needs autocast, but 'train.amp' is {}{}: the model's float32 weights would "
-        "meet float16 images. Use train.amp fp16 or bf16 on a GPU, or data.image_dtype float32",
-        t.amp, t.amp == "off" ? "" : fmt::format(" and resolves to off on {}", device_.str()))));
-  }
-  // Data: the training split sharded by the sampler, the val split by case.
-  store_ = std::make_shared<data::SliceStore>(d.path, data::store_options(d));
-  const auto& train_items = store_->split(d.train_split);
-  const int64_t batches_total = (static_cast<int64_t>(train_items.size()) + d.batch_size - 1) / d.batch_size;
-  STRATA_CHECK_AS(ConfigError, batches_total >= world_.size(),
-                  "the '{}' split of '{}' has {} slices, {} batch(es) of data.batch_size {}: too few for {} ranks. "
-                  "Use fewer ranks or a smaller data.batch_size",
-                  d.train_split, d.path, train_items.size(), batches_total, d.batch_size, world_.size());
-  sampler_ = std::make_unique<data::ShardSampler>(static_cast<int64_t>(train_items.size()), world_.rank(),
-                                                  world_.size(), data::sampler_options(d, setup_.seed));
-  std::vector<int32_t> val_cases;
-  for (int64_t s : store_->split(d.val_split)) val_cases.push_back(store_->case_of(s));
-  STRATA_CHECK_AS(DataError, !val_cases.empty(), "the '{}' split of '{}' is empty: nothing to validate on",
-                  d.val_split, d.path);
-  const int64_t val_batch = t.val_batch_size > 0 ? t.val_batch_size : d.batch_size;
-  val_sampler_ = std::make_unique<data::ShardSampler>(
-      data::ShardSampler::by_case(val_cases, world_.rank(), world_.size(), val_batch));
-  loader_ = std::make_unique<data::Prefetcher>(
-      store_, data::prefetch_options(d, device_, data::make_augment(d, setup_.seed, world_.rank())));
-  val_loader_ = std::make_unique<data::Prefetcher>(store_, data::prefetch_options(d, device_, nullptr));
-}
-
 Trainer::Trainer(TrainerSetup setup, comm::World& world)
-    : setup_(std::move(setup)), world_(world), device_(world.bind_device(setup_.device)) {
-  // Everything one rank could get wrong on its own (the data file, its splits, the
-  // batch arithmetic, the precision) is checked before the first collective and agreed
-  // on: one message, printed once, and no rank left waiting in a collective.
-  world_.agree([&] { open_data(); });
+    : setup_(std::move(setup)),
+      world_(world),
+      device_(world.bind_device(setup_.device)),
+      amp_(resolve_amp(parse_amp(setup_.train.amp), device_)) {
+  STRATA_CHECK(setup_.task != nullptr, "TrainerSetup::task is not set");
+  // Everything one rank could get wrong on its own (the task's files, splits, batch
+  // arithmetic, precision) is checked before the first collective and agreed on: one
+  // message, printed once, and no rank left waiting in a collective.
+  world_.agree([&] {
+    setup_.task->open(TaskContext{world_.rank(), world_.size(), device_, setup_.seed, amp_, setup_.train.amp});
+    batches_ = &setup_.task->train_batches();
+  });
+  metric_ = setup_.task->primary_metric();
+  best_metric_ = metric_.worst;
   comm_ = comm::make_communicator(world_, device_, setup_.backend);
 #if STRATA_WITH_CUDA
   if (device_.is_cuda()) at::globalContext().setBenchmarkCuDNN(setup_.train.cudnn_benchmark);
 #endif
-  const auto& d = setup_.data;
+  build_model();
+  loss_ = setup_.task->build_loss();
+  bad_loss_step_ = torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device_));
+  build_optimizer();
   const auto& t = setup_.train;
+  const std::string items = setup_.task->item_name();
+  core::log0("trainer: {} rank(s) on {} ({} transport), amp {}, {}/rank/step, {} train batches/epoch per rank, {} "
+             "gradient bucket(s), loss {}",
+             world_.size(), device_.str(), comm_->backend(), amp_name(amp_), batches_->describe_batch(),
+             batches_->num_batches(), reducer_->num_buckets(), loss_->describe());
+  core::log0("trainer: global batch {} {} per optimizer step ({} rank(s) x batch {} x accumulate {}), {} steps/epoch; "
+             "loss over the {}{}",
+             global_batch(), items, world_.size(), batches_->batch_size(), t.accumulate, steps_per_epoch(),
+             setup_.loss_reduce == "global" ? "global batch (loss.reduce global)" : "rank's batch (loss.reduce local)",
+             nn::has_sync_batch_norm(*model_) ? ", norm sync_batch (global batch statistics)" : "");
+}
 
-  // Model: the same initialisation everywhere, then rank 0's weights broadcast anyway.
+double Trainer::lr() const { return optimizer_->param_groups().front().options().get_lr(); }
+
+void Trainer::build_model() {
+  // The same initialisation everywhere, then rank 0's weights broadcast anyway.
   torch::manual_seed(static_cast<int64_t>(setup_.seed & 0x7FFFFFFFFFFFFFFFull));
-  model_ = nn::UNet2d(setup_.model);
+  model_ = setup_.task->build_model();
   model_->to(device_);
-  if (setup_.model.channels_last) nn::set_memory_format(*model_, torch::MemoryFormat::ChannelsLast);
+  setup_.task->prepare_model(*model_);
   broadcast_module_state(*model_, *comm_);
-  // model.norm sync_batch: the layers' statistics summed over ranks, stream-ordered (NCCL)
-  // or blocking (MPI), in the same order on every rank (forward and backward are).
+  // SyncBatchNorm layers: their statistics summed over ranks, stream-ordered (NCCL) or
+  // blocking (MPI), in the same order on every rank (forward and backward are).
   sum_over_ranks_ = std::make_shared<const nn::SumOverRanks>([c = comm_.get()](torch::Tensor& t) {
     c->allreduce_async({t}, comm::ReduceOp::kSum)->wait();
   });
   nn::set_sum_over_ranks(*model_, sum_over_ranks_);
   nn::log_parameter_count(*model_, model_->describe());
-  loss_ = nn::make_loss(setup_.loss, setup_.model.num_classes);
-  bad_loss_step_ = torch::full({}, -1, torch::TensorOptions().dtype(torch::kLong).device(device_));
+}
 
+void Trainer::build_optimizer() {
+  const auto& t = setup_.train;
   ReducerOptions ro;
   ro.bucket_mb = t.bucket_mb;
   ro.first_bucket_mb = t.first_bucket_mb;
@@ -147,6 +182,7 @@ Trainer::Trainer(TrainerSetup setup, comm::World& world)
   scaler_ = std::make_unique<GradScaler>(amp_ == AmpMode::kFp16, device_, comm_.get(), so);
   if (setup_.sched.type == "plateau") {
     PlateauOptions po;
+    po.maximize = metric_.maximize;
     po.factor = setup_.sched.factor;
     po.patience = static_cast<int>(setup_.sched.patience);
     po.threshold = setup_.sched.threshold;
@@ -155,7 +191,7 @@ Trainer::Trainer(TrainerSetup setup, comm::World& world)
     plateau_ = std::make_unique<LrPlateau>(*optimizer_, po);
   }
   GradStepOptions gso;
-  gso.global = setup_.loss.reduce == "global";
+  gso.global = setup_.loss_reduce == "global";
   // Dropout and other draws from the global generators depend on (seed, rank, step,
   // micro-batch) only, so a resumed run replays them exactly, and the two forward passes
   // of a micro-batch (global loss with accumulation) draw alike.
@@ -169,28 +205,18 @@ Trainer::Trainer(TrainerSetup setup, comm::World& world)
         return model_->forward(x);
       },
       *loss_, *reducer_, *comm_, *scaler_, gso);
-  core::log0("trainer: {} rank(s) on {} ({} transport), amp {}, {} {}x{} slices/rank/step, {} train batches/epoch "
-             "per rank, {} gradient bucket(s), loss {}",
-             world_.size(), device_.str(), comm_->backend(), amp_name(amp_), d.batch_size, store_->height(),
-             store_->width(), sampler_->num_batches(), reducer_->num_buckets(), loss_->describe());
-  core::log0("trainer: global batch {} slices per optimizer step ({} rank(s) x batch {} x accumulate {}), {} steps/epoch; "
-             "loss over the {}, norm {}",
-             global_batch(), world_.size(), d.batch_size, t.accumulate, steps_per_epoch(),
-             gso.global ? "global batch (loss.reduce global)" : "rank's batch (loss.reduce local)",
-             setup_.model.norm == "sync_batch" ? "sync_batch (global batch statistics)" : setup_.model.norm);
 }
 
 Trainer::~Trainer() = default;
 
 int64_t Trainer::steps_per_epoch() const {
   const int64_t k = setup_.train.accumulate;
-  return (sampler_->num_batches() + k - 1) / k;
+  return (batches_->num_batches() + k - 1) / k;
 }
 int64_t Trainer::global_batch() const {
-  return static_cast<int64_t>(world_.size()) * setup_.data.batch_size * setup_.train.accumulate;
+  return static_cast<int64_t>(world_.size()) * batches_->batch_size() * setup_.train.accumulate;
 }
-int64_t Trainer::slice_size() const { return store_->height(); }
-int64_t Trainer::train_slices() const { return sampler_->num_items(); }
+int64_t Trainer::train_samples() const { return batches_->num_items(); }
 
 std::vector<torch::Tensor> Trainer::grads() const {
   std::vector<torch::Tensor> g;
@@ -200,14 +226,14 @@ std::vector<torch::Tensor> Trainer::grads() const {
   return g;
 }
 
-void Trainer::log_samples(const std::vector<int64_t>& slices) {
+void Trainer::log_samples(const std::vector<int64_t>& items) {
   if (!sample_log_) {
     const fs::path dir = fs::path(setup_.run_dir) / "samples";
     fs::create_directories(dir);
     sample_log_ = std::make_unique<std::ofstream>(dir / fmt::format("rank-{}.txt", world_.rank()), std::ios::app);
   }
   *sample_log_ << "epoch " << epoch_ + 1 << " step " << step_ << ":";
-  for (int64_t s : slices) *sample_log_ << ' ' << s;
+  for (int64_t s : items) *sample_log_ << ' ' << s;
   *sample_log_ << '\n';
   sample_log_->flush();  // a killed run must not lose the steps it took
 }
@@ -241,34 +267,50 @@ torch::Tensor Trainer::train_step(const std::vector<MicroBatch>& micro) {
   return loss;
 }
 
+bool Trainer::next_micro_batches(std::vector<MicroBatch>& micro, bool log) {
+  micro.clear();
+  while (static_cast<int64_t>(micro.size()) < setup_.train.accumulate) {
+    std::optional<TaskBatch> batch = batches_->next();
+    if (!batch) break;  // the epoch's last step takes what is left (the same count on every rank)
+    if (log && setup_.sample_log) log_samples(batch->items);
+    micro.push_back({batch->inputs, batch->targets});
+  }
+  return !micro.empty();
+}
+
+// After every step: the observer, the hook, the periodic divergence check.
+void Trainer::after_step(const torch::Tensor& loss) {
+  if (setup_.observer && world_.rank() == 0) {
+    setup_.observer->on_step(step_, loss, scaler_->scale_tensor(), lr());
+  }
+  if (setup_.after_step) setup_.after_step(step_);
+  const int64_t every = setup_.train.finite_check_every;
+  if (every > 0 && step_ % every == 0) check_finite(epoch_ + 1);
+}
+
 EpochStats Trainer::train_epoch() {
-  const auto& d = setup_.data;
   EpochStats st;
   st.epoch = epoch_;
   const int64_t per_epoch = steps_per_epoch();
   const int64_t accumulate = setup_.train.accumulate;
-  const int64_t group = static_cast<int64_t>(world_.size()) * d.batch_size;  // samples per micro-batch, all ranks
+  const int64_t group = static_cast<int64_t>(world_.size()) * batches_->batch_size();  // samples per micro-batch, all ranks
   const int64_t start_sample = resume_sample_;
   resume_sample_ = 0;
-  auto plan = data::map_indices(sampler_->epoch_from(epoch_, start_sample), store_->split(d.train_split));
-  // Steps this world would have taken (a stop comes between optimizer steps).
-  const int64_t start = (sampler_->num_batches() - static_cast<int64_t>(plan.size())) / accumulate;
   st.start_sample = start_sample;
 
   model_->train();
-  loader_->reset_stats();
+  batches_->reset_stats();
   reducer_->reset_stats();
   // Augmentation is keyed by micro-batch (step x accumulate + k): unique across epochs,
   // and the same after a resume at a step boundary.
-  loader_->start(std::move(plan), step_ * accumulate);
-  core::ProgressOptions po;
-  po.enabled = setup_.progress && world_.rank() == 0;
-  core::ProgressBar bar(fmt::format("epoch {}/{}", epoch_ + 1, setup_.train.epochs), per_epoch, po);
-  bar.update(start);
+  const int64_t remaining = batches_->start(epoch_, start_sample, step_ * accumulate);
+  // Steps this world would have taken (a stop comes between optimizer steps).
+  const int64_t start = (batches_->num_batches() - remaining) / accumulate;
+  EpochProgress progress(setup_.progress && world_.rank() == 0,
+                         fmt::format("epoch {}/{}", epoch_ + 1, setup_.train.epochs), per_epoch, start, device_,
+                         setup_.task->item_name() + "/s", [this] { return lr(); });
 
   auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
-  const int64_t report_every = std::max<int64_t>(1, per_epoch / 50);
-  ScalarReader shown_loss(device_);  // the bar's loss, read without waiting for the device
   int64_t steps = 0, micro_batches = 0;
   core::Stopwatch clock;
   std::vector<MicroBatch> micro;
@@ -278,142 +320,102 @@ EpochStats Trainer::train_epoch() {
     if (world_.any_rank(core::StopSignals::received() != 0)) {
       // Named on every rank, although it may have reached only one (one node of a job).
       stop_signal_ = static_cast<int>(world_.max_over_ranks(core::StopSignals::received()));
-      loader_->stop();
+      batches_->stop();
       st.preempted = true;
       resume_sample_ = start_sample + micro_batches * group;
       break;
     }
-    micro.clear();
-    while (static_cast<int64_t>(micro.size()) < accumulate) {
-      std::optional<data::Batch> batch = loader_->next();
-      if (!batch) break;  // the epoch's last step takes what is left (the same count on every rank)
-      if (setup_.sample_log) log_samples(batch->slices);
-      micro.push_back({batch->images, batch->labels});
-    }
-    if (micro.empty()) break;
+    if (!next_micro_batches(micro, /*log=*/true)) break;
     if (auto* wd = world_.watchdog()) wd->set_step(step_);  // flight records name the step
     torch::Tensor loss = train_step(micro);
     loss_sum.add_(loss);
     ++steps;
     micro_batches += static_cast<int64_t>(micro.size());
-    if (setup_.observer && world_.rank() == 0) {
-      setup_.observer->on_step(step_, loss, scaler_->scale_tensor(),
-                               optimizer_->param_groups().front().options().get_lr());
-    }
-    if (setup_.after_step) setup_.after_step(step_);
-    const int64_t every = setup_.train.finite_check_every;
-    if (every > 0 && step_ % every == 0) check_finite(epoch_ + 1);
-    if (po.enabled && (steps % report_every == 0 || start + steps == per_epoch)) {
-      double rate = static_cast<double>(micro_batches * group) / std::max(clock.seconds(), 1e-9);
-      shown_loss.request(loss_sum, steps);  // on a GPU the bar shows the mean of a report or two ago
-      auto mean = shown_loss.latest();
-      bar.update(start + steps, {{"loss", mean ? fmt::format("{:.4f}", mean->first / static_cast<double>(mean->second))
-                                               : std::string("-")},
-                                 {"lr", fmt::format("{:.3g}", optimizer_->param_groups().front().options().get_lr())},
-                                 {"slices/s", fmt::format("{:.0f}", rate)}});
-    } else {
-      bar.update(start + steps);
-    }
+    after_step(loss);
+    progress.update(steps, loss_sum, micro_batches * group, clock.seconds());
   }
   synchronize(device_);
   st.seconds = world_.max_over_ranks(clock.seconds());
-  bar.finish();
-
-  st.steps = steps;
-  double local_loss = steps > 0 ? loss_sum.item<double>() / steps : 0.0;
-  st.train_loss = world_.sum_over_ranks(local_loss) / world_.size();
-  st.slices_per_s = world_.sum_over_ranks(static_cast<double>(micro_batches * d.batch_size)) / std::max(st.seconds, 1e-9);
-  auto ls = loader_->stats();
-  st.data_wait = world_.max_over_ranks(ls.wait_s / std::max(st.seconds, 1e-9));
-  st.exposed_comm_s = world_.max_over_ranks(reducer_->stats().exposed_comm_s);
-  st.skipped_steps = scaler_->skipped_steps();
-  st.loss_scale = scaler_->scale_value();
-  st.lr = optimizer_->param_groups().front().options().get_lr();
-  if (!st.preempted) ++epoch_;
+  progress.finish();
+  finish_stats(st, steps, loss_sum, micro_batches);
   return st;
 }
 
+void Trainer::finish_stats(EpochStats& st, int64_t steps, const torch::Tensor& loss_sum, int64_t micro_batches) {
+  st.steps = steps;
+  double local_loss = steps > 0 ? loss_sum.item<double>() / steps : 0.0;
+  st.train_loss = world_.sum_over_ranks(local_loss) / world_.size();
+  st.slices_per_s = world_.sum_over_ranks(static_cast<double>(micro_batches * batches_->batch_size())) /
+                    std::max(st.seconds, 1e-9);
+  st.data_wait = world_.max_over_ranks(batches_->wait_seconds() / std::max(st.seconds, 1e-9));
+  st.exposed_comm_s = world_.max_over_ranks(reducer_->stats().exposed_comm_s);
+  st.skipped_steps = scaler_->skipped_steps();
+  st.loss_scale = scaler_->scale_value();
+  st.lr = lr();
+  if (!st.preempted) ++epoch_;
+}
+
 Validation Trainer::validate() {
-  const auto& d = setup_.data;
   torch::NoGradGuard no_grad;
   model_->eval();
-  const int64_t classes = setup_.model.num_classes;
-  nn::ConfusionAccumulator acc(classes, store_->num_cases(), device_);
-  val_loader_->start(data::map_indices(val_sampler_->epoch(0), store_->split(d.val_split)), 0);
-  while (std::optional<data::Batch> b = val_loader_->next()) {
-    torch::Tensor pred;
-    {
-      AutocastScope autocast(amp_, device_);
-      pred = model_->forward(b->images).argmax(1);
-    }
-    const int64_t n = b->num_valid;  // later rows only pad the batch
-    std::vector<int64_t> cases(n);
-    for (int64_t i = 0; i < n; ++i) cases[i] = store_->case_of(b->slices[i]);
-    acc.add(pred.narrow(0, 0, n), b->labels.narrow(0, 0, n), cases);
-  }
-  comm_->allreduce(acc.state(), comm::ReduceOp::kSum);
+  Validation v = setup_.task->validate(*model_, *comm_);
   model_->train();
-
-  Validation v;
-  auto scores = acc.global_scores(setup_.metrics.empty_policy());
-  v.dice = scores.dice;
-  v.iou = scores.iou;
-  // Mean over the tumour classes that are scored (with metrics.empty = exclude, a class
-  // absent from the split is NaN and left out, as the evaluator does).
-  v.mean_dice = nn::mean_of_scores({v.dice.begin() + 1, v.dice.end()});
-  v.mean_iou = nn::mean_of_scores({v.iou.begin() + 1, v.iou.end()});
-  v.slices = acc.slices();
   return v;
 }
 
 Trainer::Outcome Trainer::fit() {
   const fs::path dir(setup_.run_dir);
-  const fs::path marker = dir / "PREEMPTED";
   if (world_.rank() == 0) {
     fs::create_directories(dir);
-    fs::remove(marker);
+    fs::remove(dir / "PREEMPTED");
   }
   while (epoch_ < setup_.train.epochs) {
     EpochStats st = train_epoch();
-    // BatchNorm running stats: the mean over ranks (sync_batch's are the same on every rank).
-    if (setup_.model.norm != "sync_batch") average_buffers(*model_, *comm_);
+    // BatchNorm running stats: the mean over ranks (SyncBatchNorm's are the same on every rank).
+    if (!nn::has_sync_batch_norm(*model_)) average_buffers(*model_, *comm_);
     check_finite(st.epoch + 1);  // before any checkpoint of this epoch
     if (st.preempted) {
-      if (world_.rank() == 0) {  // the marker only after the checkpoint it points to
-        write_checkpoint("last.pt", "preempt");
-        write_metrics(st, std::nullopt);  // marked partial
-        if (setup_.observer) setup_.observer->on_epoch(st, std::nullopt, *this);
-        std::ofstream(marker) << "signal " << stop_signal_ << "\n";
-      }
-      world_.barrier();
-      core::log0("stop requested ({}): wrote {} at epoch {}, sample {} of {}; resume with --resume (at any "
-                 "number of ranks)",
-                 core::signal_name(stop_signal_), (dir / "last.pt").string(), epoch_ + 1,
-                 resume_sample_, sampler_->num_items());
+      stop_for_preemption(st);
       return Outcome::kPreempted;
     }
-    std::optional<Validation> val;
-    if (epoch_ % setup_.train.val_every == 0 || epoch_ == setup_.train.epochs) val = validate();
-    if (val && plateau_ && !std::isnan(val->mean_dice)) plateau_->step(val->mean_dice);
-    bool best = val && val->mean_dice > best_metric_;
-    if (best) best_metric_ = val->mean_dice;
-    // best.pt first: last.pt records the best metric, so it must never name a best.pt
-    // that a crash kept from being written.
-    if (best) save_checkpoint("best.pt", "best");
-    save_checkpoint("last.pt", "last");
-    write_metrics(st, val);
-    if (setup_.observer && world_.rank() == 0) setup_.observer->on_epoch(st, val, *this);
-    core::log0("epoch {}/{}: loss {:.4f}{}, lr {:.3g}, {:.1f} s, {:.0f} slices/s on {} rank(s), data-wait {:.1f}%, "
-               "exposed comm {:.2f} s{}",
-               epoch_, setup_.train.epochs, st.train_loss,
-               val ? fmt::format(", val Dice {} (mean {:.4f}){}", join_doubles(val->dice, 1), val->mean_dice,
-                                 best ? " best" : "")
-                   : "",
-               optimizer_->param_groups().front().options().get_lr(), st.seconds, st.slices_per_s, world_.size(),
-               100 * st.data_wait, st.exposed_comm_s,
-               st.skipped_steps > 0 ? fmt::format(", {} skipped fp16 steps", st.skipped_steps) : "");
+    end_epoch(st);
   }
   return Outcome::kFinished;
+}
+
+void Trainer::stop_for_preemption(const EpochStats& st) {
+  const fs::path dir(setup_.run_dir);
+  if (world_.rank() == 0) {  // the marker only after the checkpoint it points to
+    write_checkpoint("last.pt", "preempt");
+    write_metrics(st, std::nullopt);  // marked partial
+    if (setup_.observer) setup_.observer->on_epoch(st, std::nullopt, *this);
+    std::ofstream(dir / "PREEMPTED") << "signal " << stop_signal_ << "\n";
+  }
+  world_.barrier();
+  core::log0("stop requested ({}): wrote {} at epoch {}, sample {} of {}; resume with --resume (at any "
+             "number of ranks)",
+             core::signal_name(stop_signal_), (dir / "last.pt").string(), epoch_ + 1, resume_sample_,
+             batches_->num_items());
+}
+
+void Trainer::end_epoch(const EpochStats& st) {
+  std::optional<Validation> val;
+  if (epoch_ % setup_.train.val_every == 0 || epoch_ == setup_.train.epochs) val = validate();
+  if (val && plateau_ && !std::isnan(val->primary)) plateau_->step(val->primary);
+  const bool best = val && metric_.better(val->primary, best_metric_);
+  if (best) best_metric_ = val->primary;
+  // best.pt first: last.pt records the best metric, so it must never name a best.pt
+  // that a crash kept from being written.
+  if (best) save_checkpoint("best.pt", "best");
+  save_checkpoint("last.pt", "last");
+  write_metrics(st, val);
+  if (setup_.observer && world_.rank() == 0) setup_.observer->on_epoch(st, val, *this);
+  core::log0("epoch {}/{}: loss {:.4f}{}, lr {:.3g}, {:.1f} s, {:.0f} {}/s on {} rank(s), data-wait {:.1f}%, "
+             "exposed comm {:.2f} s{}",
+             epoch_, setup_.train.epochs, st.train_loss,
+             val ? fmt::format(", {}{}", val->summary, best ? " best" : "") : "", lr(), st.seconds, st.slices_per_s,
+             setup_.task->item_name(), world_.size(), 100 * st.data_wait, st.exposed_comm_s,
+             st.skipped_steps > 0 ? fmt::format(", {} skipped fp16 steps", st.skipped_steps) : "");
 }
 
 void Trainer::save_checkpoint(const std::string& name, const std::string& reason) {
@@ -456,15 +458,15 @@ void Trainer::write_checkpoint(const std::string& name, const std::string& reaso
   torch::serialize::OutputArchive archive;
   model::CheckpointMeta meta;
   meta.config_yaml = setup_.config_yaml;
-  meta.model_yaml = core::to_yaml(setup_.model);
+  meta.model_yaml = setup_.task->model_section();
   meta.epoch = epoch_;
   meta.step = step_;
-  const int64_t group = static_cast<int64_t>(world_.size()) * setup_.data.batch_size;
+  const int64_t group = static_cast<int64_t>(world_.size()) * batches_->batch_size();
   meta.epoch_sample = reason == "preempt" ? resume_sample_ : 0;
   meta.step_in_epoch = meta.epoch_sample / (group * setup_.train.accumulate);
   meta.world_size = world_.size();
-  meta.batch_size = setup_.data.batch_size;
-  meta.slice_size = store_->height();
+  meta.batch_size = batches_->batch_size();
+  meta.slice_size = setup_.task->sample_size();
   meta.best_metric = best_metric_;
   meta.reason = reason;
   model::write_meta(archive, meta);
@@ -491,10 +493,7 @@ void Trainer::write_metrics(const EpochStats& st, const std::optional<Validation
                    {"ranks", world_.size()},      {"data_wait", st.data_wait},
                    {"exposed_comm_s", st.exposed_comm_s}, {"skipped_steps", st.skipped_steps},
                    {"loss_scale", st.loss_scale}};
-  if (val) {
-    j["val"] = {{"dice", val->dice}, {"iou", val->iou}, {"mean_dice", val->mean_dice},
-                {"mean_iou", val->mean_iou}, {"slices", val->slices}};
-  }
+  if (val) j["val"] = nlohmann::json::parse(val->record);
   // A stopped epoch gets a line too, marked partial; the resumed rest of it says where
   // in the epoch's order it began.
   if (st.preempted) j["partial"] = true;
@@ -532,21 +531,21 @@ void load_module(torch::nn::Module& module, torch::serialize::InputArchive& arch
 
 void Trainer::init_weights_from(const std::string& path) {
   if (model::is_state_dict(path)) {  // PyTorch weights: the architecture is this run's model section
-    model::import_state_dict(model_, path);
-    if (setup_.model.channels_last) nn::set_memory_format(*model_, torch::MemoryFormat::ChannelsLast);
+    model::import_state_dict(*model_, path);
+    setup_.task->prepare_model(*model_);
     core::log0("initialised the model from the PyTorch state_dict {} ({})", path, model_->describe());
     return;
   }
   auto archive = model::open_checkpoint(path, device_);
   model::CheckpointMeta meta = model::read_meta(archive, path);
-  std::string mine = core::to_yaml(setup_.model);
+  const std::string mine = setup_.task->model_section();
   if (meta.model_yaml != mine) {
     STRATA_THROW(CheckpointError, "'{}' holds another architecture: {}", path,
                  fmt::join(core::diff_yaml(meta.model_yaml, mine), "; "));
   }
   load_module(*model_, archive, path);
-  if (setup_.model.channels_last) nn::set_memory_format(*model_, torch::MemoryFormat::ChannelsLast);
-  core::log0("initialised the model from {} (epoch {}, best val mean Dice {:.4f})", path, meta.epoch,
+  setup_.task->prepare_model(*model_);
+  core::log0("initialised the model from {} (epoch {}, best val {} {:.4f})", path, meta.epoch, metric_.name,
              meta.best_metric);
 }
 
@@ -555,7 +554,7 @@ void Trainer::resume(const std::string& path) {
   model::CheckpointMeta meta = model::read_meta(archive, path);
   check_resume_config(meta, path);
   load_module(*model_, archive, path);
-  if (setup_.model.channels_last) nn::set_memory_format(*model_, torch::MemoryFormat::ChannelsLast);
+  setup_.task->prepare_model(*model_);
   model::read_checkpoint_part(path, "the training state", [&] {
     torch::serialize::InputArchive optim, scaler;
     archive.read("optimizer", optim);
@@ -570,14 +569,14 @@ void Trainer::resume(const std::string& path) {
   });
   epoch_ = meta.epoch;
   step_ = meta.step;
-  const int64_t group = static_cast<int64_t>(world_.size()) * setup_.data.batch_size;
+  const int64_t group = static_cast<int64_t>(world_.size()) * batches_->batch_size();
   // Older checkpoints recorded only steps, at the world size they were written at.
   resume_sample_ = meta.world_size > 0 ? meta.epoch_sample : meta.step_in_epoch * group;
   best_metric_ = meta.best_metric;
   last_good_ = fmt::format("{} (epoch {}, step {})", path, epoch_, step_);
   core::log0("resumed from {}: epoch {} done, step {}{}", path, epoch_, step_,
              resume_sample_ > 0 ? fmt::format(", continuing epoch {} at sample {} of {}", epoch_ + 1, resume_sample_,
-                                              sampler_->num_items())
+                                              batches_->num_items())
                                 : "");
   if (meta.world_size > 0 && meta.world_size != world_.size()) {
     core::warn0("resuming a run of {} rank(s) on {}: the epoch order goes on from the same sample, so every sample of "
@@ -590,22 +589,21 @@ void Trainer::resume(const std::string& path) {
 }
 
 BenchResult Trainer::bench(int64_t steps, int64_t warmup, bool profile) {
-  const auto& d = setup_.data;
   BenchResult r;
   r.steps = steps;
   model_->train();
 
   // 1. Compute ceiling: one batch already on the device, stepped over and over.
-  loader_->start(data::map_indices(sampler_->epoch(0), store_->split(d.train_split)), 0);
-  std::optional<data::Batch> fixed = loader_->next();
-  loader_->stop();
+  batches_->start(0, 0, 0);
+  std::optional<TaskBatch> fixed = batches_->next();
+  batches_->stop();
   STRATA_CHECK(fixed.has_value(), "no training batch to benchmark");
-  STRATA_CHECK_AS(ConfigError, sampler_->num_batches() >= setup_.train.accumulate,
+  STRATA_CHECK_AS(ConfigError, batches_->num_batches() >= setup_.train.accumulate,
                   "'train.accumulate' = {}: more micro-batches per step than the {} batch(es) of an epoch",
-                  setup_.train.accumulate, sampler_->num_batches());
+                  setup_.train.accumulate, batches_->num_batches());
   // train.accumulate micro-batches per step: the fixed batch that many times.
   const std::vector<MicroBatch> fixed_step(static_cast<size_t>(setup_.train.accumulate),
-                                           MicroBatch{fixed->images, fixed->labels});
+                                           MicroBatch{fixed->inputs, fixed->targets});
   const int64_t per_step = global_batch();
   for (int64_t k = 0; k < warmup; ++k) train_step(fixed_step);
   synchronize(device_);
@@ -653,32 +651,25 @@ BenchResult Trainer::bench(int64_t steps, int64_t warmup, bool profile) {
 }
 
 std::pair<double, double> Trainer::bench_pipeline(int64_t steps, int64_t warmup, int64_t& epoch) {
-  const auto& d = setup_.data;
-  auto plan_of = [&](int64_t e) { return data::map_indices(sampler_->epoch(e), store_->split(d.train_split)); };
   int64_t done = -warmup;
   double waited = 0, elapsed = 0;
   bool stopped = false;  // a stop signal (Ctrl-C) ends the measurement like an epoch
   auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device_));
   while (done < steps && !stopped) {
-    loader_->start(plan_of(epoch++), step_ * setup_.train.accumulate);
-    loader_->reset_stats();
+    batches_->start(epoch++, 0, step_ * setup_.train.accumulate);
+    batches_->reset_stats();
     core::Stopwatch part;
     bool timing = done >= 0;
     int64_t counted = 0;
     std::vector<MicroBatch> micro;
     while (done < steps) {
       if (profile_) profile_->begin_step();
-      micro.clear();
-      while (static_cast<int64_t>(micro.size()) < setup_.train.accumulate) {
-        std::optional<data::Batch> b = loader_->next();
-        if (!b) break;
-        micro.push_back({b->images, b->labels});
-      }
+      next_micro_batches(micro, /*log=*/false);
       // Only whole steps count (every rank has as many batches, so all stop alike).
       if (static_cast<int64_t>(micro.size()) < setup_.train.accumulate) break;
       if (!timing && done == 0) {  // warmup over: restart the clocks mid-epoch
         synchronize(device_);
-        loader_->reset_stats();
+        batches_->reset_stats();
         part.restart();
         timing = true;
       }
@@ -692,11 +683,11 @@ std::pair<double, double> Trainer::bench_pipeline(int64_t steps, int64_t warmup,
       if (timing) ++counted;
       if (stopped) break;
     }
-    loader_->stop();
+    batches_->stop();
     synchronize(device_);
     if (timing && counted > 0) {
       elapsed += part.seconds();
-      waited += loader_->stats().wait_s;
+      waited += batches_->wait_seconds();
     }
   }
   return {elapsed, waited};

@@ -26,7 +26,7 @@
 // rewritten in memory first (see state_dict.cpp).
 #pragma once
 
-#include "strata/nn/unet.h"
+#include "strata/nn/model.h"
 
 #include <string>
 
@@ -41,7 +41,7 @@ std::string strata_name(const std::string& reference_name);
 // Strata checkpoint (a libtorch archive). CheckpointError when it is neither or missing.
 bool is_state_dict(const std::string& path);
 
-void export_state_dict(const nn::UNet2d& model, const std::string& path);  // atomic
-void import_state_dict(nn::UNet2d& model, const std::string& path);
+void export_state_dict(const nn::Model& model, const std::string& path);  // atomic
+void import_state_dict(nn::Model& model, const std::string& path);
 
 }  // namespace strata::model

@@ -56,5 +56,8 @@ TORCH_MODULE(SyncBatchNorm2d);
 
 // Sets `sum` on every SyncBatchNorm2d inside `module` (a no-op for other norms).
 void set_sum_over_ranks(torch::nn::Module& module, std::shared_ptr<const SumOverRanks> sum);
+// Whether `module` holds any SyncBatchNorm2d (whose running
+// statistics are the same on every rank and need no averaging).
+bool has_sync_batch_norm(torch::nn::Module& module);
 
 }  // namespace strata::nn

@@ -36,6 +36,7 @@
 #pragma once
 
 #include "strata/core/config.h"
+#include "strata/nn/model.h"
 #include "strata/nn/summary.h"
 
 #include <torch/nn/module.h>
@@ -93,12 +94,12 @@ class UpLevelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(UpLevel);
 
-class UNet2dImpl : public torch::nn::Module {
+class UNet2dImpl : public Model {
  public:
   explicit UNet2dImpl(UNetConfig config = {});
 
   // [B, in_channels, H, W] -> logits [B, num_classes, H, W] (see the contract above).
-  torch::Tensor forward(torch::Tensor x);
+  torch::Tensor forward(torch::Tensor x) override;
 
   // Runs forward on `x` and records every layer (name, type, output shape, parameters,
   // multiply-adds) for a summary table. Call it under torch::NoGradGuard.
@@ -106,7 +107,7 @@ class UNet2dImpl : public torch::nn::Module {
 
   const UNetConfig& config() const { return config_; }
   // "UNet2d(in 4, classes 4, widths [32, 64, ...], norm batch, dropout 0, channels_last off)".
-  std::string describe() const;
+  std::string describe() const override;
 
  private:
   struct Tracer;

@@ -1,14 +1,15 @@
-// Trainer: data-parallel training of the segmentation U-Net, one instance per rank.
+// Trainer: data-parallel training of a Task's model, one instance per rank.
 //
-// Per step: train.accumulate batches from the Prefetcher (already on the device,
-// augmented) -> for each, autocast forward -> float32 loss (sums local or global over
-// ranks: loss.reduce) -> scaled backward; during the last, GradReducer allreduces
-// gradient buckets (GradStep, grad_step.h) -> wait, unscale, skip on inf/nan (decided
-// identically on every rank) -> optional clipping -> Adam. Per epoch: BatchNorm running
-// statistics averaged over ranks (not for model.norm sync_batch, whose are the same
-// everywhere), distributed validation (confusion counts of the val split, sharded by
-// case, summed with one allreduce), ReduceLROnPlateau on the mean tumour Dice, rank 0
-// writes <run_dir>/last.pt (and best.pt) atomically and appends metrics.jsonl.
+// The Task (task.h) supplies the model, the loss, this rank's batches and validation;
+// the Trainer knows none of them by name. Per step: train.accumulate batches from the
+// task's BatchSource (already on the device, augmented) -> for each, autocast forward ->
+// float32 loss (sums local or global over ranks: loss.reduce) -> scaled backward;
+// during the last, GradReducer allreduces gradient buckets (GradStep, grad_step.h) ->
+// wait, unscale, skip on inf/nan (decided identically on every rank) -> optional
+// clipping -> Adam. Per epoch: BatchNorm running statistics averaged over ranks (not
+// for SyncBatchNorm layers, whose are the same everywhere), the task's validation
+// (collective, identical on every rank), ReduceLROnPlateau on its primary metric, rank
+// 0 writes <run_dir>/last.pt (and best.pt) atomically and appends metrics.jsonl.
 //
 // Divergence: each step's loss is tested for NaN/Inf on the device (a step that fp16's
 // loss scaling skips is exempt). Every train.finite_check_every steps, and always before
@@ -17,16 +18,17 @@
 // TrainingError naming the step, the tensor and the last good checkpoint, so no
 // checkpoint, best.pt above all, ever holds NaN.
 //
-// Determinism: every random draw is keyed by (seed, rank, step): the sampler's epoch
-// permutation by (seed, epoch), augmentation by (seed, rank, step), and the global
+// Determinism: every random draw is keyed by (seed, rank, step): the task's epoch order
+// by (seed, epoch), its augmentation by (seed, rank, micro-batch), and the global
 // generators (dropout) are reseeded from (seed, rank, step) before every step. The
 // checkpoint stores seed and step, so --resume continues exactly where it stopped.
 //
 // Preemption: a stop signal (run.stop_signals) sets a flag; ranks agree on it
-// (World::any_rank) before every optimizer step (never inside an accumulation), then write last.pt with the position inside the
-// epoch, in global samples, and return Outcome::kPreempted. `--resume` continues the
-// same epoch order from that sample, at this or any other world size (ShardSampler::
-// epoch_from): every sample of the epoch is trained once.
+// (World::any_rank) before every optimizer step (never inside an accumulation), then
+// write last.pt with the position inside the epoch, in global samples, and return
+// Outcome::kPreempted. `--resume` continues the same epoch order from that sample, at
+// this or any other world size (BatchSource::start): every sample of the epoch is
+// trained once.
 //
 // Contract: every rank constructs it with the same setup (the CLI checks config hashes)
 // and calls the same members in the same order (they are collective).
@@ -34,19 +36,13 @@
 
 #include "strata/comm/communicator.h"
 #include "strata/comm/world.h"
-#include "strata/data/data_config.h"
-#include "strata/data/prefetcher.h"
-#include "strata/data/shard_sampler.h"
-#include "strata/data/slice_store.h"
-#include "strata/nn/loss.h"
-#include "strata/nn/metrics.h"
-#include "strata/nn/sync_batch_norm.h"
-#include "strata/nn/unet.h"
-#include "strata/train/amp.h"
 #include "strata/model/checkpoint.h"
+#include "strata/nn/sync_batch_norm.h"
+#include "strata/train/amp.h"
 #include "strata/train/grad_reducer.h"
 #include "strata/train/grad_step.h"
 #include "strata/train/lr_plateau.h"
+#include "strata/train/task.h"
 #include "strata/train/train_config.h"
 
 #include <fstream>
@@ -59,7 +55,6 @@
 namespace strata::train {
 
 struct EpochStats;
-struct Validation;
 class Trainer;
 
 // What a run shows of itself as it goes (TensorBoard, progress.png: run_logger.h).
@@ -83,27 +78,16 @@ struct TrainerSetup {
   std::string device = "auto";    // run.device: auto | cpu | cuda
   std::string backend = "auto";   // run.backend: auto | mpi | nccl
   std::string config_yaml;        // the whole resolved config, stored in checkpoints
-  data::DataConfig data;
-  nn::UNetConfig model;
-  nn::LossConfig loss;
+  std::shared_ptr<Task> task;     // model, loss, batches, validation (task.h)
+  std::string loss_reduce = "global";  // loss.reduce: global | local (the loss over all ranks' samples, or each rank's)
   TrainConfig train;
   SchedConfig sched;
-  nn::MetricsConfig metrics;      // empty-class convention of validation Dice
   bool progress = true;           // progress bar on rank 0
-  bool sample_log = false;        // append each step's slices to <run_dir>/samples/rank-<r>.txt
+  bool sample_log = false;        // append each step's samples to <run_dir>/samples/rank-<r>.txt
   // Called after every training step with the step count (tests inject stop signals
   // with it; tools can log). Runs on the training thread.
   std::function<void(int64_t step)> after_step;
   std::shared_ptr<TrainObserver> observer;  // rank 0's TensorBoard and progress.png writer, if any
-};
-
-// Result of one validation pass (identical on every rank).
-struct Validation {
-  std::vector<double> dice;  // per class, background included (global over the split)
-  std::vector<double> iou;
-  double mean_dice = 0;      // mean over the tumour classes 1..C-1
-  double mean_iou = 0;
-  int64_t slices = 0;
 };
 
 // What one epoch (or a part of it, when preempted) measured, over all ranks.
@@ -112,7 +96,7 @@ struct EpochStats {
   int64_t steps = 0;              // optimizer steps taken in this call
   double seconds = 0;             // wall time of the training loop
   double train_loss = 0;          // mean loss over the steps (this rank's batches, averaged over ranks)
-  double slices_per_s = 0;        // over all ranks
+  double slices_per_s = 0;        // samples per second over all ranks
   double data_wait = 0;           // fraction of the loop spent waiting for batches (slowest rank)
   double exposed_comm_s = 0;      // communication not hidden behind backward (slowest rank)
   int64_t skipped_steps = 0;      // fp16 steps skipped for inf/nan, so far
@@ -159,7 +143,7 @@ class Trainer {
 
   // One training epoch (from the resume position when resuming).
   EpochStats train_epoch();
-  // Validation on the val split; identical result on every rank.
+  // The task's validation; identical result on every rank (collective).
   Validation validate();
 
   // Times `steps` training steps on a device-resident batch, then `steps` through the
@@ -170,24 +154,32 @@ class Trainer {
   int64_t epoch() const { return epoch_; }
   int64_t step() const { return step_; }
   torch::Device device() const { return device_; }
-  nn::UNet2d& model() { return model_; }
+  nn::Model& model() { return *model_; }
+  Task& task() { return *setup_.task; }
   const comm::Communicator& communicator() const { return *comm_; }
   AmpMode amp() const { return amp_; }
   // Optimizer steps per epoch: this rank's batches, train.accumulate to a step (the
   // last step of an epoch takes what is left).
   int64_t steps_per_epoch() const;
-  // Slices in one optimizer step over all ranks: ranks x data.batch_size x train.accumulate.
+  // Samples in one optimizer step over all ranks: ranks x batch size x train.accumulate.
   int64_t global_batch() const;
-  int64_t slice_size() const;    // height (= width) of the packed slices
-  int64_t train_slices() const;  // slices in the training split (one epoch's worth)
+  int64_t train_samples() const;  // samples in one epoch, over all ranks
   const TrainerSetup& setup() const { return setup_; }
   void set_observer(std::shared_ptr<TrainObserver> observer) { setup_.observer = std::move(observer); }
-  const data::SliceStore& store() const { return *store_; }
 
  private:
-  void open_data();  // the store, samplers and loaders; the precision check (no collectives)
+  void build_model();      // the task's model on the device, rank 0's state everywhere
+  void build_optimizer();  // reducer, Adam, scaler, plateau, GradStep
   // One optimizer step over its micro-batches; returns the step's loss (detached, on the device).
   torch::Tensor train_step(const std::vector<MicroBatch>& micro);
+  // The next step's train.accumulate batches (fewer at the epoch's end; false: none left).
+  bool next_micro_batches(std::vector<MicroBatch>& micro, bool log);
+  void after_step(const torch::Tensor& loss);  // observer, hook, periodic divergence check
+  // The epoch's figures over all ranks; counts the epoch when it was not stopped.
+  void finish_stats(EpochStats& st, int64_t steps, const torch::Tensor& loss_sum, int64_t micro_batches);
+  void stop_for_preemption(const EpochStats& st);  // collective: last.pt, PREEMPTED
+  void end_epoch(const EpochStats& st);            // collective: validation, schedule, checkpoints, log
+  double lr() const;
   void save_checkpoint(const std::string& name, const std::string& reason);  // collective
   void write_checkpoint(const std::string& name, const std::string& reason);  // rank 0
   void write_metrics(const EpochStats& stats, const std::optional<Validation>& val);
@@ -217,12 +209,9 @@ class Trainer {
   torch::Device device_;
   std::unique_ptr<comm::Communicator> comm_;
   AmpMode amp_;
-  std::shared_ptr<const data::SliceStore> store_;
-  std::unique_ptr<data::ShardSampler> sampler_;
-  std::unique_ptr<data::ShardSampler> val_sampler_;
-  std::unique_ptr<data::Prefetcher> loader_;
-  std::unique_ptr<data::Prefetcher> val_loader_;
-  nn::UNet2d model_{nullptr};
+  BatchSource* batches_ = nullptr;  // the task's
+  MetricSpec metric_;
+  std::shared_ptr<nn::Model> model_;
   std::unique_ptr<nn::Loss> loss_;
   std::shared_ptr<const nn::SumOverRanks> sum_over_ranks_;  // model.norm sync_batch's collective
   std::unique_ptr<GradReducer> reducer_;
@@ -234,7 +223,7 @@ class Trainer {
   int64_t step_ = 0;           // optimizer steps taken (skipped included)
   int64_t resume_sample_ = 0;  // global samples of epoch_ already trained (mid-epoch resume), any world size
   int stop_signal_ = 0;        // the stop signal some rank received (agreed; 0: none)
-  double best_metric_ = -1;
+  double best_metric_ = -1;    // the task's MetricSpec::worst until the first validation
   std::unique_ptr<std::ofstream> sample_log_;
   torch::Tensor bad_loss_step_;   // int64 [] on the device: first step with a NaN/Inf loss, -1: none
   std::string last_good_;         // the last checkpoint written or resumed from, "path (epoch e, step s)"

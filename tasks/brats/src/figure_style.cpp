@@ -1,7 +1,7 @@
 // BraTS names and colours of figures (figure_style.h).
-#include "brats_recipe/figure_style.h"
+#include "strata/brats/figure_style.h"
 
-namespace strata::recipes {
+namespace strata::brats {
 
 const viz::ClassStyle& brats_classes() {
   using viz::Rgb;
@@ -17,4 +17,4 @@ const viz::OverlayStyle& brats_overlay_style() {
   return style;
 }
 
-}  // namespace strata::recipes
+}  // namespace strata::brats

@@ -1,0 +1,25 @@
+// Model: what the engine trains, evaluates and checkpoints, whatever the task.
+//
+// A torch::nn::Module with one tensor in and one tensor out, and a one-line description
+// for the logs. The trainer seeds the global generator, builds the model on the CPU
+// through its Task, moves it to the device and broadcasts rank 0's state; checkpoints
+// hold its parameters and buffers by name (Module::save). Nothing here names a shape:
+// a segmentation model maps [B, C, H, W] (or [B, C, D, H, W]) to logits of the same
+// spatial size, a classifier maps [B, C, H, W] to [B, K].
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <string>
+
+namespace strata::nn {
+
+class Model : public torch::nn::Module {
+ public:
+  // Outputs for a batch of inputs, under the caller's autocast and grad mode.
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+  // "UNet2d(in 4, classes 4, widths [32, 64, ...], ...)": the start-up log's line.
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace strata::nn

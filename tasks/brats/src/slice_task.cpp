@@ -1,0 +1,217 @@
+// BraTS 2D slice segmentation as a Task (see slice_task.h).
+#include "strata/brats/slice_task.h"
+
+#include "strata/brats/figure_style.h"
+#include "strata/core/error.h"
+#include "strata/core/log.h"
+#include "strata/nn/precision.h"
+#include "strata/viz/overlay.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <map>
+
+namespace strata::brats {
+namespace {
+
+// TensorBoard's tag of class c.
+std::string class_tag(size_t c, size_t classes) {
+  static const std::array<const char*, 4> kTags{"background", "necrotic", "edema", "enhancing"};
+  return classes == 4 ? kTags[c] : fmt::format("class{}", c);
+}
+
+std::string join_scores(const std::vector<double>& v, size_t from) {
+  std::string s;
+  for (size_t i = from; i < v.size(); ++i) s += fmt::format("{}{:.4f}", s.empty() ? "" : "/", v[i]);
+  return s;
+}
+
+}  // namespace
+
+// The training split: the sampler's share of each epoch, read and augmented by the
+// Prefetcher onto the device.
+class SliceTask::Batches : public train::BatchSource {
+ public:
+  Batches(std::shared_ptr<const data::SliceStore> store, const data::DataConfig& d, const train::TaskContext& c)
+      : store_(std::move(store)), split_(store_->split(d.train_split)), batch_size_(d.batch_size) {
+    const int64_t batches_total = (static_cast<int64_t>(split_.size()) + d.batch_size - 1) / d.batch_size;
+    STRATA_CHECK_AS(ConfigError, batches_total >= c.world_size,
+                    "the '{}' split of '{}' has {} slices, {} batch(es) of data.batch_size {}: too few for {} ranks. "
+                    "Use fewer ranks or a smaller data.batch_size",
+                    d.train_split, d.path, split_.size(), batches_total, d.batch_size, c.world_size);
+    sampler_ = std::make_unique<data::ShardSampler>(static_cast<int64_t>(split_.size()), c.rank, c.world_size,
+                                                    data::sampler_options(d, c.seed));
+    loader_ = std::make_unique<data::Prefetcher>(
+        store_, data::prefetch_options(d, c.device, data::make_augment(d, c.seed, c.rank)));
+  }
+
+  int64_t num_items() const override { return sampler_->num_items(); }
+  int64_t batch_size() const override { return batch_size_; }
+  int64_t num_batches() const override { return sampler_->num_batches(); }
+  int64_t start(int64_t epoch, int64_t from, int64_t first_draw) override {
+    auto plan = data::map_indices(sampler_->epoch_from(epoch, from), split_);
+    const auto n = static_cast<int64_t>(plan.size());
+    loader_->start(std::move(plan), first_draw);
+    return n;
+  }
+  std::optional<train::TaskBatch> next() override {
+    std::optional<data::Batch> b = loader_->next();
+    if (!b) return std::nullopt;
+    return train::TaskBatch{b->images, b->labels, std::move(b->slices)};
+  }
+  void stop() override { loader_->stop(); }
+  double wait_seconds() const override { return loader_->stats().wait_s; }
+  void reset_stats() override { loader_->reset_stats(); }
+  std::string describe_batch() const override {
+    return fmt::format("{} {}x{} slices", batch_size_, store_->height(), store_->width());
+  }
+
+ private:
+  std::shared_ptr<const data::SliceStore> store_;
+  const std::vector<int64_t>& split_;
+  int64_t batch_size_;
+  std::unique_ptr<data::ShardSampler> sampler_;
+  std::unique_ptr<data::Prefetcher> loader_;
+};
+
+SliceTask::SliceTask(SliceTaskSetup setup) : setup_(std::move(setup)) {}
+SliceTask::~SliceTask() = default;
+
+void SliceTask::open(const train::TaskContext& context) {
+  context_ = context;
+  const auto& d = setup_.data;
+  if (d.image_dtype == "float16" && context.amp == nn::AmpMode::kOff) {
+    STRATA_THROW(ConfigError,
+                 "'data.image_dtype' = float16 needs autocast, but 'train.amp' is {}{}: the model's float32 weights "
+                 "would meet float16 images. Use train.amp fp16 or bf16 on a GPU, or data.image_dtype float32",
+                 context.amp_setting,
+                 context.amp_setting == "off" ? "" : fmt::format(" and resolves to off on {}", context.device.str()));
+  }
+  // The training split sharded by the sampler, the val split by case.
+  store_ = std::make_shared<data::SliceStore>(d.path, data::store_options(d));
+  batches_ = std::make_unique<Batches>(store_, d, context);
+  std::vector<int32_t> val_cases;
+  for (int64_t s : store_->split(d.val_split)) val_cases.push_back(store_->case_of(s));
+  STRATA_CHECK_AS(DataError, !val_cases.empty(), "the '{}' split of '{}' is empty: nothing to validate on",
+                  d.val_split, d.path);
+  const int64_t val_batch = setup_.val_batch_size > 0 ? setup_.val_batch_size : d.batch_size;
+  val_sampler_ = std::make_unique<data::ShardSampler>(
+      data::ShardSampler::by_case(val_cases, context.rank, context.world_size, val_batch));
+  val_loader_ = std::make_unique<data::Prefetcher>(store_, data::prefetch_options(d, context.device, nullptr));
+}
+
+std::shared_ptr<nn::Model> SliceTask::build_model() { return nn::UNet2d(setup_.model).ptr(); }
+
+std::string SliceTask::model_section() const { return core::to_yaml(setup_.model); }
+
+void SliceTask::prepare_model(nn::Model& model) {
+  if (setup_.model.channels_last) nn::set_memory_format(model, torch::MemoryFormat::ChannelsLast);
+}
+
+std::unique_ptr<nn::Loss> SliceTask::build_loss() { return nn::make_loss(setup_.loss, setup_.model.num_classes); }
+
+train::BatchSource& SliceTask::train_batches() { return *batches_; }
+
+int64_t SliceTask::sample_size() const { return store_->height(); }
+
+SliceScores SliceTask::score(nn::Model& model, comm::Communicator& comm) {
+  const int64_t classes = setup_.model.num_classes;
+  nn::ConfusionAccumulator acc(classes, store_->num_cases(), context_.device);
+  val_loader_->start(data::map_indices(val_sampler_->epoch(0), store_->split(setup_.data.val_split)), 0);
+  while (std::optional<data::Batch> b = val_loader_->next()) {
+    torch::Tensor pred;
+    {
+      nn::AutocastScope autocast(context_.amp, context_.device);
+      pred = model.forward(b->images).argmax(1);
+    }
+    const int64_t n = b->num_valid;  // later rows only pad the batch
+    std::vector<int64_t> cases(n);
+    for (int64_t i = 0; i < n; ++i) cases[i] = store_->case_of(b->slices[i]);
+    acc.add(pred.narrow(0, 0, n), b->labels.narrow(0, 0, n), cases);
+  }
+  comm.allreduce(acc.state(), comm::ReduceOp::kSum);
+  SliceScores s;
+  auto scores = acc.global_scores(setup_.metrics.empty_policy());
+  s.dice = scores.dice;
+  s.iou = scores.iou;
+  // Mean over the tumour classes that are scored (with metrics.empty = exclude, a class
+  // absent from the split is NaN and left out, as the evaluator does).
+  s.mean_dice = nn::mean_of_scores({s.dice.begin() + 1, s.dice.end()});
+  s.mean_iou = nn::mean_of_scores({s.iou.begin() + 1, s.iou.end()});
+  s.slices = acc.slices();
+  return s;
+}
+
+train::Validation SliceTask::validate(nn::Model& model, comm::Communicator& comm) {
+  last_ = score(model, comm);
+  train::Validation v;
+  v.primary = last_.mean_dice;
+  for (size_t c = 0; c < last_.dice.size(); ++c) {
+    v.scalars.emplace_back("val/dice/" + class_tag(c, last_.dice.size()), last_.dice[c]);
+    v.scalars.emplace_back("val/iou/" + class_tag(c, last_.iou.size()), last_.iou[c]);
+  }
+  v.scalars.emplace_back("val/mean_dice", last_.mean_dice);
+  v.scalars.emplace_back("val/mean_iou", last_.mean_iou);
+  v.record = nlohmann::json{{"dice", last_.dice},           {"iou", last_.iou},
+                            {"mean_dice", last_.mean_dice}, {"mean_iou", last_.mean_iou},
+                            {"slices", last_.slices}}
+                 .dump();
+  v.summary = fmt::format("val Dice {} (mean {:.4f})", join_scores(last_.dice, 1), last_.mean_dice);
+  return v;
+}
+
+std::vector<int64_t> SliceTask::overlay_slices(int64_t count) const {
+  // The slice with the most tumour of each validation case, for the first `count` cases
+  // that have tumour: fixed for the whole run, so the images show progress.
+  const auto& val = store_->split(setup_.data.val_split);
+  if (val.empty()) return {};
+  auto labels = torch::empty({static_cast<int64_t>(val.size()), store_->height(), store_->width()}, torch::kUInt8);
+  store_->read_into(val, torch::Tensor(), labels);
+  auto tumour = labels.ne(0).sum({1, 2}).contiguous();
+  const auto* counts = tumour.data_ptr<int64_t>();
+  std::map<int32_t, std::pair<int64_t, int64_t>> best;  // case -> (count, slice)
+  for (size_t i = 0; i < val.size(); ++i) {
+    auto& b = best[store_->case_of(val[i])];
+    if (counts[i] > b.first) b = {counts[i], val[i]};
+  }
+  std::vector<int64_t> out;
+  for (const auto& [c, b] : best) {
+    if (b.first > 0 && static_cast<int64_t>(out.size()) < count) out.push_back(b.second);
+  }
+  return out;
+}
+
+std::vector<train::Picture> SliceTask::pictures(nn::Model& model, int64_t epoch, int64_t count) {
+  if (overlay_slices_.empty()) overlay_slices_ = overlay_slices(count);
+  if (overlay_slices_.empty()) return {};
+  const int64_t n = static_cast<int64_t>(overlay_slices_.size()), h = store_->height(), w = store_->width();
+  auto images = torch::empty({n, 4, h, w}, torch::kFloat);
+  auto labels = torch::empty({n, h, w}, torch::kUInt8);
+  store_->read_into(overlay_slices_, images, labels);
+  torch::Tensor pred;
+  {
+    nn::AutocastScope autocast(context_.amp, context_.device);
+    pred = model.forward(images.to(context_.device)).argmax(1).to(torch::kUInt8).cpu().contiguous();
+  }
+  std::vector<train::Picture> out;
+  for (int64_t i = 0; i < n; ++i) {
+    viz::OverlaySlice s;
+    s.height = static_cast<int>(h);
+    s.width = static_cast<int>(w);
+    for (int64_t m = 0; m < images.size(1); ++m) {
+      auto plane = images[i][m].contiguous();
+      s.channels.emplace_back(plane.data_ptr<float>(), plane.data_ptr<float>() + h * w);
+    }
+    auto t = labels[i].contiguous();
+    auto p = pred[i].contiguous();
+    s.truth.assign(t.data_ptr<uint8_t>(), t.data_ptr<uint8_t>() + h * w);
+    s.pred.assign(p.data_ptr<uint8_t>(), p.data_ptr<uint8_t>() + h * w);
+    const std::string title = fmt::format("{} at epoch {}", store_->describe_slice(overlay_slices_[i]), epoch);
+    auto fig = viz::draw_overlay(s, brats_overlay_style(), title, static_cast<int>(std::clamp<int64_t>(2 * h, 128, 200)));
+    out.push_back({fmt::format("val/overlay/{}", i), fig->png(), fig->width(), fig->height(), 3});
+  }
+  return out;
+}
+
+}  // namespace strata::brats
