@@ -7,23 +7,47 @@
 #include "strata/model/checkpoint.h"
 #include "strata/model/model_loader.h"
 #include "strata/model/state_dict.h"
+#include "strata/train/task_registry.h"
+
+#include <mutex>
 
 namespace strata::recipes {
 
-train::TrainerSetup trainer_setup(const RecipeConfig& config) {
-  train::TrainerSetup s;
-  s.run_dir = config.run.dir;
-  s.seed = static_cast<uint64_t>(config.run.seed);
-  s.device = config.run.device;
-  s.backend = config.run.backend;
-  s.config_yaml = core::to_yaml(config);
+namespace {
+
+brats::SliceTaskSetup slice_task_setup(const RecipeConfig& config) {
   brats::SliceTaskSetup task;
   task.data = config.data;
   task.model = config.model;
   task.loss = config.loss;
   task.metrics = config.eval.metrics;
   task.val_batch_size = config.train.val_batch_size;
-  s.task = std::make_shared<brats::SliceTask>(std::move(task));
+  return task;
+}
+
+// The recipe's tasks, by name (train/task_registry.h), registered on first use.
+void register_recipe_tasks() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    train::register_task(kSliceTask, "BraTS 2D slices: U-Net, Dice losses, the packed slice file, validation Dice",
+                         [](const train::TaskArgs& args) {
+                           return std::make_shared<brats::SliceTask>(
+                               slice_task_setup(core::parse_config<RecipeConfig>(args.config_yaml)));
+                         });
+  });
+}
+
+}  // namespace
+
+train::TrainerSetup trainer_setup(const RecipeConfig& config) {
+  register_recipe_tasks();
+  train::TrainerSetup s;
+  s.run_dir = config.run.dir;
+  s.seed = static_cast<uint64_t>(config.run.seed);
+  s.device = config.run.device;
+  s.backend = config.run.backend;
+  s.config_yaml = core::to_yaml(config);
+  s.task = train::make_task(kSliceTask, train::TaskArgs{s.config_yaml});
   s.loss_reduce = config.loss.reduce;
   s.train = config.train;
   s.sched = config.sched;

@@ -9,7 +9,11 @@
 
 namespace strata::recipes {
 
-// The Trainer's inputs from the recipe's sections.
+// The task brats_recipe trains (registered by name: train/task_registry.h).
+inline constexpr const char* kSliceTask = "brats_slices";
+
+// The Trainer's inputs from the recipe's sections; the task is built by name from the
+// resolved config.
 train::TrainerSetup trainer_setup(const RecipeConfig& config);
 
 // Replaces config.model by the architecture stored in `checkpoint` (its `model`

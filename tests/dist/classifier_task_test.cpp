@@ -6,6 +6,7 @@
 #include "dist_test.h"
 #include "strata/core/signals.h"
 #include "strata/train/run_logger.h"
+#include "strata/train/task_registry.h"
 #include "strata/train/trainer.h"
 
 #include <gtest/gtest.h>
@@ -22,13 +23,22 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Registered by name from the test, as a recipe registers its tasks.
+void register_classifier() {
+  if (!train::has_task("synthetic_classifier")) {
+    train::register_task("synthetic_classifier", "synthetic 8x8 images, three classes",
+                         [](const train::TaskArgs&) { return std::make_shared<ClassifierTask>(ClassifierSetup{}); });
+  }
+}
+
 train::TrainerSetup classifier_setup(const std::string& dir, int64_t epochs) {
+  register_classifier();
   train::TrainerSetup s;
   s.run_dir = dir;
   s.seed = 21;
   s.device = "cpu";
   s.config_yaml = "task: synthetic_classifier\n";
-  s.task = std::make_shared<ClassifierTask>(ClassifierSetup{});
+  s.task = train::make_task("synthetic_classifier", train::TaskArgs{s.config_yaml});
   s.loss_reduce = "global";
   s.train.epochs = epochs;
   s.train.lr = 1e-2;

@@ -7,6 +7,7 @@
 #include "strata/train/grad_clip.h"
 #include "strata/train/lr_plateau.h"
 #include "strata/train/scalar_reader.h"
+#include "strata/train/task_registry.h"
 
 #include "test_util.h"
 
@@ -15,6 +16,7 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -80,6 +82,28 @@ TEST(LrPlateauTest, StateRoundTripsThroughAnArchive) {
   EXPECT_EQ(restored.bad_epochs(), 2);
   EXPECT_DOUBLE_EQ(restored.lr(), 1e-3);
   EXPECT_THROW(LrPlateau(opt2, PlateauOptions{true, 1.5}), core::ConfigError);
+}
+
+// Tasks by name: a factory registered from outside the engine is found by its name and
+// given the config; an unknown name lists the registered ones; a name is taken once.
+TEST(TaskRegistryTest, RegisteredFactoriesAreFoundByNameAndUnknownNamesListTheRegistered) {
+  std::string seen;
+  register_task("registry_test_a", "a test task", [&seen](const TaskArgs& args) {
+    seen = args.config_yaml;
+    return std::shared_ptr<Task>();
+  });
+  EXPECT_TRUE(has_task("registry_test_a"));
+  EXPECT_EQ(make_task("registry_test_a", TaskArgs{"x: 1\n"}), nullptr);
+  EXPECT_EQ(seen, "x: 1\n");
+  const auto names = task_names();
+  EXPECT_NE(std::find(names.begin(), names.end(), "registry_test_a: a test task"), names.end());
+  const std::string message = test::error_of([] { make_task("registry_test_missing", TaskArgs{}); });
+  EXPECT_NE(message.find("no task named 'registry_test_missing': the registered tasks are "), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("registry_test_a"), std::string::npos) << message;
+  EXPECT_THROW(make_task("registry_test_missing", TaskArgs{}), core::ConfigError);
+  EXPECT_THROW(register_task("registry_test_a", "again", [](const TaskArgs&) { return std::shared_ptr<Task>(); }),
+               core::InternalError);
 }
 
 TEST(CheckpointTest, AtomicSaveLeavesNoTemporaryAndRoundTripsMeta) {
