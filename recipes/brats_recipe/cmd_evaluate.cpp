@@ -163,7 +163,7 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
     world.agree([&] {
       evaluator_ptr = std::make_unique<eval::Evaluator>(setup, device, world.rank(), world.size(), comm.get());
       loaded = model::load_unet(o->checkpoint, device, &config.model);
-      evaluator_ptr->check_model(loaded.model->config(), "'" + o->checkpoint + "'");
+      evaluator_ptr->check_model(loaded.model->config().io(), "'" + o->checkpoint + "'");
     });
     eval::Evaluator& evaluator = *evaluator_ptr;
     core::log0(

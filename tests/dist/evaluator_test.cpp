@@ -84,7 +84,7 @@ TEST_F(EvaluatorDistTest, DistributedResultEqualsTheSingleProcessResult) {
   for (const char* tta : {"none", "flips+rot90"}) {
     EvalSetup setup = setup_for("train", tta);
     Evaluator distributed(setup, torch::kCPU, world().rank(), world().size(), comm.get());
-    distributed.check_model(loaded.model->config(), ckpt);
+    distributed.check_model(loaded.model->config().io(), ckpt);
     EvalReport d = distributed.run(model);
     Evaluator alone(setup, torch::kCPU, 0, 1, nullptr);
     EvalReport a = alone.run(model);

@@ -419,15 +419,15 @@ TEST(EvaluatorTest, BadInputIsAClearErrorBeforeAnyWork) {
   Evaluator ok(setup_for(path, "none"), torch::kCPU, 0, 1, nullptr);
   nn::UNetConfig unet;
   unet.widths = {4, 8};
-  EXPECT_EQ(error_of([&] { ok.check_model(unet, "test"); }), "");
+  EXPECT_EQ(error_of([&] { ok.check_model(unet.io(), "test"); }), "");
   unet.in_channels = 3;
-  EXPECT_NE(error_of([&] { ok.check_model(unet, "test"); }).find("takes 3 input channels"), std::string::npos);
+  EXPECT_NE(error_of([&] { ok.check_model(unet.io(), "test"); }).find("takes 3 input channels"), std::string::npos);
   unet.in_channels = 4;
   unet.num_classes = 5;
-  EXPECT_NE(error_of([&] { ok.check_model(unet, "test"); }).find("predicts 5 classes"), std::string::npos);
+  EXPECT_NE(error_of([&] { ok.check_model(unet.io(), "test"); }).find("predicts 5 classes"), std::string::npos);
   unet.num_classes = 4;
   unet.widths = {2, 2, 2, 2, 2, 2, 2};  // inputs must be multiples of 64
-  EXPECT_NE(error_of([&] { ok.check_model(unet, "test"); }).find("multiples of 64"), std::string::npos);
+  EXPECT_NE(error_of([&] { ok.check_model(unet.io(), "test"); }).find("multiples of 64"), std::string::npos);
 
   SegmentationModel three_classes = [](const torch::Tensor& x) {
     return torch::zeros({x.size(0), 3, x.size(2), x.size(3)});

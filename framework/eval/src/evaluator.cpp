@@ -141,7 +141,7 @@ Evaluator::Evaluator(EvalSetup setup, torch::Device device, int rank, int world_
 
 Evaluator::~Evaluator() = default;
 
-void Evaluator::check_model(const nn::UNetConfig& model, const std::string& source) const {
+void Evaluator::check_model(const nn::SegmentationIo& model, const std::string& source) const {
   const auto& info = store_->info();
   const std::string& path = setup_.data.path;
   STRATA_CHECK_AS(ConfigError, model.in_channels == store_->channels(),
@@ -150,10 +150,10 @@ void Evaluator::check_model(const nn::UNetConfig& model, const std::string& sour
   STRATA_CHECK_AS(ConfigError, model.num_classes == static_cast<int64_t>(info.class_names.size()),
                   "the model of {} predicts {} classes, but the labels of '{}' have {} ({})", source, model.num_classes,
                   path, info.class_names.size(), fmt::join(info.class_names, ", "));
-  const int64_t m = model.size_multiple();
+  const int64_t m = model.size_multiple;
   STRATA_CHECK_AS(ConfigError, store_->height() % m == 0 && store_->width() % m == 0,
-                  "the slices of '{}' are {}x{}, but the model of {} ({} levels) needs sizes that are multiples of {}",
-                  path, store_->height(), store_->width(), source, model.widths.size(), m);
+                  "the slices of '{}' are {}x{}, but the model of {} needs sizes that are multiples of {}", path,
+                  store_->height(), store_->width(), source, m);
 }
 
 // The state of one run(): what the batches and the cases' finish accumulate on this

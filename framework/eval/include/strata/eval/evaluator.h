@@ -33,7 +33,7 @@
 #include "strata/eval/report.h"
 #include "strata/nn/metrics.h"
 #include "strata/nn/precision.h"
-#include "strata/nn/unet.h"
+#include "strata/nn/model.h"
 
 #include <torch/torch.h>
 
@@ -74,7 +74,7 @@ class Evaluator {
   // ConfigError when a U-Net of `model` cannot run on this file's slices: input
   // channels or classes that differ from the file's, or a slice size that is not a
   // multiple of 2^(levels-1). `source` names where the model came from.
-  void check_model(const nn::UNetConfig& model, const std::string& source) const;
+  void check_model(const nn::SegmentationIo& model, const std::string& source) const;
 
   // Evaluates `model` on the split (collective); the same report on every rank.
   // `on_case`, when given, receives every case's predicted volume on its rank.

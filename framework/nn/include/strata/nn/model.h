@@ -10,9 +10,18 @@
 
 #include <torch/nn/module.h>
 
+#include <cstdint>
 #include <string>
 
 namespace strata::nn {
+
+// What a segmentation model takes and gives, for checks against a dataset before any
+// inference: input channels, output classes, and the multiple its spatial sizes must be.
+struct SegmentationIo {
+  int64_t in_channels = 0;
+  int64_t num_classes = 0;
+  int64_t size_multiple = 1;
+};
 
 class Model : public torch::nn::Module {
  public:

@@ -81,6 +81,7 @@ struct UNetConfig {
 
   // Inputs' height and width must be multiples of this: 2^(levels - 1).
   int64_t size_multiple() const { return int64_t{1} << (widths.size() - 1); }
+  SegmentationIo io() const { return {in_channels, num_classes, size_multiple()}; }
 };
 
 // One decoder level's layers: `up` (transposed convolution), then `block` (ConvBlock)
