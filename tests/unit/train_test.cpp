@@ -3,6 +3,7 @@
 #include "strata/core/error.h"
 #include "strata/train/amp.h"
 #include "strata/model/checkpoint.h"
+#include "strata/model/model_loader.h"
 #include "strata/train/fused_adam.h"
 #include "strata/train/grad_clip.h"
 #include "strata/train/lr_plateau.h"
@@ -175,6 +176,49 @@ void save_marked(const std::string& path, float value) {
   model::write_meta(out, meta);
   out.write("model.w", torch::full({4096}, value));
   model::save_atomic(out, path);
+}
+
+// A model that is not the U-Net: one linear layer of `out` outputs.
+class LinearModel : public nn::Model {
+ public:
+  explicit LinearModel(int64_t out) : fc_(register_module("fc", torch::nn::Linear(3, out))) {}
+  torch::Tensor forward(torch::Tensor x) override { return fc_->forward(x); }
+  std::string describe() const override { return fmt::format("Linear(3 -> {})", fc_->options.out_features()); }
+
+ private:
+  torch::nn::Linear fc_;
+};
+
+// load_checkpoint builds any model from the stored model section through the caller's
+// builder, loads its weights, and names a tensor whose shape does not fit.
+TEST(CheckpointTest, AnyModelLoadsThroughItsBuilderAndMisfitsAreNamed) {
+  TempDir dir;
+  const std::string path = (dir.path / "linear.pt").string();
+  torch::manual_seed(3);
+  LinearModel saved(2);
+  model::CheckpointMeta meta;
+  meta.model_yaml = "out: 2\n";
+  meta.reason = "last";
+  torch::serialize::OutputArchive archive, weights;
+  model::write_meta(archive, meta);
+  saved.save(weights);
+  archive.write("model", weights);
+  model::save_atomic(archive, path);
+
+  auto build = [](int64_t out) {
+    return [out](const model::CheckpointMeta& m) {
+      EXPECT_EQ(m.model_yaml, "out: 2\n");
+      return std::make_shared<LinearModel>(out);
+    };
+  };
+  model::LoadedCheckpoint loaded = model::load_checkpoint(path, build(2));
+  EXPECT_TRUE(torch::equal(loaded.model->parameters()[0], saved.parameters()[0]));
+  EXPECT_EQ(loaded.meta.reason, "last");
+  const std::string message = test::error_of([&] { model::load_checkpoint(path, build(5)); });
+  EXPECT_NE(message.find("the weights of '" + path + "' do not fit its model section (Linear(3 -> 5)): 'fc.weight' "
+                         "has shape [2, 3] where that architecture needs [5, 3]"),
+            std::string::npos)
+      << message;
 }
 
 // One byte of a tensor's pickled size changed (70000 -> 604 million floats): libtorch

@@ -1,4 +1,4 @@
-// A checkpoint's U-Net, built from its stored model section (see model_loader.h).
+// A checkpoint's model, built from its stored model section (see model_loader.h).
 #include "strata/model/model_loader.h"
 
 #include "strata/model/state_dict.h"
@@ -61,11 +61,25 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device, cons
     out.model->eval();
     return out;
   }
-  auto archive = model::open_checkpoint(path, torch::Device(torch::kCPU));
+  nn::UNetConfig config;
+  LoadedCheckpoint loaded = load_checkpoint(path, [&](const CheckpointMeta& meta) {
+    config = stored_unet_config(meta, path);
+    return nn::UNet2d(config).ptr();
+  });
   LoadedModel out;
+  out.model = nn::UNet2d(std::dynamic_pointer_cast<nn::UNet2dImpl>(loaded.model));
+  out.meta = std::move(loaded.meta);
+  out.model->to(device);
+  if (config.channels_last) nn::set_memory_format(*out.model, torch::MemoryFormat::ChannelsLast);
+  out.model->eval();
+  return out;
+}
+
+LoadedCheckpoint load_checkpoint(const std::string& path, const ModelBuilder& build) {
+  auto archive = model::open_checkpoint(path, torch::Device(torch::kCPU));
+  LoadedCheckpoint out;
   out.meta = model::read_meta(archive, path);
-  const nn::UNetConfig config = stored_unet_config(out.meta, path);
-  out.model = nn::UNet2d(config);
+  out.model = build(out.meta);
   const auto expected = shapes_of(*out.model);
 
   torch::serialize::InputArchive weights;
@@ -93,9 +107,6 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device, cons
                  wrong.size() > 1 ? fmt::format(" ({} more tensors differ)", wrong.size() - 1) : "");
   }
   refuse_non_finite(*out.model, path);
-  out.model->to(device);
-  if (config.channels_last) nn::set_memory_format(*out.model, torch::MemoryFormat::ChannelsLast);
-  out.model->eval();
   return out;
 }
 

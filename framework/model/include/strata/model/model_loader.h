@@ -1,7 +1,8 @@
-// The model an evaluation runs: the U-Net a Strata checkpoint describes, built from the
-// checkpoint's own model section (never the recipe's) and loaded with its weights; or a
-// PyTorch state_dict (state_dict.h) loaded into the architecture the caller gives (the
-// recipe's model section, which a state_dict does not carry).
+// The model an evaluation runs, built from the checkpoint's own model section (never the
+// recipe's) and loaded with its weights: any nn::Model through load_checkpoint and a
+// builder of the task's, or the U-Net through load_unet, which also takes a PyTorch
+// state_dict (state_dict.h) into the architecture the caller gives (the recipe's model
+// section, which a state_dict does not carry).
 //
 // Contract: every failure is a CheckpointError naming the file: missing, truncated or
 // not a libtorch archive; a libtorch archive that is not a Strata checkpoint (no
@@ -18,6 +19,8 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+#include <memory>
 #include <string>
 
 namespace strata::model {
@@ -27,6 +30,19 @@ struct LoadedModel {
   model::CheckpointMeta meta;  // epoch, best metric, the config of the run that wrote it
                                // (for a state_dict: reason "state_dict", its model section)
 };
+
+// Builds a model from a checkpoint's metadata (its model section, meta.model_yaml), on
+// the CPU; a CheckpointError naming the file when the section is not one it can build.
+using ModelBuilder = std::function<std::shared_ptr<nn::Model>(const CheckpointMeta& meta)>;
+
+struct LoadedCheckpoint {
+  std::shared_ptr<nn::Model> model;  // on the CPU, in train mode
+  CheckpointMeta meta;
+};
+
+// A Strata checkpoint's model: `build` makes the architecture, then its weights are
+// loaded and checked (see the header comment for the errors).
+LoadedCheckpoint load_checkpoint(const std::string& path, const ModelBuilder& build);
 
 // Loads `path` onto `device` (see the header comment for the errors). A state_dict
 // needs `architecture`; without one it is a CheckpointError saying so.
