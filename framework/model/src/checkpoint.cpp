@@ -197,16 +197,14 @@ void save_atomic(torch::serialize::OutputArchive& archive, const std::string& pa
   file.commit();
 }
 
-namespace {
-
 // libtorch reads an archive's records without comparing them with the zip's CRC-32s,
-// and it unpickles tensor sizes before Strata's own checksums can be compared: one byte
-// changed in a pickled size makes it allocate gigabytes. So every record is first read
+// and it unpickles tensor sizes and memo indices before Strata's own checksums can be
+// compared: one byte changed makes it allocate gigabytes. So every record is first read
 // through libzip, which compares it with its CRC-32 (ZIP_CHECKCONS also holds the
 // central directory to the local headers), in 1 MiB pieces.
-void verify_zip_records(const std::string& path) {
+void verify_zip_records(const std::string& path, std::string_view what) {
   auto corrupt = [&](const std::string& why) {
-    STRATA_THROW(CheckpointError, "checkpoint '{}' is corrupt or not a libtorch archive: {}", path, why);
+    STRATA_THROW(CheckpointError, "{} '{}' is corrupt or not a libtorch archive: {}", what, path, why);
   };
   int code = 0;
   std::unique_ptr<zip_t, decltype(&zip_discard)> zip(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code),
@@ -232,11 +230,9 @@ void verify_zip_records(const std::string& path) {
   }
 }
 
-}  // namespace
-
 torch::serialize::InputArchive open_checkpoint(const std::string& path, std::optional<torch::Device> device) {
   core::require_file<core::CheckpointError>(path, "checkpoint");
-  verify_zip_records(path);
+  verify_zip_records(path, "checkpoint");
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path, device);

@@ -227,6 +227,7 @@ void export_state_dict(const nn::Model& model, const std::string& path) {
 }
 
 void import_state_dict(nn::Model& model, const std::string& path) {
+  verify_zip_records(path, "PyTorch state_dict");
   c10::IValue value;
   try {
     value = torch::pickle_load(readable(read_bytes(path)));

@@ -55,6 +55,11 @@ void save_atomic(torch::serialize::OutputArchive& archive, const std::string& pa
 torch::serialize::InputArchive open_checkpoint(const std::string& path,
                                                std::optional<torch::Device> device = std::nullopt);
 
+// Reads every record of the zip archive `path` (a checkpoint, a state_dict) and compares
+// it with the zip's CRC-32, before libtorch unpickles anything of it; CheckpointError
+// naming `what` ("checkpoint"), the file and the record otherwise.
+void verify_zip_records(const std::string& path, std::string_view what);
+
 // The message of a failure while reading, without libtorch's C++ backtrace.
 std::string reason_of(const std::exception& e);
 
