@@ -3,7 +3,9 @@
 # CLI of a normal build: small files (each well under 100 KB) that reach deep into each
 # parser, so that mutations start from valid input. Run from the repository root:
 #   tests/fuzz/make_seeds.sh [path/to/brats_recipe]      (default build/bin/brats_recipe)
-# Findings kept as regression seeds (crash-*, leak-*, ...) are left as they are.
+# Findings kept as regression seeds (crash-*, leak-*, ...) are left as they are, and so are
+# the seeds of older formats that Strata still reads, which this CLI no longer writes:
+# slice_store/packed16{,_nosum}_v2.h5 (packed format 2) and checkpoint/last_format1.pt.
 set -euo pipefail
 B=${1:-build/bin/brats_recipe}
 C=tests/fuzz/corpus

@@ -4,6 +4,7 @@
 #include "strata/train/amp.h"
 #include "strata/model/checkpoint.h"
 #include "strata/model/model_loader.h"
+#include "strata/model/state_dict.h"
 #include "strata/train/fused_adam.h"
 #include "strata/train/grad_clip.h"
 #include "strata/train/lr_plateau.h"
@@ -247,6 +248,28 @@ TEST(CheckpointTest, APickledSizeChangedIsRefusedByTheRecordsCrcBeforeLibtorchRe
     EXPECT_NE(what.find(path), std::string::npos) << what;
     EXPECT_NE(what.find("record 'archive/data.pkl': CRC error"), std::string::npos) << what;
   }
+}
+
+// The same for a PyTorch state_dict (fuzz_checkpoint's finding: a BINPUT changed into a
+// LONG_BINPUT made libtorch's unpickler size its memo for 1.3 billion values, 20 GB).
+// Here one byte of a key in data.pkl changes; the record's CRC-32 refuses the file
+// before the pickle is read, naming the file and the record.
+TEST(CheckpointTest, AChangedByteOfAStateDictIsRefusedByTheRecordsCrcBeforeLibtorchReadsIt) {
+  TempDir dir;
+  const std::string path = (dir.path / "weights.pt").string();
+  LinearModel saved(2);
+  model::export_state_dict(saved, path);
+  std::string bytes = bytes_of(path);
+  const size_t at = bytes.find("fc.weight");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 8] = 'T';
+  write_bytes(path, bytes);
+  LinearModel loaded(2);
+  const std::string message = test::error_of([&] { model::import_state_dict(loaded, path); });
+  EXPECT_NE(message.find("PyTorch state_dict '" + path + "' is corrupt or not a libtorch archive: record "
+                         "'archive/data.pkl': CRC error"),
+            std::string::npos)
+      << message;
 }
 
 // The disk fills up while a checkpoint is written (here: the file may not grow past

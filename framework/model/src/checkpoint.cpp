@@ -199,44 +199,66 @@ void save_atomic(torch::serialize::OutputArchive& archive, const std::string& pa
 
 namespace {
 
-// libtorch reads an archive's records without comparing them with the zip's CRC-32s,
-// and it unpickles tensor sizes before Strata's own checksums can be compared: one byte
-// changed in a pickled size makes it allocate gigabytes. So every record is first read
-// through libzip, which compares it with its CRC-32 (ZIP_CHECKCONS also holds the
-// central directory to the local headers), in 1 MiB pieces.
-void verify_zip_records(const std::string& path) {
-  auto corrupt = [&](const std::string& why) {
-    STRATA_THROW(CheckpointError, "checkpoint '{}' is corrupt or not a libtorch archive: {}", path, why);
-  };
+using Zip = std::unique_ptr<zip_t, decltype(&zip_discard)>;
+
+[[noreturn]] void throw_corrupt_zip(const std::string& path, std::string_view what, const std::string& why) {
+  STRATA_THROW(CheckpointError, "{} '{}' is corrupt or not a libtorch archive: {}", what, path, why);
+}
+
+// The archive through libzip, its central directory held to the local headers
+// (ZIP_CHECKCONS).
+Zip open_zip(const std::string& path, std::string_view what) {
   int code = 0;
-  std::unique_ptr<zip_t, decltype(&zip_discard)> zip(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code),
-                                                     &zip_discard);
+  Zip zip(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code), &zip_discard);
   if (!zip) {
     zip_error_t error;
     zip_error_init_with_code(&error, code);
     const std::string why = zip_error_strerror(&error);
     zip_error_fini(&error);
-    corrupt(why);
+    throw_corrupt_zip(path, what, why);
   }
-  std::vector<char> buffer(size_t{1} << 20);
-  const zip_int64_t entries = zip_get_num_entries(zip.get(), 0);
-  for (zip_int64_t i = 0; i < entries; ++i) {
-    const char* name = zip_get_name(zip.get(), static_cast<zip_uint64_t>(i), 0);
-    std::unique_ptr<zip_file_t, decltype(&zip_fclose)> file(zip_fopen_index(zip.get(), static_cast<zip_uint64_t>(i), 0),
-                                                           &zip_fclose);
-    if (!file) corrupt(fmt::format("record '{}': {}", name ? name : "?", zip_strerror(zip.get())));
-    zip_int64_t n = 0;
-    while ((n = zip_fread(file.get(), buffer.data(), buffer.size())) > 0) {
-    }
-    if (n < 0) corrupt(fmt::format("record '{}': {}", name ? name : "?", zip_file_strerror(file.get())));
-  }
+  return zip;
+}
+
+std::string record_name(zip_t* zip, zip_int64_t i) {
+  const char* name = zip_get_name(zip, static_cast<zip_uint64_t>(i), 0);
+  return name ? name : "?";
 }
 
 }  // namespace
 
+// libtorch reads an archive's records without comparing them with the zip's CRC-32s,
+// and it unpickles tensor sizes and memo indices before Strata's own checksums can be
+// compared: one byte changed makes it allocate gigabytes. So every record is first read
+// through libzip, which compares it with its CRC-32, in 1 MiB pieces.
+void verify_zip_records(const std::string& path, std::string_view what) {
+  Zip zip = open_zip(path, what);
+  std::vector<char> buffer(size_t{1} << 20);
+  const zip_int64_t entries = zip_get_num_entries(zip.get(), 0);
+  for (zip_int64_t i = 0; i < entries; ++i) {
+    std::unique_ptr<zip_file_t, decltype(&zip_fclose)> file(zip_fopen_index(zip.get(), static_cast<zip_uint64_t>(i), 0),
+                                                           &zip_fclose);
+    if (!file) throw_corrupt_zip(path, what, fmt::format("record '{}': {}", record_name(zip.get(), i), zip_strerror(zip.get())));
+    zip_int64_t n = 0;
+    while ((n = zip_fread(file.get(), buffer.data(), buffer.size())) > 0) {
+    }
+    if (n < 0) {
+      throw_corrupt_zip(path, what, fmt::format("record '{}': {}", record_name(zip.get(), i), zip_file_strerror(file.get())));
+    }
+  }
+}
+
+std::vector<std::string> zip_record_names(const std::string& path, std::string_view what) {
+  Zip zip = open_zip(path, what);
+  std::vector<std::string> names;
+  const zip_int64_t entries = zip_get_num_entries(zip.get(), 0);
+  for (zip_int64_t i = 0; i < entries; ++i) names.push_back(record_name(zip.get(), i));
+  return names;
+}
+
 torch::serialize::InputArchive open_checkpoint(const std::string& path, std::optional<torch::Device> device) {
   core::require_file<core::CheckpointError>(path, "checkpoint");
-  verify_zip_records(path);
+  verify_zip_records(path, "checkpoint");
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path, device);

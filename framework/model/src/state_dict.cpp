@@ -185,17 +185,17 @@ std::string strata_name(const std::string& name) {
 
 bool is_state_dict(const std::string& path) {
   core::require_file<core::CheckpointError>(path, "checkpoint");
-  try {
-    // A libtorch archive (Strata's checkpoints) is a TorchScript container with
-    // constants.pkl; torch.save and pickle_save write data.pkl alone.
-    caffe2::serialize::PyTorchStreamReader reader(path);
-    return !reader.hasRecord("constants.pkl") && reader.hasRecord("data.pkl");
-  } catch (const std::exception& e) {
-    STRATA_THROW(CheckpointError,
-                 "checkpoint '{}' is corrupt or not a libtorch archive (nor a PyTorch state_dict written by "
-                 "torch.save): {}",
-                 path, reason_of(e));
-  }
+  // Through libzip, not libtorch's PyTorchStreamReader, which leaks its zip reader when
+  // its constructor throws on a damaged archive (fuzz_checkpoint's leak finding).
+  // Records are "<archive>/<name>", as PyTorchStreamReader finds them. A libtorch
+  // archive (Strata's checkpoints) is a TorchScript container with constants.pkl;
+  // torch.save and pickle_save write data.pkl alone.
+  const std::vector<std::string> names = zip_record_names(path, "checkpoint");
+  const std::string archive = names.empty() ? "" : names.front().substr(0, names.front().find('/'));
+  auto has = [&](const std::string& record) {
+    return std::find(names.begin(), names.end(), archive + "/" + record) != names.end();
+  };
+  return !has("constants.pkl") && has("data.pkl");
 }
 
 void export_state_dict(const nn::Model& model, const std::string& path) {
@@ -227,6 +227,7 @@ void export_state_dict(const nn::Model& model, const std::string& path) {
 }
 
 void import_state_dict(nn::Model& model, const std::string& path) {
+  verify_zip_records(path, "PyTorch state_dict");
   c10::IValue value;
   try {
     value = torch::pickle_load(readable(read_bytes(path)));

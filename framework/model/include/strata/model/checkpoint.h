@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace strata::model {
 
@@ -54,6 +55,14 @@ void save_atomic(torch::serialize::OutputArchive& archive, const std::string& pa
 // a value differs from its checksum (naming it: "model.enc.0.conv1.weight").
 torch::serialize::InputArchive open_checkpoint(const std::string& path,
                                                std::optional<torch::Device> device = std::nullopt);
+
+// Reads every record of the zip archive `path` (a checkpoint, a state_dict) and compares
+// it with the zip's CRC-32, before libtorch unpickles anything of it; CheckpointError
+// naming `what` ("checkpoint"), the file and the record otherwise.
+void verify_zip_records(const std::string& path, std::string_view what);
+// The names of the records of the zip archive `path` ("archive/data.pkl"), read by
+// libzip; the same CheckpointError when it is not a sound zip.
+std::vector<std::string> zip_record_names(const std::string& path, std::string_view what);
 
 // The message of a failure while reading, without libtorch's C++ backtrace.
 std::string reason_of(const std::exception& e);
