@@ -8,6 +8,7 @@
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
 #include "strata/data/metadata_checksum.h"
+#include "strata/dataprep/brats_slices.h"
 #include "strata/dataprep/parallel.h"
 #include "strata/data/random.h"
 
@@ -30,12 +31,12 @@ using data::hash_name;
 using data::mix64;
 using data::unit_double;
 namespace fmt_ = data::format;
+namespace brats = brats_slices;
 using core::DataError;
 using core::IoError;
 
 namespace {
 
-constexpr const char* kModalityFiles[] = {"t1", "t1ce", "t2", "flair"};
 
 std::string case_file(const fs::path& dir, const std::string& name, const char* suffix, bool required = true) {
   fs::path gz = dir / fmt::format("{}_{}.nii.gz", name, suffix);
@@ -61,7 +62,7 @@ class SliceWriter {
                                     fmt::format("{}: cannot create", path));
     half_ = data::h5::float16_type();
     const auto s = static_cast<hsize_t>(size);
-    images_ = create(fmt_::kImages, half_.get(), {0, fmt_::kChannels, s, s}, {1, fmt_::kChannels, s, s});
+    images_ = create(fmt_::kImages, half_.get(), {0, brats::kChannels, s, s}, {1, brats::kChannels, s, s});
     labels_ = create(fmt_::kLabels, H5T_STD_U8LE, {0, s, s}, {1, s, s});
   }
 
@@ -72,7 +73,7 @@ class SliceWriter {
     if (k == 0) return;
     data::h5::Lock lock;
     const auto s = static_cast<hsize_t>(size_);
-    write_rows(images_.get(), half_.get(), {k, fmt_::kChannels, s, s}, c.images.data());
+    write_rows(images_.get(), half_.get(), {k, brats::kChannels, s, s}, c.images.data());
     write_rows(labels_.get(), H5T_NATIVE_UINT8, {k, s, s}, c.labels.data());
     n_ += static_cast<int64_t>(k);
   }
@@ -225,14 +226,14 @@ class SliceWriter {
   void write_attributes(const PackOptions& o) {
     using data::h5::write_attr;
     hid_t f = file_.get();
-    write_attr(f, fmt_::kAttrFormat, std::string(fmt_::kFormatName));
+    write_attr(f, fmt_::kAttrFormat, std::string(brats::kFormatName));
     write_attr(f, fmt_::kAttrVersion, fmt_::kFormatVersion);
     write_attr(f, fmt_::kAttrHeight, size_);
     write_attr(f, fmt_::kAttrWidth, size_);
-    write_attr(f, fmt_::kAttrModalities, std::vector<std::string>(fmt_::kModalities.begin(), fmt_::kModalities.end()));
-    write_attr(f, fmt_::kAttrClassNames, std::vector<std::string>(fmt_::kClassNames.begin(), fmt_::kClassNames.end()));
+    write_attr(f, fmt_::kAttrModalities, std::vector<std::string>(brats::kModalities.begin(), brats::kModalities.end()));
+    write_attr(f, fmt_::kAttrClassNames, std::vector<std::string>(brats::kClassNames.begin(), brats::kClassNames.end()));
     write_attr(f, fmt_::kAttrLabelValues,
-               std::vector<int64_t>(fmt_::kSourceLabels.begin(), fmt_::kSourceLabels.end()));
+               std::vector<int64_t>(brats::kSourceLabels.begin(), brats::kSourceLabels.end()));
     write_attr(f, fmt_::kAttrNormalisation,
                std::string("z-score per case and modality over brain voxels (where any modality is non-zero); "
                            "0 outside the brain"));
@@ -289,7 +290,7 @@ std::vector<CaseFiles> find_cases(const std::string& input_dir, bool require_seg
   if (!require_seg && !case_file(root, self, "t1ce", false).empty()) {  // one case folder
     CaseFiles c;
     c.name = self;
-    for (size_t m = 0; m < 4; ++m) c.modalities[m] = case_file(root, self, kModalityFiles[m]);
+    for (size_t m = 0; m < 4; ++m) c.modalities[m] = case_file(root, self, brats::kModalities[m]);
     c.seg = case_file(root, self, "seg", false);
     return {c};
   }
@@ -307,7 +308,7 @@ std::vector<CaseFiles> find_cases(const std::string& input_dir, bool require_seg
     fs::path dir = fs::path(input_dir) / name;
     CaseFiles c;
     c.name = name;
-    for (size_t m = 0; m < 4; ++m) c.modalities[m] = case_file(dir, name, kModalityFiles[m]);
+    for (size_t m = 0; m < 4; ++m) c.modalities[m] = case_file(dir, name, brats::kModalities[m]);
     c.seg = case_file(dir, name, "seg", require_seg);
     cases.push_back(std::move(c));
   }
@@ -356,7 +357,7 @@ CaseVolumes read_case(const CaseFiles& files) {
     try {
       v.modalities[m] = read_nifti(files.modalities[m]);
     } catch (const DataError& e) {  // say which case and modality; the message names the file
-      throw DataError(fmt::format("case {}, modality {}: {}", files.name, kModalityFiles[m], e.what()));
+      throw DataError(fmt::format("case {}, modality {}: {}", files.name, brats::kModalities[m], e.what()));
     }
   }
   const Dims3 dims = v.modalities[0].dims;
@@ -496,8 +497,8 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
   PackSummary summary;
   summary.cases = static_cast<int64_t>(cases.size());
   summary.workers = resolve_workers(o.workers, summary.cases);
-  summary.splits.resize(fmt_::kSplitNames.size());
-  for (size_t s = 0; s < summary.splits.size(); ++s) summary.splits[s].name = fmt_::kSplitNames[s];
+  summary.splits.resize(brats::kSplitNames.size());
+  for (size_t s = 0; s < summary.splits.size(); ++s) summary.splits[s].name = brats::kSplitNames[s];
   std::vector<std::vector<int64_t>> split_slices(summary.splits.size());
   std::vector<int32_t> slice_case, slice_z;
   std::vector<CaseGeometry> geometry(cases.size());

@@ -2,7 +2,7 @@
 #include "strata/dataprep/synth.h"
 
 #include "strata/core/error.h"
-#include "strata/data/format.h"
+#include "strata/dataprep/brats_slices.h"
 #include "strata/dataprep/files.h"
 #include "strata/dataprep/parallel.h"
 #include "strata/dataprep/phantom.h"
@@ -58,7 +58,7 @@ CaseResult write_case(const SynthOptions& o, int64_t index) {
   modality_opts.gzip_level = o.gzip_level;
   std::vector<fs::path> files;
   for (size_t m = 0; m < ph.modalities.size(); ++m) {
-    files.push_back(tmp_dir / fmt::format("{}_{}.nii.gz", name, data::format::kModalities[m]));
+    files.push_back(tmp_dir / fmt::format("{}_{}.nii.gz", name, brats_slices::kModalities[m]));
     write_nifti(files.back().string(), ph.dims, spacing, ph.modalities[m].data(), modality_opts);
   }
   std::vector<float> seg(ph.seg.begin(), ph.seg.end());

@@ -44,7 +44,7 @@ void add_inspect_command(CLI::App& app, Cli& cli) {
       }
       return fmt::format("{}", fmt::join(parts, ", "));
     }());
-    fmt::print("{}", split_table(rows));
+    fmt::print("{}", split_table(info.class_names, rows));
     fmt::print("  normalisation: {}\n  resize: {}\n  orientation: {}\n  selection: {} (seed {}, val fraction {})\n",
                info.normalisation, info.resize, info.orientation, info.selection, info.seed, info.val_fraction);
     if (!info.split_method.empty()) fmt::print("  split: {}\n", info.split_method);

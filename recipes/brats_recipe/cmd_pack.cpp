@@ -5,6 +5,7 @@
 #include "brats_recipe/data_summary.h"
 #include "strata/core/log.h"
 #include "strata/core/progress.h"
+#include "strata/dataprep/brats_slices.h"
 #include "strata/dataprep/packer.h"
 
 #include <optional>
@@ -46,8 +47,12 @@ void add_pack_command(CLI::App& app, Cli& cli) {
                s.cases, o->out_path, o->size, o->size, s.workers, s.seconds, per_case,
                s.case_seconds / static_cast<double>(s.cases));
     std::vector<SplitRow> rows;
-    for (const auto& split : s.splits) rows.push_back({split.name, split.cases, split.slices, split.class_voxels});
-    core::info("pack: cases, slices and pixel fraction of each class per split:\n{}", split_table(rows));
+    for (const auto& split : s.splits) {
+      rows.push_back({split.name, split.cases, split.slices, {split.class_voxels.begin(), split.class_voxels.end()}});
+    }
+    const auto& names = dataprep::brats_slices::kClassNames;
+    const std::vector<std::string> classes(names.begin(), names.end());
+    core::info("pack: cases, slices and pixel fraction of each class per split:\n{}", split_table(classes, rows));
     core::info("pack: {} slices, {} ({} per slice)", s.slices, human_bytes(static_cast<double>(s.bytes)),
                human_bytes(s.slices > 0 ? static_cast<double>(s.bytes) / static_cast<double>(s.slices) : 0.0));
   });

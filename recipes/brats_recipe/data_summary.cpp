@@ -1,18 +1,17 @@
 // Text tables of the data commands (see data_summary.h).
 #include "brats_recipe/data_summary.h"
 
-#include "strata/data/format.h"
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace strata::recipes {
 
-std::string split_table(const std::vector<SplitRow>& rows) {
-  namespace format = data::format;
+std::string split_table(const std::vector<std::string>& class_names, const std::vector<SplitRow>& rows) {
   std::string out = fmt::format("  {:<6} {:>6} {:>8}", "split", "cases", "slices");
-  for (const char* name : format::kClassNames) out += fmt::format("  {:>16}", name);
+  for (const auto& name : class_names) out += fmt::format("  {:>16}", name);
   out += "\n";
-  SplitRow total{"total", 0, 0, {}};
+  SplitRow total{"total", 0, 0, std::vector<int64_t>(class_names.size())};
   auto line = [&](const SplitRow& r) {
     int64_t pixels = 0;
     for (int64_t v : r.class_voxels) pixels += v;
@@ -26,7 +25,7 @@ std::string split_table(const std::vector<SplitRow>& rows) {
     out += line(r);
     total.cases += r.cases;
     total.slices += r.slices;
-    for (size_t c = 0; c < r.class_voxels.size(); ++c) total.class_voxels[c] += r.class_voxels[c];
+    for (size_t c = 0; c < std::min(r.class_voxels.size(), class_names.size()); ++c) total.class_voxels[c] += r.class_voxels[c];
   }
   return out + line(total);
 }

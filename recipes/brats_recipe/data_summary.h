@@ -2,7 +2,6 @@
 // fraction of each class per split.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -13,12 +12,12 @@ struct SplitRow {
   std::string name;                       // train | val
   int64_t cases = 0;
   int64_t slices = 0;
-  std::array<int64_t, 4> class_voxels{};  // pixels per stored class
+  std::vector<int64_t> class_voxels;      // pixels per stored class
 };
 
 // "  split  cases  slices  background  necrotic core  edema  enhancing tumour\n  train ..."
-// with fractions of each split's pixels, and a total row.
-std::string split_table(const std::vector<SplitRow>& rows);
+// with fractions of each split's pixels, and a total row; one column per class name.
+std::string split_table(const std::vector<std::string>& class_names, const std::vector<SplitRow>& rows);
 
 // "1.2 MB", "512.0 KB": bytes for people.
 std::string human_bytes(double bytes);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # brats_recipe train / finetune / bench as users run them under mpirun: checkpoints and
 # metrics appear, a real SIGUSR1 makes every rank checkpoint and exit 0, --resume picks
-# it up, and bad input (another config, a missing --from, too many ranks) fails clearly.
+# it up, and bad input (another config, a missing --from, a model that does not fit the
+# file, too many ranks) fails clearly.
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
 R="$SOURCE_DIR/recipes/cpu_smoke.yaml"
@@ -65,6 +66,13 @@ expect_rc 0; expect_log "initialised the model from $OUT/run/best.pt"; expect_lo
 expect_log "widths [4, 8, 16]"; expect_log "train.amp: fp16 needs a GPU"
 run finetune_missing $MPI_LAUNCH2 "$B" finetune --config "$R" --set "data.path=$D" --from "$OUT/none.pt"
 expect_nonzero; expect_log "checkpoint '$OUT/none.pt' does not exist"
+
+# A model that does not fit the file's slices: the task names the key and the file.
+run channels "$B" train "${common[@]}" --set "run.dir=$OUT/channels" --set model.in_channels=3
+expect_nonzero; expect_log "'model.in_channels' = 3, but the slices of '$D' have 4 channels (t1, t1ce, t2, flair)"
+run classes "$B" train "${common[@]}" --set "run.dir=$OUT/classes" --set model.num_classes=5
+expect_nonzero
+expect_log "'model.num_classes' = 5, but the label map of '$D' has 4 classes (background, necrotic core, edema, enhancing tumour)"
 
 # More ranks than batches: a clear error at start-up on 3 ranks, not a hang.
 run too_many $MPI_LAUNCH3 "$B" train "${common[@]}" --set "run.dir=$OUT/big" --set data.batch_size=4096

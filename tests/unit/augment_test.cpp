@@ -168,6 +168,31 @@ TEST(Augment, IntensityAndNoiseChangeImagesNotLabels) {
   EXPECT_LT((im - images).abs().mean().item<float>(), 0.5f);  // small changes
 }
 
+// Any channel count: each channel c becomes x * gain[c] + shift[c] with the sample's
+// drawn values. Up to 4 channels draw the stream they always drew (the first gains and
+// shifts of a 4-channel draw); more channels draw more, so only the first sample's
+// first 4 gains are those of a 4-channel draw.
+TEST(Augment, IntensityTakesAnyNumberOfChannels) {
+  Augment aug(only(0, 0, 0, 0, 1.0), 5, 1);
+  const auto four = aug.draw(2, 3, 8, 8), two = aug.draw(2, 3, 8, 8, 2), six = aug.draw(2, 3, 8, 8, 6);
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(four[i].gain.size(), 4u);
+    ASSERT_EQ(six[i].gain.size(), 6u);
+    EXPECT_EQ(two[i].gain, std::vector<float>(four[i].gain.begin(), four[i].gain.begin() + 2));
+    EXPECT_EQ(two[i].shift, std::vector<float>(four[i].shift.begin(), four[i].shift.begin() + 2));
+  }
+  EXPECT_EQ(std::vector<float>(six[0].gain.begin(), six[0].gain.begin() + 4), four[0].gain);
+  at::Tensor images = at::rand({3, 6, 8, 8}), labels = at::zeros({3, 8, 8}, at::kLong);
+  at::Tensor im = images.clone();
+  aug.apply(im, labels, 2);
+  for (size_t i = 0; i < 3; ++i) {
+    for (size_t c = 0; c < 6; ++c) {
+      at::Tensor want = images[i][c] * six[i].gain[c] + six[i].shift[c];
+      EXPECT_TRUE(at::equal(im[i][c], want)) << "sample " << i << " channel " << c;
+    }
+  }
+}
+
 TEST(Augment, DeterministicGivenSeedRankAndStep) {
   // Not a structured binding: C++17 lambdas cannot capture those (clang refuses).
   const auto batch = encoded_batch(8, 32, 32);

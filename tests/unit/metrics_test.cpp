@@ -17,6 +17,13 @@ namespace {
 
 // Slice A (3x4). Pairs (truth, pred) give, by hand, the confusion matrix
 //   truth 0: [3, 1, 0, 0]   truth 1: [0, 2, 1, 0]   truth 2: [0, 0, 3, 0]   truth 3: [1, 0, 0, 1]
+// Regions to score: BraTS's (WT, TC, ET over stored classes 1..3), written out here as
+// any task would give them (nn knows no task's regions).
+const std::vector<Region>& regions() {
+  static const std::vector<Region> all{{"WT", {1, 2, 3}}, {"TC", {1, 3}}, {"ET", {3}}};
+  return all;
+}
+
 torch::Tensor truth_a() { return torch::tensor({0, 0, 1, 1, 0, 2, 2, 1, 3, 3, 2, 0}, torch::kLong).view({1, 3, 4}); }
 torch::Tensor pred_a() { return torch::tensor({0, 1, 1, 1, 0, 2, 2, 2, 3, 0, 2, 0}, torch::kLong).view({1, 3, 4}); }
 // Slice B: all background, one pixel predicted as class 1.
@@ -96,22 +103,16 @@ TEST(MetricsTest, SliceMeanAndGlobalOverTwoSlices) {
   expect_scores(global.iou, {14.0 / 17, 2.0 / 5, 3.0 / 4, 1.0 / 2}, "global iou");
 }
 
-TEST(MetricsTest, BratsRegionsOfTheHandWorkedSlice) {
-  const auto& regions = brats_regions();
-  ASSERT_EQ(regions.size(), 3u);
-  EXPECT_EQ(regions[0].name, "WT");
-  EXPECT_EQ(regions[0].labels, (std::vector<int64_t>{1, 2, 3}));
-  EXPECT_EQ(regions[1].labels, (std::vector<int64_t>{1, 3}));
-  EXPECT_EQ(regions[2].labels, (std::vector<int64_t>{3}));
+TEST(MetricsTest, RegionsOfTheHandWorkedSlice) {
   torch::Tensor m = confusion_matrix(pred_a(), truth_a(), 4);
   // WT: TP = truth and pred in {1,2,3} = 3 + 3 + 1; FP = truth 0, pred in WT = 1;
   // FN = truth in WT, pred 0 = 1.
-  Counts wt = region_counts(m, regions[0]);
+  Counts wt = region_counts(m, regions()[0]);
   EXPECT_EQ(wt.tp, 7);
   EXPECT_EQ(wt.fp, 1);
   EXPECT_EQ(wt.fn, 1);
   // TC = {1,3}: TP M11 + M33 = 3; FP M01 = 1; FN M12 + M30 = 2.
-  Counts tc = region_counts(m, regions[1]);
+  Counts tc = region_counts(m, regions()[1]);
   EXPECT_EQ(tc.tp, 3);
   EXPECT_EQ(tc.fp, 1);
   EXPECT_EQ(tc.fn, 2);
@@ -126,7 +127,7 @@ TEST(MetricsTest, PerCaseAccumulationAndRegions) {
   EXPECT_EQ(acc.case_pixels(1), 12);
   EXPECT_EQ(acc.case_pixels(2), 0);
   EXPECT_TRUE(torch::equal(acc.case_confusion(1), confusion_matrix(pred_a(), truth_a(), 4)));
-  auto one = acc.case_region_dice(brats_regions(), EmptyPolicy::kOne);
+  auto one = acc.case_region_dice(regions(), EmptyPolicy::kOne);
   ASSERT_EQ(one.size(), 3u);
   // Case 1: WT 2*7/(14+1+1), TC 2*3/(6+1+2), ET 2*1/(2+0+1).
   expect_scores(one[1], {14.0 / 16, 6.0 / 9, 2.0 / 3}, "case 1");
@@ -134,7 +135,7 @@ TEST(MetricsTest, PerCaseAccumulationAndRegions) {
   // not in ET (both empty: 1).
   expect_scores(one[0], {0, 0, 1}, "case 0 one");
   expect_scores(one[2], {kNaN, kNaN, kNaN}, "case 2");
-  auto excl = acc.case_region_dice(brats_regions(), EmptyPolicy::kExclude);
+  auto excl = acc.case_region_dice(regions(), EmptyPolicy::kExclude);
   expect_scores(excl[0], {kNaN, kNaN, kNaN}, "case 0 exclude");
   // Batches accumulate: adding slice A again to case 1 doubles its counts.
   acc.add(pred_a(), truth_a(), {1});

@@ -8,6 +8,7 @@
 #include "strata/data/h5.h"
 #include "strata/data/slice_store.h"
 
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -15,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <numeric>
 #include <thread>
 
 namespace strata::data {
@@ -83,6 +86,105 @@ TEST(SliceStore, ValidatesAndExposesMetadata) {
   std::string why = error_of([&] { s.split("test"); });
   EXPECT_NE(why.find("no split 'test'"), std::string::npos) << why;
   EXPECT_NE(s.describe_slice(0).find("case BraTS2021_0000"), std::string::npos);
+}
+
+// The tiny file as another writer might have packed it (format version 2, whose
+// metadata carries no checksum to recompute): "strata.test.slices", 3 channels (the
+// first 3 of each slice), 5 classes (a fifth with no pixels) and splits "fold0" and
+// "fold1" (the former train and val).
+std::string make_generic(const std::string& name) {
+  const std::string path = test::temp_dir("generic_" + name) + "/packed.h5";
+  test::copy_file(test::tiny_packed(), path);
+  test::make_version2(path);
+  at::Tensor three;
+  std::map<std::string, std::vector<int64_t>> voxels;
+  {
+    SliceStore four(path);  // closed before the file is opened for writing
+    at::Tensor images = at::empty({four.num_slices(), 4, four.height(), four.width()}, at::kHalf);
+    std::vector<int64_t> all(static_cast<size_t>(four.num_slices()));
+    std::iota(all.begin(), all.end(), 0);
+    four.read_into(all, images, at::Tensor());
+    three = images.narrow(1, 0, 3).contiguous();
+    for (const char* split : {"train", "val"}) voxels[split] = four.split_info(split).class_voxels;
+  }
+  h5::Lock lock;
+  h5::Handle file = h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
+  H5Ldelete(file.get(), format::kImages, H5P_DEFAULT);
+  std::vector<hsize_t> dims{static_cast<hsize_t>(three.size(0)), 3, static_cast<hsize_t>(three.size(2)),
+                            static_cast<hsize_t>(three.size(3))};
+  std::vector<hsize_t> chunk{1, 3, dims[2], dims[3]};
+  h5::Handle space = h5::make<core::IoError>(H5Screate_simple(4, dims.data(), nullptr), H5Sclose, path);
+  h5::Handle dcpl = h5::make<core::IoError>(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, path);
+  H5Pset_chunk(dcpl.get(), 4, chunk.data());
+  H5Pset_fletcher32(dcpl.get());
+  h5::Handle half = h5::float16_type();
+  h5::Handle ds = h5::make<core::IoError>(H5Dcreate2(file.get(), format::kImages, half.get(), space.get(),
+                                                     H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose, path);
+  h5::check<core::IoError>(H5Dwrite(ds.get(), half.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, three.data_ptr()), path);
+  h5::write_attr(file.get(), format::kAttrFormat, std::string("strata.test.slices"));
+  h5::write_attr(file.get(), format::kAttrModalities, std::vector<std::string>{"a", "b", "c"});
+  h5::write_attr(file.get(), format::kAttrClassNames, std::vector<std::string>{"k0", "k1", "k2", "k3", "k4"});
+  h5::write_attr(file.get(), format::kAttrLabelValues, std::vector<int64_t>{0, 1, 2, 3, 4});
+  for (const auto& [from, to] : {std::pair{"train", "fold0"}, std::pair{"val", "fold1"}}) {
+    voxels[from].push_back(0);
+    const std::string src = fmt::format("{}/{}", format::kSplits, from), dst = fmt::format("{}/{}", format::kSplits, to);
+    H5Lmove(file.get(), src.c_str(), file.get(), dst.c_str(), H5P_DEFAULT, H5P_DEFAULT);
+    h5::Handle split = h5::make<core::IoError>(H5Dopen2(file.get(), dst.c_str(), H5P_DEFAULT), H5Dclose, path);
+    h5::write_attr(split.get(), format::kAttrSplitClassVoxels, voxels[from]);
+  }
+  return path;
+}
+
+TEST(SliceStore, ChannelsClassesAndSplitsAreTheFiles) {
+  const std::string path = make_generic("generic");
+  SliceStore four(test::tiny_packed());
+  for (ReadPath p : {ReadPath::kDirect, ReadPath::kHdf5}) {
+    SliceStore s(path, with(p));
+    EXPECT_EQ(s.info().format, "strata.test.slices");
+    EXPECT_EQ(s.channels(), 3);
+    EXPECT_EQ(s.image_bytes(), 2 * 3 * s.height() * s.width());
+    EXPECT_EQ(s.num_classes(), 5);
+    EXPECT_EQ(s.info().modalities, (std::vector<std::string>{"a", "b", "c"}));
+    EXPECT_EQ(s.split_names(), (std::vector<std::string>{"fold0", "fold1"}));
+    EXPECT_EQ(s.split("fold1"), four.split("val"));
+    EXPECT_EQ(s.split_info("fold0").class_voxels.size(), 5u);
+    const std::vector<int64_t> idx{3, 0, 3};
+    at::Tensor got = at::empty({3, 3, s.height(), s.width()}, at::kFloat);
+    at::Tensor want = at::empty({3, 4, s.height(), s.width()}, at::kFloat);
+    s.read_into(idx, got, at::Tensor());
+    four.read_into(idx, want, at::Tensor());
+    EXPECT_TRUE(at::equal(got, want.narrow(1, 0, 3)));
+    EXPECT_EQ(s.verify().chunks, 2 * s.num_slices());  // recounts 5 classes per split
+  }
+}
+
+TEST(SliceStore, ChannelNamesMustMatchTheImages) {
+  const std::string path = make_generic("four_names");
+  {
+    h5::Lock lock;
+    h5::Handle file = h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
+    h5::write_attr(file.get(), format::kAttrModalities, std::vector<std::string>{"a", "b", "c", "d"});
+  }
+  std::string why = error_of([&] { SliceStore s(path); });
+  EXPECT_NE(why.find("root attribute 'modalities' names 4 channels [a, b, c, d], but /images holds 3"),
+            std::string::npos) << why;
+  {
+    h5::Lock lock;
+    h5::Handle file = h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
+    h5::write_attr(file.get(), format::kAttrModalities, std::vector<std::string>{"a", "b", "c"});
+    h5::write_attr(file.get(), format::kAttrLabelValues, std::vector<int64_t>{0, 1, 2, 3});
+  }
+  why = error_of([&] { SliceStore s(path); });
+  EXPECT_NE(why.find("the label map has 5 class names ('class_names') and 4 source values"), std::string::npos)
+      << why;
+  {
+    h5::Lock lock;
+    h5::Handle file = h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
+    h5::write_attr(file.get(), format::kAttrFormat, std::string("strata.slices"));
+  }
+  why = error_of([&] { SliceStore s(path); });
+  EXPECT_NE(why.find("root attribute 'format' is 'strata.slices', not 'strata.<content>.slices'"), std::string::npos)
+      << why;
 }
 
 TEST(SliceStore, DirectAndHdf5PathsReadTheSameBytesInAnyOrder) {

@@ -134,12 +134,11 @@ void apply_affine(const std::vector<SampleAugment>& params, at::Tensor& images, 
 
 void apply_intensity(const std::vector<SampleAugment>& params, at::Tensor& images) {
   const int64_t b = images.size(0), c = images.size(1);
-  STRATA_CHECK(c <= 4, "augment: intensity changes take at most 4 channels, got {}", c);
   std::vector<float> gain, shift;
   for (const auto& p : params) {
-    for (int64_t ch = 0; ch < c; ++ch) {
-      gain.push_back(p.gain[static_cast<size_t>(ch)]);
-      shift.push_back(p.shift[static_cast<size_t>(ch)]);
+    for (size_t ch = 0; ch < static_cast<size_t>(c); ++ch) {
+      gain.push_back(p.gain.empty() ? 1.0f : p.gain.at(ch));
+      shift.push_back(p.shift.empty() ? 0.0f : p.shift.at(ch));
     }
   }
   const c10::Device dev = images.device();
@@ -159,7 +158,7 @@ bool Augment::active() const {
                        (c.noise_prob > 0 && c.noise_std > 0));
 }
 
-std::vector<SampleAugment> Augment::draw(int64_t step, int64_t batch, int64_t h, int64_t w) const {
+std::vector<SampleAugment> Augment::draw(int64_t step, int64_t batch, int64_t h, int64_t w, int64_t channels) const {
   const AugmentConfig& c = config_;
   Rng rng(batch_key(seed_, rank_, step, 1));
   std::vector<SampleAugment> out(static_cast<size_t>(std::max<int64_t>(batch, 0)));
@@ -171,11 +170,15 @@ std::vector<SampleAugment> Augment::draw(int64_t step, int64_t batch, int64_t h,
     const double u_rot = rng.uniform(), angle = rng.uniform(-c.rotate_deg, c.rotate_deg);
     const double u_scale = rng.uniform(), scale = rng.uniform(1.0 - c.scale_range, 1.0 + c.scale_range);
     const double u_int = rng.uniform();
-    std::array<float, 4> gain{}, shift{};
-    for (size_t ch = 0; ch < 4; ++ch) {
-      gain[ch] = static_cast<float>(1.0 + rng.uniform(-c.intensity_scale, c.intensity_scale));
-      shift[ch] = static_cast<float>(rng.uniform(-c.intensity_shift, c.intensity_shift));
+    // At least 4 pairs (the stream of every version before any channel count), then
+    // the first `channels` are used.
+    std::vector<float> gain, shift;
+    for (int64_t ch = 0; ch < std::max<int64_t>(channels, 4); ++ch) {
+      gain.push_back(static_cast<float>(1.0 + rng.uniform(-c.intensity_scale, c.intensity_scale)));
+      shift.push_back(static_cast<float>(rng.uniform(-c.intensity_shift, c.intensity_shift)));
     }
+    gain.resize(static_cast<size_t>(std::max<int64_t>(channels, 0)));
+    shift.resize(gain.size());
     const double u_noise = rng.uniform();
     if (!c.enabled) continue;
     s.flip_h = u_h < c.flip_prob;
@@ -183,7 +186,7 @@ std::vector<SampleAugment> Augment::draw(int64_t step, int64_t batch, int64_t h,
     if (u_r90 < c.rot90_prob) s.rot90 = h == w ? static_cast<int>(k) : 2;  // odd turns change a non-square shape
     if (u_rot < c.rotate_prob && c.rotate_deg > 0) s.angle_deg = angle;
     if (u_scale < c.scale_prob && c.scale_range > 0) s.scale = scale;
-    if (u_int < c.intensity_prob) s.gain = gain, s.shift = shift;
+    if (u_int < c.intensity_prob) s.gain = std::move(gain), s.shift = std::move(shift);
     if (u_noise < c.noise_prob) s.noise_std = c.noise_std;
   }
   return out;
@@ -201,15 +204,12 @@ void Augment::apply(at::Tensor& images, at::Tensor& labels, int64_t step) const 
                c10::toString(images.scalar_type()));
   const int64_t b = images.size(0);
   if (b == 0) return;
-  const std::vector<SampleAugment> params = draw(step, b, images.size(2), images.size(3));
+  const std::vector<SampleAugment> params = draw(step, b, images.size(2), images.size(3), images.size(1));
   auto any = [&](auto pred) { return std::any_of(params.begin(), params.end(), pred); };
 
   if (any([](const SampleAugment& p) { return p.discrete(); })) apply_discrete(params, images, labels);
   if (any([](const SampleAugment& p) { return p.affine(); })) apply_affine(params, images, labels);
-  if (any([](const SampleAugment& p) { return p.gain != std::array<float, 4>{1, 1, 1, 1} ||
-                                              p.shift != std::array<float, 4>{0, 0, 0, 0}; })) {
-    apply_intensity(params, images);
-  }
+  if (any([](const SampleAugment& p) { return p.intensity(); })) apply_intensity(params, images);
   if (any([](const SampleAugment& p) { return p.noise_std > 0; })) {
     std::vector<float> stds;
     for (const auto& p : params) stds.push_back(static_cast<float>(p.noise_std));

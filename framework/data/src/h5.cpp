@@ -224,4 +224,23 @@ std::vector<hsize_t> dims_of(hid_t dataset) {
   return dims;
 }
 
+std::vector<std::string> member_names(hid_t group, const std::string& where) {
+  H5G_info_t info{};
+  check<DataError>(H5Gget_info(group, &info), where + ": cannot list the group");
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    auto name_of = [&](char* buf, size_t size) {
+      return H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, buf, size, H5P_DEFAULT);
+    };
+    const ssize_t len = name_of(nullptr, 0);
+    std::string name(static_cast<size_t>(std::max<ssize_t>(len, 0)) + 1, '\0');
+    if (len < 0 || name_of(name.data(), name.size()) != len) {
+      check<DataError>(-1, fmt::format("{}: cannot read the name of member {}", where, i));
+    }
+    name.resize(static_cast<size_t>(len));
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
 }  // namespace strata::data::h5

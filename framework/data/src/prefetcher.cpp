@@ -30,7 +30,7 @@ namespace {
 
 // One batch's host buffers, and what a reader made of them.
 struct Slot {
-  at::Tensor images;          // float16 [rows, 4, H, W]; pinned when delivering to CUDA
+  at::Tensor images;          // float16 [rows, channels, H, W]; pinned when delivering to CUDA
   at::Tensor labels;          // uint8 [rows, H, W]
   Batch batch;                // CPU: the finished batch; CUDA: its metadata
   std::exception_ptr error;   // the reader's failure, delivered in order
@@ -103,7 +103,7 @@ void Prefetcher::Impl::allocate(int64_t rows) {
   auto opts = at::TensorOptions().pinned_memory(cuda);
   for (int i = 0; i < o.depth; ++i) {
     auto slot = std::make_unique<Slot>();
-    slot->images = at::empty({rows, SliceStore::kChannels, h, w}, opts.dtype(at::kHalf));
+    slot->images = at::empty({rows, store->channels(), h, w}, opts.dtype(at::kHalf));
     slot->labels = at::empty({rows, h, w}, opts.dtype(at::kByte));
     slots.push_back(std::move(slot));
   }

@@ -59,6 +59,8 @@ struct SliceStore::Impl {
   StoreInfo info;
   int64_t file_bytes = 0;
   int64_t n = 0, h = 0, w = 0;
+  int64_t channels = 0;  // per slice
+  int64_t classes = 0;   // of the label map
   std::vector<std::string> cases;
   std::vector<CaseSource> sources;  // format version 2; empty for version 1
   std::vector<int32_t> slice_case, slice_z;
@@ -96,6 +98,8 @@ struct SliceStore::Impl {
   std::vector<T> read_array(const char* name, hid_t mem_type, std::vector<int64_t> shape) const;
   std::vector<std::string> read_names(const char* name) const;
   void check_unique_names() const;
+  void check_channel_names() const;
+  std::vector<std::string> split_names_in_file() const;
   void read_splits();
   void read_case_sources();
   ChunkTable chunk_table(hid_t dataset, const char* name, uint64_t payload) const;
@@ -136,11 +140,13 @@ void SliceStore::Impl::open(SliceStoreOptions options) {
   labels = open_dataset(format::kLabels);
   auto idims = h5::dims_of(images.get());
   auto ldims = h5::dims_of(labels.get());
-  if (idims.size() != 4 || idims[1] != format::kChannels) {
-    STRATA_THROW(DataError, "{}: dataset /{} must have shape [N, 4, H, W], has {}", path, format::kImages,
+  if (idims.size() != 4 || idims[1] < 1) {
+    STRATA_THROW(DataError, "{}: dataset /{} must have shape [N, channels, H, W], has {}", path, format::kImages,
                  fmt::join(idims, " x "));
   }
   n = static_cast<int64_t>(idims[0]);
+  channels = static_cast<int64_t>(idims[1]);
+  check_channel_names();
   h = static_cast<int64_t>(idims[2]);
   w = static_cast<int64_t>(idims[3]);
   if (ldims != std::vector<hsize_t>{idims[0], idims[2], idims[3]}) {
@@ -164,7 +170,7 @@ void SliceStore::Impl::open(SliceStoreOptions options) {
       STRATA_THROW(DataError, "{}: dataset /{} must hold 8-bit integers", path, format::kLabels);
     }
   }
-  check_layout(images.get(), format::kImages, {1, format::kChannels, idims[2], idims[3]});
+  check_layout(images.get(), format::kImages, {1, idims[1], idims[2], idims[3]});
   check_layout(labels.get(), format::kLabels, {1, idims[2], idims[3]});
 
   slice_case = read_vector<int32_t>(format::kSliceCase, H5T_NATIVE_INT32, n);
@@ -183,7 +189,7 @@ void SliceStore::Impl::open(SliceStoreOptions options) {
 
   // Both read paths: the chunk index must list every slice once, where the direct
   // path will read it; a damaged index entry otherwise reads as zeros through HDF5.
-  image_chunks = chunk_table(images.get(), format::kImages, static_cast<uint64_t>(n > 0 ? 2 * 4 * h * w : 0));
+  image_chunks = chunk_table(images.get(), format::kImages, static_cast<uint64_t>(n > 0 ? 2 * channels * h * w : 0));
   label_chunks = chunk_table(labels.get(), format::kLabels, static_cast<uint64_t>(h * w));
   read_path = options.read_path;
   if (read_path == ReadPath::kDirect && !direct_possible) read_path = ReadPath::kHdf5;
@@ -223,20 +229,22 @@ void SliceStore::Impl::check_metadata_checksum() const {
 }
 
 void SliceStore::Impl::read_info() {
-  if (h5::read_string_attr(file.get(), format::kAttrFormat, path) != format::kFormatName) {
-    STRATA_THROW(DataError, "{}: not a Strata slice file (root attribute '{}' is not '{}'); pack one with "
-                 "`brats_recipe pack`", path, format::kAttrFormat, format::kFormatName);
+  info.format = h5::read_string_attr(file.get(), format::kAttrFormat, path);
+  const std::string_view name = info.format, prefix = format::kFormatPrefix, suffix = format::kFormatSuffix;
+  if (name.size() <= prefix.size() + suffix.size() || name.substr(0, prefix.size()) != prefix ||
+      name.substr(name.size() - suffix.size()) != suffix) {
+    STRATA_THROW(DataError, "{}: not a Strata slice file (root attribute '{}' is '{}', not '{}<content>{}'); pack "
+                 "one with `brats_recipe pack`", path, format::kAttrFormat, info.format, prefix, suffix);
   }
   info.modalities = h5::read_strings_attr(file.get(), format::kAttrModalities, path);
-  std::vector<std::string> expected(format::kModalities.begin(), format::kModalities.end());
-  if (info.modalities != expected) {
-    STRATA_THROW(DataError, "{}: modalities [{}], expected [{}]", path, fmt::join(info.modalities, ", "),
-                 fmt::join(expected, ", "));
-  }
   info.class_names = h5::read_strings_attr(file.get(), format::kAttrClassNames, path);
   info.label_source_values = h5::read_ints_attr(file.get(), format::kAttrLabelValues, path);
-  if (info.label_source_values.size() != format::kNumClasses || info.class_names.size() != format::kNumClasses) {
-    STRATA_THROW(DataError, "{}: the label map must have {} classes", path, format::kNumClasses);
+  // Stored labels are uint8 class indices: 1 to 256 classes.
+  classes = static_cast<int64_t>(info.class_names.size());
+  if (classes < 1 || classes > 256 || info.label_source_values.size() != info.class_names.size()) {
+    STRATA_THROW(DataError, "{}: the label map has {} class names ('{}') and {} source values ('{}'); it needs one "
+                 "of each per class, 1 to 256 classes", path, info.class_names.size(), format::kAttrClassNames,
+                 info.label_source_values.size(), format::kAttrLabelValues);
   }
   info.normalisation = h5::read_string_attr(file.get(), format::kAttrNormalisation, path);
   info.resize = h5::read_string_attr(file.get(), format::kAttrResize, path);
@@ -396,23 +404,45 @@ void SliceStore::Impl::read_case_sources() {
   }
 }
 
+// Root attribute `modalities` names each channel of /images.
+void SliceStore::Impl::check_channel_names() const {
+  if (static_cast<int64_t>(info.modalities.size()) != channels) {
+    STRATA_THROW(DataError, "{}: root attribute '{}' names {} channels [{}], but /{} holds {}", path,
+                 format::kAttrModalities, info.modalities.size(), fmt::join(info.modalities, ", "), format::kImages,
+                 channels);
+  }
+}
+
+// The members of /splits, in name order: the splits are the writer's.
+std::vector<std::string> SliceStore::Impl::split_names_in_file() const {
+  if (H5Lexists(file.get(), format::kSplits, H5P_DEFAULT) <= 0) {
+    h5::error_text();
+    STRATA_THROW(DataError, "{}: group /{} is missing", path, format::kSplits);
+  }
+  const std::string where = fmt::format("{}: group /{}", path, format::kSplits);
+  h5::Handle group = h5::make<DataError>(H5Gopen2(file.get(), format::kSplits, H5P_DEFAULT), H5Gclose, where);
+  std::vector<std::string> names = h5::member_names(group.get(), where);
+  if (names.empty()) STRATA_THROW(DataError, "{} holds no split", where);
+  return names;
+}
+
 void SliceStore::Impl::read_splits() {
+  const std::vector<std::string> names = split_names_in_file();
   std::vector<int> split_of_case(cases.size(), -1);
-  for (size_t s = 0; s < format::kSplitNames.size(); ++s) {
-    std::string name = fmt::format("{}/{}", format::kSplits, format::kSplitNames[s]);
+  for (size_t s = 0; s < names.size(); ++s) {
+    std::string name = fmt::format("{}/{}", format::kSplits, names[s]);
     h5::Handle ds = open_dataset(name.c_str());
     auto dims = h5::dims_of(ds.get());
     if (dims.size() != 1) STRATA_THROW(DataError, "{}: dataset /{} must be a list of slice indices", path, name);
     SplitInfo split;
-    split.name = format::kSplitNames[s];
+    split.name = names[s];
     split.slices = read_vector<int64_t>(name.c_str(), H5T_NATIVE_INT64, static_cast<int64_t>(dims[0]));
     split.cases = h5::read_int_attr(ds.get(), format::kAttrSplitCases, path + ":/" + name);
-    auto voxels = h5::read_ints_attr(ds.get(), format::kAttrSplitClassVoxels, path + ":/" + name);
-    if (voxels.size() != split.class_voxels.size()) {
+    split.class_voxels = h5::read_ints_attr(ds.get(), format::kAttrSplitClassVoxels, path + ":/" + name);
+    if (static_cast<int64_t>(split.class_voxels.size()) != classes) {
       STRATA_THROW(DataError, "{}: /{} attribute '{}' must hold {} counts", path, name,
-                   format::kAttrSplitClassVoxels, split.class_voxels.size());
+                   format::kAttrSplitClassVoxels, classes);
     }
-    std::copy(voxels.begin(), voxels.end(), split.class_voxels.begin());
     std::set<int32_t> split_cases;
     for (size_t k = 0; k < split.slices.size(); ++k) {
       int64_t i = split.slices[k];
@@ -424,7 +454,7 @@ void SliceStore::Impl::read_splits() {
       int& owner = split_of_case[static_cast<size_t>(c)];
       if (owner >= 0 && owner != static_cast<int>(s)) {
         STRATA_THROW(DataError, "{}: case {} has slices in both '{}' and '{}'; splits must be by case", path,
-                     cases[static_cast<size_t>(c)], format::kSplitNames[static_cast<size_t>(owner)], split.name);
+                     cases[static_cast<size_t>(c)], names[static_cast<size_t>(owner)], split.name);
       }
       owner = static_cast<int>(s);
       split_cases.insert(c);
@@ -603,14 +633,14 @@ void SliceStore::Impl::read_hdf5(hid_t dataset, hid_t mem_type, const char* name
 
 void SliceStore::Impl::check_labels(const uint8_t* labels, const int64_t* idx, int64_t count) const {
   const auto plane = static_cast<size_t>(h * w);
+  const int64_t top = classes - 1;  // the largest valid label
   for (int64_t k = 0; k < count; ++k) {
     const uint8_t* p = labels + static_cast<size_t>(k) * plane;
-    uint8_t any = 0;
-    for (size_t i = 0; i < plane; ++i) any |= p[i];  // all values are < 4 iff no bit above 1 is set
-    if (any & ~uint8_t{3}) {
-      auto bad = *std::find_if(p, p + plane, [](uint8_t v) { return v > 3; });
+    uint8_t most = 0;
+    for (size_t i = 0; i < plane; ++i) most = std::max(most, p[i]);  // one vectorised pass
+    if (most > top) {
       STRATA_THROW(DataError, "{}: /{} {} holds label {}, outside the label map 0..{}", path, format::kLabels,
-                   describe(idx[k]), bad, format::kNumClasses - 1);
+                   describe(idx[k]), *std::find_if(p, p + plane, [&](uint8_t v) { return v > top; }), top);
     }
   }
 }
@@ -629,7 +659,9 @@ int64_t SliceStore::file_bytes() const { return impl_->file_bytes; }
 int64_t SliceStore::num_slices() const { return impl_->n; }
 int64_t SliceStore::height() const { return impl_->h; }
 int64_t SliceStore::width() const { return impl_->w; }
-int64_t SliceStore::image_bytes() const { return 2 * kChannels * impl_->h * impl_->w; }
+int64_t SliceStore::channels() const { return impl_->channels; }
+int64_t SliceStore::num_classes() const { return impl_->classes; }
+int64_t SliceStore::image_bytes() const { return 2 * impl_->channels * impl_->h * impl_->w; }
 int64_t SliceStore::label_bytes() const { return impl_->h * impl_->w; }
 int64_t SliceStore::num_cases() const { return static_cast<int64_t>(impl_->cases.size()); }
 const std::vector<std::string>& SliceStore::case_names() const { return impl_->cases; }
@@ -710,7 +742,7 @@ void SliceStore::read_into(const std::vector<int64_t>& indices, at::Tensor image
   c10::Half* image_ptr = nullptr;
   uint8_t* label_ptr = nullptr;
   if (images.defined()) {
-    check(images, {n, kChannels, height(), width()}, at::kHalf, at::kFloat, "images");
+    check(images, {n, channels(), height(), width()}, at::kHalf, at::kFloat, "images");
     half = images.scalar_type() == at::kHalf ? images : at::empty(images.sizes(), images.options().dtype(at::kHalf));
     image_ptr = half.data_ptr<c10::Half>();
   }
@@ -734,7 +766,7 @@ VerifyReport SliceStore::verify(const std::function<void(int64_t, int64_t)>& pro
   for (size_t s = 0; s < m.splits.size(); ++s) {
     for (int64_t i : m.splits[s].slices) split_of[static_cast<size_t>(i)] = static_cast<int>(s);
   }
-  std::vector<std::array<int64_t, 4>> counts(m.splits.size(), std::array<int64_t, 4>{});
+  std::vector<std::vector<int64_t>> counts(m.splits.size(), std::vector<int64_t>(static_cast<size_t>(m.classes)));
   std::vector<c10::Half> image(static_cast<size_t>(image_bytes() / 2));
   std::vector<uint8_t> label(static_cast<size_t>(label_bytes()));
   for (int64_t i = 0; i < m.n; ++i) {

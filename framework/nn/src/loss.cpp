@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <mutex>
 #include <numeric>
 
 namespace strata::nn {
@@ -226,46 +227,88 @@ std::vector<double> resolve_weights(const LossConfig& config, int64_t classes, c
   return w;
 }
 
+std::unique_ptr<Loss> build_multi_dice(const LossConfig& c, int64_t classes) {
+  auto w = resolve_weights(c, classes, std::vector<double>(static_cast<size_t>(classes), 1.0));
+  return std::make_unique<DiceLoss>("multi_dice", w, c.smooth, c.ce_weight);
+}
+
+std::unique_ptr<Loss> build_weighted_dice(const LossConfig& c, int64_t classes) {
+  auto w = resolve_weights(c, classes, necrotic_weights());
+  return std::make_unique<DiceLoss>("weighted_dice", w, c.smooth, c.ce_weight);
+}
+
+std::unique_ptr<Loss> build_cross_entropy(const LossConfig& c, int64_t classes) {
+  auto w = c.weights.empty() ? std::vector<double>() : resolve_weights(c, classes, {});
+  return std::make_unique<CrossEntropyLoss>(w, classes, c.ce_weight);
+}
+
 struct LossType {
-  const char* name;
-  std::unique_ptr<Loss> (*build)(const LossConfig& config, int64_t classes);
+  std::string name, description;
+  LossFactory build;
 };
 
-const std::vector<LossType>& registry() {
-  static const std::vector<LossType> types{
-      {"multi_dice",
-       [](const LossConfig& c, int64_t classes) -> std::unique_ptr<Loss> {
-         auto w = resolve_weights(c, classes, std::vector<double>(static_cast<size_t>(classes), 1.0));
-         return std::make_unique<DiceLoss>("multi_dice", w, c.smooth, c.ce_weight);
-       }},
-      {"weighted_dice",
-       [](const LossConfig& c, int64_t classes) -> std::unique_ptr<Loss> {
-         auto w = resolve_weights(c, classes, necrotic_weights());
-         return std::make_unique<DiceLoss>("weighted_dice", w, c.smooth, c.ce_weight);
-       }},
-      {"cross_entropy",
-       [](const LossConfig& c, int64_t classes) -> std::unique_ptr<Loss> {
-         auto w = c.weights.empty() ? std::vector<double>() : resolve_weights(c, classes, {});
-         return std::make_unique<CrossEntropyLoss>(w, classes, c.ce_weight);
-       }},
+// The types in registration order (the built-ins first, so loss_types() lists them as
+// the docs do), behind a mutex: registration may run on any thread.
+struct Registry {
+  std::mutex mutex;
+  std::vector<LossType> types{
+      {"multi_dice", "soft Dice per class over the batch, 1 - Dice averaged with weights (default 1)",
+       build_multi_dice},
+      {"weighted_dice", "multi_dice with default weights [0.1, 4, 1, 1]", build_weighted_dice},
+      {"cross_entropy", "mean pixel cross-entropy, loss.weights as class weights", build_cross_entropy},
   };
-  return types;
+
+  const LossType* find(const std::string& name) const {
+    for (const auto& t : types) {
+      if (t.name == name) return &t;
+    }
+    return nullptr;
+  }
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
 }
 
 }  // namespace
 
+void register_loss(const std::string& name, const std::string& description, LossFactory factory) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  STRATA_CHECK(!name.empty() && factory, "register_loss: a loss type needs a name and a factory");
+  STRATA_CHECK(r.find(name) == nullptr, "register_loss: a loss type named '{}' is already registered", name);
+  r.types.push_back({name, description, std::move(factory)});
+}
+
 std::vector<std::string> loss_types() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
   std::vector<std::string> names;
-  for (const auto& t : registry()) names.emplace_back(t.name);
+  for (const auto& t : r.types) names.push_back(t.name);
   return names;
+}
+
+std::string loss_description(const std::string& name) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  const LossType* t = r.find(name);
+  if (t == nullptr) STRATA_THROW(ConfigError, "no loss type '{}'", name);
+  return t->description;
 }
 
 std::unique_ptr<Loss> make_loss(const LossConfig& config, int64_t num_classes) {
   config.validate();
-  for (const auto& t : registry()) {
-    if (config.type == t.name) return t.build(config, num_classes);
+  LossFactory build;
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    if (const LossType* t = r.find(config.type)) build = t->build;
   }
-  STRATA_THROW(ConfigError, "'loss.type' = '{}': must be one of {}", config.type, fmt::join(loss_types(), ", "));
+  if (!build) {
+    STRATA_THROW(ConfigError, "'loss.type' = '{}': must be one of {}", config.type, fmt::join(loss_types(), ", "));
+  }
+  return build(config, num_classes);  // outside the lock: a factory may build another registered loss
 }
 
 torch::Tensor soft_dice_per_class(const torch::Tensor& logits, const torch::Tensor& target, double smooth) {

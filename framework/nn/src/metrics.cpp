@@ -96,11 +96,6 @@ double mean_of_scores(const std::vector<double>& scores, int64_t* count) {
   return n > 0 ? sum / static_cast<double>(n) : std::numeric_limits<double>::quiet_NaN();
 }
 
-const std::vector<Region>& brats_regions() {
-  static const std::vector<Region> regions{{"WT", {1, 2, 3}}, {"TC", {1, 3}}, {"ET", {3}}};
-  return regions;
-}
-
 torch::Tensor confusion_matrix(const torch::Tensor& pred, const torch::Tensor& target, int64_t num_classes) {
   STRATA_CHECK_AS(DataError, pred.sizes() == target.sizes(),
                   "metrics: prediction of shape {} and labels of shape {} differ", pred.sizes(), target.sizes());

@@ -6,7 +6,7 @@
 #include "strata/core/log.h"
 #include "strata/core/progress.h"
 #include "strata/core/timer.h"
-#include "strata/data/format.h"
+#include "strata/dataprep/brats_slices.h"
 #include "strata/dataprep/preprocess.h"
 
 #include <unistd.h>
@@ -38,7 +38,7 @@ ReadyCase prepare(const dataprep::CaseFiles& files, int64_t size, bool with_trut
   dataprep::CaseVolumes v = dataprep::read_case(f);
   r.read_s = clock.seconds();
   clock.restart();
-  for (uint8_t c : v.labels) r.truth.push_back(static_cast<uint8_t>(data::format::kSourceLabels[c]));
+  for (uint8_t c : v.labels) r.truth.push_back(static_cast<uint8_t>(dataprep::brats_slices::kSourceLabels[c]));
   r.volume = dataprep::normalise_case(std::move(v.modalities), size, files.name);
   if (setup.check) setup.check(files.name, r.volume.geometry);
   std::vector<int32_t> all(static_cast<size_t>(r.volume.geometry.dims[2]));
@@ -183,7 +183,7 @@ std::vector<uint8_t> Predictor::infer(const eval::SegmentationModel& model, cons
 std::vector<uint8_t> Predictor::write(const dataprep::CaseFiles& files, const dataprep::NormalisedCase& volume,
                                       const std::vector<uint8_t>& classes) const {
   std::vector<uint8_t> labels(classes.size());
-  for (size_t i = 0; i < classes.size(); ++i) labels[i] = static_cast<uint8_t>(data::format::kSourceLabels[classes[i]]);
+  for (size_t i = 0; i < classes.size(); ++i) labels[i] = static_cast<uint8_t>(dataprep::brats_slices::kSourceLabels[classes[i]]);
   const fs::path out = fs::path(setup_.out) / (files.name + ".nii.gz");
   const fs::path tmp = fs::path(setup_.out) / fmt::format(".{}.tmp-{}.nii.gz", files.name, ::getpid());
   dataprep::write_labels_like(tmp.string(), files.modalities[1], volume.geometry.dims, labels.data());

@@ -7,6 +7,7 @@
 #include "strata/nn/precision.h"
 #include "strata/viz/overlay.h"
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -25,6 +26,17 @@ std::string join_scores(const std::vector<double>& v, size_t from) {
   std::string s;
   for (size_t i = from; i < v.size(); ++i) s += fmt::format("{}{:.4f}", s.empty() ? "" : "/", v[i]);
   return s;
+}
+
+// The store reads whatever channels and classes its file holds; whether they suit the
+// model is this task's concern.
+void check_store_fits(const data::SliceStore& store, const nn::UNetConfig& model) {
+  STRATA_CHECK_AS(ConfigError, store.channels() == model.in_channels,
+                  "'model.in_channels' = {}, but the slices of '{}' have {} channels ({})", model.in_channels,
+                  store.path(), store.channels(), fmt::join(store.info().modalities, ", "));
+  STRATA_CHECK_AS(ConfigError, store.num_classes() == model.num_classes,
+                  "'model.num_classes' = {}, but the label map of '{}' has {} classes ({})", model.num_classes,
+                  store.path(), store.num_classes(), fmt::join(store.info().class_names, ", "));
 }
 
 }  // namespace
@@ -90,6 +102,7 @@ void SliceTask::open(const train::TaskContext& context) {
   }
   // The training split sharded by the sampler, the val split by case.
   store_ = std::make_shared<data::SliceStore>(d.path, data::store_options(d));
+  check_store_fits(*store_, setup_.model);
   batches_ = std::make_unique<Batches>(store_, d, context);
   std::vector<int32_t> val_cases;
   for (int64_t s : store_->split(d.val_split)) val_cases.push_back(store_->case_of(s));

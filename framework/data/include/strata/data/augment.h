@@ -10,8 +10,8 @@
 //     image, nearest for the label, zeros outside (the z-scored background and class 0);
 //   - intensity scale and shift, per channel: image * (1 + a) + b;
 //   - additive Gaussian noise.
-// Labels are only ever moved, never interpolated, so they stay within 0..3 and aligned
-// with the image.
+// Labels are only ever moved, never interpolated, so they keep their values and stay
+// aligned with the image. Any number of channels; 2D slices only ([B, C, H, W]).
 //
 // Determinism: the parameters of sample i at step s are drawn on the host from
 // (seed, rank, step), and noise comes from a generator of the batch's device seeded the
@@ -21,7 +21,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include <array>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -70,12 +70,16 @@ struct SampleAugment {
   int rot90 = 0;                   // quarter turns, as torch::rot90(x, k, {-2, -1}) after the flips
   double angle_deg = 0;            // small-angle rotation (0: none)
   double scale = 1;                // zoom (1: none)
-  std::array<float, 4> gain{1, 1, 1, 1};   // per-channel multiplier
-  std::array<float, 4> shift{0, 0, 0, 0};  // per-channel offset
+  std::vector<float> gain;         // per-channel multiplier (empty: 1 for every channel)
+  std::vector<float> shift;        // per-channel offset (empty: 0 for every channel)
   double noise_std = 0;            // 0: no noise
 
   bool discrete() const { return flip_h || flip_v || rot90 != 0; }
   bool affine() const { return angle_deg != 0 || scale != 1; }
+  bool intensity() const {
+    return std::any_of(gain.begin(), gain.end(), [](float g) { return g != 1; }) ||
+           std::any_of(shift.begin(), shift.end(), [](float b) { return b != 0; });
+  }
 };
 
 class Augment {
@@ -86,12 +90,13 @@ class Augment {
   // False when disabled or when every probability is 0: apply() is then a no-op.
   bool active() const;
 
-  // The transforms of a batch of `batch` samples (h, w: slice size) at `step`.
-  std::vector<SampleAugment> draw(int64_t step, int64_t batch, int64_t h, int64_t w) const;
+  // The transforms of a batch of `batch` samples (h, w: slice size; `channels` per
+  // slice) at `step`. A sample's intensity change draws max(channels, 4) gain and
+  // shift pairs, so batches of up to 4 channels draw what they always did.
+  std::vector<SampleAugment> draw(int64_t step, int64_t batch, int64_t h, int64_t w, int64_t channels = 4) const;
 
   // Transforms a batch in place: `images` [B, C, H, W] floating (float32 on CPU),
-  // `labels` [B, H, W] integer, both on the same device. C may be at most 4 for the
-  // intensity change; other transforms take any C.
+  // `labels` [B, H, W] integer, both on the same device; any C.
   void apply(at::Tensor& images, at::Tensor& labels, int64_t step) const;
 
  private:

@@ -107,4 +107,8 @@ std::vector<int64_t> read_ints_attr(hid_t obj, const char* name, const std::stri
 // The dimensions of a dataset's dataspace.
 std::vector<hsize_t> dims_of(hid_t dataset);
 
+// The names of a group's members, in name order; DataError naming `where` when the
+// group cannot be listed.
+std::vector<std::string> member_names(hid_t group, const std::string& where);
+
 }  // namespace strata::data::h5

@@ -47,8 +47,8 @@ struct PrefetchOptions {
 struct Batch {
   int64_t position = 0;          // index in the epoch plan
   int64_t step = 0;              // first_step + position: the augmentation key
-  at::Tensor images;             // [B, 4, H, W] image_dtype, on the device
-  at::Tensor labels;             // [B, H, W] int64 class indices 0..3, on the device
+  at::Tensor images;             // [B, C, H, W] image_dtype (C: the store's channels), on the device
+  at::Tensor labels;             // [B, H, W] int64 class indices (0..classes-1), on the device
   std::vector<int64_t> slices;   // store slice index of each row
   int64_t num_valid = 0;         // rows [0, num_valid) are real; later rows pad a by-case batch
 };

@@ -21,9 +21,13 @@
 // or types, inconsistent metadata, a metadata checksum mismatch (version 3), damaged
 // case-name heap references (versions 1 and 2), duplicate case names, a chunk index
 // that misses a slice, holds extra chunks or points two slices at the same bytes, a
-// truncated file, a checksum mismatch or a label outside 0..3 is a DataError naming
+// truncated file, a checksum mismatch or a label outside the label map is a DataError naming
 // the file and, for slice data, the dataset, the slice, its case and axial index. All
 // of it but the per-chunk checksums and labels is checked on open, on both read paths.
+//
+// What the slices hold is the file's: the channel count (from /images) and names
+// (root attribute `modalities`), the classes (`class_names`, `label_source_values`) and
+// the splits (the members of /splits). Whether they suit a model is the task's concern.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -51,9 +55,10 @@ struct SliceStoreOptions {
 // What the packer recorded about the data (root attributes, FORMAT.md).
 struct StoreInfo {
   int64_t format_version = 0;
-  std::vector<std::string> modalities;           // channel order: t1, t1ce, t2, flair
+  std::string format;                            // the writer's format name: "strata.<content>.slices"
+  std::vector<std::string> modalities;           // one name per channel, in channel order
   std::vector<std::string> class_names;          // stored label c means class_names[c]
-  std::vector<int64_t> label_source_values;      // stored label c was BraTS label label_source_values[c]
+  std::vector<int64_t> label_source_values;      // stored label c was source label label_source_values[c]
   std::string normalisation;                     // how intensities were normalised
   std::string resize;                            // how slices were brought to height x width
   std::string orientation;                       // which voxel axes rows, columns and slices follow
@@ -82,10 +87,10 @@ struct CaseSource {
 
 // One split: its slices (ascending store indices) and recorded statistics.
 struct SplitInfo {
-  std::string name;                    // "train" | "val"
+  std::string name;                    // as the writer named it (the BraTS packer: "train" | "val")
   std::vector<int64_t> slices;         // store slice indices, ascending
   int64_t cases = 0;                   // cases in this split
-  std::array<int64_t, 4> class_voxels{};  // pixels of each stored class over its slices
+  std::vector<int64_t> class_voxels;   // pixels of each stored class over its slices
 };
 
 // Result of SliceStore::verify.
@@ -99,8 +104,6 @@ struct VerifyReport {
 
 class SliceStore {
  public:
-  static constexpr int64_t kChannels = 4;
-
   // Opens `path` read-only and validates it (see the header comment).
   explicit SliceStore(std::string path, SliceStoreOptions options = {});
   ~SliceStore();
@@ -115,8 +118,9 @@ class SliceStore {
   int64_t num_slices() const;
   int64_t height() const;
   int64_t width() const;
-  int64_t channels() const { return kChannels; }
-  int64_t image_bytes() const;  // one slice's image payload: 4 * H * W * 2 (float16)
+  int64_t channels() const;     // channels per slice (/images' second dimension)
+  int64_t num_classes() const;  // classes of the label map: stored labels are 0..num_classes()-1
+  int64_t image_bytes() const;  // one slice's image payload: channels * H * W * 2 (float16)
   int64_t label_bytes() const;  // one slice's label payload: H * W (uint8)
 
   int64_t num_cases() const;
@@ -134,17 +138,18 @@ class SliceStore {
   // "slice 12 (case BraTS2021_00003, z 77)", for messages.
   std::string describe_slice(int64_t slice) const;
 
-  std::vector<std::string> split_names() const;  // "train", "val"
+  std::vector<std::string> split_names() const;  // the file's splits, in name order
   // The split called `name`; a DataError naming the file and the known splits otherwise.
   const SplitInfo& split_info(const std::string& name) const;
   const std::vector<int64_t>& split(const std::string& name) const { return split_info(name).slices; }
 
   // Reads slices indices[0..n) (any order, repeats allowed) into `images` (float16,
-  // [n, 4, H, W], as stored) and `labels` (uint8, [n, H, W], values 0..3). Either
-  // buffer may be null to skip that dataset. Buffers must not overlap.
+  // [n, channels, H, W], as stored) and `labels` (uint8, [n, H, W], values below
+  // num_classes()). Either buffer may be null to skip that dataset. Buffers must not
+  // overlap.
   void read(const int64_t* indices, int64_t n, c10::Half* images, uint8_t* labels) const;
 
-  // Same, into CPU tensors of shape [n, 4, H, W] and [n, H, W] (contiguous). `images`
+  // Same, into CPU tensors of shape [n, channels, H, W] and [n, H, W] (contiguous). `images`
   // may be float16 (read in place) or float32 (converted); `labels` uint8 (in place)
   // or int64 (converted). Either may be undefined to skip it.
   void read_into(const std::vector<int64_t>& indices, at::Tensor images, at::Tensor labels) const;

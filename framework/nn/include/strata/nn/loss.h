@@ -1,7 +1,8 @@
 // Segmentation losses on logits [B, C, H, W] and integer labels [B, H, W], built by
-// name from the `loss` config section (make_loss).
+// name from the `loss` config section (make_loss). A recipe, task or test adds its own
+// type with register_loss; the built-in types are registered the same way.
 //
-// Types (loss.type):
+// Built-in types (loss.type):
 // - multi_dice: soft Dice per class from the softmax, with sums over the whole batch
 //   (every pixel of every slice, as the reference), then 1 - Dice averaged over classes
 //   with weights w:  loss = sum_c w_c (1 - D_c) / sum_c w_c,
@@ -37,13 +38,15 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace strata::nn {
 
-// The loss types make_loss knows, in the order the docs list them.
+// The loss types make_loss knows: the built-ins in the order the docs list them, then
+// the registered ones in registration order.
 std::vector<std::string> loss_types();
 
 // The `loss` section of a recipe.
@@ -91,9 +94,21 @@ class Loss {
   virtual std::string describe() const = 0;
 };
 
-// Builds the loss of `config` for a model with `num_classes` outputs. ConfigError when
-// loss.weights does not have num_classes entries (or weighted_dice's default weights
-// do not fit num_classes).
+// Builds a loss of `config` for a model with `classes` outputs; a ConfigError for
+// settings it cannot take (say, loss.weights not one per class).
+using LossFactory = std::function<std::unique_ptr<Loss>(const LossConfig& config, int64_t classes)>;
+
+// Adds loss type `name` (what loss.type names, `description` one line for people).
+// Register before the config is read (at static initialisation, or in main before
+// parsing): LossConfig's check of loss.type takes the names registered by then. A name
+// registered twice, or an empty name or factory, is an InternalError. Thread-safe.
+void register_loss(const std::string& name, const std::string& description, LossFactory factory);
+// The description `name` was registered with; a ConfigError for an unknown name.
+std::string loss_description(const std::string& name);
+
+// Builds the loss of `config` for a model with `num_classes` outputs. ConfigError for
+// an unknown loss.type (listing the registered ones) and when loss.weights does not
+// have num_classes entries (or weighted_dice's default weights do not fit num_classes).
 std::unique_ptr<Loss> make_loss(const LossConfig& config, int64_t num_classes);
 
 // The default weights of weighted_dice: [0.1, 4, 1, 1].

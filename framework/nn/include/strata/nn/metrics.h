@@ -62,13 +62,12 @@ double iou(const Counts& c, EmptyPolicy policy);   // NaN when excluded
 // out); NaN when none is. `count`, when given, receives how many were averaged.
 double mean_of_scores(const std::vector<double>& scores, int64_t* count = nullptr);
 
-// A set of labels scored as one foreground (a BraTS region).
+// A set of labels scored as one foreground (a task's region: BraTS's WT, TC, ET are
+// brats::regions()).
 struct Region {
-  std::string name;             // "WT", "TC", "ET"
+  std::string name;             // how reports name it, e.g. "WT"
   std::vector<int64_t> labels;  // labels that belong to it
 };
-// WT {1,2,3}, TC {1,3}, ET {3}, in that order.
-const std::vector<Region>& brats_regions();
 
 // Confusion matrix of one batch: int64 [C, C], rows the ground truth, columns the
 // prediction, on the labels' device. pred and target: integer tensors of one shape
