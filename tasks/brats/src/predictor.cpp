@@ -146,16 +146,16 @@ PredictResult Predictor::run(const eval::SegmentationModel& model) {
 
 // This rank's cases, round robin over the sorted names; outputs that exist are skipped.
 std::vector<size_t> Predictor::share(PredictResult& mine) const {
-  std::vector<size_t> todo;
+  std::vector<size_t> pending;
   for (size_t i = static_cast<size_t>(rank_); i < cases_.size(); i += static_cast<size_t>(size_)) {
     const fs::path out = fs::path(setup_.out) / (cases_[i].name + ".nii.gz");
     if (fs::exists(out) && !setup_.force) {
       mine.skipped.push_back(cases_[i].name);
     } else {
-      todo.push_back(i);
+      pending.push_back(i);
     }
   }
-  return todo;
+  return pending;
 }
 
 std::vector<uint8_t> Predictor::infer(const eval::SegmentationModel& model, const torch::Tensor& images,
