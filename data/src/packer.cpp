@@ -243,15 +243,20 @@ class SliceWriter {
     write_attr(f, fmt_::kAttrOrientation,
                std::string("as stored: slices are planes of constant third voxel index k; rows follow j, columns "
                            "follow i; qform/sform not applied"));
-    write_attr(f, fmt_::kAttrSelection,
-               fmt::format("every slice with tumour, plus a seeded fraction {} of tumour-free slices with at least "
-                           "{}% brain pixels", o.keep_empty, 100 * kMinBrainFraction));
+    std::string selection = fmt::format("every slice with tumour, plus a seeded fraction {} of tumour-free slices "
+                                        "with at least {}% brain pixels", o.keep_empty, 100 * kMinBrainFraction);
+    if (o.context > 1) {
+      selection += fmt::format("; and, in no split, the {} neighbour(s) on each side of those that show any brain",
+                               (o.context - 1) / 2);
+    }
+    write_attr(f, fmt_::kAttrSelection, selection);
     write_attr(f, fmt_::kAttrSource, fs::absolute(o.input_dir).lexically_normal().string());
     write_attr(f, fmt_::kAttrTool, std::string("brats_recipe pack (Strata " STRATA_VERSION ")"));
     write_attr(f, fmt_::kAttrSeed, static_cast<int64_t>(o.seed));
     write_attr(f, fmt_::kAttrValFraction, o.val_fraction);
     write_attr(f, fmt_::kAttrKeepEmpty, o.keep_empty);
     write_attr(f, fmt_::kAttrSplitMethod, split_method(o));
+    if (o.context > 1) write_attr(f, fmt_::kAttrContext, o.context);  // absent: 1, as in every older file
     // Last: it covers everything above (metadata_checksum.h).
     write_attr(f, fmt_::kAttrMetadataChecksum, static_cast<int64_t>(data::metadata_checksum(f, path_)));
   }
@@ -436,6 +441,32 @@ std::string split_method(const PackOptions& o) {
   return fmt::format("a seeded fraction {} of the cases in val (seed {})", o.val_fraction, o.seed);
 }
 
+namespace {
+
+// The kept slices of a case into out.z (ascending): the selected ones, and with a
+// `context` of k > 1 every unselected slice within (k - 1) / 2 of a selected one that
+// shows any brain, marked context_only. A neighbour without brain is not stored: its
+// normalised values are all 0, which is what a reader substitutes for it.
+void keep_neighbours(const std::vector<uint8_t>& selected, const std::vector<int64_t>& brain_pixels, int64_t context,
+                     PreparedCase& out) {
+  const auto nz = static_cast<int64_t>(selected.size());
+  const int64_t r = (context - 1) / 2;
+  std::vector<uint8_t> near(selected.size(), 0);
+  for (int64_t k = 0; k < nz; ++k) {
+    if (!selected[static_cast<size_t>(k)]) continue;
+    for (int64_t j = std::max<int64_t>(0, k - r); j <= std::min(nz - 1, k + r); ++j) near[static_cast<size_t>(j)] = 1;
+  }
+  for (int64_t k = 0; k < nz; ++k) {
+    const auto i = static_cast<size_t>(k);
+    const bool context_only = !selected[i] && near[i] && brain_pixels[i] > 0;
+    if (!selected[i] && !context_only) continue;
+    out.z.push_back(static_cast<int32_t>(k));
+    out.context_only.push_back(context_only ? 1 : 0);
+  }
+}
+
+}  // namespace
+
 PreparedCase prepare_case(const CaseFiles& files, const PackOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   // Cases are the parallelism (one per worker): the resize runs on this thread only.
@@ -450,14 +481,16 @@ PreparedCase prepare_case(const CaseFiles& files, const PackOptions& o) {
   out.name = files.name;
   out.geometry = g;
   const uint64_t case_hash = hash_name(o.seed, files.name);
+  std::vector<uint8_t> selected(static_cast<size_t>(nz), 0);
   for (int64_t k = 0; k < nz; ++k) {
     bool tumour = false;
     for (int64_t p = k * plane; p < (k + 1) * plane && !tumour; ++p) tumour = labels[static_cast<size_t>(p)] != 0;
     bool has_brain =
         static_cast<double>(c.brain_pixels[static_cast<size_t>(k)]) >= kMinBrainFraction * static_cast<double>(plane);
     bool keep_empty = has_brain && unit_double(mix64(case_hash ^ static_cast<uint64_t>(k))) < o.keep_empty;
-    if (tumour || keep_empty) out.z.push_back(static_cast<int32_t>(k));
+    selected[static_cast<size_t>(k)] = tumour || keep_empty;
   }
+  keep_neighbours(selected, c.brain_pixels, o.context, out);
   if (!out.z.empty()) {
     torch::Tensor half = slice_images(c, out.z).to(torch::kHalf).contiguous();
     torch::Tensor bytes = slice_labels(labels, g, out.z);
@@ -476,6 +509,8 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
                   o.val_fraction);
   STRATA_CHECK_AS(DataError, o.keep_empty >= 0 && o.keep_empty <= 1, "pack: --keep-empty must be in [0, 1], got {}",
                   o.keep_empty);
+  STRATA_CHECK_AS(DataError, o.context >= 1 && o.context <= 15 && o.context % 2 == 1,
+                  "pack: --context must be odd, in [1, 15], got {}", o.context);
   std::error_code ec;
   if (fs::is_directory(o.out_path, ec)) {
     STRATA_THROW(IoError, "pack --out '{}' is a folder; expected the path of the .h5 file to write", o.out_path);
@@ -512,14 +547,19 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
         const int64_t first = writer.slices();
         writer.append(c);
         geometry[static_cast<size_t>(i)] = c.geometry;
+        const size_t plane = c.z.empty() ? 0 : c.labels.size() / c.z.size();
+        int64_t in_split = 0;
         for (size_t k = 0; k < c.z.size(); ++k) {
           slice_case.push_back(static_cast<int32_t>(i));
           slice_z.push_back(c.z[k]);
+          if (c.context_only[k]) continue;  // a neighbour only: stored, in no split
           split_slices[s].push_back(first + static_cast<int64_t>(k));
+          for (size_t p = k * plane; p < (k + 1) * plane; ++p) ++split.class_voxels[c.labels[p]];
+          ++in_split;
         }
-        split.cases += c.z.empty() ? 0 : 1;
-        split.slices += static_cast<int64_t>(c.z.size());
-        for (uint8_t v : c.labels) ++split.class_voxels[v];
+        split.cases += in_split > 0 ? 1 : 0;
+        split.slices += in_split;
+        summary.context_slices += static_cast<int64_t>(c.z.size()) - in_split;
         summary.case_seconds += c.seconds;
         if (progress) progress(i + 1, summary.cases);
       });

@@ -148,4 +148,16 @@ std::vector<uint8_t> labels_from_probabilities(const torch::Tensor& probs, const
   return out;
 }
 
+torch::Tensor stack_context(const torch::Tensor& slices, int64_t context) {
+  STRATA_CHECK(slices.dim() == 4 && context >= 1 && context % 2 == 1,
+               "stack_context: slices [nz, C, H, W] and an odd context, got {} and {}", slices.sizes(), context);
+  if (context == 1) return slices;
+  const int64_t r = (context - 1) / 2, nz = slices.size(0);
+  torch::Tensor zeros = torch::zeros({r, slices.size(1), slices.size(2), slices.size(3)}, slices.options());
+  torch::Tensor padded = torch::cat({zeros, slices, zeros});
+  std::vector<torch::Tensor> offsets;
+  for (int64_t d = 0; d < context; ++d) offsets.push_back(padded.narrow(0, d, nz));
+  return torch::cat(offsets, 1);
+}
+
 }  // namespace strata::dataprep

@@ -64,6 +64,7 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
     }
     s.input = store->info().source;
     s.size = store->height();
+    s.context = config.data.context;  // the checkpoint's (take_model_from_checkpoint)
     s.inferer = eval::make_inferer(config.eval);
     s.batch = config.eval.batch_size > 0 ? config.eval.batch_size : config.data.batch_size;
     s.amp = eval::resolve_eval_amp(config.eval.amp, device);

@@ -1,5 +1,5 @@
 // `brats_recipe pack --input DIR --out FILE.h5 [--size N] [--val-fraction F] [--seed S]
-// [--keep-empty F] [--workers N] [--force]`: BraTS NIfTI cases to one HDF5 slice file
+// [--keep-empty F] [--context K] [--workers N] [--force]`: BraTS NIfTI cases to one HDF5 slice file
 // (data/FORMAT.md), with a summary of cases, slices and class fractions per split.
 #include "brats_recipe/cli.h"
 #include "brats_recipe/data_summary.h"
@@ -24,6 +24,10 @@ void add_pack_command(CLI::App& app, Cli& cli) {
   cmd->add_option("--seed", o->seed, "split and slice-selection seed")->capture_default_str();
   cmd->add_option("--keep-empty", o->keep_empty, "fraction of tumour-free brain slices kept")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--context", o->context,
+                  "also keep the (K-1)/2 neighbours on each side of every kept slice (in no split), for a K-slice "
+                  "2.5D input (data.context K); odd")
+      ->capture_default_str()->check(CLI::Range(1, 15));
   cmd->add_option("--workers", o->workers, "decoding threads (0: one per core)")->capture_default_str()->check(CLI::Range(0, 1024));
   cmd->add_option("--folds", o->folds, "K-fold cross-validation by case: K folds, one of them in val (--fold)")
       ->check(CLI::Range(2, 1000));
@@ -53,7 +57,11 @@ void add_pack_command(CLI::App& app, Cli& cli) {
     const auto& names = dataprep::brats_slices::kClassNames;
     const std::vector<std::string> classes(names.begin(), names.end());
     core::info("pack: cases, slices and pixel fraction of each class per split:\n{}", split_table(classes, rows));
-    core::info("pack: {} slices, {} ({} per slice)", s.slices, human_bytes(static_cast<double>(s.bytes)),
+    core::info("pack: {} slices{}, {} ({} per slice)", s.slices,
+               s.context_slices > 0 ? fmt::format(" ({} of them neighbours only, for --context {})", s.context_slices,
+                                                  o->context)
+                                    : "",
+               human_bytes(static_cast<double>(s.bytes)),
                human_bytes(s.slices > 0 ? static_cast<double>(s.bytes) / static_cast<double>(s.slices) : 0.0));
   });
 }

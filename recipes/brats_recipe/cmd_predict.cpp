@@ -16,6 +16,7 @@
 #include "strata/core/log.h"
 #include "strata/core/timer.h"
 #include "strata/data/slice_store.h"
+#include "strata/dataprep/brats_slices.h"
 #include "strata/eval/evaluator.h"
 #include "strata/model/model_loader.h"
 
@@ -105,14 +106,21 @@ void add_predict_command(CLI::App& app, Cli& cli) {
       }
       loaded = model::load_unet(*checkpoint, device, &config.model);
       if (s.size <= 0) s.size = trained_slice_size(loaded, *checkpoint);
+      s.context = loaded.meta.reason == "state_dict" ? config.data.context : trained_context(loaded.meta, *checkpoint);
+      const int64_t in = loaded.model->config().in_channels;
+      STRATA_CHECK_AS(ConfigError, in == dataprep::brats_slices::kChannels * s.context,
+                      "the model of '{}' takes {} input channels, but {} modalities with data.context {} give {}",
+                      *checkpoint, in, dataprep::brats_slices::kChannels, s.context,
+                      dataprep::brats_slices::kChannels * s.context);
       const int64_t m = loaded.model->config().size_multiple();
       STRATA_CHECK_AS(ConfigError, s.size % m == 0, "slices of {} do not suit the model of '{}' ({} levels: "
                       "multiples of {})", s.size, *checkpoint, loaded.model->config().widths.size(), m);
       predictor = std::make_unique<brats::Predictor>(s, device, &world);
     });
-    core::log0("predict: {} (epoch {}) on {} case(s) of {}, slices of {}x{}, TTA {}, {} rank(s) on {}, amp {}",
-               *checkpoint, loaded.meta.epoch, predictor->num_cases(), s.input, s.size, s.size, s.inferer->describe(),
-               world.size(),
+    core::log0("predict: {} (epoch {}) on {} case(s) of {}, slices of {}x{}{}, TTA {}, {} rank(s) on {}, amp {}",
+               *checkpoint, loaded.meta.epoch, predictor->num_cases(), s.input, s.size, s.size,
+               s.context > 1 ? fmt::format(" with {} slices per sample", s.context) : std::string(),
+               s.inferer->describe(), world.size(),
                device.str(), nn::amp_name(s.amp));
     brats::PredictResult r = predictor->run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
     if (world.rank() != 0) return;

@@ -9,6 +9,8 @@
 #include "strata/model/state_dict.h"
 #include "strata/train/task_registry.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <mutex>
 
 namespace strata::recipes {
@@ -69,6 +71,22 @@ void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpo
                fmt::join(core::diff_yaml(theirs, mine), "; "));
   }
   config.model = stored;
+  const int64_t context = trained_context(meta, checkpoint);
+  if (context != config.data.context) {
+    core::log0("data.context: {} from {} (the recipe says {})", context, checkpoint, config.data.context);
+    config.data.context = context;
+  }
+}
+
+int64_t trained_context(const model::CheckpointMeta& meta, const std::string& checkpoint) {
+  // Only this key: a config written by an older version may hold keys this one dropped.
+  if (meta.config_yaml.empty()) return 1;
+  try {
+    YAML::Node context = YAML::Load(meta.config_yaml)["data"]["context"];
+    return context ? context.as<int64_t>() : 1;
+  } catch (const YAML::Exception& e) {
+    STRATA_THROW(CheckpointError, "{}: the recorded config's data.context is unreadable: {}", checkpoint, e.what());
+  }
 }
 
 }  // namespace strata::recipes

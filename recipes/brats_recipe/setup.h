@@ -3,6 +3,7 @@
 #pragma once
 
 #include "brats_recipe/recipe_config.h"
+#include "strata/model/checkpoint.h"
 #include "strata/train/trainer.h"
 
 #include <string>
@@ -17,8 +18,13 @@ inline constexpr const char* kSliceTask = "brats_slices";
 train::TrainerSetup trainer_setup(const RecipeConfig& config);
 
 // Replaces config.model by the architecture stored in `checkpoint` (its `model`
-// section), logging on rank 0 where the recipe's own section differed. CheckpointError
+// section), and config.data.context by the slices per sample its model was trained on
+// (its recorded config), logging on rank 0 where the recipe differed. CheckpointError
 // when the file is missing, unreadable or not a Strata checkpoint.
 void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpoint);
+
+// The data.context of the run that wrote a checkpoint (1 when its config does not
+// record one: every checkpoint written before 2.5D).
+int64_t trained_context(const model::CheckpointMeta& meta, const std::string& checkpoint);
 
 }  // namespace strata::recipes

@@ -82,6 +82,19 @@ FlatMap dihedral_map(const SampleAugment& p, int64_t h, int64_t w) {
   return {row.i * w + col.i, row.j * w + col.j, row.c * w + col.c};
 }
 
+// A context sample's intensity change: the draw of modality m applies to every channel
+// d * period + m (its neighbours).
+void repeat_channels(SampleAugment& p, int64_t channels) {
+  auto repeat = [&](std::vector<float>& v) {
+    if (v.empty()) return;
+    const size_t period = v.size();
+    v.resize(static_cast<size_t>(channels));
+    for (size_t ch = period; ch < v.size(); ++ch) v[ch] = v[ch % period];
+  };
+  repeat(p.gain);
+  repeat(p.shift);
+}
+
 void apply_discrete(const std::vector<SampleAugment>& params, at::Tensor& images, at::Tensor& labels) {
   const int64_t b = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
   STRATA_CHECK(h == w || std::none_of(params.begin(), params.end(), [](const SampleAugment& p) { return p.rot90 % 2; }),
@@ -148,7 +161,10 @@ void apply_intensity(const std::vector<SampleAugment>& params, at::Tensor& image
 
 }  // namespace
 
-Augment::Augment(AugmentConfig config, uint64_t seed, int rank) : config_(config), seed_(seed), rank_(rank) {}
+Augment::Augment(AugmentConfig config, uint64_t seed, int rank, int64_t period)
+    : config_(config), seed_(seed), rank_(rank), period_(period) {
+  STRATA_CHECK(period_ >= 0, "augment: channel period {} < 0", period_);
+}
 
 bool Augment::active() const {
   const AugmentConfig& c = config_;
@@ -204,7 +220,12 @@ void Augment::apply(at::Tensor& images, at::Tensor& labels, int64_t step) const 
                c10::toString(images.scalar_type()));
   const int64_t b = images.size(0);
   if (b == 0) return;
-  const std::vector<SampleAugment> params = draw(step, b, images.size(2), images.size(3), images.size(1));
+  const int64_t c = images.size(1);
+  STRATA_CHECK(period_ == 0 || c % period_ == 0, "augment: {} channels are not whole periods of {}", c, period_);
+  std::vector<SampleAugment> params = draw(step, b, images.size(2), images.size(3), period_ > 0 ? period_ : c);
+  if (period_ > 0 && period_ < c) {
+    for (auto& p : params) repeat_channels(p, c);
+  }
   auto any = [&](auto pred) { return std::any_of(params.begin(), params.end(), pred); };
 
   if (any([](const SampleAugment& p) { return p.discrete(); })) apply_discrete(params, images, labels);

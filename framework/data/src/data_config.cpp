@@ -6,6 +6,7 @@ namespace strata::data {
 SliceStoreOptions store_options(const DataConfig& config) {
   SliceStoreOptions o;
   o.read_path = parse_read_path(config.read_path);
+  o.context = config.context;
   return o;
 }
 
@@ -28,8 +29,8 @@ PrefetchOptions prefetch_options(const DataConfig& config, c10::Device device, s
   return o;
 }
 
-std::shared_ptr<const Augment> make_augment(const DataConfig& config, uint64_t seed, int rank) {
-  auto augment = std::make_shared<const Augment>(config.augment, seed, rank);
+std::shared_ptr<const Augment> make_augment(const DataConfig& config, uint64_t seed, int rank, int64_t modalities) {
+  auto augment = std::make_shared<const Augment>(config.augment, seed, rank, config.context > 1 ? modalities : 0);
   return augment->active() ? augment : nullptr;
 }
 

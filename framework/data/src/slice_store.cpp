@@ -59,7 +59,9 @@ struct SliceStore::Impl {
   StoreInfo info;
   int64_t file_bytes = 0;
   int64_t n = 0, h = 0, w = 0;
-  int64_t channels = 0;  // per slice
+  int64_t channels = 0;  // per stored slice
+  int64_t context = 1;   // slices per read sample
+  std::vector<int64_t> neighbours;  // [n, context]: store index of each slice's neighbours, -1 for zeros
   int64_t classes = 0;   // of the label map
   std::vector<std::string> cases;
   std::vector<CaseSource> sources;  // format version 2; empty for version 1
@@ -111,6 +113,8 @@ struct SliceStore::Impl {
   void read_hdf5(hid_t dataset, hid_t mem_type, const char* name, uint64_t payload, const int64_t* idx,
                  int64_t count, unsigned char* dest) const;
   void check_labels(const uint8_t* labels, const int64_t* idx, int64_t count) const;
+  void find_neighbours(int64_t want);
+  std::vector<int64_t> with_neighbours(const int64_t* idx, int64_t count) const;
 };
 
 void SliceStore::Impl::open(SliceStoreOptions options) {
@@ -186,6 +190,7 @@ void SliceStore::Impl::open(SliceStoreOptions options) {
   }
   read_splits();
   if (info.format_version >= 2) read_case_sources();
+  find_neighbours(options.context);
 
   // Both read paths: the chunk index must list every slice once, where the direct
   // path will read it; a damaged index entry otherwise reads as zeros through HDF5.
@@ -258,6 +263,43 @@ void SliceStore::Impl::read_info() {
   if (h5::has_attr(file.get(), format::kAttrSplitMethod)) {
     info.split_method = h5::read_string_attr(file.get(), format::kAttrSplitMethod, path);
   }
+}
+
+// The context a read asks for must have been kept by the packer; each slice's
+// neighbours are then looked up once, by (case, z).
+void SliceStore::Impl::find_neighbours(int64_t want) {
+  if (h5::has_attr(file.get(), format::kAttrContext)) {
+    info.context = h5::read_int_attr(file.get(), format::kAttrContext, path);
+    STRATA_CHECK_AS(DataError, info.context >= 1 && info.context % 2 == 1,
+                    "{}: root attribute '{}' = {}, expected an odd count >= 1", path, format::kAttrContext,
+                    info.context);
+  }
+  STRATA_CHECK_AS(ConfigError, want >= 1 && want % 2 == 1, "data.context must be odd and >= 1, got {}", want);
+  STRATA_CHECK_AS(DataError, want <= info.context,
+                  "{}: data.context {} needs the {} neighbouring slice(s) on each side of every slice, but this file "
+                  "was packed with context {}, which keeps {}; repack it with `brats_recipe pack --context {}`", path,
+                  want, (want - 1) / 2, info.context, info.context == 1 ? "none" : "fewer", want);
+  context = want;
+  if (context == 1) return;
+  std::map<std::pair<int32_t, int32_t>, int64_t> at;
+  for (int64_t i = 0; i < n; ++i) at[{slice_case[static_cast<size_t>(i)], slice_z[static_cast<size_t>(i)]}] = i;
+  const int64_t r = (context - 1) / 2;
+  neighbours.assign(static_cast<size_t>(n * context), -1);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t d = -r; d <= r; ++d) {
+      auto it = at.find({slice_case[static_cast<size_t>(i)], slice_z[static_cast<size_t>(i)] + static_cast<int32_t>(d)});
+      if (it != at.end()) neighbours[static_cast<size_t>(i * context + d + r)] = it->second;
+    }
+  }
+}
+
+// The stored slices of a context read, in channel order: `context` per requested slice.
+std::vector<int64_t> SliceStore::Impl::with_neighbours(const int64_t* idx, int64_t count) const {
+  std::vector<int64_t> out(static_cast<size_t>(count * context));
+  for (int64_t k = 0; k < count; ++k) {
+    std::copy_n(neighbours.begin() + idx[k] * context, context, out.begin() + k * context);
+  }
+  return out;
 }
 
 h5::Handle SliceStore::Impl::open_dataset(const char* name) const {
@@ -541,9 +583,14 @@ void SliceStore::Impl::check_no_overlap(const ChunkTable& table, const char* nam
 void SliceStore::Impl::read_direct(const ChunkTable& table, const char* name, const int64_t* idx, int64_t count,
                                    unsigned char* dest) const {
   const bool checksums = info.checksums;
-  // Visit the requested chunks in file order so back-to-back chunks share one preadv.
-  std::vector<std::pair<uint64_t, int64_t>> order(static_cast<size_t>(count));
-  for (int64_t k = 0; k < count; ++k) order[static_cast<size_t>(k)] = {table.offset[static_cast<size_t>(idx[k])], k};
+  // Visit the requested chunks in file order so back-to-back chunks share one preadv;
+  // a negative index (a context read's missing neighbour) is zeros.
+  std::vector<std::pair<uint64_t, int64_t>> order;
+  order.reserve(static_cast<size_t>(count));
+  for (int64_t k = 0; k < count; ++k) {
+    if (idx[k] < 0) std::memset(dest + k * table.payload, 0, table.payload);
+    else order.emplace_back(table.offset[static_cast<size_t>(idx[k])], k);
+  }
   std::sort(order.begin(), order.end());
   std::vector<unsigned char> trailers(checksums ? static_cast<size_t>(4 * count) : 0);
   std::vector<iovec> iov;
@@ -584,6 +631,7 @@ void SliceStore::Impl::read_direct(const ChunkTable& table, const char* name, co
   }
   if (!checksums) return;
   for (int64_t k = 0; k < count; ++k) {
+    if (idx[k] < 0) continue;
     uint32_t want = stored_fletcher32(trailers.data() + 4 * k);
     uint32_t got = fletcher32(dest + k * table.payload, table.payload);
     if (want != got) {
@@ -613,6 +661,11 @@ void SliceStore::Impl::read_hdf5(hid_t dataset, hid_t mem_type, const char* name
     return why;
   };
   for (int64_t k = 0; k < count;) {
+    if (idx[k] < 0) {  // a context read's missing neighbour: zeros
+      std::memset(dest + k * payload, 0, payload);
+      ++k;
+      continue;
+    }
     int64_t run = 1;
     while (k + run < count && idx[k + run] == idx[k] + run) ++run;
     if (std::optional<std::string> why = read_run(k, run)) {
@@ -659,9 +712,22 @@ int64_t SliceStore::file_bytes() const { return impl_->file_bytes; }
 int64_t SliceStore::num_slices() const { return impl_->n; }
 int64_t SliceStore::height() const { return impl_->h; }
 int64_t SliceStore::width() const { return impl_->w; }
-int64_t SliceStore::channels() const { return impl_->channels; }
+int64_t SliceStore::channels() const { return impl_->channels * impl_->context; }
+int64_t SliceStore::stored_channels() const { return impl_->channels; }
+int64_t SliceStore::context() const { return impl_->context; }
 int64_t SliceStore::num_classes() const { return impl_->classes; }
-int64_t SliceStore::image_bytes() const { return 2 * impl_->channels * impl_->h * impl_->w; }
+int64_t SliceStore::image_bytes() const { return 2 * channels() * impl_->h * impl_->w; }
+
+std::vector<std::string> SliceStore::channel_names() const {
+  const auto& names = impl_->info.modalities;
+  if (impl_->context == 1) return names;
+  std::vector<std::string> out;
+  const int64_t r = (impl_->context - 1) / 2;
+  for (int64_t d = -r; d <= r; ++d) {
+    for (const auto& m : names) out.push_back(d == 0 ? m + "@z" : fmt::format("{}@z{:+d}", m, d));
+  }
+  return out;
+}
 int64_t SliceStore::label_bytes() const { return impl_->h * impl_->w; }
 int64_t SliceStore::num_cases() const { return static_cast<int64_t>(impl_->cases.size()); }
 const std::vector<std::string>& SliceStore::case_names() const { return impl_->cases; }
@@ -713,13 +779,19 @@ void SliceStore::read(const int64_t* indices, int64_t n, c10::Half* images, uint
     }
   }
   if (n == 0) return;
+  // With a context, the images are the stored slices of every neighbour, in channel order.
+  std::vector<int64_t> stored;
+  if (images && m.context > 1) stored = m.with_neighbours(indices, n);
+  const int64_t* image_idx = stored.empty() ? indices : stored.data();
+  const int64_t image_n = stored.empty() ? n : n * m.context;
+  auto* image_dest = reinterpret_cast<unsigned char*>(images);
   if (m.read_path == ReadPath::kDirect) {
-    if (images) m.read_direct(m.image_chunks, format::kImages, indices, n, reinterpret_cast<unsigned char*>(images));
+    if (images) m.read_direct(m.image_chunks, format::kImages, image_idx, image_n, image_dest);
     if (labels) m.read_direct(m.label_chunks, format::kLabels, indices, n, labels);
   } else {
     if (images) {
-      m.read_hdf5(m.images.get(), m.half_type.get(), format::kImages, static_cast<uint64_t>(image_bytes()), indices,
-                  n, reinterpret_cast<unsigned char*>(images));
+      m.read_hdf5(m.images.get(), m.half_type.get(), format::kImages, m.image_chunks.payload, image_idx, image_n,
+                  image_dest);
     }
     if (labels) {
       m.read_hdf5(m.labels.get(), H5T_NATIVE_UINT8, format::kLabels, static_cast<uint64_t>(label_bytes()), indices,
@@ -767,10 +839,11 @@ VerifyReport SliceStore::verify(const std::function<void(int64_t, int64_t)>& pro
     for (int64_t i : m.splits[s].slices) split_of[static_cast<size_t>(i)] = static_cast<int>(s);
   }
   std::vector<std::vector<int64_t>> counts(m.splits.size(), std::vector<int64_t>(static_cast<size_t>(m.classes)));
-  std::vector<c10::Half> image(static_cast<size_t>(image_bytes() / 2));
+  const auto stored_bytes = static_cast<int64_t>(2 * m.channels * m.h * m.w);  // one stored slice, whatever the context
+  std::vector<c10::Half> image(static_cast<size_t>(stored_bytes / 2));
   std::vector<uint8_t> label(static_cast<size_t>(label_bytes()));
   for (int64_t i = 0; i < m.n; ++i) {
-    m.read_hdf5(m.images.get(), m.half_type.get(), format::kImages, static_cast<uint64_t>(image_bytes()), &i, 1,
+    m.read_hdf5(m.images.get(), m.half_type.get(), format::kImages, static_cast<uint64_t>(stored_bytes), &i, 1,
                 reinterpret_cast<unsigned char*>(image.data()));
     m.read_hdf5(m.labels.get(), H5T_NATIVE_UINT8, format::kLabels, static_cast<uint64_t>(label_bytes()), &i, 1,
                 label.data());
@@ -780,7 +853,7 @@ VerifyReport SliceStore::verify(const std::function<void(int64_t, int64_t)>& pro
       for (uint8_t v : label) ++c[v];
     }
     report.chunks += 2;
-    report.bytes += image_bytes() + label_bytes();
+    report.bytes += stored_bytes + label_bytes();
     if (progress) progress(i + 1, m.n);
   }
   for (size_t s = 0; s < m.splits.size(); ++s) {

@@ -146,7 +146,7 @@ void Evaluator::check_model(const nn::SegmentationIo& model, const std::string& 
   const std::string& path = setup_.data.path;
   STRATA_CHECK_AS(ConfigError, model.in_channels == store_->channels(),
                   "the model of {} takes {} input channels, but the slices of '{}' have {} ({})", source,
-                  model.in_channels, path, store_->channels(), fmt::join(info.modalities, ", "));
+                  model.in_channels, path, store_->channels(), fmt::join(store_->channel_names(), ", "));
   STRATA_CHECK_AS(ConfigError, model.num_classes == static_cast<int64_t>(info.class_names.size()),
                   "the model of {} predicts {} classes, but the labels of '{}' have {} ({})", source, model.num_classes,
                   path, info.class_names.size(), fmt::join(info.class_names, ", "));

@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 // A case read and preprocessed (on the reader thread), ready for the network.
 struct ReadyCase {
   dataprep::NormalisedCase volume;
-  torch::Tensor images;          // [nz, 4, size, size] float32
+  torch::Tensor images;          // [nz, 4 * context, size, size] float32
   std::vector<uint8_t> truth;    // BraTS labels of the seg, when scoring and present
   double read_s = 0, preprocess_s = 0;
 };
@@ -43,7 +43,7 @@ ReadyCase prepare(const dataprep::CaseFiles& files, int64_t size, bool with_trut
   if (setup.check) setup.check(files.name, r.volume.geometry);
   std::vector<int32_t> all(static_cast<size_t>(r.volume.geometry.dims[2]));
   for (size_t k = 0; k < all.size(); ++k) all[k] = static_cast<int32_t>(k);
-  r.images = dataprep::slice_images(r.volume, all);
+  r.images = dataprep::stack_context(dataprep::slice_images(r.volume, all), setup.context);
   r.preprocess_s = clock.seconds();
   return r;
 }
@@ -86,6 +86,8 @@ Predictor::Predictor(PredictSetup setup, torch::Device device, const comm::World
   STRATA_CHECK_AS(ConfigError, setup_.size >= 16, "predict: the packed slice size must be known (>= 16), got {}",
                   setup_.size);
   STRATA_CHECK_AS(ConfigError, setup_.batch >= 1, "predict: batch must be >= 1, got {}", setup_.batch);
+  STRATA_CHECK_AS(ConfigError, setup_.context >= 1 && setup_.context % 2 == 1,
+                  "predict: the context must be odd and >= 1, got {}", setup_.context);
   STRATA_CHECK_AS(ConfigError, setup_.inferer != nullptr, "predict: no inferer (eval::make_inferer)");
   STRATA_CHECK_AS(ConfigError, !setup_.out.empty(), "predict: --out is empty");
   std::error_code ec;

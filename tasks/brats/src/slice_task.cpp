@@ -32,8 +32,10 @@ std::string join_scores(const std::vector<double>& v, size_t from) {
 // model is this task's concern.
 void check_store_fits(const data::SliceStore& store, const nn::UNetConfig& model) {
   STRATA_CHECK_AS(ConfigError, store.channels() == model.in_channels,
-                  "'model.in_channels' = {}, but the slices of '{}' have {} channels ({})", model.in_channels,
-                  store.path(), store.channels(), fmt::join(store.info().modalities, ", "));
+                  "'model.in_channels' = {}, but the slices of '{}'{} have {} channels ({})", model.in_channels,
+                  store.path(),
+                  store.context() > 1 ? fmt::format(" with data.context {}", store.context()) : std::string(),
+                  store.channels(), fmt::join(store.channel_names(), ", "));
   STRATA_CHECK_AS(ConfigError, store.num_classes() == model.num_classes,
                   "'model.num_classes' = {}, but the label map of '{}' has {} classes ({})", model.num_classes,
                   store.path(), store.num_classes(), fmt::join(store.info().class_names, ", "));
@@ -55,7 +57,7 @@ class SliceTask::Batches : public train::BatchSource {
     sampler_ = std::make_unique<data::ShardSampler>(static_cast<int64_t>(split_.size()), c.rank, c.world_size,
                                                     data::sampler_options(d, c.seed));
     loader_ = std::make_unique<data::Prefetcher>(
-        store_, data::prefetch_options(d, c.device, data::make_augment(d, c.seed, c.rank)));
+        store_, data::prefetch_options(d, c.device, data::make_augment(d, c.seed, c.rank, store_->stored_channels())));
   }
 
   int64_t num_items() const override { return sampler_->num_items(); }
@@ -199,9 +201,11 @@ std::vector<train::Picture> SliceTask::pictures(nn::Model& model, int64_t epoch,
   if (overlay_slices_.empty()) overlay_slices_ = overlay_slices(count);
   if (overlay_slices_.empty()) return {};
   const int64_t n = static_cast<int64_t>(overlay_slices_.size()), h = store_->height(), w = store_->width();
-  auto images = torch::empty({n, 4, h, w}, torch::kFloat);
+  auto images = torch::empty({n, store_->channels(), h, w}, torch::kFloat);
   auto labels = torch::empty({n, h, w}, torch::kUInt8);
   store_->read_into(overlay_slices_, images, labels);
+  // The picture shows the centre slice's channels (with a context, the middle block).
+  const int64_t shown = store_->stored_channels(), first = (store_->context() - 1) / 2 * shown;
   torch::Tensor pred;
   {
     nn::AutocastScope autocast(context_.amp, context_.device);
@@ -212,7 +216,7 @@ std::vector<train::Picture> SliceTask::pictures(nn::Model& model, int64_t epoch,
     viz::OverlaySlice s;
     s.height = static_cast<int>(h);
     s.width = static_cast<int>(w);
-    for (int64_t m = 0; m < images.size(1); ++m) {
+    for (int64_t m = first; m < first + shown; ++m) {
       auto plane = images[i][m].contiguous();
       s.channels.emplace_back(plane.data_ptr<float>(), plane.data_ptr<float>() + h * w);
     }

@@ -10,6 +10,10 @@
 //   4. select axial slices (constant third voxel index): every slice with tumour,
 //      plus a seeded fraction `keep_empty` of tumour-free slices that show brain (at
 //      least kMinBrainFraction of the slice); never a slice without brain;
+//      With `context` k > 1, also keep the (k - 1) / 2 neighbours on each side of every
+//      selected slice that show any brain, as slices in no split: a k-slice input
+//      (data.context) reads them, and a neighbour without brain reads as zeros, which
+//      is what it holds (FORMAT.md);
 //   5. crop every kept slice to the case's in-plane brain bounding box (the same box
 //      for all its slices), pad it with zeros to a centred square, and resize to
 //      size x size: images bilinear with antialiasing, labels nearest (exact);
@@ -50,6 +54,7 @@ struct PackOptions {
   int folds = 0;               // > 1: K-fold cross-validation by case; `fold` is the val fold
   int fold = 0;                // the fold in val (with `folds`), or the entry of a split file's list
   std::string split_file;      // JSON of train and val case names (nnU-Net's splits_final.json shape)
+  int64_t context = 1;         // odd: keep the neighbours a `context`-slice input needs (step 4)
 };
 
 // The files of one case folder.
@@ -101,6 +106,7 @@ struct PreparedCase {
   std::string name;
   CaseGeometry geometry;           // what maps its slices back to the source volumes
   std::vector<int32_t> z;          // axial index of each kept slice, ascending
+  std::vector<uint8_t> context_only;  // per kept slice: 1 if kept only as a neighbour (in no split)
   std::vector<uint16_t> images;    // float16 bits [k, 4, size, size]
   std::vector<uint8_t> labels;     // [k, size, size], values 0..3
   double seconds = 0;              // time to decode and prepare
@@ -116,7 +122,8 @@ struct SplitSummary {
 
 struct PackSummary {
   int64_t cases = 0;
-  int64_t slices = 0;
+  int64_t slices = 0;                    // every stored slice, context_slices included
+  int64_t context_slices = 0;            // stored only as neighbours, in no split (PackOptions::context)
   std::vector<SplitSummary> splits;      // train, val
   int64_t bytes = 0;                     // output file size
   double seconds = 0;                    // wall time

@@ -54,6 +54,11 @@ NormalisedCase normalise_case(std::array<Volume, 4> volumes, int64_t size, const
 
 // Step 4-5 for the axial slices `z`: float32 [k, 4, size, size], values rounded to float16.
 torch::Tensor slice_images(const NormalisedCase& c, const std::vector<int32_t>& z);
+// A case's consecutive slices [nz, C, H, W] as 2.5D samples [nz, C * context, H, W]:
+// slice z with its (context - 1) / 2 neighbours on each side, offset-major (channel
+// d * C + m is channel m of slice z - (context - 1) / 2 + d), zeros beyond the volume.
+// The layout SliceStore reads with SliceStoreOptions::context.
+torch::Tensor stack_context(const torch::Tensor& slices, int64_t context);
 // Step 4 for a label volume (classes 0..3, same voxel order): uint8 [k, size, size].
 torch::Tensor slice_labels(const std::vector<uint8_t>& labels, const CaseGeometry& g, const std::vector<int32_t>& z);
 

@@ -84,7 +84,10 @@ struct SampleAugment {
 
 class Augment {
  public:
-  Augment(AugmentConfig config, uint64_t seed, int rank);
+  // `period` > 0: channels ch and ch + period share one intensity draw (a 2.5D sample's
+  // neighbouring slices of one modality, SliceStore's offset-major channels); 0: every
+  // channel draws its own.
+  Augment(AugmentConfig config, uint64_t seed, int rank, int64_t period = 0);
 
   const AugmentConfig& config() const { return config_; }
   // False when disabled or when every probability is 0: apply() is then a no-op.
@@ -103,6 +106,7 @@ class Augment {
   AugmentConfig config_;
   uint64_t seed_;
   int rank_;
+  int64_t period_ = 0;
 };
 
 }  // namespace strata::data

@@ -7,6 +7,7 @@
 //     batch_size: 16
 //     workers: 2
 //     prefetch: 4
+//     context: 1      # 3: each slice with its two neighbours, 12 channels (2.5D)
 //     augment: {rotate_prob: 0.3}
 #pragma once
 
@@ -35,6 +36,7 @@ struct DataConfig {
   std::string val_split = "val";       // split evaluated on (by case, never augmented)
   std::string read_path = "direct";    // SliceStore reads: direct (parallel preadv) | hdf5 (locked H5Dread)
   std::string image_dtype = "float32"; // images on the device: float32 | float16 (as stored)
+  int64_t context = 1;                 // 2.5D: slices per sample, the centre and (k-1)/2 neighbours each side as channels
   AugmentConfig augment;               // training-time augmentation
 
   template <class V>
@@ -49,6 +51,10 @@ struct DataConfig {
     v("val_split", val_split, "split evaluated on (by case, never augmented)", core::one_of({"train", "val"}));
     v("read_path", read_path, "SliceStore reads: direct | hdf5", core::one_of({"direct", "hdf5"}));
     v("image_dtype", image_dtype, "images on the device: float32 | float16", core::one_of({"float32", "float16"}));
+    v("context", context, "2.5D: slices per sample (odd), the neighbours of each slice as channels; needs a file "
+      "packed with pack --context >= it",
+      core::all_of<int64_t>(core::in_range<int64_t>(1, 15),
+                            [](const int64_t& k) { return k % 2 == 1 ? std::string() : std::string("must be odd"); }));
     v("augment", augment, "training-time augmentation");
   }
 };
@@ -58,7 +64,9 @@ SliceStoreOptions store_options(const DataConfig& config);
 SamplerOptions sampler_options(const DataConfig& config, uint64_t seed);
 // Prefetcher options for `device`; `augment` may be null (validation).
 PrefetchOptions prefetch_options(const DataConfig& config, c10::Device device, std::shared_ptr<const Augment> augment);
-// The training Augment of `rank`, or null when data.augment is inactive.
-std::shared_ptr<const Augment> make_augment(const DataConfig& config, uint64_t seed, int rank);
+// The training Augment of `rank`, or null when data.augment is inactive. With a
+// context, a modality's neighbours share one intensity draw (`modalities`: the stored
+// channels per slice).
+std::shared_ptr<const Augment> make_augment(const DataConfig& config, uint64_t seed, int rank, int64_t modalities = 0);
 
 }  // namespace strata::data

@@ -60,6 +60,9 @@ inline constexpr const char* kAttrSeed = "seed";
 inline constexpr const char* kAttrValFraction = "val_fraction";
 inline constexpr const char* kAttrKeepEmpty = "keep_empty";
 inline constexpr const char* kAttrSplitMethod = "split_method";  // how cases were split (absent before it existed)
+// int64, optional (absent: 1): the packer kept the neighbours a `context`-slice input
+// needs, (context - 1) / 2 on each side of every split slice, as slices in no split.
+inline constexpr const char* kAttrContext = "context";
 // Version 3: CRC-32 of all metadata (metadata_checksum.h), int64.
 inline constexpr const char* kAttrMetadataChecksum = "metadata_checksum";
 inline constexpr int64_t kFirstChecksummedVersion = 3;  // fixed-length names, metadata checksum

@@ -25,6 +25,14 @@
 // the file and, for slice data, the dataset, the slice, its case and axial index. All
 // of it but the per-chunk checksums and labels is checked on open, on both read paths.
 //
+// 2.5D (SliceStoreOptions::context = k > 1): a read sample is a stored slice with its
+// (k - 1) / 2 neighbours on each side, as channels, offset-major: channel
+// d * stored_channels() + m is channel m of the slice at z - (k - 1) / 2 + d of the same
+// case. A neighbour outside the volume, or one the packer did not keep because it shows
+// no brain, reads as zeros (what it holds after normalisation). A file packed without
+// those neighbours (its `context` attribute below k) is a DataError on open, naming the
+// repack command. Labels are the centre slice's.
+//
 // What the slices hold is the file's: the channel count (from /images) and names
 // (root attribute `modalities`), the classes (`class_names`, `label_source_values`) and
 // the splits (the members of /splits). Whether they suit a model is the task's concern.
@@ -50,6 +58,7 @@ ReadPath parse_read_path(std::string_view name);
 
 struct SliceStoreOptions {
   ReadPath read_path = ReadPath::kDirect;  // see the header comment
+  int64_t context = 1;                     // odd: slices per read sample (2.5D, see the header comment)
 };
 
 // What the packer recorded about the data (root attributes, FORMAT.md).
@@ -70,6 +79,7 @@ struct StoreInfo {
   double keep_empty = 0;                         // fraction of tumour-free brain slices kept
   bool checksums = false;                        // Fletcher-32 per chunk
   std::string split_method;                      // how the cases were split ("" in older files)
+  int64_t context = 1;                           // neighbours kept for a `context`-slice input (1: none)
 };
 
 // Where a case's slices came from (format version 2): the source volumes' size, voxel
@@ -118,9 +128,14 @@ class SliceStore {
   int64_t num_slices() const;
   int64_t height() const;
   int64_t width() const;
-  int64_t channels() const;     // channels per slice (/images' second dimension)
+  int64_t channels() const;         // channels per read sample: stored_channels() * context()
+  int64_t stored_channels() const;  // channels per stored slice (/images' second dimension)
+  int64_t context() const;          // slices per read sample (SliceStoreOptions::context)
+  // The name of each channel of a read sample: the file's `modalities`, and with a
+  // context "t1ce@z-1" and the like.
+  std::vector<std::string> channel_names() const;
   int64_t num_classes() const;  // classes of the label map: stored labels are 0..num_classes()-1
-  int64_t image_bytes() const;  // one slice's image payload: channels * H * W * 2 (float16)
+  int64_t image_bytes() const;  // one read sample's image payload: channels() * H * W * 2 (float16)
   int64_t label_bytes() const;  // one slice's label payload: H * W (uint8)
 
   int64_t num_cases() const;

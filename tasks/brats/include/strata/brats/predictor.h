@@ -3,7 +3,8 @@
 //
 // Per case (the ranks share the cases, by sorted name, round robin):
 //   read the four modalities -> the preprocessing `pack` uses (data/preprocess.h) on
-//   every axial slice -> the network through the Inferer (eval/inferer.h: TTA, softmax
+//   every axial slice (with a context, each stacked with its neighbours, as SliceStore
+//   reads them) -> the network through the Inferer (eval/inferer.h: TTA, softmax
 //   averaged over views), one call per batch of slices -> the class
 //   probabilities mapped back (resized, un-padded, un-cropped; 0 outside the brain) ->
 //   BraTS labels 0/1/2/4 -> <out>/<case>.nii.gz, uint8, with the T1ce's dims, pixdim,
@@ -38,6 +39,7 @@ struct PredictSetup {
   std::string input;        // a folder of BraTS case folders, or one case folder
   std::string out;          // folder of the <case>.nii.gz predictions
   int64_t size = 0;         // the packed slice size the model was trained on
+  int64_t context = 1;      // slices per sample the model was trained on (data.context; 2.5D when > 1)
   std::shared_ptr<const eval::Inferer> inferer;  // required: eval::make_inferer of the eval section
   int64_t batch = 16;       // slices per forward pass
   nn::AmpMode amp = nn::AmpMode::kOff;
