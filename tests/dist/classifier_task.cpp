@@ -2,10 +2,13 @@
 #include "classifier_task.h"
 
 #include "strata/core/error.h"
+#include "strata/nn/model_registry.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
+#include <mutex>
 #include <optional>
 
 namespace strata::test {
@@ -105,7 +108,16 @@ void ClassifierTask::open(const train::TaskContext& context) {
   batches_ = std::make_unique<Batches>(train_images_, train_labels_, setup_.batch_size, context);
 }
 
-std::shared_ptr<nn::Model> ClassifierTask::build_model() { return make_classifier(setup_.classes); }
+// The classifier by name, as a recipe registers its own models: the task builds it from
+// its model section through nn::make_model, like the BraTS task builds "unet2d".
+std::shared_ptr<nn::Model> ClassifierTask::build_model() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    nn::register_model(kClassifierModel, "64 -> 16 -> classes perceptron on 8x8 images (tests)",
+                       [](const std::string& section) { return make_classifier(YAML::Load(section)["classes"].as<int64_t>()); });
+  });
+  return nn::make_model(kClassifierModel, model_section());
+}
 
 std::string ClassifierTask::model_section() const { return fmt::format("classes: {}\nhidden: 16\n", setup_.classes); }
 

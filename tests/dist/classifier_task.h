@@ -60,7 +60,9 @@ class ClassifierTask : public train::Task {
   std::unique_ptr<Batches> batches_;
 };
 
-// The classifier's model on its own (the test's single-process reference builds it too).
+// The classifier's model on its own (the test's single-process reference builds it too),
+// and the name the task registers it under (nn/model_registry.h).
 std::shared_ptr<nn::Model> make_classifier(int64_t classes);
+inline constexpr const char* kClassifierModel = "test_classifier";
 
 }  // namespace strata::test

@@ -4,6 +4,7 @@
 #include "strata/brats/figure_style.h"
 #include "strata/core/error.h"
 #include "strata/core/log.h"
+#include "strata/nn/model_registry.h"
 #include "strata/nn/precision.h"
 #include "strata/viz/overlay.h"
 
@@ -116,7 +117,7 @@ void SliceTask::open(const train::TaskContext& context) {
   val_loader_ = std::make_unique<data::Prefetcher>(store_, data::prefetch_options(d, context.device, nullptr));
 }
 
-std::shared_ptr<nn::Model> SliceTask::build_model() { return nn::UNet2d(setup_.model).ptr(); }
+std::shared_ptr<nn::Model> SliceTask::build_model() { return nn::make_model(nn::kUNet2d, model_section()); }
 
 std::string SliceTask::model_section() const { return core::to_yaml(setup_.model); }
 

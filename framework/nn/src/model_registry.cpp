@@ -1,0 +1,39 @@
+// Models by name (see model_registry.h).
+#include "strata/nn/model_registry.h"
+
+#include "strata/core/config.h"
+#include "strata/core/registry.h"
+#include "strata/nn/unet.h"
+
+#include <mutex>
+
+namespace strata::nn {
+namespace {
+
+core::NamedRegistry<ModelFactory>& registry() {
+  static core::NamedRegistry<ModelFactory> r("model");
+  static std::once_flag built_in;
+  std::call_once(built_in, [] {
+    r.add(kUNet2d, "2D U-Net (UNetConfig: in_channels, num_classes, widths, norm, dropout, channels_last)",
+          [](const std::string& section) {
+            return UNet2d(core::parse_config<UNetConfig>(section, {}, "model section")).ptr();
+          });
+  });
+  return r;
+}
+
+}  // namespace
+
+void register_model(const std::string& name, const std::string& description, ModelFactory factory) {
+  registry().add(name, description, std::move(factory));
+}
+
+std::shared_ptr<Model> make_model(const std::string& name, const std::string& section_yaml) {
+  return registry().find(name)(section_yaml);  // outside the lock: a factory may build others
+}
+
+bool has_model(const std::string& name) { return registry().has(name); }
+
+std::vector<std::string> model_names() { return registry().describe(); }
+
+}  // namespace strata::nn
