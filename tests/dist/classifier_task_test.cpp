@@ -73,8 +73,7 @@ TEST_F(ClassifierTaskTest, TrainsAndLogsItsOwnMetricToMetricsJsonlAndTensorBoard
   std::shared_ptr<train::RunLogger> logger;
   if (world().rank() == 0) {
     train::RunLoggerOptions o;
-    o.run_dir = setup.run_dir;
-    o.progress_png = false;
+    o.run_dir = setup.run_dir;  // progress.png on (the default), with no class style: grey lines
     logger = std::make_shared<train::RunLogger>(o);
     setup.observer = logger;
   }
@@ -97,6 +96,7 @@ TEST_F(ClassifierTaskTest, TrainsAndLogsItsOwnMetricToMetricsJsonlAndTensorBoard
     }
     EXPECT_NE(events.find("val/accuracy"), std::string::npos);
     EXPECT_EQ(events.find("val/dice"), std::string::npos);
+    EXPECT_GT(fs::file_size(fs::path(setup.run_dir) / "progress.png"), 1000u);
   }
 }
 

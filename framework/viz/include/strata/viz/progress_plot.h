@@ -30,8 +30,9 @@ std::vector<EpochRow> read_epoch_rows(const std::string& metrics_jsonl);
 
 // Draws the four panels and writes `png` atomically. The per-class panel names and
 // colours its lines by `classes` (names, line_colors) when the rows hold one Dice per
-// class of it, and "class 1", "class 2", ... in grey otherwise. Throws InternalError
-// when `classes` is incomplete (ClassStyle::check).
+// class of it, and "class 1", "class 2", ... in grey otherwise (an empty style: a task
+// that names no classes). Throws InternalError when a non-empty `classes` is
+// incomplete (ClassStyle::check).
 void write_progress_plot(const std::vector<EpochRow>& rows, const std::string& png, const std::string& title,
                          const ClassStyle& classes);
 
