@@ -21,17 +21,7 @@
 namespace strata::data {
 namespace {
 
-// The message of the E that `f` throws; "" when it throws nothing or something else.
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (...) {
-  }
-  return "";
-}
+using test::error_as;
 
 // tiny_cases() packed like tiny_packed(), with `context`.
 const std::string& packed_with_context(int64_t context) {
@@ -121,14 +111,14 @@ TEST(Context, ReadsStackNeighboursOffsetMajorWithZerosOnBothPaths) {
 TEST(Context, AFileWithoutTheNeighboursOrAnEvenContextIsRefused) {
   SliceStoreOptions o;
   o.context = 3;
-  std::string why = error_of<core::DataError>([&] { SliceStore s(test::tiny_packed(), o); });
+  std::string why = error_as<core::DataError>([&] { SliceStore s(test::tiny_packed(), o); });
   EXPECT_NE(why.find(test::tiny_packed()), std::string::npos) << why;
   EXPECT_NE(why.find("repack it with `brats_recipe pack --context 3`"), std::string::npos) << why;
   o.context = 5;
-  why = error_of<core::DataError>([&] { SliceStore s(packed_with_context(3), o); });
+  why = error_as<core::DataError>([&] { SliceStore s(packed_with_context(3), o); });
   EXPECT_NE(why.find("packed with context 3, which keeps fewer"), std::string::npos) << why;
   o.context = 2;
-  why = error_of<core::ConfigError>([&] { SliceStore s(packed_with_context(3), o); });
+  why = error_as<core::ConfigError>([&] { SliceStore s(packed_with_context(3), o); });
   EXPECT_NE(why.find("must be odd"), std::string::npos) << why;
 }
 

@@ -5,6 +5,7 @@
 #include "strata/core/error.h"
 #include "strata/nn/model_registry.h"
 #include "strata/nn/unet.h"
+#include "test_util.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -18,16 +19,7 @@ class Doubler : public Model {
   std::string describe() const override { return "Doubler"; }
 };
 
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (...) {
-  }
-  return "";
-}
+using test::error_as;
 
 TEST(ModelRegistry, TheBuiltInUNetFromItsSectionIsUNet2dOfThatConfig) {
   UNetConfig config;
@@ -51,15 +43,15 @@ TEST(ModelRegistry, ARegisteredModelIsBuiltByNameAndNamesAreChecked) {
   EXPECT_TRUE(torch::equal(m->forward(torch::ones({2})), torch::full({2}, 2.0)));
   const auto names = model_names();
   EXPECT_NE(std::find(names.begin(), names.end(), "registry_test_doubler: twice its input"), names.end());
-  EXPECT_NE(error_of<core::InternalError>([] {
+  EXPECT_NE(error_as<core::InternalError>([] {
               register_model("registry_test_doubler", "again", [](const std::string&) { return nullptr; });
             }).find("a model named 'registry_test_doubler' is already registered"),
             std::string::npos);
-  const std::string unknown = error_of<core::ConfigError>([] { make_model("registry_test_missing", ""); });
+  const std::string unknown = error_as<core::ConfigError>([] { make_model("registry_test_missing", ""); });
   EXPECT_NE(unknown.find("no model named 'registry_test_missing': the registered models are "), std::string::npos)
       << unknown;
   EXPECT_NE(unknown.find("unet2d"), std::string::npos) << unknown;
-  EXPECT_FALSE(error_of<core::ConfigError>([] { make_model(kUNet2d, "widths: [4, x]\n"); }).empty())
+  EXPECT_FALSE(error_as<core::ConfigError>([] { make_model(kUNet2d, "widths: [4, x]\n"); }).empty())
       << "a bad section is a ConfigError";
 }
 

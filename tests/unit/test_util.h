@@ -24,6 +24,18 @@ std::string error_of(F&& f) {
   return "";
 }
 
+// The message of the E that `f` throws; "" when it throws nothing or another type.
+template <class E, class F>
+std::string error_as(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (...) {
+  }
+  return "";
+}
+
 // A fresh folder "<tmp>/strata_<name>_<pid>", removed with its contents at the end.
 struct TempDir {
   explicit TempDir(const std::string& name)
