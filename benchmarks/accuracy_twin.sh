@@ -13,9 +13,10 @@
 # loss (TensorBoard); benchmarks/twin_pytorch.py replays those batches in the same order
 # (read with h5py) with torch.optim.Adam and compares every step's loss and the final
 # weights (`brats_recipe export`). At np 1: BatchNorm and the multi-class Dice loss. At
-# np 2 a Strata step must equal one PyTorch step on the two ranks' batches together,
-# which holds for a per-sample model (GroupNorm) and a loss that is a mean over samples
-# (cross-entropy); Dice sums over the batch and BatchNorm's statistics are per rank.
+# np 2 a Strata step must equal one PyTorch step on the two ranks' batches together:
+# GroupNorm (per sample) and cross-entropy here. With loss.reduce global any loss type
+# would do, and sync_batch too (tests/dist/exact_batch_test.cpp checks those in float64);
+# plain BatchNorm would not, since its statistics are per rank.
 # Passes when every step's loss agrees within 1e-4 (relative) and the final parameters
 # are apart by at most 2% of how far training moved them (L2 over all parameters). Single
 # elements may differ by up to about lr: Adam's update of an element whose gradient is
