@@ -27,6 +27,10 @@ the command line (repeatable; the value is YAML, so quote lists for the shell:
 `brats_recipe config --config RECIPE [--set ...]` prints the resolved config, and
 `brats_recipe config --checkpoint CKPT` the config a checkpoint was trained with.
 
+The default `data.path`, and every recipe's, is a file under `runs/demo-data/`, where
+`scripts/demo.sh` writes its synthetic phantom cases: set `data.path` to your own packed
+file (`brats_recipe pack`), or training says in a warning that it runs on the phantom.
+
 )";
 
 void print_checkpoint_config(const std::string& path) {
