@@ -1,6 +1,6 @@
 // Shared plumbing of the brats_recipe subcommands: the lazily created MPI World, the
-// common --config/--set/--log-level options, and config resolution with the cross-rank
-// consistency check.
+// common --config/--set/--log-level options, config resolution with the cross-rank
+// consistency check, and the old option spellings kept (with a warning) for one release.
 #pragma once
 
 #include "brats_recipe/recipe_config.h"
@@ -67,10 +67,10 @@ class Cli {
   bool run_selected();
 
  private:
-  int argc_;
-  char** argv_;
   void check_deprecated() const;
 
+  int argc_;
+  char** argv_;
   std::unique_ptr<comm::World> world_;
   std::vector<std::pair<CLI::App*, std::function<void()>>> commands_;
   std::vector<Deprecated> deprecated_;
