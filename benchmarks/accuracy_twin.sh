@@ -9,7 +9,7 @@
 # run by hand, on a packed `synth --difficulty hard` set; see the block below).
 #
 # exact: augmentation off, the same initial weights (made in PyTorch, imported by
-# `finetune --from`), Strata at np ranks logs every step's slices (run.sample_log) and
+# `finetune --checkpoint`), Strata at np ranks logs every step's slices (run.sample_log) and
 # loss (TensorBoard); benchmarks/twin_pytorch.py replays those batches in the same order
 # (read with h5py) with torch.optim.Adam and compares every step's loss and the final
 # weights (`brats_recipe export`). At np 1: BatchNorm and the multi-class Dice loss. At
@@ -58,9 +58,9 @@ if [ "$mode" = statistical ]; then
   for seed in $seeds; do
     d=$out/seed$seed
     echo "== seed $seed: Strata"
-    "${L[@]}" "$B" train --config recipes/cpu_smoke.yaml --set "data.path=$data" --set "run.dir=$d/train" --force \
+    "${L[@]}" "$B" train --config recipes/cpu_smoke.yaml --set "data.path=$data" --set "run.dir=$d/train" --delete-checkpoints \
       --set "run.seed=$seed" --set train.epochs=5 --set log.image_every=0 2>&1 | grep -E "epoch [0-9]+/[0-9]+: loss"
-    "${L[@]}" "$B" finetune --config recipes/brats_necrotic_finetune.yaml --from "$d/train/best.pt" --force \
+    "${L[@]}" "$B" finetune --config recipes/brats_necrotic_finetune.yaml --checkpoint "$d/train/best.pt" --delete-checkpoints \
       --set "data.path=$data" --set "run.dir=$d/ft" --set run.device=cpu --set train.epochs=2 \
       --set data.batch_size=16 --set data.workers=1 --set train.amp=off --set "run.seed=$seed" \
       --set log.image_every=0 2>&1 | grep -E "epoch [0-9]+/[0-9]+: loss"
@@ -100,7 +100,7 @@ fi
 if [ "$np" -eq 1 ]; then norm=batch loss=multi_dice launch=(); else norm=group loss=cross_entropy launch=(launch/mpirun.sh -np "$np"); fi
 
 "$PY" benchmarks/twin_pytorch.py init --out "$out/init.pt" --widths $W --norm $norm
-"${launch[@]}" "$B" finetune --config recipes/cpu_smoke.yaml --from "$out/init.pt" --force --set "run.dir=$out/strata" \
+"${launch[@]}" "$B" finetune --config recipes/cpu_smoke.yaml --checkpoint "$out/init.pt" --delete-checkpoints --set "run.dir=$out/strata" \
   --set "data.path=$data" --set data.augment.enabled=false --set run.sample_log=true --set "train.epochs=$epochs" \
   --set sched.type=none --set "model.widths=[$W]" --set "model.norm=$norm" --set "loss.type=$loss" \
   --set loss.reduce=global --set "train.lr=$lr" --set "train.betas=[$betas]" --set "train.eps=$eps" --set train.weight_decay=0 \

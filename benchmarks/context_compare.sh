@@ -33,9 +33,9 @@ B=build/bin/brats_recipe
 out=${out:-runs/context_compare}
 mkdir -p "$out"
 widest=$(printf '%s\n' $contexts | sort -n | tail -1)
-"$B" synth --out "$out/cases" --cases "$cases" --shape "$shape" --difficulty hard --seed 7 --force >"$out/synth.log"
+"$B" synth --out "$out/cases" --cases "$cases" --shape "$shape" --difficulty hard --seed 7 --overwrite >"$out/synth.log"
 "$B" pack --input "$out/cases" --out "$out/hard.h5" --size "$size" --context "$widest" --val-fraction 0.25 \
-  --force >"$out/pack.log"
+  --overwrite >"$out/pack.log"
 for k in $contexts; do
   for seed in $seeds; do
     run=$out/ctx${k}_seed$seed

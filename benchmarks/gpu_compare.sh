@@ -98,9 +98,9 @@ fi
 say "out $out, work $work, brats_recipe $bin, $(nproc) cores"
 
 # 1. Data (in $work, never under $OUT).
-stage synth 300 "$bin" synth --out "$work/data/cases" --cases "$cases" --shape "$shape" --force
+stage synth 300 "$bin" synth --out "$work/data/cases" --cases "$cases" --shape "$shape" --overwrite
 for size in "${sizes[@]}"; do
-  stage "pack$size" 300 "$bin" pack --input "$work/data/cases" --out "$work/data/b$size.h5" --size "$size" --force
+  stage "pack$size" 300 "$bin" pack --input "$work/data/cases" --out "$work/data/b$size.h5" --size "$size" --overwrite
 done
 say "data ready"
 pack_logs
@@ -123,7 +123,7 @@ pack_logs
 # 3. One epoch of training on the device, then evaluation with 6-view TTA.
 size=${sizes[0]}
 if stage train "$limit_train" "$bin" train --config "$root/recipes/brats_unet_baseline.yaml" "${sets[@]}" \
-     "${train_sets[@]}" --set "data.path=$work/data/b$size.h5" --set "run.dir=$work/run" --set train.epochs=1 --force; then
+     "${train_sets[@]}" --set "data.path=$work/data/b$size.h5" --set "run.dir=$work/run" --set train.epochs=1 --delete-checkpoints; then
   "$PY" - "$work/run/metrics.jsonl" "$size" >"$res/train.json" <<'PY' || failed=1
 import json, sys
 m = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][-1]

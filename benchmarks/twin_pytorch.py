@@ -4,7 +4,7 @@
     twin_pytorch.py init  --out INIT.pt --widths 8,16,32,64 --norm batch|group [--groups 8]
         seeded initial weights of benchmarks/pytorch_reference.py's U-Net (GroupNorm in
         place of BatchNorm with --norm group), saved as a plain state_dict for Strata's
-        `finetune --from`
+        `finetune --checkpoint`
     twin_pytorch.py train --init INIT.pt --data FILE.h5 --samples RUN/samples --events RUN/tb
                           --strata FINAL.pt --widths ... --norm ... --loss multi_dice|cross_entropy
                           --lr LR --betas B1,B2 --eps EPS --world N --json OUT.json

@@ -516,7 +516,7 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
     STRATA_THROW(IoError, "pack --out '{}' is a folder; expected the path of the .h5 file to write", o.out_path);
   }
   if (fs::exists(o.out_path, ec) && !o.force) {
-    STRATA_THROW(IoError, "{} already exists; pass --force to overwrite it", o.out_path);
+    STRATA_THROW(IoError, "{} already exists; pass --overwrite to replace it", o.out_path);
   }
   std::vector<CaseFiles> cases = find_cases(o.input_dir);
   std::vector<std::string> names;

@@ -72,7 +72,7 @@ CaseResult write_case(const SynthOptions& o, int64_t index) {
   result.lesions = ph.lesions;
   result.necrosis = ph.necrosis;
 
-  // Swap the finished case into place; a previous version (--force) goes last.
+  // Swap the finished case into place; a previous version (--overwrite) goes last.
   fs::path old_dir;
   if (fs::exists(final_dir)) {
     old_dir = out / ("." + name + ".old");
@@ -110,7 +110,7 @@ SynthSummary synthesize_dataset(const SynthOptions& o, const std::function<void(
     for (int64_t c = 0; c < o.cases; ++c) {
       fs::path existing = fs::path(o.out_dir) / synth_case_name(c);
       if (fs::exists(existing)) {
-        STRATA_THROW(IoError, "{} already exists; pass --force to overwrite the cases in {}", existing.string(),
+        STRATA_THROW(IoError, "{} already exists; pass --overwrite to replace the cases in {}", existing.string(),
                      o.out_dir);
       }
     }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -25,14 +26,58 @@ comm::World& Cli::world() {
 }
 
 void Cli::add_config_options(CLI::App* cmd, ConfigOptions* options, bool config_required) {
-  auto* opt = cmd->add_option("--config,-c", options->config_path, "recipe YAML (see recipes/*.yaml)");
-  if (config_required) opt->required()->check(CLI::ExistingFile);
-  cmd->add_option("--set", options->sets, "override any config key: --set train.lr=5e-5 (repeatable)")
+  auto* opt = cmd->add_option("--config,-c", options->config_path, "recipe YAML (see recipes/*.yaml)")
+                  ->check(CLI::ExistingFile);
+  if (config_required) opt->required();
+  cmd->add_option("--set", options->sets,
+                  "override any config key (docs/configuration.md), repeatable; quote lists: "
+                  "--set 'model.widths=[16,32,64]'")
       ->allow_extra_args(false);
-  cmd->add_option("--log-level", options->log_level, "debug | info | warn | error (overrides run.log_level)");
+  cmd->add_option("--log-level", options->log_level, "debug | info | warn | error: the same as --set run.log_level=LEVEL");
 }
 
-RecipeConfig Cli::resolve(const ConfigOptions& options) {
+namespace {
+
+// Rank 0 of an MPI job, before MPI starts (mpirun and Slurm export each process's rank):
+// warnings about the command line are printed once per job, not once per rank.
+bool launcher_rank0() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}) {
+    if (const char* rank = std::getenv(name)) return std::string(rank) == "0";
+  }
+  return true;
+}
+
+}  // namespace
+
+void Cli::deprecate(CLI::Option* old_opt, CLI::Option* current, std::string instead) {
+  old_opt->group("");  // hidden from --help
+  // Option callbacks run before CLI11 checks what is required.
+  if (current->get_required()) old_opt->each([current](const std::string&) { current->required(false); });
+  deprecated_.push_back({old_opt, current, std::move(instead)});
+}
+
+// Warns (rank 0) of each old spelling used; one given with its new spelling is an error.
+void Cli::check_deprecated() const {
+  for (const auto& d : deprecated_) {
+    if (d.old_opt->count() == 0) continue;
+    STRATA_CHECK_AS(ConfigError, d.current->count() == 0, "{}: give only one of the two", d.instead);
+    if (launcher_rank0()) core::warn("deprecated: {} (the old spelling goes in the next release)", d.instead);
+  }
+}
+
+void Cli::warn_if_demo_data(const RecipeConfig& config, const ConfigOptions& options) {
+  namespace fs = std::filesystem;
+  for (const auto& s : options.sets) {
+    if (s.rfind("data.path=", 0) == 0) return;  // asked for
+  }
+  if (fs::path(config.data.path).lexically_normal().parent_path() != fs::path(kDemoDataDir)) return;
+  core::warn0("SYNTHETIC DATA: this run trains on {}, the demo's phantom cases (data.path of {}, as in every "
+              "recipe), not on real scans. For BraTS 2021: --set data.path=/path/to/brats128.h5, made by "
+              "`brats_recipe pack --input BraTS2021_Training_Data --out brats128.h5`",
+              config.data.path, options.config_path.empty() ? "the defaults" : options.config_path);
+}
+
+RecipeConfig Cli::resolve(const ConfigOptions& options, const std::string& base_yaml, const std::string& base_name) {
   auto sets = options.sets;
   if (!options.log_level.empty()) sets.push_back("run.log_level=" + options.log_level);
   // The world first, then every rank loads its config and the ranks agree on the
@@ -42,7 +87,9 @@ RecipeConfig Cli::resolve(const ConfigOptions& options) {
   RecipeConfig config;
   std::string error;
   try {
-    config = core::load_config<RecipeConfig>(options.config_path, sets);
+    config = options.config_path.empty() && !base_yaml.empty()
+                 ? core::parse_config<RecipeConfig>(base_yaml, sets, base_name)
+                 : core::load_config<RecipeConfig>(options.config_path, sets);
   } catch (const core::ConfigError& e) {
     error = e.what();
   }
@@ -153,6 +200,7 @@ void Cli::check_storage(const RecipeConfig& config, bool run_dir) {
 }
 
 bool Cli::run_selected() {
+  check_deprecated();
   for (auto& [cmd, body] : commands_) {
     if (cmd->parsed()) {
       body();

@@ -1,6 +1,6 @@
 // Shared plumbing of the brats_recipe subcommands: the lazily created MPI World, the
-// common --config/--set/--log-level options, and config resolution with the cross-rank
-// consistency check.
+// common --config/--set/--log-level options, config resolution with the cross-rank
+// consistency check, and the old option spellings kept (with a warning) for one release.
 #pragma once
 
 #include "brats_recipe/recipe_config.h"
@@ -19,7 +19,7 @@ namespace strata::recipes {
 struct ConfigOptions {
   std::string config_path;           // --config: the recipe YAML (empty: defaults)
   std::vector<std::string> sets;     // --set key.path=value, repeatable
-  std::string log_level;             // --log-level: overrides run.log_level
+  std::string log_level;             // --log-level: the same as --set run.log_level=LEVEL
 };
 
 class Cli {
@@ -34,8 +34,26 @@ class Cli {
   static void add_config_options(CLI::App* cmd, ConfigOptions* options, bool config_required);
 
   // Loads the recipe, applies --set, sets the log level, and (collective) checks that
-  // every rank resolved the same config.
-  RecipeConfig resolve(const ConfigOptions& options);
+  // every rank resolved the same config. Without --config, `base_yaml` (a checkpoint's
+  // stored config, named `base_name` in errors) is the recipe when given, else the defaults.
+  RecipeConfig resolve(const ConfigOptions& options, const std::string& base_yaml = "",
+                       const std::string& base_name = "");
+
+  // Rank 0 logs a warning when the run trains on the demo's synthetic data without the
+  // user asking for it: data.path lies in kDemoDataDir and no --set gave it.
+  static void warn_if_demo_data(const RecipeConfig& config, const ConfigOptions& options);
+
+  // An old spelling kept for one release: hidden from --help, still parsed; when used,
+  // the command logs one warning (rank 0) saying `instead`. `current` is the option it
+  // stands for: given either, neither is required; both is a ConfigError.
+  struct Deprecated {
+    CLI::Option* old_opt;
+    CLI::Option* current;
+    std::string instead;  // "--from is now --checkpoint"
+  };
+  void deprecate(CLI::Option* old_opt, CLI::Option* current, std::string instead);
+  // The old spellings, for the CLI reference (cmd_help.cpp).
+  const std::vector<Deprecated>& deprecations() const { return deprecated_; }
 
   // Collective, before anything is read or written: every rank can read data.path, and
   // (with `run_dir`) rank 0 can write run.dir and every rank sees the file it wrote there,
@@ -49,11 +67,17 @@ class Cli {
   bool run_selected();
 
  private:
+  void check_deprecated() const;
+
   int argc_;
   char** argv_;
   std::unique_ptr<comm::World> world_;
   std::vector<std::pair<CLI::App*, std::function<void()>>> commands_;
+  std::vector<Deprecated> deprecated_;
 };
+
+// Where scripts/demo.sh writes its synthetic (phantom) data, and every recipe's data.path.
+inline constexpr const char* kDemoDataDir = "runs/demo-data";
 
 // Subcommand registration, one per cmd_*.cpp.
 void add_config_command(CLI::App& app, Cli& cli);
@@ -69,5 +93,6 @@ void add_predict_command(CLI::App& app, Cli& cli);
 void add_score_command(CLI::App& app, Cli& cli);
 void add_report_command(CLI::App& app, Cli& cli);
 void add_export_command(CLI::App& app, Cli& cli);
+void add_help_command(CLI::App& app, Cli& cli);
 
 }  // namespace strata::recipes

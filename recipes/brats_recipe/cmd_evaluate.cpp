@@ -2,15 +2,16 @@
 // over every rank, with test-time augmentation; rank 0 prints the tables and writes the
 // JSON (and CSV) with every case's figures and where they came from.
 //
-//   launch/mpirun.sh -np 2 build/bin/brats_recipe evaluate --config recipes/brats_tta_eval.yaml
-//       --checkpoint runs/cpu_smoke/best.pt [--tta none|flips|flips+rot90] [--json eval.json]
+//   launch/mpirun.sh -np 2 build/bin/brats_recipe evaluate --checkpoint runs/cpu_smoke/best.pt
+//       [--config recipes/brats_tta_eval.yaml] [--tta none|flips|flips+rot90] [--json eval.json]
 //       [--csv cases.csv] [--save-predictions DIR] [--geometry packed|original] [--set data.path=...]
 //
 // --geometry packed (default) scores the packed slices: fast, the figure training logs.
 // --geometry original predicts the split's cases from their source folders (the packed
 // file's `source`) through `predict`'s path and scores whole volumes in mm (`score`).
 // The architecture is the checkpoint's (its stored model section); the recipe sets the
-// data, the batch size, the TTA and the metric conventions.
+// data, the batch size, the TTA and the metric conventions. Without --config, the
+// checkpoint's own config is the recipe: the split of the data it was trained on.
 #include "brats_recipe/cli.h"
 #include "brats_recipe/setup.h"
 #include "strata/brats/labels.h"
@@ -23,7 +24,9 @@
 #include "strata/core/log.h"
 #include "strata/data/slice_store.h"
 #include "strata/eval/evaluator.h"
+#include "strata/model/checkpoint.h"
 #include "strata/model/model_loader.h"
+#include "strata/model/state_dict.h"
 
 #include <nlohmann/json.hpp>
 
@@ -116,6 +119,14 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
   }
 }
 
+// Without --config: the config `checkpoint` was trained with ("" for a PyTorch
+// state_dict, which has none: the defaults then).
+std::string stored_config(const std::string& checkpoint, const ConfigOptions& options) {
+  if (!options.config_path.empty() || model::is_state_dict(checkpoint)) return "";
+  auto archive = model::open_checkpoint(checkpoint, torch::Device(torch::kCPU));
+  return model::read_meta(archive, checkpoint).config_yaml;
+}
+
 }  // namespace
 
 void add_evaluate_command(CLI::App& app, Cli& cli) {
@@ -123,10 +134,12 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
       "evaluate", "evaluate a checkpoint with test-time augmentation: Dice/IoU table, BraTS regions, JSON");
   auto options = std::make_shared<ConfigOptions>();
   auto o = std::make_shared<EvaluateOptions>();
-  Cli::add_config_options(cmd, options.get(), /*config_required=*/true);
-  cmd->add_option("--checkpoint", o->checkpoint, "checkpoint whose model section and weights are evaluated")
+  Cli::add_config_options(cmd, options.get(), /*config_required=*/false);
+  cmd->add_option("--checkpoint", o->checkpoint,
+                  "checkpoint whose model section and weights are evaluated; without --config, its stored config "
+                  "is the recipe (data.path, eval.*)")
       ->required();
-  cmd->add_option("--tta", o->tta, "test-time augmentation (overrides eval.tta)")
+  cmd->add_option("--tta", o->tta, "test-time augmentation: the same as --set eval.tta=MODE")
       ->check(CLI::IsMember({"none", "flips", "flips+rot90"}));
   cmd->add_option("--json", o->json, "also write the results, every case's and their provenance, to this file");
   cmd->add_option("--csv", o->csv, "every case's figures as CSV (rank 0, atomically)");
@@ -139,7 +152,7 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
   cli.on(cmd, [&cli, options, o] {
     ConfigOptions resolved = *options;
     if (!o->tta.empty()) resolved.sets.push_back("eval.tta=" + o->tta);  // part of the config every rank checks
-    RecipeConfig config = cli.resolve(resolved);
+    RecipeConfig config = cli.resolve(resolved, stored_config(o->checkpoint, resolved), "config of " + o->checkpoint);
     cli.check_storage(config, /*run_dir=*/false);
     take_model_from_checkpoint(config, o->checkpoint);
     core::log0("resolved config (hash {}):\n{}", core::hash_hex(core::config_hash(config)), core::to_yaml(config));

@@ -1,4 +1,4 @@
-// `brats_recipe inspect FILE.h5 [--verify]`: a packed file's summary (format version,
+// `brats_recipe inspect --data FILE.h5 [--verify]`: a packed file's summary (format version,
 // size, cases and slices per split, class fractions, provenance); --verify reads every
 // chunk through HDF5 and checks its checksum, every label and the recorded statistics.
 #include "brats_recipe/cli.h"
@@ -19,7 +19,8 @@ void add_inspect_command(CLI::App& app, Cli& cli) {
   auto* cmd = app.add_subcommand("inspect", "summarise a packed .h5 slice file; --verify checks every chunk");
   auto path = std::make_shared<std::string>();
   auto verify = std::make_shared<bool>(false);
-  cmd->add_option("file", *path, "the packed .h5 file")->required();
+  auto* data = cmd->add_option("--data", *path, "the packed .h5 file")->required();
+  cli.deprecate(cmd->add_option("file", *path), data, "`inspect FILE` is now `inspect --data FILE`");
   cmd->add_flag("--verify", *verify, "read every chunk and check checksums, labels and statistics");
   cli.on(cmd, [path, verify] {
     data::SliceStore store(*path);

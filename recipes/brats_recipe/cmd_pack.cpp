@@ -1,5 +1,5 @@
 // `brats_recipe pack --input DIR --out FILE.h5 [--size N] [--val-fraction F] [--seed S]
-// [--keep-empty F] [--context K] [--workers N] [--force]`: BraTS NIfTI cases to one HDF5 slice file
+// [--keep-empty F] [--context K] [--workers N] [--overwrite]`: BraTS NIfTI cases to one HDF5 slice file
 // (data/FORMAT.md), with a summary of cases, slices and class fractions per split.
 #include "brats_recipe/cli.h"
 #include "brats_recipe/data_summary.h"
@@ -36,7 +36,8 @@ void add_pack_command(CLI::App& app, Cli& cli) {
   cmd->add_option("--split-file", o->split_file,
                   "JSON of train and val case names ({\"train\": [...], \"val\": [...]}, or a list of them as in "
                   "nnU-Net's splits_final.json)");
-  cmd->add_flag("--force", o->force, "overwrite an existing output file");
+  auto* overwrite = cmd->add_flag("--overwrite", o->force, "replace an existing --out file (default: an error)");
+  cli.deprecate(cmd->add_flag("--force", o->force), overwrite, "--force is now --overwrite");
   cmd->add_flag("--no-checksum", *no_checksum, "do not store Fletcher-32 checksums per chunk");
   cli.on(cmd, [o, no_checksum] {
     o->checksums = !*no_checksum;

@@ -74,10 +74,12 @@ void add_predict_command(CLI::App& app, Cli& cli) {
                   "FILE.h5[:SPLIT]: predict only the cases of that split of a packed file (default split val)");
   cmd->add_option("--input", setup->input, "a folder of BraTS case folders, or one case folder")->required();
   cmd->add_option("--out", setup->out, "folder for the <case>.nii.gz segmentations")->required();
-  cmd->add_option("--tta", *tta, "test-time augmentation: none | flips | flips+rot90 (default: eval.tta)")
+  cmd->add_option("--tta", *tta, "test-time augmentation: none | flips | flips+rot90; the same as --set eval.tta=MODE")
       ->check(CLI::IsMember({"none", "flips", "flips+rot90"}));
   cmd->add_option("--size", setup->size, "packed slice size the model was trained on (default: from the checkpoint)");
-  cmd->add_flag("--force", setup->force, "predict cases whose output exists too (default: skip them)");
+  auto* overwrite = cmd->add_flag("--overwrite", setup->force,
+                                  "predict cases whose <case>.nii.gz exists too, replacing it (default: skip them)");
+  cli.deprecate(cmd->add_flag("--force", setup->force), overwrite, "--force is now --overwrite");
   cmd->add_flag("--score", setup->score, "score the cases whose folder has a seg, in the same run");
   cmd->add_option("--csv", *csv, "with --score: per-case scores as CSV (rank 0, atomically)");
   cmd->add_option("--json", *json, "a JSON record of the run (and with --score, every case's scores)");
@@ -125,7 +127,7 @@ void add_predict_command(CLI::App& app, Cli& cli) {
     brats::PredictResult r = predictor->run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
     if (world.rank() != 0) return;
     const double n = static_cast<double>(std::max<size_t>(r.written.size(), 1));
-    core::log0("predicted {} case(s) into {} ({} existed and were skipped; --force redoes them) in {:.1f} s on {} "
+    core::log0("predicted {} case(s) into {} ({} existed and were skipped; --overwrite redoes them) in {:.1f} s on {} "
                "rank(s): {:.1f} cases/min; per case: read {:.2f} s, preprocess {:.2f} s, infer {:.2f} s, write {:.2f} s",
                r.written.size(), s.out, r.skipped.size(), r.seconds, r.ranks,
                60.0 * static_cast<double>(r.written.size()) / std::max(r.seconds, 1e-9), r.times.read / n,

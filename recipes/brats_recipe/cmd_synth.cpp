@@ -47,7 +47,8 @@ void add_synth_command(CLI::App& app, Cli& cli) {
   cmd->add_option("--shape", *shape, "volume shape X,Y,Z (BraTS: 240,240,155)")->capture_default_str();
   cmd->add_flag("--float32", o->float32, "store the modalities as FLOAT32 (default INT16)");
   cmd->add_option("--workers", o->workers, "threads (0: one per core)")->capture_default_str()->check(CLI::Range(0, 1024));
-  cmd->add_flag("--force", o->force, "overwrite existing cases");
+  auto* overwrite = cmd->add_flag("--overwrite", o->force, "replace cases that exist in --out (default: an error)");
+  cli.deprecate(cmd->add_flag("--force", o->force), overwrite, "--force is now --overwrite");
   cmd->add_option("--difficulty", *difficulty,
                   "easy (the quick demo's phantom) | hard (edema overlapping grey matter, broken rims, small or "
                   "absent necrosis, blur, bias, noise, ghosting, more lesions)")

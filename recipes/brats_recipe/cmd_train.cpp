@@ -2,7 +2,7 @@
 //
 //   launch/mpirun.sh -np 2 build/bin/brats_recipe train --config recipes/cpu_smoke.yaml [--resume]
 //   launch/mpirun.sh -np 2 build/bin/brats_recipe finetune --config recipes/brats_necrotic_finetune.yaml
-//       --from runs/baseline/best.pt   (one command line)
+//       --checkpoint runs/baseline/best.pt   (one command line)
 //
 // A stop signal (SIGTERM, SIGUSR1: Slurm preemption) makes every rank write
 // <run.dir>/last.pt at the next step and exit 0; `--resume` continues from it.
@@ -27,25 +27,25 @@ void log_config(const RecipeConfig& config) {
 }
 
 // A fresh run must not silently replace another run's checkpoints: without --resume,
-// a run.dir that holds last.pt is an error unless --force, which clears it first.
+// a run.dir that holds last.pt is an error unless --delete-checkpoints, which clears it first.
 // Collective (rank 0 clears, then a barrier).
-void prepare_run_dir(Cli& cli, const RecipeConfig& config, bool resume, bool force) {
+void prepare_run_dir(Cli& cli, const RecipeConfig& config, bool resume, bool delete_checkpoints) {
   namespace fs = std::filesystem;
   const fs::path dir(config.run.dir);
   if (resume) return;
   // Decided together (any_rank is collective): rank 0 deletes below, and a rank that
   // looked afterwards would skip the barrier the others wait in.
   if (!cli.world().any_rank(fs::exists(dir / "last.pt"))) return;
-  if (!force) {  // decided from the agreed flag: the same on every rank, printed once
+  if (!delete_checkpoints) {  // decided from the agreed flag: the same on every rank, printed once
     core::throw_on_every_rank(core::ConfigError(fmt::format(
-        "run.dir '{}' already holds a run (last.pt): continue it with --resume, start over with --force (its "
+        "run.dir '{}' already holds a run (last.pt): continue it with --resume, start over with --delete-checkpoints (its "
         "last.pt, best.pt, metrics.jsonl, progress.png, tb/, flight/ and samples/ are deleted), or set another run.dir",
         dir.string())));
   }
   if (cli.world().rank() == 0) {
     for (const char* f : {"last.pt", "best.pt", "metrics.jsonl", "PREEMPTED", "progress.png"}) fs::remove(dir / f);
     for (const char* d : {"flight", "samples", "tb"}) fs::remove_all(dir / d);
-    core::log0("--force: cleared the previous run in {}", dir.string());
+    core::log0("--delete-checkpoints: cleared the previous run in {}", dir.string());
   }
   cli.world().barrier();
 }
@@ -109,22 +109,31 @@ void run_training(train::Trainer& trainer) {
   core::log0("training done: {} epochs, {} steps", trainer.epoch(), trainer.step());
 }
 
+// --delete-checkpoints, and --force, its old spelling.
+void add_delete_checkpoints(CLI::App* cmd, Cli& cli, bool* target) {
+  auto* opt = cmd->add_flag("--delete-checkpoints", *target,
+                            "start over in a run.dir that holds a run: deletes its last.pt, best.pt, metrics.jsonl, "
+                            "progress.png, tb/, flight/ and samples/ first");
+  cli.deprecate(cmd->add_flag("--force", *target), opt, "--force is now --delete-checkpoints");
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app, Cli& cli) {
   auto* cmd = app.add_subcommand("train", "train a recipe on every rank (mpirun -np N brats_recipe train ...)");
   auto options = std::make_shared<ConfigOptions>();
   auto resume = std::make_shared<bool>(false);
-  auto force = std::make_shared<bool>(false);
+  auto delete_checkpoints = std::make_shared<bool>(false);
   Cli::add_config_options(cmd, options.get(), /*config_required=*/true);
   cmd->add_flag("--resume", *resume, "continue from <run.dir>/last.pt (after a stop, preemption or crash)");
-  cmd->add_flag("--force", *force, "start over in a run.dir that holds a run (deletes its checkpoints)");
-  cli.on(cmd, [&cli, options, resume, force] {
+  add_delete_checkpoints(cmd, cli, delete_checkpoints.get());
+  cli.on(cmd, [&cli, options, resume, delete_checkpoints] {
     RecipeConfig config = cli.resolve(*options);
+    Cli::warn_if_demo_data(config, *options);
     cli.check_storage(config, /*run_dir=*/true);
     core::RunLock lock;
     own_run_dir(cli, config, lock);
-    prepare_run_dir(cli, config, *resume, *force);
+    prepare_run_dir(cli, config, *resume, *delete_checkpoints);
     log_config(config);
     watch_run(cli, config);
     train::Trainer trainer(trainer_setup(config), cli.world());
@@ -138,28 +147,33 @@ void add_finetune_command(CLI::App& app, Cli& cli) {
   auto* cmd = app.add_subcommand(
       "finetune", "train from a checkpoint's weights and architecture with a recipe's loss, optimiser and schedule");
   auto options = std::make_shared<ConfigOptions>();
-  auto from = std::make_shared<std::string>();
-  auto force = std::make_shared<bool>(false);
+  auto checkpoint = std::make_shared<std::string>();
+  auto delete_checkpoints = std::make_shared<bool>(false);
   Cli::add_config_options(cmd, options.get(), /*config_required=*/true);
-  cmd->add_option("--from", *from, "checkpoint whose weights and model section start the run")->required();
-  cmd->add_flag("--force", *force, "start over in a run.dir that holds a run (deletes its checkpoints)");
-  cli.on(cmd, [&cli, options, from, force] {
+  auto* opt = cmd->add_option("--checkpoint", *checkpoint,
+                              "checkpoint (best.pt, last.pt, or a PyTorch state_dict) whose weights and model section "
+                              "start the run")
+                  ->required();
+  cli.deprecate(cmd->add_option("--from", *checkpoint), opt, "--from is now --checkpoint");
+  add_delete_checkpoints(cmd, cli, delete_checkpoints.get());
+  cli.on(cmd, [&cli, options, checkpoint, delete_checkpoints] {
     RecipeConfig config = cli.resolve(*options);
-    take_model_from_checkpoint(config, *from);
+    Cli::warn_if_demo_data(config, *options);
+    take_model_from_checkpoint(config, *checkpoint);
     namespace fs = std::filesystem;
     STRATA_CHECK_AS(ConfigError,
-                    fs::weakly_canonical(fs::path(*from).parent_path()) != fs::weakly_canonical(config.run.dir),
-                    "--from {} lies in run.dir '{}', where the fine-tune writes its own checkpoints: set another "
-                    "run.dir",
-                    *from, config.run.dir);
+                    fs::weakly_canonical(fs::path(*checkpoint).parent_path()) != fs::weakly_canonical(config.run.dir),
+                    "--checkpoint {} lies in run.dir '{}', where the fine-tune writes its own checkpoints: set "
+                    "another run.dir",
+                    *checkpoint, config.run.dir);
     cli.check_storage(config, /*run_dir=*/true);
     core::RunLock lock;
     own_run_dir(cli, config, lock);
-    prepare_run_dir(cli, config, /*resume=*/false, *force);
+    prepare_run_dir(cli, config, /*resume=*/false, *delete_checkpoints);
     log_config(config);
     watch_run(cli, config);
     train::Trainer trainer(trainer_setup(config), cli.world());
-    trainer.init_weights_from(*from);
+    trainer.init_weights_from(*checkpoint);
     attach_run_logger(cli, config, trainer, std::nullopt);
     run_training(trainer);
   });

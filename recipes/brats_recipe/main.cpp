@@ -9,6 +9,8 @@
 #include "strata/core/error.h"
 #include "strata/core/host_memory.h"
 #include "strata/core/log.h"
+#include "strata/data/format.h"
+#include "strata/model/checkpoint.h"
 
 #include <mpi.h>
 #include <torch/version.h>
@@ -23,10 +25,27 @@ std::string version_text() {
   MPI_Get_library_version(mpi, &len);
   std::string mpi_line(mpi, len);
   mpi_line = mpi_line.substr(0, mpi_line.find_first_of(",\n"));
-  return fmt::format("brats_recipe (Strata {}, {} build)\nlibtorch {}, CUDA {}, NCCL {}\n{}", STRATA_VERSION,
-                     STRATA_BUILD_TYPE, TORCH_VERSION, STRATA_WITH_CUDA ? "yes" : "no",
-                     STRATA_WITH_NCCL ? "yes" : "no", mpi_line);
+  using strata::data::format::kFormatVersion;
+  using strata::data::format::kOldestReadableVersion;
+  using strata::model::kCheckpointFormat;
+  return fmt::format(
+      "brats_recipe (Strata {}, {} build)\ncheckpoint format {} (reads 1 to {}), packed slice format {} (reads {} to "
+      "{})\nlibtorch {}, CUDA {}, NCCL {}\n{}",
+      STRATA_VERSION, STRATA_BUILD_TYPE, kCheckpointFormat, kCheckpointFormat, kFormatVersion,
+      kOldestReadableVersion, kFormatVersion, TORCH_VERSION, STRATA_WITH_CUDA ? "yes" : "no",
+      STRATA_WITH_NCCL ? "yes" : "no", mpi_line);
 }
+
+// CLI11's help, but for the usage line: it would show an old positional spelling,
+// hidden from --help (Cli::deprecate), as "[]".
+class Formatter : public CLI::Formatter {
+ public:
+  std::string make_usage(const CLI::App* app, std::string name) const override {
+    std::string usage = CLI::Formatter::make_usage(app, std::move(name));
+    if (const auto at = usage.find(" []"); at != std::string::npos) usage.erase(at, 3);
+    return usage;
+  }
+};
 
 // An error every rank threw alike (Error::on_every_rank) is printed once and every rank
 // exits 1; any other error on one rank must end the others too (MPI_Abort).
@@ -49,6 +68,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Strata BraTS 2021 U-Net recipes: data preparation, distributed training and evaluation.\n"
                "Run under mpirun (launch/mpirun.sh) or Slurm (launch/slurm/) for several ranks.",
                "brats_recipe"};
+  app.formatter(std::make_shared<Formatter>());  // before the subcommands, which inherit it
   app.set_version_flag("--version", version_text());
   app.require_subcommand(1);
   recipes::add_config_command(app, cli);
@@ -64,6 +84,7 @@ int main(int argc, char** argv) {
   recipes::add_score_command(app, cli);
   recipes::add_report_command(app, cli);
   recipes::add_export_command(app, cli);
+  recipes::add_help_command(app, cli);
 
   try {
     app.parse(argc, argv);

@@ -49,7 +49,7 @@ struct RunConfig {
           if (core::signal_number(n) == 0) return fmt::format("'{}' is not one of SIGTERM, SIGUSR1, SIGUSR2, SIGINT, SIGHUP", n);
         }
         return "";
-      }));
+      }, "each SIGTERM, SIGUSR1, SIGUSR2, SIGINT, SIGHUP"));
   }
 };
 

@@ -21,7 +21,7 @@ expect_rc 0
 run predict $MPI_LAUNCH2 "$B" predict --checkpoint "$R/best.pt" --input "$STRATA_TEST_CASES" \
   --cases-from "$STRATA_TEST_DATA:val" --out "$OUT/pred"
 expect_rc 0
-run report "$B" report "$R" --eval "$OUT/eval.json" --predictions "$OUT/pred" --cases "$STRATA_TEST_CASES" \
+run report "$B" report --run "$R" --eval "$OUT/eval.json" --predictions "$OUT/pred" --cases "$STRATA_TEST_CASES" \
   --out "$OUT/site/report.html"
 expect_rc 0
 # The test data's 2 val cases: the best and the worst (the median needs 3).

@@ -7,6 +7,24 @@ B=$BRATS_RECIPE
 
 run version "$B" --version
 expect_rc 0; expect_log "Strata"; expect_log "libtorch 2."
+expect_log "checkpoint format 2 (reads 1 to 2), packed slice format 3 (reads 1 to 3)"
+version=$(sed -n 's/^project(strata VERSION \([0-9.]*\).*/\1/p' "$SOURCE_DIR/CMakeLists.txt")
+expect_log "brats_recipe (Strata $version, "
+
+# Every subcommand's --help lists its options; `help` prints them all.
+for c in config summary synth pack inspect train finetune bench evaluate predict score report export help; do
+  run "help_$c" "$B" "$c" --help
+  expect_rc 0; expect_log "Usage:"; expect_no_log "--force"; expect_no_log "--from"
+done
+run help_all "$B" help
+expect_rc 0; expect_log "evaluate [OPTIONS]"; expect_log "--delete-checkpoints"
+run help_md "$B" help --markdown
+expect_rc 0; expect_log "## \`finetune\`"; expect_log "- --from is now --checkpoint"
+run reference "$B" config --reference
+expect_rc 0; expect_log "| \`run.device\` | string | \`auto\` | auto, cpu, cuda |"; expect_log "| \`sched.type\` |"
+expect_log "| \`data.augment.flip_prob\` | number | "
+run reference_set "$B" config --reference --set run.seed=1
+expect_rc 1; expect_log "config --reference prints the defaults"
 
 run help "$B" --help
 expect_rc 0; expect_log "config"
@@ -55,7 +73,7 @@ run path_data "$B" train --config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "da
 expect_rc 1; expect_log "data error: the packed slice file (data.path) '$OUT/a_folder' is a folder; expected a file"
 run path_run_dir "$B" train --config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "run.dir=$OUT/a_file"
 expect_rc 1; expect_log "run.dir '$OUT/a_file' is a file; expected a folder"
-run path_from "$B" config --from "$OUT/a_folder"
+run path_from "$B" config --checkpoint "$OUT/a_folder"
 expect_rc 1; expect_log "checkpoint error: checkpoint '$OUT/a_folder' is a folder; expected a file"
 run path_input "$B" pack --input "$OUT/a_file" --out "$OUT/x.h5"
 expect_rc 1; expect_log "'$OUT/a_file' is a file; expected a folder"
@@ -66,6 +84,25 @@ expect_rc 1; expect_log "synth --out '$OUT/a_file' is a file; expected a folder"
 for name in path_data path_run_dir path_from path_input path_out path_synth; do
   LOG=$OUT/$name.log; expect_no_log "internal error"
 done
+
+# The old spellings: still parsed, one warning each; both spellings at once is an error.
+run old_from "$B" config --from "$OUT/a_folder"
+expect_rc 1; expect_log "checkpoint '$OUT/a_folder' is a folder"; expect_log "warning: deprecated: --from is now --checkpoint"
+run old_both "$B" config --from "$OUT/a_folder" --checkpoint "$OUT/a_folder"
+expect_rc 1; expect_log "config error: --from is now --checkpoint: give only one of the two"
+run old_report "$B" report "$OUT/a_file"
+expect_rc 1; expect_log "warning: deprecated: \`report RUN_DIR\` is now \`report --run RUN_DIR\`"
+run report_none "$B" report
+expect_nonzero; expect_log "--run is required"
+
+# Training on the demo's phantom file without asking says so; asking with --set does not.
+mkdir -p "$OUT/cwd"
+run phantom sh -c 'cd "$1/cwd" && exec "$2" train --config "$3" --set run.dir=r' sh "$OUT" "$B" "$SOURCE_DIR/recipes/cpu_smoke.yaml"
+expect_rc 1; expect_log "warning: SYNTHETIC DATA: this run trains on runs/demo-data/brats64.h5, the demo's phantom cases"
+expect_log "--set data.path=/path/to/brats128.h5"
+run phantom_asked sh -c 'cd "$1/cwd" && exec "$2" train --config "$3" --set run.dir=r --set data.path=runs/demo-data/brats64.h5' \
+  sh "$OUT" "$B" "$SOURCE_DIR/recipes/cpu_smoke.yaml"
+expect_rc 1; expect_no_log "SYNTHETIC"
 
 # Every recipe as shipped resolves (config) and builds its model (summary).
 for r in "$SOURCE_DIR"/recipes/*.yaml; do

@@ -14,7 +14,7 @@ expect_rc 0
 expect_log "neighbours only, for --context 3"
 run pack1 "$B" pack --input "$C" --out "$OUT/plain.h5" --size 32 --keep-empty 0.3 --seed 3
 expect_rc 0
-run inspect "$B" inspect "$OUT/ctx3.h5" --verify
+run inspect "$B" inspect --data "$OUT/ctx3.h5" --verify
 expect_rc 0
 expect_log "and, in no split, the 1 neighbour(s) on each side"
 
@@ -43,7 +43,7 @@ cmp -s "$OUT/pred.csv" "$OUT/score.csv" || { LOG=$OUT/score.log; fail "predict -
 run original "$B" evaluate "${small[@]}" --set "data.path=$OUT/ctx3.h5" --checkpoint "$CKPT" --geometry original
 expect_rc 0
 expect_log "| WT     | Dice"
-run report "$B" report "$OUT/run3"
+run report "$B" report --run "$OUT/run3"
 expect_rc 0
 [ -s "$OUT/run3/report.html" ] || fail "no report.html"
 

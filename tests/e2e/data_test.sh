@@ -12,15 +12,27 @@ expect_rc 0; expect_log "wrote 5 easy cases of 48x48x24"
 [ -z "$(ls -A "$S" | grep -v '^BraTS2021_0000[0-4]$')" ] || fail "synth left other entries: $(ls -A "$S")"
 
 run synth_again "$B" synth --out "$S" --cases 5 --shape 48,48,24 --seed 2
-expect_rc 1; expect_log "BraTS2021_00000 already exists; pass --force"
+expect_rc 1; expect_log "BraTS2021_00000 already exists; pass --overwrite"
+# --force, the old spelling of --overwrite: still replaces, with one deprecation warning.
+run synth_force "$B" synth --out "$S" --cases 5 --shape 48,48,24 --seed 2 --force
+expect_rc 0; expect_log "warning: deprecated: --force is now --overwrite"
+[ "$(grep -c deprecated "$LOG")" -eq 1 ] || fail "expected one deprecation warning"
+run synth_overwrite "$B" synth --out "$S" --cases 5 --shape 48,48,24 --seed 2 --overwrite
+expect_rc 0; expect_no_log "deprecated"
 
 run pack "$B" pack --input "$S" --out "$OUT/a.h5" --size 32 --val-fraction 0.4 --workers 2
 expect_rc 0; expect_log "pack: 5 cases"; expect_log "train"; expect_log "val"; expect_log "enhancing tumour"
 expect_log "per slice"
 
-run inspect "$B" inspect "$OUT/a.h5" --verify
+run inspect "$B" inspect --data "$OUT/a.h5" --verify
 expect_rc 0; expect_log "format version 3"; expect_log "brats_recipe pack (Strata"
 expect_log "4 x 32 x 32 (t1, t1ce, t2, flair), 5 cases"; expect_log "verify: OK"; expect_log "on open: metadata checksum, chunk index (" 
+expect_no_log "deprecated"
+# `inspect FILE`, the old positional spelling: the same summary, with a warning.
+run inspect_positional "$B" inspect "$OUT/a.h5"
+expect_rc 0; expect_log "format version 3"; expect_log "warning: deprecated: \`inspect FILE\` is now \`inspect --data FILE\`"
+run inspect_both "$B" inspect "$OUT/a.h5" --data "$OUT/a.h5"
+expect_rc 1; expect_log "inspect --data FILE\`: give only one of the two"
 
 # Determinism: the same inputs and seed give a byte-identical file (other thread count).
 run pack_again "$B" pack --input "$S" --out "$OUT/b.h5" --size 32 --val-fraction 0.4 --workers 1
@@ -73,12 +85,15 @@ expect_rc 1; expect_log "$OUT/empty: no case folders"
 
 echo precious >"$OUT/keep.h5"
 run exists "$B" pack --input "$S" --out "$OUT/keep.h5" --size 32
-expect_rc 1; expect_log "$OUT/keep.h5 already exists; pass --force"
-[ "$(cat "$OUT/keep.h5")" = precious ] || fail "an existing output was overwritten without --force"
+expect_rc 1; expect_log "$OUT/keep.h5 already exists; pass --overwrite"
+[ "$(cat "$OUT/keep.h5")" = precious ] || fail "an existing output was overwritten without --overwrite"
+run exists_force "$B" pack --input "$S" --out "$OUT/keep.h5" --size 32 --force
+expect_rc 0; expect_log "warning: deprecated: --force is now --overwrite"
+[ "$(head -c 8 "$OUT/keep.h5")" != precious ] || fail "pack --force (old spelling) did not replace the output"
 
 # A truncated .h5 and a flipped byte inside slice data: inspect (and --verify) fail.
 head -c $(($(stat -c %s "$OUT/a.h5") / 2)) "$OUT/a.h5" >"$OUT/cut.h5"
-run cut "$B" inspect "$OUT/cut.h5"
+run cut "$B" inspect --data "$OUT/cut.h5"
 expect_rc 1; expect_log "data error: $OUT/cut.h5"
 
 cp "$OUT/a.h5" "$OUT/flip.h5"
@@ -86,21 +101,21 @@ cp "$OUT/a.h5" "$OUT/flip.h5"
 off=$(($(stat -c %s "$OUT/flip.h5") / 2))
 byte=$(od -An -tu1 -j "$off" -N1 "$OUT/flip.h5" | tr -d ' ')
 printf "$(printf '\\%03o' $((byte ^ 255)))" | dd of="$OUT/flip.h5" bs=1 seek="$off" conv=notrunc status=none
-run flip "$B" inspect "$OUT/flip.h5" --verify
+run flip "$B" inspect --data "$OUT/flip.h5" --verify
 expect_rc 1; expect_log "data error: $OUT/flip.h5: reading /images slice"; expect_log "(case BraTS2021_0000"
 
 # Splits as nnU-Net users expect: K folds by case, and a splits_final.json; inspect
 # names each split's cases.
 run folds "$B" pack --input "$S" --out "$OUT/f1.h5" --size 32 --folds 3 --fold 1
 expect_rc 0
-run inspect_folds "$B" inspect "$OUT/f1.h5"
+run inspect_folds "$B" inspect --data "$OUT/f1.h5"
 expect_rc 0; expect_log "split: fold 1 of 3 by case (seed 0)"; expect_log "val cases ("; expect_log "train cases ("
 val=$(sed -n 's/^  val cases ([0-9]*): //p' "$LOG"); train=$(sed -n 's/^  train cases ([0-9]*): //p' "$LOG")
 printf '[{"train": [%s], "val": [%s]}]' "$(printf '"%s",' $val | sed 's/,$//')" "$(printf '"%s",' $train | sed 's/,$//')" \
   >"$OUT/splits.json"
 run split_file "$B" pack --input "$S" --out "$OUT/sf.h5" --size 32 --split-file "$OUT/splits.json"
 expect_rc 0
-run inspect_file "$B" inspect "$OUT/sf.h5"
+run inspect_file "$B" inspect --data "$OUT/sf.h5"
 expect_rc 0; expect_log "  val cases ($(echo $train | wc -w)): $train"; expect_log "split: from $OUT/splits.json (entry 0)"
 echo '{"train": ["nobody"], "val": []}' >"$OUT/bad_split.json"
 run bad_split "$B" pack --input "$S" --out "$OUT/bad.h5" --size 32 --split-file "$OUT/bad_split.json"

@@ -83,7 +83,7 @@ run too_many $MPI_LAUNCH3 "$B" evaluate --config "$RECIPE" --checkpoint "$CKPT" 
 expect_nonzero; expect_log "has 2 case(s), fewer than the 3 ranks"
 [ "$(grep -c "fewer than the 3 ranks" "$LOG")" -eq 1 ] || fail "an error every rank shares is printed once"
 
-"$B" pack --input "$(dirname "$DATA")/cases" --out "$OUT/noval.h5" --size 32 --val-fraction 0 --force >/dev/null
+"$B" pack --input "$(dirname "$DATA")/cases" --out "$OUT/noval.h5" --size 32 --val-fraction 0 --overwrite >/dev/null
 run noval $MPI_LAUNCH2 "$B" evaluate --config "$RECIPE" --checkpoint "$CKPT" "${COMMON[@]}" --set "data.path=$OUT/noval.h5"
 expect_nonzero; expect_log "the 'val' split of '$OUT/noval.h5' is empty"
 

@@ -51,7 +51,7 @@ expect_nonzero
 expect_log "'enc.0.conv1.weight' (PyTorch name 'enc.0.0.weight') has shape [4, 4, 3, 3] where"
 expect_log "needs [8, 4, 3, 3]"
 
-run finetune $MPI_LAUNCH2 "$B" finetune "${common[@]}" --from "$OUT/py.pt" --set "run.dir=$OUT/ft" --set train.epochs=1
+run finetune $MPI_LAUNCH2 "$B" finetune "${common[@]}" --checkpoint "$OUT/py.pt" --set "run.dir=$OUT/ft" --set train.epochs=1
 expect_rc 0
 expect_log "initialised the model from the PyTorch state_dict $OUT/py.pt"
 run predict_nosize "$B" predict --checkpoint "$OUT/model.pt" --set "model.widths=[$W]" \

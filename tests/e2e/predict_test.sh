@@ -59,7 +59,8 @@ assert len(j["cases"]) == 8 and set(j["cases"][0]) == {"case", "ET", "TC", "WT"}
 assert set(j["summary"]["WT"]["hd95"]) == {"mean", "std", "median", "p25", "p75"}
 PY
 
-# Existing outputs are skipped; one case folder as the input; --force redoes.
+# Existing outputs are skipped; one case folder as the input; --overwrite (old spelling
+# --force) redoes.
 run again $MPI_LAUNCH2 "$B" predict --checkpoint "$CKPT" --input "$C" --out "$OUT/pred"
 expect_rc 0; expect_log "predicted 0 case(s) into $OUT/pred (8 existed and were skipped"
 one=$(ls "$C" | head -1)
@@ -67,6 +68,10 @@ run one "$B" predict --checkpoint "$CKPT" --input "$C/$one" --out "$OUT/one" --t
 expect_rc 0; expect_log "predicted 1 case(s)"
 cmp -s <(gzip -dc "$OUT/one/$one.nii.gz") <(gzip -dc "$OUT/pred/$one.nii.gz") \
   || fail "one case alone gives other labels than with the others (np 2)"
+run one_overwrite "$B" predict --checkpoint "$CKPT" --input "$C/$one" --out "$OUT/one" --tta flips --overwrite
+expect_rc 0; expect_log "predicted 1 case(s)"; expect_no_log "deprecated"
+run one_force "$B" predict --checkpoint "$CKPT" --input "$C/$one" --out "$OUT/one" --tta flips --force
+expect_rc 0; expect_log "predicted 1 case(s)"; expect_log "warning: deprecated: --force is now --overwrite"
 
 # evaluate --geometry original: the val split's cases from the packed file's source
 # folders, through predict's path, scored on whole volumes (a version 1 file cannot:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # brats_recipe train / finetune / bench as users run them under mpirun: checkpoints and
 # metrics appear, a real SIGUSR1 makes every rank checkpoint and exit 0, --resume picks
-# it up, and bad input (another config, a missing --from, a model that does not fit the
+# it up, and bad input (another config, a missing --checkpoint, a model that does not fit the
 # file, too many ranks) fails clearly.
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
@@ -42,29 +42,39 @@ assert abs(e["mean_dice"] - best["val"]["mean_dice"]) < 1e-12
 assert e["slices"] == best["val"]["slices"], (e["slices"], best["val"]["slices"])
 PY
 
-# A fresh run into a folder that holds one: refused unless --force, which starts over.
+# Without --config, evaluate takes the checkpoint's own config: the same data and split.
+run eval_noconfig $MPI_LAUNCH2 "$B" evaluate --checkpoint "$OUT/run/best.pt" --tta none --json "$OUT/best2.json"
+expect_rc 0; expect_log "on the 'val' split of $D"
+python3 -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); assert a["mean_dice"] == b["mean_dice"], (a["mean_dice"], b["mean_dice"])' \
+  "$OUT/best.json" "$OUT/best2.json" >"$OUT/noconfig_check.log" 2>&1 \
+  || { LOG=$OUT/noconfig_check.log; fail "evaluate without --config differs from evaluate with the recipe"; }
+
+# A fresh run into a folder that holds one: refused unless --delete-checkpoints, which starts over.
 run again $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set train.epochs=1
 expect_nonzero; expect_log "already holds a run (last.pt)"
 [ "$(wc -l <"$OUT/run/metrics.jsonl")" -eq 3 ] || fail "the refused run touched metrics.jsonl"
 cp -r "$OUT/run" "$OUT/run2"
-run force $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run2" --set train.epochs=1 --force
-expect_rc 0; expect_log "--force: cleared the previous run"
-[ "$(wc -l <"$OUT/run2/metrics.jsonl")" -eq 1 ] || fail "--force should start metrics.jsonl afresh"
+run force $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run2" --set train.epochs=1 --delete-checkpoints
+expect_rc 0; expect_log "--delete-checkpoints: cleared the previous run"; expect_no_log "deprecated"
+[ "$(wc -l <"$OUT/run2/metrics.jsonl")" -eq 1 ] || fail "--delete-checkpoints should start metrics.jsonl afresh"
+# The old spellings --from and --force still work, each with one warning (rank 0 only).
 run ft_into_source $MPI_LAUNCH2 "$B" finetune --config "$R" --set "data.path=$D" --set "run.dir=$OUT/run2" \
   --from "$OUT/run2/best.pt" --force
-expect_nonzero; expect_log "lies in run.dir"
+expect_nonzero; expect_log "--checkpoint $OUT/run2/best.pt lies in run.dir"
+expect_log "warning: deprecated: --from is now --checkpoint"; expect_log "warning: deprecated: --force is now --delete-checkpoints"
+[ "$(grep -c "deprecated" "$LOG")" -eq 2 ] || fail "expected two deprecation warnings, once each on 2 ranks"
 
 # Resume with another config: refused on every rank, naming the key.
 run resume_other $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set train.lr=0.1 --resume
 expect_nonzero; expect_log "checkpoint error"; expect_log "train.lr: 0.003 -> 0.1"
 
-# Fine-tune: architecture from the checkpoint, loss from the recipe; a missing --from fails.
+# Fine-tune: architecture from the checkpoint, loss from the recipe; a missing --checkpoint fails.
 run finetune $MPI_LAUNCH2 "$B" finetune --config "$SOURCE_DIR/recipes/brats_necrotic_finetune.yaml" \
   --set "data.path=$D" --set data.batch_size=8 --set run.device=cpu --set train.epochs=1 --set data.workers=1 \
-  --set "run.dir=$OUT/ft" --from "$OUT/run/best.pt"
+  --set "run.dir=$OUT/ft" --checkpoint "$OUT/run/best.pt"
 expect_rc 0; expect_log "initialised the model from $OUT/run/best.pt"; expect_log "weighted_dice(weights [0.1, 4, 1, 1]"
 expect_log "widths [4, 8, 16]"; expect_log "train.amp: fp16 needs a GPU"
-run finetune_missing $MPI_LAUNCH2 "$B" finetune --config "$R" --set "data.path=$D" --from "$OUT/none.pt"
+run finetune_missing $MPI_LAUNCH2 "$B" finetune --config "$R" --set "data.path=$D" --checkpoint "$OUT/none.pt"
 expect_nonzero; expect_log "checkpoint '$OUT/none.pt' does not exist"
 
 # A model that does not fit the file's slices: the task names the key and the file.

@@ -27,7 +27,7 @@ done
 wait $job
 [ -n "$hit" ] || { fail "never caught a checkpoint write in progress"; finish; }
 echo "killed the job while last.pt was being rewritten ($hit bytes of the new one written)"
-run meta "$B" config --from "$OUT/run/last.pt"
+run meta "$B" config --checkpoint "$OUT/run/last.pt"
 expect_rc 0; expect_log "# config of $OUT/run/last.pt (last checkpoint: epoch"
 # Either the rename had not happened (the previous last.pt, byte for byte) or it had (a
 # complete new one); the resume below loads all of it either way.
@@ -46,6 +46,6 @@ run truncated $MPI_LAUNCH2 "$B" train "${common[@]}" --set train.epochs=99 --res
 expect_nonzero; expect_log "checkpoint error: checkpoint '$OUT/run/last.pt' is corrupt or not a libtorch archive"
 expect_no_log "internal error"
 echo "not a checkpoint" >"$OUT/run/last.pt"
-run garbage "$B" config --from "$OUT/run/last.pt"
+run garbage "$B" config --checkpoint "$OUT/run/last.pt"
 expect_nonzero; expect_log "checkpoint '$OUT/run/last.pt' is corrupt or not a libtorch archive"
 finish

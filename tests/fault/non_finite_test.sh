@@ -24,7 +24,7 @@ smoke_args "$OUT/inf"
 run good_epoch $MPI_LAUNCH2 "$B" train "${common[@]}" --set train.epochs=1
 expect_rc 0
 cp "$OUT/inf/best.pt" "$OUT/good_best.pt"
-run inf_stats $MPI_LAUNCH2 "$B" finetune "${common[@]}" --from "$OUT/inf/best.pt" --set run.dir="$OUT/inf2" \
+run inf_stats $MPI_LAUNCH2 "$B" finetune "${common[@]}" --checkpoint "$OUT/inf/best.pt" --set run.dir="$OUT/inf2" \
   --set loss.type=cross_entropy --set train.epochs=2 --set train.lr=1e6 --set train.finite_check_every=0
 expect_nonzero
 expect_log "training error: training diverged, stopped at step 9 of epoch 1: the "

@@ -10,7 +10,7 @@ B=$BRATS_RECIPE
 # mpirun, or the first run trains the whole epoch (9 steps at np 2) before it stops.
 smoke_args "" "[8,16,32,64]"
 common+=(--set run.sample_log=true)
-N=$("$B" inspect "$STRATA_TEST_DATA" | awk '$1 == "train" && $2 ~ /^[0-9]+$/ {print $3; exit}')
+N=$("$B" inspect --data "$STRATA_TEST_DATA" | awk '$1 == "train" && $2 ~ /^[0-9]+$/ {print $3; exit}')
 [ -n "$N" ] || { LOG=/dev/null; fail "no train split count from inspect"; finish; }
 
 # launch NP: the launcher for NP ranks ("" for one process, as a user without mpirun)

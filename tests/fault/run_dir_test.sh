@@ -2,7 +2,7 @@
 # A run folder belongs to one run, and a run is not tied to its folder's path:
 #   - a second run into a run.dir in use fails at start-up naming the holder, and leaves
 #     the first run's files alone; a stale lock (its process gone) is taken over;
-#   - the resolved config is saved as run.dir/config.yaml, and `config --from` prints a
+#   - the resolved config is saved as run.dir/config.yaml, and `config --checkpoint` prints a
 #     checkpoint's config;
 #   - a run folder moved elsewhere resumes there (run.dir may change on --resume), and a
 #     relative run.dir resumes a run made with an absolute one;
@@ -36,7 +36,7 @@ run stale $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set 
 expect_rc 0; expect_log "taking over the stale lock of run.dir '$OUT/run' (pid $dead"
 
 # 3. The checkpoint's own config, and a run folder moved elsewhere.
-run from "$B" config --from "$OUT/run/last.pt"
+run from "$B" config --checkpoint "$OUT/run/last.pt"
 expect_rc 0; expect_log "# config of $OUT/run/last.pt (last checkpoint: epoch $epochs"; expect_log "dir: $OUT/run"
 mv "$OUT/run" "$OUT/moved"
 run moved $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/moved" --set train.epochs=$((epochs + 1)) --resume

@@ -5,7 +5,9 @@
 #   tests/fuzz/make_seeds.sh [path/to/brats_recipe]      (default build/bin/brats_recipe)
 # Findings kept as regression seeds (crash-*, leak-*, ...) are left as they are, and so are
 # the seeds of older formats that Strata still reads, which this CLI no longer writes:
-# slice_store/packed16{,_nosum}_v2.h5 (packed format 2) and checkpoint/last_format1.pt.
+# slice_store/packed16{,_nosum}_v2.h5 (packed format 2), slice_store/packed16_v1.h5 (format 1:
+# packed16_v2.h5 without its case_* datasets, format_version 1, h5repack'ed) and
+# checkpoint/last_format1.pt. tests/unit/compat_test.cpp loads each of them.
 set -euo pipefail
 B=${1:-build/bin/brats_recipe}
 C=tests/fuzz/corpus
@@ -26,9 +28,9 @@ gunzip -c "$case0"_t1.nii.gz >"$C/nifti/t1.nii"
 gunzip -c "$W"/f32/BraTS2021_00000/BraTS2021_00000_flair.nii.gz >"$C/nifti/flair_float32.nii"
 
 # slice_store: those cases packed at 16x16, with and without checksums.
-"$B" pack --input "$W/cases" --out "$C/slice_store/packed16.h5" --size 16 --val-fraction 0.5 --force >/dev/null
+"$B" pack --input "$W/cases" --out "$C/slice_store/packed16.h5" --size 16 --val-fraction 0.5 --overwrite >/dev/null
 "$B" pack --input "$W/cases" --out "$C/slice_store/packed16_nosum.h5" --size 16 --val-fraction 0.5 --no-checksum \
-  --force >/dev/null
+  --overwrite >/dev/null
 
 # checkpoint: one epoch of a U-Net of widths 4,8 on them (the architecture the harness
 # loads state_dicts into), its checkpoint and its export as a state_dict.

@@ -248,3 +248,55 @@ TEST(ConfigTest, DiffNamesChangedKeys) {
 
 }  // namespace
 }  // namespace strata::core
+
+namespace strata::core {
+namespace {
+
+TEST(ConfigReference, ListsEveryKeyWithTypeDefaultRuleAndDoc) {
+  RootConfig defaults;
+  defaults.train.amp = "bf16";  // the reference shows the values it is given
+  const std::vector<ReferenceSection> sections = config_reference(defaults);
+  ASSERT_EQ(sections.size(), 2u);  // the top level, then `train`
+  EXPECT_EQ(sections[1].path, "train");
+  EXPECT_EQ(sections[1].doc, "optimizer section");
+  std::vector<std::string> keys;
+  for (const auto& s : sections) {
+    for (const auto& r : s.rows) keys.push_back(r.key);
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{"epochs", "seed", "shuffle", "name", "tags", "warmup", "train.lr",
+                                            "train.betas", "train.amp"}));
+  const ReferenceRow& betas = sections[1].rows[1];
+  EXPECT_EQ(betas.type, "list of numbers");
+  EXPECT_EQ(betas.value, "[0.9, 0.999]");
+  EXPECT_EQ(betas.allowed, "2 elements; each [0, 1]");
+  const ReferenceRow& amp = sections[1].rows[2];
+  EXPECT_EQ(amp.value, "bf16");
+  EXPECT_EQ(amp.allowed, "off, fp16, bf16");
+  EXPECT_EQ(amp.doc, "off | fp16 | bf16");
+  EXPECT_EQ(sections[0].rows[0].allowed, ">= 1");  // epochs
+  EXPECT_EQ(sections[0].rows[2].type, "boolean");   // shuffle
+  EXPECT_EQ(sections[0].rows[3].value, "run");      // name
+  EXPECT_EQ(sections[0].rows[4].value, "[]");       // tags
+  EXPECT_EQ(sections[0].rows[1].allowed, "");       // seed: no check
+}
+
+TEST(ConfigReference, MarkdownEscapesWhatWouldBreakTheTable) {
+  const std::string md = reference_markdown(config_reference(RootConfig{}));
+  EXPECT_NE(md.find("## top level\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("## `train`\n\nOptimizer section.\n\n| Key | Type | Default | Allowed | Description |\n"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| `train.amp` | string | `off` | off, fp16, bf16 | off \\| fp16 \\| bf16 |\n"), std::string::npos)
+      << md;
+}
+
+TEST(ConfigReference, ChecksWithoutARuleStillCheck) {
+  Check<int> even([](const int& v) { return v % 2 == 0 ? std::string() : std::string("must be even"); });
+  EXPECT_EQ(even(3), "must be even");
+  EXPECT_EQ(even.rule(), "");
+  EXPECT_EQ(all_of(at_least(0), even).rule(), ">= 0");
+  EXPECT_EQ(all_of(at_least(0), Check<int>(even, "even")).rule(), ">= 0; even");
+}
+
+}  // namespace
+}  // namespace strata::core

@@ -266,7 +266,7 @@ TEST(Pack, RefusesAnExistingOutputUnlessForced) {
   std::ofstream(out) << "precious";
   std::string why = error_of([&] { pack_dataset(test::tiny_pack_options(out)); });
   EXPECT_NE(why.find(out), std::string::npos) << why;
-  EXPECT_NE(why.find("--force"), std::string::npos) << why;
+  EXPECT_NE(why.find("--overwrite"), std::string::npos) << why;
   std::ifstream in(out);
   std::string content((std::istreambuf_iterator<char>(in)), {});
   EXPECT_EQ(content, "precious");

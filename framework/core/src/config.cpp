@@ -1,5 +1,6 @@
 // Strict YAML config decoding, overrides and hashing (see config.h).
 #include "strata/core/config.h"
+#include "strata/core/markdown.h"
 
 #include <algorithm>
 
@@ -32,10 +33,12 @@ std::string trim(std::string s) {
 }  // namespace
 
 Check<std::string> one_of(std::vector<std::string> choices) {
-  return [choices = std::move(choices)](const std::string& v) {
-    if (std::find(choices.begin(), choices.end(), v) != choices.end()) return std::string();
-    return fmt::format("must be one of {}", fmt::join(choices, ", "));
-  };
+  std::string rule = fmt::format("{}", fmt::join(choices, ", "));
+  return {[choices = std::move(choices)](const std::string& v) {
+            if (std::find(choices.begin(), choices.end(), v) != choices.end()) return std::string();
+            return fmt::format("must be one of {}", fmt::join(choices, ", "));
+          },
+          rule};
 }
 
 ConfigDecoder::ConfigDecoder(YAML::Node node, std::string path, const ConfigSource* source)
@@ -211,6 +214,22 @@ std::vector<std::string> diff_yaml(const std::string& a, const std::string& b) {
   }
   for (const auto& [key, value] : fb) {
     if (!find(fa, key)) out.push_back(fmt::format("{}: (absent) -> {}", key, value));
+  }
+  return out;
+}
+
+std::string reference_markdown(const std::vector<ReferenceSection>& sections) {
+  std::string out;
+  for (const auto& s : sections) {
+    if (s.rows.empty()) continue;
+    out += fmt::format("## {}\n\n", s.path.empty() ? "top level" : "`" + s.path + "`");
+    if (!s.doc.empty()) out += md_text(md_sentence(s.doc)) + "\n\n";
+    out += "| Key | Type | Default | Allowed | Description |\n|---|---|---|---|---|\n";
+    for (const auto& r : s.rows) {
+      out += fmt::format("| {} | {} | {} | {} | {} |\n", md_code(r.key), r.type, md_code(r.value), md_text(r.allowed),
+                         md_text(r.doc));
+    }
+    out += "\n";
   }
   return out;
 }

@@ -512,7 +512,7 @@ void Trainer::check_resume_config(const model::CheckpointMeta& meta, const std::
   if (!diffs.empty()) {
     STRATA_THROW(CheckpointError,
                  "'{}' was written with another config; --resume needs the same one (only {} may change). "
-                 "Differences (checkpoint -> now): {}. To start a new run from these weights, use finetune --from",
+                 "Differences (checkpoint -> now): {}. To start a new run from these weights, use finetune --checkpoint",
                  path, fmt::join(kResumableKeys, ", "), fmt::join(diffs, "; "));
   }
 }

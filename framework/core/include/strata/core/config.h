@@ -35,47 +35,72 @@
 
 namespace strata::core {
 
-// A check returns "" when the value is fine, else the reason ("must be > 0").
+// A check returns "" when the value is fine, else the reason ("must be > 0"). Its `rule`
+// says what it allows ("[0, 1]", "one of a, b"), for the config reference.
 template <class T>
-using Check = std::function<std::string(const T&)>;
+class Check {
+ public:
+  using Fn = std::function<std::string(const T&)>;
+  Check() = default;
+  Check(Fn fn, std::string rule = "") : fn_(std::move(fn)), rule_(std::move(rule)) {}
+  template <class F, class = std::enable_if_t<std::is_invocable_r_v<std::string, F, const T&> &&
+                                              !std::is_same_v<std::decay_t<F>, Check>>>
+  Check(F fn) : fn_(std::move(fn)) {}  // NOLINT: a lambda is a check without a stated rule
+
+  std::string operator()(const T& v) const { return fn_(v); }
+  explicit operator bool() const { return static_cast<bool>(fn_); }
+  const std::string& rule() const { return rule_; }
+
+ private:
+  Fn fn_;
+  std::string rule_;
+};
 
 template <class T>
 Check<T> in_range(T lo, T hi) {
-  return [=](const T& v) { return v >= lo && v <= hi ? std::string() : fmt::format("must be in [{}, {}]", lo, hi); };
+  return {[=](const T& v) { return v >= lo && v <= hi ? std::string() : fmt::format("must be in [{}, {}]", lo, hi); },
+          fmt::format("[{}, {}]", lo, hi)};
 }
 template <class T>
 Check<T> at_least(T lo) {
-  return [=](const T& v) { return v >= lo ? std::string() : fmt::format("must be >= {}", lo); };
+  return {[=](const T& v) { return v >= lo ? std::string() : fmt::format("must be >= {}", lo); },
+          fmt::format(">= {}", lo)};
 }
 template <class T>
 Check<T> greater_than(T lo) {
-  return [=](const T& v) { return v > lo ? std::string() : fmt::format("must be > {}", lo); };
+  return {[=](const T& v) { return v > lo ? std::string() : fmt::format("must be > {}", lo); },
+          fmt::format("> {}", lo)};
 }
 Check<std::string> one_of(std::vector<std::string> choices);
 // Applies `check` to every element; the reason names the index.
 template <class T>
 Check<std::vector<T>> each(Check<T> check) {
-  return [=](const std::vector<T>& v) {
-    for (size_t i = 0; i < v.size(); ++i) {
-      std::string why = check(v[i]);
-      if (!why.empty()) return fmt::format("element {} {}", i, why);
-    }
-    return std::string();
-  };
+  return {[=](const std::vector<T>& v) {
+            for (size_t i = 0; i < v.size(); ++i) {
+              std::string why = check(v[i]);
+              if (!why.empty()) return fmt::format("element {} {}", i, why);
+            }
+            return std::string();
+          },
+          check.rule().empty() ? "" : "each " + check.rule()};
 }
 template <class T>
 Check<std::vector<T>> length_in(size_t lo, size_t hi) {
-  return [=](const std::vector<T>& v) {
-    return v.size() >= lo && v.size() <= hi ? std::string()
-                                            : fmt::format("must have {} to {} elements, has {}", lo, hi, v.size());
-  };
+  return {[=](const std::vector<T>& v) {
+            return v.size() >= lo && v.size() <= hi
+                       ? std::string()
+                       : fmt::format("must have {} to {} elements, has {}", lo, hi, v.size());
+          },
+          lo == hi ? fmt::format("{} elements", lo) : fmt::format("{} to {} elements", lo, hi)};
 }
 template <class T>
 Check<T> all_of(Check<T> a, Check<T> b) {
-  return [=](const T& v) {
-    std::string why = a(v);
-    return why.empty() ? b(v) : why;
-  };
+  std::string rule = a.rule().empty() || b.rule().empty() ? a.rule() + b.rule() : a.rule() + "; " + b.rule();
+  return {[=](const T& v) {
+            std::string why = a(v);
+            return why.empty() ? b(v) : why;
+          },
+          rule};
 }
 
 // Where a config came from, for error messages.
@@ -227,6 +252,101 @@ class ConfigValidator {
     }
   }
 };
+
+// One section of the config reference: its dotted path, its doc and one row per key.
+struct ReferenceRow {
+  std::string key;      // dotted: "train.lr"
+  std::string type;     // "number", "list of integers", ...
+  std::string value;    // the default, as YAML would print it
+  std::string allowed;  // the check's rule ("[0, 1]", "one of ...")
+  std::string doc;
+};
+struct ReferenceSection {
+  std::string path;  // "train", "data.augment"
+  std::string doc;
+  std::vector<ReferenceRow> rows;
+};
+
+namespace detail {
+
+template <class T>
+std::string type_name() {
+  if constexpr (IsVector<T>::value) {
+    using E = typename T::value_type;
+    if constexpr (std::is_same_v<E, bool>) return "list of booleans";
+    else if constexpr (std::is_integral_v<E>) return "list of integers";
+    else if constexpr (std::is_floating_point_v<E>) return "list of numbers";
+    else return "list of strings";
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return "boolean";
+  } else if constexpr (std::is_integral_v<T>) {
+    return "integer";
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return "number";
+  } else {
+    return "string";
+  }
+}
+
+template <class T>
+std::string value_text(const T& v) {
+  if constexpr (IsVector<T>::value) {
+    std::vector<std::string> parts;
+    for (const auto& e : v) parts.push_back(value_text(e));
+    return fmt::format("[{}]", fmt::join(parts, ", "));
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return v ? "true" : "false";
+  } else if constexpr (std::is_arithmetic_v<T>) {
+    return fmt::format("{}", v);
+  } else {
+    return v.empty() ? std::string("\"\"") : std::string(v);
+  }
+}
+
+}  // namespace detail
+
+// Visitor that lists every key with its type, default (the visited values), rule and
+// doc: the same `visit` the decoder walks, so the reference cannot miss a key.
+class ConfigReference {
+ public:
+  ConfigReference(std::vector<ReferenceSection>* out, size_t section) : out_(out), section_(section) {}
+
+  template <class T>
+  void operator()(const char* key, T& value, const char* doc, Check<T> check = {}) {
+    const std::string path = join(key);
+    if constexpr (detail::HasVisit<T>::value) {
+      out_->push_back({path, doc, {}});
+      ConfigReference sub(out_, out_->size() - 1);
+      value.visit(sub);
+    } else {
+      (*out_)[section_].rows.push_back(
+          {path, detail::type_name<T>(), detail::value_text(value), check ? check.rule() : "", doc});
+    }
+  }
+
+ private:
+  std::string join(const char* key) const {
+    const std::string& p = (*out_)[section_].path;
+    return p.empty() ? key : p + "." + key;
+  }
+  std::vector<ReferenceSection>* out_;
+  size_t section_;
+};
+
+// Every section of `config` (its values as the defaults), in declaration order; the
+// top level is the first, unnamed section (rows only for keys outside any section).
+template <class S>
+std::vector<ReferenceSection> config_reference(const S& config) {
+  S copy = config;  // visit() takes fields by reference
+  std::vector<ReferenceSection> sections{{"", "", {}}};
+  ConfigReference reference(&sections, 0);
+  copy.visit(reference);
+  return sections;
+}
+
+// The reference as Markdown: one heading and one table (key, type, default, allowed,
+// description) per section with keys.
+std::string reference_markdown(const std::vector<ReferenceSection>& sections);
 
 // Applies one `key.path=value` assignment to a YAML tree. The value is parsed as YAML,
 // so `--set loss.weights=[0.1,4,1,1]` gives a list. `source` (the file) names a top level
