@@ -443,6 +443,8 @@ void Trainer::check_finite(int64_t epoch) {
       what = fmt::format("the loss of step {} was NaN or Inf", bad_step);
     } else if (auto nf = nn::first_non_finite(*model_)) {
       what = nf->describe();
+    } else {
+      what = scaler_->stall();  // fp16: every step skipped, the weights still finite
     }
     if (what.empty()) return;
     STRATA_THROW(TrainingError,
