@@ -438,6 +438,29 @@ TEST(SliceStoreBadFile, DamagedVersion2AttributeHeapIsANamedError) {
   }
 }
 
+// The metadata checksum reads every metadata dataset whole: a damaged shape claiming
+// terabytes made it allocate them (a fuzz finding: std::length_error). A dataset's
+// values never outgrow their storage in a Strata file; one that does is refused.
+TEST(SliceStoreBadFile, MetadataClaimingMoreThanItStoresIsRefusedUnallocated) {
+  const std::string path = test::temp_dir("store_claim") + "/claim.h5";
+  test::copy_file(test::tiny_packed(), path);
+  {
+    h5::Lock lock;
+    h5::Handle file = h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
+    hsize_t dims[1] = {hsize_t{1} << 40}, chunk[1] = {1024};
+    h5::Handle space = h5::make<core::IoError>(H5Screate_simple(1, dims, nullptr), H5Sclose, path);
+    h5::Handle dcpl = h5::make<core::IoError>(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, path);
+    H5Pset_chunk(dcpl.get(), 1, chunk);
+    h5::Handle ds = h5::make<core::IoError>(H5Dcreate2(file.get(), "case_huge", H5T_STD_I32LE, space.get(),
+                                                       H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose, path);
+  }
+  for (ReadPath p : {ReadPath::kDirect, ReadPath::kHdf5}) {
+    std::string why = error_of([&] { SliceStore s(path, with(p)); });
+    EXPECT_NE(why.find(path + ": dataset /case_huge claims 4398046511104 bytes of values but stores 0"),
+              std::string::npos) << why;
+  }
+}
+
 // A damaged key of the chunk index: HDF5 finds no chunk for the slice and reads its
 // fill value (zeros) without an error; both read paths refuse the file on open.
 TEST(SliceStoreBadFile, DamagedChunkIndexKeyIsFoundOnOpenNamingTheSlice) {
