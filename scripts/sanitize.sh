@@ -3,7 +3,7 @@
 #   asan  build-asan/, AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer
 #         included): the unit, dist and e2e tests (ctest labels), or the labels given
 #         in STRATA_SANITIZE_LABELS (a ctest -L regex), or only the test binaries named
-#         in STRATA_SANITIZE_TESTS (CI: "core_test data_test train_test", .ci/run).
+#         in STRATA_SANITIZE_TESTS (e.g. "core_test data_test", to trim a run).
 #   tsan  build-tsan/, ThreadSanitizer: the tests of Strata's own threads only, the
 #         prefetcher's and slice store's reader threads, the watchdog and the MPI
 #         communicator's worker, intra-op teams (TSAN_TESTS below). libtorch, libgomp and
