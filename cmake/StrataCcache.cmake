@@ -8,7 +8,14 @@
 #   - sloppiness pch_defines,time_macros: required for the precompiled torch header
 #     (ccache's manual); include_file_mtime/ctime: a fresh clone's files are all "new";
 #   - the cache itself stays where ccache keeps it (~/.cache/ccache, or $CCACHE_DIR),
-#     outside any clone. STRATA_CCACHE=OFF turns it off.
+#     outside any clone. STRATA_CCACHE=OFF turns it off;
+#   - clang (the sanitizer and fuzz builds): its .pch holds the build folder's absolute
+#     paths, and CMake names the PCH's header after `-Xclang -include -Xclang`, which
+#     base_dir does not rewrite, so every object of a fresh clone at another path missed.
+#     The PCH is compiled uncached by cmake/pch_sum.sh (STRATA_PCH_LAUNCHER, used by
+#     StrataTargets.cmake), which writes a .pch.sum of its inputs' contents; ccache hashes
+#     that instead of the .pch (pch_external_checksum), and StrataTargets.cmake names the
+#     header by a plain `-include`, whose path base_dir rewrites.
 option(STRATA_CCACHE "Compile through ccache when it is installed" ON)
 find_program(STRATA_CCACHE_PROGRAM ccache)
 
@@ -24,9 +31,14 @@ if(STRATA_CCACHE AND STRATA_CCACHE_PROGRAM AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
       set(_base ${_parent})
     endif()
   endif()
+  set(_clang_pch)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    set(_clang_pch CCACHE_PCH_EXTSUM=1)
+    set(STRATA_PCH_LAUNCHER sh ${PROJECT_SOURCE_DIR}/cmake/pch_sum.sh ${_base})
+  endif()
   set(_launcher ${CMAKE_COMMAND} -E env CCACHE_BASEDIR=${_base} CCACHE_NOHASHDIR=1
       CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
-      ${STRATA_CCACHE_PROGRAM})
+      ${_clang_pch} ${STRATA_CCACHE_PROGRAM})
   set(CMAKE_C_COMPILER_LAUNCHER ${_launcher})
   set(CMAKE_CXX_COMPILER_LAUNCHER ${_launcher})
   set(CMAKE_CUDA_COMPILER_LAUNCHER ${_launcher})

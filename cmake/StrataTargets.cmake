@@ -13,6 +13,14 @@ target_link_libraries(strata_pch PUBLIC strata::torch strata_fmt)
 target_compile_features(strata_pch PUBLIC cxx_std_17)
 if(STRATA_PCH)
   target_precompile_headers(strata_pch PRIVATE <torch/torch.h> <fmt/format.h> <fmt/ranges.h> <string> <vector>)
+  if(STRATA_PCH_LAUNCHER)
+    # clang's PCH, uncached, with the .pch.sum that ccache hashes (StrataCcache.cmake).
+    set_target_properties(strata_pch PROPERTIES CXX_COMPILER_LAUNCHER "${STRATA_PCH_LAUNCHER}")
+    # CMake's `-Xclang -include-pch -Xclang P.pch -Xclang -include -Xclang P` hides the
+    # paths from ccache's base_dir; a plain `-include P` is rewritten, and clang's driver
+    # then uses P.pch beside it, as gcc does with P.gch.
+    set(CMAKE_CXX_COMPILE_OPTIONS_USE_PCH -include <PCH_HEADER>)
+  endif()
 endif()
 
 function(_strata_common target)

@@ -2,7 +2,8 @@
 # Builds and runs the tests under the sanitizers (cmake/StrataSanitize.cmake):
 #   asan  build-asan/, AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer
 #         included): the unit, dist and e2e tests (ctest labels), or the labels given
-#         in STRATA_SANITIZE_LABELS (a ctest -L regex; CI uses "unit").
+#         in STRATA_SANITIZE_LABELS (a ctest -L regex), or only the test binaries named
+#         in STRATA_SANITIZE_TESTS (e.g. "core_test data_test", to trim a run).
 #   tsan  build-tsan/, ThreadSanitizer: the tests of Strata's own threads only, the
 #         prefetcher's and slice store's reader threads, the watchdog and the MPI
 #         communicator's worker, intra-op teams (TSAN_TESTS below). libtorch, libgomp and
@@ -40,10 +41,14 @@ run_ctest() {  # DIR [ctest args...]: ctest in DIR with the timing of the run
 }
 
 asan() {
-  local targets=("${ASAN_TARGETS[@]}")
+  local targets=("${ASAN_TARGETS[@]}") select=(-L "${STRATA_SANITIZE_LABELS:-^(unit|dist|e2e)$}")
   [ "${STRATA_SANITIZE_LABELS:-}" = '^unit$' ] && targets=("${ASAN_UNIT_TARGETS[@]}")
+  if [ -n "${STRATA_SANITIZE_TESTS:-}" ]; then  # those binaries only: built, and run by name
+    read -r -a targets <<<"$STRATA_SANITIZE_TESTS"
+    select=(-R "^($(IFS='|'; echo "${targets[*]}"))\$")
+  fi
   STRATA_CMAKE_ARGS="-DSTRATA_SANITIZE=address,undefined -DSTRATA_CUDA=OFF" strata_build_clang build-asan "${targets[@]}"
-  run_ctest build-asan -L "${STRATA_SANITIZE_LABELS:-^(unit|dist|e2e)$}" "$@"
+  run_ctest build-asan "${select[@]}" "$@"
 }
 
 tsan() {

@@ -7,7 +7,8 @@
 #   - a run folder moved elsewhere resumes there (run.dir may change on --resume), and a
 #     relative run.dir resumes a run made with an absolute one;
 #   - Ctrl-C (SIGINT) in a run without mpirun stops at the next step with a checkpoint
-#     (tests/unit/signals_test.cpp checks that a second one ends the process at once).
+#     (tests/unit/signals_test.cpp checks that a second one ends the process at once);
+#   - metrics.jsonl on a full disk is an I/O error naming it and ENOSPC, not a lost line.
 source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
@@ -51,4 +52,9 @@ pid=$!
 wait_for_lines "$OUT/single/metrics.jsonl" 1 120 || fail "the single-rank run logged no epoch"
 kill -INT $pid; wait $pid; RC=$?
 expect_rc 0; expect_log "stop requested (SIGINT): wrote $OUT/single/last.pt"
+
+# 5. metrics.jsonl on a full disk (/dev/full): the epoch's line is not lost silently.
+mkdir -p "$OUT/full" && ln -s /dev/full "$OUT/full/metrics.jsonl"
+run full_metrics "$B" train "${common[@]}" --set "run.dir=$OUT/full" --set train.epochs=1
+expect_rc 1; expect_log "I/O error: cannot append to $OUT/full/metrics.jsonl: No space left on device"
 finish

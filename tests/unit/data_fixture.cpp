@@ -109,6 +109,38 @@ void flip_byte(const std::string& path, uint64_t offset) {
   ::close(fd);
 }
 
+namespace {
+
+// Rewrites every string attribute of the root as variable-length strings (in HDF5's
+// global heap), the way the packer of format versions 1 and 2 wrote them.
+void make_string_attrs_vlen(hid_t file, const std::string& path) {
+  std::vector<std::string> names;
+  H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, nullptr,
+              [](hid_t, const char* name, const H5A_info_t*, void* out) -> herr_t {
+                static_cast<std::vector<std::string>*>(out)->push_back(name);
+                return 0;
+              }, &names);
+  data::h5::Handle vlen = data::h5::make<core::IoError>(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy");
+  H5Tset_size(vlen.get(), H5T_VARIABLE);
+  H5Tset_cset(vlen.get(), H5T_CSET_UTF8);
+  for (const auto& name : names) {
+    data::h5::Handle attr = data::h5::make<core::IoError>(H5Aopen(file, name.c_str(), H5P_DEFAULT), H5Aclose, name);
+    data::h5::Handle type = data::h5::make<core::IoError>(H5Aget_type(attr.get()), H5Tclose, name);
+    if (H5Tget_class(type.get()) != H5T_STRING) continue;
+    data::h5::Handle space = data::h5::make<core::IoError>(H5Aget_space(attr.get()), H5Sclose, name);
+    const std::vector<std::string> values = data::h5::read_strings_attr(file, name.c_str(), path);
+    attr.reset();
+    H5Adelete(file, name.c_str());
+    attr = data::h5::make<core::IoError>(H5Acreate2(file, name.c_str(), vlen.get(), space.get(), H5P_DEFAULT,
+                                                    H5P_DEFAULT), H5Aclose, name);
+    std::vector<const char*> ptrs;
+    for (const auto& v : values) ptrs.push_back(v.c_str());
+    data::h5::check<core::IoError>(H5Awrite(attr.get(), vlen.get(), ptrs.data()), name);
+  }
+}
+
+}  // namespace
+
 void make_version2(const std::string& path) {
   std::vector<std::string> names = [&] {
     data::SliceStore store(path);
@@ -130,6 +162,7 @@ void make_version2(const std::string& path) {
   for (const auto& n : names) ptrs.push_back(n.c_str());
   data::h5::check<core::IoError>(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), path);
   data::h5::write_attr(file.get(), data::format::kAttrVersion, int64_t{2});
+  make_string_attrs_vlen(file.get(), path);
 }
 
 uint64_t dataset_offset(const std::string& path, const char* dataset) {

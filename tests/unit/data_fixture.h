@@ -31,8 +31,9 @@ uint64_t chunk_offset(const std::string& path, const char* dataset, int64_t slic
 void flip_byte(const std::string& path, uint64_t offset);
 // Overwrites a root integer attribute (for a "format version 4" file).
 void set_int_attr(const std::string& path, const char* name, int64_t value);
-// Turns a packed file into a format version 2 file: /case_names as contiguous
-// variable-length strings (in HDF5's global heap), no metadata checksum.
+// Turns a packed file into a format version 2 file: /case_names and the root's string
+// attributes as variable-length strings (in HDF5's global heap, /case_names contiguous),
+// no metadata checksum.
 void make_version2(const std::string& path);
 // Turns a packed file into a format version 1 file (version 2 without case_* datasets).
 void make_version1(const std::string& path);

@@ -396,6 +396,71 @@ TEST(SliceStoreBadFile, DamagedVersion2CaseNameHeapIsANamedError) {
   }
 }
 
+// A version 2 file's string attributes point into the same heap: H5Aread crashed in
+// H5HG_read on a damaged reference, or asked for 4 GiB for a damaged length (fuzz
+// findings slice_store-crash-c4dfa1ad and -oom-f94c9700); each is a named error now.
+TEST(SliceStoreBadFile, DamagedVersion2AttributeHeapIsANamedError) {
+  const std::string dir = test::temp_dir("store_v2_attr");
+  const std::string clean = dir + "/clean.h5";
+  test::copy_file(test::tiny_packed(), clean);
+  test::make_version2(clean);
+  const std::string tool = SliceStore(clean).info().tool;
+  ASSERT_EQ(tool, SliceStore(test::tiny_packed()).info().tool);
+  std::ifstream in(clean, std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The heap object holding `tool`, then the attribute's reference to it: {uint32
+  // length, uint64 collection address, uint32 object index}, little-endian.
+  const uint64_t heap = test::find_bytes(clean, "GCOL"), value = test::find_bytes(clean, tool, heap);
+  std::string ref(16, '\0');
+  const auto length = static_cast<uint32_t>(tool.size());
+  std::memcpy(ref.data(), &length, 4);
+  std::memcpy(ref.data() + 4, &heap, 8);
+  std::memcpy(ref.data() + 12, all.data() + value - 16, 2);
+  const uint64_t at = test::find_bytes(clean, ref);
+  struct Damage {
+    const char* what;
+    uint64_t offset;
+    const char* expect;
+  };
+  const Damage damages[] = {
+      {"length (4 GiB)", at + 3, ": attribute 'tool' entry 0 refers to heap object"},
+      {"collection address", at + 4 + 1, ": attribute 'tool' entry 0 refers to address"},
+      {"object index", at + 12, ": attribute 'tool' entry 0 refers to heap object"},
+      // The collection that /case_names share, which is read first.
+      {"heap object size", value - 8, ": /case_names entry 0: the heap collection at address"},
+  };
+  for (const Damage& d : damages) {
+    std::string path = dir + "/damaged.h5";
+    test::copy_file(clean, path);
+    test::flip_byte(path, d.offset);
+    std::string why = error_of([&] { SliceStore s(path); });
+    EXPECT_NE(why.find(path + d.expect), std::string::npos) << d.what << ": " << why;
+  }
+}
+
+// The metadata checksum reads every metadata dataset whole: a damaged shape claiming
+// terabytes made it allocate them (a fuzz finding: std::length_error). A dataset's
+// values never outgrow their storage in a Strata file; one that does is refused.
+TEST(SliceStoreBadFile, MetadataClaimingMoreThanItStoresIsRefusedUnallocated) {
+  const std::string path = test::temp_dir("store_claim") + "/claim.h5";
+  test::copy_file(test::tiny_packed(), path);
+  {
+    h5::Lock lock;
+    h5::Handle file = h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
+    hsize_t dims[1] = {hsize_t{1} << 40}, chunk[1] = {1024};
+    h5::Handle space = h5::make<core::IoError>(H5Screate_simple(1, dims, nullptr), H5Sclose, path);
+    h5::Handle dcpl = h5::make<core::IoError>(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, path);
+    H5Pset_chunk(dcpl.get(), 1, chunk);
+    h5::Handle ds = h5::make<core::IoError>(H5Dcreate2(file.get(), "case_huge", H5T_STD_I32LE, space.get(),
+                                                       H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose, path);
+  }
+  for (ReadPath p : {ReadPath::kDirect, ReadPath::kHdf5}) {
+    std::string why = error_of([&] { SliceStore s(path, with(p)); });
+    EXPECT_NE(why.find(path + ": dataset /case_huge claims 4398046511104 bytes of values but stores 0"),
+              std::string::npos) << why;
+  }
+}
+
 // A damaged key of the chunk index: HDF5 finds no chunk for the slice and reads its
 // fill value (zeros) without an error; both read paths refuse the file on open.
 TEST(SliceStoreBadFile, DamagedChunkIndexKeyIsFoundOnOpenNamingTheSlice) {

@@ -427,6 +427,30 @@ TEST(AmpTest, DisabledScalerIsTheIdentity) {
   EXPECT_DOUBLE_EQ(scaler.scale_value(), 1.0);
 }
 
+// fp16 whose every step overflows at any scale makes no progress, silently: after
+// max_consecutive_skips skipped steps in a row the scaler says so, and the trainer's
+// finite check stops the run with it. A clean step starts the count again.
+TEST(AmpTest, SkippedStepsInARowBeyondTheLimitAreAStall) {
+  ScalerOptions so;
+  so.max_consecutive_skips = 5;
+  GradScaler scaler(true, torch::Device(torch::kCPU), nullptr, so);
+  auto step = [&](float g) {
+    scaler.unscale({torch::full({3}, g)});
+    scaler.update();
+  };
+  for (int i = 0; i < 4; ++i) step(INFINITY);
+  EXPECT_EQ(scaler.stall(), "");
+  step(1.0f);
+  for (int i = 0; i < 4; ++i) step(NAN);
+  EXPECT_EQ(scaler.stall(), "") << "the clean step started the count again";
+  step(INFINITY);
+  const std::string why = scaler.stall();
+  EXPECT_NE(why.find("the last 5 steps were all skipped by fp16 loss scaling"), std::string::npos) << why;
+  EXPECT_NE(why.find("down to 128"), std::string::npos) << why;  // 2^16 halved 9 times
+  EXPECT_EQ(scaler.skipped_steps(), 9);
+  EXPECT_EQ(GradScaler(false, torch::Device(torch::kCPU), nullptr, so).stall(), "");
+}
+
 // Gradients of a few shapes, with values spread over several orders of magnitude so
 // that the norm's rounding is exercised.
 std::vector<torch::Tensor> clip_grads(int64_t seed, double scale) {

@@ -1,6 +1,8 @@
 // RAII handles, attribute helpers and error text for the HDF5 C API (see h5.h).
 #include "strata/data/h5.h"
 
+#include "strata/data/vlen_strings.h"
+
 #include <algorithm>
 
 namespace strata::data::h5 {
@@ -29,13 +31,6 @@ Handle scalar_space() { return make<IoError>(H5Screate(H5S_SCALAR), H5Sclose, "H
 Handle vector_space(size_t n) {
   hsize_t dims[1] = {static_cast<hsize_t>(n)};
   return make<IoError>(H5Screate_simple(1, dims, nullptr), H5Sclose, "H5Screate_simple");
-}
-
-Handle string_type() {
-  Handle type = make<IoError>(H5Tcopy(H5T_C_S1), H5Tclose, "H5Tcopy");
-  check<IoError>(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size");
-  check<IoError>(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset");
-  return type;
 }
 
 void write_attr_raw(hid_t obj, const char* name, hid_t type, const Handle& space, const void* data) {
@@ -173,22 +168,16 @@ std::vector<std::string> read_strings_attr(hid_t obj, const char* name, const st
   size_t n = 0;
   Handle attr = open_attr(obj, name, H5T_STRING, where, &n);
   Handle file_type = make<DataError>(H5Aget_type(attr.get()), H5Tclose, where);
-  std::vector<std::string> out;
   if (H5Tis_variable_str(file_type.get()) > 0) {
-    Handle type = string_type();
-    std::vector<char*> ptrs(n, nullptr);
-    check<DataError>(H5Aread(attr.get(), type.get(), ptrs.data()), fmt::format("{}: reading attribute '{}'", where, name));
-    for (char* p : ptrs) out.emplace_back(p ? p : "");
-    Handle space = make<DataError>(H5Aget_space(attr.get()), H5Sclose, where);
-    H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, ptrs.data());
-  } else {
-    size_t len = H5Tget_size(file_type.get());
-    std::vector<char> buf(n * len + 1, '\0');
-    check<DataError>(H5Aread(attr.get(), file_type.get(), buf.data()), fmt::format("{}: reading attribute '{}'", where, name));
-    for (size_t i = 0; i < n; ++i) {
-      std::string s(buf.data() + i * len, len);
-      out.push_back(s.substr(0, s.find('\0')));
-    }
+    return read_vlen_strings_attr(obj, name, n, where);  // never H5Aread: see vlen_strings.h
+  }
+  size_t len = H5Tget_size(file_type.get());
+  std::vector<char> buf(n * len + 1, '\0');
+  check<DataError>(H5Aread(attr.get(), file_type.get(), buf.data()), fmt::format("{}: reading attribute '{}'", where, name));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) {
+    std::string s(buf.data() + i * len, len);
+    out.push_back(s.substr(0, s.find('\0')));
   }
   return out;
 }

@@ -7,6 +7,7 @@
 
 #include <zlib.h>
 
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <vector>
@@ -57,7 +58,12 @@ struct Walk {
     std::vector<hsize_t> dims(static_cast<size_t>(std::max(0, H5Sget_simple_extent_ndims(space))));
     H5Sget_simple_extent_dims(space, dims.data(), nullptr);
     add(dims.data(), dims.size() * sizeof(hsize_t));
-    return static_cast<size_t>(H5Sget_simple_extent_npoints(space)) * H5Tget_size(type);
+    const hssize_t points = H5Sget_simple_extent_npoints(space);
+    const size_t size = H5Tget_size(type);
+    if (points < 0 || (size > 0 && static_cast<uint64_t>(points) > SIZE_MAX / size)) {
+      STRATA_THROW(DataError, "{}: {} has no valid shape: the file is corrupt; repack it", where, what);
+    }
+    return static_cast<size_t>(points) * size;
   }
 };
 
@@ -90,7 +96,15 @@ void add_dataset(Walk& walk, hid_t ds, const std::string& name) {
   const std::string what = "dataset /" + name;
   h5::Handle type = h5::make<DataError>(H5Dget_type(ds), H5Tclose, walk.where + ": " + what);
   h5::Handle space = h5::make<DataError>(H5Dget_space(ds), H5Sclose, walk.where + ": " + what);
-  std::vector<unsigned char> bytes(walk.add_type_and_shape(type.get(), space.get(), what));
+  const size_t count = walk.add_type_and_shape(type.get(), space.get(), what);
+  // Strata's metadata is stored uncompressed (Fletcher-32 at most), so its values never
+  // outgrow their storage: a damaged shape claiming more is refused before allocating.
+  const hsize_t stored = H5Dget_storage_size(ds);
+  if (count > stored) {
+    STRATA_THROW(DataError, "{}: {} claims {} bytes of values but stores {}: the file is corrupt; repack it",
+                 walk.where, what, count, stored);
+  }
+  std::vector<unsigned char> bytes(count);
   if (!bytes.empty()) {
     // The file's own type as the memory type: the stored bytes, unconverted.
     h5::check<DataError>(H5Dread(ds, type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()),

@@ -12,9 +12,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
 
 namespace strata::data {
 
@@ -26,6 +28,12 @@ constexpr uint64_t kElementBytes = 16;     // length, collection address, object
 constexpr uint64_t kCollectionHeader = 16; // "GCOL", version, reserved, size
 constexpr uint64_t kObjectHeader = 16;     // index, references, reserved, size
 constexpr uint64_t kMinCollection = 4096;  // HDF5 never writes a smaller collection
+constexpr uint64_t kHeaderPrefix = 16;     // v1 object header: version, reserved, messages, references, size, padding
+constexpr uint64_t kMessageHeader = 8;     // v1 header message: type, size, flags, reserved
+constexpr uint64_t kMaxHeaderBlock = 1 << 20;  // a header block's messages are far smaller (sizes are 2 bytes)
+constexpr size_t kMaxHeaderBlocks = 64;    // the first block and its continuations
+constexpr uint64_t kContinuationMessage = 0x10, kAttributeMessage = 0x0c;
+constexpr unsigned kSharedMessage = 0x02;  // flag: the message lives elsewhere
 
 uint64_t le(const unsigned char* p, int bytes) {
   uint64_t v = 0;
@@ -49,22 +57,28 @@ struct Collection {
 
 class Reader {
  public:
-  Reader(const std::string& path, const char* name, int64_t file_bytes)
-      : path_(path), name_(name), file_bytes_(static_cast<uint64_t>(file_bytes)), fd_{::open(path.c_str(), O_RDONLY | O_CLOEXEC)} {
+  // `where`: the file (and object) that errors name; `label`: what is read there
+  // ("/case_names", "attribute 'tool'").
+  Reader(const std::string& path, std::string where, std::string label, int64_t file_bytes)
+      : where_(std::move(where)), label_(std::move(label)), file_bytes_(static_cast<uint64_t>(file_bytes)),
+        fd_{::open(path.c_str(), O_RDONLY | O_CLOEXEC)} {
     if (fd_.fd < 0) STRATA_THROW(DataError, "{}: cannot open for reading: {}", path, std::strerror(errno));
   }
 
+  const std::string& where() const { return where_; }
+  const std::string& label() const { return label_; }
+
   std::vector<unsigned char> read(uint64_t offset, uint64_t bytes, const std::string& what) const {
     if (offset > file_bytes_ || bytes > file_bytes_ - offset) {
-      STRATA_THROW(DataError, "{}: /{} {} lies at bytes {}..{}, past the end of the file ({} bytes): the file is "
-                   "corrupt or truncated", path_, name_, what, offset, offset + bytes, file_bytes_);
+      STRATA_THROW(DataError, "{}: {} {} lies at bytes {}..{}, past the end of the file ({} bytes): the file is "
+                   "corrupt or truncated", where_, label_, what, offset, offset + bytes, file_bytes_);
     }
     std::vector<unsigned char> out(bytes);
     size_t done = 0;
     while (done < bytes) {
       ssize_t got = ::pread(fd_.fd, out.data() + done, bytes - done, static_cast<off_t>(offset + done));
       if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) STRATA_THROW(DataError, "{}: reading /{} {}: {}", path_, name_, what, std::strerror(errno));
+      if (got <= 0) STRATA_THROW(DataError, "{}: reading {} {}: {}", where_, label_, what, std::strerror(errno));
       done += static_cast<size_t>(got);
     }
     return out;
@@ -77,8 +91,9 @@ class Reader {
     const Collection& c = collection(i, base + address);
     auto it = c.objects.find(index);
     if (index == 0 || it == c.objects.end() || it->second.second != length) {
-      STRATA_THROW(DataError, "{}: /{} entry {} refers to heap object {} of {} bytes at address {}, which that "
-                   "collection does not hold: the file is corrupt; repack it", path_, name_, i, index, length, address);
+      STRATA_THROW(DataError, "{}: {} entry {} refers to heap object {} of {} bytes at address {}, which that "
+                   "collection does not hold: the file is corrupt; repack it", where_, label_, i, index, length,
+                   address);
     }
     return std::string(reinterpret_cast<const char*>(c.bytes.data() + it->second.first), length);
   }
@@ -91,8 +106,8 @@ class Reader {
     auto header = read(offset, kCollectionHeader, what);
     const uint64_t size = le(header.data() + 8, 8);
     if (std::memcmp(header.data(), "GCOL", 4) != 0 || header[4] != 1 || size < kMinCollection || size % 8 != 0) {
-      STRATA_THROW(DataError, "{}: /{} entry {} refers to address {}, which holds no valid heap collection: the file "
-                   "is corrupt; repack it", path_, name_, i, offset);
+      STRATA_THROW(DataError, "{}: {} entry {} refers to address {}, which holds no valid heap collection: the file "
+                   "is corrupt; repack it", where_, label_, i, offset);
     }
     Collection c;
     c.bytes = read(offset, size, what);
@@ -109,15 +124,14 @@ class Reader {
       const uint64_t need = index == 0 ? size : kObjectHeader + (size + 7) / 8 * 8;
       const bool fits = size <= end && need >= kObjectHeader && need <= end - p && (index != 0 || p + need == end);
       if (!fits || !c.objects.emplace(index, std::pair{p + kObjectHeader, size}).second) {
-        STRATA_THROW(DataError, "{}: /{} entry {}: the heap collection at address {} is damaged at its byte {} (object "
-                     "{} of {} bytes): the file is corrupt; repack it", path_, name_, i, offset, p, index, size);
+        STRATA_THROW(DataError, "{}: {} entry {}: the heap collection at address {} is damaged at its byte {} (object "
+                     "{} of {} bytes): the file is corrupt; repack it", where_, label_, i, offset, p, index, size);
       }
       p += need;
     }
   }
 
-  std::string path_;
-  const char* name_;
+  std::string where_, label_;
   uint64_t file_bytes_;
   Fd fd_;
   std::map<uint64_t, Collection> collections_;
@@ -136,6 +150,48 @@ uint64_t base_address(hid_t dataset, const std::string& path) {
                  sizeof_addr, sizeof_size);
   }
   return userblock;
+}
+
+// Attribute message versions 1-3: version, flags, name/datatype/dataspace sizes, (v3:
+// the name's encoding), then the name, datatype and dataspace (each padded to 8 bytes
+// in version 1), then the data. The name, and where the data starts in `m`; nothing
+// when the message is too short to hold what it claims.
+std::optional<std::pair<std::string, uint64_t>> parse_attribute(const unsigned char* m, uint64_t size) {
+  if (size < 9 || m[0] < 1 || m[0] > 3) return std::nullopt;
+  const auto pad = [&](uint64_t v) { return m[0] == 1 ? (v + 7) / 8 * 8 : v; };
+  const uint64_t start = m[0] == 3 ? 9 : 8, name_size = le(m + 2, 2);
+  const uint64_t data = start + pad(name_size) + pad(le(m + 4, 2)) + pad(le(m + 6, 2));
+  if (name_size == 0 || data > size) return std::nullopt;
+  const auto* name = reinterpret_cast<const char*>(m + start);
+  return std::pair{std::string(name, strnlen(name, name_size)), data};
+}
+
+// The first `bytes` of the data of the reader's attribute `name`, found among the
+// messages of the version 1 object header at file offset `header` (the only version
+// format 1-2 files hold) and its continuation blocks, every size checked first.
+std::vector<unsigned char> attribute_data(const Reader& reader, uint64_t base, uint64_t header, const char* name,
+                                          uint64_t bytes) {
+  const auto prefix = reader.read(header, kHeaderPrefix, "(its object header)");
+  std::vector<std::pair<uint64_t, uint64_t>> blocks{{header + kHeaderPrefix, le(prefix.data() + 8, 4)}};
+  for (size_t b = 0; b < blocks.size() && b < kMaxHeaderBlocks && prefix[0] == 1; ++b) {
+    if (blocks[b].second > kMaxHeaderBlock) break;
+    const auto block = reader.read(blocks[b].first, blocks[b].second, "(its object header)");
+    for (uint64_t p = 0; p + kMessageHeader <= block.size();) {
+      const uint64_t type = le(block.data() + p, 2), size = le(block.data() + p + 2, 2);
+      const unsigned char* m = block.data() + p + kMessageHeader;
+      if (size > block.size() - p - kMessageHeader) break;
+      if (type == kContinuationMessage && size >= 16) blocks.emplace_back(base + le(m, 8), le(m + 8, 8));
+      const auto attribute = type == kAttributeMessage ? parse_attribute(m, size) : std::nullopt;
+      if (attribute && attribute->first == name && !(block[p + 4] & kSharedMessage) &&
+          size - attribute->second >= bytes) {
+        return std::vector<unsigned char>(m + attribute->second, m + attribute->second + bytes);
+      }
+      p += kMessageHeader + size;
+    }
+  }
+  STRATA_THROW(DataError, "{}: {}: its {} bytes of string references are not where its object header (version {}, "
+               "at address {}) says: the file is corrupt; repack it", reader.where(), reader.label(), bytes, prefix[0],
+               header - base);
 }
 
 }  // namespace
@@ -158,10 +214,29 @@ std::vector<std::string> read_vlen_strings(hid_t dataset, const std::string& pat
     h5::error_text();
     STRATA_THROW(DataError, "{}: dataset /{} holds {} names but no storage: the file is corrupt", path, name, n);
   }
-  Reader reader(path, name, file_bytes);
+  Reader reader(path, path, fmt::format("/{}", name), file_bytes);
   const auto elements = reader.read(base + address, kElementBytes * static_cast<uint64_t>(n), "(its references)");
   std::vector<std::string> out;
   for (int64_t i = 0; i < n; ++i) out.push_back(reader.string_of(i, elements.data() + kElementBytes * i, base));
+  return out;
+}
+
+std::vector<std::string> read_vlen_strings_attr(hid_t obj, const char* name, size_t count, const std::string& where) {
+  if (count == 0) return {};
+  std::string path(static_cast<size_t>(std::max<ssize_t>(H5Fget_name(obj, nullptr, 0), 0)), '\0');
+  H5O_info_t info{};
+  hsize_t file_bytes = 0;
+  if (path.empty() || H5Fget_name(obj, path.data(), path.size() + 1) < 0 || H5Oget_info2(obj, &info, H5O_INFO_BASIC) < 0 ||
+      H5Fget_filesize(obj, &file_bytes) < 0) {
+    STRATA_THROW(DataError, "{}: cannot locate attribute '{}': {}", where, name, h5::error_text());
+  }
+  const uint64_t base = base_address(obj, path);
+  Reader reader(path, where, fmt::format("attribute '{}'", name), static_cast<int64_t>(file_bytes));
+  const auto elements = attribute_data(reader, base, base + info.addr, name, kElementBytes * count);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < count; ++i) {
+    out.push_back(reader.string_of(static_cast<int64_t>(i), elements.data() + kElementBytes * i, base));
+  }
   return out;
 }
 

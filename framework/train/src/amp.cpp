@@ -13,6 +13,7 @@ GradScaler::GradScaler(bool enabled, const torch::Device& device, comm::Communic
   growth_tracker_ = torch::zeros({1}, f.dtype(torch::kInt));
   found_inf_ = torch::zeros({1}, f);
   skipped_ = torch::zeros({1}, f.dtype(torch::kLong));
+  consecutive_ = torch::zeros({1}, f.dtype(torch::kLong));
 }
 
 torch::Tensor GradScaler::scale(const torch::Tensor& loss) const {
@@ -34,7 +35,9 @@ void GradScaler::unscale(const std::vector<torch::Tensor>& grads) {
   // unanimous whatever happened to a rank's gradients after the allreduce.) wait()
   // orders it on the device: no host synchronisation on a GPU.
   if (comm_ && comm_->size() > 1) comm_->allreduce_async({found_inf_}, comm::ReduceOp::kSum)->wait();
-  skipped_.add_((found_inf_ > 0).to(torch::kLong));
+  const torch::Tensor skip = (found_inf_ > 0).to(torch::kLong);
+  skipped_.add_(skip);
+  consecutive_.add_(1).mul_(skip);  // a clean step starts the count again
 }
 
 bool GradScaler::unscale_and_check(const std::vector<torch::Tensor>& grads) {
@@ -44,6 +47,14 @@ bool GradScaler::unscale_and_check(const std::vector<torch::Tensor>& grads) {
 }
 
 int64_t GradScaler::skipped_steps() const { return skipped_.item<int64_t>(); }
+
+std::string GradScaler::stall() const {
+  if (!enabled_) return "";
+  const int64_t run = consecutive_.item<int64_t>();
+  if (run < options_.max_consecutive_skips) return "";
+  return fmt::format("the last {} steps were all skipped by fp16 loss scaling (inf/nan gradients at every scale, "
+                     "down to {:g}), so training no longer moves", run, scale_value());
+}
 
 void GradScaler::update() {
   if (!enabled_) return;

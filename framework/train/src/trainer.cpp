@@ -22,7 +22,9 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -443,6 +445,8 @@ void Trainer::check_finite(int64_t epoch) {
       what = fmt::format("the loss of step {} was NaN or Inf", bad_step);
     } else if (auto nf = nn::first_non_finite(*model_)) {
       what = nf->describe();
+    } else {
+      what = scaler_->stall();  // fp16: every step skipped, the weights still finite
     }
     if (what.empty()) return;
     STRATA_THROW(TrainingError,
@@ -499,8 +503,11 @@ void Trainer::write_metrics(const EpochStats& st, const std::optional<Validation
   if (st.preempted) j["partial"] = true;
   if (st.start_sample > 0) j["start_sample"] = st.start_sample;
   std::ofstream out(fs::path(setup_.run_dir) / "metrics.jsonl", std::ios::app);
+  errno = 0;
   out << j.dump() << "\n";
-  STRATA_CHECK_AS(IoError, out.good(), "cannot append to {}/metrics.jsonl", setup_.run_dir);
+  out.flush();  // a full disk shows only when the line leaves the stream's buffer
+  STRATA_CHECK_AS(IoError, out.good(), "cannot append to {}/metrics.jsonl: {}", setup_.run_dir,
+                  errno != 0 ? std::strerror(errno) : "write failed");
 }
 
 void Trainer::check_resume_config(const model::CheckpointMeta& meta, const std::string& path) const {

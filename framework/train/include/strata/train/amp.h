@@ -6,7 +6,9 @@
 // multiplied by the scale, gradients are unscaled in place after the allreduce, a step
 // with any inf/nan is skipped and the scale backs off; after `growth_interval` clean
 // steps in a row it grows. The found-inf flag is summed across ranks before anyone
-// decides, so replicas never diverge. Not thread-safe; one per trainer.
+// decides, so replicas never diverge. A run whose every step is skipped (the loss or
+// gradients non-finite at any scale) makes no progress: stall() says so once
+// `max_consecutive_skips` steps in a row were skipped. Not thread-safe; one per trainer.
 #pragma once
 
 #include "strata/comm/communicator.h"
@@ -30,6 +32,9 @@ struct ScalerOptions {
   double growth_factor = 2.0;    // scale *= this after growth_interval clean steps
   double backoff_factor = 0.5;   // scale *= this after a step with inf/nan
   int64_t growth_interval = 2000;
+  // Skipped steps in a row that mean divergence, not a scale still settling: 64
+  // backoffs take 2^16 down to 2^-48, where no finite gradient overflows fp16.
+  int64_t max_consecutive_skips = 64;
 };
 
 class GradScaler {
@@ -56,6 +61,10 @@ class GradScaler {
   double scale_value() const;
   const torch::Tensor& scale_tensor() const { return scale_; }  // float32 [1] on the device
   int64_t skipped_steps() const;  // reads the device counter (synchronises)
+  // Empty, or what is wrong when at least max_consecutive_skips steps in a row up to
+  // now were skipped ("the last 70 steps were all skipped ..."). Reads the device
+  // counters (synchronises): call it every N steps, not every step.
+  std::string stall() const;
 
   // Scale, growth tracker and skip count, for checkpoints.
   void save(torch::serialize::OutputArchive& archive) const;
@@ -69,6 +78,7 @@ class GradScaler {
   torch::Tensor growth_tracker_;  // int32 [1] on the device
   torch::Tensor found_inf_;       // float32 [1] on the device
   torch::Tensor skipped_;         // int64 [1] on the device: steps skipped so far
+  torch::Tensor consecutive_;     // int64 [1] on the device: steps skipped in a row, up to now
 };
 
 }  // namespace strata::train
