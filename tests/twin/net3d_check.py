@@ -11,7 +11,8 @@ of benchmarks/pytorch_reference.py.
         predictor = softmax(model(window)) (Strata blends probabilities: MONAI blends
         whatever the predictor returns) and compares with Strata's "probs"; and with a
         predictor that averages softmax over the 8 flips of D, H, W mapped back, with
-        "probs_mirror". Exits 1 when any maximum absolute difference is above 1e-5.
+        "probs_mirror"; and without on the volume cut to 37x13x29 (MONAI pads H to the
+        window), with "probs_small". Exits 1 when any maximum absolute difference is above 1e-5.
 """
 import argparse
 import itertools
@@ -57,6 +58,10 @@ def check(a):
             p = sliding_window_inference(d["volume"], (16, 16, 16), 3, predictor, overlap=0.5, mode="gaussian",
                                          sigma_scale=a.sigma_scale)
             diffs[key] = (p - d[key]).abs().max().item()
+        small = d["volume"][:, :, :, :13]
+        p = sliding_window_inference(small, (16, 16, 16), 3, lambda x: torch.softmax(model(x), 1), overlap=0.5,
+                                     mode="gaussian", sigma_scale=a.sigma_scale)
+        diffs["probs_small"] = (p - d["probs_small"]).abs().max().item()
     ok = all(v <= TOLERANCE for v in diffs.values())
     print(f"check {a.norm} sigma_scale {a.sigma_scale}: " + ", ".join(f"max |{k} diff| = {v:.3g}" for k, v in diffs.items())
           + (" PASS" if ok else f" FAIL (tolerance {TOLERANCE})"))

@@ -5,7 +5,8 @@
 //       BatchNorm's running statistics, perturbed) exported with export_state_dict; IO
 //       gets "input" [2, 4, 8, 8, 8] and its eval-mode "logits", a phantom "volume"
 //       [1, 4, 37, 45, 29] and its SlidingWindowInferer probabilities (window 16^3,
-//       overlap 0.5, 3 windows per pass): "probs" without mirroring, "probs_mirror" with.
+//       overlap 0.5, 3 windows per pass): "probs" without mirroring, "probs_mirror" with;
+//       and "probs_small" of the volume cut to 37x13x29 (padded to the window along H).
 //   strata_net3d import STATE IO WIDTHS NORM   loads PyTorch's state_dict (net3d_check.py
 //       make) and prints the largest difference of its logits on IO's "input" from IO's
 //       "logits"; exits 1 above 1e-5.
@@ -81,6 +82,8 @@ int export_all(nn::UNet3d& model, const std::string& state, const std::string& i
     eval::SlidingWindowInferer inferer({{16, 16, 16}, 0.5, 3, mirror, 0.125});
     d.insert(mirror ? "probs_mirror" : "probs", inferer.probabilities(forward, volume));
   }
+  eval::SlidingWindowInferer inferer({{16, 16, 16}, 0.5, 3, false, 0.125});
+  d.insert("probs_small", inferer.probabilities(forward, volume.narrow(3, 0, 13)));
   const auto bytes = torch::pickle_save(c10::IValue(d));
   std::ofstream(io, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   fmt::print("export: {} of {}\n", state, model->describe());

@@ -8,7 +8,7 @@
 # - monai.inferers.sliding_window_inference(overlap=0.5, mode="gaussian", sigma_scale=0.125)
 #   with those weights gives Strata's SlidingWindowInferer probabilities within 1e-5 max
 #   abs on a 37x45x29 phantom (no side a multiple of the 16^3 window), without and with
-#   mirroring over the 8 flips;
+#   mirroring over the 8 flips, and on the phantom cut to 37x13x29 (padded along H);
 # - and the comparison can fail: MONAI at sigma_scale 0.25 differs from Strata beyond it.
 source "$(dirname "$0")/../e2e/lib.sh"
 require_python monai
