@@ -9,6 +9,10 @@ batch-wide sums in float32 (smooth 1e-5). Optimiser: Adam lr 1e-4, fused. One st
 zero_grad, forward under autocast, loss, (scaled) backward, step, on one batch already
 on the GPU: the compute ceiling, as Strata's step_slices_per_s.
 
+UNet3d is the reference of Strata's nn::UNet3d (framework/nn/include/strata/nn/unet3d.h):
+nnU-Net's 3d_fullres PlainConvUNet without deep supervision, with the key names that
+model/state_dict.h exports (tests/twin/net3d_check.py loads them with strict=True).
+
 Prints one JSON line per configuration:
   python3 benchmarks/pytorch_reference.py --size 128 240 --batch 64 --configs fp32,bf16_cl,bf16_cl_compile
 Configs: <dtype>[_cl][_compile] with dtype fp32 | fp16 | bf16. `--device cpu --widths 4 8 16` is
@@ -52,6 +56,55 @@ class UNet2d(nn.Module):
             if level + 1 < len(self.enc):
                 skips.append(x)
                 x = F.max_pool2d(x, 2)
+        for up, dec in zip(self.ups, self.decs):
+            x = dec(torch.cat([up(x), skips.pop()], dim=1))
+        return self.head(x)
+
+
+def norm3d(kind, channels, groups=8):
+    if kind == "instance":
+        return nn.InstanceNorm3d(channels, affine=True)  # nnU-Net's: eps 1e-5, affine
+    if kind == "group":
+        return nn.GroupNorm(groups, channels)
+    if kind == "batch":
+        return nn.BatchNorm3d(channels)
+    raise ValueError(f"norm {kind!r}: instance, group or batch")
+
+
+def conv_block_3d(cin, cout, stride, norm="instance", activation="leaky_relu", groups=8):
+    """conv (stride `stride`), norm, act, conv, norm, act: Sequential positions 0-5."""
+    layers = []
+    for c_in, s in ((cin, stride), (cout, 1)):
+        act = nn.LeakyReLU(0.01, inplace=True) if activation == "leaky_relu" else nn.ReLU(inplace=True)
+        layers += [nn.Conv3d(c_in, cout, 3, stride=s, padding=1, bias=True), norm3d(norm, cout, groups), act]
+    return nn.Sequential(*layers)
+
+
+class UNet3d(nn.Module):
+    """Levels of two 3x3x3 convs; levels below the first start with a stride-2 conv (no
+    pooling); 2x2x2 stride-2 transposed convs up, [upsampled, skip] concatenated; 1x1x1 head."""
+
+    def __init__(self, in_channels=4, classes=4, widths=(32, 64, 128, 256, 320, 320), norm="instance",
+                 activation="leaky_relu", groups=8):
+        super().__init__()
+        self.enc = nn.ModuleList()
+        c = in_channels
+        for i, w in enumerate(widths):
+            self.enc.append(conv_block_3d(c, w, 1 if i == 0 else 2, norm, activation, groups))
+            c = w
+        self.ups, self.decs = nn.ModuleList(), nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            self.ups.append(nn.ConvTranspose3d(c, w, 2, stride=2))
+            self.decs.append(conv_block_3d(2 * w, w, 1, norm, activation, groups))
+            c = w
+        self.head = nn.Conv3d(c, classes, 1)
+
+    def forward(self, x):
+        skips = []
+        for block in self.enc:
+            x = block(x)
+            skips.append(x)
+        skips.pop()  # the bottom level's output goes up, not across
         for up, dec in zip(self.ups, self.decs):
             x = dec(torch.cat([up(x), skips.pop()], dim=1))
         return self.head(x)

@@ -227,6 +227,30 @@ TEST_F(ExactBatchTest, SyncBatchNormHandlesChannelsLastAndBf16Autocast) {
   EXPECT_TRUE(torch::allclose(mine.grad().to(torch::kFloat), xr.grad().narrow(0, 2 * r, 2), 3e-2, 3e-2));
 }
 
+TEST_F(ExactBatchTest, SyncBatchNorm3dIsBatchNorm3dOfTheGlobalBatchInChannelsLast3d) {
+  // Volumes [B, C, D, H, W] (UNet3d's norm=sync_batch): each rank's two volumes, in
+  // ChannelsLast3d, normalised with the statistics of all ranks' volumes, in float64.
+  const int n = comm_->size(), r = comm_->rank();
+  torch::manual_seed(22);
+  torch::Tensor x = torch::randn({2 * n, 3, 4, 5, 3}, torch::kDouble) * 2 + 1;
+  nn::SyncBatchNorm3d sync(3);
+  torch::nn::BatchNorm3d plain(3);
+  sync->to(torch::kDouble);
+  plain->to(torch::kDouble);
+  nn::set_sum_over_ranks(*sync, sum_);
+  torch::Tensor mine = x.narrow(0, 2 * r, 2).contiguous(torch::MemoryFormat::ChannelsLast3d).requires_grad_(true);
+  torch::Tensor y = sync->forward(mine);
+  EXPECT_TRUE(y.is_contiguous(torch::MemoryFormat::ChannelsLast3d));
+  torch::Tensor xr = x.clone().requires_grad_(true);
+  torch::Tensor want = plain->forward(xr);
+  EXPECT_TRUE(torch::allclose(y, want.narrow(0, 2 * r, 2), 1e-10, 1e-12));
+  EXPECT_TRUE(torch::allclose(sync->running_var, plain->running_var, 1e-10, 1e-12));
+  torch::Tensor w = torch::linspace(-1, 1, 3 * 60, torch::kDouble).view({1, 3, 4, 5, 3});
+  (y * w).sum().backward();
+  (want * w).sum().backward();
+  EXPECT_TRUE(torch::allclose(mine.grad(), xr.grad().narrow(0, 2 * r, 2), 1e-9, 1e-11));
+}
+
 TEST_F(ExactBatchTest, InfInAnEarlyMicroBatchOfOneRankSkipsTheWholeStepEverywhere) {
   // The non-finite gradient of micro-batch 0 on the last rank must survive the
   // accumulation (no collective until the last micro-batch) and the skip must be

@@ -8,7 +8,6 @@
 #include "strata/nn/summary.h"
 #include "strata/nn/unet.h"
 
-#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -17,6 +16,7 @@
 namespace strata::nn {
 namespace {
 
+using test::CpuAutocast;
 using test::error_of;
 using test::NnSections;
 
@@ -52,26 +52,6 @@ void copy_weights(UNet2d& from, UNet2d& to) {
   auto bufs = from->named_buffers();
   for (auto& b : to->named_buffers()) b.value().copy_(bufs[b.key()]);
 }
-
-// Restores autocast state on exit (tests must not leak it into each other).
-class CpuAutocast {
- public:
-  explicit CpuAutocast(at::ScalarType dtype)
-      : was_enabled_(at::autocast::is_autocast_enabled(at::kCPU)),
-        old_dtype_(at::autocast::get_autocast_dtype(at::kCPU)) {
-    at::autocast::set_autocast_enabled(at::kCPU, true);
-    at::autocast::set_autocast_dtype(at::kCPU, dtype);
-  }
-  ~CpuAutocast() {
-    at::autocast::set_autocast_enabled(at::kCPU, was_enabled_);
-    at::autocast::set_autocast_dtype(at::kCPU, old_dtype_);
-    at::autocast::clear_cache();
-  }
-
- private:
-  bool was_enabled_;
-  at::ScalarType old_dtype_;
-};
 
 TEST(UNetTest, DefaultWidthsHaveTheReferenceParameterCount) {
   UNet2d model;

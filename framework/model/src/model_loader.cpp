@@ -3,6 +3,7 @@
 
 #include "strata/model/state_dict.h"
 #include "strata/nn/finite.h"
+#include "strata/nn/model_registry.h"
 
 #include "strata/core/config.h"
 #include "strata/core/error.h"
@@ -42,6 +43,17 @@ nn::UNetConfig stored_unet_config(const model::CheckpointMeta& meta, const std::
   } catch (const core::ConfigError& e) {
     STRATA_THROW(CheckpointError, "'{}' stores a model section that is not a valid U-Net config: {}", path, e.what());
   }
+}
+
+ModelBuilder registered_model_builder(const std::string& name, const std::string& path) {
+  return [name, path](const CheckpointMeta& meta) {
+    try {
+      return nn::make_model(name, meta.model_yaml);
+    } catch (const core::ConfigError& e) {
+      STRATA_THROW(CheckpointError, "'{}' stores a model section that is not a valid {} config: {}", path, name,
+                   e.what());
+    }
+  };
 }
 
 LoadedModel load_unet(const std::string& path, const torch::Device& device, const nn::UNetConfig* architecture) {

@@ -4,6 +4,7 @@
 #include "strata/core/config.h"
 #include "strata/core/registry.h"
 #include "strata/nn/unet.h"
+#include "strata/nn/unet3d.h"
 
 #include <mutex>
 
@@ -17,6 +18,12 @@ core::NamedRegistry<ModelFactory>& registry() {
     r.add(kUNet2d, "2D U-Net (UNetConfig: in_channels, num_classes, widths, norm, dropout, channels_last)",
           [](const std::string& section) {
             return UNet2d(core::parse_config<UNetConfig>(section, {}, "model section")).ptr();
+          });
+    r.add(kUNet3d,
+          "3D U-Net, nnU-Net's 3d_fullres (UNet3dConfig: in_channels, num_classes, widths, norm, activation, "
+          "dropout, channels_last)",
+          [](const std::string& section) {
+            return UNet3d(core::parse_config<UNet3dConfig>(section, {}, "model section")).ptr();
           });
   });
   return r;

@@ -28,8 +28,10 @@ void log_parameter_count(const torch::nn::Module& module, std::string_view what)
 
 void set_memory_format(torch::nn::Module& module, c10::MemoryFormat format) {
   torch::NoGradGuard no_grad;
-  auto convert = [format](torch::Tensor& t) {
-    if (t.defined() && t.dim() == 4) t.set_data(t.contiguous(format));
+  // ChannelsLast applies to 4-D tensors, ChannelsLast3d to 5-D ones.
+  const int64_t dim = format == c10::MemoryFormat::ChannelsLast3d ? 5 : 4;
+  auto convert = [format, dim](torch::Tensor& t) {
+    if (t.defined() && t.dim() == dim) t.set_data(t.contiguous(format));
   };
   for (auto& p : module.parameters(/*recurse=*/true)) convert(p);
   for (auto& b : module.buffers(/*recurse=*/true)) convert(b);

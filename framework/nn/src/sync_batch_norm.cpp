@@ -15,7 +15,19 @@ torch::ScalarType stats_dtype(const torch::Tensor& x) {
   return x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
 }
 
-torch::Tensor per_channel(const torch::Tensor& v) { return v.view({1, -1, 1, 1}); }
+// [C] -> [1, C, 1, ...] for broadcasting against an input of `dim` dimensions.
+torch::Tensor per_channel(const torch::Tensor& v, int64_t dim) {
+  std::vector<int64_t> shape(static_cast<size_t>(dim), 1);
+  shape[1] = -1;
+  return v.view(shape);
+}
+
+// Every dimension but the channels': what the statistics sum over.
+std::vector<int64_t> reduced_dims(const torch::Tensor& x) {
+  std::vector<int64_t> dims{0};
+  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+  return dims;
+}
 
 // forward(x, weight, bias, running_mean, running_var; momentum, eps, sum) -> y. The
 // statistics of the global batch: sums over this rank's pixels, shifted by the running
@@ -29,11 +41,11 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
                                double eps, const SumOverRanks* sum) {
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
     const auto dtype = stats_dtype(x);
-    const std::vector<int64_t> dims{0, 2, 3};
-    const int64_t channels = x.size(1);
+    const std::vector<int64_t> dims = reduced_dims(x);
+    const int64_t channels = x.size(1), n = x.dim();
     torch::Tensor xs = x.to(dtype);
     torch::Tensor shift = running_mean.detach().to(dtype);
-    torch::Tensor centred = xs - per_channel(shift);
+    torch::Tensor centred = xs - per_channel(shift, n);
     const double local_count = static_cast<double>(x.numel() / channels);
     // One buffer [sum (C), sum of squares (C), count], float64: one collective.
     torch::Tensor stats = torch::cat({centred.sum(dims).to(torch::kDouble), centred.square().sum(dims).to(torch::kDouble),
@@ -56,7 +68,7 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     ctx->saved_data["count"] = count;
     ctx->saved_data["sum"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(sum));
     torch::Tensor scale = invstd * weight.to(dtype);
-    torch::Tensor y = (xs - per_channel(mean_s)) * per_channel(scale) + per_channel(bias.to(dtype));
+    torch::Tensor y = (xs - per_channel(mean_s, n)) * per_channel(scale, n) + per_channel(bias.to(dtype), n);
     return y.to(x.scalar_type());
   }
 
@@ -70,17 +82,17 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const torch::Tensor count = ctx->saved_data["count"].toTensor();
     const auto* sum = reinterpret_cast<const SumOverRanks*>(static_cast<intptr_t>(ctx->saved_data["sum"].toInt()));
     const auto dtype = mean.scalar_type();
-    const std::vector<int64_t> dims{0, 2, 3};
-    const int64_t channels = x.size(1);
+    const std::vector<int64_t> dims = reduced_dims(x);
+    const int64_t channels = x.size(1), n = x.dim();
     torch::Tensor dy = grad_outputs[0].to(dtype);
-    torch::Tensor xhat = (x.to(dtype) - per_channel(mean)) * per_channel(invstd);
+    torch::Tensor xhat = (x.to(dtype) - per_channel(mean, n)) * per_channel(invstd, n);
     torch::Tensor sum_dy = dy.sum(dims), sum_dy_xhat = (dy * xhat).sum(dims);
     torch::Tensor global = torch::cat({sum_dy, sum_dy_xhat}).to(torch::kDouble);
     if (sum) (*sum)(global);
     torch::Tensor mean_dy = (global.narrow(0, 0, channels) / count).to(dtype);
     torch::Tensor mean_dy_xhat = (global.narrow(0, channels, channels) / count).to(dtype);
-    torch::Tensor dx = (dy - per_channel(mean_dy) - xhat * per_channel(mean_dy_xhat)) *
-                       per_channel(invstd * weight.to(dtype));
+    torch::Tensor dx = (dy - per_channel(mean_dy, n) - xhat * per_channel(mean_dy_xhat, n)) *
+                       per_channel(invstd * weight.to(dtype), n);
     return {dx.to(x.scalar_type()), sum_dy_xhat.to(weight.scalar_type()), sum_dy.to(weight.scalar_type()),
             torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
@@ -88,9 +100,10 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
 
 }  // namespace
 
-SyncBatchNorm2dImpl::SyncBatchNorm2dImpl(int64_t channels, double eps, double momentum)
-    : channels_(channels), eps_(eps), momentum_(momentum) {
-  STRATA_CHECK_AS(ConfigError, channels >= 1, "SyncBatchNorm2d needs at least one channel, got {}", channels);
+SyncBatchNormImpl::SyncBatchNormImpl(int64_t channels, int64_t spatial_dims, double eps, double momentum)
+    : channels_(channels), spatial_dims_(spatial_dims), eps_(eps), momentum_(momentum) {
+  STRATA_CHECK_AS(ConfigError, channels >= 1, "SyncBatchNorm{}d needs at least one channel, got {}", spatial_dims,
+                  channels);
   weight = register_parameter("weight", torch::ones({channels}));
   bias = register_parameter("bias", torch::zeros({channels}));
   running_mean = register_buffer("running_mean", torch::zeros({channels}));
@@ -98,9 +111,10 @@ SyncBatchNorm2dImpl::SyncBatchNorm2dImpl(int64_t channels, double eps, double mo
   num_batches_tracked = register_buffer("num_batches_tracked", torch::zeros({}, torch::kLong));
 }
 
-torch::Tensor SyncBatchNorm2dImpl::forward(const torch::Tensor& x) {
-  STRATA_CHECK_AS(DataError, x.dim() == 4 && x.size(1) == channels_,
-                  "SyncBatchNorm2d({}) input of shape {}: expected [B, {}, H, W]", channels_, x.sizes(), channels_);
+torch::Tensor SyncBatchNormImpl::forward(const torch::Tensor& x) {
+  STRATA_CHECK_AS(DataError, x.dim() == spatial_dims_ + 2 && x.size(1) == channels_,
+                  "SyncBatchNorm{}d({}) input of shape {}: expected [B, {}, {}]", spatial_dims_, channels_, x.sizes(),
+                  channels_, spatial_dims_ == 3 ? "D, H, W" : "H, W");
   if (is_training()) {
     return SyncBatchNormFunction::apply(x, weight, bias, running_mean, running_var, num_batches_tracked, momentum_,
                                         eps_, sum_.get());
@@ -108,19 +122,21 @@ torch::Tensor SyncBatchNorm2dImpl::forward(const torch::Tensor& x) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const auto dtype = stats_dtype(x);
   torch::Tensor scale = (running_var.to(dtype) + eps_).rsqrt() * weight.to(dtype);
-  torch::Tensor y = (x.to(dtype) - per_channel(running_mean.to(dtype))) * per_channel(scale) + per_channel(bias.to(dtype));
+  const int64_t n = x.dim();
+  torch::Tensor y =
+      (x.to(dtype) - per_channel(running_mean.to(dtype), n)) * per_channel(scale, n) + per_channel(bias.to(dtype), n);
   return y.to(x.scalar_type());
 }
 
 void set_sum_over_ranks(torch::nn::Module& module, std::shared_ptr<const SumOverRanks> sum) {
   for (auto& m : module.modules(/*include_self=*/true)) {
-    if (auto* bn = m->as<SyncBatchNorm2d>()) bn->set_sum_over_ranks(sum);
+    if (auto* bn = m->as<SyncBatchNormImpl>()) bn->set_sum_over_ranks(sum);
   }
 }
 
 bool has_sync_batch_norm(torch::nn::Module& module) {
   for (auto& m : module.modules(/*include_self=*/true)) {
-    if (m->as<SyncBatchNorm2d>()) return true;
+    if (m->as<SyncBatchNormImpl>()) return true;
   }
   return false;
 }

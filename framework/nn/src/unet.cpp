@@ -4,6 +4,8 @@
 #include "strata/core/error.h"
 #include "strata/nn/sync_batch_norm.h"
 
+#include "layer_tracer.h"
+
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/dropout.h>
@@ -16,7 +18,8 @@
 
 namespace strata::nn {
 
-void UNetConfig::validate() const {
+void check_unet_fields(int64_t in_channels, int64_t num_classes, const std::vector<int64_t>& widths,
+                       const std::string& norm, int64_t groups) {
   // Decoding checks these too; a config built in code reaches the module without it.
   STRATA_CHECK_AS(ConfigError, !widths.empty() && widths.size() <= 8, "'model.widths' {} must have 1 to 8 levels",
                   widths);
@@ -33,6 +36,8 @@ void UNetConfig::validate() const {
   }
 }
 
+void UNetConfig::validate() const { check_unet_fields(in_channels, num_classes, widths, norm, groups); }
+
 namespace {
 
 torch::nn::AnyModule make_norm(int64_t channels, const UNetConfig& config) {
@@ -45,28 +50,6 @@ torch::nn::AnyModule make_norm(int64_t channels, const UNetConfig& config) {
     return torch::nn::AnyModule(torch::nn::GroupNorm(torch::nn::GroupNormOptions(config.groups, channels)));
   }
   STRATA_THROW(ConfigError, "'model.norm' = '{}': must be one of batch, sync_batch, instance, group", config.norm);
-}
-
-// "torch::nn::Conv2dImpl" -> "Conv2d".
-std::string short_type(const torch::nn::Module& module) {
-  std::string name = module.name();
-  size_t colon = name.rfind("::");
-  if (colon != std::string::npos) name = name.substr(colon + 2);
-  if (name.size() > 4 && name.compare(name.size() - 4, 4, "Impl") == 0) name.resize(name.size() - 4);
-  return name;
-}
-
-// Multiply-adds of a convolution layer (0 for anything else), for the whole batch.
-int64_t conv_mult_adds(const torch::nn::Module& module, const torch::Tensor& in, const torch::Tensor& out) {
-  if (const auto* conv = module.as<torch::nn::Conv2d>()) {
-    const auto& o = conv->options;
-    return out.numel() * (o.in_channels() / o.groups()) * (*o.kernel_size())[0] * (*o.kernel_size())[1];
-  }
-  if (const auto* conv = module.as<torch::nn::ConvTranspose2d>()) {
-    const auto& o = conv->options;
-    return in.numel() * (o.out_channels() / o.groups()) * (*o.kernel_size())[0] * (*o.kernel_size())[1];
-  }
-  return 0;
 }
 
 }  // namespace
@@ -92,31 +75,6 @@ UpLevelImpl::UpLevelImpl(int64_t in_channels, int64_t out_channels, const UNetCo
       "up", torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(in_channels, out_channels, 2).stride(2)));
   block = register_module("block", make_conv_block(2 * out_channels, out_channels, config));
 }
-
-// Records layers while UNet2dImpl::run executes (see trace()).
-struct UNet2dImpl::Tracer {
-  std::vector<LayerRecord> records;
-
-  // Adds a row whose output is not known yet; returns its index for close().
-  size_t open(std::string name, std::string type, int depth, const torch::nn::Module* module) {
-    LayerRecord r;
-    r.name = std::move(name);
-    r.type = std::move(type);
-    r.depth = depth;
-    r.params = module ? count_parameters(*module) : 0;
-    records.push_back(std::move(r));
-    return records.size() - 1;
-  }
-  void close(size_t index, const torch::Tensor& out, int64_t mult_adds) {
-    records[index].output_shape = out.sizes().vec();
-    records[index].mult_adds = mult_adds;
-  }
-  void add(std::string name, std::string type, const torch::nn::Module* module, const torch::Tensor& in,
-           const torch::Tensor& out) {
-    size_t i = open(std::move(name), std::move(type), 0, module);
-    close(i, out, module ? conv_mult_adds(*module, in, out) : 0);
-  }
-};
 
 UNet2dImpl::UNet2dImpl(UNetConfig config) : config_(std::move(config)) {
   config_.validate();
@@ -154,38 +112,18 @@ void UNet2dImpl::check_input(const torch::Tensor& x) const {
 torch::Tensor UNet2dImpl::forward(torch::Tensor x) { return run(std::move(x), nullptr); }
 
 std::vector<LayerRecord> UNet2dImpl::trace(torch::Tensor x) {
-  Tracer tracer;
+  LayerTracer tracer;
   run(std::move(x), &tracer);
-  return std::move(tracer.records);
+  return tracer.take();
 }
 
-torch::Tensor UNet2dImpl::run_block(torch::nn::Sequential& block, const std::string& name, torch::Tensor x,
-                                    Tracer* tracer) {
-  if (!tracer) return block->forward(x);
-  size_t row = tracer->open(name, "ConvBlock", 0, block.get());
-  int64_t mult_adds = 0;
-  auto children = block->named_children();
-  size_t k = 0;
-  for (torch::nn::AnyModule& any : *block) {
-    const torch::nn::Module& layer = *any.ptr();
-    torch::Tensor in = x;
-    x = any.forward(x);
-    int64_t layer_mult_adds = conv_mult_adds(layer, in, x);
-    mult_adds += layer_mult_adds;
-    size_t child = tracer->open(name + "." + children[k++].key(), short_type(layer), 1, &layer);
-    tracer->close(child, x, layer_mult_adds);
-  }
-  tracer->close(row, x, mult_adds);
-  return x;
-}
-
-torch::Tensor UNet2dImpl::run(torch::Tensor x, Tracer* tracer) {
+torch::Tensor UNet2dImpl::run(torch::Tensor x, LayerTracer* tracer) {
   check_input(x);
   if (config_.channels_last) x = x.contiguous(c10::MemoryFormat::ChannelsLast);
   const size_t levels = enc_.size();
   std::vector<torch::Tensor> skips;
   for (size_t i = 0; i < levels; ++i) {
-    x = run_block(enc_[i], fmt::format("enc.{}", i), x, tracer);
+    x = LayerTracer::run_block(enc_[i], fmt::format("enc.{}", i), x, tracer);
     if (i + 1 < levels) {
       skips.push_back(x);
       x = torch::max_pool2d(x, 2);
@@ -201,7 +139,7 @@ torch::Tensor UNet2dImpl::run(torch::Tensor x, Tracer* tracer) {
     x = torch::cat({up, skips.back()}, 1);
     skips.pop_back();
     if (tracer) tracer->add(name + ".cat", "cat", nullptr, up, x);
-    x = run_block(level.block, name + ".block", x, tracer);
+    x = LayerTracer::run_block(level.block, name + ".block", x, tracer);
   }
   torch::Tensor logits = head_(x);
   if (tracer) tracer->add("head", "Conv2d", head_.get(), x, logits);

@@ -1,10 +1,12 @@
-// Inferer: how the class probabilities of a batch of slices are obtained from a model,
-// the seam between the Evaluator and Predictor and the strategy: test-time augmentation
-// today (TtaInferer, tta.h), sliding windows next, with no change to either caller.
+// Inferer: how the class probabilities of a batch of slices (or volumes) are obtained
+// from a model, the seam between the Evaluator and Predictor and the strategy:
+// test-time augmentation of 2D slices (TtaInferer, tta.h) and Gaussian-weighted sliding
+// windows over 3D volumes (SlidingWindowInferer, sliding_window.h).
 //
 // Contract: probabilities() is called once per batch (never per pixel) under
-// torch::NoGradGuard and the caller's autocast, with images [B, C_in, H, W] on the
-// model's device; it returns float32 [B, K, H, W] probabilities in the images' frame.
+// torch::NoGradGuard and the caller's autocast, with images [B, C_in, H, W] (volumes
+// [B, C_in, D, H, W] for sliding windows) on the model's device; it returns float32
+// [B, K, H, W] ([B, K, D, H, W]) probabilities in the images' frame.
 // An Inferer holds no state that a call changes, so ranks and threads may share one.
 #pragma once
 
@@ -19,7 +21,8 @@
 
 namespace strata::eval {
 
-// [B, C_in, H, W] images -> [B, K, H, W] logits, on the caller's device.
+// [B, C_in, H, W] images ([B, C_in, D, H, W] windows) -> logits [B, K, H, W] ([B, K, D,
+// H, W]), on the caller's device.
 using SegmentationModel = std::function<torch::Tensor(const torch::Tensor&)>;
 
 class Inferer {
@@ -35,8 +38,9 @@ class Inferer {
   virtual void check_slices(int64_t height, int64_t width, const std::string& source) const = 0;
 };
 
-// The inferer an `eval` section asks for: eval.tta's views (a ConfigError for an
-// unknown mode).
+// The inferer an `eval` section asks for: eval.inferer tta (the default: eval.tta's
+// views) or sliding_window (eval.roi, eval.overlap, eval.sw_batch, eval.mirror); a
+// ConfigError for an unknown mode or a bad value.
 std::shared_ptr<const Inferer> make_inferer(const EvalConfig& eval);
 
 }  // namespace strata::eval

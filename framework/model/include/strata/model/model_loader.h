@@ -44,6 +44,11 @@ struct LoadedCheckpoint {
 // loaded and checked (see the header comment for the errors).
 LoadedCheckpoint load_checkpoint(const std::string& path, const ModelBuilder& build);
 
+// The builder of the model registered as `name` (nn::make_model of the stored model
+// section, e.g. nn::kUNet3d): a section that model cannot take is a CheckpointError
+// naming `path`.
+ModelBuilder registered_model_builder(const std::string& name, const std::string& path);
+
 // Loads `path` onto `device` (see the header comment for the errors). A state_dict
 // needs `architecture`; without one it is a CheckpointError saying so.
 LoadedModel load_unet(const std::string& path, const torch::Device& device,

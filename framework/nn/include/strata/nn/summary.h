@@ -22,10 +22,10 @@ int64_t count_parameters(const torch::nn::Module& module, bool trainable_only = 
 // Logs on rank 0: "<what>: 7,763,428 trainable parameters (29.6 MiB as float32)".
 void log_parameter_count(const torch::nn::Module& module, std::string_view what);
 
-// Converts every 4-D parameter and buffer to `format` in place (the values are kept,
-// the tensors keep their identity, so optimizers built before still see them). Used for
-// channels_last: Module::to() in libtorch takes no memory format, and to(device)
-// preserves the format afterwards.
+// Converts every 4-D (ChannelsLast) or 5-D (ChannelsLast3d) parameter and buffer to
+// `format` in place (the values are kept, the tensors keep their identity, so optimizers
+// built before still see them). Used for channels_last: Module::to() in libtorch takes no
+// memory format, and to(device) preserves the format afterwards.
 void set_memory_format(torch::nn::Module& module, c10::MemoryFormat format);
 
 // 1234567 -> "1,234,567".

@@ -1,4 +1,5 @@
-// SyncBatchNorm2d: BatchNorm over the global batch of every rank (model.norm: sync_batch).
+// SyncBatchNorm2d and SyncBatchNorm3d: BatchNorm over the global batch of every rank
+// (model.norm: sync_batch), for [B, C, H, W] and [B, C, D, H, W] inputs.
 //
 // In training, each forward pass sums (sum, sum of squares, count) per channel over
 // this rank's batch and adds them over ranks with one collective, so every rank
@@ -9,7 +10,7 @@
 // computed in float32 (float64 for float64 inputs) whatever the input's dtype under
 // autocast, and the collective's buffer is float64, so counts and sums stay exact;
 // the output keeps the input's dtype and memory format (channels_last included).
-// In eval mode it is BatchNorm2d with the running statistics, and needs no ranks.
+// In eval mode it is BatchNorm2d (3d) with the running statistics, and needs no ranks.
 //
 // Parameters and buffers carry BatchNorm2d's names (weight, bias, running_mean,
 // running_var, num_batches_tracked), so checkpoints and state_dicts of either load into
@@ -31,11 +32,13 @@ namespace strata::nn {
 // trainer binds it to its communicator). Called on the autograd thread in backward.
 using SumOverRanks = std::function<void(torch::Tensor&)>;
 
-class SyncBatchNorm2dImpl : public torch::nn::Module {
+// The layer for inputs of `spatial_dims` spatial dimensions (2 or 3); SyncBatchNorm2d
+// and SyncBatchNorm3d below fix it.
+class SyncBatchNormImpl : public torch::nn::Module {
  public:
-  explicit SyncBatchNorm2dImpl(int64_t channels, double eps = 1e-5, double momentum = 0.1);
+  SyncBatchNormImpl(int64_t channels, int64_t spatial_dims, double eps, double momentum);
 
-  // x [B, C, H, W] -> the same shape, dtype and memory format.
+  // x [B, C, H, W] (or [B, C, D, H, W]) -> the same shape, dtype and memory format.
   torch::Tensor forward(const torch::Tensor& x);
 
   // The sum over ranks of the training-mode statistics (nullptr: this process alone).
@@ -48,15 +51,28 @@ class SyncBatchNorm2dImpl : public torch::nn::Module {
   torch::Tensor running_mean, running_var, num_batches_tracked;
 
  private:
-  int64_t channels_;
+  int64_t channels_, spatial_dims_;
   double eps_, momentum_;
   std::shared_ptr<const SumOverRanks> sum_;
 };
+
+class SyncBatchNorm2dImpl : public SyncBatchNormImpl {
+ public:
+  explicit SyncBatchNorm2dImpl(int64_t channels, double eps = 1e-5, double momentum = 0.1)
+      : SyncBatchNormImpl(channels, 2, eps, momentum) {}
+};
 TORCH_MODULE(SyncBatchNorm2d);
 
-// Sets `sum` on every SyncBatchNorm2d inside `module` (a no-op for other norms).
+class SyncBatchNorm3dImpl : public SyncBatchNormImpl {
+ public:
+  explicit SyncBatchNorm3dImpl(int64_t channels, double eps = 1e-5, double momentum = 0.1)
+      : SyncBatchNormImpl(channels, 3, eps, momentum) {}
+};
+TORCH_MODULE(SyncBatchNorm3d);
+
+// Sets `sum` on every SyncBatchNorm2d/3d inside `module` (a no-op for other norms).
 void set_sum_over_ranks(torch::nn::Module& module, std::shared_ptr<const SumOverRanks> sum);
-// Whether `module` holds any SyncBatchNorm2d (whose running
+// Whether `module` holds any SyncBatchNorm2d/3d (whose running
 // statistics are the same on every rank and need no averaging).
 bool has_sync_batch_norm(torch::nn::Module& module);
 

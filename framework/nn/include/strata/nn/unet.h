@@ -51,6 +51,8 @@
 
 namespace strata::nn {
 
+class LayerTracer;  // records a forward pass for trace() (private to strata_nn)
+
 // The `model` section of a recipe.
 struct UNetConfig {
   int64_t in_channels = 4;                             // input channels (T1, T1ce, T2, FLAIR)
@@ -84,6 +86,11 @@ struct UNetConfig {
   SegmentationIo io() const { return {in_channels, num_classes, size_multiple()}; }
 };
 
+// The checks of UNetConfig::validate, shared with UNet3dConfig: levels, widths,
+// channels, classes, and groups dividing every width for norm=group.
+void check_unet_fields(int64_t in_channels, int64_t num_classes, const std::vector<int64_t>& widths,
+                       const std::string& norm, int64_t groups);
+
 // One decoder level's layers: `up` (transposed convolution), then `block` (ConvBlock)
 // on [up(x), skip]. A container: UNet2d runs it, so the trace sees every layer.
 class UpLevelImpl : public torch::nn::Module {
@@ -111,9 +118,7 @@ class UNet2dImpl : public Model {
   std::string describe() const override;
 
  private:
-  struct Tracer;
-  torch::Tensor run(torch::Tensor x, Tracer* tracer);
-  torch::Tensor run_block(torch::nn::Sequential& block, const std::string& name, torch::Tensor x, Tracer* tracer);
+  torch::Tensor run(torch::Tensor x, LayerTracer* tracer);
   void check_input(const torch::Tensor& x) const;
 
   UNetConfig config_;
