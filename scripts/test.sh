@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: install dependencies, configure, build, audit the
 # dependencies the build used (scripts/check-deps.sh), and run every ctest label (unit,
-# dist under mpirun at np 2 and 3, e2e, slurm, deps, gpu). Then it lists every skipped
+# dist under mpirun at np 2 and 3, e2e, docs, slurm, deps, gpu, ...). Then it lists every skipped
 # test with its reason. A skip is never a pass: STRATA_REQUIRE=slurm,gpu,... names the
 # components this machine must have (ctest labels), and a skip of one of them fails the
 # run (CI sets it). Extra arguments go to ctest (e.g. -L unit). Exits non-zero on any
