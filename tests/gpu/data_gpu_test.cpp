@@ -4,7 +4,9 @@
 // deterministic. Skips without a CUDA device.
 #include "../unit/data_fixture.h"
 #include "strata/core/build_info.h"
+#include "strata/data/augment.h"
 #include "strata/data/prefetcher.h"
+#include "strata/data/slice_store.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>

@@ -5,8 +5,10 @@
 #include "data_fixture.h"
 #include "strata/core/error.h"
 #include "strata/core/timer.h"
+#include "strata/data/augment.h"
 #include "strata/data/format.h"
 #include "strata/data/prefetcher.h"
+#include "strata/data/slice_store.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
