@@ -39,11 +39,19 @@ struct Slot {
 #endif
 };
 
-// The first items of a batch as the source names them, for messages.
+// The first items of a batch as the source names them, for messages. It runs in a
+// reader's error path, so a describe() that throws (an index out of range) must not
+// escape the thread: the item is then named by its number.
 std::string item_list(const SampleSource& source, const std::vector<int64_t>& items) {
   const size_t shown = std::min<size_t>(items.size(), 4);
   std::vector<std::string> named;
-  for (size_t i = 0; i < shown; ++i) named.push_back(source.describe(items[i]));
+  for (size_t i = 0; i < shown; ++i) {
+    try {
+      named.push_back(source.describe(items[i]));
+    } catch (const std::exception&) {
+      named.push_back(fmt::format("item {}", items[i]));
+    }
+  }
   return fmt::format("{}{}", fmt::join(named, ", "), items.size() > shown ? ", ..." : "");
 }
 
@@ -59,7 +67,7 @@ struct Prefetcher::Impl {
   std::shared_ptr<const SampleSource> source;
   PrefetchOptions o;
   bool cuda = false;
-  bool augment = false;  // an active Augment is configured
+  bool augment = false;  // an active BatchAugment is configured
 
   std::vector<std::unique_ptr<Slot>> slots;
   int64_t slot_rows = 0;

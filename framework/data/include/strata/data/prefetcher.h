@@ -72,7 +72,8 @@ struct PrefetchStats {
 class Prefetcher {
  public:
   // A ConfigError for a CUDA device without CUDA, an image dtype other than float32 or
-  // float16, or workers/depth below 1. Augmentation always runs in float32; float16
+  // float16, workers/depth below 1, or a source whose label shape is not its image
+  // shape without the channels. Augmentation always runs in float32; float16
   // images are converted after it.
   Prefetcher(std::shared_ptr<const SampleSource> source, PrefetchOptions options);
   ~Prefetcher();  // stops the readers
