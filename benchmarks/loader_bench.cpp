@@ -16,7 +16,9 @@
 #include "bench_data.h"
 #include "strata/core/build_info.h"
 #include "strata/core/timer.h"
+#include "strata/data/augment.h"
 #include "strata/data/prefetcher.h"
+#include "strata/data/slice_store.h"
 
 #include <ATen/ATen.h>
 #include <CLI/CLI.hpp>

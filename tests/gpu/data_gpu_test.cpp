@@ -1,10 +1,13 @@
 // The input pipeline on a CUDA device: the Prefetcher's copy-stream path delivers the
 // same batches as the CPU path, float32 or float16; Augment on the GPU equals the CPU
-// result for the exact transforms, keeps labels aligned under rotation, and is
-// deterministic. Skips without a CUDA device.
+// result for the exact transforms (Augment3d too), keeps labels aligned under rotation,
+// and is deterministic. Skips without a CUDA device.
 #include "../unit/data_fixture.h"
 #include "strata/core/build_info.h"
+#include "strata/data/augment.h"
+#include "strata/data/augment3d.h"
 #include "strata/data/prefetcher.h"
+#include "strata/data/slice_store.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -86,6 +89,25 @@ TEST_F(DataGpuTest, AugmentOnTheGpuMatchesTheCpuForExactTransforms) {
   for (size_t k = 0; k < cpu.size(); ++k) {
     EXPECT_TRUE(at::equal(cpu[k].images, gpu[k].images.cpu())) << k;
     EXPECT_TRUE(at::equal(cpu[k].labels, gpu[k].labels.cpu())) << k;
+  }
+}
+
+TEST_F(DataGpuTest, Augment3dOnTheGpuIsBitwiseTheCpusForMovesAndIntensity) {
+  // Flips, turns (a gather) and per-channel scale and shift (a multiply, then an add):
+  // exact on any device, so the same bits. Noise is per device type and left out.
+  AugmentConfig c;
+  c.rotate_prob = 0;
+  c.intensity_prob = 0.7;
+  Augment3d augment(c, 4, 1);
+  at::manual_seed(5);
+  const at::Tensor images = at::randn({6, 3, 8, 12, 12});
+  const at::Tensor labels = at::randint(0, 4, {6, 8, 12, 12}, at::kLong);
+  for (int64_t step = 0; step < 4; ++step) {
+    at::Tensor im = images.clone(), lab = labels.clone(), gim = images.cuda(), glab = labels.cuda();
+    augment.apply(im, lab, step);
+    augment.apply(gim, glab, step);
+    EXPECT_TRUE(at::equal(im, gim.cpu())) << "step " << step;
+    EXPECT_TRUE(at::equal(lab, glab.cpu())) << "step " << step;
   }
 }
 

@@ -1,17 +1,23 @@
 // Prefetcher on CPU: every index of an epoch exactly once and in order (many readers,
 // queue depth 1), contents equal to direct reads, a corrupted chunk surfacing as a
 // DataError naming the slice, prompt shutdown while readers are blocked, restarts, and
-// deterministic augmentation whatever the reader count.
+// deterministic augmentation whatever the reader count. With a 3D source (a fake, no
+// files): [B, C, D, H, W] batches in plan order, Augment3d the same whatever the reader
+// count, a read error naming the item, and sources with inconsistent shapes refused.
 #include "data_fixture.h"
 #include "strata/core/error.h"
 #include "strata/core/timer.h"
+#include "strata/data/augment.h"
+#include "strata/data/augment3d.h"
 #include "strata/data/format.h"
 #include "strata/data/prefetcher.h"
+#include "strata/data/slice_store.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include <set>
+#include <stdexcept>
 
 namespace strata::data {
 namespace {
@@ -21,7 +27,7 @@ std::shared_ptr<const SliceStore> tiny_store() {
   return store;
 }
 
-PrefetchOptions cpu(int workers, int depth, std::shared_ptr<const Augment> augment = nullptr) {
+PrefetchOptions cpu(int workers, int depth, std::shared_ptr<const BatchAugment> augment = nullptr) {
   PrefetchOptions o;
   o.workers = workers;
   o.depth = depth;
@@ -245,6 +251,117 @@ TEST(Prefetcher, RejectsImpossibleOptions) {
   auto b = p.next();
   ASSERT_TRUE(b.has_value());
   EXPECT_EQ(b->images.scalar_type(), at::kHalf);
+}
+
+// A 3D source without files: item k's image is k + c / 4 in every voxel of channel c,
+// its label (k + z) % 4 at depth z. Reading item `bad` fails with a plain exception.
+class FakeVolumes : public SampleSource {
+ public:
+  explicit FakeVolumes(int64_t bad = -1, std::vector<int64_t> labels = {4, 6, 8}) : bad_(bad), labels_(labels) {}
+  std::vector<int64_t> image_shape() const override { return {2, 4, 6, 8}; }
+  std::vector<int64_t> label_shape() const override { return labels_; }
+  std::string source_name() const override { return "fake3d"; }
+  std::string describe(int64_t item) const override { return fmt::format("patch {} (case {})", item, item / 3); }
+  void read(const int64_t* items, int64_t n, c10::Half* images, uint8_t* labels) const override {
+    for (int64_t i = 0; i < n; ++i) {
+      if (items[i] == bad_) throw std::runtime_error("disk gone");
+      at::from_blob(images + i * 2 * 192, {2, 192}, at::kHalf).copy_(expected_image(items[i]).view({2, 192}));
+      at::from_blob(labels + i * 192, {4, 48}, at::kByte).copy_(expected_label(items[i]).view({4, 48}));
+    }
+  }
+  static at::Tensor expected_image(int64_t k) {
+    return (at::arange(2, at::kFloat).div(4).add(static_cast<double>(k))).view({2, 1, 1, 1}).expand({2, 4, 6, 8});
+  }
+  static at::Tensor expected_label(int64_t k) {
+    return at::arange(4, at::kLong).add(k).remainder(4).view({4, 1, 1}).expand({4, 6, 8});
+  }
+
+ private:
+  int64_t bad_;
+  std::vector<int64_t> labels_;
+};
+
+TEST(Prefetcher, DeliversThreeDBatchesOfAnySourceInPlanOrder) {
+  auto source = std::make_shared<const FakeVolumes>();
+  SamplerOptions so;
+  so.batch_size = 4;
+  so.seed = 3;
+  const auto plan = ShardSampler(30, 0, 1, so).epoch(1);
+  Prefetcher p(source, cpu(3, 2));
+  p.start(plan);
+  int64_t k = 0;
+  while (auto b = p.next()) {
+    const auto& want = plan[static_cast<size_t>(k)].indices;
+    EXPECT_EQ(b->position, k);
+    EXPECT_EQ(b->slices, want);
+    ASSERT_EQ(b->images.sizes(), (at::IntArrayRef{4, 2, 4, 6, 8}));
+    ASSERT_EQ(b->labels.sizes(), (at::IntArrayRef{4, 4, 6, 8}));
+    for (size_t i = 0; i < want.size(); ++i) {
+      const auto row = static_cast<int64_t>(i);
+      EXPECT_TRUE(at::equal(b->images[row], FakeVolumes::expected_image(want[i]))) << "batch " << k << " row " << i;
+      EXPECT_TRUE(at::equal(b->labels[row], FakeVolumes::expected_label(want[i]))) << "batch " << k << " row " << i;
+    }
+    ++k;
+  }
+  EXPECT_EQ(k, static_cast<int64_t>(plan.size()));
+}
+
+TEST(Prefetcher, AppliesAugment3dTheSameWhateverTheReaderCount) {
+  auto source = std::make_shared<const FakeVolumes>();
+  AugmentConfig c;
+  c.rotate_prob = 0;
+  c.flip_prob = 0.5;
+  c.rot90_prob = 0.5;
+  auto augment = std::make_shared<const Augment3d>(c, 5, 0);
+  std::vector<IndexBatch> plan;
+  for (int64_t k = 0; k < 8; ++k) plan.push_back({{k, k + 8, k + 16}, 3});
+  auto collect = [&](int workers) {
+    Prefetcher p(source, cpu(workers, 3, augment));
+    p.start(plan, 70);
+    std::vector<Batch> out;
+    while (auto b = p.next()) out.push_back(std::move(*b));
+    return out;
+  };
+  auto one = collect(1), three = collect(3);
+  ASSERT_EQ(one.size(), plan.size());
+  ASSERT_EQ(three.size(), plan.size());
+  int64_t moved = 0;
+  for (size_t k = 0; k < one.size(); ++k) {
+    EXPECT_TRUE(at::equal(one[k].images, three[k].images) && at::equal(one[k].labels, three[k].labels)) << k;
+    for (size_t i = 0; i < 3; ++i) {
+      const at::Tensor raw = FakeVolumes::expected_label(plan[k].indices[i]);
+      const at::Tensor got = one[k].labels[static_cast<int64_t>(i)];
+      EXPECT_TRUE(at::equal(at::bincount(raw.reshape(-1), {}, 4), at::bincount(got.reshape(-1), {}, 4)));
+      moved += !at::equal(raw, got);
+    }
+  }
+  EXPECT_GT(moved, 0) << "depth flips moved some labels";
+}
+
+TEST(Prefetcher, AReadErrorOfAnySourceNamesTheSourceAndTheItem) {
+  auto source = std::make_shared<const FakeVolumes>(/*bad=*/13);
+  std::vector<IndexBatch> plan;
+  for (int64_t k = 0; k < 5; ++k) plan.push_back({{3 * k, 3 * k + 1, 3 * k + 2}, 3});  // 13 is in batch 4
+  Prefetcher p(source, cpu(2, 2));
+  p.start(plan);
+  for (int64_t k = 0; k < 4; ++k) ASSERT_TRUE(p.next().has_value()) << k;
+  try {
+    p.next();
+    FAIL() << "expected a DataError";
+  } catch (const core::DataError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("fake3d: preparing batch 4"), std::string::npos) << what;
+    EXPECT_NE(what.find("patch 13 (case 4)"), std::string::npos) << what;
+    EXPECT_NE(what.find("disk gone"), std::string::npos) << what;
+  }
+  EXPECT_FALSE(p.next().has_value()) << "the epoch is stopped after an error";
+}
+
+TEST(Prefetcher, RefusesASourceWhoseLabelShapeIsNotItsImageShapeWithoutChannels) {
+  EXPECT_THROW(Prefetcher(std::make_shared<const FakeVolumes>(-1, std::vector<int64_t>{4, 6, 7}), cpu(1, 1)),
+               core::ConfigError);
+  EXPECT_THROW(Prefetcher(std::make_shared<const FakeVolumes>(-1, std::vector<int64_t>{6, 8}), cpu(1, 1)),
+               core::ConfigError);
 }
 
 }  // namespace

@@ -1,86 +1,21 @@
 // Batch augmentation on the batch's device (see augment.h).
 #include "strata/data/augment.h"
 
-#include "strata/core/build_info.h"
+#include "augment_ops.h"
 #include "strata/core/error.h"
 #include "strata/data/random.h"
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
-#if STRATA_WITH_CUDA
-#include <ATen/cuda/CUDAGeneratorImpl.h>
-#endif
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 namespace strata::data {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 
-// The key of (seed, rank, step, stream): every random draw of a batch starts here.
-uint64_t batch_key(uint64_t seed, int rank, int64_t step, uint64_t stream) {
-  return mix64(mix64(mix64(mix64(seed) ^ static_cast<uint64_t>(rank)) ^ static_cast<uint64_t>(step)) ^ stream);
-}
-
-// A generator of `device`'s type, seeded with `seed`: noise is then reproducible on
-// that device type whatever thread draws it.
-at::Generator seeded_generator(const c10::Device& device, uint64_t seed) {
-  if (device.is_cuda()) {
-#if STRATA_WITH_CUDA
-    at::Generator gen = at::cuda::detail::createCUDAGenerator(device.index());
-    gen.set_current_seed(seed);
-    return gen;
-#else
-    STRATA_THROW(ConfigError, "augment: a CUDA batch, but this Strata was built without CUDA");
-#endif
-  }
-  return at::make_generator<at::CPUGeneratorImpl>(seed);
-}
-
-// A small host vector on `device`. For CUDA it goes through pinned memory with a
-// non-blocking copy on the current stream, so augmenting never syncs the host.
-template <class T>
-at::Tensor to_device(const std::vector<T>& v, at::ScalarType type, const c10::Device& device,
-                     at::IntArrayRef shape) {
-  at::Tensor host = at::empty(shape, at::TensorOptions().dtype(type).pinned_memory(device.is_cuda()));
-  std::memcpy(host.data_ptr(), v.data(), v.size() * sizeof(T));
-  return device.is_cpu() ? host : host.to(device, /*non_blocking=*/true);
-}
-
-// Flips, then quarter turns (torch::rot90 over the last two dims), for image and label
-// alike, of every sample in one gather. Output pixel (i, j) of sample b reads the
-// input pixel at flat index a_b * i + c_b * j + d_b (row-major over H x W): each of the
-// 8 dihedral transforms is such an integer affine map. The host sends 3 numbers per
-// sample; the index is built on the device, and one gather per tensor moves every
-// pixel. A batch costs the same few kernels whatever mix of transforms it drew, where
-// one flip/rot90 copy per (flip_h, flip_v, k) group cost up to 15 groups of kernels on
-// the training thread. Pure data movement: bitwise what flip/rot90 give.
-struct FlatMap {
-  int64_t i = 0, j = 0, offset = 0;  // flat source index = i * row + j * col + offset
-};
-
-FlatMap dihedral_map(const SampleAugment& p, int64_t h, int64_t w) {
-  // Source position (row, col) in the flipped slice t, as affine functions of (i, j):
-  // rot90(t, k) reads t[j, w-1-i] (k = 1), t[h-1-i, w-1-j] (k = 2), t[h-1-j, i] (k = 3).
-  struct Lin {
-    int64_t i, j, c;
-  };
-  Lin row{1, 0, 0}, col{0, 1, 0};
-  switch (p.rot90) {
-    case 0: break;
-    case 1: row = {0, 1, 0}, col = {-1, 0, w - 1}; break;
-    case 2: row = {-1, 0, h - 1}, col = {0, -1, w - 1}; break;
-    case 3: row = {0, -1, h - 1}, col = {1, 0, 0}; break;
-    default: STRATA_THROW(InternalError, "augment: rot90 by {} quarter turns", p.rot90);
-  }
-  // The flips come first: t[r, c] = x[h-1-r or r, w-1-c or c].
-  if (p.flip_v) row = {-row.i, -row.j, h - 1 - row.c};
-  if (p.flip_h) col = {-col.i, -col.j, w - 1 - col.c};
-  return {row.i * w + col.i, row.j * w + col.j, row.c * w + col.c};
-}
+using augment_ops::to_device;
 
 // A context sample's intensity change: the draw of modality m applies to every channel
 // d * period + m (its neighbours).
@@ -95,26 +30,20 @@ void repeat_channels(SampleAugment& p, int64_t channels) {
   repeat(p.shift);
 }
 
+// Flips, then quarter turns (torch::rot90 over the last two dims), for image and label
+// alike, of every sample in one gather (augment_ops::move_voxels): each of the 8
+// dihedral transforms of a slice is an integer affine map of the pixel index.
 void apply_discrete(const std::vector<SampleAugment>& params, at::Tensor& images, at::Tensor& labels) {
-  const int64_t b = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
+  const int64_t h = images.size(2), w = images.size(3);
   STRATA_CHECK(h == w || std::none_of(params.begin(), params.end(), [](const SampleAugment& p) { return p.rot90 % 2; }),
                "augment: an odd number of quarter turns of a non-square {}x{} slice", h, w);
   std::vector<int64_t> coef;
-  coef.reserve(static_cast<size_t>(3 * b));
+  coef.reserve(3 * params.size());
   for (const auto& p : params) {
-    const FlatMap m = dihedral_map(p, h, w);
-    coef.insert(coef.end(), {m.i, m.j, m.offset});
+    const augment_ops::PlaneMap m = augment_ops::plane_map(p.flip_v, p.flip_h, p.rot90, h, w);
+    coef.insert(coef.end(), {m.di, m.dj, m.offset});
   }
-  const c10::Device dev = images.device();
-  at::Tensor k = to_device(coef, at::kLong, dev, {b, 3, 1, 1});
-  auto along = [&](int64_t n) { return at::arange(n, at::TensorOptions().dtype(at::kLong).device(dev)); };
-  at::Tensor index = (k.select(1, 0) * along(h).view({1, h, 1}) + k.select(1, 1) * along(w).view({1, 1, w}))
-                         .add_(k.select(1, 2))
-                         .view({b, 1, h * w});  // [B, 1, H*W]
-  at::Tensor moved = images.reshape({b, c, h * w}).gather(2, index.expand({b, c, h * w}));
-  images.copy_(moved.view({b, c, h, w}));  // in place, in the images' own memory format
-  at::Tensor moved_labels = labels.reshape({b, h * w}).gather(1, index.view({b, h * w}));
-  labels.copy_(moved_labels.view({b, h, w}));
+  augment_ops::move_voxels(coef, images, labels);
 }
 
 // Rotation and zoom of the samples that drew one: bilinear image, nearest label.
@@ -145,20 +74,6 @@ void apply_affine(const std::vector<SampleAugment>& params, at::Tensor& images, 
   labels.index_copy_(0, sel, lab_warped.squeeze(1).round().to(labels.scalar_type()));
 }
 
-void apply_intensity(const std::vector<SampleAugment>& params, at::Tensor& images) {
-  const int64_t b = images.size(0), c = images.size(1);
-  std::vector<float> gain, shift;
-  for (const auto& p : params) {
-    for (size_t ch = 0; ch < static_cast<size_t>(c); ++ch) {
-      gain.push_back(p.gain.empty() ? 1.0f : p.gain.at(ch));
-      shift.push_back(p.shift.empty() ? 0.0f : p.shift.at(ch));
-    }
-  }
-  const c10::Device dev = images.device();
-  images.mul_(to_device(gain, at::kFloat, dev, {b, c, 1, 1}).to(images.scalar_type()));
-  images.add_(to_device(shift, at::kFloat, dev, {b, c, 1, 1}).to(images.scalar_type()));
-}
-
 }  // namespace
 
 Augment::Augment(AugmentConfig config, uint64_t seed, int rank, int64_t period)
@@ -176,7 +91,7 @@ bool Augment::active() const {
 
 std::vector<SampleAugment> Augment::draw(int64_t step, int64_t batch, int64_t h, int64_t w, int64_t channels) const {
   const AugmentConfig& c = config_;
-  Rng rng(batch_key(seed_, rank_, step, 1));
+  Rng rng(augment_ops::batch_key(seed_, rank_, step, 1));
   std::vector<SampleAugment> out(static_cast<size_t>(std::max<int64_t>(batch, 0)));
   for (auto& s : out) {
     // Every draw happens whatever the probabilities, so sample i's stream does not
@@ -230,13 +145,9 @@ void Augment::apply(at::Tensor& images, at::Tensor& labels, int64_t step) const 
 
   if (any([](const SampleAugment& p) { return p.discrete(); })) apply_discrete(params, images, labels);
   if (any([](const SampleAugment& p) { return p.affine(); })) apply_affine(params, images, labels);
-  if (any([](const SampleAugment& p) { return p.intensity(); })) apply_intensity(params, images);
+  if (any([](const SampleAugment& p) { return p.intensity(); })) augment_ops::apply_intensity(params, images);
   if (any([](const SampleAugment& p) { return p.noise_std > 0; })) {
-    std::vector<float> stds;
-    for (const auto& p : params) stds.push_back(static_cast<float>(p.noise_std));
-    at::Generator gen = seeded_generator(images.device(), batch_key(seed_, rank_, step, 2));
-    at::Tensor noise = at::randn(images.sizes(), gen, images.options());
-    images.add_(noise * to_device(stds, at::kFloat, images.device(), {b, 1, 1, 1}).to(images.scalar_type()));
+    augment_ops::apply_noise(params, images, augment_ops::batch_key(seed_, rank_, step, 2));
   }
 }
 

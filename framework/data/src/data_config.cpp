@@ -19,7 +19,8 @@ SamplerOptions sampler_options(const DataConfig& config, uint64_t seed) {
   return o;
 }
 
-PrefetchOptions prefetch_options(const DataConfig& config, c10::Device device, std::shared_ptr<const Augment> augment) {
+PrefetchOptions prefetch_options(const DataConfig& config, c10::Device device,
+                                 std::shared_ptr<const BatchAugment> augment) {
   PrefetchOptions o;
   o.workers = config.workers;
   o.depth = config.prefetch;

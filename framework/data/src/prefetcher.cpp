@@ -30,8 +30,8 @@ namespace {
 
 // One batch's host buffers, and what a reader made of them.
 struct Slot {
-  at::Tensor images;          // float16 [rows, channels, H, W]; pinned when delivering to CUDA
-  at::Tensor labels;          // uint8 [rows, H, W]
+  at::Tensor images;          // float16 [rows, image shape...]; pinned when delivering to CUDA
+  at::Tensor labels;          // uint8 [rows, label shape...]
   Batch batch;                // CPU: the finished batch; CUDA: its metadata
   std::exception_ptr error;   // the reader's failure, delivered in order
 #if STRATA_WITH_CUDA
@@ -39,19 +39,35 @@ struct Slot {
 #endif
 };
 
-std::string slice_list(const std::vector<int64_t>& slices) {
-  const size_t shown = std::min<size_t>(slices.size(), 8);
-  return fmt::format("{}{}", fmt::join(slices.begin(), slices.begin() + static_cast<std::ptrdiff_t>(shown), ", "),
-                     slices.size() > shown ? ", ..." : "");
+// The first items of a batch as the source names them, for messages. It runs in a
+// reader's error path, so a describe() that throws (an index out of range) must not
+// escape the thread: the item is then named by its number.
+std::string item_list(const SampleSource& source, const std::vector<int64_t>& items) {
+  const size_t shown = std::min<size_t>(items.size(), 4);
+  std::vector<std::string> named;
+  for (size_t i = 0; i < shown; ++i) {
+    try {
+      named.push_back(source.describe(items[i]));
+    } catch (const std::exception&) {
+      named.push_back(fmt::format("item {}", items[i]));
+    }
+  }
+  return fmt::format("{}{}", fmt::join(named, ", "), items.size() > shown ? ", ..." : "");
+}
+
+// [rows, shape...]
+std::vector<int64_t> with_rows(int64_t rows, std::vector<int64_t> shape) {
+  shape.insert(shape.begin(), rows);
+  return shape;
 }
 
 }  // namespace
 
 struct Prefetcher::Impl {
-  std::shared_ptr<const SliceStore> store;
+  std::shared_ptr<const SampleSource> source;
   PrefetchOptions o;
   bool cuda = false;
-  bool augment = false;  // an active Augment is configured
+  bool augment = false;  // an active BatchAugment is configured
 
   std::vector<std::unique_ptr<Slot>> slots;
   int64_t slot_rows = 0;
@@ -99,12 +115,13 @@ void Prefetcher::Impl::allocate(int64_t rows) {
   if (copy_stream) copy_stream->synchronize();  // no copy may still read the old buffers
 #endif
   slots.clear();
-  const int64_t h = store->height(), w = store->width();
+  const std::vector<int64_t> image_shape = with_rows(rows, source->image_shape());
+  const std::vector<int64_t> label_shape = with_rows(rows, source->label_shape());
   auto opts = at::TensorOptions().pinned_memory(cuda);
   for (int i = 0; i < o.depth; ++i) {
     auto slot = std::make_unique<Slot>();
-    slot->images = at::empty({rows, store->channels(), h, w}, opts.dtype(at::kHalf));
-    slot->labels = at::empty({rows, h, w}, opts.dtype(at::kByte));
+    slot->images = at::empty(image_shape, opts.dtype(at::kHalf));
+    slot->labels = at::empty(label_shape, opts.dtype(at::kByte));
     slots.push_back(std::move(slot));
   }
   slot_rows = rows;
@@ -154,7 +171,7 @@ void Prefetcher::Impl::fill(Slot* slot, int64_t pos) {
 #endif
     core::Stopwatch clock;
     at::Tensor images = slot->images.narrow(0, 0, rows), labels = slot->labels.narrow(0, 0, rows);
-    store->read(planned.indices.data(), rows, images.data_ptr<c10::Half>(), labels.data_ptr<uint8_t>());
+    source->read(planned.indices.data(), rows, images.data_ptr<c10::Half>(), labels.data_ptr<uint8_t>());
     read_s = clock.seconds();
     Batch& b = slot->batch;
     b.position = pos;
@@ -172,9 +189,9 @@ void Prefetcher::Impl::fill(Slot* slot, int64_t pos) {
   } catch (const core::Error&) {
     slot->error = std::current_exception();
   } catch (const std::exception& e) {
-    slot->error = std::make_exception_ptr(DataError(fmt::format("{}: preparing batch {} (slices {}): {}",
-                                                                store->path(), pos, slice_list(planned.indices),
-                                                                e.what())));
+    slot->error = std::make_exception_ptr(DataError(fmt::format("{}: preparing batch {} ({}): {}",
+                                                                source->source_name(), pos,
+                                                                item_list(*source, planned.indices), e.what())));
   }
   std::lock_guard<std::mutex> lock(mu);
   stats.read_s += read_s;
@@ -299,16 +316,22 @@ std::optional<Batch> Prefetcher::Impl::next_cuda() {
 }
 #endif
 
-Prefetcher::Prefetcher(std::shared_ptr<const SliceStore> store, PrefetchOptions options)
+Prefetcher::Prefetcher(std::shared_ptr<const SampleSource> source, PrefetchOptions options)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
-  STRATA_CHECK_AS(ConfigError, store != nullptr, "prefetcher: no slice store");
+  STRATA_CHECK_AS(ConfigError, source != nullptr, "prefetcher: no sample source");
   STRATA_CHECK_AS(ConfigError, options.workers >= 1 && options.depth >= 1,
                   "prefetcher: workers ({}) and depth ({}) must be >= 1", options.workers, options.depth);
   STRATA_CHECK_AS(ConfigError, options.image_dtype == at::kFloat || options.image_dtype == at::kHalf,
                   "prefetcher: images are delivered as float32 or float16, not {}",
                   c10::toString(options.image_dtype));
-  m.store = std::move(store);
+  const std::vector<int64_t> image = source->image_shape(), label = source->label_shape();
+  STRATA_CHECK_AS(ConfigError,
+                  image.size() >= 2 && std::vector<int64_t>(image.begin() + 1, image.end()) == label,
+                  "prefetcher: {}: items have image shape [{}] and label shape [{}]; want [C, spatial...] and "
+                  "[spatial...]",
+                  source->source_name(), fmt::join(image, ", "), fmt::join(label, ", "));
+  m.source = std::move(source);
   m.o = std::move(options);
   m.augment = m.o.augment && m.o.augment->active();
   m.cuda = m.o.device.is_cuda();

@@ -1,6 +1,6 @@
-// Augment: training-time augmentation of a batch, image and label together, on the
-// device where the batch lives (CUDA tensors are transformed by CUDA kernels, so the
-// CPU is not the bottleneck).
+// Augment: training-time augmentation of a batch of 2D slices (a BatchAugment), image
+// and label together, on the device where the batch lives (CUDA tensors are
+// transformed by CUDA kernels, so the CPU is not the bottleneck).
 //
 // Per sample, with the configured probabilities:
 //   - horizontal and vertical flips, then rot90 by k in {1, 2, 3} (k = 2 only for
@@ -18,6 +18,8 @@
 // same way; the result depends on nothing else (not on the thread or the order batches
 // are prepared in). Thread safety: apply() is const and may run on many threads.
 #pragma once
+
+#include "strata/data/batch_augment.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -82,7 +84,7 @@ struct SampleAugment {
   }
 };
 
-class Augment {
+class Augment : public BatchAugment {
  public:
   // `period` > 0: channels ch and ch + period share one intensity draw (a 2.5D sample's
   // neighbouring slices of one modality, SliceStore's offset-major channels); 0: every
@@ -91,7 +93,7 @@ class Augment {
 
   const AugmentConfig& config() const { return config_; }
   // False when disabled or when every probability is 0: apply() is then a no-op.
-  bool active() const;
+  bool active() const override;
 
   // The transforms of a batch of `batch` samples (h, w: slice size; `channels` per
   // slice) at `step`. A sample's intensity change draws max(channels, 4) gain and
@@ -100,7 +102,7 @@ class Augment {
 
   // Transforms a batch in place: `images` [B, C, H, W] floating (float32 on CPU),
   // `labels` [B, H, W] integer, both on the same device; any C.
-  void apply(at::Tensor& images, at::Tensor& labels, int64_t step) const;
+  void apply(at::Tensor& images, at::Tensor& labels, int64_t step) const override;
 
  private:
   AugmentConfig config_;

@@ -62,8 +62,9 @@ struct DataConfig {
 SliceStoreOptions store_options(const DataConfig& config);
 // Training sampler options; `seed` is the run seed (the same on every rank).
 SamplerOptions sampler_options(const DataConfig& config, uint64_t seed);
-// Prefetcher options for `device`; `augment` may be null (validation).
-PrefetchOptions prefetch_options(const DataConfig& config, c10::Device device, std::shared_ptr<const Augment> augment);
+// Prefetcher options for `device`; `augment` (Augment, Augment3d) may be null (validation).
+PrefetchOptions prefetch_options(const DataConfig& config, c10::Device device,
+                                 std::shared_ptr<const BatchAugment> augment);
 // The training Augment of `rank`, or null when data.augment is inactive. With a
 // context, a modality's neighbours share one intensity draw (`modalities`: the stored
 // channels per slice).

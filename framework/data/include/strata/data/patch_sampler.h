@@ -11,9 +11,11 @@
 // a tumour voxel: a class drawn uniformly among the classes that have locations in the
 // case (so small classes are seen as often as large ones), then one of its recorded
 // locations; otherwise its origin is uniform. Either way the origin lies in nnU-Net's
-// range [lo, hi] per axis: lo = -pad / 2, hi = shape + pad / 2 + pad % 2 - patch, with
-// pad = max(0, patch - shape), so a case smaller than the patch is padded (with
-// zeros, VolumeStore::read_box) and a centred crop near an edge is shifted inside.
+// range [lo, hi] per axis: lo = -ceil(pad / 2), hi = shape + floor(pad / 2) + pad % 2
+// - patch, with pad = max(0, patch - shape) (Python's -pad // 2 is the floor, so for
+// an odd pad lo = hi - 1), so a case smaller than the patch is padded (with zeros,
+// VolumeStore::read_box) and a centred crop near an edge is shifted inside (nnU-Net
+// clips only at lo and pads past the upper edge instead).
 //
 // Thread safety: immutable after construction; every member may be called from any thread.
 #pragma once

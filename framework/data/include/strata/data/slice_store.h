@@ -36,7 +36,12 @@
 // What the slices hold is the file's: the channel count (from /images) and names
 // (root attribute `modalities`), the classes (`class_names`, `label_source_values`) and
 // the splits (the members of /splits). Whether they suit a model is the task's concern.
+//
+// As a SampleSource (the Prefetcher's input) its items are slice indices: image shape
+// [channels(), H, W], label shape [H, W], named by describe_slice and the file's path.
 #pragma once
+
+#include "strata/data/sample_source.h"
 
 #include <ATen/core/Tensor.h>
 #include <c10/util/Half.h>
@@ -112,11 +117,11 @@ struct VerifyReport {
   double seconds = 0;   // wall time
 };
 
-class SliceStore {
+class SliceStore : public SampleSource {
  public:
   // Opens `path` read-only and validates it (see the header comment).
   explicit SliceStore(std::string path, SliceStoreOptions options = {});
-  ~SliceStore();
+  ~SliceStore() override;
   SliceStore(const SliceStore&) = delete;
   SliceStore& operator=(const SliceStore&) = delete;
 
@@ -162,7 +167,7 @@ class SliceStore {
   // [n, channels, H, W], as stored) and `labels` (uint8, [n, H, W], values below
   // num_classes()). Either buffer may be null to skip that dataset. Buffers must not
   // overlap.
-  void read(const int64_t* indices, int64_t n, c10::Half* images, uint8_t* labels) const;
+  void read(const int64_t* indices, int64_t n, c10::Half* images, uint8_t* labels) const override;
 
   // Same, into CPU tensors of shape [n, channels, H, W] and [n, H, W] (contiguous). `images`
   // may be float16 (read in place) or float32 (converted); `labels` uint8 (in place)
@@ -174,6 +179,12 @@ class SliceStore {
   // the recorded statistics. Throws DataError naming the dataset and slice at the
   // first failure. `progress(done, total)` is called as slices are checked.
   VerifyReport verify(const std::function<void(int64_t, int64_t)>& progress = {}) const;
+
+  // SampleSource: [channels(), H, W] and [H, W]; the path; describe_slice.
+  std::vector<int64_t> image_shape() const override { return {channels(), height(), width()}; }
+  std::vector<int64_t> label_shape() const override { return {height(), width()}; }
+  std::string source_name() const override { return path(); }
+  std::string describe(int64_t item) const override { return describe_slice(item); }
 
  private:
   struct Impl;
