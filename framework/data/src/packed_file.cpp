@@ -12,6 +12,13 @@ namespace strata::data::packed {
 
 using core::DataError;
 
+bool is_fixed_string_attr(hid_t obj, const char* name) {
+  if (H5Aexists(obj, name) <= 0) return false;
+  h5::Handle attr = h5::make<DataError>(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, name);
+  h5::Handle type = h5::make<DataError>(H5Aget_type(attr.get()), H5Tclose, name);
+  return H5Tget_class(type.get()) == H5T_STRING && H5Tis_variable_str(type.get()) == 0;
+}
+
 h5::Handle open_file(const std::string& path, const char* what) {
   core::require_file<DataError>(path, what);
   h5::Lock lock;

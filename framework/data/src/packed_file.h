@@ -22,6 +22,9 @@ inline bool ends_with(const std::string& s, const char* suffix) {
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
+// Whether `obj` has attribute `name` of a fixed-length string type.
+bool is_fixed_string_attr(hid_t obj, const char* name);
+
 // Opens `path` read-only; `what` names it in a missing-file error ("the packed slice file
 // (data.path)").
 h5::Handle open_file(const std::string& path, const char* what);

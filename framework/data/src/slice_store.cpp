@@ -207,7 +207,11 @@ void SliceStore::Impl::read_version() {
     STRATA_THROW(DataError, "{}: not a Strata slice file (no root attributes '{}' and '{}'); pack one with "
                  "`brats_recipe pack`", path, format::kAttrFormat, format::kAttrVersion);
   }
-  const std::string name = h5::read_string_attr(file.get(), format::kAttrFormat, path);  // vlen-safe (h5.h)
+  // Packed volumes are refused by name. Their `format` is a fixed-length string, read
+  // without touching a heap; a version 1-2 slice file's is read after its heap checks.
+  const std::string name = packed::is_fixed_string_attr(file.get(), format::kAttrFormat)
+                               ? h5::read_string_attr(file.get(), format::kAttrFormat, path)
+                               : std::string();
   if (packed::ends_with(name, format::kVolumeFormatSuffix)) {
     STRATA_THROW(DataError, "{}: a file of packed volumes ('{}' is '{}'), not of slices: 2D tasks read slice files "
                  "(`brats_recipe pack` without --volumes); 3D tasks read this one", path, format::kAttrFormat, name);
