@@ -184,10 +184,20 @@ int64_t PackOutput::commit() {
   return static_cast<int64_t>(fs::file_size(out_));
 }
 
-std::vector<int> split_cases(const std::vector<std::string>& names, const PackOptions& o) {
-  if (!o.split_file.empty()) return splits_from_file(names, o.split_file, o.fold);
-  if (o.folds > 1) return assign_fold(names, o.folds, o.fold, o.seed);
-  return assign_splits(names, o.val_fraction, o.seed);
+PackCases pack_cases(const PackOptions& o) {
+  PackCases c;
+  c.files = find_cases(o.input_dir);
+  for (const auto& f : c.files) c.names.push_back(f.name);
+  c.split_of = !o.split_file.empty() ? splits_from_file(c.names, o.split_file, o.fold)
+               : o.folds > 1         ? assign_fold(c.names, o.folds, o.fold, o.seed)
+                                     : assign_splits(c.names, o.val_fraction, o.seed);
+  return c;
+}
+
+std::vector<SplitSummary> empty_splits() {
+  std::vector<SplitSummary> splits(brats::kSplitNames.size());
+  for (size_t s = 0; s < splits.size(); ++s) splits[s].name = brats::kSplitNames[s];
+  return splits;
 }
 
 }  // namespace strata::dataprep

@@ -86,8 +86,16 @@ class PackOutput {
   bool committed_ = false;
 };
 
-// The split (0 = train, 1 = val) of each case, as `o` asks: a split file, K folds or a
-// seeded fraction.
-std::vector<int> split_cases(const std::vector<std::string>& names, const PackOptions& o);
+// The cases of `o.input_dir` (find_cases) and the split of each (0 = train, 1 = val), as
+// `o` asks: a split file, K folds or a seeded fraction.
+struct PackCases {
+  std::vector<CaseFiles> files;
+  std::vector<std::string> names;
+  std::vector<int> split_of;
+};
+PackCases pack_cases(const PackOptions& o);
+
+// The splits the BraTS packers write (train, val), with nothing counted yet.
+std::vector<SplitSummary> empty_splits();
 
 }  // namespace strata::dataprep

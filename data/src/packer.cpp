@@ -385,17 +385,15 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
   STRATA_CHECK_AS(DataError, o.context >= 1 && o.context <= 15 && o.context % 2 == 1,
                   "pack: --context must be odd, in [1, 15], got {}", o.context);
   PackOutput output(o.out_path, o.force);
-  std::vector<CaseFiles> cases = find_cases(o.input_dir);
-  std::vector<std::string> names;
-  for (const auto& c : cases) names.push_back(c.name);
-  std::vector<int> split_of = split_cases(names, o);
+  const PackCases input = pack_cases(o);
+  const std::vector<CaseFiles>& cases = input.files;
+  const std::vector<int>& split_of = input.split_of;
   SliceWriter writer(output.tmp(), o.size, o.checksums);
 
   PackSummary summary;
   summary.cases = static_cast<int64_t>(cases.size());
   summary.workers = resolve_workers(o.workers, summary.cases);
-  summary.splits.resize(brats::kSplitNames.size());
-  for (size_t s = 0; s < summary.splits.size(); ++s) summary.splits[s].name = brats::kSplitNames[s];
+  summary.splits = empty_splits();
   std::vector<std::vector<int64_t>> split_slices(summary.splits.size());
   std::vector<int32_t> slice_case, slice_z;
   std::vector<CaseGeometry> geometry(cases.size());
@@ -426,7 +424,7 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
         if (progress) progress(i + 1, summary.cases);
       });
   summary.slices = writer.slices();
-  writer.finish(slice_case, slice_z, names, geometry, summary.splits, split_slices, o);
+  writer.finish(slice_case, slice_z, input.names, geometry, summary.splits, split_slices, o);
   summary.bytes = output.commit();
   summary.seconds = seconds_since(t0);
   return summary;

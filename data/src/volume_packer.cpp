@@ -175,17 +175,14 @@ VolumePackSummary pack_volumes(const PackOptions& o, const std::function<void(in
   STRATA_CHECK_AS(DataError, o.val_fraction >= 0 && o.val_fraction < 1, "pack: --val-fraction must be in [0, 1), got {}",
                   o.val_fraction);
   PackOutput output(o.out_path, o.force);
-  std::vector<CaseFiles> cases = find_cases(o.input_dir);
-  std::vector<std::string> names;
-  for (const auto& c : cases) names.push_back(c.name);
-  const std::vector<int> split_of = split_cases(names, o);
+  const PackCases input = pack_cases(o);
+  const std::vector<CaseFiles>& cases = input.files;
   VolumeWriter writer(output.tmp(), o.checksums);
 
   VolumePackSummary summary;
   summary.cases = static_cast<int64_t>(cases.size());
   summary.workers = resolve_workers(o.workers, summary.cases);
-  summary.splits.resize(brats::kSplitNames.size());
-  for (size_t s = 0; s < summary.splits.size(); ++s) summary.splits[s].name = brats::kSplitNames[s];
+  summary.splits = empty_splits();
   std::vector<std::vector<int64_t>> split_cases(summary.splits.size());
   std::vector<PreparedVolume> rows(cases.size());  // the metadata of each case, its voxels dropped once written
   run_ordered<PreparedVolume>(
@@ -193,7 +190,7 @@ VolumePackSummary pack_volumes(const PackOptions& o, const std::function<void(in
       [&](int64_t i) { return prepare_volume(cases[static_cast<size_t>(i)], o); },
       [&](int64_t i, PreparedVolume&& c) {
         writer.append(i, c);
-        const auto s = static_cast<size_t>(split_of[static_cast<size_t>(i)]);
+        const auto s = static_cast<size_t>(input.split_of[static_cast<size_t>(i)]);
         SplitSummary& split = summary.splits[s];
         split_cases[s].push_back(i);
         ++split.cases;
@@ -206,7 +203,7 @@ VolumePackSummary pack_volumes(const PackOptions& o, const std::function<void(in
         row.shape = c.shape;
         if (progress) progress(i + 1, summary.cases);
       });
-  writer.finish(names, rows, summary.splits, split_cases, o);
+  writer.finish(input.names, rows, summary.splits, split_cases, o);
   summary.bytes = output.commit();
   summary.seconds = seconds_since(t0);
   return summary;

@@ -98,6 +98,16 @@ int64_t read_label_map(hid_t file, const std::string& path, StoreInfo& info) {
   return classes;
 }
 
+void read_provenance(hid_t file, const std::string& path, StoreInfo& info) {
+  info.normalisation = h5::read_string_attr(file, format::kAttrNormalisation, path);
+  info.resize = h5::read_string_attr(file, format::kAttrResize, path);
+  info.orientation = h5::read_string_attr(file, format::kAttrOrientation, path);
+  info.source = h5::read_string_attr(file, format::kAttrSource, path);
+  info.tool = h5::read_string_attr(file, format::kAttrTool, path);
+  info.seed = h5::read_int_attr(file, format::kAttrSeed, path);
+  info.val_fraction = h5::read_double_attr(file, format::kAttrValFraction, path);
+}
+
 std::vector<std::string> split_names(hid_t file, const std::string& path) {
   if (H5Lexists(file, format::kSplits, H5P_DEFAULT) <= 0) {
     h5::error_text();

@@ -63,7 +63,39 @@ void check_metadata_checksum(hid_t file, const std::string& path, int64_t versio
 // Reads modalities, class_names and label_source_values into `info`; returns the class
 // count (1 to 256, one source value per class, else a DataError).
 int64_t read_label_map(hid_t file, const std::string& path, StoreInfo& info);
+// Reads normalisation, resize, orientation, source, tool, seed and val_fraction into `info`.
+void read_provenance(hid_t file, const std::string& path, StoreInfo& info);
 // The members of /splits, in name order (at least one).
 std::vector<std::string> split_names(hid_t file, const std::string& path);
+
+// The names of `splits` (SplitInfo or VolumeSplit), in their order.
+template <class Split>
+std::vector<std::string> names_of(const std::vector<Split>& splits) {
+  std::vector<std::string> names;
+  for (const auto& s : splits) names.push_back(s.name);
+  return names;
+}
+
+// verify(): each split's recounted class voxels (`unit`: "pixel" | "voxel") against the
+// recorded ones; a DataError naming the split at the first difference.
+template <class Split>
+void check_class_counts(const std::vector<Split>& splits, const std::vector<std::vector<int64_t>>& counts,
+                        const std::string& path, const char* unit) {
+  for (size_t s = 0; s < splits.size(); ++s) {
+    if (counts[s] != splits[s].class_voxels) {
+      STRATA_THROW(DataError, "{}: split '{}' holds class {} counts [{}] but the file records [{}]", path,
+                   splits[s].name, unit, fmt::join(counts[s], ", "), fmt::join(splits[s].class_voxels, ", "));
+    }
+  }
+}
+
+// The split called `name`; a DataError naming the file and the known splits otherwise.
+template <class Split>
+const Split& find_split(const std::vector<Split>& splits, const std::string& path, const std::string& name) {
+  for (const auto& s : splits) {
+    if (s.name == name) return s;
+  }
+  STRATA_THROW(DataError, "{}: no split '{}' (it has: {})", path, name, fmt::join(names_of(splits), ", "));
+}
 
 }  // namespace strata::data::packed

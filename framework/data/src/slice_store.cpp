@@ -233,14 +233,8 @@ void SliceStore::Impl::read_info() {
                  "one with `brats_recipe pack`", path, format::kAttrFormat, info.format, prefix, suffix);
   }
   classes = packed::read_label_map(file.get(), path, info);
-  info.normalisation = h5::read_string_attr(file.get(), format::kAttrNormalisation, path);
-  info.resize = h5::read_string_attr(file.get(), format::kAttrResize, path);
-  info.orientation = h5::read_string_attr(file.get(), format::kAttrOrientation, path);
+  packed::read_provenance(file.get(), path, info);
   info.selection = h5::read_string_attr(file.get(), format::kAttrSelection, path);
-  info.source = h5::read_string_attr(file.get(), format::kAttrSource, path);
-  info.tool = h5::read_string_attr(file.get(), format::kAttrTool, path);
-  info.seed = h5::read_int_attr(file.get(), format::kAttrSeed, path);
-  info.val_fraction = h5::read_double_attr(file.get(), format::kAttrValFraction, path);
   info.keep_empty = h5::read_double_attr(file.get(), format::kAttrKeepEmpty, path);
   if (h5::has_attr(file.get(), format::kAttrSplitMethod)) {
     info.split_method = h5::read_string_attr(file.get(), format::kAttrSplitMethod, path);
@@ -681,17 +675,10 @@ std::vector<int32_t> SliceStore::cases_of(const std::vector<int64_t>& slices) co
   return out;
 }
 
-std::vector<std::string> SliceStore::split_names() const {
-  std::vector<std::string> names;
-  for (const auto& s : impl_->splits) names.push_back(s.name);
-  return names;
-}
+std::vector<std::string> SliceStore::split_names() const { return packed::names_of(impl_->splits); }
 
 const SplitInfo& SliceStore::split_info(const std::string& name) const {
-  for (const auto& s : impl_->splits) {
-    if (s.name == name) return s;
-  }
-  STRATA_THROW(DataError, "{}: no split '{}' (it has: {})", impl_->path, name, fmt::join(split_names(), ", "));
+  return packed::find_split(impl_->splits, impl_->path, name);
 }
 
 void SliceStore::read(const int64_t* indices, int64_t n, c10::Half* images, uint8_t* labels) const {
@@ -779,12 +766,7 @@ VerifyReport SliceStore::verify(const std::function<void(int64_t, int64_t)>& pro
     report.bytes += stored_bytes + label_bytes();
     if (progress) progress(i + 1, m.n);
   }
-  for (size_t s = 0; s < m.splits.size(); ++s) {
-    if (counts[s] != m.splits[s].class_voxels) {
-      STRATA_THROW(DataError, "{}: split '{}' holds class pixel counts [{}] but the file records [{}]", m.path,
-                   m.splits[s].name, fmt::join(counts[s], ", "), fmt::join(m.splits[s].class_voxels, ", "));
-    }
-  }
+  packed::check_class_counts(m.splits, counts, m.path, "pixel");
   report.seconds = clock.seconds();
   return report;
 }

@@ -117,13 +117,7 @@ void VolumeStore::Impl::read_info() {
   channels = static_cast<int64_t>(info.modalities.size());
   STRATA_CHECK_AS(DataError, channels >= 1, "{}: root attribute '{}' names no channel", path,
                   format::kAttrModalities);
-  info.normalisation = h5::read_string_attr(file.get(), format::kAttrNormalisation, path);
-  info.resize = h5::read_string_attr(file.get(), format::kAttrResize, path);
-  info.orientation = h5::read_string_attr(file.get(), format::kAttrOrientation, path);
-  info.source = h5::read_string_attr(file.get(), format::kAttrSource, path);
-  info.tool = h5::read_string_attr(file.get(), format::kAttrTool, path);
-  info.seed = h5::read_int_attr(file.get(), format::kAttrSeed, path);
-  info.val_fraction = h5::read_double_attr(file.get(), format::kAttrValFraction, path);
+  packed::read_provenance(file.get(), path, info);
   info.split_method = h5::read_string_attr(file.get(), format::kAttrSplitMethod, path);
 }
 
@@ -335,17 +329,10 @@ const VolumeCase& VolumeStore::volume_case(int64_t c) const {
   return impl_->cases[static_cast<size_t>(c)];
 }
 
-std::vector<std::string> VolumeStore::split_names() const {
-  std::vector<std::string> names;
-  for (const auto& s : impl_->splits) names.push_back(s.name);
-  return names;
-}
+std::vector<std::string> VolumeStore::split_names() const { return packed::names_of(impl_->splits); }
 
 const VolumeSplit& VolumeStore::split(const std::string& name) const {
-  for (const auto& s : impl_->splits) {
-    if (s.name == name) return s;
-  }
-  STRATA_THROW(DataError, "{}: no split '{}' (it has: {})", impl_->path, name, fmt::join(split_names(), ", "));
+  return packed::find_split(impl_->splits, impl_->path, name);
 }
 
 const std::vector<std::array<int32_t, 3>>& VolumeStore::class_locations(int64_t c, int64_t k) const {
@@ -386,6 +373,24 @@ std::pair<at::Tensor, at::Tensor> VolumeStore::read_case(int64_t c) const {
   return {image.to(at::kFloat), v.has_labels ? label.to(at::kLong) : label};
 }
 
+// Reads case c whole (every chunk through HDF5's Fletcher-32 check, labels checked),
+// checks its class locations and adds its class voxels to `counts` (when in a split).
+void VolumeStore::verify_case(int64_t c, VerifyReport& report, std::vector<int64_t>* counts) const {
+  const Impl& m = *impl_;
+  const VolumeCase& v = m.cases[static_cast<size_t>(c)];
+  auto [image, label] = read_case(c);
+  int64_t chunks = 1;
+  for (int64_t d : v.shape) chunks *= (d + format::kVolumeChunk - 1) / format::kVolumeChunk;
+  report.chunks += chunks * (v.has_labels ? 2 : 1);
+  report.bytes += volume_of(v.shape) * (2 * m.channels + (v.has_labels ? 1 : 0));
+  if (!v.has_labels) return;
+  at::Tensor bytes = label.to(at::kByte).contiguous();
+  m.check_locations(c, bytes.data_ptr<uint8_t>());
+  if (!counts) return;
+  at::Tensor per_class = at::bincount(label.flatten(), {}, m.classes);
+  for (int64_t k = 0; k < m.classes; ++k) (*counts)[static_cast<size_t>(k)] += per_class[k].item<int64_t>();
+}
+
 VerifyReport VolumeStore::verify(const std::function<void(int64_t, int64_t)>& progress) const {
   const Impl& m = *impl_;
   core::Stopwatch clock;
@@ -397,27 +402,11 @@ VerifyReport VolumeStore::verify(const std::function<void(int64_t, int64_t)>& pr
   }
   std::vector<std::vector<int64_t>> counts(m.splits.size(), std::vector<int64_t>(static_cast<size_t>(m.classes)));
   for (int64_t c = 0; c < num_cases(); ++c) {
-    const VolumeCase& v = m.cases[static_cast<size_t>(c)];
-    auto [image, label] = read_case(c);  // every chunk through HDF5's Fletcher-32 check, labels checked
-    int64_t chunks = 1;
-    for (int64_t d : v.shape) chunks *= (d + format::kVolumeChunk - 1) / format::kVolumeChunk;
-    report.chunks += chunks * (v.has_labels ? 2 : 1);
-    report.bytes += volume_of(v.shape) * (2 * m.channels + (v.has_labels ? 1 : 0));
-    if (v.has_labels) {
-      at::Tensor bytes = label.to(at::kByte).contiguous();
-      m.check_locations(c, bytes.data_ptr<uint8_t>());
-      const int s = split_of[static_cast<size_t>(c)];
-      at::Tensor per_class = at::bincount(label.flatten(), {}, m.classes);
-      for (int64_t k = 0; k < m.classes && s >= 0; ++k) counts[static_cast<size_t>(s)][static_cast<size_t>(k)] += per_class[k].item<int64_t>();
-    }
+    const int s = split_of[static_cast<size_t>(c)];
+    verify_case(c, report, s >= 0 ? &counts[static_cast<size_t>(s)] : nullptr);
     if (progress) progress(c + 1, num_cases());
   }
-  for (size_t s = 0; s < m.splits.size(); ++s) {
-    if (counts[s] != m.splits[s].class_voxels) {
-      STRATA_THROW(DataError, "{}: split '{}' holds class voxel counts [{}] but the file records [{}]", m.path,
-                   m.splits[s].name, fmt::join(counts[s], ", "), fmt::join(m.splits[s].class_voxels, ", "));
-    }
-  }
+  packed::check_class_counts(m.splits, counts, m.path, "voxel");
   report.seconds = clock.seconds();
   return report;
 }

@@ -113,6 +113,8 @@ class VolumeStore {
   VerifyReport verify(const std::function<void(int64_t, int64_t)>& progress = {}) const;
 
  private:
+  void verify_case(int64_t c, VerifyReport& report, std::vector<int64_t>* counts) const;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
