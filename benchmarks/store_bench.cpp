@@ -108,8 +108,8 @@ void bench_volumes(const std::string& file, const Options& o) {
     double elapsed = 0;
     const double per_s = static_cast<double>(measure_readers(make, threads, o.seconds, &elapsed)) / elapsed;
     fmt::print("{{\"bench\": \"volume_store\", \"box\": {}, \"threads\": {}, \"cases\": {}, \"boxes_per_s\": {:.1f}, "
-               "\"mb_per_s\": {:.1f}, \"open_s\": {:.3f}, \"file\": \"{}\"}}\n", o.box, threads, store.num_cases(), per_s,
-               per_s * box_mb, open_s, file);
+               "\"mb_per_s\": {:.1f}, \"open_s\": {:.3f}, \"file\": \"{}\"}}\n", o.box, threads, store.num_cases(),
+               per_s, per_s * box_mb, open_s, file);
     std::fflush(stdout);
   }
 }
@@ -157,7 +157,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (o.volumes) {
-      if (o.files.empty()) throw std::runtime_error("--volumes needs --file: pack one with `brats_recipe pack --volumes`");
+      if (o.files.empty()) {
+        throw std::runtime_error("--volumes needs --file: pack one with `brats_recipe pack --volumes`");
+      }
       for (const auto& f : o.files) bench_volumes(f, o);
       return 0;
     }

@@ -131,8 +131,9 @@ void H5Writer::write_source_geometry(const std::vector<CaseGeometry>& g) const {
 void H5Writer::write_label_attributes() const {
   h5::Lock lock;
   hid_t f = file_.get();
-  h5::write_attr(f, fmt_::kAttrModalities, std::vector<std::string>(brats::kModalities.begin(), brats::kModalities.end()));
-  h5::write_attr(f, fmt_::kAttrClassNames, std::vector<std::string>(brats::kClassNames.begin(), brats::kClassNames.end()));
+  using Strings = std::vector<std::string>;
+  h5::write_attr(f, fmt_::kAttrModalities, Strings(brats::kModalities.begin(), brats::kModalities.end()));
+  h5::write_attr(f, fmt_::kAttrClassNames, Strings(brats::kClassNames.begin(), brats::kClassNames.end()));
   h5::write_attr(f, fmt_::kAttrLabelValues,
                  std::vector<int64_t>(brats::kSourceLabels.begin(), brats::kSourceLabels.end()));
   h5::write_attr(f, fmt_::kAttrNormalisation,

@@ -131,7 +131,9 @@ std::vector<int32_t> class_locations(const std::vector<uint8_t>& label, const st
   const auto n = static_cast<int64_t>(at.size());
   if (n > max) {  // a partial Fisher-Yates shuffle: the first `max` are a uniform draw without replacement
     data::Rng rng(seed);
-    for (int64_t i = 0; i < max; ++i) std::swap(at[static_cast<size_t>(i)], at[static_cast<size_t>(i + rng.below(n - i))]);
+    for (int64_t i = 0; i < max; ++i) {
+      std::swap(at[static_cast<size_t>(i)], at[static_cast<size_t>(i + rng.below(n - i))]);
+    }
     at.resize(static_cast<size_t>(max));
     std::sort(at.begin(), at.end());  // the file does not depend on the draw order
   }
@@ -172,8 +174,8 @@ PreparedVolume prepare_volume(const CaseFiles& files, const PackOptions& o) {
 
 VolumePackSummary pack_volumes(const PackOptions& o, const std::function<void(int64_t, int64_t)>& progress) {
   auto t0 = std::chrono::steady_clock::now();
-  STRATA_CHECK_AS(DataError, o.val_fraction >= 0 && o.val_fraction < 1, "pack: --val-fraction must be in [0, 1), got {}",
-                  o.val_fraction);
+  STRATA_CHECK_AS(DataError, o.val_fraction >= 0 && o.val_fraction < 1,
+                  "pack: --val-fraction must be in [0, 1), got {}", o.val_fraction);
   PackOutput output(o.out_path, o.force);
   const PackCases input = pack_cases(o);
   const std::vector<CaseFiles>& cases = input.files;

@@ -75,7 +75,7 @@ bool volume_file(const std::string& path) {
 }  // namespace
 
 void add_inspect_command(CLI::App& app, Cli& cli) {
-  auto* cmd = app.add_subcommand("inspect", "summarise a packed .h5 slice file; --verify checks every chunk");
+  auto* cmd = app.add_subcommand("inspect", "summarise a packed .h5 slice or volume file; --verify checks every chunk");
   auto path = std::make_shared<std::string>();
   auto verify = std::make_shared<bool>(false);
   auto* data = cmd->add_option("--data", *path, "the packed .h5 file")->required();

@@ -69,7 +69,7 @@ void pack_volumes(const CLI::App& cmd, const dataprep::PackOptions& o) {
 }  // namespace
 
 void add_pack_command(CLI::App& app, Cli& cli) {
-  auto* cmd = app.add_subcommand("pack", "pack BraTS NIfTI case folders into one HDF5 slice file (data/FORMAT.md)");
+  auto* cmd = app.add_subcommand("pack", "pack BraTS NIfTI case folders into one HDF5 slice file, or volume file with --volumes (data/FORMAT.md)");
   auto o = std::make_shared<dataprep::PackOptions>();
   auto no_checksum = std::make_shared<bool>(false);
   cmd->add_option("--input", o->input_dir, "folder of BraTS2021_XXXXX/ case folders")->required();

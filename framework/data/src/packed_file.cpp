@@ -55,7 +55,9 @@ std::vector<std::string> read_fixed_names(hid_t file, const std::string& path, c
                          fmt::format("{}: reading dataset /{}", path, name));
   }
   std::vector<std::string> out;
-  for (size_t i = 0; i < dims[0]; ++i) out.emplace_back(flat.data() + i * width, strnlen(flat.data() + i * width, width));
+  for (size_t i = 0; i < dims[0]; ++i) {
+    out.emplace_back(flat.data() + i * width, strnlen(flat.data() + i * width, width));
+  }
   return out;
 }
 
