@@ -1,8 +1,8 @@
 // Packed volumes (issue 28): pack_volumes -> VolumeStore. Boxes read back what the one
 // preprocessing path computes, zeros outside the volume; class locations hold their class;
 // packs are byte-identical; a damaged chunk fails verify() and the boxes that overlap it
-// (and only those); a changed root attribute fails the metadata checksum on open; slice
-// and volume files are told apart by both stores.
+// (and only those); bad class locations are named errors; a changed root attribute fails
+// the metadata checksum on open; slice and volume files are told apart by both stores.
 #include "data_fixture.h"
 #include "strata/core/error.h"
 #include "strata/data/format.h"
@@ -248,6 +248,38 @@ TEST(VolumeStore, ADamagedChunkFailsVerifyAndOnlyTheBoxesOverlappingIt) {
   EXPECT_NO_THROW(box(s, 1, {0, 0, 0}, {8, 8, 8}));
   const std::string bad = error_of([&] { box(s, 0, {0, 0, format::kVolumeChunk - 1}, {8, 8, 8}); });
   EXPECT_NE(bad.find("case 0 (BraTS2021_00000)"), std::string::npos) << bad;
+}
+
+// Overwrites row 0 of /cases/<c>/class_locations/<k> (HDF5 recomputes its Fletcher-32:
+// a writer's bug, not a disk's).
+void set_location(const std::string& path, int64_t c, int64_t k, const std::array<int32_t, 3>& p) {
+  h5::Lock lock;
+  h5::Handle file = h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
+  const std::string name = fmt::format("cases/{}/class_locations/{}", c, k);
+  h5::Handle ds = h5::make<core::IoError>(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Dclose, name);
+  h5::Handle space = h5::make<core::IoError>(H5Dget_space(ds.get()), H5Sclose, name);
+  hsize_t start[2] = {0, 0}, count[2] = {1, 3};
+  H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+  h5::Handle mem = h5::make<core::IoError>(H5Screate_simple(2, count, nullptr), H5Sclose, name);
+  h5::check<core::IoError>(H5Dwrite(ds.get(), H5T_NATIVE_INT32, mem.get(), space.get(), H5P_DEFAULT, p.data()), name);
+}
+
+TEST(VolumeStore, AClassLocationOutsideItsVolumeOrOnAnotherClassIsANamedError) {
+  const std::string dir = test::temp_dir("volume_locations");
+  const std::string outside = dir + "/outside.h5", elsewhere = dir + "/elsewhere.h5";
+  test::copy_file(packed_volumes(), outside);
+  test::copy_file(packed_volumes(), elsewhere);
+  VolumeStore clean(packed_volumes());
+  ASSERT_FALSE(clean.class_locations(1, 2).empty());
+  set_location(outside, 1, 2, {static_cast<int32_t>(clean.volume_case(1).shape[0]), 0, 0});
+  const std::string a = error_of([&] { VolumeStore s(outside); });  // on open
+  EXPECT_NE(a.find("cases/1/class_locations/2 of case 1 (BraTS2021_00001)"), std::string::npos) << a;
+  EXPECT_NE(a.find("outside the volume"), std::string::npos) << a;
+  set_location(elsewhere, 1, 2, {0, 0, 0});  // a corner of the crop: background
+  VolumeStore s(elsewhere);
+  const std::string b = error_of([&] { s.verify(); });
+  EXPECT_NE(b.find("class_locations/2 of case 1 (BraTS2021_00001) lists (0, 0, 0), which holds class 0"),
+            std::string::npos) << b;
 }
 
 TEST(VolumeStore, AChangedRootAttributeFailsTheMetadataChecksum) {
