@@ -219,6 +219,17 @@ TEST(VolumeStore, TwoPacksAreByteIdentical) {
   EXPECT_FALSE(fs::exists(a + ".partial-" + std::to_string(::getpid())));
 }
 
+TEST(VolumeStore, ABadCaseLeavesNoOutputBehind) {
+  const std::string dir = test::temp_dir("volume_bad");
+  fs::copy(phantom_cases(), dir + "/cases", fs::copy_options::recursive);
+  fs::resize_file(dir + "/cases/BraTS2021_00002/BraTS2021_00002_t2.nii", 600);  // fails mid-pack
+  dataprep::PackOptions o = volume_options(dir + "/v.h5");
+  o.input_dir = dir + "/cases";
+  const std::string why = error_of([&] { dataprep::pack_volumes(o); });
+  EXPECT_NE(why.find("case BraTS2021_00002, modality t2"), std::string::npos) << why;
+  for (const auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "cases") << "left behind";
+}
+
 // The file offset of the chunk of /cases/<c>/image whose first voxel is (0, z, y, x).
 uint64_t image_chunk_offset(const std::string& path, int64_t c, const Index3& first) {
   h5::Lock lock;
