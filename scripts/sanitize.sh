@@ -28,7 +28,7 @@ ASAN_TARGETS=(core_test nn_test inference3d_test compat_test train_test viz_test
               train_dist_test exact_batch_dist_test trainer_dist_test evaluator_dist_test brats_recipe strata_interop)
 # CI runs only the unit label (STRATA_SANITIZE_LABELS='^unit$'): then only these are built.
 ASAN_UNIT_TARGETS=(core_test nn_test inference3d_test compat_test train_test viz_test eval_test data_test data3d_test
-                   comm_test)
+                   volume_test comm_test)
 TSAN_TARGETS=(core_test data_test comm_dist_test)
 # ctest names (-R) and the gtest filter of each: only the tests whose threads are ours.
 TSAN_TESTS='^(core_test|data_test|comm_dist_test_np2)$'

@@ -1,6 +1,7 @@
 // Packing BraTS cases into the HDF5 slice format (see packer.h and data/FORMAT.md).
 #include "strata/dataprep/packer.h"
 
+#include "h5_writer.h"
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
 #include "strata/core/files.h"
@@ -14,8 +15,6 @@
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
-
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -55,15 +54,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // The file being written: extendible, chunked images and labels, then metadata.
 class SliceWriter {
  public:
-  SliceWriter(const std::string& path, int64_t size, bool checksums)
-      : path_(path), size_(size), checksums_(checksums) {
+  SliceWriter(const std::string& path, int64_t size, bool checksums) : out_(path, checksums), size_(size) {
     data::h5::Lock lock;
-    file_ = data::h5::make<IoError>(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
-                                    fmt::format("{}: cannot create", path));
     half_ = data::h5::float16_type();
     const auto s = static_cast<hsize_t>(size);
-    images_ = create(fmt_::kImages, half_.get(), {0, brats::kChannels, s, s}, {1, brats::kChannels, s, s});
-    labels_ = create(fmt_::kLabels, H5T_STD_U8LE, {0, s, s}, {1, s, s});
+    images_ = out_.create(out_.file(), fmt_::kImages, half_.get(), {0, brats::kChannels, s, s},
+                          {1, brats::kChannels, s, s}, true);
+    labels_ = out_.create(out_.file(), fmt_::kLabels, H5T_STD_U8LE, {0, s, s}, {1, s, s}, true);
   }
 
   int64_t slices() const { return n_; }
@@ -71,10 +68,9 @@ class SliceWriter {
   void append(const PreparedCase& c) {
     const auto k = static_cast<hsize_t>(c.z.size());
     if (k == 0) return;
-    data::h5::Lock lock;
     const auto s = static_cast<hsize_t>(size_);
-    write_rows(images_.get(), half_.get(), {k, brats::kChannels, s, s}, c.images.data());
-    write_rows(labels_.get(), H5T_NATIVE_UINT8, {k, s, s}, c.labels.data());
+    out_.append_rows(images_.get(), half_.get(), n_, {k, brats::kChannels, s, s}, c.images.data());
+    out_.append_rows(labels_.get(), H5T_NATIVE_UINT8, n_, {k, s, s}, c.labels.data());
     n_ += static_cast<int64_t>(k);
   }
 
@@ -85,27 +81,21 @@ class SliceWriter {
               const std::vector<SplitSummary>& splits, const std::vector<std::vector<int64_t>>& split_slices,
               const PackOptions& o) {
     data::h5::Lock lock;
-    write_vector(file_.get(), fmt_::kSliceCase, H5T_STD_I32LE, H5T_NATIVE_INT32, slice_case.data(), slice_case.size());
-    write_vector(file_.get(), fmt_::kSliceZ, H5T_STD_I32LE, H5T_NATIVE_INT32, slice_z.data(), slice_z.size());
-    write_names(case_names);
+    out_.write_vector(out_.file(), fmt_::kSliceCase, H5T_STD_I32LE, H5T_NATIVE_INT32, slice_case.data(),
+                      slice_case.size());
+    out_.write_vector(out_.file(), fmt_::kSliceZ, H5T_STD_I32LE, H5T_NATIVE_INT32, slice_z.data(), slice_z.size());
+    out_.write_names(fmt_::kCaseNames, case_names);
     write_geometry(geometry);
-    data::h5::Handle gcpl = data::h5::make<IoError>(H5Pcreate(H5P_GROUP_CREATE), H5Pclose, path_);
-    H5Pset_obj_track_times(gcpl.get(), 0);
-    data::h5::Handle group = data::h5::make<IoError>(
-        H5Gcreate2(file_.get(), fmt_::kSplits, H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose, path_);
+    data::h5::Handle group = out_.group(out_.file(), fmt_::kSplits);
     for (size_t s = 0; s < splits.size(); ++s) {
-      data::h5::Handle ds = write_vector(group.get(), splits[s].name.c_str(), H5T_STD_I64LE, H5T_NATIVE_INT64,
-                                         split_slices[s].data(), split_slices[s].size());
+      data::h5::Handle ds = out_.write_vector(group.get(), splits[s].name.c_str(), H5T_STD_I64LE, H5T_NATIVE_INT64,
+                                              split_slices[s].data(), split_slices[s].size());
       data::h5::write_attr(ds.get(), fmt_::kAttrSplitCases, splits[s].cases);
       data::h5::write_attr(ds.get(), fmt_::kAttrSplitClassVoxels,
                            std::vector<int64_t>(splits[s].class_voxels.begin(), splits[s].class_voxels.end()));
     }
     write_attributes(o);
-    images_.reset();
-    labels_.reset();
-    half_.reset();
-    data::h5::check<IoError>(H5Fflush(file_.get(), H5F_SCOPE_GLOBAL), fmt::format("{}: flushing", path_));
-    file_.reset();
+    out_.close({&images_, &labels_, &half_});
   }
 
   ~SliceWriter() {
@@ -113,130 +103,32 @@ class SliceWriter {
     images_.reset();
     labels_.reset();
     half_.reset();
-    file_.reset();
   }
 
  private:
-  data::h5::Handle dataset_plist(const std::vector<hsize_t>& chunk, bool filters) const {
-    data::h5::Handle dcpl = data::h5::make<IoError>(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, path_);
-    // No timestamps in object headers: the same input gives a byte-identical file.
-    H5Pset_obj_track_times(dcpl.get(), 0);
-    if (!chunk.empty()) {
-      data::h5::check<IoError>(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()),
-                               fmt::format("{}: H5Pset_chunk", path_));
-      H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER);  // every chunk is written in full
-      if (filters && checksums_) {
-        data::h5::check<IoError>(H5Pset_fletcher32(dcpl.get()), fmt::format("{}: H5Pset_fletcher32", path_));
-      }
-    }
-    return dcpl;
-  }
-
-  data::h5::Handle create(const char* name, hid_t type, std::vector<hsize_t> dims, std::vector<hsize_t> chunk) {
-    std::vector<hsize_t> maxdims = dims;
-    maxdims[0] = H5S_UNLIMITED;
-    data::h5::Handle space = data::h5::make<IoError>(
-        H5Screate_simple(static_cast<int>(dims.size()), dims.data(), maxdims.data()), H5Sclose, path_);
-    data::h5::Handle dcpl = dataset_plist(chunk, true);
-    return data::h5::make<IoError>(H5Dcreate2(file_.get(), name, type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                                   H5Dclose, fmt::format("{}: cannot create /{}", path_, name));
-  }
-
-  void write_rows(hid_t ds, hid_t mem_type, std::vector<hsize_t> count, const void* data) {
-    std::vector<hsize_t> dims = count;
-    dims[0] = static_cast<hsize_t>(n_) + count[0];
-    data::h5::check<IoError>(H5Dset_extent(ds, dims.data()), fmt::format("{}: growing a dataset", path_));
-    data::h5::Handle space = data::h5::make<IoError>(H5Dget_space(ds), H5Sclose, path_);
-    std::vector<hsize_t> start(count.size(), 0);
-    start[0] = static_cast<hsize_t>(n_);
-    H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
-    data::h5::Handle mem = data::h5::make<IoError>(
-        H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), H5Sclose, path_);
-    data::h5::check<IoError>(H5Dwrite(ds, mem_type, mem.get(), space.get(), H5P_DEFAULT, data),
-                             fmt::format("{}: writing slices (disk full?)", path_));
-  }
-
-  // A 1-D dataset, chunked so it can carry a checksum even when empty.
-  data::h5::Handle write_vector(hid_t loc, const char* name, hid_t file_type, hid_t mem_type, const void* data,
-                                size_t n) {
-    hsize_t dims[1] = {static_cast<hsize_t>(n)}, maxdims[1] = {H5S_UNLIMITED};
-    data::h5::Handle space = data::h5::make<IoError>(H5Screate_simple(1, dims, maxdims), H5Sclose, path_);
-    data::h5::Handle dcpl = dataset_plist({std::clamp<hsize_t>(n, 1, 1 << 16)}, true);
-    data::h5::Handle ds = data::h5::make<IoError>(
-        H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose,
-        fmt::format("{}: cannot create /{}", path_, name));
-    if (n > 0) {
-      data::h5::check<IoError>(H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
-                               fmt::format("{}: writing /{}", path_, name));
-    }
-    return ds;
-  }
-
-  // A dataset of `shape` holding `data` (row-major), chunked whole, with a checksum.
-  void write_array(const char* name, hid_t file_type, hid_t mem_type, const void* data, std::vector<hsize_t> shape) {
-    data::h5::Handle space = data::h5::make<IoError>(
-        H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr), H5Sclose, path_);
-    std::vector<hsize_t> chunk = shape;
-    for (auto& c : chunk) c = std::max<hsize_t>(c, 1);
-    data::h5::Handle dcpl = dataset_plist(chunk, true);
-    data::h5::Handle ds = data::h5::make<IoError>(
-        H5Dcreate2(file_.get(), name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose,
-        fmt::format("{}: cannot create /{}", path_, name));
-    if (shape[0] > 0) {
-      data::h5::check<IoError>(H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
-                               fmt::format("{}: writing /{}", path_, name));
-    }
-  }
-
   // Format version 2: each case's source geometry (FORMAT.md, "Mapping slices back").
   void write_geometry(const std::vector<CaseGeometry>& g) {
     const auto c = static_cast<hsize_t>(g.size());
-    std::vector<int32_t> dims, codes, crop;
-    std::vector<double> spacing, qform, sform, scale;
+    std::vector<int32_t> crop;
+    std::vector<double> scale;
     for (const auto& x : g) {
-      for (int a = 0; a < 3; ++a) {
-        dims.push_back(static_cast<int32_t>(x.dims[a]));
-        spacing.push_back(x.spacing[a]);
-      }
-      codes.insert(codes.end(), {x.nifti.qform_code, x.nifti.sform_code});
-      qform.insert(qform.end(), x.nifti.qto_xyz.begin(), x.nifti.qto_xyz.end());
-      sform.insert(sform.end(), x.nifti.sto_xyz.begin(), x.nifti.sto_xyz.end());
       crop.insert(crop.end(), {static_cast<int32_t>(x.crop_i), static_cast<int32_t>(x.crop_j),
                                static_cast<int32_t>(x.side)});
       scale.push_back(x.scale());
     }
-    write_array(fmt_::kCaseDims, H5T_STD_I32LE, H5T_NATIVE_INT32, dims.data(), {c, 3});
-    write_array(fmt_::kCaseSpacing, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, spacing.data(), {c, 3});
-    write_array(fmt_::kCaseXformCodes, H5T_STD_I32LE, H5T_NATIVE_INT32, codes.data(), {c, 2});
-    write_array(fmt_::kCaseQform, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, qform.data(), {c, 4, 4});
-    write_array(fmt_::kCaseSform, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, sform.data(), {c, 4, 4});
-    write_array(fmt_::kCaseCrop, H5T_STD_I32LE, H5T_NATIVE_INT32, crop.data(), {c, 3});
-    write_array(fmt_::kCaseScale, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, scale.data(), {c});
-  }
-
-  // Fixed-length strings in a checksummed chunk (format version 3): no global heap,
-  // whose unchecked references a damaged byte turned into a crash inside libhdf5.
-  void write_names(const std::vector<std::string>& names) {
-    std::vector<char> flat = data::h5::fixed_strings(names);
-    const size_t width = flat.size() / std::max<size_t>(names.size(), 1);
-    data::h5::Handle type = data::h5::fixed_string_type(width - 1);
-    write_vector(file_.get(), fmt_::kCaseNames, type.get(), type.get(), flat.data(), names.size());
+    out_.write_source_geometry(g);
+    out_.write_array(fmt_::kCaseCrop, H5T_STD_I32LE, H5T_NATIVE_INT32, crop.data(), {c, 3});
+    out_.write_array(fmt_::kCaseScale, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, scale.data(), {c});
   }
 
   void write_attributes(const PackOptions& o) {
     using data::h5::write_attr;
-    hid_t f = file_.get();
+    hid_t f = out_.file();
     write_attr(f, fmt_::kAttrFormat, std::string(brats::kFormatName));
     write_attr(f, fmt_::kAttrVersion, fmt_::kFormatVersion);
     write_attr(f, fmt_::kAttrHeight, size_);
     write_attr(f, fmt_::kAttrWidth, size_);
-    write_attr(f, fmt_::kAttrModalities, std::vector<std::string>(brats::kModalities.begin(), brats::kModalities.end()));
-    write_attr(f, fmt_::kAttrClassNames, std::vector<std::string>(brats::kClassNames.begin(), brats::kClassNames.end()));
-    write_attr(f, fmt_::kAttrLabelValues,
-               std::vector<int64_t>(brats::kSourceLabels.begin(), brats::kSourceLabels.end()));
-    write_attr(f, fmt_::kAttrNormalisation,
-               std::string("z-score per case and modality over brain voxels (where any modality is non-zero); "
-                           "0 outside the brain"));
+    out_.write_label_attributes();
     write_attr(f, fmt_::kAttrResize,
                fmt::format("crop to the case's in-plane brain bounding box, zero-pad to a centred square, resize "
                            "to {0}x{0}: images bilinear with antialiasing, labels nearest-exact", size_));
@@ -250,36 +142,17 @@ class SliceWriter {
                                (o.context - 1) / 2);
     }
     write_attr(f, fmt_::kAttrSelection, selection);
-    write_attr(f, fmt_::kAttrSource, fs::absolute(o.input_dir).lexically_normal().string());
-    write_attr(f, fmt_::kAttrTool, std::string("brats_recipe pack (Strata " STRATA_VERSION ")"));
-    write_attr(f, fmt_::kAttrSeed, static_cast<int64_t>(o.seed));
-    write_attr(f, fmt_::kAttrValFraction, o.val_fraction);
+    out_.write_provenance_attributes(o);
     write_attr(f, fmt_::kAttrKeepEmpty, o.keep_empty);
     write_attr(f, fmt_::kAttrSplitMethod, split_method(o));
     if (o.context > 1) write_attr(f, fmt_::kAttrContext, o.context);  // absent: 1, as in every older file
-    // Last: it covers everything above (metadata_checksum.h).
-    write_attr(f, fmt_::kAttrMetadataChecksum, static_cast<int64_t>(data::metadata_checksum(f, path_)));
+    out_.write_metadata_checksum();  // last: it covers everything above (metadata_checksum.h)
   }
 
-  std::string path_;
+  H5Writer out_;
   int64_t size_;
-  bool checksums_;
   int64_t n_ = 0;
-  data::h5::Handle file_, half_, images_, labels_;
-};
-
-// Deletes a file on scope exit unless released.
-class FileGuard {
- public:
-  explicit FileGuard(std::string path) : path_(std::move(path)) {}
-  ~FileGuard() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove(path_, ec);
-  }
-  void release() { path_.clear(); }
-
- private:
-  std::string path_;
+  data::h5::Handle half_, images_, labels_;
 };
 
 }  // namespace
@@ -511,29 +384,16 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
                   o.keep_empty);
   STRATA_CHECK_AS(DataError, o.context >= 1 && o.context <= 15 && o.context % 2 == 1,
                   "pack: --context must be odd, in [1, 15], got {}", o.context);
-  std::error_code ec;
-  if (fs::is_directory(o.out_path, ec)) {
-    STRATA_THROW(IoError, "pack --out '{}' is a folder; expected the path of the .h5 file to write", o.out_path);
-  }
-  if (fs::exists(o.out_path, ec) && !o.force) {
-    STRATA_THROW(IoError, "{} already exists; pass --overwrite to replace it", o.out_path);
-  }
-  std::vector<CaseFiles> cases = find_cases(o.input_dir);
-  std::vector<std::string> names;
-  for (const auto& c : cases) names.push_back(c.name);
-  std::vector<int> split_of = !o.split_file.empty() ? splits_from_file(names, o.split_file, o.fold)
-                              : o.folds > 1          ? assign_fold(names, o.folds, o.fold, o.seed)
-                                                     : assign_splits(names, o.val_fraction, o.seed);
-
-  const std::string tmp = fmt::format("{}.partial-{}", o.out_path, ::getpid());
-  FileGuard guard(tmp);
-  SliceWriter writer(tmp, o.size, o.checksums);
+  PackOutput output(o.out_path, o.force);
+  const PackCases input = pack_cases(o);
+  const std::vector<CaseFiles>& cases = input.files;
+  const std::vector<int>& split_of = input.split_of;
+  SliceWriter writer(output.tmp(), o.size, o.checksums);
 
   PackSummary summary;
   summary.cases = static_cast<int64_t>(cases.size());
   summary.workers = resolve_workers(o.workers, summary.cases);
-  summary.splits.resize(brats::kSplitNames.size());
-  for (size_t s = 0; s < summary.splits.size(); ++s) summary.splits[s].name = brats::kSplitNames[s];
+  summary.splits = empty_splits();
   std::vector<std::vector<int64_t>> split_slices(summary.splits.size());
   std::vector<int32_t> slice_case, slice_z;
   std::vector<CaseGeometry> geometry(cases.size());
@@ -564,12 +424,8 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
         if (progress) progress(i + 1, summary.cases);
       });
   summary.slices = writer.slices();
-  writer.finish(slice_case, slice_z, names, geometry, summary.splits, split_slices, o);
-
-  fs::rename(tmp, o.out_path, ec);
-  if (ec) STRATA_THROW(IoError, "{}: cannot rename {} into place: {}", o.out_path, tmp, ec.message());
-  guard.release();
-  summary.bytes = static_cast<int64_t>(fs::file_size(o.out_path));
+  writer.finish(slice_case, slice_z, input.names, geometry, summary.splits, split_slices, o);
+  summary.bytes = output.commit();
   summary.seconds = seconds_since(t0);
   return summary;
 }

@@ -148,6 +148,52 @@ std::vector<uint8_t> labels_from_probabilities(const torch::Tensor& probs, const
   return out;
 }
 
+BrainBox brain_box(const NormalisedCase& c) {
+  const Dims3& d = c.geometry.dims;
+  std::array<int64_t, 3> lo = {d[2], d[1], d[0]}, hi = {-1, -1, -1};
+  for (int64_t k = 0; k < d[2]; ++k) {
+    if (c.brain_pixels[static_cast<size_t>(k)] == 0) continue;
+    for (int64_t j = 0; j < d[1]; ++j) {
+      const uint8_t* row = c.brain.data() + (k * d[1] + j) * d[0];
+      for (int64_t i = 0; i < d[0]; ++i) {
+        if (!row[i]) continue;
+        const std::array<int64_t, 3> at = {k, j, i};
+        for (size_t a = 0; a < 3; ++a) lo[a] = std::min(lo[a], at[a]), hi[a] = std::max(hi[a], at[a]);
+      }
+    }
+  }
+  STRATA_CHECK(hi[0] >= 0, "brain_box: the case has no brain voxel");  // normalise_case refused it already
+  BrainBox box;
+  box.lo = lo;
+  for (size_t a = 0; a < 3; ++a) box.size[a] = hi[a] - lo[a] + 1;
+  return box;
+}
+
+namespace {
+
+// `volume` of `dims` (voxel order (k, j, i)) viewed as [nz, ny, nx], narrowed to `box`.
+torch::Tensor narrow_box(const torch::Tensor& volume, const BrainBox& box) {
+  return volume.narrow(0, box.lo[0], box.size[0]).narrow(1, box.lo[1], box.size[1]).narrow(2, box.lo[2], box.size[2]);
+}
+
+}  // namespace
+
+torch::Tensor crop_images(const NormalisedCase& c, const BrainBox& box) {
+  const Dims3& d = c.geometry.dims;
+  std::vector<torch::Tensor> channels;
+  for (const auto& m : c.modalities) {
+    torch::Tensor v = torch::from_blob(const_cast<float*>(m.data()), {d[2], d[1], d[0]}, torch::kFloat);
+    channels.push_back(narrow_box(v, box));
+  }
+  // float16 is what the packed file stores, so predict sees exactly what training saw.
+  return torch::stack(channels).to(torch::kHalf).to(torch::kFloat).contiguous();
+}
+
+torch::Tensor crop_labels(const std::vector<uint8_t>& labels, const Dims3& dims, const BrainBox& box) {
+  torch::Tensor v = torch::from_blob(const_cast<uint8_t*>(labels.data()), {dims[2], dims[1], dims[0]}, torch::kByte);
+  return narrow_box(v, box).clone(at::MemoryFormat::Contiguous);  // owns its bytes, even for the whole volume
+}
+
 torch::Tensor stack_context(const torch::Tensor& slices, int64_t context) {
   STRATA_CHECK(slices.dim() == 4 && context >= 1 && context % 2 == 1,
                "stack_context: slices [nz, C, H, W] and an odd context, got {} and {}", slices.sizes(), context);

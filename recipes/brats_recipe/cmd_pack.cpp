@@ -1,19 +1,75 @@
 // `brats_recipe pack --input DIR --out FILE.h5 [--size N] [--val-fraction F] [--seed S]
 // [--keep-empty F] [--context K] [--workers N] [--overwrite]`: BraTS NIfTI cases to one HDF5 slice file
 // (data/FORMAT.md), with a summary of cases, slices and class fractions per split.
+// With --volumes: whole cases cropped to the brain (FORMAT.md, "Packed volumes"), for 3D
+// tasks; --size, --keep-empty and --context, which shape slices, are refused.
 #include "brats_recipe/cli.h"
 #include "brats_recipe/data_summary.h"
 #include "strata/core/log.h"
 #include "strata/core/progress.h"
 #include "strata/dataprep/brats_slices.h"
 #include "strata/dataprep/packer.h"
+#include "strata/dataprep/volume_packer.h"
 
+#include <functional>
 #include <optional>
 
 namespace strata::recipes {
 
+namespace {
+
+// A progress bar created on the first case, when the total is known.
+struct PackProgress {
+  std::optional<core::ProgressBar> bar;
+  void operator()(int64_t done, int64_t total) {
+    if (!bar) bar.emplace("pack", total);
+    bar->update(done);
+  }
+  void finish() {
+    if (bar) bar->finish();
+  }
+};
+
+std::vector<SplitRow> split_rows(const std::vector<dataprep::SplitSummary>& splits, bool volumes) {
+  std::vector<SplitRow> rows;
+  for (const auto& split : splits) {
+    int64_t voxels = 0;
+    for (int64_t v : split.class_voxels) voxels += v;
+    rows.push_back({split.name, split.cases, volumes ? voxels : split.slices,
+                    {split.class_voxels.begin(), split.class_voxels.end()}});
+  }
+  return rows;
+}
+
+void print_split_table(const std::vector<dataprep::SplitSummary>& splits, bool volumes) {
+  const auto& names = dataprep::brats_slices::kClassNames;
+  const std::vector<std::string> classes(names.begin(), names.end());
+  core::info("pack: cases, {} and {} fraction of each class per split:\n{}", volumes ? "voxels" : "slices",
+             volumes ? "voxel" : "pixel", split_table(classes, split_rows(splits, volumes), volumes ? "voxels" : "slices"));
+}
+
+void pack_volumes(const CLI::App& cmd, const dataprep::PackOptions& o) {
+  for (const char* slice_only : {"--size", "--keep-empty", "--context"}) {
+    STRATA_CHECK_AS(ConfigError, cmd.count(slice_only) == 0,
+                    "pack --volumes stores whole cases cropped to the brain: {} applies to slices only; drop it",
+                    slice_only);
+  }
+  PackProgress progress;
+  dataprep::VolumePackSummary s = dataprep::pack_volumes(o, std::ref(progress));
+  progress.finish();
+  core::info("pack: {} cases -> {} (volumes cropped to the brain, {} workers) in {:.1f} s: {:.2f} s/case wall, "
+             "{:.2f} s/case per worker", s.cases, o.out_path, s.workers, s.seconds,
+             s.seconds / static_cast<double>(s.cases), s.case_seconds / static_cast<double>(s.cases));
+  print_split_table(s.splits, true);
+  core::info("pack: {} voxels per channel, {} ({:.2f} bytes per voxel)", s.voxels,
+             human_bytes(static_cast<double>(s.bytes)),
+             s.voxels > 0 ? static_cast<double>(s.bytes) / static_cast<double>(s.voxels) : 0.0);
+}
+
+}  // namespace
+
 void add_pack_command(CLI::App& app, Cli& cli) {
-  auto* cmd = app.add_subcommand("pack", "pack BraTS NIfTI case folders into one HDF5 slice file (data/FORMAT.md)");
+  auto* cmd = app.add_subcommand("pack", "pack BraTS NIfTI case folders into one HDF5 slice file, or volume file with --volumes (data/FORMAT.md)");
   auto o = std::make_shared<dataprep::PackOptions>();
   auto no_checksum = std::make_shared<bool>(false);
   cmd->add_option("--input", o->input_dir, "folder of BraTS2021_XXXXX/ case folders")->required();
@@ -39,25 +95,21 @@ void add_pack_command(CLI::App& app, Cli& cli) {
   auto* overwrite = cmd->add_flag("--overwrite", o->force, "replace an existing --out file (default: an error)");
   cli.deprecate(cmd->add_flag("--force", o->force), overwrite, "--force is now --overwrite");
   cmd->add_flag("--no-checksum", *no_checksum, "do not store Fletcher-32 checksums per chunk");
-  cli.on(cmd, [o, no_checksum] {
+  auto volumes = std::make_shared<bool>(false);
+  cmd->add_flag("--volumes", *volumes,
+                "pack whole cases cropped to the brain, in 3D chunks, for 3D tasks (data/FORMAT.md, \"Packed "
+                "volumes\"); --size, --keep-empty and --context do not apply");
+  cli.on(cmd, [cmd, o, no_checksum, volumes] {
     o->checksums = !*no_checksum;
-    std::optional<core::ProgressBar> bar;  // created on the first case, when the total is known
-    dataprep::PackSummary s = dataprep::pack_dataset(*o, [&](int64_t done, int64_t total) {
-      if (!bar) bar.emplace("pack", total);
-      bar->update(done);
-    });
-    if (bar) bar->finish();
+    if (*volumes) return pack_volumes(*cmd, *o);
+    PackProgress progress;
+    dataprep::PackSummary s = dataprep::pack_dataset(*o, std::ref(progress));
+    progress.finish();
     const double per_case = s.seconds / static_cast<double>(s.cases);
     core::info("pack: {} cases -> {} ({}x{}, {} workers) in {:.1f} s: {:.2f} s/case wall, {:.2f} s/case per worker",
                s.cases, o->out_path, o->size, o->size, s.workers, s.seconds, per_case,
                s.case_seconds / static_cast<double>(s.cases));
-    std::vector<SplitRow> rows;
-    for (const auto& split : s.splits) {
-      rows.push_back({split.name, split.cases, split.slices, {split.class_voxels.begin(), split.class_voxels.end()}});
-    }
-    const auto& names = dataprep::brats_slices::kClassNames;
-    const std::vector<std::string> classes(names.begin(), names.end());
-    core::info("pack: cases, slices and pixel fraction of each class per split:\n{}", split_table(classes, rows));
+    print_split_table(s.splits, false);
     core::info("pack: {} slices{}, {} ({} per slice)", s.slices,
                s.context_slices > 0 ? fmt::format(" ({} of them neighbours only, for --context {})", s.context_slices,
                                                   o->context)

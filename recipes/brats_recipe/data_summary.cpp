@@ -7,8 +7,9 @@
 
 namespace strata::recipes {
 
-std::string split_table(const std::vector<std::string>& class_names, const std::vector<SplitRow>& rows) {
-  std::string out = fmt::format("  {:<6} {:>6} {:>8}", "split", "cases", "slices");
+std::string split_table(const std::vector<std::string>& class_names, const std::vector<SplitRow>& rows,
+                        const char* unit) {
+  std::string out = fmt::format("  {:<6} {:>6} {:>8}", "split", "cases", unit);
   for (const auto& name : class_names) out += fmt::format("  {:>16}", name);
   out += "\n";
   SplitRow total{"total", 0, 0, std::vector<int64_t>(class_names.size())};

@@ -27,12 +27,13 @@ std::string version_text() {
   mpi_line = mpi_line.substr(0, mpi_line.find_first_of(",\n"));
   using strata::data::format::kFormatVersion;
   using strata::data::format::kOldestReadableVersion;
+  using strata::data::format::kVolumeFormatVersion;
   using strata::model::kCheckpointFormat;
   return fmt::format(
       "brats_recipe (Strata {}, {} build)\ncheckpoint format {} (reads 1 to {}), packed slice format {} (reads {} to "
-      "{})\nlibtorch {}, CUDA {}, NCCL {}\n{}",
+      "{}), packed volume format {} (reads 1 to {})\nlibtorch {}, CUDA {}, NCCL {}\n{}",
       STRATA_VERSION, STRATA_BUILD_TYPE, kCheckpointFormat, kCheckpointFormat, kFormatVersion,
-      kOldestReadableVersion, kFormatVersion, TORCH_VERSION, STRATA_WITH_CUDA ? "yes" : "no",
+      kOldestReadableVersion, kFormatVersion, kVolumeFormatVersion, kVolumeFormatVersion, TORCH_VERSION, STRATA_WITH_CUDA ? "yes" : "no",
       STRATA_WITH_NCCL ? "yes" : "no", mpi_line);
 }
 

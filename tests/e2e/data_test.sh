@@ -96,11 +96,16 @@ head -c $(($(stat -c %s "$OUT/a.h5") / 2)) "$OUT/a.h5" >"$OUT/cut.h5"
 run cut "$B" inspect --data "$OUT/cut.h5"
 expect_rc 1; expect_log "data error: $OUT/cut.h5"
 
-cp "$OUT/a.h5" "$OUT/flip.h5"
+# flip_middle FROM TO: a copy of FROM with the byte in the middle of the file flipped.
+flip_middle() {
+  cp "$1" "$2"
+  local off byte
+  off=$(($(stat -c %s "$2") / 2))
+  byte=$(od -An -tu1 -j "$off" -N1 "$2" | tr -d ' ')
+  printf "$(printf '\\%03o' $((byte ^ 255)))" | dd of="$2" bs=1 seek="$off" conv=notrunc status=none
+}
 # The middle of the file lies inside /images chunk data (images are ~90% of it).
-off=$(($(stat -c %s "$OUT/flip.h5") / 2))
-byte=$(od -An -tu1 -j "$off" -N1 "$OUT/flip.h5" | tr -d ' ')
-printf "$(printf '\\%03o' $((byte ^ 255)))" | dd of="$OUT/flip.h5" bs=1 seek="$off" conv=notrunc status=none
+flip_middle "$OUT/a.h5" "$OUT/flip.h5"
 run flip "$B" inspect --data "$OUT/flip.h5" --verify
 expect_rc 1; expect_log "data error: $OUT/flip.h5: reading /images slice"; expect_log "(case BraTS2021_0000"
 
@@ -121,5 +126,35 @@ echo '{"train": ["nobody"], "val": []}' >"$OUT/bad_split.json"
 run bad_split "$B" pack --input "$S" --out "$OUT/bad.h5" --size 32 --split-file "$OUT/bad_split.json"
 expect_rc 1; expect_log "names that are no case of the input: nobody"; expect_log "cases in neither train nor val"
 [ ! -e "$OUT/bad.h5" ] || fail "output written despite the error"
+
+
+# Packed volumes (issue 28): pack --volumes -> inspect --verify, determinism, the layout
+# of FORMAT.md's "Packed volumes", the slice-only options refused, a flipped byte found.
+run pack_volumes "$B" pack --volumes --input "$S" --out "$OUT/v.h5" --val-fraction 0.4 --workers 2
+expect_rc 0; expect_log "pack: 5 cases"; expect_log "volumes cropped to the brain"; expect_log "voxels per channel"
+run inspect_volumes "$B" inspect --data "$OUT/v.h5" --verify
+expect_rc 0; expect_log "Strata volume file (strata.brats.volumes), format version 1"
+expect_log "5 cases of 4 channels (t1, t1ce, t2, flair)"; expect_log "checksums: fletcher32 per chunk"
+expect_log "verify: OK"; expect_log "class locations"
+run pack_volumes_again "$B" pack --volumes --input "$S" --out "$OUT/v2.h5" --val-fraction 0.4 --workers 1
+expect_rc 0
+cmp -s "$OUT/v.h5" "$OUT/v2.h5" || fail "two volume packs of the same input differ"
+run h5dump_volumes h5dump -H -p "$OUT/v.h5"
+expect_rc 0
+for want in 'GROUP "cases"' 'GROUP "0"' 'DATASET "image"' 'DATASET "label"' 'GROUP "class_locations"' \
+            'CHECKSUM FLETCHER32' 'DATASET "case_crop_lo"' 'DATASET "case_shape"' 'DATASET "case_dims"' \
+            'DATASET "case_sform"' 'ATTRIBUTE "metadata_checksum"'; do
+  expect_log "$want"
+done
+# Five images chunked [4, 32, 32, 32], each side clipped to the case's shape.
+grep -oE 'CHUNKED \( 4, [0-9]+, [0-9]+, [0-9]+ \)' "$LOG" \
+  | awk -F'[ ,()]+' '{ for (i = 3; i <= 5; i++) if ($i > 32) bad = 1; n++ } END { exit !(n == 5 && !bad) }' \
+  || fail "volume images are not chunked [4, <=32, <=32, <=32]"
+run volumes_size "$B" pack --volumes --input "$S" --out "$OUT/bad.h5" --size 64
+expect_rc 1; expect_log "config error: pack --volumes stores whole cases cropped to the brain: --size applies to slices only"
+[ ! -e "$OUT/bad.h5" ] || fail "output written despite the error"
+flip_middle "$OUT/v.h5" "$OUT/vflip.h5"  # inside image chunk data, as for slices
+run vflip "$B" inspect --data "$OUT/vflip.h5" --verify
+expect_rc 1; expect_log "data error: $OUT/vflip.h5: reading /cases/"; expect_log "(BraTS2021_0000"
 
 finish

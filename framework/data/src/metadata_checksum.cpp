@@ -119,7 +119,8 @@ void add_object(Walk* walk, hid_t root, const char* name) {
   walk->add(path);
   add_attributes(*walk, obj.get());
   const bool slice_data = path == format::kImages || path == format::kLabels;
-  if (H5Iget_type(obj.get()) == H5I_DATASET && !slice_data) add_dataset(*walk, obj.get(), path);
+  const bool case_data = path.rfind(std::string(format::kCases) + "/", 0) == 0;  // packed volumes
+  if (H5Iget_type(obj.get()) == H5I_DATASET && !slice_data && !case_data) add_dataset(*walk, obj.get(), path);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "strata/data/h5.h"
 #include "strata/data/metadata_checksum.h"
 #include "strata/data/vlen_strings.h"
+#include "packed_file.h"
 
 #include <ATen/ATen.h>
 
@@ -90,7 +91,6 @@ struct SliceStore::Impl {
 
   void open(SliceStoreOptions options);
   void read_version();
-  void check_metadata_checksum() const;
   void read_info();
   h5::Handle open_dataset(const char* name) const;
   void check_layout(hid_t dataset, const char* name, const std::vector<hsize_t>& chunk);
@@ -99,7 +99,6 @@ struct SliceStore::Impl {
   template <class T>
   std::vector<T> read_array(const char* name, hid_t mem_type, std::vector<int64_t> shape) const;
   std::vector<std::string> read_names(const char* name) const;
-  void check_unique_names() const;
   void check_channel_names() const;
   std::vector<std::string> split_names_in_file() const;
   void read_splits();
@@ -118,7 +117,7 @@ struct SliceStore::Impl {
 };
 
 void SliceStore::Impl::open(SliceStoreOptions options) {
-  core::require_file<core::DataError>(path, "the packed slice file (data.path)");
+  file = packed::open_file(path, "the packed slice file (data.path)");
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     STRATA_THROW(DataError, "{}: cannot open packed file: {}", path, std::strerror(errno));
@@ -126,18 +125,15 @@ void SliceStore::Impl::open(SliceStoreOptions options) {
   file_bytes = static_cast<int64_t>(st.st_size);
 
   h5::Lock lock;
-  if (H5Fis_hdf5(path.c_str()) <= 0) {
-    h5::error_text();
-    STRATA_THROW(DataError, "{}: not an HDF5 file (or its superblock is damaged)", path);
-  }
-  file = h5::make<DataError>(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose,
-                             fmt::format("{}: cannot open as HDF5 (truncated or corrupt?)", path));
   read_version();
   // Before any string attribute is read: version 3 proves its metadata whole; older
   // files have their case names' heap collections checked (vlen_strings.h), which the
   // string attributes share.
-  if (info.format_version >= format::kFirstChecksummedVersion) check_metadata_checksum();
-  else cases = read_names(format::kCaseNames);
+  if (info.format_version >= format::kFirstChecksummedVersion) {
+    packed::check_metadata_checksum(file.get(), path, info.format_version);
+  } else {
+    cases = read_names(format::kCaseNames);
+  }
   read_info();
 
   images = open_dataset(format::kImages);
@@ -180,7 +176,7 @@ void SliceStore::Impl::open(SliceStoreOptions options) {
   slice_case = read_vector<int32_t>(format::kSliceCase, H5T_NATIVE_INT32, n);
   slice_z = read_vector<int32_t>(format::kSliceZ, H5T_NATIVE_INT32, n);
   if (info.format_version >= format::kFirstChecksummedVersion) cases = read_names(format::kCaseNames);
-  check_unique_names();
+  packed::check_unique_names(cases, path);
   for (int64_t i = 0; i < n; ++i) {
     int32_t c = slice_case[static_cast<size_t>(i)];
     if (c < 0 || c >= static_cast<int64_t>(cases.size()) || slice_z[static_cast<size_t>(i)] < 0) {
@@ -211,25 +207,20 @@ void SliceStore::Impl::read_version() {
     STRATA_THROW(DataError, "{}: not a Strata slice file (no root attributes '{}' and '{}'); pack one with "
                  "`brats_recipe pack`", path, format::kAttrFormat, format::kAttrVersion);
   }
+  // Packed volumes are refused by name. Their `format` is a fixed-length string, read
+  // without touching a heap; a version 1-2 slice file's is read after its heap checks.
+  const std::string name = packed::is_fixed_string_attr(file.get(), format::kAttrFormat)
+                               ? h5::read_string_attr(file.get(), format::kAttrFormat, path)
+                               : std::string();
+  if (packed::ends_with(name, format::kVolumeFormatSuffix)) {
+    STRATA_THROW(DataError, "{}: a file of packed volumes ('{}' is '{}'), not of slices: 2D tasks read slice files "
+                 "(`brats_recipe pack` without --volumes); 3D tasks read this one", path, format::kAttrFormat, name);
+  }
   info.format_version = h5::read_int_attr(file.get(), format::kAttrVersion, path);
   if (info.format_version < format::kOldestReadableVersion || info.format_version > format::kFormatVersion) {
     STRATA_THROW(DataError, "{}: format version {}, but this Strata reads versions {} to {}; repack it with this "
                  "build's `brats_recipe pack`", path, info.format_version, format::kOldestReadableVersion,
                  format::kFormatVersion);
-  }
-}
-
-void SliceStore::Impl::check_metadata_checksum() const {
-  if (!h5::has_attr(file.get(), format::kAttrMetadataChecksum)) {
-    STRATA_THROW(DataError, "{}: format version {} but no root attribute '{}': the file is corrupt; repack it", path,
-                 info.format_version, format::kAttrMetadataChecksum);
-  }
-  const auto stored = static_cast<uint32_t>(h5::read_int_attr(file.get(), format::kAttrMetadataChecksum, path));
-  const uint32_t computed = metadata_checksum(file.get(), path);
-  if (stored != computed) {
-    STRATA_THROW(DataError, "{}: metadata checksum mismatch (stored {:08x}, computed {:08x}): case names, splits, "
-                 "geometry or attributes changed after packing; the file is corrupt; repack it", path, stored,
-                 computed);
   }
 }
 
@@ -241,24 +232,9 @@ void SliceStore::Impl::read_info() {
     STRATA_THROW(DataError, "{}: not a Strata slice file (root attribute '{}' is '{}', not '{}<content>{}'); pack "
                  "one with `brats_recipe pack`", path, format::kAttrFormat, info.format, prefix, suffix);
   }
-  info.modalities = h5::read_strings_attr(file.get(), format::kAttrModalities, path);
-  info.class_names = h5::read_strings_attr(file.get(), format::kAttrClassNames, path);
-  info.label_source_values = h5::read_ints_attr(file.get(), format::kAttrLabelValues, path);
-  // Stored labels are uint8 class indices: 1 to 256 classes.
-  classes = static_cast<int64_t>(info.class_names.size());
-  if (classes < 1 || classes > 256 || info.label_source_values.size() != info.class_names.size()) {
-    STRATA_THROW(DataError, "{}: the label map has {} class names ('{}') and {} source values ('{}'); it needs one "
-                 "of each per class, 1 to 256 classes", path, info.class_names.size(), format::kAttrClassNames,
-                 info.label_source_values.size(), format::kAttrLabelValues);
-  }
-  info.normalisation = h5::read_string_attr(file.get(), format::kAttrNormalisation, path);
-  info.resize = h5::read_string_attr(file.get(), format::kAttrResize, path);
-  info.orientation = h5::read_string_attr(file.get(), format::kAttrOrientation, path);
+  classes = packed::read_label_map(file.get(), path, info);
+  packed::read_provenance(file.get(), path, info);
   info.selection = h5::read_string_attr(file.get(), format::kAttrSelection, path);
-  info.source = h5::read_string_attr(file.get(), format::kAttrSource, path);
-  info.tool = h5::read_string_attr(file.get(), format::kAttrTool, path);
-  info.seed = h5::read_int_attr(file.get(), format::kAttrSeed, path);
-  info.val_fraction = h5::read_double_attr(file.get(), format::kAttrValFraction, path);
   info.keep_empty = h5::read_double_attr(file.get(), format::kAttrKeepEmpty, path);
   if (h5::has_attr(file.get(), format::kAttrSplitMethod)) {
     info.split_method = h5::read_string_attr(file.get(), format::kAttrSplitMethod, path);
@@ -302,18 +278,7 @@ std::vector<int64_t> SliceStore::Impl::with_neighbours(const int64_t* idx, int64
   return out;
 }
 
-h5::Handle SliceStore::Impl::open_dataset(const char* name) const {
-  if (H5Lexists(file.get(), name, H5P_DEFAULT) <= 0) {
-    h5::error_text();
-    STRATA_THROW(DataError, "{}: dataset /{} is missing", path, name);
-  }
-  // No chunk cache: slices are read once per epoch in random order, so caching them
-  // would only add a copy.
-  h5::Handle dapl = h5::make<DataError>(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose, path);
-  H5Pset_chunk_cache(dapl.get(), 0, 0, 1.0);
-  return h5::make<DataError>(H5Dopen2(file.get(), name, dapl.get()), H5Dclose,
-                             fmt::format("{}: cannot open dataset /{}", path, name));
-}
+h5::Handle SliceStore::Impl::open_dataset(const char* name) const { return packed::open_dataset(file.get(), path, name); }
 
 void SliceStore::Impl::check_layout(hid_t dataset, const char* name, const std::vector<hsize_t>& chunk) {
   h5::Handle dcpl = h5::make<DataError>(H5Dget_create_plist(dataset), H5Pclose, path);
@@ -348,21 +313,7 @@ void SliceStore::Impl::check_layout(hid_t dataset, const char* name, const std::
 
 template <class T>
 std::vector<T> SliceStore::Impl::read_array(const char* name, hid_t mem_type, std::vector<int64_t> shape) const {
-  h5::Handle ds = open_dataset(name);
-  auto dims = h5::dims_of(ds.get());
-  if (!std::equal(dims.begin(), dims.end(), shape.begin(), shape.end(),
-                  [](hsize_t a, int64_t b) { return static_cast<int64_t>(a) == b; })) {
-    STRATA_THROW(DataError, "{}: dataset /{} must have shape [{}], has [{}]", path, name, fmt::join(shape, ", "),
-                 fmt::join(dims, ", "));
-  }
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  std::vector<T> out(static_cast<size_t>(n));
-  if (n > 0) {
-    h5::check<DataError>(H5Dread(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
-                         fmt::format("{}: reading dataset /{}", path, name));
-  }
-  return out;
+  return packed::read_array<T>(file.get(), path, name, mem_type, shape);
 }
 
 template <class T>
@@ -386,33 +337,7 @@ std::vector<std::string> SliceStore::Impl::read_names(const char* name) const {
   if (info.format_version < format::kFirstChecksummedVersion) {
     return read_vlen_strings(ds.get(), path, name, file_bytes);  // never H5Dread: see vlen_strings.h
   }
-  auto dims = h5::dims_of(ds.get());
-  h5::Handle type = h5::make<DataError>(H5Dget_type(ds.get()), H5Tclose, path);
-  const size_t width = H5Tget_class(type.get()) == H5T_STRING ? H5Tget_size(type.get()) : 0;
-  if (dims.size() != 1 || width == 0 || H5Tis_variable_str(type.get()) != 0) {
-    STRATA_THROW(DataError, "{}: dataset /{} must be a list of fixed-length strings", path, name);
-  }
-  std::vector<char> flat(dims[0] * width + 1, '\0');
-  if (dims[0] > 0) {
-    h5::check<DataError>(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, flat.data()),
-                         fmt::format("{}: reading dataset /{}", path, name));
-  }
-  std::vector<std::string> out;
-  for (size_t i = 0; i < dims[0]; ++i) out.emplace_back(flat.data() + i * width, strnlen(flat.data() + i * width, width));
-  return out;
-}
-
-// Case names index the splits and every per-case decision: two cases with one name
-// would let one case sit in both train and val unseen.
-void SliceStore::Impl::check_unique_names() const {
-  std::map<std::string, size_t> first;
-  for (size_t c = 0; c < cases.size(); ++c) {
-    auto [it, fresh] = first.emplace(cases[c], c);
-    if (!fresh) {
-      STRATA_THROW(DataError, "{}: /{} names cases {} and {} both '{}': case names must be unique; the file is "
-                   "corrupt", path, format::kCaseNames, it->second, c, cases[c]);
-    }
-  }
+  return packed::read_fixed_names(file.get(), path, name);
 }
 
 void SliceStore::Impl::read_case_sources() {
@@ -457,15 +382,7 @@ void SliceStore::Impl::check_channel_names() const {
 
 // The members of /splits, in name order: the splits are the writer's.
 std::vector<std::string> SliceStore::Impl::split_names_in_file() const {
-  if (H5Lexists(file.get(), format::kSplits, H5P_DEFAULT) <= 0) {
-    h5::error_text();
-    STRATA_THROW(DataError, "{}: group /{} is missing", path, format::kSplits);
-  }
-  const std::string where = fmt::format("{}: group /{}", path, format::kSplits);
-  h5::Handle group = h5::make<DataError>(H5Gopen2(file.get(), format::kSplits, H5P_DEFAULT), H5Gclose, where);
-  std::vector<std::string> names = h5::member_names(group.get(), where);
-  if (names.empty()) STRATA_THROW(DataError, "{} holds no split", where);
-  return names;
+  return packed::split_names(file.get(), path);
 }
 
 void SliceStore::Impl::read_splits() {
@@ -758,17 +675,10 @@ std::vector<int32_t> SliceStore::cases_of(const std::vector<int64_t>& slices) co
   return out;
 }
 
-std::vector<std::string> SliceStore::split_names() const {
-  std::vector<std::string> names;
-  for (const auto& s : impl_->splits) names.push_back(s.name);
-  return names;
-}
+std::vector<std::string> SliceStore::split_names() const { return packed::names_of(impl_->splits); }
 
 const SplitInfo& SliceStore::split_info(const std::string& name) const {
-  for (const auto& s : impl_->splits) {
-    if (s.name == name) return s;
-  }
-  STRATA_THROW(DataError, "{}: no split '{}' (it has: {})", impl_->path, name, fmt::join(split_names(), ", "));
+  return packed::find_split(impl_->splits, impl_->path, name);
 }
 
 void SliceStore::read(const int64_t* indices, int64_t n, c10::Half* images, uint8_t* labels) const {
@@ -856,12 +766,7 @@ VerifyReport SliceStore::verify(const std::function<void(int64_t, int64_t)>& pro
     report.bytes += stored_bytes + label_bytes();
     if (progress) progress(i + 1, m.n);
   }
-  for (size_t s = 0; s < m.splits.size(); ++s) {
-    if (counts[s] != m.splits[s].class_voxels) {
-      STRATA_THROW(DataError, "{}: split '{}' holds class pixel counts [{}] but the file records [{}]", m.path,
-                   m.splits[s].name, fmt::join(counts[s], ", "), fmt::join(m.splits[s].class_voxels, ", "));
-    }
-  }
+  packed::check_class_counts(m.splits, counts, m.path, "pixel");
   report.seconds = clock.seconds();
   return report;
 }

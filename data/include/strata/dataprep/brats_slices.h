@@ -10,6 +10,7 @@
 namespace strata::dataprep::brats_slices {
 
 inline constexpr const char* kFormatName = "strata.brats.slices";  // root attribute `format`
+inline constexpr const char* kVolumeFormatName = "strata.brats.volumes";  // the same, of packed volumes
 inline constexpr int kChannels = 4;    // modalities per slice, in kModalities order
 inline constexpr int kNumClasses = 4;  // stored label values 0..3
 inline constexpr std::array<const char*, kChannels> kModalities = {"t1", "t1ce", "t2", "flair"};

@@ -62,6 +62,20 @@ torch::Tensor stack_context(const torch::Tensor& slices, int64_t context);
 // Step 4 for a label volume (classes 0..3, same voxel order): uint8 [k, size, size].
 torch::Tensor slice_labels(const std::vector<uint8_t>& labels, const CaseGeometry& g, const std::vector<int32_t>& z);
 
+// The 3D path (packed volumes, data/FORMAT.md): steps 1-2, then the case cropped to the
+// brain's bounding box over all three axes (no padding, no resizing), images rounded
+// to float16 as stored.
+struct BrainBox {
+  std::array<int64_t, 3> lo{};    // first voxel of the box as (k, j, i)
+  std::array<int64_t, 3> size{};  // the box's size (D, H, W) along k, j, i
+};
+// The box of the voxels where any modality is non-zero (NormalisedCase::brain).
+BrainBox brain_box(const NormalisedCase& c);
+// float32 [4, D, H, W] (values rounded to float16): the normalised modalities in `box`.
+torch::Tensor crop_images(const NormalisedCase& c, const BrainBox& box);
+// uint8 [D, H, W]: the labels (source voxel order, of `dims`) in `box`.
+torch::Tensor crop_labels(const std::vector<uint8_t>& labels, const Dims3& dims, const BrainBox& box);
+
 // The inverse: probabilities [nz, K, size, size] (float, any device) of every axial slice
 // to a class volume (classes 0..K-1, voxel order of the source, 0 outside `brain`).
 std::vector<uint8_t> labels_from_probabilities(const torch::Tensor& probs, const CaseGeometry& g,

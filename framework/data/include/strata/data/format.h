@@ -70,4 +70,18 @@ inline constexpr int64_t kFirstChecksummedVersion = 3;  // fixed-length names, m
 inline constexpr const char* kAttrSplitCases = "cases";                // int64: cases in the split
 inline constexpr const char* kAttrSplitClassVoxels = "class_voxels";  // int64 [K]: pixels per class
 
+// Packed volumes (FORMAT.md, "Packed volumes"; read by VolumeStore, volume_store.h):
+// whole cases cropped to the brain, one group per case. Its own version line: the root
+// datasets case_names and case_dims .. case_sform, /splits and the root attributes
+// above are shared with the slices where they apply (/splits holds case indices).
+inline constexpr const char* kVolumeFormatSuffix = ".volumes";  // `format`: "strata.<content>.volumes"
+inline constexpr int64_t kVolumeFormatVersion = 1;              // root attribute `format_version`
+inline constexpr const char* kCases = "cases";                  // group: one group per case, named "0", "1", ...
+inline constexpr const char* kCaseImage = "image";              // float16 [C, D, H, W], in each case group
+inline constexpr const char* kCaseLabel = "label";              // uint8 [D, H, W] class indices
+inline constexpr const char* kCaseClassLocations = "class_locations";  // group: int32 [n, 3] per class "1" .. "K-1"
+inline constexpr int64_t kVolumeChunk = 32;                     // chunk side along D, H and W (clipped to the shape)
+inline constexpr const char* kCaseCropLo = "case_crop_lo";      // int32 [C, 3]: first source voxel (k, j, i) stored
+inline constexpr const char* kCaseShape = "case_shape";         // int32 [C, 3]: stored D, H, W
+
 }  // namespace strata::data::format

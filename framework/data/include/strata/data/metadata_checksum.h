@@ -1,7 +1,9 @@
 // The packed file's metadata checksum (format version 3, data/FORMAT.md): CRC-32
 // (zlib) over every object of the file except the slice data (/images and /labels,
 // which carry Fletcher-32 per chunk): each object's path, each attribute's name, type
-// and value, and each dataset's type, shape and stored bytes, in name order. The packer
+// and value, and each dataset's type, shape and stored bytes, in name order. In a file
+// of packed volumes the datasets under /cases (images, labels, class locations, with
+// Fletcher-32 per chunk) are left out the same way; their paths and attributes count. The packer
 // stores it in the root attribute `metadata_checksum`; SliceStore recomputes it on
 // open, so a changed case name, split, geometry value or attribute is an error.
 //

@@ -27,7 +27,9 @@
 // its volume or on a voxel of another class, a metadata checksum mismatch, a chunk
 // checksum mismatch or a label outside the label map is a DataError naming the file and,
 // for case data, the case (index and name) and the dataset. Everything but the chunk
-// checksums and label values is checked on open; verify() checks those.
+// checksums, the label values and the class at each class location (which need every
+// label chunk) is checked on open; verify() checks those, and read_box checks the chunks
+// and labels it reads. A file of packed slices is a DataError that says so.
 #pragma once
 
 #include "strata/data/slice_store.h"  // StoreInfo, CaseSource-like geometry, VerifyReport
@@ -111,6 +113,8 @@ class VolumeStore {
   VerifyReport verify(const std::function<void(int64_t, int64_t)>& progress = {}) const;
 
  private:
+  void verify_case(int64_t c, VerifyReport& report, std::vector<int64_t>* counts) const;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
