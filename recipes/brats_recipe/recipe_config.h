@@ -7,6 +7,7 @@
 #include "strata/data/data_config.h"
 #include "strata/nn/loss.h"
 #include "strata/nn/unet.h"
+#include "strata/nn/unet3d.h"
 #include "strata/eval/eval_config.h"
 #include "strata/train/train_config.h"
 
@@ -71,10 +72,38 @@ struct LogConfig {
   }
 };
 
+// The `model` section: which registered network (model.name) and its architecture. The
+// keys are the 2D U-Net's (nn::UNetConfig, the defaults) plus `activation`; a 3D recipe
+// sets name: unet3d and its widths and norm (recipes/cpu_smoke3d.yaml, brats_unet3d.yaml).
+// Checkpoints record the chosen network's own section (unet2d(), unet3d()).
+struct ModelConfig : nn::UNetConfig {
+  std::string name = "unet2d";         // unet2d (slices, 2.5D) | unet3d (patches of packed volumes)
+  std::string activation = "default";  // default (unet2d: relu, unet3d: leaky_relu) | relu | leaky_relu (unet3d)
+
+  template <class V>
+  void visit(V& v) {
+    v("name", name, "unet2d (2D and 2.5D slices) | unet3d (3D patches of a `pack --volumes` file)",
+      core::one_of({"unet2d", "unet3d"}));
+    nn::UNetConfig::visit(v);
+    v("activation", activation, "default (unet2d: relu, unet3d: leaky_relu, slope 0.01) | relu | leaky_relu (unet3d only)",
+      core::one_of({"default", "relu", "leaky_relu"}));
+  }
+  void validate() const;
+
+  bool is_3d() const { return name == "unet3d"; }
+  // The 2D network's section (ConfigError naming model.activation when it asks for leaky_relu).
+  nn::UNetConfig unet2d() const;
+  nn::UNet3dConfig unet3d() const;
+  // The section of the network model.name names, as checkpoints record it.
+  std::string section_yaml() const;
+  // Back from a checkpoint's section: `yaml` holds the section of network `network`.
+  static ModelConfig from_section(const std::string& network, const std::string& yaml, const std::string& source);
+};
+
 struct RecipeConfig {
   RunConfig run;  // where and how the run happens
   LogConfig log;  // TensorBoard, progress.png
-  nn::UNetConfig model;  // the U-Net: widths, norm, dropout, memory format
+  ModelConfig model;     // the network: name (unet2d | unet3d), widths, norm, dropout, memory format
   nn::LossConfig loss;   // training loss: type, class weights, smooth, cross-entropy term
   data::DataConfig data;  // the packed file and the input pipeline
   train::TrainConfig train;  // optimiser, epochs, mixed precision, gradient sync
@@ -88,7 +117,7 @@ struct RecipeConfig {
   void visit(V& v) {
     v("run", run, "where and how the run happens");
     v("log", log, "what rank 0 draws as the run goes: TensorBoard events, progress.png");
-    v("model", model, "the U-Net: widths, norm, dropout, memory format");
+    v("model", model, "the network: name (unet2d | unet3d), widths, norm, activation, dropout, memory format");
     v("loss", loss, "training loss: type, class weights, smooth, cross-entropy term");
     v("data", data, "the packed file and the input pipeline");
     v("train", train, "optimiser, epochs, mixed precision, gradient sync");

@@ -1,12 +1,14 @@
 // Recipe -> framework setup (see setup.h).
 #include "brats_recipe/setup.h"
 
+#include "strata/brats/patch_task.h"
 #include "strata/brats/slice_task.h"
 
 #include "strata/core/log.h"
 #include "strata/model/checkpoint.h"
 #include "strata/model/model_loader.h"
 #include "strata/model/state_dict.h"
+#include "strata/nn/model_registry.h"
 #include "strata/train/task_registry.h"
 
 #include <yaml-cpp/yaml.h>
@@ -20,10 +22,20 @@ namespace {
 brats::SliceTaskSetup slice_task_setup(const RecipeConfig& config) {
   brats::SliceTaskSetup task;
   task.data = config.data;
-  task.model = config.model;
+  task.model = config.model.unet2d();
   task.loss = config.loss;
   task.metrics = config.eval.metrics;
   task.val_batch_size = config.train.val_batch_size;
+  return task;
+}
+
+brats::PatchTaskSetup patch_task_setup(const RecipeConfig& config) {
+  brats::PatchTaskSetup task;
+  task.data = config.data;
+  task.model = config.model.unet3d();
+  task.loss = config.loss;
+  task.metrics = config.eval.metrics;
+  task.window = eval::SlidingWindowOptions{config.eval.roi, config.eval.overlap, config.eval.sw_batch, false};
   return task;
 }
 
@@ -36,10 +48,18 @@ void register_recipe_tasks() {
                            return std::make_shared<brats::SliceTask>(
                                slice_task_setup(core::parse_config<RecipeConfig>(args.config_yaml)));
                          });
+    train::register_task(kPatchTask,
+                         "BraTS 3D patches: 3D U-Net, Dice losses, the packed volume file, sliding-window validation",
+                         [](const train::TaskArgs& args) {
+                           return std::make_shared<brats::PatchTask>(
+                               patch_task_setup(core::parse_config<RecipeConfig>(args.config_yaml)));
+                         });
   });
 }
 
 }  // namespace
+
+const char* task_name(const RecipeConfig& config) { return config.model.is_3d() ? kPatchTask : kSliceTask; }
 
 train::TrainerSetup trainer_setup(const RecipeConfig& config) {
   register_recipe_tasks();
@@ -49,7 +69,7 @@ train::TrainerSetup trainer_setup(const RecipeConfig& config) {
   s.device = config.run.device;
   s.backend = config.run.backend;
   s.config_yaml = core::to_yaml(config);
-  s.task = train::make_task(kSliceTask, train::TaskArgs{s.config_yaml});
+  s.task = train::make_task(task_name(config), train::TaskArgs{s.config_yaml});
   s.loss_reduce = config.loss.reduce;
   s.train = config.train;
   s.sched = config.sched;
@@ -64,7 +84,13 @@ void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpo
   }
   auto archive = model::open_checkpoint(checkpoint, torch::Device(torch::kCPU));
   model::CheckpointMeta meta = model::read_meta(archive, checkpoint);
-  nn::UNetConfig stored = model::stored_unet_config(meta, checkpoint);
+  // Checkpoints written before 3D record no network name: they all hold a unet2d.
+  ModelConfig stored;
+  if (meta.model_name.empty() || meta.model_name == nn::kUNet2d) {
+    static_cast<nn::UNetConfig&>(stored) = model::stored_unet_config(meta, checkpoint);
+  } else {
+    stored = ModelConfig::from_section(meta.model_name, meta.model_yaml, "the model section of " + checkpoint);
+  }
   std::string mine = core::to_yaml(config.model), theirs = core::to_yaml(stored);
   if (mine != theirs) {
     core::log0("model: taken from {} (the recipe's model section differs: {})", checkpoint,

@@ -12,6 +12,9 @@ namespace strata::recipes {
 
 // The task brats_recipe trains (registered by name: train/task_registry.h).
 inline constexpr const char* kSliceTask = "brats_slices";
+inline constexpr const char* kPatchTask = "brats_patches";
+// The task a recipe trains: brats_patches for model.name unet3d, brats_slices otherwise.
+const char* task_name(const RecipeConfig& config);
 
 // The Trainer's inputs from the recipe's sections; the task is built by name from the
 // resolved config.

@@ -1,12 +1,22 @@
 // Options of the input pipeline's parts from the `data.` config section.
 #include "strata/data/data_config.h"
 
+#include <algorithm>
+
 namespace strata::data {
 
 SliceStoreOptions store_options(const DataConfig& config) {
   SliceStoreOptions o;
   o.read_path = parse_read_path(config.read_path);
   o.context = config.context;
+  return o;
+}
+
+PatchOptions patch_options(const DataConfig& config) {
+  PatchOptions o;
+  std::copy(config.patch.size.begin(), config.patch.size.end(), o.patch_size.begin());
+  o.foreground = config.patch.foreground;
+  o.patches_per_case = config.patch.per_case;
   return o;
 }
 

@@ -13,6 +13,7 @@
 
 #include "strata/core/config.h"
 #include "strata/data/augment.h"
+#include "strata/data/patch_sampler.h"
 #include "strata/data/prefetcher.h"
 #include "strata/data/shard_sampler.h"
 #include "strata/data/slice_store.h"
@@ -24,6 +25,23 @@
 #include <string>
 
 namespace strata::data {
+
+// Keys under data.patch: the 3D crops a model.name unet3d run trains on (PatchSampler).
+struct PatchConfig {
+  std::vector<int64_t> size{128, 128, 128};  // crop (D, H, W) in voxels; sides multiples of the model's size multiple
+  double foreground = 1.0 / 3.0;             // fraction of crops centred on a tumour voxel (nnU-Net: 0.33)
+  int64_t per_case = 1;                      // crops of each training case per epoch
+
+  template <class V>
+  void visit(V& v) {
+    v("size", size, "crop (D, H, W) in voxels; sides multiples of 2^(levels-1) of the model",
+      core::all_of(core::length_in<int64_t>(3, 3), core::each(core::at_least<int64_t>(1))));
+    v("foreground", foreground,
+      "fraction of crops centred on a tumour voxel of a class drawn evenly among the case's classes (nnU-Net: 0.33)",
+      core::in_range(0.0, 1.0));
+    v("per_case", per_case, "crops of each training case per epoch", core::in_range<int64_t>(1, 100000));
+  }
+};
 
 struct DataConfig {
   std::string path = "runs/demo-data/brats128.h5";  // packed slice file (brats_recipe pack)
@@ -38,10 +56,11 @@ struct DataConfig {
   std::string image_dtype = "float32"; // images on the device: float32 | float16 (as stored)
   int64_t context = 1;                 // 2.5D: slices per sample, the centre and (k-1)/2 neighbours each side as channels
   AugmentConfig augment;               // training-time augmentation
+  PatchConfig patch;                   // 3D crops (model.name unet3d, a packed volume file)
 
   template <class V>
   void visit(V& v) {
-    v("path", path, "packed slice file (brats_recipe pack)");
+    v("path", path, "packed file: slices (brats_recipe pack) or volumes (pack --volumes, for model.name unet3d)");
     v("batch_size", batch_size, "slices per batch on each rank", core::in_range<int64_t>(1, 65536));
     v("workers", workers, "reader threads per rank", core::in_range(1, 256));
     v("prefetch", prefetch, "batches read ahead of the step (queue depth)", core::in_range(1, 1024));
@@ -56,10 +75,12 @@ struct DataConfig {
       core::all_of<int64_t>(core::in_range<int64_t>(1, 15),
                             [](const int64_t& k) { return k % 2 == 1 ? std::string() : std::string("must be odd"); }));
     v("augment", augment, "training-time augmentation");
+    v("patch", patch, "3D crops of a packed volume file (model.name: unet3d)");
   }
 };
 
 SliceStoreOptions store_options(const DataConfig& config);
+PatchOptions patch_options(const DataConfig& config);
 // Training sampler options; `seed` is the run seed (the same on every rank).
 SamplerOptions sampler_options(const DataConfig& config, uint64_t seed);
 // Prefetcher options for `device`; `augment` (Augment, Augment3d) may be null (validation).
