@@ -155,6 +155,7 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
     RecipeConfig config = cli.resolve(resolved, stored_config(o->checkpoint, resolved), "config of " + o->checkpoint);
     cli.check_storage(config, /*run_dir=*/false);
     take_model_from_checkpoint(config, o->checkpoint);
+    refuse_3d(config, o->checkpoint);
     core::log0("resolved config (hash {}):\n{}", core::hash_hex(core::config_hash(config)), core::to_yaml(config));
 
     comm::World& world = cli.world();

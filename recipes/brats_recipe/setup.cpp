@@ -104,6 +104,13 @@ void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpo
   }
 }
 
+void refuse_3d(const RecipeConfig& config, const std::string& checkpoint) {
+  STRATA_CHECK_AS(ConfigError, !config.model.is_3d(),
+                  "'{}' holds a unet3d model; this command takes unet2d models (slices, 2.5D) only. A unet3d run is "
+                  "scored by its sliding-window validation (metrics.jsonl)",
+                  checkpoint);
+}
+
 int64_t trained_context(const model::CheckpointMeta& meta, const std::string& checkpoint) {
   // Only this key: a config written by an older version may hold keys this one dropped.
   if (meta.config_yaml.empty()) return 1;

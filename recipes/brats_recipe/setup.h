@@ -26,6 +26,11 @@ train::TrainerSetup trainer_setup(const RecipeConfig& config);
 // when the file is missing, unreadable or not a Strata checkpoint.
 void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpoint);
 
+// A ConfigError when `config` (its model taken from `checkpoint`) is a unet3d: evaluate,
+// predict and export take unet2d models (slices, 2.5D) only; a 3D run is scored by its
+// sliding-window validation.
+void refuse_3d(const RecipeConfig& config, const std::string& checkpoint);
+
 // The data.context of the run that wrote a checkpoint (1 when its config does not
 // record one: every checkpoint written before 2.5D).
 int64_t trained_context(const model::CheckpointMeta& meta, const std::string& checkpoint);

@@ -26,14 +26,14 @@ expect_log "UNet3d(in 4, classes 4"; expect_log "16x16x16 patches"; expect_log "
 
 run again $MPI_LAUNCH2 "$B" train "${small[@]}" --set "run.dir=$OUT/again" --set train.epochs=2 --set data.workers=2
 expect_rc 0
-losses() { grep -o '"loss": *[-0-9.e]*' "$1/metrics.jsonl"; }
+losses() { grep -o '"train_loss": *[-0-9.e]*' "$1/metrics.jsonl"; }
 [ -n "$(losses "$OUT/run")" ] && [ "$(losses "$OUT/run")" = "$(losses "$OUT/again")" ] \
   || fail "two identical 3D runs differ: $(losses "$OUT/run" | tr '\n' ' ') against $(losses "$OUT/again" | tr '\n' ' ')"
 
 run resume $MPI_LAUNCH2 "$B" train "${small[@]}" --set "run.dir=$OUT/run" --set train.epochs=3 --resume
 expect_rc 0
 expect_log "epoch 3/3: loss"
-run finetune "$B" train "${small[@]}" --set "run.dir=$OUT/ft" --set train.epochs=1 --checkpoint "$OUT/run/best.pt"
+run finetune "$B" finetune "${small[@]}" --set "run.dir=$OUT/ft" --set train.epochs=1 --checkpoint "$OUT/run/best.pt"
 expect_rc 0
 expect_log "initialised the model from $OUT/run/best.pt"
 run bench "$B" bench "${small[@]}" --set "run.dir=$OUT/bench" --steps 3 --warmup 1 --json "$OUT/bench.json"

@@ -70,11 +70,9 @@ class PatchTask::Batches : public train::BatchSource {
                     d.batch_size, c.world_size);
     sampler_ = std::make_unique<data::ShardSampler>(patches_->num_items(), c.rank, c.world_size,
                                                     data::sampler_options(d, c.seed));
-    std::shared_ptr<const data::BatchAugment> augment;
-    auto augment3d = std::make_shared<const data::Augment3d>(d.augment, c.seed, c.rank);
-    if (augment3d->active()) augment = augment3d;
-    loader_ = std::make_unique<data::Prefetcher>(std::make_shared<data::PatchSource>(store, patches_),
-                                                 data::prefetch_options(d, c.device, augment));
+    loader_ = std::make_unique<data::Prefetcher>(
+        std::make_shared<data::PatchSource>(store, patches_),
+        data::prefetch_options(d, c.device, data::make_augment3d(d.augment, c.seed, c.rank)));
     size_ = d.patch.size;
   }
 

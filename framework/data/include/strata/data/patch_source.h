@@ -25,7 +25,7 @@ class PatchSource final : public SampleSource {
   void read(const int64_t* keys, int64_t n, c10::Half* images, uint8_t* labels) const override;
   // "patch 17 of epoch 2 (case 3 (BraTS2021_00003), origin [-4, 10, 12])".
   std::string describe(int64_t key) const override;
-  std::string name() const override { return store_->path(); }
+  std::string source_name() const override { return store_->path(); }
 
  private:
   std::shared_ptr<const VolumeStore> store_;
