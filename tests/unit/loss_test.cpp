@@ -180,6 +180,26 @@ TEST(LossTest, BadInputsAreDataErrorsNamingShapes) {
   EXPECT_CONTAINS(error_of([&] { soft_dice_per_class(logits, bad, 1); }), "from -1 to 3");
 }
 
+TEST(LossTest, PatchesAreSummedOverEveryVoxel) {
+  // [B, C, D, H, W] patches: the loss of the depth slices laid side by side as one
+  // [B, C, D*H, W] batch (the same voxels, the same sums), for every type.
+  torch::manual_seed(9);
+  torch::Tensor logits = torch::randn({2, 4, 3, 2, 5}, torch::kDouble);
+  torch::Tensor target = torch::randint(0, 4, {2, 3, 2, 5}, torch::kLong);
+  for (const char* type : {"multi_dice", "weighted_dice", "cross_entropy"}) {
+    LossConfig config;
+    config.type = type;
+    auto loss = make_loss(config, 4);
+    EXPECT_NEAR((*loss)(logits, target).item<double>(),
+                (*loss)(logits.reshape({2, 4, 6, 5}), target.reshape({2, 6, 5})).item<double>(), 1e-14)
+        << type;
+  }
+  auto loss = make_loss(LossConfig{}, 4);
+  EXPECT_CONTAINS(error_of([&] { (*loss)(logits, target.view({2, 6, 5})); }),
+                  "do not match logits [2, 4, 3, 2, 5]: expected int64 [B, D, H, W] = [2, 3, 2, 5]");
+  EXPECT_CONTAINS(error_of([&] { (*loss)(logits.unsqueeze(2), target); }), "or [B, C, D, H, W] tensor");
+}
+
 TEST(LossTest, FactoryErrorsNameTheKey) {
   LossConfig config;
   config.type = "focal";

@@ -33,14 +33,16 @@ const std::vector<double>& necrotic_weights() {
 namespace {
 
 void check_inputs(const torch::Tensor& logits, const torch::Tensor& target) {
-  STRATA_CHECK_AS(DataError, logits.dim() == 4 && at::isFloatingType(logits.scalar_type()),
-                  "loss: logits of shape {} and dtype {}: expected a floating [B, C, H, W] tensor", logits.sizes(),
-                  c10::toString(logits.scalar_type()));
-  STRATA_CHECK_AS(DataError,
-                  target.scalar_type() == torch::kLong && target.dim() == 3 && target.size(0) == logits.size(0) &&
-                      target.size(1) == logits.size(2) && target.size(2) == logits.size(3),
-                  "loss: labels of shape {} and dtype {} do not match logits {}: expected int64 [B, H, W]",
-                  target.sizes(), c10::toString(target.scalar_type()), logits.sizes());
+  // [B, C, H, W] slices or [B, C, D, H, W] patches: labels are the logits without C.
+  STRATA_CHECK_AS(DataError, (logits.dim() == 4 || logits.dim() == 5) && at::isFloatingType(logits.scalar_type()),
+                  "loss: logits of shape {} and dtype {}: expected a floating [B, C, H, W] or [B, C, D, H, W] tensor",
+                  logits.sizes(), c10::toString(logits.scalar_type()));
+  std::vector<int64_t> expected = logits.sizes().vec();
+  expected.erase(expected.begin() + 1);
+  STRATA_CHECK_AS(DataError, target.scalar_type() == torch::kLong && target.sizes().vec() == expected,
+                  "loss: labels of shape {} and dtype {} do not match logits {}: expected int64 {} = {}",
+                  target.sizes(), c10::toString(target.scalar_type()), logits.sizes(),
+                  logits.dim() == 5 ? "[B, D, H, W]" : "[B, H, W]", expected);
   STRATA_CHECK_AS(DataError, target.device() == logits.device(), "loss: labels on {} but logits on {}",
                   target.device().str(), logits.device().str());
   const int64_t classes = logits.size(1);
@@ -74,9 +76,10 @@ torch::Tensor dice_sums(const torch::Tensor& logits, const torch::Tensor& target
   const int64_t classes = logits.size(1);
   torch::Tensor p = torch::softmax(logits.to(compute_dtype(logits)), 1);
   // One-hot by comparison rather than scatter: no index can go out of bounds.
-  torch::Tensor onehot =
-      (target.unsqueeze(1) == torch::arange(classes, target.options()).view({1, classes, 1, 1})).to(p.scalar_type());
-  const std::vector<int64_t> dims{0, 2, 3};
+  std::vector<int64_t> shape(static_cast<size_t>(logits.dim()), 1), dims{0};
+  shape[1] = classes;
+  torch::Tensor onehot = (target.unsqueeze(1) == torch::arange(classes, target.options()).view(shape)).to(p.scalar_type());
+  for (int64_t d = 2; d < logits.dim(); ++d) dims.push_back(d);  // every pixel (voxel) of every sample
   torch::Tensor intersection = (p * onehot).sum(dims);
   torch::Tensor denominator = p.sum(dims) + onehot.sum(dims);
   return torch::cat({intersection, denominator});
