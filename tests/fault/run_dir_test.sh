@@ -8,7 +8,8 @@
 #     relative run.dir resumes a run made with an absolute one;
 #   - Ctrl-C (SIGINT) in a run without mpirun stops at the next step with a checkpoint
 #     (tests/unit/signals_test.cpp checks that a second one ends the process at once);
-#   - metrics.jsonl on a full disk is an I/O error naming it and ENOSPC, not a lost line.
+#   - metrics.jsonl and the sample log on a full disk are I/O errors naming the file and ENOSPC,
+#     not lost lines.
 source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
@@ -53,8 +54,12 @@ wait_for_lines "$OUT/single/metrics.jsonl" 1 120 || fail "the single-rank run lo
 kill -INT $pid; wait $pid; RC=$?
 expect_rc 0; expect_log "stop requested (SIGINT): wrote $OUT/single/last.pt"
 
-# 5. metrics.jsonl on a full disk (/dev/full): the epoch's line is not lost silently.
+# 5. metrics.jsonl and the sample log on a full disk (/dev/full): no line is lost silently.
 mkdir -p "$OUT/full" && ln -s /dev/full "$OUT/full/metrics.jsonl"
 run full_metrics "$B" train "${common[@]}" --set "run.dir=$OUT/full" --set train.epochs=1
-expect_rc 1; expect_log "I/O error: cannot append to $OUT/full/metrics.jsonl: No space left on device"
+expect_rc 1; expect_log "I/O error: cannot append to the metrics log '$OUT/full/metrics.jsonl': No space left on device"
+mkdir -p "$OUT/full_samples/samples" && ln -s /dev/full "$OUT/full_samples/samples/rank-0.txt"
+run full_samples "$B" train "${common[@]}" --set "run.dir=$OUT/full_samples" --set train.epochs=1 --set run.sample_log=true
+expect_rc 1
+expect_log "I/O error: cannot append to the sample log '$OUT/full_samples/samples/rank-0.txt': No space left on device"
 finish

@@ -169,8 +169,8 @@ TEST(LossTest, BadInputsAreDataErrorsNamingShapes) {
                     (*loss)(logits, labels().view({2, 3, 2}));
                   }),
                   "[2, 3, 2] and dtype Long do not match");
-  EXPECT_CONTAINS(error_of([&] { (*loss)(logits, labels().to(torch::kInt)); }), "expected int64 [B, H, W]");
-  EXPECT_CONTAINS(error_of([&] { (*loss)(logits.view({2, 4, 6}), labels()); }), "expected a floating [B, C, H, W]");
+  EXPECT_CONTAINS(error_of([&] { (*loss)(logits, labels().to(torch::kInt)); }), "expected int64 [2, 2, 3]");
+  EXPECT_CONTAINS(error_of([&] { (*loss)(logits.view({2, 4, 6}), labels()); }), "expected a floating [B, C, H, W] or [B, C, D, H, W]");
   EXPECT_CONTAINS(error_of([&] { (*loss)(torch::zeros({2, 3, 2, 3}), labels()); }), "logits have 3 classes");
   torch::Tensor bad = labels().clone();
   bad[1][1][2] = 7;
@@ -178,26 +178,6 @@ TEST(LossTest, BadInputsAreDataErrorsNamingShapes) {
                   "labels must lie in [0, 4) for 4 classes, found values from 0 to 7");
   bad[1][1][2] = -1;
   EXPECT_CONTAINS(error_of([&] { soft_dice_per_class(logits, bad, 1); }), "from -1 to 3");
-}
-
-TEST(LossTest, PatchesAreSummedOverEveryVoxel) {
-  // [B, C, D, H, W] patches: the loss of the depth slices laid side by side as one
-  // [B, C, D*H, W] batch (the same voxels, the same sums), for every type.
-  torch::manual_seed(9);
-  torch::Tensor logits = torch::randn({2, 4, 3, 2, 5}, torch::kDouble);
-  torch::Tensor target = torch::randint(0, 4, {2, 3, 2, 5}, torch::kLong);
-  for (const char* type : {"multi_dice", "weighted_dice", "cross_entropy"}) {
-    LossConfig config;
-    config.type = type;
-    auto loss = make_loss(config, 4);
-    EXPECT_NEAR((*loss)(logits, target).item<double>(),
-                (*loss)(logits.reshape({2, 4, 6, 5}), target.reshape({2, 6, 5})).item<double>(), 1e-14)
-        << type;
-  }
-  auto loss = make_loss(LossConfig{}, 4);
-  EXPECT_CONTAINS(error_of([&] { (*loss)(logits, target.view({2, 6, 5})); }),
-                  "do not match logits [2, 4, 3, 2, 5]: expected int64 [B, D, H, W] = [2, 3, 2, 5]");
-  EXPECT_CONTAINS(error_of([&] { (*loss)(logits.unsqueeze(2), target); }), "or [B, C, D, H, W] tensor");
 }
 
 TEST(LossTest, FactoryErrorsNameTheKey) {
@@ -260,6 +240,25 @@ TEST(LossTest, SumsOfTwoBatchesAreTheSumsOfTheirConcatenation) {
       EXPECT_GT(std::abs(mean - whole.item<double>()), 1e-4) << config.type;
     }
   }
+}
+
+TEST(LossTest, VolumesGiveTheLossOfTheirSlicesStackedInOnePlane) {
+  // A [B, C, D, H, W] batch sums over D, H and W: the same as its D slices laid side by
+  // side in one [B, C, D * H, W] plane, for every type.
+  torch::manual_seed(9);
+  torch::Tensor logits = torch::randn({2, 4, 3, 2, 5}, torch::kDouble);
+  torch::Tensor target = torch::randint(0, 4, {2, 3, 2, 5}, torch::kLong);
+  std::vector<LossConfig> configs(3);
+  configs[1].type = "weighted_dice";
+  configs[2].type = "cross_entropy";
+  for (const auto& config : configs) {
+    auto loss = make_loss(config, 4);
+    torch::Tensor volume = (*loss)(logits, target);
+    torch::Tensor plane = (*loss)(logits.reshape({2, 4, 6, 5}), target.reshape({2, 6, 5}));
+    EXPECT_NEAR(volume.item<double>(), plane.item<double>(), 1e-14) << config.type;
+  }
+  EXPECT_CONTAINS(error_of([&] { (*make_loss(LossConfig{}, 4))(logits, target.reshape({2, 6, 5})); }),
+                  "expected int64 [2, 3, 2, 5]");
 }
 
 }  // namespace

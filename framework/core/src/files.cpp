@@ -62,6 +62,23 @@ void write_file_atomic(const std::string& path, std::string_view content, std::s
   file.commit();
 }
 
+void append_file(const std::string& path, std::string_view text, std::string_view what) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int err = fd < 0 ? errno : 0;
+  size_t done = 0;
+  while (err == 0 && done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : EIO;
+    } else {
+      done += static_cast<size_t>(n);
+    }
+  }
+  if (fd >= 0 && ::close(fd) != 0 && err == 0) err = errno;
+  if (err != 0) STRATA_THROW(IoError, "cannot append to the {} '{}': {}", what, path, std::strerror(err));
+}
+
 AtomicFile::AtomicFile(const std::string& path, std::string_view what)
     : path_(path), tmp_(temporary_name(path)), what_(what) {
   const fs::path target(path);

@@ -155,6 +155,8 @@ CheckpointMeta read_meta_fields(torch::serialize::InputArchive& a, const std::st
     c10::IValue v;
     if (a.try_read(key, v) && v.isInt()) *field = v.toInt();
   }
+  c10::IValue name;
+  if (a.try_read("meta.model_name", name) && name.isString()) m.model_name = name.toStringRef();
   c10::IValue best;
   if (a.try_read("meta.best_metric", best) && best.isDouble()) m.best_metric = best.toDouble();
   m.reason = read_string(a, "meta.reason", path);
@@ -169,6 +171,7 @@ void write_meta(torch::serialize::OutputArchive& a, const CheckpointMeta& m) {
   write_string(a, "meta.strata_version", STRATA_VERSION);
   write_string(a, "meta.config", m.config_yaml);
   write_string(a, "meta.model", m.model_yaml);
+  if (!m.model_name.empty()) write_string(a, "meta.model_name", m.model_name);
   a.write("meta.epoch", c10::IValue(m.epoch));
   a.write("meta.step", c10::IValue(m.step));
   a.write("meta.step_in_epoch", c10::IValue(m.step_in_epoch));

@@ -36,6 +36,10 @@ void refuse_non_finite(const torch::nn::Module& model, const std::string& path) 
 }  // namespace
 
 nn::UNetConfig stored_unet_config(const model::CheckpointMeta& meta, const std::string& path) {
+  STRATA_CHECK_AS(CheckpointError, meta.model_name.empty() || meta.model_name == nn::kUNet2d,
+                  "'{}' holds a {} model; this command takes unet2d models (slices, 2.5D) only. A unet3d run is "
+                  "scored by its sliding-window validation (metrics.jsonl)",
+                  path, meta.model_name);
   try {
     nn::UNetConfig config = core::parse_config<nn::UNetConfig>(meta.model_yaml, {}, "model section of " + path);
     config.validate();

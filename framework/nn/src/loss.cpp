@@ -33,16 +33,15 @@ const std::vector<double>& necrotic_weights() {
 namespace {
 
 void check_inputs(const torch::Tensor& logits, const torch::Tensor& target) {
-  // [B, C, H, W] slices or [B, C, D, H, W] patches: labels are the logits without C.
+  // [B, C, spatial...] logits against [B, spatial...] labels: slices (H, W) or volumes (D, H, W).
   STRATA_CHECK_AS(DataError, (logits.dim() == 4 || logits.dim() == 5) && at::isFloatingType(logits.scalar_type()),
                   "loss: logits of shape {} and dtype {}: expected a floating [B, C, H, W] or [B, C, D, H, W] tensor",
                   logits.sizes(), c10::toString(logits.scalar_type()));
   std::vector<int64_t> expected = logits.sizes().vec();
   expected.erase(expected.begin() + 1);
   STRATA_CHECK_AS(DataError, target.scalar_type() == torch::kLong && target.sizes().vec() == expected,
-                  "loss: labels of shape {} and dtype {} do not match logits {}: expected int64 {} = {}",
-                  target.sizes(), c10::toString(target.scalar_type()), logits.sizes(),
-                  logits.dim() == 5 ? "[B, D, H, W]" : "[B, H, W]", expected);
+                  "loss: labels of shape {} and dtype {} do not match logits {}: expected int64 {}", target.sizes(),
+                  c10::toString(target.scalar_type()), logits.sizes(), expected);
   STRATA_CHECK_AS(DataError, target.device() == logits.device(), "loss: labels on {} but logits on {}",
                   target.device().str(), logits.device().str());
   const int64_t classes = logits.size(1);
@@ -76,10 +75,12 @@ torch::Tensor dice_sums(const torch::Tensor& logits, const torch::Tensor& target
   const int64_t classes = logits.size(1);
   torch::Tensor p = torch::softmax(logits.to(compute_dtype(logits)), 1);
   // One-hot by comparison rather than scatter: no index can go out of bounds.
-  std::vector<int64_t> shape(static_cast<size_t>(logits.dim()), 1), dims{0};
-  shape[1] = classes;
-  torch::Tensor onehot = (target.unsqueeze(1) == torch::arange(classes, target.options()).view(shape)).to(p.scalar_type());
-  for (int64_t d = 2; d < logits.dim(); ++d) dims.push_back(d);  // every pixel (voxel) of every sample
+  std::vector<int64_t> class_shape(static_cast<size_t>(logits.dim()), 1);
+  class_shape[1] = classes;
+  torch::Tensor onehot =
+      (target.unsqueeze(1) == torch::arange(classes, target.options()).view(class_shape)).to(p.scalar_type());
+  std::vector<int64_t> dims{0};  // every dimension but the classes'
+  for (int64_t d = 2; d < logits.dim(); ++d) dims.push_back(d);
   torch::Tensor intersection = (p * onehot).sum(dims);
   torch::Tensor denominator = p.sum(dims) + onehot.sum(dims);
   return torch::cat({intersection, denominator});

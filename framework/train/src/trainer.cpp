@@ -5,6 +5,7 @@
 
 #include "strata/core/build_info.h"
 #include "strata/core/error.h"
+#include "strata/core/files.h"
 #include "strata/core/log.h"
 #include "strata/core/progress.h"
 #include "strata/core/signals.h"
@@ -15,6 +16,7 @@
 #include "strata/train/grad_clip.h"
 #include "strata/train/scalar_reader.h"
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 #if STRATA_WITH_CUDA
@@ -22,11 +24,9 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 namespace strata::train {
 namespace {
@@ -229,15 +229,11 @@ std::vector<torch::Tensor> Trainer::grads() const {
 }
 
 void Trainer::log_samples(const std::vector<int64_t>& items) {
-  if (!sample_log_) {
-    const fs::path dir = fs::path(setup_.run_dir) / "samples";
-    fs::create_directories(dir);
-    sample_log_ = std::make_unique<std::ofstream>(dir / fmt::format("rank-{}.txt", world_.rank()), std::ios::app);
-  }
-  *sample_log_ << "epoch " << epoch_ + 1 << " step " << step_ << ":";
-  for (int64_t s : items) *sample_log_ << ' ' << s;
-  *sample_log_ << '\n';
-  sample_log_->flush();  // a killed run must not lose the steps it took
+  const fs::path dir = fs::path(setup_.run_dir) / "samples";
+  fs::create_directories(dir);
+  // One append per step: a killed run keeps the steps it took, a full disk is an error.
+  core::append_file((dir / fmt::format("rank-{}.txt", world_.rank())).string(),
+                    fmt::format("epoch {} step {}: {}\n", epoch_ + 1, step_, fmt::join(items, " ")), "sample log");
 }
 
 torch::Tensor Trainer::train_step(const std::vector<MicroBatch>& micro) {
@@ -391,7 +387,7 @@ void Trainer::stop_for_preemption(const EpochStats& st) {
     write_checkpoint("last.pt", "preempt");
     write_metrics(st, std::nullopt);  // marked partial
     if (setup_.observer) setup_.observer->on_epoch(st, std::nullopt, *this);
-    std::ofstream(dir / "PREEMPTED") << "signal " << stop_signal_ << "\n";
+    core::write_file_atomic((dir / "PREEMPTED").string(), fmt::format("signal {}\n", stop_signal_), "preemption marker");
   }
   world_.barrier();
   core::log0("stop requested ({}): wrote {} at epoch {}, sample {} of {}; resume with --resume (at any "
@@ -463,6 +459,7 @@ void Trainer::write_checkpoint(const std::string& name, const std::string& reaso
   model::CheckpointMeta meta;
   meta.config_yaml = setup_.config_yaml;
   meta.model_yaml = setup_.task->model_section();
+  meta.model_name = setup_.task->model_name();
   meta.epoch = epoch_;
   meta.step = step_;
   const int64_t group = static_cast<int64_t>(world_.size()) * batches_->batch_size();
@@ -502,12 +499,7 @@ void Trainer::write_metrics(const EpochStats& st, const std::optional<Validation
   // in the epoch's order it began.
   if (st.preempted) j["partial"] = true;
   if (st.start_sample > 0) j["start_sample"] = st.start_sample;
-  std::ofstream out(fs::path(setup_.run_dir) / "metrics.jsonl", std::ios::app);
-  errno = 0;
-  out << j.dump() << "\n";
-  out.flush();  // a full disk shows only when the line leaves the stream's buffer
-  STRATA_CHECK_AS(IoError, out.good(), "cannot append to {}/metrics.jsonl: {}", setup_.run_dir,
-                  errno != 0 ? std::strerror(errno) : "write failed");
+  core::append_file((fs::path(setup_.run_dir) / "metrics.jsonl").string(), j.dump() + "\n", "metrics log");
 }
 
 void Trainer::check_resume_config(const model::CheckpointMeta& meta, const std::string& path) const {

@@ -147,8 +147,29 @@ SliceScores SliceTask::score(nn::Model& model, comm::Communicator& comm) {
     acc.add(pred.narrow(0, 0, n), b->labels.narrow(0, 0, n), cases);
   }
   comm.allreduce(acc.state(), comm::ReduceOp::kSum);
+  return scores_of(acc, setup_.metrics);
+}
+
+train::Validation validation_of(const SliceScores& scores) {
+  train::Validation v;
+  v.primary = scores.mean_dice;
+  for (size_t c = 0; c < scores.dice.size(); ++c) {
+    v.scalars.emplace_back("val/dice/" + class_tag(c, scores.dice.size()), scores.dice[c]);
+    v.scalars.emplace_back("val/iou/" + class_tag(c, scores.iou.size()), scores.iou[c]);
+  }
+  v.scalars.emplace_back("val/mean_dice", scores.mean_dice);
+  v.scalars.emplace_back("val/mean_iou", scores.mean_iou);
+  v.record = nlohmann::json{{"dice", scores.dice},           {"iou", scores.iou},
+                            {"mean_dice", scores.mean_dice}, {"mean_iou", scores.mean_iou},
+                            {"slices", scores.slices}}
+                 .dump();
+  v.summary = fmt::format("val Dice {} (mean {:.4f})", join_scores(scores.dice, 1), scores.mean_dice);
+  return v;
+}
+
+SliceScores scores_of(const nn::ConfusionAccumulator& acc, const nn::MetricsConfig& metrics) {
   SliceScores s;
-  auto scores = acc.global_scores(setup_.metrics.empty_policy());
+  auto scores = acc.global_scores(metrics.empty_policy());
   s.dice = scores.dice;
   s.iou = scores.iou;
   // Mean over the tumour classes that are scored (with metrics.empty = exclude, a class
@@ -161,20 +182,7 @@ SliceScores SliceTask::score(nn::Model& model, comm::Communicator& comm) {
 
 train::Validation SliceTask::validate(nn::Model& model, comm::Communicator& comm) {
   last_ = score(model, comm);
-  train::Validation v;
-  v.primary = last_.mean_dice;
-  for (size_t c = 0; c < last_.dice.size(); ++c) {
-    v.scalars.emplace_back("val/dice/" + class_tag(c, last_.dice.size()), last_.dice[c]);
-    v.scalars.emplace_back("val/iou/" + class_tag(c, last_.iou.size()), last_.iou[c]);
-  }
-  v.scalars.emplace_back("val/mean_dice", last_.mean_dice);
-  v.scalars.emplace_back("val/mean_iou", last_.mean_iou);
-  v.record = nlohmann::json{{"dice", last_.dice},           {"iou", last_.iou},
-                            {"mean_dice", last_.mean_dice}, {"mean_iou", last_.mean_iou},
-                            {"slices", last_.slices}}
-                 .dump();
-  v.summary = fmt::format("val Dice {} (mean {:.4f})", join_scores(last_.dice, 1), last_.mean_dice);
-  return v;
+  return validation_of(last_);
 }
 
 std::vector<int64_t> SliceTask::overlay_slices(int64_t count) const {

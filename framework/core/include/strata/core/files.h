@@ -47,6 +47,12 @@ void commit_file(const std::string& tmp, const std::string& path, std::string_vi
 // Writes `content` to `path` atomically (temporary name, fsync, rename).
 void write_file_atomic(const std::string& path, std::string_view content, std::string_view what);
 
+// Appends `text` to `path` (created if absent) with one write; IoError naming `what`, the
+// file and the system's reason (a full disk: ENOSPC) when it cannot be written whole.
+// For logs that grow as a run goes (metrics.jsonl, the sample log): a failed append may
+// leave a partial last line, never a lost earlier one.
+void append_file(const std::string& path, std::string_view text, std::string_view what);
+
 // A file written piece by piece under its temporary name, then committed: for output
 // produced as a stream (a checkpoint's zip). Every write is checked. The first failure
 // (a full disk: ENOSPC) is kept and later writes are dropped, so that a producer that

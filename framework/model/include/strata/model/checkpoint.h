@@ -32,6 +32,8 @@ struct CheckpointMeta {
   std::string strata_version;
   std::string config_yaml;   // the resolved config of the run that wrote it
   std::string model_yaml;    // the model section alone: what the weights' architecture is
+  std::string model_name;    // the registered network the section is for ("unet3d"); "" in checkpoints
+                             // written before 3D, all of them unet2d
   int64_t epoch = 0;         // epochs completed
   int64_t step = 0;          // optimizer steps taken (skipped ones included)
   int64_t step_in_epoch = 0; // > 0 only for a mid-epoch (preemption) checkpoint: steps of this run's world

@@ -1,5 +1,4 @@
-// Segmentation losses on logits [B, C, H, W] and integer labels [B, H, W] (or 3D patches:
-// [B, C, D, H, W] and [B, D, H, W], every sum then over voxels), built by
+// Segmentation losses on logits [B, C, H, W] or [B, C, D, H, W] and integer labels [B, H, W] or [B, D, H, W], built by
 // name from the `loss` config section (make_loss). A recipe, task or test adds its own
 // type with register_loss; the built-in types are registered the same way.
 //
@@ -78,9 +77,9 @@ struct LossConfig {
 class Loss {
  public:
   virtual ~Loss() = default;
-  // logits [B, C, H, W] or [B, C, D, H, W] (any floating dtype, any memory format), target
-  // int64 [B, H, W] or [B, D, H, W] with values in [0, C). Returns a float32 scalar (see
-  // the contract above): value(sums(logits, target)).
+  // logits [B, C, spatial...] (any floating dtype, any memory format), target int64 [B, spatial...]
+  // with values in [0, C). Returns a float32 scalar (see the contract above):
+  // value(sums(logits, target)).
   torch::Tensor operator()(const torch::Tensor& logits, const torch::Tensor& target) {
     return value(sums(logits, target));
   }

@@ -116,6 +116,9 @@ class Task {
   // The model's architecture as YAML: recorded in checkpoints, compared when weights
   // are loaded into another run.
   virtual std::string model_section() const = 0;
+  // The registered network model_section() describes (nn::make_model's name), recorded
+  // in checkpoints beside it; "" when the task does not say.
+  virtual std::string model_name() const { return ""; }
   // Called when the model is on the device, and again after weights were loaded into it
   // (a resume, a fine-tune): e.g. to set a memory format. Nothing by default.
   virtual void prepare_model(nn::Model& model) {}

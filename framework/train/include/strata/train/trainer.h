@@ -224,7 +224,6 @@ class Trainer {
   int64_t resume_sample_ = 0;  // global samples of epoch_ already trained (mid-epoch resume), any world size
   int stop_signal_ = 0;        // the stop signal some rank received (agreed; 0: none)
   double best_metric_ = -1;    // the task's MetricSpec::worst until the first validation
-  std::unique_ptr<std::ofstream> sample_log_;
   torch::Tensor bad_loss_step_;   // int64 [] on the device: first step with a NaN/Inf loss, -1: none
   std::string last_good_;         // the last checkpoint written or resumed from, "path (epoch e, step s)"
 };

@@ -45,6 +45,11 @@ struct SliceScores {
   int64_t slices = 0;
 };
 
+// The Validation of scores (TensorBoard scalars, the metrics.jsonl record, the log line),
+// and the scores of summed confusion counts: shared by the BraTS tasks.
+train::Validation validation_of(const SliceScores& scores);
+SliceScores scores_of(const nn::ConfusionAccumulator& acc, const nn::MetricsConfig& metrics);
+
 class SliceTask : public train::Task {
  public:
   explicit SliceTask(SliceTaskSetup setup);
