@@ -59,6 +59,8 @@ void FixedPatchTask::open(const train::TaskContext& context) {
 
 std::shared_ptr<nn::Model> FixedPatchTask::build_model() { return nn::make_model(nn::kUNet3d, model_yaml_); }
 
+std::string FixedPatchTask::model_name() const { return nn::kUNet3d; }
+
 std::unique_ptr<nn::Loss> FixedPatchTask::build_loss() {
   const auto config = core::parse_config<nn::UNet3dConfig>(model_yaml_, {}, "model section");
   return nn::make_loss(nn::LossConfig{}, config.num_classes);

@@ -26,6 +26,7 @@ class FixedPatchTask final : public train::Task {
   void open(const train::TaskContext& context) override;
   std::shared_ptr<nn::Model> build_model() override;
   std::string model_section() const override { return model_yaml_; }
+  std::string model_name() const override;
   std::unique_ptr<nn::Loss> build_loss() override;
   train::BatchSource& train_batches() override;
   train::Validation validate(nn::Model&, comm::Communicator&) override { return {0, {}, "{}", "no validation"}; }
