@@ -17,6 +17,9 @@ Prints one JSON line per configuration:
   python3 benchmarks/pytorch_reference.py --size 128 240 --batch 64 --configs fp32,bf16_cl,bf16_cl_compile
 Configs: <dtype>[_cl][_compile] with dtype fp32 | fp16 | bf16. `--device cpu --widths 4 8 16` is
 the CPU smoke of benchmarks/gpu_compare.sh (tests the script, measures nothing of interest).
+`--net unet3d --norm instance --size 128 --batch 2 --widths 32 64 128 256 320 320` is the same
+step for the UNet3d on size^3 patches ([B, 4, D, H, W], channels_last_3d with _cl; the Dice
+sums over every voxel of the batch), its rate in patches_per_s.
 """
 import argparse
 import json
@@ -111,9 +114,10 @@ class UNet3d(nn.Module):
 
 
 def multi_dice_loss(logits, target, smooth=1e-5):
+    """Strata's multi_dice: logits [B, C, H, W] or [B, C, D, H, W], sums over the whole batch."""
     probs = logits.float().softmax(dim=1)
-    onehot = F.one_hot(target, probs.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
-    dims = (0, 2, 3)
+    onehot = F.one_hot(target, probs.shape[1]).movedim(-1, 1).to(probs.dtype)
+    dims = (0, *range(2, probs.dim()))
     inter = (probs * onehot).sum(dims)
     denom = probs.sum(dims) + onehot.sum(dims)
     return (1 - (2 * inter + smooth) / (denom + smooth)).mean()
@@ -124,18 +128,20 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def measure(size, batch, steps, config, device, widths):
+def measure(size, batch, steps, config, device, widths, net="unet2d", norm="instance"):
     parts = config.split("_")
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[parts[0]]
     channels_last, compiled = "cl" in parts, "compile" in parts
     torch.manual_seed(0)
-    model = UNet2d(widths=widths).to(device)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
+    spatial = (size,) * (3 if net == "unet3d" else 2)  # a 3D patch is size^3
+    model = UNet3d(widths=widths, norm=norm) if net == "unet3d" else UNet2d(widths=widths)
+    fmt = ({2: torch.channels_last, 3: torch.channels_last_3d}[len(spatial)] if channels_last
+           else torch.contiguous_format)
+    model = model.to(device).to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    x = torch.randn(batch, 4, size, size, device=device).to(memory_format=fmt)
-    y = torch.randint(0, 4, (batch, size, size), device=device)
+    x = torch.randn(batch, 4, *spatial, device=device).to(memory_format=fmt)
+    y = torch.randint(0, 4, (batch, *spatial), device=device)
     forward = torch.compile(model) if compiled else model
 
     def step():
@@ -170,6 +176,9 @@ def main():
     ap.add_argument("--device", default="cuda", help="cuda (the comparison) or cpu (the script's smoke test)")
     ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256, 512])
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (torch.set_num_threads; 0: torch's default)")
+    ap.add_argument("--net", choices=("unet2d", "unet3d"), default="unet2d",
+                    help="unet3d: the UNet3d on size^3 patches (rate in patches_per_s)")
+    ap.add_argument("--norm", default="instance", help="UNet3d's norm: instance | group | batch")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -179,11 +188,14 @@ def main():
     for size in a.size:
         for batch in a.batch:
             for config in a.configs.split(","):
-                row = dict(impl="pytorch", gpu=name, torch=torch.__version__, size=size, batch=batch, config=config,
-                           widths=a.widths, threads=torch.get_num_threads())
+                row = dict(impl="pytorch", gpu=name, torch=torch.__version__, net=a.net, size=size, batch=batch,
+                           config=config, widths=a.widths, threads=torch.get_num_threads())
+                rate = "patches_per_s" if a.net == "unet3d" else "slices_per_s"
+                if a.net == "unet3d":
+                    row.update(norm=a.norm)
                 try:
-                    sps, peak = measure(size, batch, a.steps, config, device, tuple(a.widths))
-                    row.update(slices_per_s=round(sps, 1), peak_gib=None if peak is None else round(peak, 2))
+                    sps, peak = measure(size, batch, a.steps, config, device, tuple(a.widths), a.net, a.norm)
+                    row.update({rate: round(sps, 2), "peak_gib": None if peak is None else round(peak, 2)})
                 except Exception as e:  # one failing config (e.g. compile) must not stop the others
                     row.update(error=str(e)[:300])
                 print(json.dumps(row), flush=True)

@@ -60,6 +60,53 @@ def strata_step_losses(events_dir):
     return {e.step: e.value for e in acc.Scalars("step/loss")}
 
 
+def loss_rows(steps):
+    """[(step, PyTorch's loss, Strata's loss or None)] -> (rows, worst relative difference)."""
+    rows = [{"step": step, "pytorch": mine, "strata": strata,
+             "rel_diff": abs(mine - strata) / max(abs(strata), 1e-12) if strata is not None else float("inf")}
+            for step, mine, strata in steps]
+    return rows, max(r["rel_diff"] for r in rows)
+
+
+def print_table(rows):
+    print(f"{'step':>5} {'PyTorch loss':>14} {'Strata loss':>14} {'rel diff':>10}")
+    for r in rows:
+        print(f"{r['step']:>5} {r['pytorch']:>14.8f} {r['strata'] if r['strata'] is not None else float('nan'):>14.8f} "
+              f"{r['rel_diff']:>10.2e}")
+
+
+def summary(result):
+    return (f"{result['steps']} steps, max relative loss difference {result['max_rel_loss_diff']:.2e}; final weights: "
+            f"max |difference| {result['max_abs_weight_diff']:.2e} (in {result['worst_tensor']}; largest weight "
+            f"{result['max_abs_weight']:.3g}); |w_strata - w_pytorch| / |w_pytorch - w_init| = "
+            f"{result['params_apart_over_moved']:.2e} (PyTorch against itself with another thread count: "
+            f"{result['pytorch_vs_itself_over_moved']:.2e})")
+
+
+def weights_agreement(model, final, init, other, exclude=()):
+    """PyTorch's trained `model` against Strata's `final` state_dict (same keys), both from
+    `init`; `other` is PyTorch's own run with another thread count (the noise floor).
+    Parameters named in `exclude` are left out of the distances."""
+    ours = model.state_dict()
+    assert set(final) == set(ours), sorted(set(final) ^ set(ours))
+    wdiff = {k: (ours[k].float() - final[k].float()).abs().max().item() for k in ours if ours[k].is_floating_point()}
+    wscale = max(v.float().abs().max().item() for k, v in ours.items() if v.is_floating_point())
+    # How far the two runs' parameters are apart, against how far training moved them:
+    # Adam's update of an element whose gradient is below eps is decided by rounding
+    # noise (up to lr per step either way), so single elements may differ by about lr
+    # while the weights as a whole agree.
+    names = [k for k, _ in model.named_parameters() if k not in exclude]
+    other = other.state_dict()
+
+    def distance(x, y):
+        return sum(((x[k] - y[k]) ** 2).sum().item() for k in names) ** 0.5
+
+    moved = max(distance(ours, init), 1e-30)
+    return {"max_abs_weight_diff": max(wdiff.values()), "max_abs_weight": wscale, "worst_tensor": max(wdiff, key=wdiff.get),
+            "params_apart_over_moved": distance(ours, final) / moved,
+            "pytorch_vs_itself_over_moved": distance(ours, other) / moved}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["init", "train"])
@@ -128,42 +175,12 @@ def main():
     # PyTorch against itself with another reduction order (one thread): the noise floor
     # of the weights' agreement.
     model1, _ = replay(1 if threads > 1 else 2)
-    rows, worst = [], 0.0
-    for (step, _, _, _), mine in zip(data, losses):
-        strata = theirs.get(step + 1)  # Strata's step counter is after the step
-        rel = abs(mine - strata) / max(abs(strata), 1e-12) if strata is not None else float("inf")
-        worst = max(worst, rel)
-        rows.append({"step": step + 1, "pytorch": mine, "strata": strata, "rel_diff": rel})
-
-    final = {k: v for k, v in torch.load(a.strata).items()}
-    ours = model.state_dict()
-    assert set(final) == set(ours), sorted(set(final) ^ set(ours))
-    wdiff = {k: (ours[k].float() - final[k].float()).abs().max().item() for k in ours if ours[k].is_floating_point()}
-    wscale = max(v.float().abs().max().item() for k, v in ours.items() if v.is_floating_point())
-    # How far the two runs' parameters are apart, against how far training moved them:
-    # Adam's update of an element whose gradient is below eps is decided by rounding
-    # noise (up to lr per step either way), so single elements may differ by about lr
-    # while the weights as a whole agree.
-    init = torch.load(a.init)
-    names = [k for k, _ in model.named_parameters()]
-    apart = sum(((ours[k] - final[k]) ** 2).sum().item() for k in names) ** 0.5
-    moved = sum(((ours[k] - init[k]) ** 2).sum().item() for k in names) ** 0.5
-    other = model1.state_dict()
-    floor = sum(((ours[k] - other[k]) ** 2).sum().item() for k in names) ** 0.5
-    result = {"steps": len(rows), "world": a.world, "loss": a.loss, "norm": a.norm,
-              "max_rel_loss_diff": worst, "max_abs_weight_diff": max(wdiff.values()),
-              "max_abs_weight": wscale, "worst_tensor": max(wdiff, key=wdiff.get),
-              "params_apart_over_moved": apart / max(moved, 1e-30),
-              "pytorch_vs_itself_over_moved": floor / max(moved, 1e-30), "per_step": rows}
-    print(f"{'step':>5} {'PyTorch loss':>14} {'Strata loss':>14} {'rel diff':>10}")
-    for r in rows:
-        print(f"{r['step']:>5} {r['pytorch']:>14.8f} {r['strata'] if r['strata'] is not None else float('nan'):>14.8f} "
-              f"{r['rel_diff']:>10.2e}")
-    print(f"twin exact, np {a.world}, {a.loss}, norm {a.norm}: {len(rows)} steps, max relative loss difference "
-          f"{worst:.2e}; final weights: max |difference| {result['max_abs_weight_diff']:.2e} "
-          f"(in {result['worst_tensor']}; largest weight {wscale:.3g}); |w_strata - w_pytorch| / |w_pytorch - w_init| "
-          f"= {result['params_apart_over_moved']:.2e} (PyTorch against itself with another thread count: "
-          f"{result['pytorch_vs_itself_over_moved']:.2e})")
+    # Strata's step counter is after the step.
+    rows, worst = loss_rows([(step + 1, mine, theirs.get(step + 1)) for (step, _, _, _), mine in zip(data, losses)])
+    result = {"steps": len(rows), "world": a.world, "loss": a.loss, "norm": a.norm, "max_rel_loss_diff": worst,
+              **weights_agreement(model, torch.load(a.strata), torch.load(a.init), model1), "per_step": rows}
+    print_table(rows)
+    print(f"twin exact, np {a.world}, {a.loss}, norm {a.norm}: {summary(result)}")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(result, fh, indent=2)

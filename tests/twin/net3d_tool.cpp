@@ -13,13 +13,12 @@
 #include "strata/eval/sliding_window.h"
 #include "strata/model/state_dict.h"
 #include "strata/nn/unet3d.h"
+#include "twin_io.h"
 
-#include <torch/serialize.h>
 #include <torch/torch.h>
 
 #include <fmt/format.h>
 
-#include <fstream>
 #include <sstream>
 
 using namespace strata;
@@ -62,12 +61,6 @@ torch::Tensor phantom() {
   return (v + 0.3 * torch::randn({4, 37, 45, 29})).unsqueeze(0);
 }
 
-c10::Dict<c10::IValue, c10::IValue> read_dict(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return torch::pickle_load(bytes).toGenericDict();
-}
-
 int export_all(nn::UNet3d& model, const std::string& state, const std::string& io) {
   perturb_norms(model);
   model::export_state_dict(*model, state);
@@ -84,8 +77,7 @@ int export_all(nn::UNet3d& model, const std::string& state, const std::string& i
   }
   eval::SlidingWindowInferer inferer({{16, 16, 16}, 0.5, 3, false, 0.125});
   d.insert("probs_small", inferer.probabilities(forward, volume.narrow(3, 0, 13)));
-  const auto bytes = torch::pickle_save(c10::IValue(d));
-  std::ofstream(io, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  twin::write_dict(d, io);
   fmt::print("export: {} of {}\n", state, model->describe());
   return 0;
 }
@@ -104,7 +96,7 @@ int main(int argc, char** argv) {
   if (mode == "export") return export_all(model, state, io);
   model::import_state_dict(*model, state);
   model->eval();
-  auto d = read_dict(io);
+  auto d = twin::read_dict(io);
   const double diff = (model->forward(d.at("input").toTensor()) - d.at("logits").toTensor()).abs().max().item<double>();
   fmt::print("import: {} into {}: max |logits - PyTorch's| = {:.3g}\n", state, model->describe(), diff);
   return diff <= 1e-5 ? 0 : 1;
