@@ -14,7 +14,9 @@
 #   4. matrix: for each size and precision, benchmarks/pytorch_reference.py (same model,
 #      batch and precision) and then `brats_recipe bench`; the ratio row is printed at once.
 #      The goal rows come first (bf16 + channels_last at 128 and 240, then torch.compile at
-#      128 only: it compiles for minutes at 240), then fp16 and fp32;
+#      128 only: it compiles for minutes at 240), then fp16 and fp32; then the exact
+#      global-batch options, and the 3D row (recipes/brats_unet3d.yaml: 128^3 patches,
+#      batch 2, bf16, channels_last_3d, on the cases packed with `pack --volumes`);
 #   5. table.md and compare.json (benchmarks/gpu_compare_table.py), logs.tar.gz.
 # Under $OUT (default: a new folder in /tmp) it leaves at most 4 files: table.md,
 # compare.json, logs.tar.gz and gpu_compare.log; logs.tar.gz is refreshed after every
@@ -85,6 +87,10 @@ if ((smoke)); then
   widths=(4 8 16) pt_device=cpu
   variants=("bf16_cl:bf16:true" "fp32:off:false")
   limit_pt=120 limit_bench=120 limit_train=180
+  # The 3D row at a tiny size: the GPU recipe's patch cut to 32^3 (volumes of 96x96x24 are
+  # padded along D), widths 4-16.
+  patch3d=32 widths3d=(4 8 16)
+  sets3d=("${dev_sets[@]}" --set "model.widths=[4,8,16]" --set "data.patch.size=[32,32,32]")
 else
   sizes=(128 240) batch=64 steps=20 warmup=5 cases=8 shape=240,240,155 pt_steps=20
   jobs=(128:bf16_cl 240:bf16_cl 128:bf16_cl_compile 128:fp16_cl 240:fp16_cl 128:fp32 240:fp32)  # goal rows first
@@ -94,7 +100,10 @@ else
   widths=(32 64 128 256 512) pt_device=cuda
   variants=("bf16_cl:bf16:true" "fp16_cl:fp16:true" "fp32:off:false")  # the smoke stage's precisions
   limit_pt=90 limit_bench=120 limit_train=150
+  patch3d=128 widths3d=(32 64 128 256 320 320)  # recipes/brats_unet3d.yaml as it is
+  sets3d=("${dev_sets[@]}")
 fi
+batch3d=2  # the GPU recipe's batch per rank (both sides)
 say "out $out, work $work, brats_recipe $bin, $(nproc) cores"
 
 # 1. Data (in $work, never under $OUT).
@@ -102,6 +111,7 @@ stage synth 300 "$bin" synth --out "$work/data/cases" --cases "$cases" --shape "
 for size in "${sizes[@]}"; do
   stage "pack$size" 300 "$bin" pack --input "$work/data/cases" --out "$work/data/b$size.h5" --size "$size" --overwrite
 done
+stage pack3d 600 "$bin" pack --volumes --input "$work/data/cases" --out "$work/data/volumes.h5" --overwrite
 say "data ready"
 pack_logs
 
@@ -192,6 +202,18 @@ for v in "local:loss.reduce=local" "global:loss.reduce=global" "sync_batch:model
     say "exact $name: $("$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(f"{j[\"step_ms\"]:.1f} ms/step, {j[\"step_slices_per_s\"]:.0f} slices/s")' "$res/exact_$name.json")"
   fi
 done
+pack_logs
+
+# 4c. The 3D row: recipes/brats_unet3d.yaml (UNet3d, 128^3 patches, batch 2 per rank, bf16,
+# channels_last_3d) against benchmarks/pytorch_reference.py --net unet3d with the same model,
+# patch, batch and precision (bf16_cl: autocast bf16, channels_last_3d); patches/s.
+stage pytorch3d "$limit_pt" "$PY" "$root/benchmarks/pytorch_reference.py" --device "$pt_device" --net unet3d \
+  --norm instance --widths "${widths3d[@]}" --size "$patch3d" --batch "$batch3d" --steps "$pt_steps" --configs bf16_cl \
+  && grep '^{"impl"' "$logs/pytorch3d.log" | tail -n 1 >"$res/pt3d.json"
+stage strata3d "$limit_bench" "$bin" bench --config "$root/recipes/brats_unet3d.yaml" "${sets3d[@]}" \
+  --set "data.path=$work/data/volumes.h5" --set "data.batch_size=$batch3d" --steps "$steps" --warmup "$warmup" \
+  --json "$res/strata3d.json"
+"$PY" "$root/benchmarks/gpu_compare_table.py" "$res" row3d | tee -a "$out/gpu_compare.log"
 pack_logs
 
 # 5. The table and the JSON.

@@ -3,6 +3,7 @@
 
   gpu_compare_table.py RES header            the table's head (device named)
   gpu_compare_table.py RES row SIZE NAME     one Strata-vs-PyTorch row, as soon as both are measured
+  gpu_compare_table.py RES row3d             the 3D row (pt3d.json, strata3d.json), in patches/s
   gpu_compare_table.py RES final OUT         every row again, the goals, and OUT/table.md + OUT/compare.json
 
 Result files (each one JSON object): pt_<size>_<config>.json (benchmarks/pytorch_reference.py),
@@ -73,6 +74,35 @@ def row_of(res, size, name, versus=None):
                 pytorch_error=(load(res, f"pt_{size}_{versus or name}.json") or {}).get("error") if not p else None)
 
 
+HEAD3D = ("| 3D patch | config | Strata step | PyTorch step | ratio | Strata pipeline | pipeline/step | data-wait "
+          "| Strata peak GiB | PyTorch peak GiB |")
+
+
+def first(j, *keys):
+    """The first of `keys` that `j` has (a 3D bench may name its rate after patches or slices)."""
+    return next((j[k] for k in keys if k in j), None) if j else None
+
+
+def row3d_of(res):
+    """The 3D row: UNet3d patches/s, Strata's bench against PyTorch's at bf16_cl."""
+    s, p = load(res, "strata3d.json"), load(res, "pt3d.json")
+    step, pt = first(s, "step_patches_per_s", "step_slices_per_s"), first(p, "patches_per_s")
+    pipe = first(s, "epoch_patches_per_s", "epoch_slices_per_s")
+    return dict(patch=p and p.get("size"), batch=p and p.get("batch"), config="bf16_cl", strata_step=step,
+                pytorch_step=pt, ratio=step / pt if step and pt else None, strata_pipeline=pipe,
+                pipeline_over_step=pipe / step if pipe and step else None, data_wait=s and s.get("data_wait"),
+                strata_peak_gib=(s and s.get("peak_memory_gib")) or None, pytorch_peak_gib=p and p.get("peak_gib"),
+                strata_error=None if step else "no result (see logs.tar.gz)", pytorch_error=p and p.get("error"))
+
+
+def line3d(r):
+    wait = "-" if r["data_wait"] is None else f"{100 * r['data_wait']:.1f}%"
+    patch = "-" if r["patch"] is None else f"{r['patch']}³ x {r['batch']}"
+    return (f"| {patch} | {r['config']} | {fmt(r['strata_step'], 2)} | {fmt(r['pytorch_step'], 2)} | "
+            f"{fmt(r['ratio'], 2)} | {fmt(r['strata_pipeline'], 2)} | {fmt(r['pipeline_over_step'], 2)} | {wait} | "
+            f"{fmt(r['strata_peak_gib'], 2)} | {fmt(r['pytorch_peak_gib'], 2)} |")
+
+
 def line(r):
     label = r["config"] if r["pytorch_config"] == r["config"] else f"{r['config']} vs PyTorch {r['pytorch_config']}"
     wait = "-" if r["data_wait"] is None else f"{100 * r['data_wait']:.1f}%"
@@ -126,6 +156,8 @@ def final(res, out):
                     f"({ev['slices']} slices in {ev['seconds']:.2f} s, HD95 off)")
     else:
         text.append("evaluation with TTA: no result (see logs.tar.gz)")
+    unet3d = row3d_of(res)
+    text += ["", "3D: UNet3d (recipes/brats_unet3d.yaml), patches/s", HEAD3D, RULE, line3d(unet3d)]
     exact = {n: load(res, f"exact_{n}.json") for n in ("local", "global", "sync_batch", "accumulate2")}
     exact = {n: j["step_ms"] for n, j in exact.items() if j and "step_ms" in j}
     if exact:
@@ -137,8 +169,8 @@ def final(res, out):
     with open(os.path.join(out, "table.md"), "w") as f:
         f.write(table)
     with open(os.path.join(out, "compare.json"), "w") as f:
-        json.dump(dict(device=dev, batch=batch, rows=rows, goals=goals, train=train, eval=ev, exact_step_ms=exact),
-                  f, indent=2)
+        json.dump(dict(device=dev, batch=batch, rows=rows, goals=goals, train=train, eval=ev, exact_step_ms=exact,
+                       unet3d=unet3d), f, indent=2)
         f.write("\n")
 
 
@@ -149,6 +181,8 @@ def main():
     elif what == "row":
         print(line(row_of(res, int(sys.argv[3]), sys.argv[4], sys.argv[5] if len(sys.argv) > 5 else None)),
               flush=True)
+    elif what == "row3d":
+        print(f"3D: UNet3d, patches/s\n{HEAD3D}\n{RULE}\n{line3d(row3d_of(res))}", flush=True)
     elif what == "final":
         final(res, sys.argv[3])
     else:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # benchmarks/gpu_compare.sh --smoke: the GPU comparison script itself, run on the CPU at
 # tiny sizes (data, 2-step benches, one training epoch, TTA evaluation, the PyTorch
-# reference and the table), so that the one device run it is written for does not fail
+# reference, the 3D row at 32^3 and the table), so that the one device run it is written for does not fail
 # on the script. Checks what comes back from $OUT: at most 4 files, the table's rows, the
 # JSON's shape, the logs in the tarball; and that the data stayed out of $OUT.
 source "$(dirname "$0")/lib.sh"
@@ -20,7 +20,13 @@ expect_log "| size | config | Strata step | PyTorch step | ratio |"
 import json, os, sys, tarfile
 out = sys.argv[1]
 j = json.load(open(os.path.join(out, "compare.json")))
-assert set(j) == {"device", "batch", "rows", "goals", "train", "eval", "exact_step_ms"}, set(j)
+assert set(j) == {"device", "batch", "rows", "goals", "train", "eval", "exact_step_ms", "unet3d"}, set(j)
+# Stage 4c: the 3D row (recipes/brats_unet3d.yaml cut to 32^3 patches, batch 2) on both sides.
+u = j["unet3d"]
+assert u["patch"] == 32 and u["batch"] == 2 and u["config"] == "bf16_cl", u
+for k in ("strata_step", "pytorch_step", "strata_pipeline"):
+    assert isinstance(u[k], float) and u[k] > 0, (k, u)
+assert abs(u["ratio"] - u["strata_step"] / u["pytorch_step"]) < 1e-9, u
 # Stage 4b: the exact global-batch options, each timed against local Dice + BatchNorm.
 assert set(j["exact_step_ms"]) == {"local", "global", "sync_batch", "accumulate2"}, j["exact_step_ms"]
 assert all(v > 0 for v in j["exact_step_ms"].values()), j["exact_step_ms"]
@@ -44,9 +50,11 @@ body = [l for l in table if l.startswith("| 32 |")]
 assert len(body) == 2 and all(len(l.split("|")) == 12 for l in body), body
 assert any(l.startswith("evaluation, TTA flips+rot90 (6 views):") for l in table), table
 assert any(l.startswith("exact global-batch options, ms per step") for l in table), table
+assert any(l.startswith("| 32³ x 2 | bf16_cl |") for l in table), table
 names = set(tarfile.open(os.path.join(out, "logs.tar.gz")).getnames())
 for must in ("logs/synth.log", "logs/train.log", "logs/eval.log", "logs/strata_32_fp32.log",
-             "logs/pytorch_32_bf16_cl.log", "res/pt_32_fp32.json", "res/strata_32_bf16_cl.json"):
+             "logs/pytorch_32_bf16_cl.log", "res/pt_32_fp32.json", "res/strata_32_bf16_cl.json",
+             "logs/pack3d.log", "res/pt3d.json", "res/strata3d.json"):
     assert must in names, (must, sorted(names))
 print("ok")
 PY
