@@ -17,7 +17,7 @@
 #                              [--no-pipeline] [--json step_compare.json] [--device cpu|cuda]
 # Rows: smoke    = cpu_smoke's U-Net, widths 8-64, 64x64, batch 16
 #       baseline = the baseline U-Net, widths 32-512, 64x64, batch 8
-#       unet3d   = recipes/cpu_smoke3d.yaml as it is (its UNet3d, norm, patch and batch), on
+#       unet3d   = recipes/cpu_smoke3d.yaml (its UNet3d, norm, patch and batch; Dice only, fused Adam), on
 #                  the same cases packed as volumes (`pack --volumes`), against
 #                  pytorch_reference.py --net unet3d with the model, patch and batch that
 #                  Strata's bench JSON reports; patches/s. Step only: there is no PyTorch
@@ -67,6 +67,7 @@ step_3d() {  # RUN
   echo "step_compare: run $run/$runs, unet3d: Strata ..." >&2
   "$B" bench --config "$root/recipes/cpu_smoke3d.yaml" --set "run.device=$device" --set "data.path=$tmp/volumes.h5" \
     --set "run.threads=$threads" --set "train.amp=$amp" --set "model.channels_last=$cl" --set data.workers=1 \
+    --set loss.ce_weight=0 --set train.optimizer=fused_adam \
     --steps "$steps" --warmup "$warmup" --json "$tmp/strata-unet3d-$run.json" >"$log" 2>&1 \
     || { cat "$log"; die "step_compare: Strata's bench of cpu_smoke3d failed"; }
   local args
