@@ -2,6 +2,7 @@
 #include "strata/brats/patch_task.h"
 
 #include "strata/brats/figure_style.h"
+#include "prefetched_batches.h"
 #include "strata/core/error.h"
 #include "strata/core/log.h"
 #include "strata/data/augment3d.h"
@@ -53,10 +54,10 @@ std::vector<int64_t> cases_of_rank(const data::VolumeStore& store, const std::ve
 
 // The training split's crops: keys dealt by the ShardSampler, read and augmented by
 // the Prefetcher onto the device.
-class PatchTask::Batches : public train::BatchSource {
+class PatchTask::Batches : public PrefetchedBatches {
  public:
   Batches(std::shared_ptr<const data::VolumeStore> store, const data::DataConfig& d, const train::TaskContext& c)
-      : batch_size_(d.batch_size) {
+      : size_(d.patch.size) {
     const data::VolumeSplit& split = store->split(d.train_split);
     STRATA_CHECK_AS(DataError, !split.cases.empty(), "the '{}' split of '{}' is empty: nothing to train on",
                     d.train_split, d.path);
@@ -73,39 +74,23 @@ class PatchTask::Batches : public train::BatchSource {
     loader_ = std::make_unique<data::Prefetcher>(
         std::make_shared<data::PatchSource>(store, patches_),
         data::prefetch_options(d, c.device, data::make_augment3d(d.augment, c.seed, c.rank)));
-    size_ = d.patch.size;
   }
 
-  int64_t num_items() const override { return sampler_->num_items(); }
-  int64_t batch_size() const override { return batch_size_; }
-  int64_t num_batches() const override { return sampler_->num_batches(); }
-  int64_t start(int64_t epoch, int64_t from, int64_t first_draw) override {
-    auto plan = sampler_->epoch_from(epoch, from);
-    for (auto& batch : plan) {
-      for (int64_t& item : batch.indices) item = patches_->key(epoch, item);
-    }
-    const auto n = static_cast<int64_t>(plan.size());
-    loader_->start(std::move(plan), first_draw);
-    return n;
-  }
-  std::optional<train::TaskBatch> next() override {
-    std::optional<data::Batch> b = loader_->next();
-    if (!b) return std::nullopt;
-    return train::TaskBatch{b->images, b->labels, std::move(b->slices)};
-  }
-  void stop() override { loader_->stop(); }
-  double wait_seconds() const override { return loader_->stats().wait_s; }
-  void reset_stats() override { loader_->reset_stats(); }
   std::string describe_batch() const override {
-    return fmt::format("{} {}x{}x{} patches", batch_size_, size_[0], size_[1], size_[2]);
+    return fmt::format("{} {}x{}x{} patches", batch_size(), size_[0], size_[1], size_[2]);
   }
 
  private:
-  int64_t batch_size_;
+  // A sampler position of an epoch -> the key of its crop (PatchSampler::key).
+  std::vector<data::IndexBatch> items(int64_t epoch, std::vector<data::IndexBatch> positions) const override {
+    for (auto& batch : positions) {
+      for (int64_t& item : batch.indices) item = patches_->key(epoch, item);
+    }
+    return positions;
+  }
+
   std::vector<int64_t> size_;
   std::shared_ptr<const data::PatchSampler> patches_;
-  std::unique_ptr<data::ShardSampler> sampler_;
-  std::unique_ptr<data::Prefetcher> loader_;
 };
 
 PatchTask::PatchTask(PatchTaskSetup setup) : setup_(std::move(setup)) {}

@@ -2,6 +2,7 @@
 #include "strata/brats/slice_task.h"
 
 #include "strata/brats/figure_style.h"
+#include "prefetched_batches.h"
 #include "strata/core/error.h"
 #include "strata/core/log.h"
 #include "strata/nn/model_registry.h"
@@ -46,10 +47,10 @@ void check_store_fits(const data::SliceStore& store, const nn::UNetConfig& model
 
 // The training split: the sampler's share of each epoch, read and augmented by the
 // Prefetcher onto the device.
-class SliceTask::Batches : public train::BatchSource {
+class SliceTask::Batches : public PrefetchedBatches {
  public:
   Batches(std::shared_ptr<const data::SliceStore> store, const data::DataConfig& d, const train::TaskContext& c)
-      : store_(std::move(store)), split_(store_->split(d.train_split)), batch_size_(d.batch_size) {
+      : store_(std::move(store)), split_(store_->split(d.train_split)) {
     const int64_t batches_total = (static_cast<int64_t>(split_.size()) + d.batch_size - 1) / d.batch_size;
     STRATA_CHECK_AS(ConfigError, batches_total >= c.world_size,
                     "the '{}' split of '{}' has {} slices, {} batch(es) of data.batch_size {}: too few for {} ranks. "
@@ -61,33 +62,17 @@ class SliceTask::Batches : public train::BatchSource {
         store_, data::prefetch_options(d, c.device, data::make_augment(d, c.seed, c.rank, store_->stored_channels())));
   }
 
-  int64_t num_items() const override { return sampler_->num_items(); }
-  int64_t batch_size() const override { return batch_size_; }
-  int64_t num_batches() const override { return sampler_->num_batches(); }
-  int64_t start(int64_t epoch, int64_t from, int64_t first_draw) override {
-    auto plan = data::map_indices(sampler_->epoch_from(epoch, from), split_);
-    const auto n = static_cast<int64_t>(plan.size());
-    loader_->start(std::move(plan), first_draw);
-    return n;
-  }
-  std::optional<train::TaskBatch> next() override {
-    std::optional<data::Batch> b = loader_->next();
-    if (!b) return std::nullopt;
-    return train::TaskBatch{b->images, b->labels, std::move(b->slices)};
-  }
-  void stop() override { loader_->stop(); }
-  double wait_seconds() const override { return loader_->stats().wait_s; }
-  void reset_stats() override { loader_->reset_stats(); }
   std::string describe_batch() const override {
-    return fmt::format("{} {}x{} slices", batch_size_, store_->height(), store_->width());
+    return fmt::format("{} {}x{} slices", batch_size(), store_->height(), store_->width());
   }
 
  private:
+  std::vector<data::IndexBatch> items(int64_t, std::vector<data::IndexBatch> positions) const override {
+    return data::map_indices(std::move(positions), split_);
+  }
+
   std::shared_ptr<const data::SliceStore> store_;
   const std::vector<int64_t>& split_;
-  int64_t batch_size_;
-  std::unique_ptr<data::ShardSampler> sampler_;
-  std::unique_ptr<data::Prefetcher> loader_;
 };
 
 SliceTask::SliceTask(SliceTaskSetup setup) : setup_(std::move(setup)) {}
