@@ -135,8 +135,8 @@ std::unique_ptr<nn::Loss> PatchTask::build_loss() { return nn::make_loss(setup_.
 
 train::BatchSource& PatchTask::train_batches() { return *batches_; }
 
-torch::Tensor PatchTask::case_probabilities(nn::Model& model, int64_t c) const {
-  auto image = store_->read_case(c).first.unsqueeze(0).to(context_.device);
+torch::Tensor PatchTask::case_probabilities(nn::Model& model, const torch::Tensor& volume) const {
+  auto image = volume.unsqueeze(0).to(context_.device);
   eval::SegmentationModel forward = [&](const torch::Tensor& x) {
     nn::AutocastScope autocast(context_.amp, context_.device);
     return model.forward(x);
@@ -147,8 +147,9 @@ torch::Tensor PatchTask::case_probabilities(nn::Model& model, int64_t c) const {
 SliceScores PatchTask::score(nn::Model& model, comm::Communicator& comm) {
   nn::ConfusionAccumulator acc(setup_.model.num_classes, store_->num_cases(), context_.device);
   for (int64_t c : my_val_cases_) {
-    torch::Tensor pred = case_probabilities(model, c).argmax(0);  // [D, H, W]
-    torch::Tensor truth = store_->read_case(c).second.to(context_.device);
+    auto [image, labels] = store_->read_case(c);
+    torch::Tensor pred = case_probabilities(model, image).argmax(0);  // [D, H, W]
+    torch::Tensor truth = labels.to(context_.device);
     // The accumulator takes planes: a case's axial planes, each of case c.
     acc.add(pred, truth, std::vector<int64_t>(static_cast<size_t>(pred.size(0)), c));
   }
@@ -171,7 +172,7 @@ std::vector<train::Picture> PatchTask::pictures(nn::Model& model, int64_t epoch,
     if (!truth.defined()) continue;
     const int64_t z = truth.ne(0).sum({1, 2}).argmax().item<int64_t>();
     if (truth[z].ne(0).sum().item<int64_t>() == 0) continue;
-    auto pred = case_probabilities(model, c).argmax(0)[z].to(torch::kUInt8).cpu().contiguous();
+    auto pred = case_probabilities(model, image).argmax(0)[z].to(torch::kUInt8).cpu().contiguous();
     const int64_t h = image.size(2), w = image.size(3);
     viz::OverlaySlice s;
     s.height = static_cast<int>(h);

@@ -67,8 +67,8 @@ class PatchTask : public train::Task {
 
  private:
   class Batches;
-  // Probabilities of case c, float32 [K, D, H, W] on the task's device.
-  torch::Tensor case_probabilities(nn::Model& model, int64_t c) const;
+  // Probabilities of a case's volume [C, D, H, W], float32 [K, D, H, W] on the task's device.
+  torch::Tensor case_probabilities(nn::Model& model, const torch::Tensor& volume) const;
   SliceScores score(nn::Model& model, comm::Communicator& comm);
 
   PatchTaskSetup setup_;
