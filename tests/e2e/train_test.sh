@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # brats_recipe train / finetune / bench as users run them under mpirun: checkpoints and
-# metrics appear, a real SIGUSR1 makes every rank checkpoint and exit 0, --resume picks
-# it up, and bad input (another config, a missing --checkpoint, a model that does not fit the
+# metrics appear, a wall-clock budget ends training after a validated epoch, a real
+# SIGUSR1 makes every rank checkpoint and exit 0, --resume picks it up, and bad input (another config, a missing --checkpoint, a model that does not fit the
 # file, too many ranks) fails clearly.
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
@@ -19,6 +19,14 @@ grep -q '"mean_dice"' "$OUT/run/metrics.jsonl" || fail "metrics.jsonl lacks vali
 run resume $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/run" --set train.epochs=3 --resume
 expect_rc 0; expect_log "resumed from $OUT/run/last.pt: epoch 2 done"; expect_log "epoch 3/3: loss"
 expect_no_log "epoch 1/3: loss"
+
+# A wall-clock budget (train.max_minutes) that the first epoch already exceeds: that epoch
+# is validated (val_every 3 would skip it) and checkpointed, and it is the last.
+run budget $MPI_LAUNCH2 "$B" train "${common[@]}" --set "run.dir=$OUT/budget" --set train.epochs=5 \
+  --set train.val_every=3 --set train.max_minutes=0.00001
+expect_rc 0; expect_log "the budget of 1e-05 min ran out at epoch 1 of 5"; expect_no_log "epoch 2/5"
+[ "$(wc -l <"$OUT/budget/metrics.jsonl")" -eq 1 ] && grep -q '"mean_dice"' "$OUT/budget/metrics.jsonl" \
+  && [ -f "$OUT/budget/best.pt" ] || fail "the budget's last epoch was not validated and checkpointed"
 
 # best.pt evaluated without TTA (2 ranks, by-case shards) gives exactly the validation
 # line of its epoch in metrics.jsonl (the trainer's own shards and code path).

@@ -35,7 +35,7 @@ namespace fs = std::filesystem;
 
 // Keys a resumed run may change: they affect speed, place or bookkeeping, not the
 // result. The world size may change too (it is not a key): see resume().
-const std::vector<std::string> kResumableKeys{"train.epochs",     "run.log_level",  "run.dir",
+const std::vector<std::string> kResumableKeys{"train.epochs",     "train.max_minutes", "run.log_level",  "run.dir",
                                                "run.threads",      "run.comm_timeout_s", "run.stop_signals",
                                                "run.sample_log",   "data.path",      "data.workers",
                                                "data.prefetch",    "data.read_path",
@@ -367,6 +367,8 @@ Trainer::Outcome Trainer::fit() {
     fs::create_directories(dir);
     fs::remove(dir / "PREEMPTED");
   }
+  core::Stopwatch clock;
+  const double budget_s = 60 * setup_.train.max_minutes;
   while (epoch_ < setup_.train.epochs) {
     EpochStats st = train_epoch();
     // BatchNorm running stats: the mean over ranks (SyncBatchNorm's are the same on every rank).
@@ -376,7 +378,15 @@ Trainer::Outcome Trainer::fit() {
       stop_for_preemption(st);
       return Outcome::kPreempted;
     }
-    end_epoch(st);
+    // The slowest rank's clock decides, so that every rank stops after the same epoch.
+    const bool out_of_time = budget_s > 0 && world_.max_over_ranks(clock.seconds()) >= budget_s;
+    end_epoch(st, out_of_time);
+    if (out_of_time && epoch_ < setup_.train.epochs) {
+      core::log0("train.max_minutes: the budget of {:g} min ran out at epoch {} of {} ({:.1f} min): stopped after a "
+                 "validation and checkpoints; --resume --set train.max_minutes=... trains on",
+                 setup_.train.max_minutes, epoch_, setup_.train.epochs, clock.seconds() / 60);
+      break;
+    }
   }
   return Outcome::kFinished;
 }
@@ -396,9 +406,9 @@ void Trainer::stop_for_preemption(const EpochStats& st) {
              batches_->num_items());
 }
 
-void Trainer::end_epoch(const EpochStats& st) {
+void Trainer::end_epoch(const EpochStats& st, bool last) {
   std::optional<Validation> val;
-  if (epoch_ % setup_.train.val_every == 0 || epoch_ == setup_.train.epochs) val = validate();
+  if (epoch_ % setup_.train.val_every == 0 || epoch_ == setup_.train.epochs || last) val = validate();
   if (val && plateau_ && !std::isnan(val->primary)) plateau_->step(val->primary);
   const bool best = val && metric_.better(val->primary, best_metric_);
   if (best) best_metric_ = val->primary;

@@ -12,6 +12,7 @@ namespace strata::train {
 
 struct TrainConfig {
   int64_t epochs = 10;                        // passes over the training split
+  double max_minutes = 0;                     // wall-clock budget: stop after the epoch that ends past it (0: none)
   double lr = 1e-4;                           // Adam learning rate
   int64_t accumulate = 1;                     // micro-batches of data.batch_size per optimizer step and rank
   std::vector<double> betas{0.9, 0.999};      // Adam betas
@@ -34,6 +35,10 @@ struct TrainConfig {
   template <class V>
   void visit(V& v) {
     v("epochs", epochs, "passes over the training split", core::at_least<int64_t>(1));
+    v("max_minutes", max_minutes,
+      "wall-clock budget of this training process in minutes: the first epoch that ends past it is validated, "
+      "checkpointed and is the last (0: no budget; a resumed run starts a new budget)",
+      core::at_least(0.0));
     v("lr", lr, "Adam learning rate", core::greater_than(0.0));
     v("accumulate", accumulate,
       "micro-batches of data.batch_size per optimizer step and rank (gradient accumulation; one allreduce per step)",

@@ -178,7 +178,8 @@ class Trainer {
   // The epoch's figures over all ranks; counts the epoch when it was not stopped.
   void finish_stats(EpochStats& st, int64_t steps, const torch::Tensor& loss_sum, int64_t micro_batches);
   void stop_for_preemption(const EpochStats& st);  // collective: last.pt, PREEMPTED
-  void end_epoch(const EpochStats& st);            // collective: validation, schedule, checkpoints, log
+  // Collective: validation (also when `last`: the budget ran out), schedule, checkpoints, log.
+  void end_epoch(const EpochStats& st, bool last);
   double lr() const;
   void save_checkpoint(const std::string& name, const std::string& reason);  // collective
   void write_checkpoint(const std::string& name, const std::string& reason);  // rank 0
