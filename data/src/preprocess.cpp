@@ -194,6 +194,23 @@ torch::Tensor crop_labels(const std::vector<uint8_t>& labels, const Dims3& dims,
   return narrow_box(v, box).clone(at::MemoryFormat::Contiguous);  // owns its bytes, even for the whole volume
 }
 
+std::vector<uint8_t> uncrop_classes(const torch::Tensor& classes, const Dims3& dims, const BrainBox& box,
+                                    const std::vector<uint8_t>& brain) {
+  const std::vector<int64_t> shape(box.size.begin(), box.size.end());
+  STRATA_CHECK(classes.dim() == 3 && classes.sizes().vec() == shape,
+               "uncrop_classes: classes of shape {} for a box of {}x{}x{}", classes.sizes(), box.size[0], box.size[1],
+               box.size[2]);
+  STRATA_CHECK(brain.size() == static_cast<size_t>(dims[0] * dims[1] * dims[2]),
+               "uncrop_classes: a brain mask of {} voxels for a volume of {}x{}x{}", brain.size(), dims[0], dims[1],
+               dims[2]);
+  std::vector<uint8_t> out(brain.size(), 0);
+  torch::Tensor v = torch::from_blob(out.data(), {dims[2], dims[1], dims[0]}, torch::kByte);
+  narrow_box(v, box).copy_(classes.to(torch::kCPU, torch::kByte));
+  torch::Tensor mask = torch::from_blob(const_cast<uint8_t*>(brain.data()), {dims[2], dims[1], dims[0]}, torch::kByte);
+  v.mul_(mask);  // 0 outside the brain, as the 2D inverse
+  return out;
+}
+
 torch::Tensor stack_context(const torch::Tensor& slices, int64_t context) {
   STRATA_CHECK(slices.dim() == 4 && context >= 1 && context % 2 == 1,
                "stack_context: slices [nz, C, H, W] and an odd context, got {} and {}", slices.sizes(), context);

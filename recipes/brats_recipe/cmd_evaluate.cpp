@@ -9,6 +9,10 @@
 // --geometry packed (default) scores the packed slices: fast, the figure training logs.
 // --geometry original predicts the split's cases from their source folders (the packed
 // file's `source`) through `predict`'s path and scores whole volumes in mm (`score`).
+// A unet3d checkpoint is evaluated on the split's packed volumes (a file of `pack
+// --volumes`), each case whole by Gaussian-weighted sliding windows with mirroring
+// (eval.roi, eval.overlap, eval.sw_batch, eval.mirror), HD95 in mm; --geometry original
+// predicts the source cases with the same windows.
 // The architecture is the checkpoint's (its stored model section); the recipe sets the
 // data, the batch size, the TTA and the metric conventions. Without --config, the
 // checkpoint's own config is the recipe: the split of the data it was trained on.
@@ -23,16 +27,20 @@
 #include "strata/core/files.h"
 #include "strata/core/log.h"
 #include "strata/data/slice_store.h"
+#include "strata/data/volume_store.h"
 #include "strata/eval/evaluator.h"
+#include "strata/eval/volume_evaluator.h"
 #include "strata/model/checkpoint.h"
 #include "strata/model/model_loader.h"
 #include "strata/model/state_dict.h"
+#include "strata/nn/model_registry.h"
 
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 
 namespace strata::recipes {
 namespace {
@@ -43,55 +51,122 @@ struct EvaluateOptions {
   std::string checkpoint, tta, json, csv, predictions, geometry = "packed";
 };
 
-nlohmann::json provenance(const RecipeConfig& config, const EvaluateOptions& o, const model::LoadedModel& loaded,
-                          int ranks) {
-  return {{"checkpoint", {{"path", o.checkpoint}, {"epoch", loaded.meta.epoch},
-                          {"weights_hash", model::weights_hash(*loaded.model)}}},
+// The network under evaluation, 2D or 3D: its forward pass, the inferer of its
+// predictions, and where its weights came from.
+struct Network {
+  eval::SegmentationModel forward;
+  int64_t epoch = 0;
+  double best_metric = 0;
+  std::string weights_hash;
+  nn::SegmentationIo io;
+};
+
+Network network_of(const model::LoadedModel& loaded) {
+  nn::UNet2d model = loaded.model;  // a shared handle: forward() is not const
+  return {[model](const torch::Tensor& x) mutable { return model->forward(x); }, loaded.meta.epoch,
+          loaded.meta.best_metric, model::weights_hash(*loaded.model), loaded.model->config().io()};
+}
+
+Network network_of(const LoadedNetwork& loaded) {
+  std::shared_ptr<nn::Model> model = loaded.model;
+  return {[model](const torch::Tensor& x) { return model->forward(x); }, loaded.meta.epoch, loaded.meta.best_metric,
+          model::weights_hash(*loaded.model), loaded.io};
+}
+
+nlohmann::json provenance(const RecipeConfig& config, const EvaluateOptions& o, const Network& net, int ranks) {
+  return {{"checkpoint", {{"path", o.checkpoint}, {"epoch", net.epoch}, {"weights_hash", net.weights_hash}}},
+          {"model", config.model.is_3d() ? nn::kUNet3d : nn::kUNet2d},
           {"data", config.data.path}, {"split", config.eval.split}, {"geometry", o.geometry},
           {"strata_version", STRATA_VERSION}, {"ranks", ranks}};
 }
 
+// What --geometry original needs of a packed file: the split's case names, the source
+// folder, and a check that a case read from it now is the one packed.
+struct OriginalCases {
+  std::vector<std::string> names;
+  std::string source;
+  std::function<void(const std::string&, const dataprep::CaseGeometry&, const dataprep::BrainBox*)> check;
+};
+
+OriginalCases original_of_slices(const RecipeConfig& config) {
+  auto store = std::make_shared<data::SliceStore>(config.data.path);
+  store->case_source(0);  // a version 1 file cannot map back: a DataError saying to repack
+  OriginalCases o;
+  for (int32_t c : store->cases_of(store->split(config.eval.split))) {
+    const std::string& name = store->case_names()[static_cast<size_t>(c)];
+    if (std::find(o.names.begin(), o.names.end(), name) == o.names.end()) o.names.push_back(name);
+  }
+  o.source = store->info().source;
+  o.check = [store](const std::string& name, const dataprep::CaseGeometry& g, const dataprep::BrainBox*) {
+    const auto& names = store->case_names();
+    const auto c = static_cast<int32_t>(std::find(names.begin(), names.end(), name) - names.begin());
+    const data::CaseSource& packed = store->case_source(c);
+    if (packed.dims != g.dims || packed.side != g.side || packed.crop_i != g.crop_i || packed.crop_j != g.crop_j) {
+      STRATA_THROW(DataError, "case {}: its source volumes are {}x{}x{} with a crop of {} at ({}, {}), but '{}' "
+                   "recorded {}x{}x{} and {} at ({}, {}): the source folder changed since it was packed", name,
+                   g.dims[0], g.dims[1], g.dims[2], g.side, g.crop_i, g.crop_j, store->path(), packed.dims[0],
+                   packed.dims[1], packed.dims[2], packed.side, packed.crop_i, packed.crop_j);
+    }
+  };
+  return o;
+}
+
+OriginalCases original_of_volumes(const RecipeConfig& config) {
+  auto store = std::make_shared<data::VolumeStore>(config.data.path);
+  OriginalCases o;
+  std::map<std::string, int64_t> ids;
+  for (int64_t c : store->split(config.eval.split).cases) {
+    o.names.push_back(store->volume_case(c).name);
+    ids[o.names.back()] = c;
+  }
+  o.source = store->info().source;
+  o.check = [store, ids](const std::string& name, const dataprep::CaseGeometry& g, const dataprep::BrainBox* box) {
+    const data::VolumeCase& packed = store->volume_case(ids.at(name));
+    const bool same = packed.source.dims == g.dims && box && packed.source.crop_lo == box->lo && packed.shape == box->size;
+    STRATA_CHECK_AS(DataError, same,
+                    "case {}: its source volumes are {}x{}x{} with a brain box of {}x{}x{} at ({}), but '{}' recorded "
+                    "{}x{}x{} and {}x{}x{} at ({}): the source folder changed since it was packed", name, g.dims[0],
+                    g.dims[1], g.dims[2], box ? box->size[0] : 0, box ? box->size[1] : 0, box ? box->size[2] : 0,
+                    box ? fmt::format("{}", fmt::join(box->lo, ", ")) : "", store->path(), packed.source.dims[0],
+                    packed.source.dims[1], packed.source.dims[2], packed.shape[0], packed.shape[1], packed.shape[2],
+                    fmt::join(packed.source.crop_lo, ", "));
+  };
+  return o;
+}
+
 // The split's cases predicted from their source folders and scored on whole volumes.
 void evaluate_original(comm::World& world, const torch::Device& device, const RecipeConfig& config,
-                       const EvaluateOptions& o, const model::LoadedModel& loaded) {
-  std::shared_ptr<data::SliceStore> store;
+                       const EvaluateOptions& o, const Network& net) {
   brats::PredictSetup s;
   std::unique_ptr<brats::Predictor> predictor;
   const bool keep = !o.predictions.empty();
+  const bool volumes = config.model.is_3d();
   world.agree([&] {
-    store = std::make_shared<data::SliceStore>(config.data.path);
-    store->case_source(0);  // a version 1 file cannot map back: a DataError saying to repack
-    for (int32_t c : store->cases_of(store->split(config.eval.split))) {
-      const std::string& name = store->case_names()[static_cast<size_t>(c)];
-      if (std::find(s.only.begin(), s.only.end(), name) == s.only.end()) s.only.push_back(name);
+    OriginalCases cases = volumes ? original_of_volumes(config) : original_of_slices(config);
+    s.only = cases.names;
+    s.input = cases.source;
+    s.check = cases.check;
+    s.volumes = volumes;
+    if (volumes) {
+      s.inferer = volume_inferer(config, o.tta, net.io, o.checkpoint);
+    } else {
+      s.size = data::SliceStore(config.data.path).height();
+      s.context = config.data.context;  // the checkpoint's (take_model_from_checkpoint)
+      s.inferer = eval::make_inferer(config.eval);
     }
-    s.input = store->info().source;
-    s.size = store->height();
-    s.context = config.data.context;  // the checkpoint's (take_model_from_checkpoint)
-    s.inferer = eval::make_inferer(config.eval);
     s.batch = config.eval.batch_size > 0 ? config.eval.batch_size : config.data.batch_size;
     s.amp = eval::resolve_eval_amp(config.eval.amp, device);
     s.score = true;
     s.force = true;
     // The predictions of this run only: a folder of its own unless --save-predictions.
     s.out = keep ? o.predictions : (fs::temp_directory_path() / fmt::format("strata-eval-{}", ::getpid())).string();
-    s.check = [store](const std::string& name, const dataprep::CaseGeometry& g) {
-      const auto& names = store->case_names();
-      const auto c = static_cast<int32_t>(std::find(names.begin(), names.end(), name) - names.begin());
-      const data::CaseSource& packed = store->case_source(c);
-      if (packed.dims != g.dims || packed.side != g.side || packed.crop_i != g.crop_i || packed.crop_j != g.crop_j) {
-        STRATA_THROW(DataError, "case {}: its source volumes are {}x{}x{} with a crop of {} at ({}, {}), but '{}' "
-                     "recorded {}x{}x{} and {} at ({}, {}): the source folder changed since it was packed", name,
-                     g.dims[0], g.dims[1], g.dims[2], g.side, g.crop_i, g.crop_j, store->path(), packed.dims[0],
-                     packed.dims[1], packed.dims[2], packed.side, packed.crop_i, packed.crop_j);
-      }
-    };
     predictor = std::make_unique<brats::Predictor>(s, device, &world);
   });
-  core::log0("evaluate --geometry original: {} case(s) of the '{}' split from {}, slices of {}x{}, TTA {}",
-             s.only.size(), config.eval.split, s.input, s.size, s.size, s.inferer->describe());
-  nn::UNet2d model = loaded.model;  // a shared handle: forward() is not const
-  brats::PredictResult r = predictor->run([model](const torch::Tensor& x) mutable { return model->forward(x); });
+  core::log0("evaluate --geometry original: {} case(s) of the '{}' split from {}, {}, {}", s.only.size(),
+             config.eval.split, s.input,
+             volumes ? std::string("whole cases") : fmt::format("slices of {}x{}", s.size, s.size),
+             s.inferer->describe());
+  brats::PredictResult r = predictor->run(net.forward);
   if (!keep && world.rank() == 0) {
     std::error_code ec;
     fs::remove_all(s.out, ec);
@@ -103,28 +178,63 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
   brats::ScoreSummary summary = brats::summarise(r.scores);
   fmt::print("\n{}", brats::format_score_table(summary));
   std::fflush(stdout);
+  const double n = std::max<double>(1, static_cast<double>(r.written.size()));
   core::log0("{} case(s) in {:.1f} s on {} rank(s); per case: read {:.2f} s, preprocess {:.2f} s, infer {:.2f} s, "
-             "write {:.2f} s, score {:.2f} s", r.written.size(), r.seconds, r.ranks,
-             r.times.read / std::max<double>(1, r.written.size()),
-             r.times.preprocess / std::max<double>(1, r.written.size()),
-             r.times.infer / std::max<double>(1, r.written.size()),
-             r.times.write / std::max<double>(1, r.written.size()),
-             r.times.score / std::max<double>(1, r.written.size()));
+             "write {:.2f} s, score {:.2f} s", r.written.size(), r.seconds, r.ranks, r.times.read / n,
+             r.times.preprocess / n, r.times.infer / n, r.times.write / n, r.times.score / n);
   if (!o.csv.empty()) core::write_file_atomic(o.csv, brats::score_csv(r.scores), "per-case scores");
   if (!o.json.empty()) {
-    nlohmann::json extra = provenance(config, o, loaded, world.size());
+    nlohmann::json extra = provenance(config, o, net, world.size());
     extra["tta"] = s.inferer->describe();
     core::write_file_atomic(o.json, brats::score_json(r.scores, summary, extra.dump()), "evaluation JSON");
     core::log0("wrote {}", o.json);
   }
 }
 
-// Without --config: the config `checkpoint` was trained with ("" for a PyTorch
-// state_dict, which has none: the defaults then).
-std::string stored_config(const std::string& checkpoint, const ConfigOptions& options) {
-  if (!options.config_path.empty() || model::is_state_dict(checkpoint)) return "";
-  auto archive = model::open_checkpoint(checkpoint, torch::Device(torch::kCPU));
-  return model::read_meta(archive, checkpoint).config_yaml;
+// Rank 0: the report's table, JSON and CSV (the same for slices and volumes).
+void print_report(const eval::EvalReport& report, const RecipeConfig& config, const EvaluateOptions& o,
+                  const Network& net, int ranks) {
+  fmt::print("\n{}", eval::format_report(report));
+  std::fflush(stdout);
+  if (!o.json.empty()) {
+    eval::write_report_json(report, o.json, provenance(config, o, net, ranks).dump());
+    core::log0("wrote {}", o.json);
+  }
+  if (!o.csv.empty()) {
+    core::write_file_atomic(o.csv, eval::report_csv(report), "per-case figures");
+    core::log0("wrote {}", o.csv);
+  }
+  if (!o.predictions.empty()) core::log0("wrote {} predicted volumes to {}", report.cases, o.predictions);
+}
+
+// A unet3d on the split's packed volumes: each case whole, by sliding windows.
+void evaluate_volumes(comm::World& world, const torch::Device& device, const RecipeConfig& config,
+                      const EvaluateOptions& o) {
+  auto comm = comm::make_communicator(world, device, config.run.backend);
+  std::unique_ptr<eval::VolumeEvaluator> evaluator;
+  Network net;
+  world.agree([&] {
+    LoadedNetwork loaded = load_network_3d(config, o.checkpoint, device);
+    net = network_of(loaded);
+    eval::VolumeEvalSetup setup;
+    setup.path = config.data.path;
+    setup.eval = config.eval;
+    setup.labels = brats::eval_labels();
+    setup.inferer = volume_inferer(config, o.tta, net.io, o.checkpoint);
+    evaluator = std::make_unique<eval::VolumeEvaluator>(setup, device, world.rank(), world.size(), comm.get());
+    evaluator->check_model(net.io, "'" + o.checkpoint + "'");
+  });
+  core::log0("evaluate: {} (epoch {}, best val mean Dice {:.4f}) on the '{}' split of {}: {} whole volumes ({:.1f} M "
+             "voxels), {} rank(s) on {}, {} ({} forward pass(es) per window), amp {}",
+             o.checkpoint, net.epoch, net.best_metric, config.eval.split, config.data.path, evaluator->num_cases(),
+             static_cast<double>(evaluator->num_voxels()) / 1e6, world.size(), device.str(),
+             evaluator->inferer().describe(), evaluator->inferer().passes(), nn::amp_name(evaluator->amp()));
+  eval::CasePrediction save;  // --save-predictions: the brain box of each case, as stored
+  if (!o.predictions.empty()) {
+    save = brats::prediction_writer(o.predictions, evaluator->store().info().label_source_values);
+  }
+  eval::EvalReport report = evaluator->run(net.forward, save);
+  if (world.rank() == 0) print_report(report, config, o, net, world.size());
 }
 
 }  // namespace
@@ -139,7 +249,9 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
                   "checkpoint whose model section and weights are evaluated; without --config, its stored config "
                   "is the recipe (data.path, eval.*)")
       ->required();
-  cmd->add_option("--tta", o->tta, "test-time augmentation: the same as --set eval.tta=MODE")
+  cmd->add_option("--tta", o->tta,
+                  "test-time augmentation: the same as --set eval.tta=MODE; for a unet3d, none or flips (the 8 "
+                  "mirrorings of D, H, W; default eval.mirror)")
       ->check(CLI::IsMember({"none", "flips", "flips+rot90"}));
   cmd->add_option("--json", o->json, "also write the results, every case's and their provenance, to this file");
   cmd->add_option("--csv", o->csv, "every case's figures as CSV (rank 0, atomically)");
@@ -152,18 +264,25 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
   cli.on(cmd, [&cli, options, o] {
     ConfigOptions resolved = *options;
     if (!o->tta.empty()) resolved.sets.push_back("eval.tta=" + o->tta);  // part of the config every rank checks
-    RecipeConfig config = cli.resolve(resolved, stored_config(o->checkpoint, resolved), "config of " + o->checkpoint);
+    RecipeConfig config =
+        cli.resolve(resolved, stored_config_yaml(o->checkpoint, resolved.config_path), "config of " + o->checkpoint);
     cli.check_storage(config, /*run_dir=*/false);
     take_model_from_checkpoint(config, o->checkpoint);
-    refuse_3d(config, o->checkpoint);
     core::log0("resolved config (hash {}):\n{}", core::hash_hex(core::config_hash(config)), core::to_yaml(config));
 
     comm::World& world = cli.world();
     const torch::Device device = world.bind_device(config.run.device);
+    if (config.model.is_3d() && o->geometry == "packed") {
+      evaluate_volumes(world, device, config, *o);
+      return;
+    }
     if (o->geometry == "original") {
-      model::LoadedModel loaded;
-      world.agree([&] { loaded = model::load_unet(o->checkpoint, device, &config.model); });
-      evaluate_original(world, device, config, *o, loaded);
+      Network net;
+      world.agree([&] {
+        net = config.model.is_3d() ? network_of(load_network_3d(config, o->checkpoint, device))
+                                   : network_of(model::load_unet(o->checkpoint, device, &config.model));
+      });
+      evaluate_original(world, device, config, *o, net);
       return;
     }
     auto comm = comm::make_communicator(world, device, config.run.backend);
@@ -194,18 +313,7 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
     }
     eval::EvalReport report =
         evaluator.run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); }, save);
-    if (world.rank() != 0) return;
-    fmt::print("\n{}", eval::format_report(report));
-    std::fflush(stdout);
-    if (!o->json.empty()) {
-      eval::write_report_json(report, o->json, provenance(config, *o, loaded, world.size()).dump());
-      core::log0("wrote {}", o->json);
-    }
-    if (!o->csv.empty()) {
-      core::write_file_atomic(o->csv, eval::report_csv(report), "per-case figures");
-      core::log0("wrote {}", o->csv);
-    }
-    if (!o->predictions.empty()) core::log0("wrote {} predicted volumes to {}", report.cases, o->predictions);
+    if (world.rank() == 0) print_report(report, config, *o, network_of(loaded), world.size());
   });
 }
 

@@ -6,6 +6,8 @@
 //   launch/mpirun.sh -np 2 build/bin/brats_recipe score --pred preds --truth BraTS2021_Training_Data
 //
 // Both shard the cases over the ranks; rank 0 prints the tables and writes CSV and JSON.
+// A unet3d checkpoint predicts each case whole with the sliding window of its run's
+// config (eval.roi, eval.overlap, eval.sw_batch, eval.mirror; --config or --set change it).
 #include "brats_recipe/cli.h"
 #include "brats_recipe/setup.h"
 #include "strata/brats/predictor.h"
@@ -16,9 +18,11 @@
 #include "strata/core/log.h"
 #include "strata/core/timer.h"
 #include "strata/data/slice_store.h"
+#include "strata/data/volume_store.h"
 #include "strata/dataprep/brats_slices.h"
 #include "strata/eval/evaluator.h"
 #include "strata/model/model_loader.h"
+#include "strata/nn/model_registry.h"
 
 #include <nlohmann/json.hpp>
 
@@ -41,6 +45,43 @@ int64_t trained_slice_size(const model::LoadedModel& loaded, const std::string& 
   if (std::filesystem::is_regular_file(trained.data.path, ec)) return data::SliceStore(trained.data.path).height();
   STRATA_THROW(ConfigError, "'{}' does not record the slice size its model was trained on, and its data file '{}' "
                "is not here: pass --size (the `pack --size` of the training data)", checkpoint, trained.data.path);
+}
+
+// The case names of one split of a packed file (slices or volumes), FILE.h5[:SPLIT],
+// the split val by default.
+std::vector<std::string> split_case_names(const std::string& spec) {
+  const auto colon = spec.rfind(':');
+  const bool has_split = colon != std::string::npos && colon > 0;
+  const std::string path = has_split ? spec.substr(0, colon) : spec;
+  const std::string split = has_split ? spec.substr(colon + 1) : "val";
+  std::vector<std::string> names;
+  if (data::is_volume_file(path)) {
+    data::VolumeStore store(path);
+    for (int64_t c : store.split(split).cases) names.push_back(store.volume_case(c).name);
+  } else {
+    data::SliceStore store(path);
+    for (int32_t c : store.cases_of(store.split(split))) {
+      const std::string& name = store.case_names()[static_cast<size_t>(c)];
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+  }
+  return names;
+}
+
+// The 2D model's fit to the cases: its slice size and context (from the checkpoint when
+// not given), its input channels and size multiple.
+void check_slice_model(const model::LoadedModel& loaded, const std::string& checkpoint, const RecipeConfig& config,
+                       brats::PredictSetup& s) {
+  if (s.size <= 0) s.size = trained_slice_size(loaded, checkpoint);
+  s.context = loaded.meta.reason == "state_dict" ? config.data.context : trained_context(loaded.meta, checkpoint);
+  const int64_t in = loaded.model->config().in_channels;
+  STRATA_CHECK_AS(ConfigError, in == dataprep::brats_slices::kChannels * s.context,
+                  "the model of '{}' takes {} input channels, but {} modalities with data.context {} give {}",
+                  checkpoint, in, dataprep::brats_slices::kChannels, s.context,
+                  dataprep::brats_slices::kChannels * s.context);
+  const int64_t m = loaded.model->config().size_multiple();
+  STRATA_CHECK_AS(ConfigError, s.size % m == 0, "slices of {} do not suit the model of '{}' ({} levels: "
+                  "multiples of {})", s.size, checkpoint, loaded.model->config().widths.size(), m);
 }
 
 // Rank 0: writes the per-case CSV and the JSON (cases, summary, `extra` provenance).
@@ -74,9 +115,12 @@ void add_predict_command(CLI::App& app, Cli& cli) {
                   "FILE.h5[:SPLIT]: predict only the cases of that split of a packed file (default split val)");
   cmd->add_option("--input", setup->input, "a folder of BraTS case folders, or one case folder")->required();
   cmd->add_option("--out", setup->out, "folder for the <case>.nii.gz segmentations")->required();
-  cmd->add_option("--tta", *tta, "test-time augmentation: none | flips | flips+rot90; the same as --set eval.tta=MODE")
+  cmd->add_option("--tta", *tta,
+                  "test-time augmentation: none | flips | flips+rot90; the same as --set eval.tta=MODE; for a unet3d, "
+                  "none or flips (the 8 mirrorings of D, H, W; default eval.mirror)")
       ->check(CLI::IsMember({"none", "flips", "flips+rot90"}));
-  cmd->add_option("--size", setup->size, "packed slice size the model was trained on (default: from the checkpoint)");
+  cmd->add_option("--size", setup->size,
+                  "packed slice size a 2D model was trained on (default: from the checkpoint)");
   auto* overwrite = cmd->add_flag("--overwrite", setup->force,
                                   "predict cases whose <case>.nii.gz exists too, replacing it (default: skip them)");
   cli.deprecate(cmd->add_flag("--force", setup->force), overwrite, "--force is now --overwrite");
@@ -84,47 +128,47 @@ void add_predict_command(CLI::App& app, Cli& cli) {
   cmd->add_option("--csv", *csv, "with --score: per-case scores as CSV (rank 0, atomically)");
   cmd->add_option("--json", *json, "a JSON record of the run (and with --score, every case's scores)");
   cli.on(cmd, [&cli, options, checkpoint, setup, tta, csv, json, cases_from] {
-    RecipeConfig config = cli.resolve(*options);
+    // A unet3d is predicted with the sliding window of its own run's config (eval.roi,
+    // the training patch) unless --config says otherwise.
+    const bool volumes = checkpoint_model_name(*checkpoint) == nn::kUNet3d;
+    RecipeConfig config = volumes ? cli.resolve(*options, stored_config_yaml(*checkpoint, options->config_path),
+                                                "config of " + *checkpoint)
+                                  : cli.resolve(*options);
     comm::World& world = cli.world();
     const torch::Device device = world.bind_device(config.run.device);
     brats::PredictSetup s = *setup;
-    eval::EvalConfig e = config.eval;
-    if (!tta->empty()) e.tta = *tta;
-    s.inferer = eval::make_inferer(e);
     s.batch = config.eval.batch_size > 0 ? config.eval.batch_size : config.data.batch_size;
     s.amp = eval::resolve_eval_amp(config.eval.amp, device);
-    model::LoadedModel loaded;
+    s.volumes = volumes;
+    model::LoadedModel loaded;     // 2D
+    LoadedNetwork net;             // 3D
     std::unique_ptr<brats::Predictor> predictor;
+    if (volumes) take_model_from_checkpoint(config, *checkpoint);
     world.agree([&] {  // files and fit checked on every rank before anything runs
-      if (!cases_from->empty()) {
-        const auto colon = cases_from->rfind(':');
-        const bool has_split = colon != std::string::npos && colon > 0;
-        data::SliceStore store(has_split ? cases_from->substr(0, colon) : *cases_from);
-        const std::string split = has_split ? cases_from->substr(colon + 1) : "val";
-        for (int32_t c : store.cases_of(store.split(split))) {
-          const std::string& name = store.case_names()[static_cast<size_t>(c)];
-          if (std::find(s.only.begin(), s.only.end(), name) == s.only.end()) s.only.push_back(name);
-        }
+      if (!cases_from->empty()) s.only = split_case_names(*cases_from);
+      if (volumes) {
+        net = load_network_3d(config, *checkpoint, device);
+        s.inferer = volume_inferer(config, *tta, net.io, *checkpoint);
+      } else {
+        eval::EvalConfig e = config.eval;
+        if (!tta->empty()) e.tta = *tta;
+        s.inferer = eval::make_inferer(e);
+        loaded = model::load_unet(*checkpoint, device, &config.model);
+        check_slice_model(loaded, *checkpoint, config, s);
       }
-      loaded = model::load_unet(*checkpoint, device, &config.model);
-      if (s.size <= 0) s.size = trained_slice_size(loaded, *checkpoint);
-      s.context = loaded.meta.reason == "state_dict" ? config.data.context : trained_context(loaded.meta, *checkpoint);
-      const int64_t in = loaded.model->config().in_channels;
-      STRATA_CHECK_AS(ConfigError, in == dataprep::brats_slices::kChannels * s.context,
-                      "the model of '{}' takes {} input channels, but {} modalities with data.context {} give {}",
-                      *checkpoint, in, dataprep::brats_slices::kChannels, s.context,
-                      dataprep::brats_slices::kChannels * s.context);
-      const int64_t m = loaded.model->config().size_multiple();
-      STRATA_CHECK_AS(ConfigError, s.size % m == 0, "slices of {} do not suit the model of '{}' ({} levels: "
-                      "multiples of {})", s.size, *checkpoint, loaded.model->config().widths.size(), m);
       predictor = std::make_unique<brats::Predictor>(s, device, &world);
     });
-    core::log0("predict: {} (epoch {}) on {} case(s) of {}, slices of {}x{}{}, TTA {}, {} rank(s) on {}, amp {}",
-               *checkpoint, loaded.meta.epoch, predictor->num_cases(), s.input, s.size, s.size,
-               s.context > 1 ? fmt::format(" with {} slices per sample", s.context) : std::string(),
-               s.inferer->describe(), world.size(),
-               device.str(), nn::amp_name(s.amp));
-    brats::PredictResult r = predictor->run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
+    const int64_t epoch = volumes ? net.meta.epoch : loaded.meta.epoch;
+    const std::string shape = volumes ? "whole cases (the brain's box)"
+                                      : fmt::format("slices of {}x{}{}", s.size, s.size,
+                                                    s.context > 1 ? fmt::format(" with {} slices per sample", s.context)
+                                                                  : std::string());
+    core::log0("predict: {} (epoch {}) on {} case(s) of {}, {}, {} {}, {} rank(s) on {}, amp {}", *checkpoint, epoch,
+               predictor->num_cases(), s.input, shape, volumes ? "inferer" : "TTA", s.inferer->describe(),
+               world.size(), device.str(), nn::amp_name(s.amp));
+    brats::PredictResult r =
+        volumes ? predictor->run([&net](const torch::Tensor& x) { return net.model->forward(x); })
+                : predictor->run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
     if (world.rank() != 0) return;
     const double n = static_cast<double>(std::max<size_t>(r.written.size(), 1));
     core::log0("predicted {} case(s) into {} ({} existed and were skipped; --overwrite redoes them) in {:.1f} s on {} "
@@ -132,14 +176,17 @@ void add_predict_command(CLI::App& app, Cli& cli) {
                r.written.size(), s.out, r.skipped.size(), r.seconds, r.ranks,
                60.0 * static_cast<double>(r.written.size()) / std::max(r.seconds, 1e-9), r.times.read / n,
                r.times.preprocess / n, r.times.infer / n, r.times.write / n);
-    nlohmann::json extra{{"checkpoint", {{"path", *checkpoint}, {"epoch", loaded.meta.epoch},
-                                         {"weights_hash", model::weights_hash(*loaded.model)}}},
-                         {"input", s.input}, {"out", s.out}, {"tta", s.inferer->describe()}, {"slice_size", s.size},
+    const torch::nn::Module& weights = volumes ? static_cast<const torch::nn::Module&>(*net.model) : *loaded.model;
+    nlohmann::json extra{{"checkpoint", {{"path", *checkpoint}, {"epoch", epoch},
+                                         {"weights_hash", model::weights_hash(weights)}}},
+                         {"model", volumes ? nn::kUNet3d : nn::kUNet2d},
+                         {"input", s.input}, {"out", s.out}, {"tta", s.inferer->describe()},
                          {"strata_version", STRATA_VERSION}, {"ranks", r.ranks},
                          {"written", r.written}, {"skipped", r.skipped},
                          {"seconds", r.seconds},
                          {"seconds_per_case", {{"read", r.times.read / n}, {"preprocess", r.times.preprocess / n},
                                                {"infer", r.times.infer / n}, {"write", r.times.write / n}}}};
+    if (!volumes) extra["slice_size"] = s.size;
     if (s.score) {
       if (r.scores.empty()) {
         core::log0("--score: no case folder of {} has a seg", s.input);

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -113,13 +114,62 @@ std::vector<CaseDice> case_dice_of(const json& list, const std::string& path, co
   return out;
 }
 
-// The slice shown for a case: its axial slice with the most tumour in the truth (in the
-// prediction when the truth has none; the middle one when neither has any).
+// One plane of a volume (voxel order (k * ny + j) * nx + i) as rows x columns, row-major:
+// axial (k fixed): rows j, columns i; coronal (j fixed) and sagittal (i fixed): rows k
+// from the top of the head down, columns i or j.
+enum class Axis { kAxial, kCoronal, kSagittal };
+constexpr std::array<Axis, 3> kAxes{Axis::kAxial, Axis::kCoronal, Axis::kSagittal};
+const char* axis_name(Axis a) { return a == Axis::kAxial ? "axial" : a == Axis::kCoronal ? "coronal" : "sagittal"; }
+
+template <typename T>
+std::vector<T> plane_of(const std::vector<T>& v, const dataprep::Dims3& d, Axis axis, int64_t at, int& rows,
+                        int& cols) {
+  const int64_t nx = d[0], ny = d[1], nz = d[2];
+  auto voxel = [&](int64_t i, int64_t j, int64_t k) { return v[static_cast<size_t>((k * ny + j) * nx + i)]; };
+  std::vector<T> out;
+  if (axis == Axis::kAxial) {
+    rows = static_cast<int>(ny), cols = static_cast<int>(nx);
+    for (int64_t j = 0; j < ny; ++j) {
+      for (int64_t i = 0; i < nx; ++i) out.push_back(voxel(i, j, at));
+    }
+  } else {
+    const int64_t n = axis == Axis::kCoronal ? nx : ny;
+    rows = static_cast<int>(nz), cols = static_cast<int>(n);
+    for (int64_t k = nz - 1; k >= 0; --k) {
+      for (int64_t c = 0; c < n; ++c) out.push_back(axis == Axis::kCoronal ? voxel(c, at, k) : voxel(at, c, k));
+    }
+  }
+  return out;
+}
+
+// The index along `axis` whose plane holds the most non-background voxels; -1 for none.
+int64_t plane_with_most(const std::vector<uint8_t>& labels, const dataprep::Dims3& d, Axis axis) {
+  const int a = axis == Axis::kAxial ? 2 : axis == Axis::kCoronal ? 1 : 0;  // the fixed voxel axis
+  std::vector<int64_t> count(static_cast<size_t>(d[a]), 0);
+  for (int64_t k = 0; k < d[2]; ++k) {
+    for (int64_t j = 0; j < d[1]; ++j) {
+      for (int64_t i = 0; i < d[0]; ++i) {
+        if (labels[static_cast<size_t>((k * d[1] + j) * d[0] + i)] == 0) continue;
+        ++count[static_cast<size_t>(a == 2 ? k : a == 1 ? j : i)];
+      }
+    }
+  }
+  const auto best = std::max_element(count.begin(), count.end());
+  return *best == 0 ? -1 : best - count.begin();
+}
+
+// A case as shown: three orthogonal planes, each through the index with the most tumour
+// in the truth along its axis (in the prediction when the truth has none; the middle
+// one when neither has any).
 struct Overlay {
-  std::string role, name, file;
-  int64_t slice = 0;
+  struct Plane {
+    Axis axis = Axis::kAxial;
+    int64_t index = 0;
+    std::string png, file;
+  };
+  std::string role, name;
   CaseDice dice;
-  std::string png;
+  std::vector<Plane> planes;  // axial, coronal, sagittal
 };
 
 Overlay draw_case(const std::string& role, const CaseDice& dice, const dataprep::CaseFiles& files,
@@ -135,27 +185,29 @@ Overlay draw_case(const std::string& role, const CaseDice& dice, const dataprep:
                   truth_vol.dims[1], truth_vol.dims[2]);
   const auto truth = dataprep::remap_labels(truth_vol, dice.name, files.seg);
   const auto pred = dataprep::remap_labels(pred_vol, dice.name, pred_path);
-  const int64_t nx = truth_vol.dims[0], ny = truth_vol.dims[1], plane = nx * ny;
-  o.slice = viz::slice_with_most_foreground(truth, plane);
-  if (o.slice < 0) o.slice = viz::slice_with_most_foreground(pred, plane);
-  if (o.slice < 0) o.slice = truth_vol.dims[2] / 2;
-  viz::OverlaySlice s;
-  s.height = static_cast<int>(ny);
-  s.width = static_cast<int>(nx);
-  const size_t at = static_cast<size_t>(o.slice * plane);
+  const dataprep::Dims3& d = truth_vol.dims;
+  std::vector<dataprep::Volume> modalities;
   for (const auto& path : files.modalities) {
-    const auto vol = dataprep::read_nifti(path);
-    STRATA_CHECK_AS(DataError, vol.dims == truth_vol.dims, "case {}: '{}' is not the size of its seg", dice.name, path);
-    s.channels.emplace_back(vol.data.begin() + at, vol.data.begin() + at + plane);
+    modalities.push_back(dataprep::read_nifti(path));
+    STRATA_CHECK_AS(DataError, modalities.back().dims == d, "case {}: '{}' is not the size of its seg", dice.name,
+                    path);
   }
-  s.truth.assign(truth.begin() + at, truth.begin() + at + plane);
-  s.pred.assign(pred.begin() + at, pred.begin() + at + plane);
-  auto fig = viz::draw_overlay(
-      s, brats::brats_overlay_style(),
-      fmt::format("{} case: {}, axial slice {} (Dice ET {:.3f}, TC {:.3f}, WT {:.3f})", role, dice.name, o.slice,
-                  dice.dice[0], dice.dice[1], dice.dice[2]),
-      static_cast<int>(std::clamp<int64_t>(std::max(nx, ny), 160, 256)));  // 1:1 up to 256: thin errors stay visible
-  o.png = fig->png();
+  for (Axis axis : kAxes) {
+    const int fixed = axis == Axis::kAxial ? 2 : axis == Axis::kCoronal ? 1 : 0;
+    int64_t at = plane_with_most(truth, d, axis);
+    if (at < 0) at = plane_with_most(pred, d, axis);
+    if (at < 0) at = d[fixed] / 2;
+    viz::OverlaySlice s;
+    for (const auto& m : modalities) s.channels.push_back(plane_of(m.data, d, axis, at, s.height, s.width));
+    s.truth = plane_of(truth, d, axis, at, s.height, s.width);
+    s.pred = plane_of(pred, d, axis, at, s.height, s.width);
+    auto fig = viz::draw_overlay(
+        s, brats::brats_overlay_style(),
+        fmt::format("{}: {}, {} {} (Dice ET {:.3f}, TC {:.3f}, WT {:.3f})", role, dice.name, axis_name(axis), at,
+                    dice.dice[0], dice.dice[1], dice.dice[2]),
+        static_cast<int>(std::clamp<int>(std::max(s.height, s.width), 160, 256)));  // 1:1 up to 256: thin errors stay visible
+    o.planes.push_back({axis, at, fig->png(), ""});
+  }
   return o;
 }
 
@@ -308,9 +360,13 @@ ReportResult write_html_report(const ReportInputs& in) {
                       "case {} of the scores has no prediction in {} or no folder in {}", dice.name, in.predictions,
                       in.cases);
       Overlay o = draw_case(role, dice, f->second, p->second);
-      o.file = (out.parent_path() / fmt::format("{}-{}-{}.png", out.stem().string(), role, dice.name)).string();
-      core::write_file_atomic(o.file, o.png, "overlay image");
-      result.images.push_back(o.file);
+      for (auto& plane : o.planes) {
+        plane.file = (out.parent_path() / fmt::format("{}-{}-{}-{}.png", out.stem().string(), role, dice.name,
+                                                      axis_name(plane.axis)))
+                         .string();
+        core::write_file_atomic(plane.file, plane.png, "overlay image");
+        result.images.push_back(plane.file);
+      }
       overlays.push_back(std::move(o));
     }
   }
@@ -465,13 +521,17 @@ ReportResult write_html_report(const ReportInputs& in) {
     add("<p>No overlays: give --predictions (from <code>brats_recipe predict</code>) and --cases.</p>");
   } else {
     add("<p class=\"note\">Ranked by the mean of the ET, TC and WT Dice of ", escape(case_source),
-        ". Each shows the axial slice with the most tumour in the truth: the four modalities, then the ground truth, "
-        "the prediction and the errors over FLAIR.</p>");
+        ". Each case is shown in three orthogonal planes (axial, coronal, sagittal), each through the plane with "
+        "the most tumour in the truth along its axis: the four modalities, then the ground truth, the prediction and "
+        "the errors over FLAIR. Coronal and sagittal planes have the top of the head up.</p>");
     for (const auto& o : overlays) {
-      add("<figure><img alt=\"", escape(o.role), " case ", escape(o.name), "\" src=\"data:image/png;base64,",
-          base64(o.png), "\"><figcaption>", escape(o.role), ": ", escape(o.name), ", slice ", std::to_string(o.slice),
-          ", mean region Dice ", num(o.dice.mean()), " (also ", escape(fs::path(o.file).filename().string()),
-          ")</figcaption></figure>");
+      for (const auto& plane : o.planes) {
+        add("<figure><img alt=\"", escape(o.role), " case ", escape(o.name), ", ", axis_name(plane.axis),
+            "\" src=\"data:image/png;base64,", base64(plane.png), "\"><figcaption>", escape(o.role), ": ",
+            escape(o.name), ", ", axis_name(plane.axis), " plane ", std::to_string(plane.index),
+            ", mean region Dice ", num(o.dice.mean()), " (also ", escape(fs::path(plane.file).filename().string()),
+            ")</figcaption></figure>");
+      }
     }
   }
   add("</section>\n");

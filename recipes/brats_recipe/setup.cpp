@@ -5,10 +5,14 @@
 #include "strata/brats/slice_task.h"
 
 #include "strata/core/log.h"
+#include "strata/dataprep/brats_slices.h"
+#include "strata/eval/sliding_window.h"
 #include "strata/model/checkpoint.h"
 #include "strata/model/model_loader.h"
 #include "strata/model/state_dict.h"
 #include "strata/nn/model_registry.h"
+#include "strata/nn/summary.h"
+#include "strata/nn/unet3d.h"
 #include "strata/train/task_registry.h"
 
 #include <yaml-cpp/yaml.h>
@@ -104,11 +108,51 @@ void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpo
   }
 }
 
-void refuse_3d(const RecipeConfig& config, const std::string& checkpoint) {
+std::string stored_config_yaml(const std::string& checkpoint, const std::string& config_path) {
+  if (!config_path.empty() || model::is_state_dict(checkpoint)) return "";
+  auto archive = model::open_checkpoint(checkpoint, torch::Device(torch::kCPU));
+  return model::read_meta(archive, checkpoint).config_yaml;
+}
+
+std::string checkpoint_model_name(const std::string& checkpoint) {
+  if (model::is_state_dict(checkpoint)) return nn::kUNet2d;
+  auto archive = model::open_checkpoint(checkpoint, torch::Device(torch::kCPU));
+  const std::string name = model::read_meta(archive, checkpoint).model_name;
+  return name.empty() ? nn::kUNet2d : name;
+}
+
+LoadedNetwork load_network_3d(const RecipeConfig& config, const std::string& checkpoint,
+                              const torch::Device& device) {
+  STRATA_CHECK_AS(CheckpointError, !model::is_state_dict(checkpoint),
+                  "'{}' is a PyTorch state_dict; a unet3d is loaded from a Strata checkpoint, which records its "
+                  "architecture", checkpoint);
+  model::LoadedCheckpoint loaded = model::load_checkpoint(checkpoint, model::registered_model_builder(nn::kUNet3d,
+                                                                                                     checkpoint));
+  loaded.model->to(device);
+  loaded.model->eval();
+  const nn::UNet3dConfig net = config.model.unet3d();  // the checkpoint's (take_model_from_checkpoint)
+  if (net.channels_last) nn::set_memory_format(*loaded.model, torch::MemoryFormat::ChannelsLast3d);
+  return {loaded.model, loaded.meta, net.io()};
+}
+
+std::shared_ptr<const eval::Inferer> volume_inferer(const RecipeConfig& config, const std::string& tta,
+                                                    const nn::SegmentationIo& io, const std::string& checkpoint) {
+  STRATA_CHECK_AS(ConfigError, tta != "flips+rot90",
+                  "--tta flips+rot90 is for 2D slices; a unet3d is mirrored over the 8 flips of D, H and W (--tta "
+                  "flips, eval.mirror) or not at all (--tta none)");
+  eval::SlidingWindowOptions w{config.eval.roi, config.eval.overlap, config.eval.sw_batch, config.eval.mirror};
+  if (!tta.empty()) w.mirror = tta == "flips";
+  auto inferer = std::make_shared<eval::SlidingWindowInferer>(w);
+  inferer->check_model(io, "'" + checkpoint + "'");
+  STRATA_CHECK_AS(ConfigError, io.in_channels == dataprep::brats_slices::kChannels,
+                  "the model of '{}' takes {} input channels, but BraTS cases have {} modalities", checkpoint,
+                  io.in_channels, dataprep::brats_slices::kChannels);
+  return inferer;
+}
+
+void refuse_3d(const RecipeConfig& config, const std::string& checkpoint, const std::string& command) {
   STRATA_CHECK_AS(ConfigError, !config.model.is_3d(),
-                  "'{}' holds a unet3d model; this command takes unet2d models (slices, 2.5D) only. A unet3d run is "
-                  "scored by its sliding-window validation (metrics.jsonl)",
-                  checkpoint);
+                  "'{}' holds a unet3d model; `{}` takes unet2d models (slices, 2.5D) only", checkpoint, command);
 }
 
 int64_t trained_context(const model::CheckpointMeta& meta, const std::string& checkpoint) {

@@ -3,9 +3,12 @@
 #pragma once
 
 #include "brats_recipe/recipe_config.h"
+#include "strata/eval/inferer.h"
 #include "strata/model/checkpoint.h"
+#include "strata/nn/model.h"
 #include "strata/train/trainer.h"
 
+#include <memory>
 #include <string>
 
 namespace strata::recipes {
@@ -26,10 +29,34 @@ train::TrainerSetup trainer_setup(const RecipeConfig& config);
 // when the file is missing, unreadable or not a Strata checkpoint.
 void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpoint);
 
-// A ConfigError when `config` (its model taken from `checkpoint`) is a unet3d: evaluate,
-// predict and export take unet2d models (slices, 2.5D) only; a 3D run is scored by its
-// sliding-window validation.
-void refuse_3d(const RecipeConfig& config, const std::string& checkpoint);
+// The config `checkpoint` was trained with, as YAML: the base of a command's config when
+// it has no --config (`config_path` empty; "" with one, and for a PyTorch state_dict, which has none).
+std::string stored_config_yaml(const std::string& checkpoint, const std::string& config_path);
+
+// The network a Strata checkpoint holds (nn::kUNet2d for one written before 3D, and
+// for a PyTorch state_dict).
+std::string checkpoint_model_name(const std::string& checkpoint);
+
+// A 3D checkpoint's network for inference: built from its model section, its weights
+// checked (model_loader.h), on `device`, in eval mode, channels_last_3d when its config
+// says so.
+struct LoadedNetwork {
+  std::shared_ptr<nn::Model> model;
+  model::CheckpointMeta meta;
+  nn::SegmentationIo io;
+};
+LoadedNetwork load_network_3d(const RecipeConfig& config, const std::string& checkpoint, const torch::Device& device);
+
+// The sliding-window inferer of a 3D command: eval.roi, eval.overlap, eval.sw_batch and
+// eval.mirror, with `tta` (a --tta value, "" for none given) setting the mirroring:
+// none is off, flips is on (the 8 flips of D, H, W); flips+rot90 is a ConfigError (quarter
+// turns are a 2D view). A ConfigError when the window does not suit the model `io`.
+std::shared_ptr<const eval::Inferer> volume_inferer(const RecipeConfig& config, const std::string& tta,
+                                                    const nn::SegmentationIo& io, const std::string& checkpoint);
+
+// A ConfigError when `config` (its model taken from `checkpoint`) is a unet3d: `command`
+// takes unet2d models (slices, 2.5D) only.
+void refuse_3d(const RecipeConfig& config, const std::string& checkpoint, const std::string& command);
 
 // The data.context of the run that wrote a checkpoint (1 when its config does not
 // record one: every checkpoint written before 2.5D).

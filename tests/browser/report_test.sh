@@ -24,10 +24,14 @@ expect_rc 0
 run report "$B" report --run "$R" --eval "$OUT/eval.json" --predictions "$OUT/pred" --cases "$STRATA_TEST_CASES" \
   --out "$OUT/site/report.html"
 expect_rc 0
-# The test data's 2 val cases: the best and the worst (the median needs 3).
-expect_log "wrote $OUT/site/report.html (2 overlay image(s) beside it)"
+# The test data's 2 val cases: the best and the worst (the median needs 3), each in three
+# planes.
+expect_log "wrote $OUT/site/report.html (6 overlay image(s) beside it)"
 n_png=$(ls "$OUT"/site/report-best-*.png "$OUT"/site/report-worst-*.png 2>/dev/null | wc -l)
-[ "$n_png" -eq 2 ] || fail "expected the best and worst overlay PNGs beside report.html, found $n_png"
+[ "$n_png" -eq 6 ] || fail "expected the best and worst case's overlay PNGs in 3 planes beside report.html, found $n_png"
+for plane in axial coronal sagittal; do
+  ls "$OUT"/site/report-best-*-$plane.png >/dev/null 2>&1 || fail "no $plane overlay of the best case"
+done
 [ -s "$R/progress.png" ] || fail "no progress.png in the run folder"
 
 run browser "${CHECK[@]}" "$OUT/site/report.html" --screenshot "$BUILD/report-screenshot.png" --canvases 5 \

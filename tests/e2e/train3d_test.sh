@@ -3,8 +3,10 @@
 # cpu_smoke3d (a small 3D U-Net on patches) trained at np 2 with sliding-window
 # validation, resumed for one more epoch, fine-tuned from its checkpoint at np 1, and
 # benchmarked. Two identical runs give identical losses (crops keyed by seed, epoch and
-# item; reader threads change nothing). Refusals: a slice file for unet3d, a patch the
-# model cannot take, evaluate on a 3D checkpoint, leaky_relu for unet2d.
+# item; reader threads change nothing). The checkpoint is then evaluated on the packed
+# volumes (np 1 and 2) and on the source folders, predicted with mirroring and scored,
+# and exported; their figures agree. Refusals: a slice file for unet3d, a patch the
+# model cannot take, quarter-turn TTA on a 3D checkpoint, leaky_relu for unet2d.
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
 C=$STRATA_TEST_CASES
@@ -40,6 +42,51 @@ run bench "$B" bench "${small[@]}" --set "run.dir=$OUT/bench" --steps 3 --warmup
 expect_rc 0
 grep -q '"step_slices_per_s"' "$OUT/bench.json" || { LOG=$OUT/bench.log; fail "bench.json lacks step_slices_per_s"; }
 
+# The checkpoint evaluated, predicted, scored and exported as users run them. Each case is
+# inferred whole by sliding windows; without mirroring, the packed volumes and the source
+# folders give the same classes in the brain's box, so the same region Dice per case, at
+# any number of ranks.
+run evaluate "$B" evaluate --checkpoint "$OUT/run/best.pt" --tta none --json "$OUT/eval1.json"
+expect_rc 0
+expect_log "whole volumes"; expect_log "HD95 in mm"; expect_log "| Necrotic"
+run evaluate2 $MPI_LAUNCH2 "$B" evaluate --checkpoint "$OUT/run/best.pt" --tta none --json "$OUT/eval2.json" \
+  --save-predictions "$OUT/boxes"
+expect_rc 0
+run original $MPI_LAUNCH2 "$B" evaluate --checkpoint "$OUT/run/best.pt" --tta none --geometry original \
+  --json "$OUT/orig.json"
+expect_rc 0
+run predict $MPI_LAUNCH2 "$B" predict --checkpoint "$OUT/run/best.pt" --input "$C" --cases-from "$OUT/vol.h5:val" \
+  --out "$OUT/pred" --tta flips --score --json "$OUT/pred.json"
+expect_rc 0
+expect_log "whole cases (the brain's box), inferer sliding_window"; expect_log "mirror on"
+run score "$B" score --pred "$OUT/pred" --truth "$C" --only-predicted --json "$OUT/score.json"
+expect_rc 0
+run compare "$STRATA_PYTHON" - "$OUT" <<'PY'
+import json, math, os, sys
+out = sys.argv[1]
+load = lambda name: json.load(open(os.path.join(out, name)))
+e1, e2, orig, pred, score = (load(n) for n in ("eval1.json", "eval2.json", "orig.json", "pred.json", "score.json"))
+def dice(cases):
+    return {c["case"]: [c[g]["dice"] for g in ("ET", "TC", "WT")] for c in cases}
+def same(a, b, what, tol=1e-9):
+    assert a.keys() == b.keys() and a, f"{what}: cases {sorted(a)} against {sorted(b)}"
+    for k in a:
+        for x, y in zip(a[k], b[k]):
+            assert (x is None and y is None) or abs(x - y) <= tol, f"{what}: {k} {a[k]} against {b[k]}"
+assert e1["per_class"] == e2["per_class"] and e1["confusion"] == e2["confusion"], "np 1 and np 2 differ"
+assert e1["hd95_unit"] == "mm" and e1["model"] == "unet3d", (e1["hd95_unit"], e1["model"])
+same(dice(e1["per_case"]), dice(orig["cases"]), "packed against original geometry")
+same(dice(pred["cases"]), dice(score["cases"]), "predict --score against score")
+n = len(e1["per_case"])
+assert len(os.listdir(os.path.join(out, "boxes"))) == n and len(pred["cases"]) == n, "not every val case written"
+print(f"{n} val cases agree: packed = original geometry, np 1 = np 2, predict --score = score")
+PY
+expect_rc 0
+run export "$B" export --checkpoint "$OUT/run/best.pt" --out "$OUT/state.pt"
+expect_rc 0
+expect_log "UNet3d(in_channels=4"
+[ -s "$OUT/state.pt" ] || fail "export wrote no state_dict"
+
 # Refusals, each naming what to do.
 run slices "$B" train "${small[@]}" --set "data.path=$STRATA_TEST_DATA" --set "run.dir=$OUT/bad1"
 expect_nonzero
@@ -47,9 +94,9 @@ expect_log "brats_recipe pack --volumes"
 run patch "$B" train "${small[@]}" --set "data.patch.size=[16,16,18]" --set "run.dir=$OUT/bad2"
 expect_nonzero
 expect_log "'data.patch.size' = [16, 16, 18]: every side must be a multiple of 4"
-run evaluate "$B" evaluate --checkpoint "$OUT/run/best.pt"
+run tta "$B" evaluate --checkpoint "$OUT/run/best.pt" --tta flips+rot90
 expect_nonzero
-expect_log "holds a unet3d model; this command takes unet2d models"
+expect_log "--tta flips+rot90 is for 2D slices"
 run activation "$B" train --config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set model.activation=leaky_relu \
   --set "run.dir=$OUT/bad3"
 expect_nonzero

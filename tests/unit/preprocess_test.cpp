@@ -1,7 +1,8 @@
 // The preprocessing path and its inverse (data/preprocess.h): a case's labels, packed
 // and mapped back through labels_from_probabilities, give the original labels except
 // near class boundaries that the resize blurs; at the packed size equal to the crop side
-// the round trip is exact. The packer's slices are the same function's output.
+// the round trip is exact. The packer's slices are the same function's output. The 3D
+// crop to the brain's box and its inverse are exact.
 #include "data_fixture.h"
 #include "strata/dataprep/packer.h"
 #include "strata/dataprep/preprocess.h"
@@ -50,6 +51,27 @@ TEST(Preprocess, LabelsPackedAndMappedBackAgreeExceptAtResizeBoundaries) {
               static_cast<long long>(n), down, static_cast<long long>(side / 2), static_cast<long long>(side));
   EXPECT_GT(down, 0.97);
   EXPECT_LT(down, 1.0) << "halving the resolution should lose some boundary voxels";
+}
+
+// The 3D path: a case's labels cropped to the brain's box and put back are the labels
+// wherever the brain is (every labelled voxel lies in its box), and background elsewhere.
+TEST(Preprocess, VolumeLabelsCroppedAndPutBackAreExact) {
+  auto files = find_cases(test::tiny_cases());
+  CaseVolumes v = read_case(files[0]);
+  std::vector<uint8_t> labels = v.labels;
+  NormalisedCase c = normalise_case(std::move(v.modalities), 0, files[0].name);
+  const BrainBox box = brain_box(c);
+  const auto& d = c.geometry.dims;
+  EXPECT_LT(box.size[0] * box.size[1] * box.size[2], d[0] * d[1] * d[2]) << "the box should crop something";
+  std::vector<uint8_t> back = uncrop_classes(crop_labels(labels, d, box), d, box, c.brain);
+  int64_t tumour = 0;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    ASSERT_EQ(back[i], c.brain[i] ? labels[i] : 0) << "voxel " << i;
+    tumour += labels[i] != 0;
+  }
+  EXPECT_GT(tumour, 0);
+  // A box of the wrong shape is refused.
+  EXPECT_THROW(uncrop_classes(torch::zeros({1, 2, 3}, torch::kByte), d, box, c.brain), std::exception);
 }
 
 TEST(Preprocess, PackedSlicesAreThePreprocessingOutput) {

@@ -2,6 +2,8 @@
 // verification (see volume_store.h).
 #include "strata/data/volume_store.h"
 
+#include "strata/data/shard_sampler.h"
+
 #include "packed_file.h"
 #include "strata/core/error.h"
 #include "strata/core/timer.h"
@@ -421,6 +423,19 @@ bool is_volume_file(const std::string& path) {
   if (packed::ends_with(name, format::kFormatSuffix)) return false;
   STRATA_THROW(DataError, "{}: root attribute '{}' is '{}', neither packed slices ('{}') nor volumes ('{}')", path,
                format::kAttrFormat, name, format::kFormatSuffix, format::kVolumeFormatSuffix);
+}
+
+std::vector<int64_t> volume_cases_of_rank(const VolumeStore& store, const std::vector<int64_t>& cases, int rank,
+                                          int world) {
+  std::vector<int32_t> item_case;
+  for (int64_t c : cases) {
+    const Index3& s = store.volume_case(c).shape;
+    for (int64_t z = 0; z < s[0]; ++z) item_case.push_back(static_cast<int32_t>(c));
+  }
+  auto sampler = ShardSampler::by_case(item_case, rank, world, 1);
+  std::vector<int64_t> mine(sampler.cases().begin(), sampler.cases().end());
+  std::sort(mine.begin(), mine.end());
+  return mine;
 }
 
 }  // namespace strata::data

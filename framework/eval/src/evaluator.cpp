@@ -190,15 +190,9 @@ EvalReport Evaluator::run(const SegmentationModel& model, const CasePrediction& 
 void Evaluator::finish_case(Pass& pass, int32_t c, const torch::Tensor& pred, const torch::Tensor& truth,
                             const CasePrediction& on_case) const {
   if (setup_.eval.hd95) {
-    const auto& regions = setup_.labels.regions;
-    const bool exclude = setup_.eval.metrics.empty_policy() == nn::EmptyPolicy::kExclude;
     core::Stopwatch clock;
-    auto h = pass.hd.accessor<double, 2>();
-    for (int64_t r = 0; r < static_cast<int64_t>(regions.size()); ++r) {
-      torch::Tensor p = region_mask(pred, regions[r]), t = region_mask(truth, regions[r]);
-      const bool excluded = exclude && !t.any().item<bool>();
-      h[c][r] = excluded ? kNaN : hd95(p, t, {1.0, 1.0, 1.0});
-    }
+    pass.hd[c].copy_(region_hd95(pred, truth, setup_.labels.regions, setup_.eval.metrics.empty_policy(),
+                                 {1.0, 1.0, 1.0}));
     pass.hd95_seconds += clock.seconds();
   }
   if (on_case) on_case(store_->case_names()[c], pred);
@@ -283,57 +277,64 @@ EvalReport Evaluator::report(const Pass& pass) const {
   r.confusion = pass.acc.confusion();
   r.seconds = pass.times.narrow(0, 0, world_size_).max().item<double>();
   r.hd95_seconds = pass.times.narrow(0, world_size_, world_size_).max().item<double>();
-  add_classes(r, pass.acc);
-  add_cases(r, pass);
-  add_regions(r);
+  std::map<int32_t, int64_t> slices_of;
+  for (int32_t c : store_->cases_of(split_)) ++slices_of[c];
+  std::vector<ScoredCase> cases;
+  for (int32_t c : split_cases_) cases.push_back({c, store_->case_names()[c], slices_of[c]});
+  add_scores(r, pass.acc, pass.hd, cases, setup_.labels, setup_.eval);
   return r;
 }
 
-// The table: Dice and IoU of every tumour class from the counts over the split.
-void Evaluator::add_classes(EvalReport& r, const nn::ConfusionAccumulator& acc) const {
-  const int64_t classes = static_cast<int64_t>(store_->info().class_names.size());
-  const nn::ClassScores global = acc.global_scores(setup_.eval.metrics.empty_policy());
-  const auto& names = setup_.labels.classes;
+// The table: Dice and IoU of every tumour class from the counts over the split; every
+// case's Dice and HD95 per region; the regions' means over cases.
+void add_scores(EvalReport& r, const nn::ConfusionAccumulator& acc, const torch::Tensor& hd,
+                const std::vector<ScoredCase>& cases, const EvalLabels& labels, const EvalConfig& e) {
+  const nn::EmptyPolicy policy = e.metrics.empty_policy();
+  const nn::ClassScores global = acc.global_scores(policy);
   std::vector<double> dice, iou;
-  for (int64_t k = 1; k < classes; ++k) {
-    r.classes.push_back({names[k - 1].first, names[k - 1].second, global.dice[k], global.iou[k]});
+  for (int64_t k = 1; k < acc.num_classes(); ++k) {
+    const auto& [key, label] = labels.classes[static_cast<size_t>(k - 1)];
+    r.classes.push_back({key, label, global.dice[k], global.iou[k]});
     dice.push_back(global.dice[k]);
     iou.push_back(global.iou[k]);
   }
   r.mean_dice = nn::mean_of_scores(dice);
   r.mean_iou = nn::mean_of_scores(iou);
-}
 
-// Every case of the split: its slices, and Dice and HD95 per region.
-void Evaluator::add_cases(EvalReport& r, const Pass& pass) const {
-  const auto& regions = setup_.labels.regions;
-  const auto case_dice = pass.acc.case_region_dice(regions, setup_.eval.metrics.empty_policy());  // [case][region]
-  auto h = pass.hd.accessor<double, 2>();
-  std::map<int32_t, int64_t> slices_of;
-  for (int32_t c : store_->cases_of(split_)) ++slices_of[c];
-  for (int32_t c : split_cases_) {
-    CaseResult cr{store_->case_names()[c], slices_of[c], {}, {}};
+  const auto& regions = labels.regions;
+  const auto case_dice = acc.case_region_dice(regions, policy);  // [case][region]
+  auto h = hd.accessor<double, 2>();
+  for (const ScoredCase& c : cases) {
+    CaseResult cr{c.name, c.slices, {}, {}};
     for (size_t g = 0; g < regions.size(); ++g) {
-      cr.dice.push_back(case_dice[c][g]);
-      cr.hd95.push_back(setup_.eval.hd95 ? h[c][static_cast<int64_t>(g)] : kNaN);
+      cr.dice.push_back(case_dice[static_cast<size_t>(c.id)][g]);
+      cr.hd95.push_back(e.hd95 ? h[c.id][static_cast<int64_t>(g)] : kNaN);
     }
     r.per_case.push_back(std::move(cr));
   }
-}
-
-// The regions: the mean over cases of each case's Dice and HD95.
-void Evaluator::add_regions(EvalReport& r) const {
-  for (size_t g = 0; g < setup_.labels.regions.size(); ++g) {
+  for (size_t g = 0; g < regions.size(); ++g) {
     std::vector<double> d, hh;
     for (const auto& cr : r.per_case) {
       d.push_back(cr.dice[g]);
       hh.push_back(cr.hd95[g]);
     }
-    RegionResult rr{setup_.labels.regions[g].name, 0, kNaN, 0};
+    RegionResult rr{regions[g].name, 0, kNaN, 0};
     rr.dice = nn::mean_of_scores(d, &rr.cases);
-    if (setup_.eval.hd95) rr.hd95 = nn::mean_of_scores(hh);
+    if (e.hd95) rr.hd95 = nn::mean_of_scores(hh);
     r.regions.push_back(rr);
   }
+}
+
+torch::Tensor region_hd95(const torch::Tensor& pred, const torch::Tensor& truth, const std::vector<nn::Region>& regions,
+                          nn::EmptyPolicy policy, std::array<double, 3> spacing) {
+  torch::Tensor out = torch::empty({static_cast<int64_t>(regions.size())}, torch::kDouble);
+  auto h = out.accessor<double, 1>();
+  for (size_t r = 0; r < regions.size(); ++r) {
+    torch::Tensor p = region_mask(pred, regions[r]), t = region_mask(truth, regions[r]);
+    const bool excluded = policy == nn::EmptyPolicy::kExclude && !t.any().item<bool>();
+    h[static_cast<int64_t>(r)] = excluded ? kNaN : hd95(p, t, spacing);
+  }
+  return out;
 }
 
 }  // namespace strata::eval

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 namespace strata::eval {
@@ -18,8 +19,12 @@ std::string fixed2(double v) { return std::isnan(v) ? "n/a" : fmt::format("{:.2f
 }  // namespace
 
 std::string format_report(const EvalReport& r) {
-  std::string out = fmt::format("{} split: {} slices of {} cases on {} rank(s), TTA {} ({} view{}), amp {}\n\n",
-                                r.split, r.slices, r.cases, r.ranks, r.tta, r.views, r.views == 1 ? "" : "s", r.amp);
+  std::string out =
+      r.volumes ? fmt::format("{} split: {} whole volumes ({} axial planes) on {} rank(s), {} ({} pass{} per window), "
+                              "amp {}\n\n", r.split, r.cases, r.slices, r.ranks, r.tta, r.views,
+                              r.views == 1 ? "" : "es", r.amp)
+                : fmt::format("{} split: {} slices of {} cases on {} rank(s), TTA {} ({} view{}), amp {}\n\n", r.split,
+                              r.slices, r.cases, r.ranks, r.tta, r.views, r.views == 1 ? "" : "s", r.amp);
   constexpr int kName = 21;
   out += fmt::format("| {:<{}} | {:<6} | {:<6} |\n", "Class", kName, "Dice", "IoU");
   out += "| :--- | :--- | :--- |\n";
@@ -29,16 +34,25 @@ std::string format_report(const EvalReport& r) {
     out += fmt::format("| {:<{}} | {:<6} | {:<6} |\n", c.label, kName, fixed4(c.dice), fixed4(c.iou));
   }
   out += "\nBraTS regions, per-case mean over 3D volumes";
-  out += r.hd95 ? " (HD95 in packed voxels: in-plane pixels of the packed slices, axial slices along z):\n\n" : ":\n\n";
+  out += !r.hd95 ? std::string(":\n\n")
+         : r.volumes ? std::string(" (HD95 in mm, on the source's voxel grid):\n\n")
+                     : std::string(" (HD95 in packed voxels: in-plane pixels of the packed slices, axial slices along z):\n\n");
   out += r.hd95 ? "| Region | Dice   | HD95   | Cases |\n| :--- | :--- | :--- | :--- |\n"
                 : "| Region | Dice   | Cases |\n| :--- | :--- | :--- |\n";
   for (const auto& g : r.regions) {
     out += r.hd95 ? fmt::format("| {:<6} | {:<6} | {:<6} | {:<5} |\n", g.name, fixed4(g.dice), fixed2(g.hd95), g.cases)
                   : fmt::format("| {:<6} | {:<6} | {:<5} |\n", g.name, fixed4(g.dice), g.cases);
   }
-  out += fmt::format("\ntime: {:.3f} ms per slice ({} slices x {} view{} in {:.2f} s on {} rank(s){})\n",
-                     1e3 * r.seconds_per_slice(), r.slices, r.views, r.views == 1 ? "" : "s", r.seconds, r.ranks,
-                     r.hd95 ? fmt::format(", of which HD95 {:.2f} s", r.hd95_seconds) : "");
+  const std::string hd95_time = r.hd95 ? fmt::format(", of which HD95 {:.2f} s", r.hd95_seconds) : "";
+  if (r.volumes) {
+    out += fmt::format("\ntime: {:.2f} s per volume ({} volumes in {:.2f} s on {} rank(s){})\n",
+                       r.seconds * r.ranks / static_cast<double>(std::max<int64_t>(r.cases, 1)), r.cases, r.seconds,
+                       r.ranks, hd95_time);
+  } else {
+    out += fmt::format("\ntime: {:.3f} ms per slice ({} slices x {} view{} in {:.2f} s on {} rank(s){})\n",
+                       1e3 * r.seconds_per_slice(), r.slices, r.views, r.views == 1 ? "" : "s", r.seconds, r.ranks,
+                       hd95_time);
+  }
   return out;
 }
 
@@ -75,7 +89,7 @@ std::string report_json(const EvalReport& r, const std::string& provenance_json)
   }
   nlohmann::json j{{"per_class", per_class}, {"mean_dice", r.mean_dice}, {"mean_iou", r.mean_iou}, {"regions", regions},
                    {"per_case", per_case},   {"tta", r.tta},             {"slices", r.slices},     {"cases", r.cases},
-                   {"ranks", r.ranks}};
+                   {"ranks", r.ranks}, {"hd95_unit", r.volumes ? "mm" : "packed voxels"}};
   if (r.confusion.defined()) {  // pixels: rows the ground truth class, columns the predicted one
     auto m = r.confusion.to(torch::kCPU, torch::kLong).contiguous();
     const int64_t c = m.size(0);

@@ -9,6 +9,7 @@
 #include "strata/data/patch_source.h"
 #include "strata/data/prefetcher.h"
 #include "strata/data/shard_sampler.h"
+#include "strata/eval/volume_evaluator.h"
 #include "strata/nn/model_registry.h"
 #include "strata/nn/precision.h"
 #include "strata/viz/overlay.h"
@@ -35,19 +36,6 @@ void check_multiple(const std::vector<int64_t>& sides, int64_t multiple, const c
                     "'{}' = [{}]: every side must be a multiple of {} (2^(levels-1) of model.widths)", key,
                     fmt::join(sides, ", "), multiple);
   }
-}
-
-// The val cases of `rank`: whole cases, the largest first to the least loaded rank.
-std::vector<int64_t> cases_of_rank(const data::VolumeStore& store, const std::vector<int64_t>& cases, int rank,
-                                   int world) {
-  std::vector<int32_t> item_case;
-  for (int64_t c : cases) {
-    const data::Index3& s = store.volume_case(c).shape;
-    // One item per axial plane, so that the sampler balances voxels, not cases.
-    for (int64_t z = 0; z < s[0]; ++z) item_case.push_back(static_cast<int32_t>(c));
-  }
-  auto sampler = data::ShardSampler::by_case(item_case, rank, world, 1);
-  return {sampler.cases().begin(), sampler.cases().end()};
 }
 
 }  // namespace
@@ -115,7 +103,7 @@ void PatchTask::open(const train::TaskContext& context) {
   const data::VolumeSplit& val = store_->split(d.val_split);
   STRATA_CHECK_AS(DataError, !val.cases.empty(), "the '{}' split of '{}' is empty: nothing to validate on",
                   d.val_split, d.path);
-  my_val_cases_ = cases_of_rank(*store_, val.cases, context.rank, context.world_size);
+  my_val_cases_ = data::volume_cases_of_rank(*store_, val.cases, context.rank, context.world_size);
   eval::SlidingWindowOptions window = setup_.window;
   window.mirror = false;
   inferer_ = std::make_unique<eval::SlidingWindowInferer>(window);
@@ -148,7 +136,8 @@ SliceScores PatchTask::score(nn::Model& model, comm::Communicator& comm) {
   nn::ConfusionAccumulator acc(setup_.model.num_classes, store_->num_cases(), context_.device);
   for (int64_t c : my_val_cases_) {
     auto [image, labels] = store_->read_case(c);
-    torch::Tensor pred = case_probabilities(model, image).argmax(0);  // [D, H, W]
+    torch::Tensor pred = eval::background_outside_brain(case_probabilities(model, image).argmax(0),
+                                                        image.to(context_.device));  // [D, H, W]
     torch::Tensor truth = labels.to(context_.device);
     // The accumulator takes planes: a case's axial planes, each of case c.
     acc.add(pred, truth, std::vector<int64_t>(static_cast<size_t>(pred.size(0)), c));
@@ -172,7 +161,10 @@ std::vector<train::Picture> PatchTask::pictures(nn::Model& model, int64_t epoch,
     if (!truth.defined()) continue;
     const int64_t z = truth.ne(0).sum({1, 2}).argmax().item<int64_t>();
     if (truth[z].ne(0).sum().item<int64_t>() == 0) continue;
-    auto pred = case_probabilities(model, image).argmax(0)[z].to(torch::kUInt8).cpu().contiguous();
+    auto pred = eval::background_outside_brain(case_probabilities(model, image).argmax(0), image.to(context_.device))[z]
+                    .to(torch::kUInt8)
+                    .cpu()
+                    .contiguous();
     const int64_t h = image.size(2), w = image.size(3);
     viz::OverlaySlice s;
     s.height = static_cast<int>(h);

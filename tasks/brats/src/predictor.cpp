@@ -24,7 +24,8 @@ namespace fs = std::filesystem;
 // A case read and preprocessed (on the reader thread), ready for the network.
 struct ReadyCase {
   dataprep::NormalisedCase volume;
-  torch::Tensor images;          // [nz, 4 * context, size, size] float32
+  torch::Tensor images;          // [nz, 4 * context, size, size] float32; 3D: [4, D, H, W] of `box`
+  dataprep::BrainBox box;        // 3D: the brain's box
   std::vector<uint8_t> truth;    // BraTS labels of the seg, when scoring and present
   double read_s = 0, preprocess_s = 0;
 };
@@ -39,11 +40,17 @@ ReadyCase prepare(const dataprep::CaseFiles& files, int64_t size, bool with_trut
   r.read_s = clock.seconds();
   clock.restart();
   for (uint8_t c : v.labels) r.truth.push_back(static_cast<uint8_t>(dataprep::brats_slices::kSourceLabels[c]));
-  r.volume = dataprep::normalise_case(std::move(v.modalities), size, files.name);
-  if (setup.check) setup.check(files.name, r.volume.geometry);
-  std::vector<int32_t> all(static_cast<size_t>(r.volume.geometry.dims[2]));
-  for (size_t k = 0; k < all.size(); ++k) all[k] = static_cast<int32_t>(k);
-  r.images = dataprep::stack_context(dataprep::slice_images(r.volume, all), setup.context);
+  r.volume = dataprep::normalise_case(std::move(v.modalities), setup.volumes ? 0 : size, files.name);
+  if (setup.volumes) {
+    r.box = dataprep::brain_box(r.volume);
+    if (setup.check) setup.check(files.name, r.volume.geometry, &r.box);
+    r.images = dataprep::crop_images(r.volume, r.box);
+  } else {
+    if (setup.check) setup.check(files.name, r.volume.geometry, nullptr);
+    std::vector<int32_t> all(static_cast<size_t>(r.volume.geometry.dims[2]));
+    for (size_t k = 0; k < all.size(); ++k) all[k] = static_cast<int32_t>(k);
+    r.images = dataprep::stack_context(dataprep::slice_images(r.volume, all), setup.context);
+  }
   r.preprocess_s = clock.seconds();
   return r;
 }
@@ -83,8 +90,8 @@ Predictor::Predictor(PredictSetup setup, torch::Device device, const comm::World
     : setup_(std::move(setup)), device_(device), world_(world) {
   rank_ = world_ ? world_->rank() : 0;
   size_ = world_ ? world_->size() : 1;
-  STRATA_CHECK_AS(ConfigError, setup_.size >= 16, "predict: the packed slice size must be known (>= 16), got {}",
-                  setup_.size);
+  STRATA_CHECK_AS(ConfigError, setup_.volumes || setup_.size >= 16,
+                  "predict: the packed slice size must be known (>= 16), got {}", setup_.size);
   STRATA_CHECK_AS(ConfigError, setup_.batch >= 1, "predict: batch must be >= 1, got {}", setup_.batch);
   STRATA_CHECK_AS(ConfigError, setup_.context >= 1 && setup_.context % 2 == 1,
                   "predict: the context must be odd and >= 1, got {}", setup_.context);
@@ -130,7 +137,7 @@ PredictResult Predictor::run(const eval::SegmentationModel& model) {
 
     core::Stopwatch clock;
     const std::string title = fmt::format("predict {} ({}/{} on this rank)", files.name, k + 1, mine.size());
-    const std::vector<uint8_t> classes = infer(model, c.images, c.volume, title);
+    const std::vector<uint8_t> classes = infer(model, c.images, c.volume, c.box, title);
     done.times.infer += clock.seconds();
     clock.restart();
     const std::vector<uint8_t> labels = write(files, c.volume, classes);
@@ -161,10 +168,21 @@ std::vector<size_t> Predictor::share(PredictResult& mine) const {
 }
 
 std::vector<uint8_t> Predictor::infer(const eval::SegmentationModel& model, const torch::Tensor& images,
-                                      const dataprep::NormalisedCase& volume, const std::string& title) const {
-  const int64_t nz = images.size(0);
+                                      const dataprep::NormalisedCase& volume, const dataprep::BrainBox& box,
+                                      const std::string& title) const {
   core::ProgressOptions po;
   po.enabled = setup_.progress && rank_ == 0;
+  if (setup_.volumes) {  // the case whole, one inferer call (its windows in sw_batch passes)
+    core::ProgressBar bar(title, 1, po);
+    torch::Tensor p;
+    {
+      nn::AutocastScope autocast(setup_.amp, device_);
+      p = setup_.inferer->probabilities(model, images.unsqueeze(0).to(device_));
+    }
+    bar.finish();
+    return dataprep::uncrop_classes(p[0].argmax(0).to(torch::kByte), volume.geometry.dims, box, volume.brain);
+  }
+  const int64_t nz = images.size(0);
   core::ProgressBar bar(title, nz, po);
   std::vector<torch::Tensor> probs;
   for (int64_t s0 = 0; s0 < nz; s0 += setup_.batch) {

@@ -75,6 +75,10 @@ BrainBox brain_box(const NormalisedCase& c);
 torch::Tensor crop_images(const NormalisedCase& c, const BrainBox& box);
 // uint8 [D, H, W]: the labels (source voxel order, of `dims`) in `box`.
 torch::Tensor crop_labels(const std::vector<uint8_t>& labels, const Dims3& dims, const BrainBox& box);
+// The 3D inverse: classes uint8 [D, H, W] of `box` (any device) back into a class volume
+// of `dims` (voxel order of the source): 0 outside the box and outside `brain`.
+std::vector<uint8_t> uncrop_classes(const torch::Tensor& classes, const Dims3& dims, const BrainBox& box,
+                                    const std::vector<uint8_t>& brain);
 
 // The inverse: probabilities [nz, K, size, size] (float, any device) of every axial slice
 // to a class volume (classes 0..K-1, voxel order of the source, 0 outside `brain`).

@@ -123,4 +123,10 @@ class VolumeStore {
 // false for a slice file; a DataError naming the file when it is neither or unreadable.
 bool is_volume_file(const std::string& path);
 
+// The share of `cases` (whole cases) that `rank` of `world` validates or evaluates,
+// ascending: dealt by ShardSampler::by_case with one item per axial plane, so that ranks
+// get about equal voxels rather than equal cases. The same on every rank.
+std::vector<int64_t> volume_cases_of_rank(const VolumeStore& store, const std::vector<int64_t>& cases, int rank,
+                                          int world);
+
 }  // namespace strata::data

@@ -37,6 +37,7 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -97,9 +98,6 @@ class Evaluator {
                    const CasePrediction& on_case) const;
   void reduce(Pass& pass);
   EvalReport report(const Pass& pass) const;
-  void add_classes(EvalReport& r, const nn::ConfusionAccumulator& acc) const;
-  void add_cases(EvalReport& r, const Pass& pass) const;
-  void add_regions(EvalReport& r) const;
 
   EvalSetup setup_;
   torch::Device device_;
@@ -114,6 +112,24 @@ class Evaluator {
   std::unique_ptr<data::ShardSampler> sampler_;
   std::unique_ptr<data::Prefetcher> loader_;
 };
+
+// What the slice and the volume evaluators share. A case of the report: its id in the
+// accumulator, its name and its slices (axial planes).
+struct ScoredCase {
+  int64_t id = 0;
+  std::string name;
+  int64_t slices = 0;
+};
+// Fills the report's class table (Dice and IoU of every class but background from the
+// counts over the split), `cases` in order (Dice per region from their counts; HD95 from
+// `hd`, float64 [cases, regions] by id, when e.hd95) and the regions' means over cases.
+void add_scores(EvalReport& r, const nn::ConfusionAccumulator& acc, const torch::Tensor& hd,
+                const std::vector<ScoredCase>& cases, const EvalLabels& labels, const EvalConfig& e);
+// HD95 of each region of one case (pred and truth: uint8 classes [Z, H, W] on the CPU;
+// spacing {z, y, x}): float64 [regions], NaN for a region the truth lacks under
+// EmptyPolicy::kExclude.
+torch::Tensor region_hd95(const torch::Tensor& pred, const torch::Tensor& truth, const std::vector<nn::Region>& regions,
+                          nn::EmptyPolicy policy, std::array<double, 3> spacing);
 
 // eval.amp resolved for `device`: auto is fp16 on a GPU and off on the CPU; fp16 on a
 // CPU falls back to off with a warning (nn::resolve_amp).

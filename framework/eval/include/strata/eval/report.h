@@ -8,7 +8,7 @@
 //    "mean_dice": d, "mean_iou": i,
 //    "regions": {"ET": {"dice": d, "hd95": h}, "TC": {...}, "WT": {...}},
 //    "per_case": [{"case": name, "slices": n, "ET": {"dice": d, "hd95": h}, "TC": ..., "WT": ...}, ...],
-//    "tta": "flips+rot90", "slices": n, "cases": n, "ranks": n,
+//    "tta": "flips+rot90", "slices": n, "cases": n, "ranks": n, "hd95_unit": "packed voxels" | "mm",
 //    "confusion": {"rows": "ground truth", "columns": "prediction", "pixels": [[n, ...], ...]}}
 // plus the keys of the caller's provenance object (checkpoint, data file, split, version).
 #pragma once
@@ -33,7 +33,7 @@ struct ClassResult {
 struct RegionResult {
   std::string name;   // BraTS: ET | TC | WT
   double dice = 0;    // mean over cases of the case's Dice
-  double hd95 = 0;    // mean over cases of the case's HD95 (packed voxels); NaN when not computed
+  double hd95 = 0;    // mean over cases of the case's HD95 (packed voxels; mm for volumes); NaN when not computed
   int64_t cases = 0;  // cases in the Dice mean (all, or those with the region under empty: exclude)
 };
 
@@ -53,6 +53,7 @@ struct EvalReport {
   std::vector<RegionResult> regions;  // the task's regions (BraTS: ET, TC, WT)
   std::vector<CaseResult> per_case;   // every case of the split, in case order
   bool hd95 = false;                  // HD95 was computed
+  bool volumes = false;               // whole 3D volumes (VolumeEvaluator): HD95 in mm, `slices` counts axial planes
   std::string tta;                    // none | flips | flips+rot90
   int64_t views = 1;                  // forward passes per slice
   std::string amp;                    // autocast used: off | fp16 | bf16

@@ -10,7 +10,8 @@
 //               overlaps, then augmented on the device (data::Augment3d)
 //   validation  every case of the val split, whole, by Gaussian-weighted sliding windows
 //               (eval.roi, eval.overlap, eval.sw_batch; without mirroring, as nnU-Net's
-//               validation during training), cases spread over ranks; confusion counts
+//               validation during training), background outside the brain as predict
+//               writes it, cases spread over ranks; confusion counts
 //               summed with one allreduce: Dice per class over the split, primary metric
 //               the mean Dice of the tumour classes (maximised)
 //   pictures    an axial plane through the most tumour of each of the first val cases

@@ -9,6 +9,11 @@
 //   probabilities mapped back (resized, un-padded, un-cropped; 0 outside the brain) ->
 //   BraTS labels 0/1/2/4 -> <out>/<case>.nii.gz, uint8, with the T1ce's dims, pixdim,
 //   qform and sform; written under a temporary name and renamed.
+// A 3D model (`volumes`) takes each case whole instead: the preprocessing of packed
+// volumes (brain_box, crop_images: the brain's box over three axes, no resizing) -> the
+// network through a SlidingWindowInferer (eval/sliding_window.h: Gaussian-weighted
+// windows, mirroring) in one call per case -> argmax -> un-cropped into the source
+// volume (0 outside the box and the brain) -> the same labels and file.
 // Reading and preprocessing the next case run on a thread of their own while this one
 // is inferred. A case whose output exists is skipped unless `force`. With `score`, a
 // case folder that has a seg is scored (scorer.h) in the same run.
@@ -38,8 +43,9 @@ namespace strata::brats {
 struct PredictSetup {
   std::string input;        // a folder of BraTS case folders, or one case folder
   std::string out;          // folder of the <case>.nii.gz predictions
-  int64_t size = 0;         // the packed slice size the model was trained on
+  int64_t size = 0;         // the packed slice size the model was trained on (2D only)
   int64_t context = 1;      // slices per sample the model was trained on (data.context; 2.5D when > 1)
+  bool volumes = false;     // a 3D model: whole cases through the inferer (sliding windows); size and context unused
   std::shared_ptr<const eval::Inferer> inferer;  // required: eval::make_inferer of the eval section
   int64_t batch = 16;       // slices per forward pass
   nn::AmpMode amp = nn::AmpMode::kOff;
@@ -49,7 +55,9 @@ struct PredictSetup {
   std::vector<std::string> only;  // non-empty: predict these cases of `input` only (a DataError if one is absent)
   // Called with each case's geometry after preprocessing (on the reader thread); may
   // throw, e.g. when the source no longer matches what a packed file recorded.
-  std::function<void(const std::string& name, const dataprep::CaseGeometry& geometry)> check;
+  // 3D: `box` is the brain box the case is cropped to (null in 2D).
+  std::function<void(const std::string& name, const dataprep::CaseGeometry& geometry, const dataprep::BrainBox* box)>
+      check;
 };
 
 // Seconds per stage, summed over this rank's cases (then over ranks).
@@ -80,7 +88,8 @@ class Predictor {
   // network's classes per voxel) and its file (the BraTS labels written), the gather.
   std::vector<size_t> share(PredictResult& mine) const;  // fills mine.skipped
   std::vector<uint8_t> infer(const eval::SegmentationModel& model, const torch::Tensor& images,
-                             const dataprep::NormalisedCase& volume, const std::string& title) const;
+                             const dataprep::NormalisedCase& volume, const dataprep::BrainBox& box,
+                             const std::string& title) const;
   std::vector<uint8_t> write(const dataprep::CaseFiles& files, const dataprep::NormalisedCase& volume,
                              const std::vector<uint8_t>& classes) const;
   PredictResult gather(const PredictResult& mine) const;
