@@ -30,7 +30,7 @@ python3 - "$OUT/eval2.json" "$OUT/pred" >"$OUT/check.log" 2>&1 <<'PY' || { LOG=$
 import gzip, json, os, struct, sys
 j = json.load(open(sys.argv[1]))
 assert set(j) == {"per_class", "mean_dice", "mean_iou", "regions", "per_case", "tta", "slices", "cases", "ranks",
-                  "checkpoint", "data", "split", "geometry", "strata_version", "confusion"}, set(j)
+                  "checkpoint", "data", "split", "geometry", "strata_version", "confusion", "hd95_unit", "model"}, set(j)
 # The confusion matrix holds every pixel of the split once, and gives the table's Dice.
 m = j["confusion"]["pixels"]
 assert len(m) == 4 and all(len(r) == 4 for r in m) and sum(map(sum, m)) == j["slices"] * 32 * 32, m
