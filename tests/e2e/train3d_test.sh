@@ -5,8 +5,9 @@
 # benchmarked. Two identical runs give identical losses (crops keyed by seed, epoch and
 # item; reader threads change nothing). The checkpoint is then evaluated on the packed
 # volumes (np 1 and 2) and on the source folders, predicted with mirroring and scored,
-# and exported; their figures agree. Refusals: a slice file for unet3d, a patch the
-# model cannot take, quarter-turn TTA on a 3D checkpoint, leaky_relu for unet2d.
+# and exported; their figures agree, and the exported state_dict fine-tunes. Refusals: a
+# slice file for unet3d, a patch the model cannot take, quarter-turn TTA on a 3D
+# checkpoint, leaky_relu for unet2d.
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
 C=$STRATA_TEST_CASES
@@ -86,6 +87,9 @@ run export "$B" export --checkpoint "$OUT/run/best.pt" --out "$OUT/state.pt"
 expect_rc 0
 expect_log "UNet3d(in_channels=4"
 [ -s "$OUT/state.pt" ] || fail "export wrote no state_dict"
+run import "$B" finetune "${small[@]}" --set "run.dir=$OUT/ft_sd" --set train.epochs=1 --checkpoint "$OUT/state.pt"
+expect_rc 0
+expect_log "initialised the model from the PyTorch state_dict $OUT/state.pt (UNet3d("
 
 # Refusals, each naming what to do.
 run slices "$B" train "${small[@]}" --set "data.path=$STRATA_TEST_DATA" --set "run.dir=$OUT/bad1"
