@@ -115,8 +115,10 @@ assert [x["phase"] for x in p["step"]] == step, p["step"]
 assert [x["phase"] for x in p["pipeline"]] == ["data handover"] + step + ["bookkeeping"], p["pipeline"]
 total = sum(x["ms"] for x in p["step"])
 assert all(x["ms"] >= 0 for x in p["step"] + p["pipeline"]), p
-# The phases are the whole step: their sum is the step's time, give or take the waits.
-assert 0.5 * j["step_ms"] < total < 3 * j["step_ms"], (total, j["step_ms"])
+# Phases are timed in a profiling pass of their own, so their sum is not compared with
+# step_ms: a busy core makes either one several times the other (20.4 against 8.3 ms
+# once in CI). Timing belongs in benchmarks; here the phases only have to be measured.
+assert total > 0 and j["step_ms"] > 0, (total, j["step_ms"])
 PY
 
 # Preemption with a real signal: mpirun forwards SIGUSR1 to every rank; they agree at the
