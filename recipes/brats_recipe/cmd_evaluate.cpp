@@ -85,6 +85,7 @@ nlohmann::json provenance(const RecipeConfig& config, const EvaluateOptions& o, 
 struct OriginalCases {
   std::vector<std::string> names;
   std::string source;
+  int64_t slice_size = 0;  // 2D: the packed slice side
   std::function<void(const std::string&, const dataprep::CaseGeometry&, const dataprep::BrainBox*)> check;
 };
 
@@ -97,6 +98,7 @@ OriginalCases original_of_slices(const RecipeConfig& config) {
     if (std::find(o.names.begin(), o.names.end(), name) == o.names.end()) o.names.push_back(name);
   }
   o.source = store->info().source;
+  o.slice_size = store->height();
   o.check = [store](const std::string& name, const dataprep::CaseGeometry& g, const dataprep::BrainBox*) {
     const auto& names = store->case_names();
     const auto c = static_cast<int32_t>(std::find(names.begin(), names.end(), name) - names.begin());
@@ -150,7 +152,7 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
     if (volumes) {
       s.inferer = volume_inferer(config, o.tta, net.io, o.checkpoint);
     } else {
-      s.size = data::SliceStore(config.data.path).height();
+      s.size = cases.slice_size;
       s.context = config.data.context;  // the checkpoint's (take_model_from_checkpoint)
       s.inferer = eval::make_inferer(config.eval);
     }

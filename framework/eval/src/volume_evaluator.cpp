@@ -79,16 +79,17 @@ EvalReport VolumeEvaluator::run(const SegmentationModel& model, const CasePredic
   double hd95_seconds = 0;
   for (size_t k = 0; k < mine_.size(); ++k) {
     const int64_t c = mine_[k];
-    auto [image, labels] = store_->read_case(c);
+    auto [host_image, labels] = store_->read_case(c);
+    const torch::Tensor image = host_image.to(device_);  // once: the inferer and the brain mask read it
     torch::Tensor probs;
     {
       nn::AutocastScope autocast(amp_, device_);
-      probs = setup_.inferer->probabilities(model, image.unsqueeze(0).to(device_));
+      probs = setup_.inferer->probabilities(model, image.unsqueeze(0));
     }
     STRATA_CHECK_AS(ConfigError, probs.dim() == 5 && probs.size(1) == store_->num_classes(),
                     "the model maps {} of shape {} to probabilities of shape {}: expected {} classes",
                     store_->describe_case(c), image.sizes(), probs.sizes(), store_->num_classes());
-    torch::Tensor pred = background_outside_brain(probs[0].argmax(0), image.to(device_));  // [D, H, W]
+    torch::Tensor pred = background_outside_brain(probs[0].argmax(0), image);  // [D, H, W]
     acc.add(pred, labels.to(device_), std::vector<int64_t>(static_cast<size_t>(pred.size(0)), c));
     if (e.hd95 || on_case) {
       torch::Tensor p = pred.to(torch::kCPU, torch::kByte), t = labels.to(torch::kByte);

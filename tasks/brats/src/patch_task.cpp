@@ -135,9 +135,9 @@ torch::Tensor PatchTask::case_probabilities(nn::Model& model, const torch::Tenso
 SliceScores PatchTask::score(nn::Model& model, comm::Communicator& comm) {
   nn::ConfusionAccumulator acc(setup_.model.num_classes, store_->num_cases(), context_.device);
   for (int64_t c : my_val_cases_) {
-    auto [image, labels] = store_->read_case(c);
-    torch::Tensor pred = eval::background_outside_brain(case_probabilities(model, image).argmax(0),
-                                                        image.to(context_.device));  // [D, H, W]
+    auto [host_image, labels] = store_->read_case(c);
+    const torch::Tensor image = host_image.to(context_.device);  // once: the windows and the brain mask
+    torch::Tensor pred = eval::background_outside_brain(case_probabilities(model, image).argmax(0), image);
     torch::Tensor truth = labels.to(context_.device);
     // The accumulator takes planes: a case's axial planes, each of case c.
     acc.add(pred, truth, std::vector<int64_t>(static_cast<size_t>(pred.size(0)), c));
@@ -161,7 +161,8 @@ std::vector<train::Picture> PatchTask::pictures(nn::Model& model, int64_t epoch,
     if (!truth.defined()) continue;
     const int64_t z = truth.ne(0).sum({1, 2}).argmax().item<int64_t>();
     if (truth[z].ne(0).sum().item<int64_t>() == 0) continue;
-    auto pred = eval::background_outside_brain(case_probabilities(model, image).argmax(0), image.to(context_.device))[z]
+    const torch::Tensor on_device = image.to(context_.device);
+    auto pred = eval::background_outside_brain(case_probabilities(model, on_device).argmax(0), on_device)[z]
                     .to(torch::kUInt8)
                     .cpu()
                     .contiguous();
