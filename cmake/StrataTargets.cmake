@@ -4,7 +4,11 @@
 add_library(strata_warnings INTERFACE)
 target_compile_options(strata_warnings INTERFACE
   $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter -Winvalid-pch>
-  $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<BOOL:${STRATA_WERROR}>>:-Werror>)
+  $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<BOOL:${STRATA_WERROR}>>:-Werror>
+  # In a unity build a .cpp is an included file, and gcc then flags a class of that .cpp
+  # (a pimpl's Impl) with fields of the file's anonymous-namespace types, which is
+  # harmless when the whole batch is one translation unit.
+  $<$<AND:$<COMPILE_LANGUAGE:CXX>,$<CXX_COMPILER_ID:GNU>,$<BOOL:${STRATA_UNITY}>>:-Wno-subobject-linkage>)
 
 # One precompiled <torch/torch.h>, built once and reused by every target (REUSE_FROM):
 # torch's headers dominate compile time on a 2-core machine.

@@ -6,6 +6,7 @@
 #include "strata/core/error.h"
 #include "strata/core/files.h"
 #include "strata/core/intraop.h"
+#include "strata/core/timer.h"
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
 #include "strata/data/metadata_checksum.h"
@@ -47,9 +48,6 @@ std::string case_file(const fs::path& dir, const std::string& name, const char* 
                name, gz.string(), name);
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // The file being written: extendible, chunked images and labels, then metadata.
 class SliceWriter {
@@ -341,7 +339,7 @@ void keep_neighbours(const std::vector<uint8_t>& selected, const std::vector<int
 }  // namespace
 
 PreparedCase prepare_case(const CaseFiles& files, const PackOptions& o) {
-  auto t0 = std::chrono::steady_clock::now();
+  const core::Stopwatch stopwatch;
   // Cases are the parallelism (one per worker): the resize runs on this thread only.
   core::set_thread_intraop_threads(1);
   CaseVolumes v = read_case(files);
@@ -371,12 +369,12 @@ PreparedCase prepare_case(const CaseFiles& files, const PackOptions& o) {
     std::memcpy(out.images.data(), half.data_ptr(), out.images.size() * sizeof(uint16_t));
     out.labels.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
   }
-  out.seconds = seconds_since(t0);
+  out.seconds = stopwatch.seconds();
   return out;
 }
 
 PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t, int64_t)>& progress) {
-  auto t0 = std::chrono::steady_clock::now();
+  const core::Stopwatch stopwatch;
   STRATA_CHECK_AS(DataError, o.size >= 16 && o.size <= 1024, "pack: --size must be in [16, 1024], got {}", o.size);
   STRATA_CHECK_AS(DataError, o.val_fraction >= 0 && o.val_fraction < 1, "pack: --val-fraction must be in [0, 1), got {}",
                   o.val_fraction);
@@ -426,7 +424,7 @@ PackSummary pack_dataset(const PackOptions& o, const std::function<void(int64_t,
   summary.slices = writer.slices();
   writer.finish(slice_case, slice_z, input.names, geometry, summary.splits, split_slices, o);
   summary.bytes = output.commit();
-  summary.seconds = seconds_since(t0);
+  summary.seconds = stopwatch.seconds();
   return summary;
 }
 

@@ -5,6 +5,7 @@
 #include "h5_writer.h"
 #include "strata/core/error.h"
 #include "strata/core/intraop.h"
+#include "strata/core/timer.h"
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
 #include "strata/data/random.h"
@@ -27,9 +28,6 @@ using core::DataError;
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 std::vector<hsize_t> to_hsize(const std::array<int64_t, 3>& a) {
   return {static_cast<hsize_t>(a[0]), static_cast<hsize_t>(a[1]), static_cast<hsize_t>(a[2])};
@@ -147,7 +145,7 @@ std::vector<int32_t> class_locations(const std::vector<uint8_t>& label, const st
 }
 
 PreparedVolume prepare_volume(const CaseFiles& files, const PackOptions& o) {
-  auto t0 = std::chrono::steady_clock::now();
+  const core::Stopwatch stopwatch;
   core::set_thread_intraop_threads(1);  // cases are the parallelism (one per worker)
   CaseVolumes v = read_case(files);
   // The slice side is not used on this path (nothing is resized).
@@ -168,12 +166,12 @@ PreparedVolume prepare_volume(const CaseFiles& files, const PackOptions& o) {
   for (uint8_t k = 1; k < brats::kNumClasses; ++k) {
     out.locations[k] = class_locations(out.label, out.shape, k, data::kMaxClassLocations, data::mix64(case_hash ^ k));
   }
-  out.seconds = seconds_since(t0);
+  out.seconds = stopwatch.seconds();
   return out;
 }
 
 VolumePackSummary pack_volumes(const PackOptions& o, const std::function<void(int64_t, int64_t)>& progress) {
-  auto t0 = std::chrono::steady_clock::now();
+  const core::Stopwatch stopwatch;
   STRATA_CHECK_AS(DataError, o.val_fraction >= 0 && o.val_fraction < 1,
                   "pack: --val-fraction must be in [0, 1), got {}", o.val_fraction);
   PackOutput output(o.out_path, o.force);
@@ -207,7 +205,7 @@ VolumePackSummary pack_volumes(const PackOptions& o, const std::function<void(in
       });
   writer.finish(input.names, rows, summary.splits, split_cases, o);
   summary.bytes = output.commit();
-  summary.seconds = seconds_since(t0);
+  summary.seconds = stopwatch.seconds();
   return summary;
 }
 

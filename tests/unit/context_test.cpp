@@ -48,7 +48,7 @@ TEST(Context, PackKeepsNeighboursInNoSplitAndTheSplitsUnchanged) {
   EXPECT_EQ(plain.info().context, 1);
   EXPECT_EQ(ctx.info().context, 5);
   EXPECT_GT(ctx.num_slices(), plain.num_slices()) << "keep_empty 0.5 drops tumour-free slices the context needs";
-  for (const std::string& split : {"train", "val"}) {
+  for (const char* split : {"train", "val"}) {
     EXPECT_EQ(split_slices(plain, split), split_slices(ctx, split)) << split;
     EXPECT_EQ(plain.split_info(split).class_voxels, ctx.split_info(split).class_voxels) << split;
     EXPECT_EQ(plain.split_info(split).cases, ctx.split_info(split).cases) << split;

@@ -19,7 +19,7 @@ class Doubler : public Model {
   std::string describe() const override { return "Doubler"; }
 };
 
-using test::error_as;
+using strata::test::error_as;
 
 TEST(ModelRegistry, TheBuiltInUNetFromItsSectionIsUNet2dOfThatConfig) {
   UNetConfig config;

@@ -32,20 +32,20 @@ SliceStoreOptions with(ReadPath p) {
   return o;
 }
 
-struct Batch {
+struct RawBatch {
   std::vector<c10::Half> images;
   std::vector<uint8_t> labels;
 };
 
-Batch read_batch(const SliceStore& s, const std::vector<int64_t>& idx) {
-  Batch b;
+RawBatch read_batch(const SliceStore& s, const std::vector<int64_t>& idx) {
+  RawBatch b;
   b.images.resize(static_cast<size_t>(s.image_bytes() / 2) * idx.size());
   b.labels.resize(static_cast<size_t>(s.label_bytes()) * idx.size());
   s.read(idx.data(), static_cast<int64_t>(idx.size()), b.images.data(), b.labels.data());
   return b;
 }
 
-bool same(const Batch& a, const Batch& b) {
+bool same(const RawBatch& a, const RawBatch& b) {
   return a.labels == b.labels && a.images.size() == b.images.size() &&
          std::memcmp(a.images.data(), b.images.data(), a.images.size() * 2) == 0;
 }
@@ -194,11 +194,11 @@ TEST(SliceStore, DirectAndHdf5PathsReadTheSameBytesInAnyOrder) {
   const int64_t n = direct.num_slices();
   std::vector<int64_t> all(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
-  Batch ref = read_batch(hdf5, all);  // adjacent indices: coalesced reads
+  RawBatch ref = read_batch(hdf5, all);  // adjacent indices: coalesced reads
   EXPECT_TRUE(same(read_batch(direct, all), ref));
   // Reversed, shuffled-looking and repeated indices: slice k of the batch is slice idx[k].
   std::vector<int64_t> odd = {n - 1, 0, 2, 1, 2, n / 2, n - 1};
-  Batch a = read_batch(direct, odd), b = read_batch(hdf5, odd);
+  RawBatch a = read_batch(direct, odd), b = read_batch(hdf5, odd);
   EXPECT_TRUE(same(a, b));
   const size_t img = static_cast<size_t>(direct.image_bytes() / 2), lab = static_cast<size_t>(direct.label_bytes());
   for (size_t k = 0; k < odd.size(); ++k) {
@@ -232,7 +232,7 @@ TEST(SliceStore, ConcurrentReadersGetWhatOneReaderGets) {
     const int64_t n = s.num_slices();
     std::vector<std::vector<int64_t>> batches;
     for (int64_t b = 0; b < 24; ++b) batches.push_back({(b * 7) % n, (b * 13 + 1) % n, (b * 5 + 2) % n});
-    std::vector<Batch> want;
+    std::vector<RawBatch> want;
     for (const auto& idx : batches) want.push_back(read_batch(s, idx));
     std::atomic<int> mismatches{0};
     std::vector<std::thread> threads;

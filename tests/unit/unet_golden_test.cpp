@@ -38,10 +38,10 @@ class UNetGoldenTest : public ::testing::Test {
  protected:
   void SetUp() override {
     model_ = golden_.model();
-    loss_ = test::GoldenFile::loss();
+    loss_ = strata::test::GoldenFile::loss();
   }
 
-  test::GoldenFile golden_;
+  strata::test::GoldenFile golden_;
   UNet2d model_{nullptr};
   std::unique_ptr<Loss> loss_;
 };
@@ -54,7 +54,7 @@ TEST_F(UNetGoldenTest, ForwardBackwardMatchesPyTorch) {
   torch::Tensor loss = (*loss_)(logits, target);
   loss.backward();
 
-  double err = test::relative_error(logits, golden_.tensor("logits"));
+  double err = strata::test::relative_error(logits, golden_.tensor("logits"));
   EXPECT_LT(err, kOutputTol) << "logits";
   RecordProperty("logits_rel_err", fmt::format("{:.2e}", err));
   EXPECT_NEAR(loss.item<double>(), golden_.tensor("loss").item<double>(), kLossTol);
@@ -62,7 +62,7 @@ TEST_F(UNetGoldenTest, ForwardBackwardMatchesPyTorch) {
   torch::Tensor ref_dice = golden_.tensor("dice");
   for (int c = 0; c < 4; ++c) EXPECT_NEAR(dice[c].item<double>(), ref_dice[c].item<double>(), kLossTol) << c;
 
-  err = test::relative_error(x.grad(), golden_.tensor("input_grad"));
+  err = strata::test::relative_error(x.grad(), golden_.tensor("input_grad"));
   EXPECT_LT(err, kGradTol) << "input gradient";
   RecordProperty("input_grad_rel_err", fmt::format("{:.2e}", err));
 
@@ -80,7 +80,7 @@ TEST_F(UNetGoldenTest, ForwardBackwardMatchesPyTorch) {
   }
   for (const std::string& key : golden_.keys_with_prefix("grad.")) {
     std::string name = key.substr(5);
-    err = test::relative_error(params[name].grad(), golden_.tensor(key));
+    err = strata::test::relative_error(params[name].grad(), golden_.tensor(key));
     EXPECT_LT(err, kGradTol) << "gradient of " << name;
     worst_grad = std::max(worst_grad, err);
   }
@@ -96,7 +96,7 @@ TEST_F(UNetGoldenTest, ForwardBackwardMatchesPyTorch) {
   double worst_stats = 0;
   for (const std::string& key : after) {
     std::string name = key.substr(6);
-    err = test::relative_error(buffers[name], golden_.tensor(key));
+    err = strata::test::relative_error(buffers[name], golden_.tensor(key));
     EXPECT_LT(err, kStatsTol) << name;
     worst_stats = std::max(worst_stats, err);
   }
@@ -104,7 +104,7 @@ TEST_F(UNetGoldenTest, ForwardBackwardMatchesPyTorch) {
   // Eval mode uses those statistics.
   model_->eval();
   torch::NoGradGuard no_grad;
-  err = test::relative_error(model_->forward(x.detach()), golden_.tensor("eval_logits"));
+  err = strata::test::relative_error(model_->forward(x.detach()), golden_.tensor("eval_logits"));
   EXPECT_LT(err, kOutputTol) << "eval logits";
   RecordProperty("eval_logits_rel_err", fmt::format("{:.2e}", err));
 }
@@ -115,8 +115,8 @@ TEST_F(UNetGoldenTest, ChannelsLastMatchesPyTorchToo) {
   torch::Tensor x = golden_.tensor("input").contiguous(c10::MemoryFormat::ChannelsLast).requires_grad_(true);
   torch::Tensor logits = model_->forward(x);
   (*loss_)(logits, golden_.tensor("target")).backward();
-  EXPECT_LT(test::relative_error(logits, golden_.tensor("logits")), kOutputTol);
-  EXPECT_LT(test::relative_error(x.grad(), golden_.tensor("input_grad")), kGradTol);
+  EXPECT_LT(strata::test::relative_error(logits, golden_.tensor("logits")), kOutputTol);
+  EXPECT_LT(strata::test::relative_error(x.grad(), golden_.tensor("input_grad")), kGradTol);
 }
 
 TEST_F(UNetGoldenTest, ASmallWeightChangeIsDetected) {
@@ -127,7 +127,7 @@ TEST_F(UNetGoldenTest, ASmallWeightChangeIsDetected) {
   }
   model_->train();
   torch::Tensor logits = model_->forward(golden_.tensor("input"));
-  EXPECT_GT(test::relative_error(logits, golden_.tensor("logits")), 10 * kOutputTol);
+  EXPECT_GT(strata::test::relative_error(logits, golden_.tensor("logits")), 10 * kOutputTol);
 }
 
 // ctest runs this file again with ATEN_CPU_CAPABILITY set, to stand for another CPU

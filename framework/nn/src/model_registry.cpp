@@ -11,7 +11,7 @@
 namespace strata::nn {
 namespace {
 
-core::NamedRegistry<ModelFactory>& registry() {
+core::NamedRegistry<ModelFactory>& model_registry() {
   static core::NamedRegistry<ModelFactory> r("model");
   static std::once_flag built_in;
   std::call_once(built_in, [] {
@@ -32,15 +32,15 @@ core::NamedRegistry<ModelFactory>& registry() {
 }  // namespace
 
 void register_model(const std::string& name, const std::string& description, ModelFactory factory) {
-  registry().add(name, description, std::move(factory));
+  model_registry().add(name, description, std::move(factory));
 }
 
 std::shared_ptr<Model> make_model(const std::string& name, const std::string& section_yaml) {
-  return registry().find(name)(section_yaml);  // outside the lock: a factory may build others
+  return model_registry().find(name)(section_yaml);  // outside the lock: a factory may build others
 }
 
-bool has_model(const std::string& name) { return registry().has(name); }
+bool has_model(const std::string& name) { return model_registry().has(name); }
 
-std::vector<std::string> model_names() { return registry().describe(); }
+std::vector<std::string> model_names() { return model_registry().describe(); }
 
 }  // namespace strata::nn

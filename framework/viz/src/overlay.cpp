@@ -12,7 +12,7 @@ namespace strata::viz {
 namespace {
 
 constexpr double kAlpha = 0.55;  // opacity of a label over the greyscale image
-const Rgb kInk{0.12, 0.12, 0.12};
+const Rgb kLegendInk{0.12, 0.12, 0.12};
 
 struct Window {
   float lo = 0, hi = 1;
@@ -104,14 +104,14 @@ void swatch(cairo_t* cr, double x, double y, Rgb c, const std::string& label) {
   set_color(cr, c);
   cairo_rectangle(cr, x, y - 10, 14, 14);
   cairo_fill(cr);
-  draw_text(cr, x + 20, y + 1, label, 12, kInk);
+  draw_text(cr, x + 20, y + 1, label, 12, kLegendInk);
 }
 
 void draw_legend(cairo_t* cr, double lx, double ly, const ClassStyle& classes) {
-  draw_text(cr, lx, ly - 16, "classes", 12, kInk, Align::kLeft, true);
+  draw_text(cr, lx, ly - 16, "classes", 12, kLegendInk, Align::kLeft, true);
   for (size_t c = 1; c < classes.size(); ++c, ly += 20) swatch(cr, lx, ly + 4, classes.colors[c], classes.names[c]);
   ly += 14;
-  draw_text(cr, lx, ly, "errors", 12, kInk, Align::kLeft, true);
+  draw_text(cr, lx, ly, "errors", 12, kLegendInk, Align::kLeft, true);
   ly += 20;
   swatch(cr, lx, ly, error_colors().false_positive, "false positive");
   swatch(cr, lx, ly + 20, error_colors().false_negative, "false negative");
@@ -160,13 +160,13 @@ std::unique_ptr<Figure> draw_overlay(const OverlaySlice& s, const OverlayStyle& 
   const int height = head + (label_h + cell + gap) + std::max(label_h + cell + gap, legend_h);
   auto fig = std::make_unique<Figure>(width, height);
   cairo_t* cr = fig->cr();
-  draw_text(cr, gap, 21, title, 15, kInk, Align::kLeft, true);
+  draw_text(cr, gap, 21, title, 15, kLegendInk, Align::kLeft, true);
 
   std::vector<Window> windows;
   for (const auto& c : s.channels) windows.push_back(window_of(c));
   auto cell_at = [&](int row, int col, const std::string& label, Panel panel, size_t channel) {
     const double x = gap + col * (cell + gap), y = head + row * (label_h + cell + gap);
-    draw_text(cr, x + cell / 2.0, y + 14, label, 13, kInk, Align::kCenter);
+    draw_text(cr, x + cell / 2.0, y + 14, label, 13, kLegendInk, Align::kCenter);
     auto r = raster(s, channel, windows[channel], panel, style.classes.colors);
     place(cr, *r, s, x, y + label_h, cell);
   };
