@@ -3,7 +3,7 @@
 #
 #   STRATA_SANITIZE=address,undefined  ASan + UBSan (build-asan/, scripts/sanitize.sh)
 #   STRATA_SANITIZE=thread             TSan (build-tsan/), for the threaded code only
-#   STRATA_FUZZ=ON                     libFuzzer harnesses of tests/fuzz (build-fuzz/, clang,
+#   STRATA_FUZZ=ON                     libFuzzer harnesses of tests/fuzz (build-asan/, clang,
 #                                      with ASan + UBSan unless STRATA_SANITIZE says otherwise)
 #
 # libtorch, OpenMPI and HDF5 come prebuilt without instrumentation. ASan and UBSan only

@@ -27,9 +27,9 @@ strata_build() {
   strata_build_in build "$@"
 }
 
-# strata_build_in DIR [TARGET...]: the same into another build folder (build-asan/,
-# build-tsan/, build-fuzz/ of scripts/sanitize.sh and scripts/fuzz.sh, which pass their
-# options in $STRATA_CMAKE_ARGS and their compiler in CC/CXX).
+# strata_build_in DIR [TARGET...]: the same into another build folder (build-asan/ and
+# build-tsan/ of scripts/sanitize.sh and scripts/fuzz.sh, which pass their options in
+# $STRATA_CMAKE_ARGS and their compiler in CC/CXX).
 strata_build_in() {
   local dir=$1; shift
   local prefix
@@ -57,4 +57,17 @@ strata_build_clang() {
   local cc=${STRATA_CLANG_CC:-clang-14} cxx=${STRATA_CLANG_CXX:-clang++-14}
   command -v "$cxx" >/dev/null || die "build: $cxx not found: run scripts/install-deps.sh (clang-14, libclang-rt-14-dev)"
   CC=$cc CXX=$cxx strata_build_in "$@"
+}
+
+# strata_build_asan [TARGET...]: build-asan/, the AddressSanitizer + UBSan build that
+# scripts/sanitize.sh and scripts/fuzz.sh share. Its objects also carry libFuzzer's
+# coverage hooks (STRATA_FUZZ=ON), so the fuzz harnesses link the objects the sanitizer
+# tests compiled instead of a second clang build of the same sources (CI runs both).
+strata_build_asan() {
+  # A build-asan/ configured before the two were shared lacks the fuzz option.
+  if [ -f build-asan/CMakeCache.txt ] && ! grep -q '^STRATA_FUZZ:BOOL=ON$' build-asan/CMakeCache.txt; then
+    cmake -DSTRATA_FUZZ=ON build-asan >/dev/null
+  fi
+  STRATA_CMAKE_ARGS="-DSTRATA_SANITIZE=address,undefined -DSTRATA_FUZZ=ON -DSTRATA_CUDA=OFF ${STRATA_CMAKE_ARGS:-}" \
+    strata_build_clang build-asan "$@"
 }

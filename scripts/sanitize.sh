@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the tests under the sanitizers (cmake/StrataSanitize.cmake):
 #   asan  build-asan/, AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer
-#         included): the unit, dist and e2e tests (ctest labels), or the labels given
+#         included), the build scripts/fuzz.sh shares (scripts/lib.sh,
+#         strata_build_asan): the unit, dist and e2e tests (ctest labels), or the labels given
 #         in STRATA_SANITIZE_LABELS (a ctest -L regex), or only the test binaries named
 #         in STRATA_SANITIZE_TESTS (e.g. "core_test data_test", to trim a run).
 #   tsan  build-tsan/, ThreadSanitizer: the tests of Strata's own threads only, the
@@ -49,7 +50,7 @@ asan() {
     read -r -a targets <<<"$STRATA_SANITIZE_TESTS"
     select=(-R "^($(IFS='|'; echo "${targets[*]}"))\$")
   fi
-  STRATA_CMAKE_ARGS="-DSTRATA_SANITIZE=address,undefined -DSTRATA_CUDA=OFF" strata_build_clang build-asan "${targets[@]}"
+  strata_build_asan "${targets[@]}"
   run_ctest build-asan "${select[@]}" "$@"
 }
 
