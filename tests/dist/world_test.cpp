@@ -3,11 +3,16 @@
 #include "dist_test.h"
 #include "strata/core/config.h"
 #include "strata/core/error.h"
+#include "strata/core/log.h"
 
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
+#include <chrono>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace strata::comm {
@@ -36,6 +41,34 @@ TEST(WorldTest, LocalRanksAreUniqueOnTheNode) {
   EXPECT_EQ(w.local_size(), w.size());
   for (int r = 0; r < w.size(); ++r) EXPECT_EQ(all[r], r);
   EXPECT_FALSE(w.host().empty());
+}
+
+// train --folds: groups of consecutive ranks, each a world of its own whose collectives
+// stay inside it, which keeps the node-local rank (the GPU binding) of the job's world.
+TEST(WorldTest, ASplitIsAWorldOfItsGroupThatKeepsNodeLocalRanks) {
+  const World& w = world();
+  const int color = w.rank() / 2;  // np 2: one group; np 3: {0, 1} and {2}
+  {
+    std::unique_ptr<World> group = w.split(color, fmt::format("fold {}", color));
+    EXPECT_EQ(group->label(), fmt::format("fold {}", color));
+    EXPECT_EQ(group->rank(), w.rank() % 2);
+    EXPECT_EQ(group->size(), std::min(2, w.size() - 2 * color));
+    EXPECT_EQ(group->local_rank(), w.local_rank());
+    EXPECT_EQ(group->host(), w.host());
+    EXPECT_NE(group->comm(), w.comm());
+    // A reduction over the group sums its own ranks only.
+    EXPECT_DOUBLE_EQ(group->sum_over_ranks(w.rank()), color == 0 ? (w.size() > 1 ? 1.0 : 0.0) : 2.0);
+    EXPECT_EQ(core::log_identity().group, group->label());
+    EXPECT_EQ(core::log_identity().rank, group->rank());
+    // Groups finish apart: the wait returns once every rank of the job is in it.
+    if (color == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    w.wait_for_all(5);
+  }
+  // Destroyed: the job's identity again.
+  EXPECT_TRUE(core::log_identity().group.empty());
+  EXPECT_EQ(core::log_identity().rank, w.rank());
+  EXPECT_EQ(core::log_identity().size, w.size());
+  EXPECT_DOUBLE_EQ(w.sum_over_ranks(1.0), w.size());
 }
 
 TEST(WorldTest, BindsTheCpuWithoutCuda) {

@@ -36,12 +36,19 @@ TEST(ErrorTest, TypedErrorsAreCatchableAsErrorAndKeepTheirKind) {
 }
 
 TEST(ErrorTest, OriginNamesRankAndHostInAWorld) {
-  set_log_identity({1, 4, "node7"});
+  set_log_identity({1, 4, "node7", ""});
   try {
     STRATA_THROW(CommError, "peer lost");
     FAIL() << "STRATA_THROW did not throw";
   } catch (const CommError& e) {
     EXPECT_NE(std::string(e.what()).find("rank 1/4 on node7"), std::string::npos) << e.what();
+  }
+  set_log_identity({1, 2, "node7", "fold 3"});
+  try {
+    STRATA_THROW(CommError, "peer lost");
+    FAIL() << "STRATA_THROW did not throw";
+  } catch (const CommError& e) {
+    EXPECT_NE(std::string(e.what()).find("fold 3, rank 1/2 on node7"), std::string::npos) << e.what();
   }
   set_log_identity({});
 }

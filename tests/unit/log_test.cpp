@@ -30,7 +30,7 @@ TEST_F(LogTest, SingleProcessHasNoRankPrefix) {
 }
 
 TEST_F(LogTest, RankPrefixAndWarningMarker) {
-  set_log_identity({2, 4, "h"});
+  set_log_identity({2, 4, "h", ""});
   info("step {}", 5);
   warn("slow");
   ASSERT_EQ(lines_.size(), 2u);
@@ -39,13 +39,26 @@ TEST_F(LogTest, RankPrefixAndWarningMarker) {
 }
 
 TEST_F(LogTest, Log0PrintsOnRankZeroOnly) {
-  set_log_identity({1, 2, "h"});
+  set_log_identity({1, 2, "h", ""});
   log0("only rank 0");
   EXPECT_TRUE(lines_.empty());
-  set_log_identity({0, 2, "h"});
+  set_log_identity({0, 2, "h", ""});
   log0("only rank 0");
   ASSERT_EQ(lines_.size(), 1u);
   EXPECT_EQ(lines_[0], "[rank 0/2] only rank 0");
+}
+
+TEST_F(LogTest, AGroupOfASplitWorldNamesItselfBeforeTheRank) {
+  set_log_identity({0, 2, "h", "fold 1"});
+  log0("epoch {}", 3);
+  warn("slow");
+  ASSERT_EQ(lines_.size(), 2u);
+  EXPECT_EQ(lines_[0], "[fold 1, rank 0/2] epoch 3");
+  EXPECT_EQ(lines_[1], "[fold 1, rank 0/2] warning: slow");
+  // A group of one rank still says which group it is.
+  set_log_identity({0, 1, "h", "fold 0"});
+  info("alone");
+  EXPECT_EQ(lines_.back(), "[fold 0, rank 0/1] alone");
 }
 
 TEST_F(LogTest, LevelFilters) {

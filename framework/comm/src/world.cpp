@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 #include <regex>
+#include <thread>
 #include <vector>
 
 namespace strata::comm {
@@ -53,15 +55,42 @@ World::World(int* argc, char*** argv) {
   int len = 0;
   MPI_CHECK(MPI_Get_processor_name(name, &len));
   host_.assign(name, len);
-  core::set_log_identity({rank_, size_, host_});
+  core::set_log_identity({rank_, size_, host_, ""});
   if (!thread_multiple()) {
     core::warn0("MPI granted thread level {} < MPI_THREAD_MULTIPLE: the MPI communicator will refuse to start",
                 thread_level_);
   }
 }
 
+std::unique_ptr<World> World::split(int color, const std::string& label) const {
+  std::unique_ptr<World> group(new World());
+  MPI_CHECK(MPI_Comm_split(comm_, color, rank_, &group->comm_));
+  MPI_CHECK(MPI_Comm_set_errhandler(group->comm_, MPI_ERRORS_RETURN));
+  MPI_CHECK(MPI_Comm_rank(group->comm_, &group->rank_));
+  MPI_CHECK(MPI_Comm_size(group->comm_, &group->size_));
+  group->local_rank_ = local_rank_;
+  group->local_size_ = local_size_;
+  group->thread_level_ = thread_level_;
+  group->host_ = host_;
+  group->label_ = label;
+  group->parent_identity_ = core::log_identity();
+  core::set_log_identity({group->rank_, group->size_, host_, label});
+  return group;
+}
+
+void World::wait_for_all(int poll_ms) const {
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPI_CHECK(MPI_Ibarrier(comm_, &request));
+  for (int done = 0;;) {
+    MPI_CHECK(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+  }
+}
+
 World::~World() {
   watchdog_.reset();  // its thread uses MPI
+  if (!label_.empty()) core::set_log_identity(parent_identity_);
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
   int finalized = 0;
   MPI_Finalized(&finalized);

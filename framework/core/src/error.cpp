@@ -11,6 +11,9 @@ std::string error_origin(const char* file, int line) {
   const char* base = std::strrchr(file, '/');
   base = base ? base + 1 : file;
   const LogIdentity& id = log_identity();
+  if (!id.group.empty()) {
+    return fmt::format(" ({}:{}, {}, rank {}/{} on {})", base, line, id.group, id.rank, id.size, id.host);
+  }
   if (id.size > 1) {
     return fmt::format(" ({}:{}, rank {}/{} on {})", base, line, id.rank, id.size, id.host);
   }

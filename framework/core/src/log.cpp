@@ -25,7 +25,11 @@ std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 
 std::string prefix(const LogIdentity& id, LogLevel level) {
   std::string p;
-  if (id.size > 1) p = fmt::format("[rank {}/{}] ", id.rank, id.size);
+  if (!id.group.empty()) {
+    p = fmt::format("[{}, rank {}/{}] ", id.group, id.rank, id.size);
+  } else if (id.size > 1) {
+    p = fmt::format("[rank {}/{}] ", id.rank, id.size);
+  }
   if (level == LogLevel::kWarn) p += "warning: ";
   return p;
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "strata/comm/watchdog.h"
+#include "strata/core/log.h"
 
 #include <mpi.h>
 #include <torch/types.h>
@@ -27,6 +28,21 @@ class World {
   // finalizing to whoever initialized it). Sets the log identity "[rank r/N]".
   World(int* argc, char*** argv);
   ~World();
+
+  // Collective: the ranks of this world that pass the same `color` form a new World (a
+  // group, MPI_Comm_split, ranks in this world's order), e.g. the folds of `train --folds
+  // K`. The group keeps this world's node-local rank and host, so device binding never
+  // puts two groups' ranks on one GPU; it has no watchdog until start_watchdog; its
+  // aborts end the whole job. While it lives, log lines and error origins carry `label`
+  // ("[fold 1, rank 0/2]") and the group's rank and size; destroying it restores this
+  // world's. Destroy it before this world.
+  std::unique_ptr<World> split(int color, const std::string& label) const;
+  // Collective, not watched: returns when every rank has called it, polling every
+  // `poll_ms` so that ranks that finish early do not spin on cores the others train on
+  // (groups of a split world end at different times; a stalled group's own watchdog
+  // ends the job).
+  void wait_for_all(int poll_ms = 50) const;
+  const std::string& label() const { return label_; }
   World(const World&) = delete;
   World& operator=(const World&) = delete;
 
@@ -83,6 +99,7 @@ class World {
   Watchdog* watchdog() const { return watchdog_.get(); }
 
  private:
+  World() = default;  // split()
   // The distinct errors of the ranks (empty: none), origins removed, with their ranks.
   std::string merge_errors(std::vector<std::string> errors) const;
 
@@ -93,6 +110,8 @@ class World {
   int thread_level_ = 0;
   bool owns_mpi_ = false;
   std::string host_;
+  std::string label_;                      // a group's name ("fold 1"); empty for the job's world
+  core::LogIdentity parent_identity_;      // a group's: restored when it is destroyed
   MPI_Comm comm_ = MPI_COMM_NULL;
   std::unique_ptr<Watchdog> watchdog_;  // destroyed before MPI finalizes
 };

@@ -26,6 +26,7 @@ struct LogIdentity {
   int rank = 0;          // rank in the world
   int size = 1;          // world size; the prefix is shown only when size > 1
   std::string host;      // host name, for error origins
+  std::string group;     // the rank's group in a split world ("fold 1"), shown before the rank
 };
 void set_log_identity(LogIdentity identity);
 const LogIdentity& log_identity();
