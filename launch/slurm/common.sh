@@ -49,21 +49,30 @@ strata_run() {
   $launch "$BRATS_RECIPE" "$@" 2>&1 | tee -a "$log"
 }
 
-# After a preemption stop (the trainer leaves $RUN_DIR/PREEMPTED), requeue this job
-# so it resumes from last.pt; set STRATA_REQUEUE=0 to only checkpoint and stop.
+# After a preemption stop (the trainer leaves $RUN_DIR/PREEMPTED, or fold_k/PREEMPTED
+# with FOLDS), requeue this job so it resumes from last.pt; set STRATA_REQUEUE=0 to only
+# checkpoint and stop.
 strata_requeue_if_preempted() {
-  if [ -f "$RUN_DIR/PREEMPTED" ] && [ "${STRATA_REQUEUE:-1}" = 1 ] && [ -n "${SLURM_JOB_ID:-}" ]; then
+  local preempted=0 f
+  for f in "$RUN_DIR/PREEMPTED" "$RUN_DIR"/fold_*/PREEMPTED; do [ -f "$f" ] && preempted=1; done
+  if [ "$preempted" = 1 ] && [ "${STRATA_REQUEUE:-1}" = 1 ] && [ -n "${SLURM_JOB_ID:-}" ]; then
     echo "strata: preempted; requeueing job $SLURM_JOB_ID to resume from $RUN_DIR/last.pt"
     scontrol requeue "$SLURM_JOB_ID"
   fi
 }
 
-# The body of train.sbatch and train_multinode.sbatch: train RECIPE on DATA into
-# RUN_DIR, resuming from RUN_DIR/last.pt when it exists, requeueing after preemption.
+# The body of train.sbatch, train_multinode.sbatch and train_folds.sbatch: train RECIPE
+# on DATA into RUN_DIR (with FOLDS=K, its K folds side by side into RUN_DIR/fold_k),
+# resuming from last.pt when it exists, requeueing after preemption.
 strata_train_job() {
   : "${RECIPE:?set RECIPE=recipes/<recipe>.yaml}" "${DATA:?set DATA=<packed .h5>}" "${RUN_DIR:?set RUN_DIR}"
-  local args=(train --config "$RECIPE" --set "data.path=$DATA" --set "run.dir=$RUN_DIR") status=0
-  [ -f "$RUN_DIR/last.pt" ] && args+=(--resume)
+  local args=(train --config "$RECIPE" --set "data.path=$DATA" --set "run.dir=$RUN_DIR") status=0 f
+  if [ -n "${FOLDS:-}" ]; then
+    args+=(--folds "$FOLDS")
+    for f in "$RUN_DIR"/fold_*/last.pt; do [ -f "$f" ] && { args+=(--resume); break; }; done
+  else
+    [ -f "$RUN_DIR/last.pt" ] && args+=(--resume)
+  fi
   # shellcheck disable=SC2086
   strata_run train "${args[@]}" ${EXTRA_ARGS:-} || status=$?
   strata_requeue_if_preempted

@@ -20,7 +20,9 @@
 
 namespace strata::recipes {
 
-comm::World& Cli::world() {
+comm::World& Cli::world() { return group_ ? *group_ : job_world(); }
+
+comm::World& Cli::job_world() {
   if (!world_) world_ = std::make_unique<comm::World>(&argc_, &argv_);
   return *world_;
 }

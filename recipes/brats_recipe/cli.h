@@ -27,8 +27,14 @@ class Cli {
   Cli(int argc, char** argv) : argc_(argc), argv_(argv) {}
 
   // The MPI world, created on first use (commands that need no MPI never start it).
+  // Inside a group (enter_group), the group's world.
   comm::World& world();
-  comm::World* world_if_started() { return world_.get(); }
+  comm::World* world_if_started() { return group_ ? group_.get() : world_.get(); }
+  // `train --folds K`: until leave_group, world() is `group`, a split of the job's world
+  // (World::split), and errors end the whole job (main.cpp).
+  void enter_group(std::unique_ptr<comm::World> group) { group_ = std::move(group); }
+  void leave_group() { group_.reset(); }
+  comm::World& job_world();  // the whole job's world, also inside a group
 
   // Adds --config, --set and --log-level to `cmd`.
   static void add_config_options(CLI::App* cmd, ConfigOptions* options, bool config_required);
@@ -72,6 +78,7 @@ class Cli {
   int argc_;
   char** argv_;
   std::unique_ptr<comm::World> world_;
+  std::unique_ptr<comm::World> group_;  // destroyed before world_
   std::vector<std::pair<CLI::App*, std::function<void()>>> commands_;
   std::vector<Deprecated> deprecated_;
 };

@@ -15,6 +15,7 @@
 #include "strata/core/run_lock.h"
 #include "strata/core/signals.h"
 #include "strata/model/checkpoint.h"
+#include "strata/train/cross_validation.h"
 #include "strata/train/run_logger.h"
 
 #include <filesystem>
@@ -117,6 +118,75 @@ void add_delete_checkpoints(CLI::App* cmd, Cli& cli, bool* target) {
   cli.deprecate(cmd->add_flag("--force", *target), opt, "--force is now --delete-checkpoints");
 }
 
+// One run of `train` in cli.world() (the job's, or a fold's group).
+void train_run(Cli& cli, const RecipeConfig& config, bool resume, bool delete_checkpoints,
+               train::MetricSpec* metric = nullptr) {
+  cli.check_storage(config, /*run_dir=*/true);
+  core::RunLock lock;
+  own_run_dir(cli, config, lock);
+  prepare_run_dir(cli, config, resume, delete_checkpoints);
+  log_config(config);
+  watch_run(cli, config);
+  train::Trainer trainer(trainer_setup(config), cli.world());
+  if (resume) trainer.resume((std::filesystem::path(config.run.dir) / "last.pt").string());
+  attach_run_logger(cli, config, trainer, resume ? std::optional<int64_t>(trainer.step()) : std::nullopt);
+  run_training(trainer);
+  if (metric) *metric = trainer.primary_metric();
+}
+
+// `train --folds K` (train.folds): the K folds of data.path side by side in one job. The
+// job's N ranks split into K groups of N/K consecutive ranks (World::split; consecutive,
+// so a fold's ranks share a node where they can, and node-local ranks still pick the
+// GPUs). Group k trains data.fold k into <run.dir>/fold_k with its own communicators,
+// watchdog, flight records, plateau and best.pt, exactly as a separate N/K-rank run of
+// `fold_k/config.yaml` would. When every fold is done, rank 0 writes the
+// cross-validation summary, <run.dir>/cv_summary.json.
+void train_folds(Cli& cli, RecipeConfig config, bool resume, bool delete_checkpoints) {
+  namespace fs = std::filesystem;
+  comm::World& job = cli.world();
+  const int folds = static_cast<int>(config.train.folds);
+  if (config.data.fold >= 0) {
+    core::throw_on_every_rank(core::ConfigError(fmt::format(
+        "data.fold {} with train.folds {}: data.fold trains one fold, train.folds trains all {} side by side; give one",
+        config.data.fold, folds, folds)));
+  }
+  if (job.size() % folds != 0) {
+    core::throw_on_every_rank(core::ConfigError(fmt::format(
+        "train.folds {}: the job's {} ranks do not split into {} equal groups; launch a multiple of {} ranks (each "
+        "fold trains on N/{} of them)", folds, job.size(), folds, folds, folds)));
+  }
+  const int per_fold = job.size() / folds;
+  const int fold = job.rank() / per_fold;
+  const fs::path root(config.run.dir);
+  core::log0("train.folds {}: {} ranks per fold, fold k on ranks k*{}..k*{}+{}, into {}/fold_k", folds, per_fold,
+             per_fold, per_fold, per_fold - 1, root.string());
+  // The fold's own recipe: what `train --config fold_k/config.yaml` at N/K ranks repeats.
+  config.data.fold = fold;
+  config.train.folds = 1;
+  config.run.dir = (root / fmt::format("fold_{}", fold)).string();
+  cli.enter_group(job.split(fold, fmt::format("fold {}", fold)));
+  comm::WatchdogOptions wd;
+  wd.timeout_s = config.run.comm_timeout_s;
+  cli.world().start_watchdog(wd);
+  train::MetricSpec metric;
+  train_run(cli, config, resume, delete_checkpoints, &metric);
+  const std::string best = cli.world().rank() == 0
+                               ? train::best_validation((fs::path(config.run.dir) / "metrics.jsonl").string(), metric)
+                               : "";
+  cli.leave_group();
+  // Folds end at different times: the early ones wait here without spinning.
+  job.wait_for_all();
+  std::vector<std::string> all = job.all_gather(best);
+  if (job.rank() != 0) return;
+  std::vector<std::string> bests;
+  for (int k = 0; k < folds; ++k) bests.push_back(all[static_cast<size_t>(k * per_fold)]);
+  const std::string summary = train::summarize_folds(bests, metric);
+  const std::string path = (root / "cv_summary.json").string();
+  core::write_file_atomic(path, summary + "\n", "cross-validation summary");
+  core::info("cross-validation over {} folds (best validation of each; mean +- std), in {}:\n  {}", folds, path,
+             fmt::join(train::summary_lines(summary), "\n  "));
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app, Cli& cli) {
@@ -125,21 +195,21 @@ void add_train_command(CLI::App& app, Cli& cli) {
   auto resume = std::make_shared<bool>(false);
   auto delete_checkpoints = std::make_shared<bool>(false);
   Cli::add_config_options(cmd, options.get(), /*config_required=*/true);
-  cmd->add_flag("--resume", *resume, "continue from <run.dir>/last.pt (after a stop, preemption or crash)");
+  cmd->add_flag("--resume", *resume,
+                "continue from <run.dir>/last.pt (after a stop, preemption or crash); with folds, every fold from its own");
+  auto folds = std::make_shared<int64_t>(0);
+  cmd->add_option("--folds", *folds,
+                  "train the K cross-validation folds of data.path side by side, N/K ranks each, into "
+                  "<run.dir>/fold_k (the same as --set train.folds=K)")
+      ->check(CLI::Range(2, 100));
   add_delete_checkpoints(cmd, cli, delete_checkpoints.get());
-  cli.on(cmd, [&cli, options, resume, delete_checkpoints] {
-    RecipeConfig config = cli.resolve(*options);
-    Cli::warn_if_demo_data(config, *options);
-    cli.check_storage(config, /*run_dir=*/true);
-    core::RunLock lock;
-    own_run_dir(cli, config, lock);
-    prepare_run_dir(cli, config, *resume, *delete_checkpoints);
-    log_config(config);
-    watch_run(cli, config);
-    train::Trainer trainer(trainer_setup(config), cli.world());
-    if (*resume) trainer.resume((std::filesystem::path(config.run.dir) / "last.pt").string());
-    attach_run_logger(cli, config, trainer, *resume ? std::optional<int64_t>(trainer.step()) : std::nullopt);
-    run_training(trainer);
+  cli.on(cmd, [&cli, options, resume, delete_checkpoints, folds] {
+    ConfigOptions o = *options;
+    if (*folds > 0) o.sets.push_back(fmt::format("train.folds={}", *folds));
+    RecipeConfig config = cli.resolve(o);
+    Cli::warn_if_demo_data(config, o);
+    if (config.train.folds > 1) return train_folds(cli, config, *resume, *delete_checkpoints);
+    train_run(cli, config, *resume, *delete_checkpoints);
   });
 }
 

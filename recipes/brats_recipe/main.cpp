@@ -15,6 +15,9 @@
 #include <mpi.h>
 #include <torch/version.h>
 
+#include <chrono>
+#include <thread>
+
 #include <fmt/format.h>
 
 namespace {
@@ -52,6 +55,13 @@ class Formatter : public CLI::Formatter {
 // exits 1; any other error on one rank must end the others too (MPI_Abort).
 int fail(strata::recipes::Cli& cli, const std::string& message, bool on_every_rank) {
   strata::comm::World* world = cli.world_if_started();
+  if (world && !world->label().empty()) {
+    // A group of `train --folds`: the other groups still train, and only MPI_Abort ends
+    // them. The group's rank 0 prints an error its ranks share; the others wait for its
+    // abort to end them (and abort themselves should it not come).
+    if (on_every_rank && world->rank() != 0) std::this_thread::sleep_for(std::chrono::seconds(30));
+    world->abort_all(message);
+  }
   if (world && world->size() > 1) {
     if (!on_every_rank) world->abort_all(message);
     if (world->rank() != 0) return 1;

@@ -52,6 +52,7 @@ struct DataConfig {
   bool shuffle = true;                 // a new permutation of the training split every epoch
   std::string train_split = "train";   // split trained on
   std::string val_split = "val";       // split evaluated on (by case, never augmented)
+  int64_t fold = -1;                   // cross-validation fold k of a file packed with folds (-1: its train/val)
   std::string read_path = "direct";    // SliceStore reads: direct (parallel preadv) | hdf5 (locked H5Dread)
   std::string image_dtype = "float32"; // images on the device: float32 | float16 (as stored)
   int64_t context = 1;                 // 2.5D: slices per sample, the centre and (k-1)/2 neighbours each side as channels
@@ -68,6 +69,8 @@ struct DataConfig {
     v("shuffle", shuffle, "a new permutation of the training split every epoch");
     v("train_split", train_split, "split trained on", core::one_of({"train", "val"}));
     v("val_split", val_split, "split evaluated on (by case, never augmented)", core::one_of({"train", "val"}));
+    v("fold", fold, "cross-validation: train on the other folds and validate on fold k of a file packed with "
+      "pack --folds K (-1: the file's train and val splits)", core::in_range<int64_t>(-1, 99));
     v("read_path", read_path, "SliceStore reads: direct | hdf5", core::one_of({"direct", "hdf5"}));
     v("image_dtype", image_dtype, "images on the device: float32 | float16", core::one_of({"float32", "float16"}));
     v("context", context, "2.5D: slices per sample (odd), the neighbours of each slice as channels; needs a file "

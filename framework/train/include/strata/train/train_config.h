@@ -13,6 +13,7 @@ namespace strata::train {
 struct TrainConfig {
   int64_t epochs = 10;                        // passes over the training split
   double max_minutes = 0;                     // wall-clock budget: stop after the epoch that ends past it (0: none)
+  int64_t folds = 1;                          // K > 1: the K folds of data.path side by side, N/K ranks each
   double lr = 1e-4;                           // Adam learning rate
   int64_t accumulate = 1;                     // micro-batches of data.batch_size per optimizer step and rank
   std::vector<double> betas{0.9, 0.999};      // Adam betas
@@ -39,6 +40,10 @@ struct TrainConfig {
       "wall-clock budget of this training process in minutes: the first epoch that ends past it is validated, "
       "checkpointed and is the last (0: no budget; a resumed run starts a new budget)",
       core::at_least(0.0));
+    v("folds", folds,
+      "K > 1: train the K cross-validation folds of data.path side by side in one job: the ranks split into K "
+      "groups of N/K, group k trains data.fold k into <run.dir>/fold_k (train --folds K)",
+      core::in_range<int64_t>(1, 100));
     v("lr", lr, "Adam learning rate", core::greater_than(0.0));
     v("accumulate", accumulate,
       "micro-batches of data.batch_size per optimizer step and rank (gradient accumulation; one allreduce per step)",

@@ -152,6 +152,7 @@ class Trainer {
   BenchResult bench(int64_t steps, int64_t warmup, bool profile = false);
 
   int64_t epoch() const { return epoch_; }
+  const MetricSpec& primary_metric() const { return metric_; }  // the task's, which picks best.pt
   int64_t step() const { return step_; }
   torch::Device device() const { return device_; }
   nn::Model& model() { return *model_; }
