@@ -78,7 +78,9 @@ std::string summarize_folds(const std::vector<std::string>& fold_bests, const Me
   }
   json mean = json::object(), stdev = json::object();
   if (!vals.empty()) {
-    for (const auto& [key, first] : vals[0].items()) {
+    for (const auto& item : vals[0].items()) {
+      const std::string& key = item.key();  // not a structured binding: C++17 lambdas cannot capture one
+      const json& first = item.value();
       const bool all_have = std::all_of(vals.begin(), vals.end(), [&](const json& v) { return v.contains(key); });
       if (!all_have) continue;
       if (first.is_number()) {
