@@ -188,6 +188,26 @@ TEST(Pack, ASplitFileOfKFoldsRecordsEveryFoldAndHoldsUnlistedCasesOut) {
   EXPECT_EQ(text.find("\"e\""), std::string::npos) << text;
 }
 
+TEST(Pack, FoldsExportedAndPackedBackGiveTheSameCaseFolds) {
+  const data::SliceStore packed(test::tiny_folds_packed());
+  const data::CaseFoldTable& folds = packed.folds();
+  ASSERT_EQ(folds.folds, 3);
+  EXPECT_EQ(std::count(folds.fold_of.begin(), folds.fold_of.end(), -1), 1);
+  const std::string dir = test::temp_dir("fold_round_trip");
+  write_split_file(dir + "/splits.json",
+                   split_entries(packed.case_names(), CaseFolds{static_cast<int>(folds.folds), folds.fold_of}));
+  PackOptions o = test::tiny_pack_options(dir + "/back.h5");
+  o.split_file = dir + "/splits.json";
+  o.fold = 1;
+  PackSummary summary = pack_dataset(o);
+  EXPECT_EQ(summary.unlisted.size(), 1u);
+  const data::SliceStore back(o.out_path);
+  EXPECT_EQ(back.folds().folds, 3);
+  EXPECT_EQ(back.folds().fold_of, folds.fold_of);
+  EXPECT_EQ(back.folds().class_voxels, folds.class_voxels);
+  for (const char* split : {"train", "val", "test"}) EXPECT_EQ(back.split(split), packed.split(split)) << split;
+}
+
 TEST(Pack, PhantomHoldsEveryClassWithBratsContrasts) {
   Phantom ph = make_phantom({64, 64, 40}, 5);
   std::set<uint8_t> labels(ph.seg.begin(), ph.seg.end());

@@ -95,7 +95,7 @@ void PatchTask::open(const train::TaskContext& context) {
                   "'{}' is a packed slice file; model.name unet3d trains on volumes: pack them with "
                   "`brats_recipe pack --volumes`",
                   d.path);
-  store_ = std::make_shared<data::VolumeStore>(d.path);
+  store_ = std::make_shared<data::VolumeStore>(d.path, data::volume_store_options(d));
   check_store_fits(*store_, setup_.model);
   check_multiple(d.patch.size, setup_.model.size_multiple(), "data.patch.size");
   check_multiple(setup_.window.roi, setup_.model.size_multiple(), "eval.roi");
