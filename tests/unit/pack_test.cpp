@@ -108,11 +108,19 @@ TEST(PackFolds, EveryCaseGetsAFoldStratifiedByNecrosisWithBalancedSizes) {
     auto [lo, hi] = std::minmax_element(sizes.begin(), sizes.end());
     EXPECT_LE(*hi - *lo, 1) << k << " folds overall";
   }
+  // Strata of 4 and 4 in 3 folds: a deal that restarted at fold 0 for the second stratum
+  // would give sizes 4, 2, 2; continuing it gives 3, 3, 2.
+  std::vector<uint8_t> halves(8, 0);
+  std::fill(halves.begin(), halves.begin() + 4, 1);
+  const std::vector<std::string> eight(names.begin(), names.begin() + 8);
+  const auto h = fold_counts(stratified_folds(eight, halves, 3, 0.0, 11), halves, 3);
+  std::vector<int> sizes{h[0][0] + h[0][1], h[1][0] + h[1][1], h[2][0] + h[2][1]};
+  std::sort(sizes.begin(), sizes.end());
+  EXPECT_EQ(sizes, (std::vector<int>{2, 3, 3}));
   // Deterministic for a seed; another seed deals other folds, from the names, not their order.
   EXPECT_EQ(stratified_folds(names, necrosis, 5, 0.0, 11), stratified_folds(names, necrosis, 5, 0.0, 11));
   EXPECT_NE(stratified_folds(names, necrosis, 5, 0.0, 11), stratified_folds(names, necrosis, 5, 0.0, 12));
-  // Every fold of 5 without necrosis... only when there are 5 such cases: here 8, so yes;
-  // with 3 without necrosis, 2 of 5 folds must lack them, and nothing breaks.
+  // With only 3 cases without necrosis, 2 of 5 folds must lack them: the 3 go to 3 folds.
   std::vector<uint8_t> few(names.size(), 1);
   few[0] = few[1] = few[2] = 0;
   const auto n = fold_counts(stratified_folds(names, few, 5, 0.0, 11), few, 5);

@@ -367,7 +367,7 @@ TEST(VolumeStoreFolds, EachFoldRemakesTrainAndValWithStatisticsEqualToARecount) 
   EXPECT_NE(why.find("repack it with `brats_recipe pack --folds K`"), std::string::npos) << why;
 }
 
-TEST(VolumeStoreFolds, ADamagedCaseFoldIsANamedError) {
+TEST(VolumeStoreFolds, ADamagedCaseFoldIsANamedErrorAndVerifyRecountsEachCase) {
   const std::string path = test::temp_dir("volume_folds") + "/v.h5";
   test::copy_file(folded_volumes(), path);
   const VolumeStore stored(folded_volumes());
@@ -379,6 +379,21 @@ TEST(VolumeStoreFolds, ADamagedCaseFoldIsANamedError) {
   EXPECT_NE(why.find(path + ": /case_folds gives case " + std::to_string(c) + " (" + stored.volume_case(c).name +
                      ") fold 1, but it is in split 'test'"),
             std::string::npos) << why;
+  // Two cases of one split with their class voxels swapped: the split's sum still holds on
+  // open; verify recounts each case.
+  const std::vector<int64_t>& pair = stored.split(stored.split("train").cases.size() > 1 ? "train" : "val").cases;
+  ASSERT_GE(pair.size(), 2u);
+  std::vector<int64_t> counts = stored.folds().class_voxels;
+  const auto k = static_cast<size_t>(stored.num_classes());
+  std::swap_ranges(counts.begin() + pair[0] * k, counts.begin() + (pair[0] + 1) * k, counts.begin() + pair[1] * k);
+  const std::string swapped = test::temp_dir("volume_case_counts") + "/v.h5";
+  test::copy_file(folded_volumes(), swapped);
+  test::overwrite_dataset(swapped, format::kCaseClassVoxels, H5T_NATIVE_INT64, counts.data(), true);
+  const VolumeStore s(swapped);
+  const std::string recount = error_of([&] { s.verify(); });
+  EXPECT_NE(recount.find(swapped + ": /case_class_voxels records class voxel counts"), std::string::npos) << recount;
+  EXPECT_NE(recount.find("for case " + std::to_string(pair[0]) + " (" + s.volume_case(pair[0]).name + ")"),
+            std::string::npos) << recount;
 }
 
 }  // namespace
