@@ -174,13 +174,13 @@ void check_case_folds(CaseFoldTable& t, const SplitsOfCases& splits, const std::
     const std::string& split = splits.names[static_cast<size_t>(s)];
     const int32_t f = t.fold_of[c];
     std::string want;
-    if (split == format::kTestSplit && f != format::kTestFold) want = "-1 (test)";
-    if (split == format::kValSplit && f != t.val_fold) want = fmt::format("{}, the fold of the other val cases", t.val_fold);
+    if (split == format::kTestSplit && f != format::kTestFold) want = "fold -1 (test)";
+    if (split == format::kValSplit && f != t.val_fold) want = fmt::format("fold {}, that of the other val cases", t.val_fold);
     if (split == format::kTrainSplit && (f < 0 || f == t.val_fold)) {
       want = fmt::format("a fold other than {} (val) and -1 (test)", t.val_fold);
     }
     if (!want.empty()) {
-      STRATA_THROW(DataError, "{}: /{} gives case {} ({}) fold {}, but it is in split '{}', whose cases have fold {}: "
+      STRATA_THROW(DataError, "{}: /{} gives case {} ({}) fold {}, but it is in split '{}', whose cases must have {}: "
                    "the file is corrupt; repack it", path, format::kCaseFolds, c, case_names[c], f, name_of(s), want);
     }
   }
