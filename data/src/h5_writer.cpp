@@ -18,6 +18,8 @@ namespace fs = std::filesystem;
 namespace h5 = data::h5;
 namespace fmt_ = data::format;
 namespace brats = brats_slices;
+using core::ConfigError;
+using core::DataError;
 using core::IoError;
 
 H5Writer::H5Writer(std::string path, bool checksums) : path_(std::move(path)), checksums_(checksums) {
@@ -128,6 +130,16 @@ void H5Writer::write_source_geometry(const std::vector<CaseGeometry>& g) const {
   write_array(fmt_::kCaseSform, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, sform.data(), {c, 4, 4});
 }
 
+void H5Writer::write_case_folds(const CaseFolds& folds, const std::vector<std::array<int64_t, 4>>& class_voxels) const {
+  const auto c = static_cast<hsize_t>(folds.fold_of.size());
+  std::vector<int64_t> counts;
+  for (const auto& row : class_voxels) counts.insert(counts.end(), row.begin(), row.end());
+  write_array(fmt_::kCaseFolds, H5T_STD_I32LE, H5T_NATIVE_INT32, folds.fold_of.data(), {c});
+  write_array(fmt_::kCaseClassVoxels, H5T_STD_I64LE, H5T_NATIVE_INT64, counts.data(), {c, brats::kNumClasses});
+  h5::Lock lock;
+  h5::write_attr(file_.get(), fmt_::kAttrFolds, static_cast<int64_t>(folds.folds));
+}
+
 void H5Writer::write_label_attributes() const {
   h5::Lock lock;
   hid_t f = file_.get();
@@ -186,19 +198,67 @@ int64_t PackOutput::commit() {
 }
 
 PackCases pack_cases(const PackOptions& o) {
+  STRATA_CHECK_AS(ConfigError, o.split_file.empty() || o.folds == 0,
+                  "pack: --split-file {} gives the splits (and the folds of a K-fold list); drop --folds {}",
+                  o.split_file, o.folds);
+  STRATA_CHECK_AS(ConfigError, o.test_fraction == 0 || o.folds > 1,
+                  "pack: --test-fraction {} holds cases out of the folds of --folds K; give --folds (a split file "
+                  "holds out the cases in none of its entries)", o.test_fraction);
   PackCases c;
   c.files = find_cases(o.input_dir);
   for (const auto& f : c.files) c.names.push_back(f.name);
-  c.split_of = !o.split_file.empty() ? splits_from_file(c.names, o.split_file, o.fold)
-               : o.folds > 1         ? assign_fold(c.names, o.folds, o.fold, o.seed)
-                                     : assign_splits(c.names, o.val_fraction, o.seed);
+  if (!o.split_file.empty()) c.from_file = splits_from_file(c.names, o.split_file, o.fold);
+  // The folds' checks, before hours of decoding: the names alone decide them.
+  if (o.folds > 1) stratified_folds(c.names, std::vector<uint8_t>(c.names.size(), 0), o.folds, o.test_fraction, o.seed);
+  if (o.folds > 1) {
+    STRATA_CHECK_AS(DataError, o.fold >= 0 && o.fold < o.folds, "pack: --fold {} is not one of 0..{}", o.fold,
+                    o.folds - 1);
+  }
   return c;
 }
 
-std::vector<SplitSummary> empty_splits() {
-  std::vector<SplitSummary> splits(brats::kSplitNames.size());
-  for (size_t s = 0; s < splits.size(); ++s) splits[s].name = brats::kSplitNames[s];
+CaseSplits split_cases(const PackOptions& o, const PackCases& input,
+                       const std::vector<std::array<int64_t, 4>>& class_voxels) {
+  CaseSplits s;
+  if (!o.split_file.empty()) {
+    s.split_of = input.from_file.split_of;
+    s.folds = input.from_file.folds;
+    s.unlisted = input.from_file.unlisted;
+  } else if (o.folds > 1) {
+    std::vector<uint8_t> necrosis;
+    for (const auto& row : class_voxels) necrosis.push_back(row[brats::kNecrosisClass] > 0 ? 1 : 0);
+    s.folds.folds = o.folds;
+    s.folds.fold_of = stratified_folds(input.names, necrosis, o.folds, o.test_fraction, o.seed);
+    s.split_of = splits_of_folds(s.folds.fold_of, o.fold);
+  } else {
+    s.split_of = assign_splits(input.names, o.val_fraction, o.seed);
+  }
+  return s;
+}
+
+std::vector<SplitSummary> empty_splits(const CaseSplits& s) {
+  const bool test = std::count(s.split_of.begin(), s.split_of.end(), kInTest) > 0;
+  std::vector<SplitSummary> splits(test ? 3 : 2);  // a file without test cases has no test split, as before
+  for (size_t k = 0; k < splits.size(); ++k) splits[k].name = brats::kSplitNames[k];
   return splits;
+}
+
+std::vector<FoldSummary> fold_summaries(const CaseSplits& s, const std::vector<std::array<int64_t, 4>>& class_voxels) {
+  if (s.folds.folds == 0) return {};
+  std::vector<FoldSummary> rows(static_cast<size_t>(s.folds.folds) + 1);
+  for (size_t k = 0; k < rows.size(); ++k) rows[k].fold = k + 1 < rows.size() ? static_cast<int>(k) : fmt_::kTestFold;
+  for (size_t c = 0; c < s.folds.fold_of.size(); ++c) {
+    const int32_t f = s.folds.fold_of[c];
+    FoldSummary& row = f < 0 ? rows.back() : rows[static_cast<size_t>(f)];
+    ++row.cases;
+    row.necrosis_cases += class_voxels[c][brats::kNecrosisClass] > 0 ? 1 : 0;
+  }
+  if (rows.back().cases == 0) rows.pop_back();
+  return rows;
+}
+
+double pack_seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace strata::dataprep

@@ -14,6 +14,9 @@
 #include "strata/dataprep/packer.h"
 #include "strata/dataprep/preprocess.h"
 
+#include <array>
+#include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -51,6 +54,9 @@ class H5Writer {
   void write_names(const char* name, const std::vector<std::string>& names) const;
   // Each case's source size, spacing and transforms (case_dims .. case_sform, format.h).
   void write_source_geometry(const std::vector<CaseGeometry>& geometry) const;
+  // The folds of a cross-validation (FORMAT.md, "Folds"): /case_folds, /case_class_voxels
+  // (each case's class counts over its split data) and the root attribute `folds`.
+  void write_case_folds(const CaseFolds& folds, const std::vector<std::array<int64_t, 4>>& class_voxels) const;
   // The root attributes of the label map and normalisation (modalities, class_names,
   // label_source_values, normalisation), and of provenance (source, tool, seed,
   // val_fraction); two calls, since the slice format interleaves others between them.
@@ -86,16 +92,35 @@ class PackOutput {
   bool committed_ = false;
 };
 
-// The cases of `o.input_dir` (find_cases) and the split of each (0 = train, 1 = val), as
-// `o` asks: a split file, K folds or a seeded fraction.
+// The cases of `o.input_dir` (find_cases), with the split options checked against them
+// and a split file read, before any case is decoded.
 struct PackCases {
   std::vector<CaseFiles> files;
   std::vector<std::string> names;
-  std::vector<int> split_of;
+  FileSplits from_file;  // o.split_file's splits (empty without one)
 };
 PackCases pack_cases(const PackOptions& o);
 
-// The splits the BraTS packers write (train, val), with nothing counted yet.
-std::vector<SplitSummary> empty_splits();
+// The split of each case (kInTrain, kInVal, kInTest) and its fold, as `o` asks: a split
+// file, K folds or a seeded fraction. Folds are stratified by necrosis, so this comes
+// once every case's class counts (over its split data) are known.
+struct CaseSplits {
+  std::vector<int> split_of;
+  CaseFolds folds;                    // folds.folds 0: none recorded
+  std::vector<std::string> unlisted;  // FileSplits::unlisted
+};
+CaseSplits split_cases(const PackOptions& o, const PackCases& input,
+                       const std::vector<std::array<int64_t, 4>>& class_voxels);
+
+// The splits the BraTS packers write (train, val, and test when `s` holds a test case),
+// with nothing counted yet.
+std::vector<SplitSummary> empty_splits(const CaseSplits& s);
+
+// Cases and cases with necrosis per fold, then test (fold -1) when it has cases; empty
+// without folds.
+std::vector<FoldSummary> fold_summaries(const CaseSplits& s, const std::vector<std::array<int64_t, 4>>& class_voxels);
+
+// Seconds since `t0`, for the packers' timings.
+double pack_seconds_since(std::chrono::steady_clock::time_point t0);
 
 }  // namespace strata::dataprep

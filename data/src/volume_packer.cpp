@@ -5,7 +5,6 @@
 #include "h5_writer.h"
 #include "strata/core/error.h"
 #include "strata/core/intraop.h"
-#include "strata/core/timer.h"
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
 #include "strata/data/random.h"
@@ -27,7 +26,6 @@ namespace brats = brats_slices;
 using core::DataError;
 
 namespace {
-
 
 std::vector<hsize_t> to_hsize(const std::array<int64_t, 3>& a) {
   return {static_cast<hsize_t>(a[0]), static_cast<hsize_t>(a[1]), static_cast<hsize_t>(a[2])};
@@ -70,8 +68,8 @@ class VolumeWriter {
 
   // The case rows, the splits (case indices) and the root attributes; closes the file.
   void finish(const std::vector<std::string>& names, const std::vector<PreparedVolume>& cases,
-              const std::vector<SplitSummary>& splits, const std::vector<std::vector<int64_t>>& split_cases,
-              const PackOptions& o) {
+              const CaseSplits& case_splits, const std::vector<SplitSummary>& splits,
+              const std::vector<std::vector<int64_t>>& split_cases, const PackOptions& o) {
     h5::Lock lock;
     out_.write_names(fmt_::kCaseNames, names);
     std::vector<CaseGeometry> geometry;
@@ -87,6 +85,11 @@ class VolumeWriter {
     out_.write_source_geometry(geometry);
     out_.write_array(fmt_::kCaseCropLo, H5T_STD_I32LE, H5T_NATIVE_INT32, crop_lo.data(), {n, 3});
     out_.write_array(fmt_::kCaseShape, H5T_STD_I32LE, H5T_NATIVE_INT32, shape.data(), {n, 3});
+    if (case_splits.folds.folds > 0) {
+      std::vector<std::array<int64_t, 4>> class_voxels;
+      for (const auto& c : cases) class_voxels.push_back(c.class_voxels);
+      out_.write_case_folds(case_splits.folds, class_voxels);
+    }
     h5::Handle group = out_.group(out_.file(), fmt_::kSplits);
     for (size_t s = 0; s < splits.size(); ++s) {
       h5::Handle ds = out_.write_vector(group.get(), splits[s].name.c_str(), H5T_STD_I64LE, H5T_NATIVE_INT64,
@@ -94,12 +97,12 @@ class VolumeWriter {
       h5::write_attr(ds.get(), fmt_::kAttrSplitClassVoxels,
                      std::vector<int64_t>(splits[s].class_voxels.begin(), splits[s].class_voxels.end()));
     }
-    write_attributes(o);
+    write_attributes(o, case_splits.folds.folds);
     out_.close({&cases_, &half_});
   }
 
  private:
-  void write_attributes(const PackOptions& o) {
+  void write_attributes(const PackOptions& o, int folds) {
     hid_t f = out_.file();
     h5::write_attr(f, fmt_::kAttrFormat, std::string(brats::kVolumeFormatName));
     h5::write_attr(f, fmt_::kAttrVersion, fmt_::kVolumeFormatVersion);
@@ -110,7 +113,7 @@ class VolumeWriter {
                    std::string("as stored: a volume's D, H, W axes follow the source's voxel axes k, j, i; "
                                "qform/sform not applied"));
     out_.write_provenance_attributes(o);
-    h5::write_attr(f, fmt_::kAttrSplitMethod, split_method(o));
+    h5::write_attr(f, fmt_::kAttrSplitMethod, split_method(o, o.split_file.empty() ? 0 : folds));
     out_.write_metadata_checksum();  // last: it covers everything above (metadata_checksum.h)
   }
 
@@ -145,7 +148,7 @@ std::vector<int32_t> class_locations(const std::vector<uint8_t>& label, const st
 }
 
 PreparedVolume prepare_volume(const CaseFiles& files, const PackOptions& o) {
-  const core::Stopwatch stopwatch;
+  auto t0 = std::chrono::steady_clock::now();
   core::set_thread_intraop_threads(1);  // cases are the parallelism (one per worker)
   CaseVolumes v = read_case(files);
   // The slice side is not used on this path (nothing is resized).
@@ -166,12 +169,12 @@ PreparedVolume prepare_volume(const CaseFiles& files, const PackOptions& o) {
   for (uint8_t k = 1; k < brats::kNumClasses; ++k) {
     out.locations[k] = class_locations(out.label, out.shape, k, data::kMaxClassLocations, data::mix64(case_hash ^ k));
   }
-  out.seconds = stopwatch.seconds();
+  out.seconds = pack_seconds_since(t0);
   return out;
 }
 
 VolumePackSummary pack_volumes(const PackOptions& o, const std::function<void(int64_t, int64_t)>& progress) {
-  const core::Stopwatch stopwatch;
+  auto t0 = std::chrono::steady_clock::now();
   STRATA_CHECK_AS(DataError, o.val_fraction >= 0 && o.val_fraction < 1,
                   "pack: --val-fraction must be in [0, 1), got {}", o.val_fraction);
   PackOutput output(o.out_path, o.force);
@@ -182,30 +185,39 @@ VolumePackSummary pack_volumes(const PackOptions& o, const std::function<void(in
   VolumePackSummary summary;
   summary.cases = static_cast<int64_t>(cases.size());
   summary.workers = resolve_workers(o.workers, summary.cases);
-  summary.splits = empty_splits();
-  std::vector<std::vector<int64_t>> split_cases(summary.splits.size());
   std::vector<PreparedVolume> rows(cases.size());  // the metadata of each case, its voxels dropped once written
   run_ordered<PreparedVolume>(
       summary.cases, summary.workers, 2 * summary.workers,
       [&](int64_t i) { return prepare_volume(cases[static_cast<size_t>(i)], o); },
       [&](int64_t i, PreparedVolume&& c) {
         writer.append(i, c);
-        const auto s = static_cast<size_t>(input.split_of[static_cast<size_t>(i)]);
-        SplitSummary& split = summary.splits[s];
-        split_cases[s].push_back(i);
-        ++split.cases;
-        for (size_t k = 0; k < c.class_voxels.size(); ++k) split.class_voxels[k] += c.class_voxels[k];
         summary.voxels += static_cast<int64_t>(c.label.size());
         summary.case_seconds += c.seconds;
         PreparedVolume& row = rows[static_cast<size_t>(i)];
         row.geometry = c.geometry;
         row.crop_lo = c.crop_lo;
         row.shape = c.shape;
+        row.class_voxels = c.class_voxels;
         if (progress) progress(i + 1, summary.cases);
       });
-  writer.finish(input.names, rows, summary.splits, split_cases, o);
+  // Splits after the last case: folds are stratified by each case's classes.
+  std::vector<std::array<int64_t, 4>> class_voxels;
+  for (const auto& row : rows) class_voxels.push_back(row.class_voxels);
+  const CaseSplits case_splits = split_cases(o, input, class_voxels);
+  summary.splits = empty_splits(case_splits);
+  std::vector<std::vector<int64_t>> split_cases(summary.splits.size());
+  for (size_t c = 0; c < rows.size(); ++c) {
+    const auto s = static_cast<size_t>(case_splits.split_of[c]);
+    SplitSummary& split = summary.splits[s];
+    split_cases[s].push_back(static_cast<int64_t>(c));
+    ++split.cases;
+    for (size_t k = 0; k < split.class_voxels.size(); ++k) split.class_voxels[k] += class_voxels[c][k];
+  }
+  summary.folds = fold_summaries(case_splits, class_voxels);
+  summary.unlisted = case_splits.unlisted;
+  writer.finish(input.names, rows, case_splits, summary.splits, split_cases, o);
   summary.bytes = output.commit();
-  summary.seconds = stopwatch.seconds();
+  summary.seconds = pack_seconds_since(t0);
   return summary;
 }
 

@@ -90,7 +90,9 @@ struct OriginalCases {
 };
 
 OriginalCases original_of_slices(const RecipeConfig& config) {
-  auto store = std::make_shared<data::SliceStore>(config.data.path);
+  data::SliceStoreOptions split_only;  // the split's case names: data.fold decides them, as for the evaluator
+  split_only.fold = config.data.fold;
+  auto store = std::make_shared<data::SliceStore>(config.data.path, split_only);
   store->case_source(0);  // a version 1 file cannot map back: a DataError saying to repack
   OriginalCases o;
   for (int32_t c : store->cases_of(store->split(config.eval.split))) {
@@ -114,7 +116,7 @@ OriginalCases original_of_slices(const RecipeConfig& config) {
 }
 
 OriginalCases original_of_volumes(const RecipeConfig& config) {
-  auto store = std::make_shared<data::VolumeStore>(config.data.path);
+  auto store = std::make_shared<data::VolumeStore>(config.data.path, data::volume_store_options(config.data));
   OriginalCases o;
   std::map<std::string, int64_t> ids;
   for (int64_t c : store->split(config.eval.split).cases) {
@@ -220,6 +222,7 @@ void evaluate_volumes(comm::World& world, const torch::Device& device, const Rec
     net = network_of(loaded);
     eval::VolumeEvalSetup setup;
     setup.path = config.data.path;
+    setup.store = data::volume_store_options(config.data);
     setup.eval = config.eval;
     setup.labels = brats::eval_labels();
     setup.inferer = volume_inferer(config, o.tta, net.io, o.checkpoint);

@@ -1,6 +1,7 @@
 // `brats_recipe pack --input DIR --out FILE.h5 [--size N] [--val-fraction F] [--seed S]
-// [--keep-empty F] [--context K] [--workers N] [--overwrite]`: BraTS NIfTI cases to one HDF5 slice file
-// (data/FORMAT.md), with a summary of cases, slices and class fractions per split.
+// [--keep-empty F] [--context K] [--folds K [--fold I] [--test-fraction F]] [--split-file F]
+// [--workers N] [--overwrite]`: BraTS NIfTI cases to one HDF5 slice file (data/FORMAT.md),
+// with a summary of cases, slices and class fractions per split, and of the folds.
 // With --volumes: whole cases cropped to the brain (FORMAT.md, "Packed volumes"), for 3D
 // tasks; --size, --keep-empty and --context, which shape slices, are refused.
 #include "brats_recipe/cli.h"
@@ -48,6 +49,27 @@ void print_split_table(const std::vector<dataprep::SplitSummary>& splits, bool v
              volumes ? "voxel" : "pixel", split_table(classes, split_rows(splits, volumes), volumes ? "voxels" : "slices"));
 }
 
+// The folds of a cross-validation: cases (with necrosis) per fold and in test, and the
+// cases a split file's K-fold list left out.
+void print_pack_folds(const std::vector<dataprep::FoldSummary>& folds, const std::vector<std::string>& unlisted,
+                      const dataprep::PackOptions& o) {
+  if (!unlisted.empty()) {
+    core::info("pack: {} case(s) of {} are in no entry of --split-file {}: held out of every fold as the 'test' "
+               "split (fold -1): {}", unlisted.size(), o.input_dir, o.split_file, fmt::join(unlisted, ", "));
+  }
+  if (folds.empty()) return;
+  std::vector<std::string> parts;
+  int k = 0;
+  for (const auto& f : folds) {
+    k += f.fold >= 0 ? 1 : 0;
+    parts.push_back(fmt::format("{}: {} ({} with necrosis)",
+                                f.fold < 0 ? std::string("test") : fmt::format("fold {}", f.fold), f.cases,
+                                f.necrosis_cases));
+  }
+  core::info("pack: {} folds{}, fold {} in val; cases: {}", k,
+             o.split_file.empty() ? " stratified by necrosis" : " from the split file", o.fold, fmt::join(parts, ", "));
+}
+
 void pack_volumes(const CLI::App& cmd, const dataprep::PackOptions& o) {
   for (const char* slice_only : {"--size", "--keep-empty", "--context"}) {
     STRATA_CHECK_AS(ConfigError, cmd.count(slice_only) == 0,
@@ -61,6 +83,7 @@ void pack_volumes(const CLI::App& cmd, const dataprep::PackOptions& o) {
              "{:.2f} s/case per worker", s.cases, o.out_path, s.workers, s.seconds,
              s.seconds / static_cast<double>(s.cases), s.case_seconds / static_cast<double>(s.cases));
   print_split_table(s.splits, true);
+  print_pack_folds(s.folds, s.unlisted, o);
   core::info("pack: {} voxels per channel, {} ({:.2f} bytes per voxel)", s.voxels,
              human_bytes(static_cast<double>(s.bytes)),
              s.voxels > 0 ? static_cast<double>(s.bytes) / static_cast<double>(s.voxels) : 0.0);
@@ -85,13 +108,20 @@ void add_pack_command(CLI::App& app, Cli& cli) {
                   "2.5D input (data.context K); odd")
       ->capture_default_str()->check(CLI::Range(1, 15));
   cmd->add_option("--workers", o->workers, "decoding threads (0: one per core)")->capture_default_str()->check(CLI::Range(0, 1024));
-  cmd->add_option("--folds", o->folds, "K-fold cross-validation by case: K folds, one of them in val (--fold)")
+  cmd->add_option("--folds", o->folds,
+                  "K-fold cross-validation by case, stratified by necrosis: every case gets one of K folds, all "
+                  "recorded (data.fold picks one at training time); fold --fold in val")
       ->check(CLI::Range(2, 1000));
   cmd->add_option("--fold", o->fold, "the fold in val (with --folds), or the entry of a --split-file list")
       ->capture_default_str()->check(CLI::Range(0, 999));
+  cmd->add_option("--test-fraction", o->test_fraction,
+                  "with --folds: hold this fraction of the cases (stratified likewise) out of every fold, as a test "
+                  "split")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.99));
   cmd->add_option("--split-file", o->split_file,
                   "JSON of train and val case names ({\"train\": [...], \"val\": [...]}, or a list of them as in "
-                  "nnU-Net's splits_final.json)");
+                  "nnU-Net's splits_final.json: a list whose val lists partition its cases records every fold, and "
+                  "cases in no entry go to test)");
   auto* overwrite = cmd->add_flag("--overwrite", o->force, "replace an existing --out file (default: an error)");
   cli.deprecate(cmd->add_flag("--force", o->force), overwrite, "--force is now --overwrite");
   cmd->add_flag("--no-checksum", *no_checksum, "do not store Fletcher-32 checksums per chunk");
@@ -110,6 +140,7 @@ void add_pack_command(CLI::App& app, Cli& cli) {
                s.cases, o->out_path, o->size, o->size, s.workers, s.seconds, per_case,
                s.case_seconds / static_cast<double>(s.cases));
     print_split_table(s.splits, false);
+    print_pack_folds(s.folds, s.unlisted, *o);
     core::info("pack: {} slices{}, {} ({} per slice)", s.slices,
                s.context_slices > 0 ? fmt::format(" ({} of them neighbours only, for --context {})", s.context_slices,
                                                   o->context)

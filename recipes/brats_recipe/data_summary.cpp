@@ -31,6 +31,18 @@ std::string split_table(const std::vector<std::string>& class_names, const std::
   return out + line(total);
 }
 
+std::string fold_table(const std::vector<FoldRow>& rows, int64_t val_fold, const char* unit,
+                       const std::string& class_name) {
+  const std::string marked = "with " + class_name;
+  std::string out = fmt::format("  {:<8} {:>6} {:>10}  {:>{}}\n", "fold", "cases", unit, marked, marked.size());
+  for (const auto& r : rows) {
+    const std::string name = r.fold < 0 ? "test" : r.fold == val_fold ? fmt::format("{} (val)", r.fold)
+                                                                     : std::to_string(r.fold);
+    out += fmt::format("  {:<8} {:>6} {:>10}  {:>{}}\n", name, r.cases, r.items, r.marked_cases, marked.size());
+  }
+  return out;
+}
+
 std::string human_bytes(double bytes) {
   const char* units[] = {"B", "KB", "MB", "GB", "TB"};
   int u = 0;

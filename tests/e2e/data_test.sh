@@ -114,7 +114,7 @@ expect_rc 1; expect_log "data error: $OUT/flip.h5: reading /images slice"; expec
 run folds "$B" pack --input "$S" --out "$OUT/f1.h5" --size 32 --folds 3 --fold 1
 expect_rc 0
 run inspect_folds "$B" inspect --data "$OUT/f1.h5"
-expect_rc 0; expect_log "split: fold 1 of 3 by case (seed 0)"; expect_log "val cases ("; expect_log "train cases ("
+expect_rc 0; expect_log "split: fold 1 of 3 by case, stratified by necrosis (seed 0)"; expect_log "val cases ("; expect_log "train cases ("
 val=$(sed -n 's/^  val cases ([0-9]*): //p' "$LOG"); train=$(sed -n 's/^  train cases ([0-9]*): //p' "$LOG")
 printf '[{"train": [%s], "val": [%s]}]' "$(printf '"%s",' $val | sed 's/,$//')" "$(printf '"%s",' $train | sed 's/,$//')" \
   >"$OUT/splits.json"

@@ -61,4 +61,7 @@ printf '{"train": ["BraTS2021_00000", "BraTS2021_00001", "case 3"], "val": ["Bra
 printf '[{"train": ["BraTS2021_00000", "BraTS2021_00001"], "val": ["BraTS2021_00002", "case 3"]},
  {"train": ["BraTS2021_00002", "case 3"], "val": ["BraTS2021_00000", "BraTS2021_00001"]}]\n' \
   >"$C/split_file/folds.json"
+# A K-fold list that leaves a case out (it becomes test), as inspect --export-splits writes one.
+printf '[\n    {\n        "train": [\n            "BraTS2021_00001",\n            "BraTS2021_00002"\n        ],\n        "val": [\n            "BraTS2021_00000"\n        ]\n    },\n    {\n        "train": [\n            "BraTS2021_00000",\n            "BraTS2021_00002"\n        ],\n        "val": [\n            "BraTS2021_00001"\n        ]\n    },\n    {\n        "train": [\n            "BraTS2021_00000",\n            "BraTS2021_00001"\n        ],\n        "val": [\n            "BraTS2021_00002"\n        ]\n    }\n]\n' \
+  >"$C/split_file/folds_with_test.json"
 du -b "$C"/*/* | sort -n | tail -3

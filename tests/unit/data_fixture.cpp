@@ -3,6 +3,7 @@
 
 #include "strata/data/format.h"
 #include "strata/data/h5.h"
+#include "strata/data/metadata_checksum.h"
 #include "strata/data/slice_store.h"
 #include "strata/dataprep/files.h"
 #include "strata/dataprep/synth.h"
@@ -219,6 +220,31 @@ void make_version1(const std::string& path) {
     H5Ldelete(file.get(), name, H5P_DEFAULT);
   }
   data::h5::write_attr(file.get(), data::format::kAttrVersion, int64_t{1});
+}
+
+const std::string& tiny_folds_packed() {
+  static const std::string path = [] {
+    std::string out = (fs::path(temp_root()) / "tiny_folds.h5").string();
+    dataprep::PackOptions o = tiny_pack_options(out);
+    o.folds = 3;
+    o.fold = 1;
+    o.test_fraction = 0.1;  // round(0.6) = 1 case
+    dataprep::pack_dataset(o);
+    return out;
+  }();
+  return path;
+}
+
+void overwrite_dataset(const std::string& path, const char* name, hid_t mem_type, const void* data, bool reseal) {
+  data::h5::Lock lock;
+  data::h5::Handle file = data::h5::make<core::IoError>(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path);
+  data::h5::Handle ds = data::h5::make<core::IoError>(H5Dopen2(file.get(), name, H5P_DEFAULT), H5Dclose, name);
+  data::h5::check<core::IoError>(H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), name);
+  ds.reset();
+  if (reseal) {
+    data::h5::write_attr(file.get(), data::format::kAttrMetadataChecksum,
+                         static_cast<int64_t>(data::metadata_checksum(file.get(), path)));
+  }
 }
 
 void set_int_attr(const std::string& path, const char* name, int64_t value) {

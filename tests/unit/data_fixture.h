@@ -6,6 +6,8 @@
 #include "strata/dataprep/packer.h"
 #include "test_util.h"
 
+#include <hdf5.h>
+
 #include <cstdint>
 #include <string>
 
@@ -31,6 +33,11 @@ uint64_t chunk_offset(const std::string& path, const char* dataset, int64_t slic
 void flip_byte(const std::string& path, uint64_t offset);
 // Overwrites a root integer attribute (for a "format version 4" file).
 void set_int_attr(const std::string& path, const char* name, int64_t value);
+// tiny_cases() packed with 3 folds (fold 1 in val) and one case held out as test, once.
+const std::string& tiny_folds_packed();
+// Overwrites the whole of dataset `name` with `data` (of `mem_type`); with `reseal`, then
+// recomputes the root `metadata_checksum`, as a writer with a bug (not a disk) would leave it.
+void overwrite_dataset(const std::string& path, const char* name, hid_t mem_type, const void* data, bool reseal);
 // Turns a packed file into a format version 2 file: /case_names and the root's string
 // attributes as variable-length strings (in HDF5's global heap, /case_names contiguous),
 // no metadata checksum.

@@ -65,19 +65,90 @@ TEST(Pack, SplitsByCaseDeterministicallyWithTheRequestedFraction) {
   EXPECT_EQ(std::count(none.begin(), none.end(), 1), 0);
 }
 
-TEST(Pack, KFoldValSetsPartitionTheCases) {
+// 23 cases, every third without necrosis: 8 without, 15 with.
+std::vector<std::string> fold_test_names() {
   std::vector<std::string> names;
   for (int i = 0; i < 23; ++i) names.push_back(fmt::format("BraTS2021_{:05d}", i));
-  std::vector<int> times_in_val(names.size(), 0);
-  for (int fold = 0; fold < 5; ++fold) {
-    auto s = assign_fold(names, 5, fold, 11);
-    const int val = static_cast<int>(std::count(s.begin(), s.end(), 1));
-    EXPECT_TRUE(val == 4 || val == 5) << "fold " << fold << ": folds differ by at most one case";
-    for (size_t i = 0; i < s.size(); ++i) times_in_val[i] += s[i];
+  return names;
+}
+std::vector<uint8_t> fold_test_necrosis() {
+  std::vector<uint8_t> necrosis;
+  for (int i = 0; i < 23; ++i) necrosis.push_back(i % 3 == 0 ? 0 : 1);
+  return necrosis;
+}
+
+// Per fold (index K: test) the cases with and without necrosis.
+std::vector<std::array<int, 2>> fold_counts(const std::vector<int32_t>& fold_of, const std::vector<uint8_t>& necrosis,
+                                            int folds) {
+  std::vector<std::array<int, 2>> n(static_cast<size_t>(folds) + 1, std::array<int, 2>{0, 0});
+  for (size_t c = 0; c < fold_of.size(); ++c) {
+    EXPECT_GE(fold_of[c], -1);
+    EXPECT_LT(fold_of[c], folds);
+    ++n[fold_of[c] < 0 ? static_cast<size_t>(folds) : static_cast<size_t>(fold_of[c])][necrosis[c] ? 0 : 1];
   }
-  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(times_in_val[i], 1) << names[i] << ": in exactly one val fold";
-  EXPECT_NE(error_of([&] { assign_fold(names, 5, 5, 11); }).find("--fold 5 is not one of 0..4"), std::string::npos);
-  EXPECT_NE(error_of([&] { assign_fold(names, 1, 0, 11); }).find("--folds 1"), std::string::npos);
+  return n;
+}
+
+TEST(PackFolds, EveryCaseGetsAFoldStratifiedByNecrosisWithBalancedSizes) {
+  const auto names = fold_test_names();
+  const auto necrosis = fold_test_necrosis();
+  for (int k : {2, 3, 5, 8}) {
+    const auto fold_of = stratified_folds(names, necrosis, k, 0.0, 11);
+    const auto n = fold_counts(fold_of, necrosis, k);
+    EXPECT_EQ(n[static_cast<size_t>(k)][0] + n[static_cast<size_t>(k)][1], 0) << "no test without --test-fraction";
+    for (size_t s = 0; s < 2; ++s) {  // each stratum, and both together, within one case across folds
+      std::vector<int> sizes, total;
+      for (int f = 0; f < k; ++f) sizes.push_back(n[static_cast<size_t>(f)][s]);
+      auto [lo, hi] = std::minmax_element(sizes.begin(), sizes.end());
+      EXPECT_LE(*hi - *lo, 1) << k << " folds, stratum " << s;
+      EXPECT_GE(*lo, 1) << k << " folds: 8 and 15 cases give every fold both kinds";
+    }
+    std::vector<int> sizes;
+    for (int f = 0; f < k; ++f) sizes.push_back(n[static_cast<size_t>(f)][0] + n[static_cast<size_t>(f)][1]);
+    auto [lo, hi] = std::minmax_element(sizes.begin(), sizes.end());
+    EXPECT_LE(*hi - *lo, 1) << k << " folds overall";
+  }
+  // Strata of 4 and 4 in 3 folds: a deal that restarted at fold 0 for the second stratum
+  // would give sizes 4, 2, 2; continuing it gives 3, 3, 2.
+  std::vector<uint8_t> halves(8, 0);
+  std::fill(halves.begin(), halves.begin() + 4, 1);
+  const std::vector<std::string> eight(names.begin(), names.begin() + 8);
+  const auto h = fold_counts(stratified_folds(eight, halves, 3, 0.0, 11), halves, 3);
+  std::vector<int> sizes{h[0][0] + h[0][1], h[1][0] + h[1][1], h[2][0] + h[2][1]};
+  std::sort(sizes.begin(), sizes.end());
+  EXPECT_EQ(sizes, (std::vector<int>{2, 3, 3}));
+  // Deterministic for a seed; another seed deals other folds, from the names, not their order.
+  EXPECT_EQ(stratified_folds(names, necrosis, 5, 0.0, 11), stratified_folds(names, necrosis, 5, 0.0, 11));
+  EXPECT_NE(stratified_folds(names, necrosis, 5, 0.0, 11), stratified_folds(names, necrosis, 5, 0.0, 12));
+  // With only 3 cases without necrosis, 2 of 5 folds must lack them: the 3 go to 3 folds.
+  std::vector<uint8_t> few(names.size(), 1);
+  few[0] = few[1] = few[2] = 0;
+  const auto n = fold_counts(stratified_folds(names, few, 5, 0.0, 11), few, 5);
+  int without = 0;
+  for (int f = 0; f < 5; ++f) without += n[static_cast<size_t>(f)][1] > 0 ? 1 : 0;
+  EXPECT_EQ(without, 3) << "3 cases without necrosis go to 3 different folds";
+}
+
+TEST(PackFolds, TestFractionHoldsOutStratifiedCasesInNoFold) {
+  const auto names = fold_test_names();
+  const auto necrosis = fold_test_necrosis();
+  const auto fold_of = stratified_folds(names, necrosis, 3, 0.25, 4);
+  const auto n = fold_counts(fold_of, necrosis, 3);
+  EXPECT_EQ(n[3][0] + n[3][1], 6) << "round(0.25 * 23) cases in test";
+  EXPECT_EQ(n[3][1], 2) << "test's share of the 8 cases without necrosis: 6 * 8 / 23 = 2.09";
+  EXPECT_EQ(n[3][0], 4) << "and of the 15 with: 3.91";
+  for (int f = 0; f < 3; ++f) EXPECT_TRUE(n[static_cast<size_t>(f)][0] > 0 && n[static_cast<size_t>(f)][1] > 0);
+  EXPECT_EQ(held_out_cases(23, 0.01), 1) << "at least one when asked";
+  EXPECT_EQ(held_out_cases(23, 0.0), 0);
+  // The splits of a fold: val its cases, test the held out ones, train the rest.
+  const auto split = splits_of_folds(fold_of, 2);
+  for (size_t c = 0; c < names.size(); ++c) {
+    EXPECT_EQ(split[c], fold_of[c] < 0 ? kInTest : fold_of[c] == 2 ? kInVal : kInTrain) << names[c];
+  }
+  std::string why = error_of([&] { stratified_folds(names, necrosis, 20, 0.25, 4); });
+  EXPECT_NE(why.find("--folds 20 needs 2 <= K <= the 17 cases left once --test-fraction 0.25 holds 6 of 23 out"),
+            std::string::npos) << why;
+  EXPECT_NE(error_of([&] { stratified_folds(names, necrosis, 1, 0.0, 4); }).find("--folds 1"), std::string::npos);
 }
 
 TEST(Pack, SplitFilesAsNnUNetWritesThem) {
@@ -89,10 +160,12 @@ TEST(Pack, SplitFilesAsNnUNetWritesThem) {
     std::ofstream(path) << text;
     return path;
   };
+  // Two entries whose vals do not cover their cases: not a K-fold list, each entry alone.
   const std::string folds = write(R"([{"train": ["a", "b", "c"], "val": ["d"]}, {"train": ["b", "c", "d"], "val": ["a"]}])");
-  EXPECT_EQ(splits_from_file(names, folds, 0), (std::vector<int>{0, 0, 0, 1}));
-  EXPECT_EQ(splits_from_file(names, folds, 1), (std::vector<int>{1, 0, 0, 0}));
-  EXPECT_EQ(splits_from_file(names, write(R"({"train": ["c", "a"], "val": ["b", "d"]})"), 0),
+  EXPECT_EQ(splits_from_file(names, folds, 0).split_of, (std::vector<int>{0, 0, 0, 1}));
+  EXPECT_EQ(splits_from_file(names, folds, 1).split_of, (std::vector<int>{1, 0, 0, 0}));
+  EXPECT_EQ(splits_from_file(names, folds, 1).folds.folds, 0);
+  EXPECT_EQ(splits_from_file(names, write(R"({"train": ["c", "a"], "val": ["b", "d"]})"), 0).split_of,
             (std::vector<int>{0, 1, 0, 1}));
   std::string why = error_of([&] { splits_from_file(names, folds, 2); });
   EXPECT_NE(why.find("holds 2 fold(s); --fold 2"), std::string::npos) << why;
@@ -102,6 +175,45 @@ TEST(Pack, SplitFilesAsNnUNetWritesThem) {
   EXPECT_NE(why.find("cases in neither train nor val: c, d"), std::string::npos) << why;
   why = error_of([&] { splits_from_file(names, write("{not json"), 0); });
   EXPECT_NE(why.find("not valid JSON"), std::string::npos) << why;
+}
+
+TEST(Pack, ASplitFileOfKFoldsRecordsEveryFoldAndHoldsUnlistedCasesOut) {
+  const std::string dir = test::temp_dir("fold_splits");
+  const std::vector<std::string> names{"a", "b", "c", "d", "e"};
+  const std::string path = dir + "/splits_final.json";
+  std::ofstream(path) << R"([{"train": ["c", "d"], "val": ["a", "b"]}, {"train": ["a", "b"], "val": ["d", "c"]}])";
+  const FileSplits s = splits_from_file(names, path, 1);
+  EXPECT_EQ(s.folds.folds, 2);
+  EXPECT_EQ(s.folds.fold_of, (std::vector<int32_t>{0, 0, 1, 1, -1}));
+  EXPECT_EQ(s.split_of, (std::vector<int>{kInTrain, kInTrain, kInVal, kInVal, kInTest}));
+  EXPECT_EQ(s.unlisted, (std::vector<std::string>{"e"}));
+  // Written back: sorted names, one entry per fold, the test case in none.
+  write_split_file(dir + "/out.json", split_entries(names, s.folds));
+  EXPECT_EQ(splits_from_file(names, dir + "/out.json", 0).folds.fold_of, s.folds.fold_of);
+  std::ifstream in(dir + "/out.json");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"c\",\n            \"d\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("\"e\""), std::string::npos) << text;
+}
+
+TEST(Pack, FoldsExportedAndPackedBackGiveTheSameCaseFolds) {
+  const data::SliceStore packed(test::tiny_folds_packed());
+  const data::CaseFoldTable& folds = packed.folds();
+  ASSERT_EQ(folds.folds, 3);
+  EXPECT_EQ(std::count(folds.fold_of.begin(), folds.fold_of.end(), -1), 1);
+  const std::string dir = test::temp_dir("fold_round_trip");
+  write_split_file(dir + "/splits.json",
+                   split_entries(packed.case_names(), CaseFolds{static_cast<int>(folds.folds), folds.fold_of}));
+  PackOptions o = test::tiny_pack_options(dir + "/back.h5");
+  o.split_file = dir + "/splits.json";
+  o.fold = 1;
+  PackSummary summary = pack_dataset(o);
+  EXPECT_EQ(summary.unlisted.size(), 1u);
+  const data::SliceStore back(o.out_path);
+  EXPECT_EQ(back.folds().folds, 3);
+  EXPECT_EQ(back.folds().fold_of, folds.fold_of);
+  EXPECT_EQ(back.folds().class_voxels, folds.class_voxels);
+  for (const char* split : {"train", "val", "test"}) EXPECT_EQ(back.split(split), packed.split(split)) << split;
 }
 
 TEST(Pack, PhantomHoldsEveryClassWithBratsContrasts) {

@@ -18,6 +18,7 @@
 #include <iterator>
 #include <map>
 #include <numeric>
+#include <set>
 #include <thread>
 
 namespace strata::data {
@@ -490,6 +491,141 @@ TEST(SliceStoreBadFile, LabelOutsideTheMap) {
   std::string why = error_of([&] { s.read(&i, 1, nullptr, labels.data()); });
   EXPECT_NE(why.find("/labels slice 2"), std::string::npos) << why;
   EXPECT_NE(why.find("outside the label map"), std::string::npos) << why;
+}
+
+// Folds (pack --folds, FORMAT.md "Folds"): SliceStoreOptions::fold re-makes train and val
+// from /case_folds and /case_class_voxels, checked on open and recounted by verify.
+SliceStoreOptions fold_option(int64_t k) {
+  SliceStoreOptions o;
+  o.fold = k;
+  return o;
+}
+
+std::set<int32_t> cases_in(const SliceStore& s, const std::string& split) {
+  const std::vector<int32_t> cases = s.cases_of(s.split(split));
+  return {cases.begin(), cases.end()};
+}
+
+// Class pixels of `slices`, counted from their labels.
+std::vector<int64_t> recount_pixels(const SliceStore& s, const std::vector<int64_t>& slices) {
+  std::vector<int64_t> counts(static_cast<size_t>(s.num_classes()), 0);
+  const Batch b = read_batch(s, slices);
+  for (uint8_t v : b.labels) ++counts[v];
+  return counts;
+}
+
+TEST(SliceStoreFolds, EachFoldRemakesTrainAndValWithStatisticsEqualToARecount) {
+  const std::string& path = test::tiny_folds_packed();
+  const SliceStore stored(path);
+  const CaseFoldTable& t = stored.folds();
+  ASSERT_EQ(t.folds, 3);
+  EXPECT_EQ(stored.info().folds, 3);
+  EXPECT_EQ(t.val_fold, 1) << "packed with --fold 1";
+  ASSERT_EQ(t.fold_of.size(), static_cast<size_t>(stored.num_cases()));
+  std::vector<int64_t> all = stored.split("train");
+  all.insert(all.end(), stored.split("val").begin(), stored.split("val").end());
+  std::sort(all.begin(), all.end());
+  for (int64_t k = 0; k < t.folds; ++k) {
+    const SliceStore s(path, fold_option(k));
+    EXPECT_EQ(s.folds().val_fold, k);
+    const auto& train = s.split("train");
+    const auto& val = s.split("val");
+    std::vector<int64_t> both = train;
+    both.insert(both.end(), val.begin(), val.end());
+    std::sort(both.begin(), both.end());
+    EXPECT_EQ(both, all) << "fold " << k << ": train and val share no slice and cover every non-test one";
+    EXPECT_TRUE(std::is_sorted(train.begin(), train.end()) && std::is_sorted(val.begin(), val.end()));
+    std::set<int32_t> want_val;
+    for (int64_t i : all) {
+      if (t.fold_of[static_cast<size_t>(stored.case_of(i))] == k) want_val.insert(stored.case_of(i));
+    }
+    EXPECT_EQ(cases_in(s, "val"), want_val) << "fold " << k;
+    for (int32_t c : cases_in(s, "train")) EXPECT_TRUE(t.fold_of[static_cast<size_t>(c)] >= 0 && t.fold_of[static_cast<size_t>(c)] != k);
+    EXPECT_EQ(s.split("test"), stored.split("test")) << "test is no fold's";
+    for (const char* name : {"train", "val"}) {
+      const SplitInfo& split = s.split_info(name);
+      EXPECT_EQ(split.class_voxels, recount_pixels(s, split.slices)) << "fold " << k << " " << name;
+      EXPECT_EQ(split.cases, static_cast<int64_t>(cases_in(s, name).size())) << "fold " << k << " " << name;
+    }
+    if (k == t.val_fold) {
+      EXPECT_EQ(val, stored.split("val"));
+      EXPECT_EQ(s.split_info("train").class_voxels, stored.split_info("train").class_voxels);
+    }
+    EXPECT_NO_THROW(s.verify());
+  }
+}
+
+TEST(SliceStoreFolds, AFoldOfAFileWithoutFoldsOrOutsideThemIsANamedError) {
+  const SliceStore plain(test::tiny_packed());
+  EXPECT_EQ(plain.folds().folds, 0);
+  EXPECT_TRUE(plain.folds().fold_of.empty());
+  std::string why = test::error_as<core::DataError>([&] { SliceStore s(test::tiny_packed(), fold_option(0)); });
+  EXPECT_NE(why.find(test::tiny_packed()), std::string::npos) << why;
+  EXPECT_NE(why.find("records no folds; repack it with `brats_recipe pack --folds K`"), std::string::npos) << why;
+  why = test::error_as<core::ConfigError>([&] { SliceStore s(test::tiny_folds_packed(), fold_option(3)); });
+  EXPECT_NE(why.find("data.fold 3 is not a fold of"), std::string::npos) << why;
+  EXPECT_NE(why.find("which has 3 folds (0 to 2)"), std::string::npos) << why;
+}
+
+TEST(SliceStoreFolds, ADamagedCaseFoldIsANamedErrorOnOpenAndSoInVerify) {
+  const std::string dir = test::temp_dir("store_folds");
+  const SliceStore stored(test::tiny_folds_packed());
+  std::vector<int32_t> folds = stored.folds().fold_of;
+  const int32_t c = *cases_in(stored, "train").begin();
+  const std::string name = stored.case_names()[static_cast<size_t>(c)];
+  auto damaged = [&](const std::string& file, int32_t value, bool reseal) {
+    test::copy_file(test::tiny_folds_packed(), file);
+    std::vector<int32_t> changed = folds;
+    changed[static_cast<size_t>(c)] = value;
+    test::overwrite_dataset(file, format::kCaseFolds, H5T_NATIVE_INT32, changed.data(), reseal);
+    return file;
+  };
+  // A disk's damage: the metadata checksum, which covers /case_folds.
+  std::string file = damaged(dir + "/disk.h5", 2, false);
+  std::string why = error_of([&] { SliceStore s(file); });
+  EXPECT_NE(why.find("metadata checksum mismatch"), std::string::npos) << why;
+  // A writer's: each value against the folds and the splits.
+  file = damaged(dir + "/range.h5", 7, true);
+  why = error_of([&] { SliceStore(file).verify(); });
+  EXPECT_NE(why.find(file + ": /case_folds gives case " + std::to_string(c) + " (" + name + ") fold 7, outside -1"),
+            std::string::npos) << why;
+  file = damaged(dir + "/val.h5", 1, true);
+  why = error_of([&] { SliceStore(file).verify(); });
+  EXPECT_NE(why.find(file + ": /case_folds gives case " + std::to_string(c) + " (" + name + ") fold 1, but it is in "
+                     "split 'train'"), std::string::npos) << why;
+  file = damaged(dir + "/test.h5", -1, true);
+  why = error_of([&] { SliceStore(file).verify(); });
+  EXPECT_NE(why.find("fold -1, but it is in split 'train'"), std::string::npos) << why;
+}
+
+TEST(SliceStoreFolds, VerifyRecountsEachCasesClassPixels) {
+  const std::string dir = test::temp_dir("store_case_counts");
+  const SliceStore stored(test::tiny_folds_packed());
+  const std::set<int32_t> train = cases_in(stored, "train");
+  ASSERT_GE(train.size(), 2u);
+  const int32_t a = *train.begin(), b = *std::next(train.begin());
+  std::vector<int64_t> counts = stored.folds().class_voxels;
+  const auto k = static_cast<size_t>(stored.num_classes());
+  ASSERT_NE(std::vector<int64_t>(counts.begin() + a * k, counts.begin() + (a + 1) * k),
+            std::vector<int64_t>(counts.begin() + b * k, counts.begin() + (b + 1) * k));
+  // Two train cases' rows swapped: the split's sums still agree on open; verify recounts.
+  std::swap_ranges(counts.begin() + a * k, counts.begin() + (a + 1) * k, counts.begin() + b * k);
+  const std::string swapped = dir + "/swapped.h5";
+  test::copy_file(test::tiny_folds_packed(), swapped);
+  test::overwrite_dataset(swapped, format::kCaseClassVoxels, H5T_NATIVE_INT64, counts.data(), true);
+  const SliceStore s(swapped);
+  std::string why = error_of([&] { s.verify(); });
+  EXPECT_NE(why.find(swapped + ": /case_class_voxels records class pixel counts"), std::string::npos) << why;
+  EXPECT_NE(why.find("for case " + std::to_string(a) + " (" + stored.case_names()[static_cast<size_t>(a)] + ")"),
+            std::string::npos) << why;
+  // One count changed: the split's recorded sum disagrees, on open.
+  counts = stored.folds().class_voxels;
+  counts[a * k + 2] += 1;
+  const std::string changed = dir + "/changed.h5";
+  test::copy_file(test::tiny_folds_packed(), changed);
+  test::overwrite_dataset(changed, format::kCaseClassVoxels, H5T_NATIVE_INT64, counts.data(), true);
+  why = error_of([&] { SliceStore x(changed); });
+  EXPECT_NE(why.find("/case_class_voxels of the cases of split 'train' sum to"), std::string::npos) << why;
 }
 
 }  // namespace

@@ -312,5 +312,89 @@ TEST(VolumeStore, SliceAndVolumeFilesAreToldApart) {
   EXPECT_NE(test::error_as<core::DataError>([&] { is_volume_file("/nonexistent.h5"); }), "");
 }
 
+// Folds (pack --volumes --folds): VolumeStoreOptions::fold re-makes train and val.
+const std::string& folded_volumes() {
+  static const std::string path = [] {
+    std::string out = (fs::path(test::temp_root()) / "folded_volumes.h5").string();
+    dataprep::PackOptions o = volume_options(out);
+    o.folds = 2;
+    o.test_fraction = 0.2;  // one of the four cases
+    dataprep::pack_volumes(o);
+    return out;
+  }();
+  return path;
+}
+
+VolumeStoreOptions volume_fold(int64_t k) {
+  VolumeStoreOptions o;
+  o.fold = k;
+  return o;
+}
+
+TEST(VolumeStoreFolds, EachFoldRemakesTrainAndValWithStatisticsEqualToARecount) {
+  const VolumeStore stored(folded_volumes());
+  const CaseFoldTable& t = stored.folds();
+  ASSERT_EQ(t.folds, 2);
+  EXPECT_EQ(t.val_fold, 0);
+  EXPECT_EQ(std::count(t.fold_of.begin(), t.fold_of.end(), -1), 1);
+  EXPECT_EQ(stored.split_names(), (std::vector<std::string>{"test", "train", "val"}));
+  ASSERT_EQ(stored.split("test").cases.size(), 1u);
+  EXPECT_EQ(t.fold_of[static_cast<size_t>(stored.split("test").cases[0])], -1);
+  for (int64_t k = 0; k < t.folds; ++k) {
+    const VolumeStore s(folded_volumes(), volume_fold(k));
+    std::vector<int64_t> want_train, want_val;
+    for (int64_t c = 0; c < s.num_cases(); ++c) {
+      const int32_t f = t.fold_of[static_cast<size_t>(c)];
+      if (f >= 0) (f == k ? want_val : want_train).push_back(c);
+    }
+    EXPECT_EQ(s.split("val").cases, want_val) << "fold " << k;
+    EXPECT_EQ(s.split("train").cases, want_train) << "fold " << k;
+    EXPECT_EQ(s.split("test").cases, stored.split("test").cases);
+    for (const char* name : {"train", "val"}) {
+      std::vector<int64_t> recount(static_cast<size_t>(s.num_classes()), 0);
+      for (int64_t c : s.split(name).cases) {
+        const torch::Tensor n = torch::bincount(s.read_case(c).second.flatten(), {}, s.num_classes());
+        for (int64_t j = 0; j < s.num_classes(); ++j) recount[static_cast<size_t>(j)] += n[j].item<int64_t>();
+      }
+      EXPECT_EQ(s.split(name).class_voxels, recount) << "fold " << k << " " << name;
+    }
+    EXPECT_TRUE(s.verify().folds);
+  }
+  EXPECT_NE(test::error_as<core::ConfigError>([&] { VolumeStore s(folded_volumes(), volume_fold(2)); })
+                .find("data.fold 2 is not a fold of"),
+            std::string::npos);
+  const std::string why = test::error_as<core::DataError>([&] { VolumeStore s(packed_volumes(), volume_fold(0)); });
+  EXPECT_NE(why.find("repack it with `brats_recipe pack --folds K`"), std::string::npos) << why;
+}
+
+TEST(VolumeStoreFolds, ADamagedCaseFoldIsANamedErrorAndVerifyRecountsEachCase) {
+  const std::string path = test::temp_dir("volume_folds") + "/v.h5";
+  test::copy_file(folded_volumes(), path);
+  const VolumeStore stored(folded_volumes());
+  std::vector<int32_t> folds = stored.folds().fold_of;
+  const int64_t c = stored.split("test").cases[0];
+  folds[static_cast<size_t>(c)] = 1;
+  test::overwrite_dataset(path, format::kCaseFolds, H5T_NATIVE_INT32, folds.data(), true);
+  const std::string why = error_of([&] { VolumeStore(path).verify(); });
+  EXPECT_NE(why.find(path + ": /case_folds gives case " + std::to_string(c) + " (" + stored.volume_case(c).name +
+                     ") fold 1, but it is in split 'test'"),
+            std::string::npos) << why;
+  // Two cases of one split with their class voxels swapped: the split's sum still holds on
+  // open; verify recounts each case.
+  const std::vector<int64_t>& pair = stored.split(stored.split("train").cases.size() > 1 ? "train" : "val").cases;
+  ASSERT_GE(pair.size(), 2u);
+  std::vector<int64_t> counts = stored.folds().class_voxels;
+  const auto k = static_cast<size_t>(stored.num_classes());
+  std::swap_ranges(counts.begin() + pair[0] * k, counts.begin() + (pair[0] + 1) * k, counts.begin() + pair[1] * k);
+  const std::string swapped = test::temp_dir("volume_case_counts") + "/v.h5";
+  test::copy_file(folded_volumes(), swapped);
+  test::overwrite_dataset(swapped, format::kCaseClassVoxels, H5T_NATIVE_INT64, counts.data(), true);
+  const VolumeStore s(swapped);
+  const std::string recount = error_of([&] { s.verify(); });
+  EXPECT_NE(recount.find(swapped + ": /case_class_voxels records class voxel counts"), std::string::npos) << recount;
+  EXPECT_NE(recount.find("for case " + std::to_string(pair[0]) + " (" + s.volume_case(pair[0]).name + ")"),
+            std::string::npos) << recount;
+}
+
 }  // namespace
 }  // namespace strata::data

@@ -9,6 +9,13 @@ SliceStoreOptions store_options(const DataConfig& config) {
   SliceStoreOptions o;
   o.read_path = parse_read_path(config.read_path);
   o.context = config.context;
+  o.fold = config.fold;
+  return o;
+}
+
+VolumeStoreOptions volume_store_options(const DataConfig& config) {
+  VolumeStoreOptions o;
+  o.fold = config.fold;
   return o;
 }
 

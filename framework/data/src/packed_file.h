@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -67,6 +68,53 @@ int64_t read_label_map(hid_t file, const std::string& path, StoreInfo& info);
 void read_provenance(hid_t file, const std::string& path, StoreInfo& info);
 // The members of /splits, in name order (at least one).
 std::vector<std::string> split_names(hid_t file, const std::string& path);
+
+// The folds of a file (FORMAT.md, "Folds"): the root attribute `folds` with /case_folds
+// and /case_class_voxels (all three or none; none gives folds 0). Each fold must lie in
+// [-1, K) and each count be >= 0: a DataError naming the file, the dataset and the case.
+CaseFoldTable read_case_folds(hid_t file, const std::string& path, const std::vector<std::string>& case_names,
+                              int64_t classes);
+
+// A file's splits as the folds see them: each split's name and recorded class counts,
+// and the split of each case (index into them, -1 for a case in none).
+struct SplitsOfCases {
+  std::vector<std::string> names;
+  std::vector<std::vector<int64_t>> class_voxels;
+  std::vector<int> split_of_case;
+};
+
+// Checks the stored splits against the folds: a case in "test" has fold -1, every case
+// in "val" one fold (kept as t.val_fold), every case in "train" a fold >= 0 other than
+// it, and each split's class counts are the sum of its cases' rows. A DataError naming
+// the file, /case_folds (or /case_class_voxels) and the case (or split).
+void check_case_folds(CaseFoldTable& t, const SplitsOfCases& splits, const std::vector<std::string>& case_names,
+                      const std::string& path);
+
+// data.fold `want` (>= 0) on this file: a DataError naming the repack command when it
+// has no folds, a ConfigError naming data.fold and K when want >= K.
+void check_fold_wanted(const CaseFoldTable& t, int64_t want, const std::string& path);
+
+// The class counts of `cases` (case indices, each once) summed from t.class_voxels.
+std::vector<int64_t> class_voxels_of_cases(const CaseFoldTable& t, const std::vector<int64_t>& cases,
+                                           int64_t classes);
+
+// verify(): each case's recounted class counts (`counts` [cases * classes]) against
+// t.class_voxels; a DataError naming the file, /case_class_voxels and the case.
+void check_case_class_voxels(const CaseFoldTable& t, const std::vector<int64_t>& counts,
+                             const std::vector<std::string>& case_names, const std::string& path, const char* unit);
+
+// Puts `split` into `splits` in place of the one of its name, or in name order.
+template <class Split>
+void replace_split(std::vector<Split>& splits, Split split) {
+  for (auto& s : splits) {
+    if (s.name == split.name) {
+      s = std::move(split);
+      return;
+    }
+  }
+  auto at = std::find_if(splits.begin(), splits.end(), [&](const Split& s) { return s.name > split.name; });
+  splits.insert(at, std::move(split));
+}
 
 // The names of `splits` (SplitInfo or VolumeSplit), in their order.
 template <class Split>

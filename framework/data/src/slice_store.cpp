@@ -68,6 +68,8 @@ struct SliceStore::Impl {
   std::vector<CaseSource> sources;  // format version 2; empty for version 1
   std::vector<int32_t> slice_case, slice_z;
   std::vector<SplitInfo> splits;
+  std::vector<int> split_of_case;  // [cases]: index into `splits` as stored (-1: in none)
+  CaseFoldTable folds;             // the file's folds (none: folds 0)
   h5::Handle file, images, labels, half_type;
   bool direct_possible = true;  // chunks carry Fletcher-32 at most: payload readable as is
   ChunkTable image_chunks, label_chunks;
@@ -102,6 +104,7 @@ struct SliceStore::Impl {
   void check_channel_names() const;
   std::vector<std::string> split_names_in_file() const;
   void read_splits();
+  void select_fold(int64_t want);
   void read_case_sources();
   ChunkTable chunk_table(hid_t dataset, const char* name, uint64_t payload) const;
   void check_chunk_count(hid_t dataset, const char* name) const;
@@ -185,6 +188,7 @@ void SliceStore::Impl::open(SliceStoreOptions options) {
     }
   }
   read_splits();
+  select_fold(options.fold);
   if (info.format_version >= 2) read_case_sources();
   find_neighbours(options.context);
 
@@ -387,7 +391,7 @@ std::vector<std::string> SliceStore::Impl::split_names_in_file() const {
 
 void SliceStore::Impl::read_splits() {
   const std::vector<std::string> names = split_names_in_file();
-  std::vector<int> split_of_case(cases.size(), -1);
+  split_of_case.assign(cases.size(), -1);
   for (size_t s = 0; s < names.size(); ++s) {
     std::string name = fmt::format("{}/{}", format::kSplits, names[s]);
     h5::Handle ds = open_dataset(name.c_str());
@@ -424,6 +428,38 @@ void SliceStore::Impl::read_splits() {
     }
     splits.push_back(std::move(split));
   }
+}
+
+// The folds, checked against the splits as stored; with data.fold k, "train" and "val"
+// re-made from them: the split slices of fold k's cases in val, of the other folds' in
+// train (FORMAT.md, "Folds").
+void SliceStore::Impl::select_fold(int64_t want) {
+  folds = packed::read_case_folds(file.get(), path, cases, classes);
+  info.folds = folds.folds;
+  packed::SplitsOfCases stored{packed::names_of(splits), {}, split_of_case};
+  for (const auto& s : splits) stored.class_voxels.push_back(s.class_voxels);
+  packed::check_case_folds(folds, stored, cases, path);
+  if (want < 0) return;
+  packed::check_fold_wanted(folds, want, path);
+  folds.val_fold = want;
+  SplitInfo train{format::kTrainSplit, {}, 0, {}}, val{format::kValSplit, {}, 0, {}};
+  std::set<int64_t> train_cases, val_cases;
+  for (const auto& s : splits) {
+    for (int64_t i : s.slices) {
+      const int32_t c = slice_case[static_cast<size_t>(i)];
+      const int32_t f = folds.fold_of[static_cast<size_t>(c)];
+      if (f < 0) continue;  // test stays as stored
+      (f == want ? val : train).slices.push_back(i);
+      (f == want ? val_cases : train_cases).insert(c);
+    }
+  }
+  for (auto [split, in] : {std::pair{&train, &train_cases}, std::pair{&val, &val_cases}}) {
+    std::sort(split->slices.begin(), split->slices.end());
+    split->cases = static_cast<int64_t>(in->size());
+    split->class_voxels = packed::class_voxels_of_cases(folds, {in->begin(), in->end()}, classes);
+  }
+  packed::replace_split(splits, std::move(train));
+  packed::replace_split(splits, std::move(val));
 }
 
 // Looks every slice's chunk up by its coordinates (the chunk index's keys), checks
@@ -675,6 +711,8 @@ std::vector<int32_t> SliceStore::cases_of(const std::vector<int64_t>& slices) co
   return out;
 }
 
+const CaseFoldTable& SliceStore::folds() const { return impl_->folds; }
+
 std::vector<std::string> SliceStore::split_names() const { return packed::names_of(impl_->splits); }
 
 const SplitInfo& SliceStore::split_info(const std::string& name) const {
@@ -744,6 +782,9 @@ VerifyReport SliceStore::verify(const std::function<void(int64_t, int64_t)>& pro
   VerifyReport report;
   report.metadata_checksum = m.info.format_version >= format::kFirstChecksummedVersion;
   report.index_entries = 2 * m.n;
+  report.folds = m.folds.folds > 0;
+  // Per case over its split slices, as /case_class_voxels counts (files with folds).
+  std::vector<int64_t> case_counts(report.folds ? m.cases.size() * static_cast<size_t>(m.classes) : 0, 0);
   std::vector<int> split_of(static_cast<size_t>(m.n), -1);
   for (size_t s = 0; s < m.splits.size(); ++s) {
     for (int64_t i : m.splits[s].slices) split_of[static_cast<size_t>(i)] = static_cast<int>(s);
@@ -761,12 +802,17 @@ VerifyReport SliceStore::verify(const std::function<void(int64_t, int64_t)>& pro
     if (split_of[static_cast<size_t>(i)] >= 0) {
       auto& c = counts[static_cast<size_t>(split_of[static_cast<size_t>(i)])];
       for (uint8_t v : label) ++c[v];
+      if (report.folds) {
+        const auto row = static_cast<size_t>(m.slice_case[static_cast<size_t>(i)] * m.classes);
+        for (uint8_t v : label) ++case_counts[row + v];
+      }
     }
     report.chunks += 2;
     report.bytes += stored_bytes + label_bytes();
     if (progress) progress(i + 1, m.n);
   }
   packed::check_class_counts(m.splits, counts, m.path, "pixel");
+  packed::check_case_class_voxels(m.folds, case_counts, m.cases, m.path, "pixel");
   report.seconds = clock.seconds();
   return report;
 }

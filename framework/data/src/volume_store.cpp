@@ -47,6 +47,8 @@ struct VolumeStore::Impl {
   int64_t channels = 0, classes = 0;
   std::vector<VolumeCase> cases;
   std::vector<VolumeSplit> splits;
+  std::vector<int> split_of_case;  // [cases]: index into `splits` as stored (-1: in none)
+  CaseFoldTable folds;             // the file's folds (none: folds 0)
   std::vector<std::vector<std::vector<std::array<int32_t, 3>>>> locations;  // [case][class]
   h5::Handle file, half;
   std::vector<h5::Handle> images, labels;  // per case; a label handle is invalid without a seg
@@ -63,9 +65,14 @@ struct VolumeStore::Impl {
     if (c < 0 || c >= static_cast<int64_t>(cases.size())) return fmt::format("case {}", c);
     return fmt::format("case {} ({})", c, cases[static_cast<size_t>(c)].name);
   }
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& c : cases) out.push_back(c.name);
+    return out;
+  }
   static std::string object(int64_t c, const char* name) { return fmt::format("{}/{}/{}", format::kCases, c, name); }
 
-  void open();
+  void open(const VolumeStoreOptions& options);
   void read_format();
   void read_info();
   void read_cases();
@@ -73,13 +80,14 @@ struct VolumeStore::Impl {
   void check_dataset(hid_t ds, int64_t c, const char* name, H5T_class_t cls, size_t bytes, std::vector<hsize_t> dims);
   void read_locations(int64_t c);
   void read_splits();
+  void select_fold(int64_t want);
   void read_region(hid_t ds, hid_t mem_type, int64_t c, const char* name, const Overlap& o, const Index3& origin,
                    const Index3& size, int64_t channels, void* dest) const;
   void check_labels(int64_t c, const uint8_t* label, int64_t n) const;
   void check_locations(int64_t c, const uint8_t* label) const;
 };
 
-void VolumeStore::Impl::open() {
+void VolumeStore::Impl::open(const VolumeStoreOptions& options) {
   file = packed::open_file(path, "the packed volume file (data.path)");
   h5::Lock lock;
   read_format();
@@ -89,6 +97,7 @@ void VolumeStore::Impl::open() {
   read_cases();
   for (int64_t c = 0; c < static_cast<int64_t>(cases.size()); ++c) open_case(c);
   read_splits();
+  select_fold(options.fold);
 }
 
 // The format name first: a slice file is refused by name, before its layout is read.
@@ -233,7 +242,8 @@ void VolumeStore::Impl::read_locations(int64_t c) {
 }
 
 void VolumeStore::Impl::read_splits() {
-  std::vector<int> split_of(cases.size(), -1);
+  std::vector<int>& split_of = split_of_case;
+  split_of.assign(cases.size(), -1);
   const auto n = static_cast<int64_t>(cases.size());
   for (const std::string& name : packed::split_names(file.get(), path)) {
     const std::string object = fmt::format("{}/{}", format::kSplits, name);
@@ -262,6 +272,29 @@ void VolumeStore::Impl::read_splits() {
     }
     splits.push_back(std::move(split));
   }
+}
+
+// The folds, checked against the splits as stored; with data.fold k, "train" and "val"
+// re-made from them (FORMAT.md, "Folds").
+void VolumeStore::Impl::select_fold(int64_t want) {
+  const std::vector<std::string> names = this->names();
+  folds = packed::read_case_folds(file.get(), path, names, classes);
+  info.folds = folds.folds;
+  packed::SplitsOfCases stored{packed::names_of(splits), {}, split_of_case};
+  for (const auto& s : splits) stored.class_voxels.push_back(s.class_voxels);
+  packed::check_case_folds(folds, stored, names, path);
+  if (want < 0) return;
+  packed::check_fold_wanted(folds, want, path);
+  folds.val_fold = want;
+  VolumeSplit train{format::kTrainSplit, {}, {}}, val{format::kValSplit, {}, {}};
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const int32_t f = folds.fold_of[c];
+    if (f < 0 || split_of_case[c] < 0) continue;  // test (and a case in no split) stay as stored
+    (f == want ? val : train).cases.push_back(static_cast<int64_t>(c));
+  }
+  for (VolumeSplit* split : {&train, &val}) split->class_voxels = packed::class_voxels_of_cases(folds, split->cases, classes);
+  packed::replace_split(splits, std::move(train));
+  packed::replace_split(splits, std::move(val));
 }
 
 // Reads the part `o` of a box at `origin` of `size` into `dest` (laid out as the whole
@@ -311,9 +344,9 @@ void VolumeStore::Impl::check_locations(int64_t c, const uint8_t* label) const {
   }
 }
 
-VolumeStore::VolumeStore(std::string path) : impl_(std::make_unique<Impl>()) {
+VolumeStore::VolumeStore(std::string path, VolumeStoreOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->path = std::move(path);
-  impl_->open();
+  impl_->open(options);
 }
 
 VolumeStore::~VolumeStore() = default;
@@ -330,6 +363,8 @@ const VolumeCase& VolumeStore::volume_case(int64_t c) const {
                   impl_->path, c, num_cases());
   return impl_->cases[static_cast<size_t>(c)];
 }
+
+const CaseFoldTable& VolumeStore::folds() const { return impl_->folds; }
 
 std::vector<std::string> VolumeStore::split_names() const { return packed::names_of(impl_->splits); }
 
@@ -376,8 +411,8 @@ std::pair<at::Tensor, at::Tensor> VolumeStore::read_case(int64_t c) const {
 }
 
 // Reads case c whole (every chunk through HDF5's Fletcher-32 check, labels checked),
-// checks its class locations and adds its class voxels to `counts` (when in a split).
-void VolumeStore::verify_case(int64_t c, VerifyReport& report, std::vector<int64_t>* counts) const {
+// checks its class locations and returns its class voxels.
+std::vector<int64_t> VolumeStore::verify_case(int64_t c, VerifyReport& report) const {
   const Impl& m = *impl_;
   const VolumeCase& v = m.cases[static_cast<size_t>(c)];
   auto [image, label] = read_case(c);
@@ -385,12 +420,11 @@ void VolumeStore::verify_case(int64_t c, VerifyReport& report, std::vector<int64
   for (int64_t d : v.shape) chunks *= (d + format::kVolumeChunk - 1) / format::kVolumeChunk;
   report.chunks += chunks * (v.has_labels ? 2 : 1);
   report.bytes += volume_of(v.shape) * (2 * m.channels + (v.has_labels ? 1 : 0));
-  if (!v.has_labels) return;
+  if (!v.has_labels) return {};
   at::Tensor bytes = label.to(at::kByte).contiguous();
   m.check_locations(c, bytes.data_ptr<uint8_t>());
-  if (!counts) return;
-  at::Tensor per_class = at::bincount(label.flatten(), {}, m.classes);
-  for (int64_t k = 0; k < m.classes; ++k) (*counts)[static_cast<size_t>(k)] += per_class[k].item<int64_t>();
+  at::Tensor per_class = at::bincount(label.flatten(), {}, m.classes).contiguous();
+  return {per_class.data_ptr<int64_t>(), per_class.data_ptr<int64_t>() + m.classes};
 }
 
 VerifyReport VolumeStore::verify(const std::function<void(int64_t, int64_t)>& progress) const {
@@ -398,6 +432,8 @@ VerifyReport VolumeStore::verify(const std::function<void(int64_t, int64_t)>& pr
   core::Stopwatch clock;
   VerifyReport report;
   report.metadata_checksum = true;
+  report.folds = m.folds.folds > 0;
+  std::vector<int64_t> case_counts(m.cases.size() * static_cast<size_t>(m.classes), 0);
   std::vector<int> split_of(m.cases.size(), -1);
   for (size_t s = 0; s < m.splits.size(); ++s) {
     for (int64_t c : m.splits[s].cases) split_of[static_cast<size_t>(c)] = static_cast<int>(s);
@@ -405,10 +441,15 @@ VerifyReport VolumeStore::verify(const std::function<void(int64_t, int64_t)>& pr
   std::vector<std::vector<int64_t>> counts(m.splits.size(), std::vector<int64_t>(static_cast<size_t>(m.classes)));
   for (int64_t c = 0; c < num_cases(); ++c) {
     const int s = split_of[static_cast<size_t>(c)];
-    verify_case(c, report, s >= 0 ? &counts[static_cast<size_t>(s)] : nullptr);
+    const std::vector<int64_t> mine = verify_case(c, report);
+    for (size_t k = 0; k < mine.size(); ++k) {
+      if (s >= 0) counts[static_cast<size_t>(s)][k] += mine[k];
+      case_counts[static_cast<size_t>(c * m.classes) + k] = mine[k];
+    }
     if (progress) progress(c + 1, num_cases());
   }
   packed::check_class_counts(m.splits, counts, m.path, "voxel");
+  packed::check_case_class_voxels(m.folds, case_counts, m.names(), m.path, "voxel");
   report.seconds = clock.seconds();
   return report;
 }

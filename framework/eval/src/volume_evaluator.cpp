@@ -25,7 +25,7 @@ VolumeEvaluator::VolumeEvaluator(VolumeEvalSetup setup, torch::Device device, in
   STRATA_CHECK_AS(ConfigError, comm_ != nullptr || world_size == 1,
                   "evaluator: {} ranks need a communicator to sum their counts", world_size);
   amp_ = resolve_eval_amp(e.amp, device_);
-  store_ = std::make_shared<data::VolumeStore>(setup_.path);
+  store_ = std::make_shared<data::VolumeStore>(setup_.path, setup_.store);
   split_ = store_->split(e.split).cases;  // a DataError naming the file and its splits when absent
   STRATA_CHECK_AS(DataError, !split_.empty(), "the '{}' split of '{}' is empty: nothing to evaluate", e.split,
                   setup_.path);

@@ -95,7 +95,7 @@ void PatchTask::open(const train::TaskContext& context) {
                   "'{}' is a packed slice file; model.name unet3d trains on volumes: pack them with "
                   "`brats_recipe pack --volumes`",
                   d.path);
-  store_ = std::make_shared<data::VolumeStore>(d.path);
+  store_ = std::make_shared<data::VolumeStore>(d.path, data::volume_store_options(d));
   check_store_fits(*store_, setup_.model);
   check_multiple(d.patch.size, setup_.model.size_multiple(), "data.patch.size");
   check_multiple(setup_.window.roi, setup_.model.size_multiple(), "eval.roi");
@@ -103,6 +103,11 @@ void PatchTask::open(const train::TaskContext& context) {
   const data::VolumeSplit& val = store_->split(d.val_split);
   STRATA_CHECK_AS(DataError, !val.cases.empty(), "the '{}' split of '{}' is empty: nothing to validate on",
                   d.val_split, d.path);
+  if (d.fold >= 0) {  // the store re-made the splits (volume_store.h, "Folds")
+    core::log0("data: fold {} of the {} of '{}' (data.fold) in '{}': {} cases; '{}': {} cases of the other folds",
+               d.fold, store_->folds().folds, d.path, d.val_split, val.cases.size(), d.train_split,
+               store_->split(d.train_split).cases.size());
+  }
   my_val_cases_ = data::volume_cases_of_rank(*store_, val.cases, context.rank, context.world_size);
   eval::SlidingWindowOptions window = setup_.window;
   window.mirror = false;

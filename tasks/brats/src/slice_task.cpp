@@ -96,6 +96,11 @@ void SliceTask::open(const train::TaskContext& context) {
   for (int64_t s : store_->split(d.val_split)) val_cases.push_back(store_->case_of(s));
   STRATA_CHECK_AS(DataError, !val_cases.empty(), "the '{}' split of '{}' is empty: nothing to validate on",
                   d.val_split, d.path);
+  if (d.fold >= 0) {  // the store re-made the splits (slice_store.h, "Folds")
+    core::log0("data: fold {} of the {} of '{}' (data.fold) in '{}': {} cases; '{}': {} cases of the other folds",
+               d.fold, store_->folds().folds, d.path, d.val_split, store_->split_info(d.val_split).cases,
+               d.train_split, store_->split_info(d.train_split).cases);
+  }
   const int64_t val_batch = setup_.val_batch_size > 0 ? setup_.val_batch_size : d.batch_size;
   val_sampler_ = std::make_unique<data::ShardSampler>(
       data::ShardSampler::by_case(val_cases, context.rank, context.world_size, val_batch));

@@ -18,6 +18,10 @@ inline constexpr std::array<const char*, kChannels> kModalities = {"t1", "t1ce",
 inline constexpr std::array<int, kNumClasses> kSourceLabels = {0, 1, 2, 4};
 inline constexpr std::array<const char*, kNumClasses> kClassNames = {"background", "necrotic core", "edema",
                                                                      "enhancing tumour"};
-inline constexpr std::array<const char*, 2> kSplitNames = {"train", "val"};  // the splits the packer writes
+// The class `pack --folds` stratifies by (necrotic core): present in most BraTS cases but
+// not all, and a fold without either kind would validate on an unrepresentative set.
+inline constexpr int kNecrosisClass = 1;
+// The splits the packer writes: train and val, and test when cases are held out (--test-fraction).
+inline constexpr std::array<const char*, 3> kSplitNames = {"train", "val", "test"};
 
 }  // namespace strata::dataprep::brats_slices

@@ -19,7 +19,11 @@
 //      size x size: images bilinear with antialiasing, labels nearest (exact);
 //   6. store images as float16 and labels as uint8.
 // Cases are split into train and val by case, from a seeded hash of each case name,
-// so the split depends only on the names, the seed and val_fraction.
+// so the split depends only on the names, the seed and val_fraction. With `folds` K,
+// every case gets one of K folds (stratified by necrosis, which needs each case's labels,
+// so folds are assigned once every case is prepared) and the file records them all
+// (FORMAT.md, "Folds"); fold `fold` is val, the others train, and `test_fraction` holds
+// cases out of every fold as a split "test".
 //
 // The output is written to a temporary file beside it and renamed when complete. An
 // existing output is refused unless `force`. The same inputs and options give
@@ -51,8 +55,9 @@ struct PackOptions {
   int workers = 0;             // decoding threads; 0: one per hardware thread
   bool force = false;          // overwrite an existing output
   bool checksums = true;       // Fletcher-32 per chunk
-  int folds = 0;               // > 1: K-fold cross-validation by case; `fold` is the val fold
+  int folds = 0;               // > 1: K-fold cross-validation by case, stratified by necrosis; `fold` is the val fold
   int fold = 0;                // the fold in val (with `folds`), or the entry of a split file's list
+  double test_fraction = 0;    // with `folds`: round(test_fraction * C) cases (at least one) in "test", in no fold
   std::string split_file;      // JSON of train and val case names (nnU-Net's splits_final.json shape)
   int64_t context = 1;         // odd: keep the neighbours a `context`-slice input needs (step 4)
 };
@@ -75,23 +80,67 @@ std::vector<CaseFiles> find_cases(const std::string& input_dir, bool require_seg
 // (or a non-integer) is a DataError naming `case_name`, `seg_path` and the value.
 std::vector<uint8_t> remap_labels(const Volume& seg, const std::string& case_name, const std::string& seg_path);
 
-// Split of each case (0 = train, 1 = val), from a seeded hash of its name: the
+// The split of a case, as an index into brats_slices::kSplitNames.
+inline constexpr int kInTrain = 0, kInVal = 1, kInTest = 2;
+
+// Split of each case (kInTrain or kInVal), from a seeded hash of its name: the
 // round(val_fraction * C) cases with the smallest hashes go to val, at least one and
 // at most C - 1 when 0 < val_fraction and C >= 2.
 std::vector<int> assign_splits(const std::vector<std::string>& case_names, double val_fraction, uint64_t seed);
 
-// K-fold cross-validation by case: cases in seeded hash order, the k-th to fold k % K;
-// fold `fold` is val. The K folds' val sets partition the cases.
-std::vector<int> assign_fold(const std::vector<std::string>& case_names, int folds, int fold, uint64_t seed);
+// The folds of a cross-validation, as the packed file records them (/case_folds, `folds`).
+struct CaseFolds {
+  int folds = 0;                 // K; 0: no folds (a seeded fraction, or a split file of one train/val pair)
+  std::vector<int32_t> fold_of;  // per case: its fold 0..K-1, or -1 (data::format::kTestFold) when held out as test
+};
+
+// Cases --test-fraction holds out of C: round(test_fraction * C), at least one when > 0.
+int64_t held_out_cases(int64_t cases, double test_fraction);
+
+// K-fold cross-validation by case, stratified by necrosis: the cases with necrosis
+// (`necrosis[c]` != 0) and those without, each in seeded hash order; from each, its share
+// (largest remainder) of the held_out_cases go to test (-1), and the rest are dealt
+// round-robin into folds 0..K-1, the second stratum continuing where the first stopped.
+// So fold sizes differ by at most one, in each stratum and overall, and every fold has
+// cases of both kinds whenever each kind has at least K cases left for the folds. The
+// same names, flags and seed give the same folds. A DataError when K is outside
+// [2, cases left for the folds] or test_fraction outside [0, 1).
+std::vector<int32_t> stratified_folds(const std::vector<std::string>& case_names, const std::vector<uint8_t>& necrosis,
+                                      int folds, double test_fraction, uint64_t seed);
+
+// The split of each case when fold `fold` is validated: kInVal for its cases, kInTest for
+// -1, kInTrain for the other folds.
+std::vector<int> splits_of_folds(const std::vector<int32_t>& fold_of, int fold);
 
 // Splits from a JSON file: {"train": [names], "val": [names]}, or a list of such objects
-// (nnU-Net's splits_final.json, one per fold) of which entry `fold` is used. Every case
-// must be in exactly one of the two; a name that is no case, a case in neither or in
-// both, is a DataError naming the file and the cases.
-std::vector<int> splits_from_file(const std::vector<std::string>& case_names, const std::string& path, int fold);
+// (nnU-Net's splits_final.json, one per fold) of which entry `fold` is used. In the
+// first case, and in a list that is not a K-fold list, every case must be in exactly one
+// of entry `fold`'s train and val. A list of K >= 2 entries whose val lists partition
+// its cases, each entry's train holding the rest (what nnU-Net writes), gives every
+// fold: `folds` records them, and a case of the input in no entry goes to test (fold -1,
+// listed in `unlisted`). A name that is no case, a case in both lists (or, outside a
+// K-fold list, in neither) is a DataError naming the file and the cases.
+struct FileSplits {
+  std::vector<int> split_of;          // per case: kInTrain, kInVal or kInTest
+  CaseFolds folds;                    // every fold of a K-fold list; folds 0 otherwise
+  std::vector<std::string> unlisted;  // cases of the input in no entry of a K-fold list (in test)
+};
+FileSplits splits_from_file(const std::vector<std::string>& case_names, const std::string& path, int fold);
 
-// How `options` splits the cases, for the packed file's `split_method` attribute.
-std::string split_method(const PackOptions& options);
+// One entry of a split file: the train and val case names of one fold.
+struct SplitEntry {
+  std::vector<std::string> train, val;
+};
+// The K entries of `folds` (K >= 2): entry k's val holds fold k's cases, its train the
+// other folds' (test cases are in neither), each sorted by name.
+std::vector<SplitEntry> split_entries(const std::vector<std::string>& case_names, const CaseFolds& folds);
+// Writes `entries` as nnU-Net's splits_final.json ([{"train": [...], "val": [...]}, ...])
+// to `path` atomically (temporary file, then rename); an IoError naming the file.
+void write_split_file(const std::string& path, const std::vector<SplitEntry>& entries);
+
+// How `options` splits the cases, for the packed file's `split_method` attribute;
+// `file_folds`: the K of a split file's K-fold list (0: none).
+std::string split_method(const PackOptions& options, int file_folds = 0);
 
 // The volumes of one case: the four modalities (t1, t1ce, t2, flair) and, when the
 // case has a seg, its classes 0..3. All of one size, else a DataError naming the files.
@@ -114,17 +163,26 @@ struct PreparedCase {
 PreparedCase prepare_case(const CaseFiles& files, const PackOptions& options);
 
 struct SplitSummary {
-  std::string name;                      // train | val
+  std::string name;                      // train | val | test
   int64_t cases = 0;
   int64_t slices = 0;
   std::array<int64_t, 4> class_voxels{};  // pixels per stored class
+};
+
+// One fold of a packed cross-validation (or, as fold -1, its test cases).
+struct FoldSummary {
+  int fold = 0;                // 0..K-1; -1: held out as test
+  int64_t cases = 0;
+  int64_t necrosis_cases = 0;  // cases with any pixel or voxel of necrotic core (class 1)
 };
 
 struct PackSummary {
   int64_t cases = 0;
   int64_t slices = 0;                    // every stored slice, context_slices included
   int64_t context_slices = 0;            // stored only as neighbours, in no split (PackOptions::context)
-  std::vector<SplitSummary> splits;      // train, val
+  std::vector<SplitSummary> splits;      // train, val, and test when cases are held out
+  std::vector<FoldSummary> folds;        // each fold, then test (-1) when held out; empty without folds
+  std::vector<std::string> unlisted;     // cases in no entry of the split file's K-fold list (in test)
   int64_t bytes = 0;                     // output file size
   double seconds = 0;                    // wall time
   double case_seconds = 0;               // summed per-case decode + prepare time (over workers)

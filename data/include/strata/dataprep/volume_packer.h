@@ -9,8 +9,9 @@
 //   3. class locations: for each class k >= 1, up to kMaxClassLocations of its voxels
 //      (z, y, x), drawn without replacement from a generator seeded by the pack seed and
 //      the case name, sorted.
-// Cases are split as the slice packer splits them (PackOptions: val_fraction, folds and
-// fold, split_file); size, keep_empty and context do not apply. The output is written to
+// Cases are split as the slice packer splits them (PackOptions: val_fraction, folds, fold
+// and test_fraction, split_file; folds stratified by necrosis in the stored volume);
+// size, keep_empty and context do not apply. The output is written to
 // a temporary file beside it and renamed when complete; the same inputs and options give
 // byte-identical files.
 #pragma once
@@ -47,7 +48,9 @@ std::vector<int32_t> class_locations(const std::vector<uint8_t>& label, const st
 struct VolumePackSummary {
   int64_t cases = 0;
   int64_t voxels = 0;                // stored voxels (per channel), all cases
-  std::vector<SplitSummary> splits;  // train, val (SplitSummary::slices: 0)
+  std::vector<SplitSummary> splits;  // train, val, test when held out (SplitSummary::slices: 0)
+  std::vector<FoldSummary> folds;    // as PackSummary::folds
+  std::vector<std::string> unlisted; // as PackSummary::unlisted
   int64_t bytes = 0;                 // output file size
   double seconds = 0;                // wall time
   double case_seconds = 0;           // summed per-case decode + prepare time (over workers)

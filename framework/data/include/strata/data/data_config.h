@@ -8,6 +8,7 @@
 //     workers: 2
 //     prefetch: 4
 //     context: 1      # 3: each slice with its two neighbours, 12 channels (2.5D)
+//     fold: -1        # k: validate cross-validation fold k of a file packed with --folds
 //     augment: {rotate_prob: 0.3}
 #pragma once
 
@@ -17,6 +18,7 @@
 #include "strata/data/prefetcher.h"
 #include "strata/data/shard_sampler.h"
 #include "strata/data/slice_store.h"
+#include "strata/data/volume_store.h"
 
 #include <c10/core/Device.h>
 
@@ -52,10 +54,13 @@ struct DataConfig {
   bool shuffle = true;                 // a new permutation of the training split every epoch
   std::string train_split = "train";   // split trained on
   std::string val_split = "val";       // split evaluated on (by case, never augmented)
-  int64_t fold = -1;                   // cross-validation fold k of a file packed with folds (-1: its train/val)
   std::string read_path = "direct";    // SliceStore reads: direct (parallel preadv) | hdf5 (locked H5Dread)
   std::string image_dtype = "float32"; // images on the device: float32 | float16 (as stored)
   int64_t context = 1;                 // 2.5D: slices per sample, the centre and (k-1)/2 neighbours each side as channels
+  // Cross-validation: train on the other folds and validate on fold k of a file packed
+  // with `pack --folds K` (any task: the stores re-make "train" and "val"); -1 keeps the
+  // file's stored train and val. `train --folds` sets it per group of ranks.
+  int fold = -1;
   AugmentConfig augment;               // training-time augmentation
   PatchConfig patch;                   // 3D crops (model.name unet3d, a packed volume file)
 
@@ -69,20 +74,22 @@ struct DataConfig {
     v("shuffle", shuffle, "a new permutation of the training split every epoch");
     v("train_split", train_split, "split trained on", core::one_of({"train", "val"}));
     v("val_split", val_split, "split evaluated on (by case, never augmented)", core::one_of({"train", "val"}));
-    v("fold", fold, "cross-validation: train on the other folds and validate on fold k of a file packed with "
-      "pack --folds K (-1: the file's train and val splits)", core::in_range<int64_t>(-1, 99));
     v("read_path", read_path, "SliceStore reads: direct | hdf5", core::one_of({"direct", "hdf5"}));
     v("image_dtype", image_dtype, "images on the device: float32 | float16", core::one_of({"float32", "float16"}));
     v("context", context, "2.5D: slices per sample (odd), the neighbours of each slice as channels; needs a file "
       "packed with pack --context >= it",
       core::all_of<int64_t>(core::in_range<int64_t>(1, 15),
                             [](const int64_t& k) { return k % 2 == 1 ? std::string() : std::string("must be odd"); }));
+    v("fold", fold, "cross-validation fold validated (a file packed with pack --folds K): val = fold k's cases, "
+      "train = the other folds' (test kept out); -1: the file's stored train and val splits",
+      core::in_range(-1, 999));
     v("augment", augment, "training-time augmentation");
     v("patch", patch, "3D crops of a packed volume file (model.name: unet3d)");
   }
 };
 
 SliceStoreOptions store_options(const DataConfig& config);
+VolumeStoreOptions volume_store_options(const DataConfig& config);
 PatchOptions patch_options(const DataConfig& config);
 // Training sampler options; `seed` is the run seed (the same on every rank).
 SamplerOptions sampler_options(const DataConfig& config, uint64_t seed);

@@ -63,6 +63,20 @@ inline constexpr const char* kAttrSplitMethod = "split_method";  // how cases we
 // int64, optional (absent: 1): the packer kept the neighbours a `context`-slice input
 // needs, (context - 1) / 2 on each side of every split slice, as slices in no split.
 inline constexpr const char* kAttrContext = "context";
+// Cross-validation folds (`pack --folds K`, or a split file listing every fold; absent
+// otherwise, and in every older file): root attribute `folds` (int64 K), /case_folds
+// (int32 [C]: each case's fold 0..K-1, or kTestFold for a case held out in split
+// kTestSplit) and /case_class_voxels (int64 [C, classes]: pixels or voxels of each class
+// over the case's split data), one chunk each with Fletcher-32. The splits kTrainSplit
+// and kValSplit hold one fold in val and the others in train; a reader re-partitions
+// them for another fold from these datasets alone (FORMAT.md, "Folds").
+inline constexpr const char* kAttrFolds = "folds";
+inline constexpr const char* kCaseFolds = "case_folds";
+inline constexpr const char* kCaseClassVoxels = "case_class_voxels";
+inline constexpr int32_t kTestFold = -1;  // /case_folds of a case in no fold
+inline constexpr const char* kTrainSplit = "train";
+inline constexpr const char* kValSplit = "val";
+inline constexpr const char* kTestSplit = "test";
 // Version 3: CRC-32 of all metadata (metadata_checksum.h), int64.
 inline constexpr const char* kAttrMetadataChecksum = "metadata_checksum";
 inline constexpr int64_t kFirstChecksummedVersion = 3;  // fixed-length names, metadata checksum

@@ -33,6 +33,15 @@
 // those neighbours (its `context` attribute below k) is a DataError on open, naming the
 // repack command. Labels are the centre slice's.
 //
+// Folds (a file packed with `pack --folds K`, FORMAT.md "Folds"): on open, each case's
+// fold (/case_folds) is checked against the stored splits (test cases -1, val cases one
+// fold, train cases the others) and the per-case class counts against each split's. With
+// SliceStoreOptions::fold = k, the splits "train" and "val" are re-made from the folds:
+// val = the split slices of fold k's cases, train = those of the other folds' (test is
+// kept as stored), with their `cases` and `class_voxels` from the per-case counts. k on a
+// file without folds is a DataError naming the repack command; k >= K a ConfigError
+// naming data.fold.
+//
 // What the slices hold is the file's: the channel count (from /images) and names
 // (root attribute `modalities`), the classes (`class_names`, `label_source_values`) and
 // the splits (the members of /splits). Whether they suit a model is the task's concern.
@@ -64,6 +73,7 @@ ReadPath parse_read_path(std::string_view name);
 struct SliceStoreOptions {
   ReadPath read_path = ReadPath::kDirect;  // see the header comment
   int64_t context = 1;                     // odd: slices per read sample (2.5D, see the header comment)
+  int64_t fold = -1;                       // data.fold: validate this fold (see "Folds" above); -1: the stored splits
 };
 
 // What the packer recorded about the data (root attributes, FORMAT.md).
@@ -85,6 +95,7 @@ struct StoreInfo {
   bool checksums = false;                        // Fletcher-32 per chunk
   std::string split_method;                      // how the cases were split ("" in older files)
   int64_t context = 1;                           // neighbours kept for a `context`-slice input (1: none)
+  int64_t folds = 0;                             // cross-validation folds recorded (`pack --folds K`; 0: none)
 };
 
 // Where a case's slices came from (format version 2): the source volumes' size, voxel
@@ -100,6 +111,15 @@ struct CaseSource {
   double scale = 0;
 };
 
+// The cross-validation folds a file records (FORMAT.md, "Folds"); folds 0 and empty
+// vectors in a file packed without them.
+struct CaseFoldTable {
+  int64_t folds = 0;                  // K; 0: the file records no folds
+  std::vector<int32_t> fold_of;       // [cases]: fold 0..K-1, or -1 (format::kTestFold) for a test case
+  std::vector<int64_t> class_voxels;  // [cases * classes]: each case's class counts over its split data
+  int64_t val_fold = -1;              // the fold in split "val": the store's option, else the one packed there
+};
+
 // One split: its slices (ascending store indices) and recorded statistics.
 struct SplitInfo {
   std::string name;                    // as the writer named it (the BraTS packer: "train" | "val")
@@ -111,6 +131,7 @@ struct SplitInfo {
 // Result of SliceStore::verify.
 struct VerifyReport {
   bool metadata_checksum = false;  // format version 3: the metadata checksum matched (checked on open)
+  bool folds = false;              // the file's folds checked against its splits (on open) and case class counts recounted
   int64_t index_entries = 0;       // chunk index entries checked on open (one per slice in /images and /labels)
   int64_t chunks = 0;   // image and label chunks read and checked
   int64_t bytes = 0;    // payload bytes read
@@ -158,6 +179,9 @@ class SliceStore : public SampleSource {
   // "slice 12 (case BraTS2021_00003, z 77)", for messages.
   std::string describe_slice(int64_t slice) const;
 
+  // The file's folds (folds 0 when it has none).
+  const CaseFoldTable& folds() const;
+
   std::vector<std::string> split_names() const;  // the file's splits, in name order
   // The split called `name`; a DataError naming the file and the known splits otherwise.
   const SplitInfo& split_info(const std::string& name) const;
@@ -175,8 +199,8 @@ class SliceStore : public SampleSource {
   void read_into(const std::vector<int64_t>& indices, at::Tensor images, at::Tensor labels) const;
 
   // Reads every image and label chunk through the HDF5 library (its own Fletcher-32
-  // check), checks every label value, and recounts each split's class pixels against
-  // the recorded statistics. Throws DataError naming the dataset and slice at the
+  // check), checks every label value, and recounts each split's class pixels (and, in a
+  // file with folds, each case's) against the recorded statistics. Throws DataError naming the dataset and slice at the
   // first failure. `progress(done, total)` is called as slices are checked.
   VerifyReport verify(const std::function<void(int64_t, int64_t)>& progress = {}) const;
 

@@ -30,6 +30,11 @@
 // checksums, the label values and the class at each class location (which need every
 // label chunk) is checked on open; verify() checks those, and read_box checks the chunks
 // and labels it reads. A file of packed slices is a DataError that says so.
+//
+// Folds (`pack --volumes --folds K`): as SliceStore's (slice_store.h): checked against
+// the stored splits on open, and with VolumeStoreOptions::fold = k, "val" holds fold k's
+// cases and "train" the other folds' (test as stored), with class voxels from the
+// per-case counts.
 #pragma once
 
 #include "strata/data/slice_store.h"  // StoreInfo, CaseSource-like geometry, VerifyReport
@@ -68,6 +73,10 @@ struct VolumeCase {
   VolumeSource source;
 };
 
+struct VolumeStoreOptions {
+  int64_t fold = -1;  // data.fold: validate this fold (see "Folds" above); -1: the stored splits
+};
+
 // One split: its cases (ascending case indices) and recorded statistics.
 struct VolumeSplit {
   std::string name;
@@ -78,7 +87,7 @@ struct VolumeSplit {
 class VolumeStore {
  public:
   // Opens `path` read-only and validates it (see the header comment).
-  explicit VolumeStore(std::string path);
+  explicit VolumeStore(std::string path, VolumeStoreOptions options = {});
   ~VolumeStore();
   VolumeStore(const VolumeStore&) = delete;
   VolumeStore& operator=(const VolumeStore&) = delete;
@@ -91,6 +100,9 @@ class VolumeStore {
   const VolumeCase& volume_case(int64_t c) const;
   // "case 3 (BraTS2021_00003)", for messages.
   std::string describe_case(int64_t c) const;
+
+  // The file's folds (folds 0 when it has none).
+  const CaseFoldTable& folds() const;
 
   std::vector<std::string> split_names() const;
   const VolumeSplit& split(const std::string& name) const;  // DataError naming the known splits otherwise
@@ -108,12 +120,13 @@ class VolumeStore {
   std::pair<at::Tensor, at::Tensor> read_case(int64_t c) const;
 
   // Reads every chunk through HDF5 (its Fletcher-32 check), checks every label value and
-  // recounts each split's class voxels. Throws a DataError naming the case at the first
+  // recounts each split's class voxels (and, in a file with folds, each case's). Throws a DataError naming the case at the first
   // failure. `progress(done, total)` is called per case.
   VerifyReport verify(const std::function<void(int64_t, int64_t)>& progress = {}) const;
 
  private:
-  void verify_case(int64_t c, VerifyReport& report, std::vector<int64_t>* counts) const;
+  // Checks case c whole; returns its class voxels (empty without labels).
+  std::vector<int64_t> verify_case(int64_t c, VerifyReport& report) const;
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

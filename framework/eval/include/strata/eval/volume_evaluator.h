@@ -44,6 +44,7 @@ torch::Tensor background_outside_brain(const torch::Tensor& classes, const torch
 
 struct VolumeEvalSetup {
   std::string path;                        // the packed volume file
+  data::VolumeStoreOptions store;          // how to open it (data.fold)
   EvalConfig eval;                         // split, HD95, autocast, empty-class policy
   std::shared_ptr<const Inferer> inferer;  // required: a sliding-window inferer (5-D volumes)
   EvalLabels labels;                       // one class name per class of the file but background
