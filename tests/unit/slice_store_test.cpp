@@ -509,7 +509,7 @@ std::set<int32_t> cases_in(const SliceStore& s, const std::string& split) {
 // Class pixels of `slices`, counted from their labels.
 std::vector<int64_t> recount_pixels(const SliceStore& s, const std::vector<int64_t>& slices) {
   std::vector<int64_t> counts(static_cast<size_t>(s.num_classes()), 0);
-  const Batch b = read_batch(s, slices);
+  const RawBatch b = read_batch(s, slices);
   for (uint8_t v : b.labels) ++counts[v];
   return counts;
 }
