@@ -22,7 +22,7 @@ for k in 0 1; do
   for f in last.pt best.pt metrics.jsonl config.yaml; do
     [ -f "$OUT/cv/fold_$k/$f" ] || fail "no fold_$k/$f"
   done
-  grep -q "^  fold: $k\$" "$OUT/cv/fold_$k/config.yaml" || fail "fold_$k/config.yaml does not say data.fold $k"
+  grep -q "^  fold: $k\( \|$\)" "$OUT/cv/fold_$k/config.yaml" || fail "fold_$k/config.yaml does not say data.fold $k"
 done
 [ -f "$OUT/cv/cv_summary.json" ] || fail "no cv_summary.json"
 
