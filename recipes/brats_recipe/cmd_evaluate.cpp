@@ -273,6 +273,7 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
         cli.resolve(resolved, stored_config_yaml(o->checkpoint, resolved.config_path), "config of " + o->checkpoint);
     cli.check_storage(config, /*run_dir=*/false);
     take_model_from_checkpoint(config, o->checkpoint);
+    take_fold_from_checkpoint(config, o->checkpoint);
     core::log0("resolved config (hash {}):\n{}", core::hash_hex(core::config_hash(config)), core::to_yaml(config));
 
     comm::World& world = cli.world();

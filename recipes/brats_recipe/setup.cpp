@@ -17,6 +17,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
 #include <mutex>
 
 namespace strata::recipes {
@@ -106,6 +107,25 @@ void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpo
     core::log0("data.context: {} from {} (the recipe says {})", context, checkpoint, config.data.context);
     config.data.context = context;
   }
+}
+
+void take_fold_from_checkpoint(RecipeConfig& config, const std::string& checkpoint) {
+  if (config.data.fold >= 0 || model::is_state_dict(checkpoint)) return;
+  auto archive = model::open_checkpoint(checkpoint, torch::Device(torch::kCPU));
+  const model::CheckpointMeta meta = model::read_meta(archive, checkpoint);
+  if (meta.config_yaml.empty()) return;
+  RecipeConfig trained;
+  try {
+    trained = core::parse_config<RecipeConfig>(meta.config_yaml, {}, "the config of " + checkpoint);
+  } catch (const core::ConfigError&) {
+    return;  // a config of an older release: it trained no fold
+  }
+  std::error_code ec;
+  if (trained.data.fold < 0 || !std::filesystem::equivalent(trained.data.path, config.data.path, ec)) return;
+  core::log0("data.fold: {} from {}, which trained on the other folds of {}: its validation cases, not the file's "
+             "stored val (--set data.fold=K chooses another)",
+             trained.data.fold, checkpoint, config.data.path);
+  config.data.fold = trained.data.fold;
 }
 
 std::string stored_config_yaml(const std::string& checkpoint, const std::string& config_path) {

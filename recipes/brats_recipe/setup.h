@@ -28,6 +28,11 @@ train::TrainerSetup trainer_setup(const RecipeConfig& config);
 // (its recorded config), logging on rank 0 where the recipe differed. CheckpointError
 // when the file is missing, unreadable or not a Strata checkpoint.
 void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpoint);
+// A fold's model (trained with data.fold k) scored on the file it trained on, by a recipe
+// that names no fold: data.fold becomes k, so the scores come from fold k's validation
+// cases and never from the file's stored val, which may hold cases the model trained on.
+// Another file, or a data.fold given, is left as it is.
+void take_fold_from_checkpoint(RecipeConfig& config, const std::string& checkpoint);
 
 // The config `checkpoint` was trained with, as YAML: the base of a command's config when
 // it has no --config (`config_path` empty; "" with one, and for a PyTorch state_dict, which has none).

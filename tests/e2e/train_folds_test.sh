@@ -63,6 +63,14 @@ assert [f["val"]["mean_dice"] for f in s["per_fold"]] == m
 print("summary", s["mean"]["mean_dice"], s["std"]["mean_dice"])
 PY
 
+# A fold's model evaluated with a recipe that names no fold, on the file it trained on:
+# its own fold's validation cases (as without --config), never the stored val.
+run eval_recipe "$B" evaluate "${small[@]}" --checkpoint "$OUT/cv/fold_1/last.pt" --tta none --json "$OUT/recipe_1.json"
+expect_rc 0; expect_log "data.fold: 1 from $OUT/cv/fold_1/last.pt"
+"$STRATA_PYTHON" -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); assert [c["case"] for c in a["per_case"]] == [c["case"] for c in b["per_case"]] and a["mean_dice"] == b["mean_dice"], (a["per_case"], b["per_case"])' \
+  "$OUT/recipe_1.json" "$OUT/cv_fold_1.json" >"$OUT/recipe_check.log" 2>&1 \
+  || { LOG=$OUT/recipe_check.log; fail "evaluate with a recipe scored other cases than fold 1's"; }
+
 # --resume continues every fold from its own last.pt.
 run resume $MPI_LAUNCH4 "$B" train "${small[@]}" --set "run.dir=$OUT/cv" --folds 2 --set train.epochs=3 --resume
 expect_rc 0
