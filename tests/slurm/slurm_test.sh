@@ -5,7 +5,8 @@
 # last.pt; then the same with the job requeueing itself.
 #   slurm_test.sh      one node (localhost), 2 tasks, launch/slurm/train.sbatch
 #   slurm_test.sh 2    two nodes h1, h2 (namespace hosts, tests/multinode), 2 tasks
-#                      each, launch/slurm/train_multinode.sbatch
+#                      each, launch/slurm/train_multinode.sbatch, and 2 folds side by
+#                      side through launch/slurm/train_folds.sbatch
 # Exits 77 (ctest: skipped) with the reason only where Slurm (or, for two nodes, network
 # namespaces) is missing; daemons that fail to start are a failure. The daemons and the
 # hosts are removed whatever happens (the trap is set before they start).
@@ -54,6 +55,25 @@ for launcher in srun mpirun; do
   expect_log "$((2 * NODES)) tasks, launcher: "; expect_log "$world"; expect_log "training done: 1 epochs"
   [ -f "$RUN_DIR/last.pt" ] || fail "$launcher: no checkpoint in $RUN_DIR"
 done
+
+# Two nodes: the 2 folds of a packed file side by side in one allocation, one node per
+# fold (train_folds.sbatch; ranks 0, 1 on h1 train fold 0, ranks 2, 3 on h2 fold 1).
+if [ "$NODES" -gt 1 ]; then
+  run pack_folds "$BRATS_RECIPE" pack --input "$STRATA_TEST_CASES" --out "$OUT/folds.h5" --size 32 \
+    --keep-empty 0.3 --folds 2
+  expect_rc 0
+  export RUN_DIR=$OUT/cv LAUNCHER=auto FOLDS=2 DATA=$OUT/folds.h5 EXTRA_ARGS="$small --set train.epochs=1"
+  run submit_folds "${sb[@]}" --output="$OUT/folds-%j.out" "$SOURCE_DIR/launch/slurm/train_folds.sbatch"
+  expect_rc 0
+  LOG=$(ls "$RUN_DIR"/logs/train-*.log 2>/dev/null | head -1); LOG=${LOG:-$OUT/none}
+  expect_log "$world"; expect_log "train.folds 2: 2 ranks per fold"
+  expect_log "[fold 0, rank 0/2] epoch 1/1: loss"; expect_log "[fold 1, rank 0/2] epoch 1/1: loss"
+  expect_log "cross-validation over 2 folds"
+  [ -f "$RUN_DIR/cv_summary.json" ] && [ -f "$RUN_DIR/fold_0/last.pt" ] && [ -f "$RUN_DIR/fold_1/last.pt" ] \
+    || fail "train_folds.sbatch: no cv_summary.json or fold checkpoints in $RUN_DIR"
+  unset FOLDS
+  export DATA=$STRATA_TEST_DATA
+fi
 
 # Preemption: a long run, USR1 once the first epoch is logged, then a resubmission.
 export RUN_DIR=$OUT/pre LAUNCHER=auto STRATA_REQUEUE=0 EXTRA_ARGS="$small --set train.epochs=500"
