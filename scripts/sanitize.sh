@@ -26,7 +26,8 @@ case $which in asan | tsan | all) ;; *) die "usage: scripts/sanitize.sh [asan|ts
 # What each build needs: the binaries of the tests it runs (the e2e tests run the CLI).
 ASAN_TARGETS=(core_test nn_test inference3d_test compat_test train_test viz_test eval_test data_test data3d_test volume_test comm_test
               comm_dist_test metrics_dist_test
-              train_dist_test exact_batch_dist_test trainer_dist_test evaluator_dist_test brats_recipe strata_interop)
+              train_dist_test exact_batch_dist_test trainer_dist_test classifier_task_dist_test evaluator_dist_test
+              brats_recipe strata_interop)
 # CI runs only the unit label (STRATA_SANITIZE_LABELS='^unit$'): then only these are built.
 ASAN_UNIT_TARGETS=(core_test nn_test inference3d_test compat_test train_test viz_test eval_test data_test data3d_test
                    volume_test comm_test)
