@@ -105,9 +105,11 @@ void attach_run_logger(Cli& cli, const RecipeConfig& config, train::Trainer& tra
   trainer.set_observer(std::move(logger));
 }
 
-void run_training(train::Trainer& trainer) {
-  if (trainer.fit() == train::Trainer::Outcome::kPreempted) return;  // checkpointed; exit 0
+// False when a stop signal ended it (checkpointed; the command exits 0).
+bool run_training(train::Trainer& trainer) {
+  if (trainer.fit() == train::Trainer::Outcome::kPreempted) return false;
   core::log0("training done: {} epochs, {} steps", trainer.epoch(), trainer.step());
+  return true;
 }
 
 // --delete-checkpoints, and --force, its old spelling.
@@ -118,8 +120,9 @@ void add_delete_checkpoints(CLI::App* cmd, Cli& cli, bool* target) {
   cli.deprecate(cmd->add_flag("--force", *target), opt, "--force is now --delete-checkpoints");
 }
 
-// One run of `train` in cli.world() (the job's, or a fold's group).
-void train_run(Cli& cli, const RecipeConfig& config, bool resume, bool delete_checkpoints,
+// One run of `train` in cli.world() (the job's, or a fold's group); false when a stop
+// signal ended it.
+bool train_run(Cli& cli, const RecipeConfig& config, bool resume, bool delete_checkpoints,
                train::MetricSpec* metric = nullptr) {
   cli.check_storage(config, /*run_dir=*/true);
   core::RunLock lock;
@@ -130,8 +133,8 @@ void train_run(Cli& cli, const RecipeConfig& config, bool resume, bool delete_ch
   train::Trainer trainer(trainer_setup(config), cli.world());
   if (resume) trainer.resume((std::filesystem::path(config.run.dir) / "last.pt").string());
   attach_run_logger(cli, config, trainer, resume ? std::optional<int64_t>(trainer.step()) : std::nullopt);
-  run_training(trainer);
   if (metric) *metric = trainer.primary_metric();
+  return run_training(trainer);
 }
 
 // `train --folds K` (train.folds): the K folds of data.path side by side in one job. The
@@ -169,13 +172,18 @@ void train_folds(Cli& cli, RecipeConfig config, bool resume, bool delete_checkpo
   wd.timeout_s = config.run.comm_timeout_s;
   cli.world().start_watchdog(wd);
   train::MetricSpec metric;
-  train_run(cli, config, resume, delete_checkpoints, &metric);
-  const std::string best = cli.world().rank() == 0
+  const bool finished = train_run(cli, config, resume, delete_checkpoints, &metric);
+  const std::string best = finished && cli.world().rank() == 0
                                ? train::best_validation((fs::path(config.run.dir) / "metrics.jsonl").string(), metric)
                                : "";
   cli.leave_group();
   // Folds end at different times: the early ones wait here without spinning.
   job.wait_for_all();
+  if (job.any_rank(!finished)) {  // a stop signal: every fold checkpointed; --resume continues them
+    core::log0("a stop signal ended the folds early: the cross-validation summary comes when every fold has "
+               "finished (train --folds {} --resume)", folds);
+    return;
+  }
   std::vector<std::string> all = job.all_gather(best);
   if (job.rank() != 0) return;
   std::vector<std::string> bests;
@@ -209,7 +217,7 @@ void add_train_command(CLI::App& app, Cli& cli) {
     RecipeConfig config = cli.resolve(o);
     Cli::warn_if_demo_data(config, o);
     if (config.train.folds > 1) return train_folds(cli, config, *resume, *delete_checkpoints);
-    train_run(cli, config, *resume, *delete_checkpoints);
+    train_run(cli, config, *resume, *delete_checkpoints);  // preempted or not, exit 0
   });
 }
 

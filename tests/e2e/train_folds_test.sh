@@ -2,7 +2,8 @@
 # Cross-validation in one job as users run it: a file packed with 2 folds, `train --folds
 # 2` at np 4 (two groups of 2 ranks side by side), and each fold against a separate
 # 2-rank run of its own fold_k/config.yaml: the same weights to the bit and the same
-# metrics.jsonl numbers. Then the summary, --resume of every fold, and the refusals: a rank
+# metrics.jsonl numbers. Then the summary, --resume of every fold, a stop signal (every
+# fold checkpoints, no summary until they finish), and the refusals: a rank
 # count that does not split, data.fold with folds, and a fold whose run.dir cannot be
 # written, which ends the whole job with one message naming the fold.
 source "$(dirname "$0")/lib.sh"
@@ -76,6 +77,23 @@ run resume $MPI_LAUNCH4 "$B" train "${small[@]}" --set "run.dir=$OUT/cv" --folds
 expect_rc 0
 expect_log "[fold 0, rank 0/2] epoch 3/3: loss"; expect_log "[fold 1, rank 0/2] epoch 3/3: loss"
 expect_no_log "epoch 1/3"
+
+# A stop signal reaches every fold: each checkpoints and the job exits 0 without a
+# summary; --resume finishes every fold and then writes it.
+LOG="$OUT/preempt.log"
+$MPI_LAUNCH4 "$B" train "${small[@]}" --set "run.dir=$OUT/pre" --folds 2 --set train.epochs=500 >"$LOG" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do [ -s "$OUT/pre/fold_0/metrics.jsonl" ] && [ -s "$OUT/pre/fold_1/metrics.jsonl" ] && break; sleep 0.1; done
+kill -USR1 "$pid"
+wait "$pid"; RC=$?
+expect_rc 0; expect_log "[fold 0, rank 0/2] stop requested (SIGUSR1)"; expect_log "[fold 1, rank 0/2] stop requested (SIGUSR1)"
+expect_log "a stop signal ended the folds early"
+[ -f "$OUT/pre/fold_0/PREEMPTED" ] && [ -f "$OUT/pre/fold_1/PREEMPTED" ] || fail "a fold has no PREEMPTED marker"
+[ ! -f "$OUT/pre/cv_summary.json" ] || fail "a summary of folds that had not finished"
+done_epochs=$(cat "$OUT"/pre/fold_*/metrics.jsonl | wc -l)
+run resume_pre $MPI_LAUNCH4 "$B" train "${small[@]}" --set "run.dir=$OUT/pre" --folds 2 --set train.epochs=$done_epochs --resume
+expect_rc 0; expect_log "cross-validation over 2 folds"
+[ -f "$OUT/pre/cv_summary.json" ] || fail "no summary after the resumed folds finished"
 
 # Refusals.
 run uneven $MPI_LAUNCH3 "$B" train "${small[@]}" --set "run.dir=$OUT/uneven" --folds 2
