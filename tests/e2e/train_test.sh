@@ -107,7 +107,9 @@ j = json.load(open(sys.argv[1]))
 assert j["ranks"] == 2 and j["steps"] == 3, j
 assert j["step_slices_per_s"] > 0 and j["epoch_slices_per_s"] > 0, j
 assert 0 <= j["data_wait"] <= 1 and j["config"]["batch_per_rank"] == 8, j
-assert j["host_malloc"].startswith("heap"), j["host_malloc"]
+# A sanitizer's allocator refuses glibc's mallopt (scripts/sanitize.sh runs this test too).
+assert j["host_malloc"].startswith("heap") or j["host_malloc"] == "glibc defaults (mallopt refused the settings)", \
+    j["host_malloc"]
 step = ["zero_grad, seed", "forward", "loss", "backward", "reducer wait", "unscale, inf check", "optimizer",
         "scaler update"]
 p = j["profile"]
