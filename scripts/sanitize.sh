@@ -27,7 +27,7 @@ case $which in asan | tsan | all) ;; *) die "usage: scripts/sanitize.sh [asan|ts
 ASAN_TARGETS=(core_test nn_test inference3d_test compat_test train_test viz_test eval_test data_test data3d_test volume_test comm_test
               comm_dist_test metrics_dist_test
               train_dist_test exact_batch_dist_test trainer_dist_test classifier_task_dist_test evaluator_dist_test
-              brats_recipe strata_interop)
+              brats_recipe strata_interop memory3d)
 # CI runs only the unit label (STRATA_SANITIZE_LABELS='^unit$'): then only these are built.
 ASAN_UNIT_TARGETS=(core_test nn_test inference3d_test compat_test train_test viz_test eval_test data_test data3d_test
                    volume_test comm_test)
