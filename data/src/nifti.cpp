@@ -122,7 +122,10 @@ std::string nifti_datatype_name(int datatype) {
   return name ? name : fmt::format("datatype {}", datatype);
 }
 
-Volume read_nifti(const std::string& path) {
+namespace {
+
+// read_nifti and read_nifti_series: one volume, or (`series`) any number along dim[4].
+Volume read_volumes(const std::string& path, bool series, int64_t& volumes) {
   init_nifticlib();
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) STRATA_THROW(DataError, "{}: file is missing", path);
@@ -130,11 +133,13 @@ Volume read_nifti(const std::string& path) {
   NimPtr nim(nifti_image_read(path.c_str(), /*read_data=*/0));
   if (!nim) STRATA_THROW(DataError, "{}: not a readable NIfTI file (bad header, corrupt or not NIfTI)", path);
   int64_t extra = 1;
-  for (int d = 4; d <= 7; ++d) extra *= std::max<int64_t>(1, nim->dim[d]);
+  for (int d = series ? 5 : 4; d <= 7; ++d) extra *= std::max<int64_t>(1, nim->dim[d]);
   if (nim->ndim < 3 || extra != 1 || nim->nx < 1 || nim->ny < 1 || nim->nz < 1) {
-    STRATA_THROW(DataError, "{}: expected one 3-D volume, got {} dimensions [{}]", path, nim->ndim,
+    STRATA_THROW(DataError, "{}: expected {}, got {} dimensions [{}]", path,
+                 series ? "3-D volumes along the 4th dimension" : "one 3-D volume", nim->ndim,
                  fmt::join(nim->dim + 1, nim->dim + 1 + std::clamp<int64_t>(nim->ndim, 1, 7), ", "));
   }
+  volumes = series && nim->ndim >= 4 ? std::max<int64_t>(1, nim->dim[4]) : 1;
   Volume vol;
   vol.dims = {nim->nx, nim->ny, nim->nz};
   vol.spacing = {nim->dx, nim->dy, nim->dz};
@@ -147,7 +152,7 @@ Volume read_nifti(const std::string& path) {
       vol.geometry.sto_xyz[static_cast<size_t>(r * 4 + c)] = nim->sto_xyz.m[r][c];
     }
   }
-  const int64_t n = vol.voxels();
+  const int64_t n = vol.voxels() * volumes;
   bool supported = with_type(nim->datatype, [](auto) {});
   if (!supported) {
     STRATA_THROW(DataError, "{}: unsupported datatype {} (integer and float volumes are)", path,
@@ -165,6 +170,19 @@ Volume read_nifti(const std::string& path) {
   });
   check_finite(path, vol);
   return vol;
+}
+
+}  // namespace
+
+Volume read_nifti(const std::string& path) {
+  int64_t volumes = 1;
+  return read_volumes(path, /*series=*/false, volumes);
+}
+
+VolumeSeries read_nifti_series(const std::string& path) {
+  VolumeSeries s;
+  s.grid = read_volumes(path, /*series=*/true, s.volumes);
+  return s;
 }
 
 void write_nifti(const std::string& path, const Dims3& dims, const std::array<double, 3>& spacing,
@@ -199,8 +217,12 @@ void write_nifti(const std::string& path, const Dims3& dims, const std::array<do
   if (znzclose(fp) != 0) STRATA_THROW(IoError, "{}: error closing the NIfTI file (disk full?)", path);
 }
 
-void write_labels_like(const std::string& path, const std::string& reference, const Dims3& dims,
-                       const uint8_t* labels) {
+namespace {
+
+// write_labels_like and write_series_like: `volumes` volumes of `dims` of one datatype
+// with the header of `reference`.
+void write_like(const std::string& path, const std::string& reference, const Dims3& dims, int64_t volumes,
+                int datatype, const void* voxels) {
   init_nifticlib();
   NimPtr nim(nifti_image_read(reference.c_str(), /*read_data=*/0));
   if (!nim) STRATA_THROW(DataError, "{}: not a readable NIfTI file, needed as the header of {}", reference, path);
@@ -208,22 +230,27 @@ void write_labels_like(const std::string& path, const std::string& reference, co
     STRATA_THROW(DataError, "{}: is {}x{}x{} but the labels for {} are {}x{}x{}", reference, nim->nx, nim->ny, nim->nz,
                  path, dims[0], dims[1], dims[2]);
   }
-  // One 3-D volume of uint8, whatever the reference stored; geometry fields untouched
-  // (and a 3-D reference's unused dims exactly as it wrote them).
-  if (nim->ndim > 3) {
-    nim->ndim = nim->dim[0] = 3;
+  // `volumes` volumes of the datatype, whatever the reference stored; geometry fields
+  // untouched (and a 3-D reference's unused dims exactly as it wrote them).
+  if (nim->ndim > 3 || volumes > 1) {
+    nim->ndim = nim->dim[0] = volumes > 1 ? 4 : 3;
     for (int d = 4; d <= 7; ++d) nim->dim[d] = 1;
     nim->nt = nim->nu = nim->nv = nim->nw = 1;
+    if (volumes > 1) nim->nt = nim->dim[4] = volumes;
   }
-  nim->nvox = dims[0] * dims[1] * dims[2];
-  nim->datatype = DT_UINT8;
-  nim->nbyper = 1;
-  nim->swapsize = 0;
+  int sizeof_voxel = 0, swapsize = 0;
+  nifti_datatype_sizes(datatype, &sizeof_voxel, &swapsize);
+  nim->nvox = dims[0] * dims[1] * dims[2] * volumes;
+  nim->datatype = datatype;
+  nim->nbyper = sizeof_voxel;
+  nim->swapsize = swapsize;
+  nim->byteorder = nifti_short_order();
   nim->scl_slope = 0;
   nim->scl_inter = 0;
   nim->cal_min = 0;
-  nim->cal_max = 4;
-  std::vector<uint8_t> copy(labels, labels + nim->nvox);
+  nim->cal_max = datatype == DT_UINT8 ? 4 : 1;
+  const auto* bytes = static_cast<const unsigned char*>(voxels);
+  std::vector<unsigned char> copy(bytes, bytes + nim->nvox * sizeof_voxel);
   nim->data = copy.data();
   if (nifti_set_filenames(nim.get(), path.c_str(), 0, 1) != 0) {
     nim->data = nullptr;
@@ -233,6 +260,18 @@ void write_labels_like(const std::string& path, const std::string& reference, co
   nim->data = nullptr;  // `copy` owns the voxels, not nifticlib
   if (!fp) STRATA_THROW(IoError, "{}: cannot write NIfTI file", path);
   if (znzclose(fp) != 0) STRATA_THROW(IoError, "{}: error closing the NIfTI file (disk full?)", path);
+}
+
+}  // namespace
+
+void write_labels_like(const std::string& path, const std::string& reference, const Dims3& dims,
+                       const uint8_t* labels) {
+  write_like(path, reference, dims, 1, DT_UINT8, labels);
+}
+
+void write_series_like(const std::string& path, const std::string& reference, const Dims3& dims, int64_t volumes,
+                       const float* values) {
+  write_like(path, reference, dims, volumes, DT_FLOAT32, values);
 }
 
 }  // namespace strata::dataprep

@@ -148,6 +148,33 @@ std::vector<uint8_t> labels_from_probabilities(const torch::Tensor& probs, const
   return out;
 }
 
+torch::Tensor probabilities_in_source(const torch::Tensor& probs, const CaseGeometry& g,
+                                      const std::vector<uint8_t>& brain) {
+  const int64_t nx = g.dims[0], ny = g.dims[1], nz = g.dims[2], side = g.side;
+  STRATA_CHECK(probs.dim() == 4 && probs.size(0) == nz && probs.size(2) == g.size && probs.size(3) == g.size,
+               "probabilities {} do not fit {} slices of {}x{}", probs.sizes(), nz, g.size, g.size);
+  STRATA_CHECK(static_cast<int64_t>(brain.size()) == nx * ny * nz, "brain mask of {} voxels for {}", brain.size(),
+               nx * ny * nz);
+  const int64_t k = probs.size(1);
+  torch::Tensor out = torch::zeros({k, nz, ny, nx}, torch::kFloat);
+  const Overlap o = overlap(g);
+  constexpr int64_t kChunk = 16;  // slices resized at once, as labels_from_probabilities
+  for (int64_t s0 = 0; s0 < nz; s0 += kChunk) {
+    const int64_t n = std::min(kChunk, nz - s0);
+    torch::Tensor p = resize(probs.narrow(0, s0, n).to(torch::kCPU, torch::kFloat), side, /*nearest=*/false);
+    torch::Tensor seen = p.narrow(2, o.j0 - g.crop_j, o.j1 - o.j0).narrow(3, o.i0 - g.crop_i, o.i1 - o.i0);
+    out.narrow(1, s0, n).narrow(2, o.j0, o.j1 - o.j0).narrow(3, o.i0, o.i1 - o.i0).copy_(seen.transpose(0, 1));
+  }
+  torch::Tensor outside = torch::from_blob(const_cast<uint8_t*>(brain.data()), {nz, ny, nx}, torch::kByte).eq(0);
+  out.masked_fill_(outside.unsqueeze(0), 0.0);
+  out[0].masked_fill_(outside, 1.0);
+  // Voxels of the brain that no slice's crop covers: background too.
+  torch::Tensor unseen = torch::ones({nz, ny, nx}, torch::kBool);
+  unseen.narrow(1, o.j0, o.j1 - o.j0).narrow(2, o.i0, o.i1 - o.i0).fill_(false);
+  out[0].masked_fill_(unseen, 1.0);
+  return out;
+}
+
 BrainBox brain_box(const NormalisedCase& c) {
   const Dims3& d = c.geometry.dims;
   std::array<int64_t, 3> lo = {d[2], d[1], d[0]}, hi = {-1, -1, -1};
@@ -208,6 +235,26 @@ std::vector<uint8_t> uncrop_classes(const torch::Tensor& classes, const Dims3& d
   narrow_box(v, box).copy_(classes.to(torch::kCPU, torch::kByte));
   torch::Tensor mask = torch::from_blob(const_cast<uint8_t*>(brain.data()), {dims[2], dims[1], dims[0]}, torch::kByte);
   v.mul_(mask);  // 0 outside the brain, as the 2D inverse
+  return out;
+}
+
+torch::Tensor uncrop_probabilities(const torch::Tensor& probs, const Dims3& dims, const BrainBox& box,
+                                   const std::vector<uint8_t>& brain) {
+  STRATA_CHECK(probs.dim() == 4 && probs.size(1) == box.size[0] && probs.size(2) == box.size[1] &&
+                   probs.size(3) == box.size[2],
+               "uncrop_probabilities: probabilities of shape {} for a box of {}x{}x{}", probs.sizes(), box.size[0],
+               box.size[1], box.size[2]);
+  STRATA_CHECK(brain.size() == static_cast<size_t>(dims[0] * dims[1] * dims[2]),
+               "uncrop_probabilities: a brain mask of {} voxels for a volume of {}x{}x{}", brain.size(), dims[0],
+               dims[1], dims[2]);
+  torch::Tensor out = torch::zeros({probs.size(0), dims[2], dims[1], dims[0]}, torch::kFloat);
+  out[0].fill_(1.0);  // background outside the box
+  out.narrow(1, box.lo[0], box.size[0]).narrow(2, box.lo[1], box.size[1]).narrow(3, box.lo[2], box.size[2])
+      .copy_(probs.to(torch::kCPU, torch::kFloat));
+  torch::Tensor outside =
+      torch::from_blob(const_cast<uint8_t*>(brain.data()), {dims[2], dims[1], dims[0]}, torch::kByte).eq(0);
+  out.masked_fill_(outside.unsqueeze(0), 0.0);
+  out[0].masked_fill_(outside, 1.0);
   return out;
 }
 

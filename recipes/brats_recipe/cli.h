@@ -97,6 +97,7 @@ void add_finetune_command(CLI::App& app, Cli& cli);
 void add_bench_command(CLI::App& app, Cli& cli);
 void add_evaluate_command(CLI::App& app, Cli& cli);
 void add_predict_command(CLI::App& app, Cli& cli);
+void add_ensemble_command(CLI::App& app, Cli& cli);
 void add_score_command(CLI::App& app, Cli& cli);
 void add_report_command(CLI::App& app, Cli& cli);
 void add_export_command(CLI::App& app, Cli& cli);

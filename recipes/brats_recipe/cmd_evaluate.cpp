@@ -2,7 +2,7 @@
 // over every rank, with test-time augmentation; rank 0 prints the tables and writes the
 // JSON (and CSV) with every case's figures and where they came from.
 //
-//   launch/mpirun.sh -np 2 build/bin/brats_recipe evaluate --checkpoint runs/cpu_smoke/best.pt
+//   launch/mpirun.sh -np 2 build/bin/brats_recipe evaluate --checkpoint runs/cpu_smoke/best.pt [more.pt ...]
 //       [--config recipes/brats_tta_eval.yaml] [--tta none|flips|flips+rot90] [--json eval.json]
 //       [--csv cases.csv] [--save-predictions DIR] [--geometry packed|original] [--set data.path=...]
 //
@@ -13,6 +13,8 @@
 // --volumes`), each case whole by Gaussian-weighted sliding windows with mirroring
 // (eval.roi, eval.overlap, eval.sw_batch, eval.mirror), HD95 in mm; --geometry original
 // predicts the source cases with the same windows.
+// Several checkpoints are an ensemble (e.g. the K folds of `train --folds K`): the mean
+// of their softmax probabilities, each after its TTA or windows, as nnU-Net ensembles.
 // The architecture is the checkpoint's (its stored model section); the recipe sets the
 // data, the batch size, the TTA and the metric conventions. Without --config, the
 // checkpoint's own config is the recipe: the split of the data it was trained on.
@@ -48,36 +50,72 @@ namespace {
 namespace fs = std::filesystem;
 
 struct EvaluateOptions {
-  std::string checkpoint, tta, json, csv, predictions, geometry = "packed";
+  std::vector<std::string> checkpoints;
+  std::string tta, json, csv, predictions, geometry = "packed";
 };
 
-// The network under evaluation, 2D or 3D: its forward pass, the inferer of its
-// predictions, and where its weights came from.
-struct Network {
-  eval::SegmentationModel forward;
+// One network under evaluation: where its weights came from.
+struct Member {
+  std::string path;
   int64_t epoch = 0;
   double best_metric = 0;
   std::string weights_hash;
   nn::SegmentationIo io;
 };
 
-Network network_of(const model::LoadedModel& loaded) {
-  nn::UNet2d model = loaded.model;  // a shared handle: forward() is not const
-  return {[model](const torch::Tensor& x) mutable { return model->forward(x); }, loaded.meta.epoch,
-          loaded.meta.best_metric, model::weights_hash(*loaded.model), loaded.model->config().io()};
+// The networks under evaluation, 2D or 3D: one, or an ensemble whose probabilities are
+// averaged (each after the inferer's views).
+struct Networks {
+  eval::SegmentationModels forward;
+  std::vector<Member> members;
+
+  // "CKPT (epoch 3, best val mean Dice 0.4812)", or for an ensemble its size and members.
+  std::string describe() const {
+    std::vector<std::string> each;
+    for (const auto& m : members) each.push_back(fmt::format("{} (epoch {}, best val {:.4f})", m.path, m.epoch,
+                                                             m.best_metric));
+    return members.size() == 1 ? each[0]
+                               : fmt::format("an ensemble of {} models: {}", members.size(), fmt::join(each, ", "));
+  }
+};
+
+// Every checkpoint's network on `device` (the model sections are the checkpoints' own;
+// config.model, the first's, builds a PyTorch state_dict).
+Networks load_networks(const RecipeConfig& config, const std::vector<std::string>& checkpoints,
+                       const torch::Device& device) {
+  Networks n;
+  for (const auto& path : checkpoints) {
+    if (config.model.is_3d()) {
+      LoadedNetwork loaded = load_network_3d(config, path, device);
+      std::shared_ptr<nn::Model> model = loaded.model;
+      n.forward.push_back([model](const torch::Tensor& x) { return model->forward(x); });
+      n.members.push_back({path, loaded.meta.epoch, loaded.meta.best_metric, model::weights_hash(*model), loaded.io});
+    } else {
+      model::LoadedModel loaded = model::load_unet(path, device, &config.model);
+      nn::UNet2d model = loaded.model;  // a shared handle: forward() is not const
+      n.forward.push_back([model](const torch::Tensor& x) mutable { return model->forward(x); });
+      n.members.push_back({path, loaded.meta.epoch, loaded.meta.best_metric, model::weights_hash(*model),
+                           model->config().io()});
+    }
+  }
+  return n;
 }
 
-Network network_of(const LoadedNetwork& loaded) {
-  std::shared_ptr<nn::Model> model = loaded.model;
-  return {[model](const torch::Tensor& x) { return model->forward(x); }, loaded.meta.epoch, loaded.meta.best_metric,
-          model::weights_hash(*loaded.model), loaded.io};
-}
-
-nlohmann::json provenance(const RecipeConfig& config, const EvaluateOptions& o, const Network& net, int ranks) {
-  return {{"checkpoint", {{"path", o.checkpoint}, {"epoch", net.epoch}, {"weights_hash", net.weights_hash}}},
-          {"model", config.model.is_3d() ? nn::kUNet3d : nn::kUNet2d},
-          {"data", config.data.path}, {"split", config.eval.split}, {"geometry", o.geometry},
-          {"strata_version", STRATA_VERSION}, {"ranks", ranks}};
+nlohmann::json provenance(const RecipeConfig& config, const EvaluateOptions& o, const Networks& net, int ranks) {
+  nlohmann::json members = nlohmann::json::array();
+  for (const auto& m : net.members) {
+    members.push_back({{"path", m.path}, {"epoch", m.epoch}, {"weights_hash", m.weights_hash}});
+  }
+  nlohmann::json j{{"model", config.model.is_3d() ? nn::kUNet3d : nn::kUNet2d},
+                   {"data", config.data.path}, {"split", config.eval.split}, {"geometry", o.geometry},
+                   {"strata_version", STRATA_VERSION}, {"ranks", ranks}};
+  if (members.size() == 1) {
+    j["checkpoint"] = members[0];
+  } else {
+    j["checkpoints"] = members;  // an ensemble
+  }
+  if (config.data.fold >= 0) j["fold"] = config.data.fold;
+  return j;
 }
 
 // What --geometry original needs of a packed file: the split's case names, the source
@@ -140,7 +178,7 @@ OriginalCases original_of_volumes(const RecipeConfig& config) {
 
 // The split's cases predicted from their source folders and scored on whole volumes.
 void evaluate_original(comm::World& world, const torch::Device& device, const RecipeConfig& config,
-                       const EvaluateOptions& o, const Network& net) {
+                       const EvaluateOptions& o, const Networks& net) {
   brats::PredictSetup s;
   std::unique_ptr<brats::Predictor> predictor;
   const bool keep = !o.predictions.empty();
@@ -152,7 +190,7 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
     s.check = cases.check;
     s.volumes = volumes;
     if (volumes) {
-      s.inferer = volume_inferer(config, o.tta, net.io, o.checkpoint);
+      for (const auto& m : net.members) s.inferer = volume_inferer(config, o.tta, m.io, m.path);
     } else {
       s.size = cases.slice_size;
       s.context = config.data.context;  // the checkpoint's (take_model_from_checkpoint)
@@ -170,7 +208,7 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
              config.eval.split, s.input,
              volumes ? std::string("whole cases") : fmt::format("slices of {}x{}", s.size, s.size),
              s.inferer->describe());
-  brats::PredictResult r = predictor->run(net.forward);
+  brats::PredictResult r = predictor->run(net.forward);  // an ensemble averages its models' probabilities
   if (!keep && world.rank() == 0) {
     std::error_code ec;
     fs::remove_all(s.out, ec);
@@ -197,7 +235,7 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
 
 // Rank 0: the report's table, JSON and CSV (the same for slices and volumes).
 void print_report(const eval::EvalReport& report, const RecipeConfig& config, const EvaluateOptions& o,
-                  const Network& net, int ranks) {
+                  const Networks& net, int ranks) {
   fmt::print("\n{}", eval::format_report(report));
   std::fflush(stdout);
   if (!o.json.empty()) {
@@ -216,22 +254,21 @@ void evaluate_volumes(comm::World& world, const torch::Device& device, const Rec
                       const EvaluateOptions& o) {
   auto comm = comm::make_communicator(world, device, config.run.backend);
   std::unique_ptr<eval::VolumeEvaluator> evaluator;
-  Network net;
+  Networks net;
   world.agree([&] {
-    LoadedNetwork loaded = load_network_3d(config, o.checkpoint, device);
-    net = network_of(loaded);
+    net = load_networks(config, o.checkpoints, device);
     eval::VolumeEvalSetup setup;
     setup.path = config.data.path;
     setup.store = data::volume_store_options(config.data);
     setup.eval = config.eval;
     setup.labels = brats::eval_labels();
-    setup.inferer = volume_inferer(config, o.tta, net.io, o.checkpoint);
+    for (const auto& m : net.members) setup.inferer = volume_inferer(config, o.tta, m.io, m.path);
     evaluator = std::make_unique<eval::VolumeEvaluator>(setup, device, world.rank(), world.size(), comm.get());
-    evaluator->check_model(net.io, "'" + o.checkpoint + "'");
+    for (const auto& m : net.members) evaluator->check_model(m.io, "'" + m.path + "'");
   });
-  core::log0("evaluate: {} (epoch {}, best val mean Dice {:.4f}) on the '{}' split of {}: {} whole volumes ({:.1f} M "
-             "voxels), {} rank(s) on {}, {} ({} forward pass(es) per window), amp {}",
-             o.checkpoint, net.epoch, net.best_metric, config.eval.split, config.data.path, evaluator->num_cases(),
+  core::log0("evaluate: {} on the '{}' split of {}: {} whole volumes ({:.1f} M voxels), {} rank(s) on {}, {} ({} "
+             "forward pass(es) per window), amp {}",
+             net.describe(), config.eval.split, config.data.path, evaluator->num_cases(),
              static_cast<double>(evaluator->num_voxels()) / 1e6, world.size(), device.str(),
              evaluator->inferer().describe(), evaluator->inferer().passes(), nn::amp_name(evaluator->amp()));
   eval::CasePrediction save;  // --save-predictions: the brain box of each case, as stored
@@ -250,9 +287,10 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
   auto options = std::make_shared<ConfigOptions>();
   auto o = std::make_shared<EvaluateOptions>();
   Cli::add_config_options(cmd, options.get(), /*config_required=*/false);
-  cmd->add_option("--checkpoint", o->checkpoint,
+  cmd->add_option("--checkpoint", o->checkpoints,
                   "checkpoint whose model section and weights are evaluated; without --config, its stored config "
-                  "is the recipe (data.path, eval.*)")
+                  "is the recipe (data.path, eval.*). Several (e.g. run/fold_*/best.pt) are an ensemble: their "
+                  "softmax probabilities averaged, each after its TTA")
       ->required();
   cmd->add_option("--tta", o->tta,
                   "test-time augmentation: the same as --set eval.tta=MODE; for a unet3d, none or flips (the 8 "
@@ -269,11 +307,12 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
   cli.on(cmd, [&cli, options, o] {
     ConfigOptions resolved = *options;
     if (!o->tta.empty()) resolved.sets.push_back("eval.tta=" + o->tta);  // part of the config every rank checks
+    const std::string& first = o->checkpoints.front();
     RecipeConfig config =
-        cli.resolve(resolved, stored_config_yaml(o->checkpoint, resolved.config_path), "config of " + o->checkpoint);
+        cli.resolve(resolved, stored_config_yaml(first, resolved.config_path), "config of " + first);
     cli.check_storage(config, /*run_dir=*/false);
-    take_model_from_checkpoint(config, o->checkpoint);
-    take_fold_from_checkpoint(config, o->checkpoint);
+    take_model_from_checkpoints(config, o->checkpoints);
+    take_fold_from_checkpoints(config, o->checkpoints);
     core::log0("resolved config (hash {}):\n{}", core::hash_hex(core::config_hash(config)), core::to_yaml(config));
 
     comm::World& world = cli.world();
@@ -283,11 +322,8 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
       return;
     }
     if (o->geometry == "original") {
-      Network net;
-      world.agree([&] {
-        net = config.model.is_3d() ? network_of(load_network_3d(config, o->checkpoint, device))
-                                   : network_of(model::load_unet(o->checkpoint, device, &config.model));
-      });
+      Networks net;
+      world.agree([&] { net = load_networks(config, o->checkpoints, device); });
       evaluate_original(world, device, config, *o, net);
       return;
     }
@@ -296,30 +332,27 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
     setup.data = config.data;
     setup.eval = config.eval;
     setup.labels = brats::eval_labels();
-    // The data, the split, the checkpoint and their fit are checked without collectives
+    // The data, the split, the checkpoints and their fit are checked without collectives
     // and agreed on: a mistake stops every rank with one message.
     std::unique_ptr<eval::Evaluator> evaluator_ptr;
-    model::LoadedModel loaded;
+    Networks net;
     world.agree([&] {
       evaluator_ptr = std::make_unique<eval::Evaluator>(setup, device, world.rank(), world.size(), comm.get());
-      loaded = model::load_unet(o->checkpoint, device, &config.model);
-      evaluator_ptr->check_model(loaded.model->config().io(), "'" + o->checkpoint + "'");
+      net = load_networks(config, o->checkpoints, device);
+      for (const auto& m : net.members) evaluator_ptr->check_model(m.io, "'" + m.path + "'");
     });
     eval::Evaluator& evaluator = *evaluator_ptr;
-    core::log0(
-        "evaluate: {} (epoch {}, best val mean Dice {:.4f}) on the '{}' split of {}: {} slices of {} cases, "
-        "{} rank(s) on {}, TTA {} ({} views), amp {}",
-        o->checkpoint, loaded.meta.epoch, loaded.meta.best_metric, config.eval.split, config.data.path,
-        evaluator.num_slices(), evaluator.num_cases(), world.size(), device.str(), config.eval.tta,
-        evaluator.inferer().passes(), nn::amp_name(evaluator.amp()));
+    core::log0("evaluate: {} on the '{}' split of {}: {} slices of {} cases, {} rank(s) on {}, TTA {} ({} views), amp {}",
+               net.describe(), config.eval.split, config.data.path, evaluator.num_slices(), evaluator.num_cases(),
+               world.size(), device.str(), config.eval.tta, evaluator.inferer().passes(),
+               nn::amp_name(evaluator.amp()));
 
     eval::CasePrediction save;  // --save-predictions: each rank writes its cases' NIfTI files
     if (!o->predictions.empty()) {
       save = brats::prediction_writer(o->predictions, evaluator.store().info().label_source_values);
     }
-    eval::EvalReport report =
-        evaluator.run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); }, save);
-    if (world.rank() == 0) print_report(report, config, *o, network_of(loaded), world.size());
+    eval::EvalReport report = evaluator.run(net.forward, save);
+    if (world.rank() == 0) print_report(report, config, *o, net, world.size());
   });
 }
 

@@ -70,10 +70,21 @@ std::vector<std::string> split_case_names(const std::string& spec) {
 
 // The 2D model's fit to the cases: its slice size and context (from the checkpoint when
 // not given), its input channels and size multiple.
+// An ensemble's later models must have been trained on the first's slice size and context.
 void check_slice_model(const model::LoadedModel& loaded, const std::string& checkpoint, const RecipeConfig& config,
-                       brats::PredictSetup& s) {
+                       brats::PredictSetup& s, bool first) {
   if (s.size <= 0) s.size = trained_slice_size(loaded, checkpoint);
-  s.context = loaded.meta.reason == "state_dict" ? config.data.context : trained_context(loaded.meta, checkpoint);
+  const int64_t context =
+      loaded.meta.reason == "state_dict" ? config.data.context : trained_context(loaded.meta, checkpoint);
+  STRATA_CHECK_AS(ConfigError, first || context == s.context,
+                  "an ensemble's models read the same input: '{}' was trained with data.context {}, the first model "
+                  "with {}", checkpoint, context, s.context);
+  s.context = context;
+  if (!first && loaded.meta.slice_size > 0) {
+    STRATA_CHECK_AS(ConfigError, loaded.meta.slice_size == s.size,
+                    "an ensemble's models read the same input: '{}' was trained on slices of {}, the first model on {}",
+                    checkpoint, loaded.meta.slice_size, s.size);
+  }
   const int64_t in = loaded.model->config().in_channels;
   STRATA_CHECK_AS(ConfigError, in == dataprep::brats_slices::kChannels * s.context,
                   "the model of '{}' takes {} input channels, but {} modalities with data.context {} give {}",
@@ -103,14 +114,17 @@ void add_predict_command(CLI::App& app, Cli& cli) {
   auto* cmd = app.add_subcommand(
       "predict", "segment BraTS case folders with a checkpoint: <case>.nii.gz in each case's own geometry");
   auto options = std::make_shared<ConfigOptions>();
-  auto checkpoint = std::make_shared<std::string>();
+  auto checkpoints = std::make_shared<std::vector<std::string>>();
   auto setup = std::make_shared<brats::PredictSetup>();
   auto tta = std::make_shared<std::string>();
   auto csv = std::make_shared<std::string>();
   auto json = std::make_shared<std::string>();
   auto cases_from = std::make_shared<std::string>();
   Cli::add_config_options(cmd, options.get(), /*config_required=*/false);
-  cmd->add_option("--checkpoint", *checkpoint, "checkpoint (last.pt, best.pt) whose model segments")->required();
+  cmd->add_option("--checkpoint", *checkpoints,
+                  "checkpoint (last.pt, best.pt) whose model segments; several (e.g. run/fold_*/best.pt) are an "
+                  "ensemble: their softmax probabilities averaged, each after its TTA")
+      ->required();
   cmd->add_option("--cases-from", *cases_from,
                   "FILE.h5[:SPLIT]: predict only the cases of that split of a packed file (default split val)");
   cmd->add_option("--input", setup->input, "a folder of BraTS case folders, or one case folder")->required();
@@ -124,15 +138,19 @@ void add_predict_command(CLI::App& app, Cli& cli) {
   auto* overwrite = cmd->add_flag("--overwrite", setup->force,
                                   "predict cases whose <case>.nii.gz exists too, replacing it (default: skip them)");
   cli.deprecate(cmd->add_flag("--force", setup->force), overwrite, "--force is now --overwrite");
+  cmd->add_flag("--save-probabilities", setup->save_probabilities,
+                "also write each case's class probabilities as OUT/probabilities/<case>.nii.gz (float32, one volume "
+                "per class), for `ensemble`");
   cmd->add_flag("--score", setup->score, "score the cases whose folder has a seg, in the same run");
   cmd->add_option("--csv", *csv, "with --score: per-case scores as CSV (rank 0, atomically)");
   cmd->add_option("--json", *json, "a JSON record of the run (and with --score, every case's scores)");
-  cli.on(cmd, [&cli, options, checkpoint, setup, tta, csv, json, cases_from] {
+  cli.on(cmd, [&cli, options, checkpoints, setup, tta, csv, json, cases_from] {
     // A unet3d is predicted with the sliding window of its own run's config (eval.roi,
     // the training patch) unless --config says otherwise.
-    const bool volumes = checkpoint_model_name(*checkpoint) == nn::kUNet3d;
-    RecipeConfig config = volumes ? cli.resolve(*options, stored_config_yaml(*checkpoint, options->config_path),
-                                                "config of " + *checkpoint)
+    const std::string& first = checkpoints->front();
+    const bool volumes = checkpoint_model_name(first) == nn::kUNet3d;
+    RecipeConfig config = volumes ? cli.resolve(*options, stored_config_yaml(first, options->config_path),
+                                                "config of " + first)
                                   : cli.resolve(*options);
     comm::World& world = cli.world();
     const torch::Device device = world.bind_device(config.run.device);
@@ -140,35 +158,47 @@ void add_predict_command(CLI::App& app, Cli& cli) {
     s.batch = config.eval.batch_size > 0 ? config.eval.batch_size : config.data.batch_size;
     s.amp = eval::resolve_eval_amp(config.eval.amp, device);
     s.volumes = volumes;
-    model::LoadedModel loaded;     // 2D
-    LoadedNetwork net;             // 3D
+    eval::SegmentationModels models;
+    nlohmann::json members = nlohmann::json::array();  // path, epoch, weights of each model
     std::unique_ptr<brats::Predictor> predictor;
-    if (volumes) take_model_from_checkpoint(config, *checkpoint);
+    if (volumes) take_model_from_checkpoints(config, *checkpoints);
     world.agree([&] {  // files and fit checked on every rank before anything runs
       if (!cases_from->empty()) s.only = split_case_names(*cases_from);
-      if (volumes) {
-        net = load_network_3d(config, *checkpoint, device);
-        s.inferer = volume_inferer(config, *tta, net.io, *checkpoint);
-      } else {
-        eval::EvalConfig e = config.eval;
-        if (!tta->empty()) e.tta = *tta;
-        s.inferer = eval::make_inferer(e);
-        loaded = model::load_unet(*checkpoint, device, &config.model);
-        check_slice_model(loaded, *checkpoint, config, s);
+      eval::EvalConfig e = config.eval;
+      if (!tta->empty()) e.tta = *tta;
+      if (!volumes) s.inferer = eval::make_inferer(e);
+      for (const auto& path : *checkpoints) {
+        std::shared_ptr<torch::nn::Module> weights;
+        int64_t epoch = 0;
+        if (volumes) {
+          LoadedNetwork net = load_network_3d(config, path, device);
+          s.inferer = volume_inferer(config, *tta, net.io, path);
+          std::shared_ptr<nn::Model> model = net.model;
+          models.push_back([model](const torch::Tensor& x) { return model->forward(x); });
+          weights = net.model, epoch = net.meta.epoch;
+        } else {
+          model::LoadedModel loaded = model::load_unet(path, device, &config.model);
+          check_slice_model(loaded, path, config, s, /*first=*/models.empty());
+          nn::UNet2d model = loaded.model;  // a shared handle: forward() is not const
+          models.push_back([model](const torch::Tensor& x) mutable { return model->forward(x); });
+          weights = loaded.model.ptr(), epoch = loaded.meta.epoch;
+        }
+        members.push_back({{"path", path}, {"epoch", epoch}, {"weights_hash", model::weights_hash(*weights)}});
       }
       predictor = std::make_unique<brats::Predictor>(s, device, &world);
     });
-    const int64_t epoch = volumes ? net.meta.epoch : loaded.meta.epoch;
     const std::string shape = volumes ? "whole cases (the brain's box)"
                                       : fmt::format("slices of {}x{}{}", s.size, s.size,
                                                     s.context > 1 ? fmt::format(" with {} slices per sample", s.context)
                                                                   : std::string());
-    core::log0("predict: {} (epoch {}) on {} case(s) of {}, {}, {} {}, {} rank(s) on {}, amp {}", *checkpoint, epoch,
-               predictor->num_cases(), s.input, shape, volumes ? "inferer" : "TTA", s.inferer->describe(),
-               world.size(), device.str(), nn::amp_name(s.amp));
-    brats::PredictResult r =
-        volumes ? predictor->run([&net](const torch::Tensor& x) { return net.model->forward(x); })
-                : predictor->run([&loaded](const torch::Tensor& x) { return loaded.model->forward(x); });
+    const std::string what = members.size() == 1
+                                 ? fmt::format("{} (epoch {})", first, members[0]["epoch"].get<int64_t>())
+                                 : fmt::format("an ensemble of {} models ({})", members.size(),
+                                               fmt::join(*checkpoints, ", "));
+    core::log0("predict: {} on {} case(s) of {}, {}, {} {}, {} rank(s) on {}, amp {}", what, predictor->num_cases(),
+               s.input, shape, volumes ? "inferer" : "TTA", s.inferer->describe(), world.size(), device.str(),
+               nn::amp_name(s.amp));
+    brats::PredictResult r = predictor->run(models);
     if (world.rank() != 0) return;
     const double n = static_cast<double>(std::max<size_t>(r.written.size(), 1));
     core::log0("predicted {} case(s) into {} ({} existed and were skipped; --overwrite redoes them) in {:.1f} s on {} "
@@ -176,16 +206,19 @@ void add_predict_command(CLI::App& app, Cli& cli) {
                r.written.size(), s.out, r.skipped.size(), r.seconds, r.ranks,
                60.0 * static_cast<double>(r.written.size()) / std::max(r.seconds, 1e-9), r.times.read / n,
                r.times.preprocess / n, r.times.infer / n, r.times.write / n);
-    const torch::nn::Module& weights = volumes ? static_cast<const torch::nn::Module&>(*net.model) : *loaded.model;
-    nlohmann::json extra{{"checkpoint", {{"path", *checkpoint}, {"epoch", epoch},
-                                         {"weights_hash", model::weights_hash(weights)}}},
-                         {"model", volumes ? nn::kUNet3d : nn::kUNet2d},
+    nlohmann::json extra{{"model", volumes ? nn::kUNet3d : nn::kUNet2d},
                          {"input", s.input}, {"out", s.out}, {"tta", s.inferer->describe()},
                          {"strata_version", STRATA_VERSION}, {"ranks", r.ranks},
                          {"written", r.written}, {"skipped", r.skipped},
                          {"seconds", r.seconds},
                          {"seconds_per_case", {{"read", r.times.read / n}, {"preprocess", r.times.preprocess / n},
                                                {"infer", r.times.infer / n}, {"write", r.times.write / n}}}};
+    if (members.size() == 1) {
+      extra["checkpoint"] = members[0];
+    } else {
+      extra["checkpoints"] = members;  // an ensemble
+    }
+    if (s.save_probabilities) extra["probabilities"] = (std::filesystem::path(s.out) / "probabilities").string();
     if (!volumes) extra["slice_size"] = s.size;
     if (s.score) {
       if (r.scores.empty()) {

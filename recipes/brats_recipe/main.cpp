@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
   recipes::add_bench_command(app, cli);
   recipes::add_evaluate_command(app, cli);
   recipes::add_predict_command(app, cli);
+  recipes::add_ensemble_command(app, cli);
   recipes::add_score_command(app, cli);
   recipes::add_report_command(app, cli);
   recipes::add_export_command(app, cli);

@@ -17,6 +17,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 
@@ -109,23 +110,71 @@ void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpo
   }
 }
 
-void take_fold_from_checkpoint(RecipeConfig& config, const std::string& checkpoint) {
-  if (config.data.fold >= 0 || model::is_state_dict(checkpoint)) return;
+namespace {
+
+// The data.fold `checkpoint` trained, when it trained one of `data_path` (-1 otherwise:
+// no fold, another file, a state_dict, a config of an older release).
+int64_t trained_fold(const std::string& checkpoint, const std::string& data_path) {
+  if (model::is_state_dict(checkpoint)) return -1;
   auto archive = model::open_checkpoint(checkpoint, torch::Device(torch::kCPU));
   const model::CheckpointMeta meta = model::read_meta(archive, checkpoint);
-  if (meta.config_yaml.empty()) return;
+  if (meta.config_yaml.empty()) return -1;
   RecipeConfig trained;
   try {
     trained = core::parse_config<RecipeConfig>(meta.config_yaml, {}, "the config of " + checkpoint);
   } catch (const core::ConfigError&) {
-    return;  // a config of an older release: it trained no fold
+    return -1;  // a config of an older release: it trained no fold
   }
   std::error_code ec;
-  if (trained.data.fold < 0 || !std::filesystem::equivalent(trained.data.path, config.data.path, ec)) return;
-  core::log0("data.fold: {} from {}, which trained on the other folds of {}: its validation cases, not the file's "
-             "stored val (--set data.fold=K chooses another)",
-             trained.data.fold, checkpoint, config.data.path);
-  config.data.fold = trained.data.fold;
+  return trained.data.fold >= 0 && std::filesystem::equivalent(trained.data.path, data_path, ec) ? trained.data.fold
+                                                                                                  : -1;
+}
+
+}  // namespace
+
+void take_fold_from_checkpoint(RecipeConfig& config, const std::string& checkpoint) {
+  take_fold_from_checkpoints(config, {checkpoint});
+}
+
+void take_fold_from_checkpoints(RecipeConfig& config, const std::vector<std::string>& checkpoints) {
+  if (config.data.fold >= 0 && checkpoints.size() == 1) return;
+  std::vector<int64_t> folds;
+  for (const auto& c : checkpoints) folds.push_back(trained_fold(c, config.data.path));
+  const bool one_fold = std::all_of(folds.begin(), folds.end(), [&](int64_t f) { return f == folds[0]; });
+  if (one_fold && config.data.fold >= 0) return;
+  if (one_fold && folds[0] >= 0) {
+    core::log0("data.fold: {} from {}, which trained on the other folds of {}: its validation cases, not the file's "
+               "stored val (--set data.fold=K chooses another)",
+               folds[0], fmt::join(checkpoints, ", "), config.data.path);
+    config.data.fold = folds[0];
+    return;
+  }
+  if (one_fold) return;  // no member trained a fold of this file
+  STRATA_CHECK_AS(ConfigError, config.eval.split == "test",
+                  "the models trained on different folds of {} (folds {}): every case outside its test split was in "
+                  "some model's training data, so an ensemble of them is scored on the test split (--set "
+                  "eval.split=test; `pack --folds K --test-fraction F` holds one out)",
+                  config.data.path, fmt::join(folds, ", "));
+}
+
+void take_model_from_checkpoints(RecipeConfig& config, const std::vector<std::string>& checkpoints) {
+  STRATA_CHECK_AS(ConfigError, !checkpoints.empty(), "no --checkpoint given");
+  const std::string& first = checkpoints[0];
+  take_model_from_checkpoint(config, first);
+  const std::string network = checkpoint_model_name(first);
+  for (size_t m = 1; m < checkpoints.size(); ++m) {
+    const std::string& other = checkpoints[m];
+    const std::string name = checkpoint_model_name(other);
+    STRATA_CHECK_AS(ConfigError, name == network,
+                    "an ensemble averages networks of one kind: '{}' holds a {}, but '{}' holds a {}", first, network,
+                    other, name);
+    if (model::is_state_dict(other)) continue;
+    auto archive = model::open_checkpoint(other, torch::Device(torch::kCPU));
+    const int64_t context = trained_context(model::read_meta(archive, other), other);
+    STRATA_CHECK_AS(ConfigError, context == config.data.context,
+                    "an ensemble's models read the same input: '{}' was trained with data.context {}, but '{}' with {}",
+                    first, config.data.context, other, context);
+  }
 }
 
 std::string stored_config_yaml(const std::string& checkpoint, const std::string& config_path) {

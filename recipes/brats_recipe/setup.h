@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace strata::recipes {
 
@@ -33,6 +34,15 @@ void take_model_from_checkpoint(RecipeConfig& config, const std::string& checkpo
 // cases and never from the file's stored val, which may hold cases the model trained on.
 // Another file, or a data.fold given, is left as it is.
 void take_fold_from_checkpoint(RecipeConfig& config, const std::string& checkpoint);
+// The same for an ensemble's models: one fold that all trained is taken as above. Models
+// that trained different folds of the file have, between them, trained on every case
+// outside its test split, so any other split is a ConfigError saying so (whatever
+// data.fold says).
+void take_fold_from_checkpoints(RecipeConfig& config, const std::vector<std::string>& checkpoints);
+// take_model_from_checkpoint of the first of an ensemble's `checkpoints`, after checking
+// that every one holds the same kind of network (unet2d or unet3d) trained with the same
+// data.context: a ConfigError naming the two that differ. Their widths and depths may differ.
+void take_model_from_checkpoints(RecipeConfig& config, const std::vector<std::string>& checkpoints);
 
 // The config `checkpoint` was trained with, as YAML: the base of a command's config when
 // it has no --config (`config_path` empty; "" with one, and for a PyTorch state_dict, which has none).

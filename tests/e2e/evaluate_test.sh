@@ -29,7 +29,7 @@ done
 python3 - "$OUT/eval2.json" "$OUT/pred" >"$OUT/check.log" 2>&1 <<'PY' || { LOG=$OUT/check.log; fail "JSON or predictions"; }
 import gzip, json, os, struct, sys
 j = json.load(open(sys.argv[1]))
-assert set(j) == {"per_class", "mean_dice", "mean_iou", "regions", "per_case", "tta", "slices", "cases", "ranks",
+assert set(j) == {"per_class", "mean_dice", "mean_iou", "regions", "per_case", "tta", "models", "slices", "cases", "ranks",
                   "checkpoint", "data", "split", "geometry", "strata_version", "confusion", "hd95_unit", "model"}, set(j)
 # The confusion matrix holds every pixel of the split once, and gives the table's Dice.
 m = j["confusion"]["pixels"]

@@ -83,6 +83,32 @@ assert len(os.listdir(os.path.join(out, "boxes"))) == n and len(pred["cases"]) =
 print(f"{n} val cases agree: packed = original geometry, np 1 = np 2, predict --score = score")
 PY
 expect_rc 0
+# Ensembles of 3D models: two copies of one are that model; best.pt with the fine-tuned
+# model averages their windows' probabilities, also in predict --save-probabilities.
+run ens_copies "$B" evaluate --checkpoint "$OUT/run/best.pt" "$OUT/run/best.pt" --tta none --json "$OUT/copies.json"
+expect_rc 0; expect_log "an ensemble of 2 models"
+run ens_eval "$B" evaluate --checkpoint "$OUT/run/best.pt" "$OUT/ft/last.pt" --tta none --json "$OUT/ens.json"
+expect_rc 0
+run ens_pred $MPI_LAUNCH2 "$B" predict --checkpoint "$OUT/run/best.pt" "$OUT/ft/last.pt" --input "$C" \
+  --cases-from "$OUT/vol.h5:val" --out "$OUT/ens_pred" --tta none --save-probabilities
+expect_rc 0; expect_log "an ensemble of 2 models"
+run ens_check "$STRATA_PYTHON" - "$OUT" <<'PY'
+import glob, json, os, sys
+import nibabel as nib, numpy as np
+out = sys.argv[1]
+e1, copies, ens = (json.load(open(os.path.join(out, n))) for n in ("eval1.json", "copies.json", "ens.json"))
+assert copies["models"] == 2 and copies["confusion"] == e1["confusion"], "two copies of best.pt differ from it"
+assert ens["models"] == 2 and [m["path"] for m in ens["checkpoints"]] == [f"{out}/run/best.pt", f"{out}/ft/last.pt"]
+files = sorted(glob.glob(f"{out}/ens_pred/probabilities/*.nii.gz"))
+assert len(files) == len(e1["per_case"]), files
+for f in files:
+    p = np.asarray(nib.load(f).dataobj)
+    labels = np.asarray(nib.load(f"{out}/ens_pred/{os.path.basename(f)}").dataobj)
+    assert p.shape == labels.shape + (4,) and np.abs(p.sum(-1) - 1).max() < 1e-4, (p.shape, labels.shape)
+    assert np.array_equal(labels, np.array([0, 1, 2, 4])[p.argmax(-1)]), f
+print(f"3D ensembles: copies = the model; {len(files)} probability volumes whose argmax are the labels")
+PY
+expect_rc 0
 run export "$B" export --checkpoint "$OUT/run/best.pt" --out "$OUT/state.pt"
 expect_rc 0
 expect_log "UNet3d(in_channels=4"

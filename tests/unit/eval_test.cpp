@@ -2,6 +2,7 @@
 #include "strata/core/error.h"
 #include "strata/eval/hd95.h"
 #include "strata/eval/inferer.h"
+#include "strata/eval/sliding_window.h"
 #include "strata/eval/tta.h"
 
 #include <gtest/gtest.h>
@@ -77,6 +78,47 @@ TEST(TtaTest, TtaInfererIsTheAverageOverItsModesViews) {
   EvalConfig bad;
   bad.tta = "rot45";
   EXPECT_THROW(make_inferer(bad), core::ConfigError);
+}
+
+// An ensemble is the mean of its models' probabilities, each after the inferer's views:
+// for TTA on slices and for sliding windows with mirroring on volumes.
+TEST(EnsembleTest, OneModelIsItselfKCopiesAreItAndTwoModelsAreTheirMean) {
+  auto ramp = torch::linspace(0, 1, 8).view({1, 1, 1, 8});  // position dependent: views differ
+  auto mix_a = torch::tensor({{1.0f, -0.5f}, {0.3f, 0.8f}, {-1.0f, 0.2f}});
+  auto mix_b = torch::tensor({{-0.2f, 0.9f}, {0.7f, -0.4f}, {0.5f, 0.5f}});
+  SegmentationModel a = [&](const torch::Tensor& x) { return torch::einsum("kc,bchw->bkhw", {mix_a, x}) + ramp; };
+  SegmentationModel b = [&](const torch::Tensor& x) { return torch::einsum("kc,bchw->bkhw", {mix_b, x}) - ramp; };
+  torch::manual_seed(0);
+  auto x = torch::randn({2, 2, 8, 8});
+  TtaInferer tta(TtaMode::kFlipsRot90);
+  const torch::Tensor pa = tta.probabilities(a, x), pb = tta.probabilities(b, x);
+  EXPECT_TRUE(torch::equal(ensemble_probabilities(tta, {a}, x), pa)) << "one model: its own probabilities, exactly";
+  for (size_t k : {2u, 3u, 5u}) {
+    const torch::Tensor copies = ensemble_probabilities(tta, SegmentationModels(k, a), x);
+    EXPECT_TRUE(torch::allclose(copies, pa, 1e-6, 1e-7)) << k << " copies";
+    EXPECT_TRUE(torch::equal(copies.argmax(1), pa.argmax(1))) << k << " copies";
+  }
+  const torch::Tensor both = ensemble_probabilities(tta, {a, b}, x);
+  EXPECT_TRUE(torch::allclose(both, (pa + pb) / 2, 1e-6, 1e-7));
+  EXPECT_GT((both - pa).abs().max().item<double>(), 0.05) << "the ensemble differs from model a";
+  EXPECT_GT((both - pb).abs().max().item<double>(), 0.05) << "the ensemble differs from model b";
+  EXPECT_TRUE(torch::allclose(both.sum(1), torch::ones({2, 8, 8}), 1e-5, 1e-6)) << "still probabilities";
+  EXPECT_THROW(ensemble_probabilities(tta, {}, x), core::ConfigError);
+
+  // Volumes: windows of 4^3 over 6^3 with mirroring, a per-voxel model and a skewed one.
+  auto ramp3 = torch::linspace(0, 2, 6).view({1, 1, 1, 1, 6});
+  SegmentationModel c = [&](const torch::Tensor& v) { return torch::einsum("kc,bcdhw->bkdhw", {mix_a, v}); };
+  SegmentationModel d = [&](const torch::Tensor& v) {
+    return torch::einsum("kc,bcdhw->bkdhw", {mix_b, v}) + ramp3.narrow(4, 0, v.size(4));
+  };
+  SlidingWindowInferer windows(SlidingWindowOptions{{4, 4, 4}, 0.5, 2, true});
+  auto vol = torch::randn({1, 2, 6, 6, 6});
+  const torch::Tensor pc = windows.probabilities(c, vol), pd = windows.probabilities(d, vol);
+  EXPECT_TRUE(torch::allclose(ensemble_probabilities(windows, {c, c, c}, vol), pc, 1e-6, 1e-7));
+  const torch::Tensor mean = ensemble_probabilities(windows, {c, d}, vol);
+  EXPECT_TRUE(torch::allclose(mean, (pc + pd) / 2, 1e-6, 1e-7));
+  EXPECT_GT((mean - pc).abs().max().item<double>(), 0.05);
+  EXPECT_GT((mean - pd).abs().max().item<double>(), 0.05);
 }
 
 // Brute force: all surface-to-surface distances, both directions, 95th percentile.

@@ -339,8 +339,9 @@ TEST(EvaluatorTest, JsonHasExactlyTheDocumentedShape) {
   nlohmann::json j = nlohmann::json::parse(report_json(r));
   std::set<std::string> keys;
   for (auto& [k, v] : j.items()) keys.insert(k);
-  EXPECT_EQ(keys, (std::set<std::string>{"per_class", "mean_dice", "mean_iou", "regions", "per_case", "tta", "slices",
-                                         "cases", "ranks", "confusion", "hd95_unit"}));
+  EXPECT_EQ(keys, (std::set<std::string>{"per_class", "mean_dice", "mean_iou", "regions", "per_case", "tta", "models",
+                                         "slices", "cases", "ranks", "confusion", "hd95_unit"}));
+  EXPECT_EQ(j["models"], 1);
   EXPECT_EQ(j["hd95_unit"], "packed voxels");
   // The confusion matrix: rows the truth, columns the prediction; a model that predicts
   // background everywhere puts every pixel in column 0, and the rows hold the truth's counts.

@@ -153,6 +153,35 @@ TEST(Nifti, MissingTruncatedCorruptAndFourDFilesAreNamedErrors) {
   expect_data_error(four_d, "one 3-D volume");
 }
 
+// A series (one probability volume per class) is written with a reference's header and
+// read back; a label file written from it as the reference is 3-D again.
+TEST(Nifti, ASeriesLikeAReferenceReadsBackAndLabelsFromItAreThreeD) {
+  std::string dir = test::temp_dir("nifti_series");
+  std::vector<float> ref(60, 3.0f);
+  NiftiWriteOptions o;
+  o.datatype = DT_INT16;
+  write_nifti(dir + "/ref.nii.gz", kDims, {1.0, 1.5, 2.0}, ref.data(), o);
+  std::vector<float> values(3 * 60);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) / 180.0f;
+  write_series_like(dir + "/p.nii.gz", dir + "/ref.nii.gz", kDims, 3, values.data());
+  VolumeSeries s = read_nifti_series(dir + "/p.nii.gz");
+  EXPECT_EQ(s.volumes, 3);
+  EXPECT_EQ(s.grid.dims, kDims);
+  EXPECT_EQ(s.grid.datatype, DT_FLOAT32);
+  EXPECT_EQ(s.grid.spacing, (std::array<double, 3>{1.0, 1.5, 2.0}));
+  EXPECT_EQ(s.grid.geometry.qto_xyz, read_nifti(dir + "/ref.nii.gz").geometry.qto_xyz);
+  EXPECT_EQ(s.grid.data, values);
+  expect_data_error(dir + "/p.nii.gz", "one 3-D volume");  // read_nifti takes one volume only
+  EXPECT_EQ(read_nifti_series(dir + "/ref.nii.gz").volumes, 1);
+
+  std::vector<uint8_t> labels(60, 2);
+  write_labels_like(dir + "/l.nii.gz", dir + "/p.nii.gz", kDims, labels.data());
+  Volume l = read_nifti(dir + "/l.nii.gz");
+  EXPECT_EQ(l.dims, kDims);
+  EXPECT_EQ(l.datatype, DT_UINT8);
+  EXPECT_EQ(l.data, std::vector<float>(60, 2.0f));
+}
+
 // A header may claim any size (found by fuzz_nifti: 8 KB claiming 54 TB was allocated
 // before the read noticed): the claim is checked against the file first.
 TEST(Nifti, AHeaderClaimingMoreThanTheFileHoldsIsTruncatedNotAllocated) {

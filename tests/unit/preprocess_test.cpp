@@ -74,6 +74,39 @@ TEST(Preprocess, VolumeLabelsCroppedAndPutBackAreExact) {
   EXPECT_THROW(uncrop_classes(torch::zeros({1, 2, 3}, torch::kByte), d, box, c.brain), std::exception);
 }
 
+// The probabilities in the source's geometry (predict --save-probabilities) are the
+// labels' source: their argmax is the label volume, voxel for voxel, in 2D and 3D; each
+// voxel's values sum to 1 and outside the brain the background is certain.
+TEST(Preprocess, ProbabilitiesInTheSourceGeometryArgmaxToTheLabels) {
+  auto files = find_cases(test::tiny_cases());
+  CaseVolumes v = read_case(files[0]);
+  NormalisedCase c = normalise_case(std::move(v.modalities), 24, files[0].name);
+  const auto& g = c.geometry;
+  const int64_t voxels = g.dims[0] * g.dims[1] * g.dims[2];
+  auto check = [&](const torch::Tensor& p, const std::vector<uint8_t>& labels, const char* what) {
+    ASSERT_EQ(p.sizes().vec(), (std::vector<int64_t>{4, g.dims[2], g.dims[1], g.dims[0]})) << what;
+    torch::Tensor cls = p.argmax(0).to(torch::kByte).contiguous().view({-1});
+    int64_t differ = 0;
+    for (int64_t i = 0; i < voxels; ++i) differ += cls[i].item<uint8_t>() != labels[static_cast<size_t>(i)];
+    EXPECT_EQ(differ, 0) << what;
+    EXPECT_TRUE(torch::allclose(p.sum(0), torch::ones({g.dims[2], g.dims[1], g.dims[0]}), 1e-5, 1e-5)) << what;
+    torch::Tensor outside = torch::tensor(c.brain).view({g.dims[2], g.dims[1], g.dims[0]}).eq(0);
+    EXPECT_TRUE(torch::all(p[0].masked_select(outside).eq(1)).item<bool>()) << what;
+  };
+  torch::manual_seed(1);
+  torch::Tensor slices = torch::softmax(torch::randn({g.dims[2], 4, 24, 24}), 1);
+  check(probabilities_in_source(slices, g, c.brain), labels_from_probabilities(slices, g, c.brain), "2D");
+
+  NormalisedCase whole = normalise_case(std::move(read_case(files[0]).modalities), 0, files[0].name);
+  const BrainBox box = brain_box(whole);
+  torch::Tensor boxed = torch::softmax(torch::randn({4, box.size[0], box.size[1], box.size[2]}), 0);
+  const std::vector<uint8_t> classes = uncrop_classes(boxed.argmax(0).to(torch::kByte), whole.geometry.dims, box,
+                                                      whole.brain);
+  c = std::move(whole);
+  check(uncrop_probabilities(boxed, c.geometry.dims, box, c.brain), classes, "3D");
+  EXPECT_THROW(uncrop_probabilities(boxed.narrow(1, 0, 1), c.geometry.dims, box, c.brain), std::exception);
+}
+
 TEST(Preprocess, PackedSlicesAreThePreprocessingOutput) {
   // The packer stores float16 of slice_images(): the same bits predict feeds the network.
   auto files = find_cases(test::tiny_cases());

@@ -171,7 +171,7 @@ struct Evaluator::Pass {
   torch::Tensor times;                    // after reduce(): [2 * world] pass seconds, then HD95 seconds
 };
 
-EvalReport Evaluator::run(const SegmentationModel& model, const CasePrediction& on_case) {
+EvalReport Evaluator::run(const SegmentationModels& models, const CasePrediction& on_case) {
   torch::NoGradGuard no_grad;
   const int64_t classes = static_cast<int64_t>(store_->info().class_names.size());
   const int64_t regions = static_cast<int64_t>(setup_.labels.regions.size());
@@ -182,9 +182,11 @@ EvalReport Evaluator::run(const SegmentationModel& model, const CasePrediction& 
           finish_case(pass, c, pred, truth, on_case);
         });
   }
-  infer_split(model, pass);
+  infer_split(models, pass);
   reduce(pass);
-  return report(pass);
+  EvalReport r = report(pass);
+  r.models = static_cast<int64_t>(models.size());
+  return r;
 }
 
 void Evaluator::finish_case(Pass& pass, int32_t c, const torch::Tensor& pred, const torch::Tensor& truth,
@@ -198,7 +200,7 @@ void Evaluator::finish_case(Pass& pass, int32_t c, const torch::Tensor& pred, co
   if (on_case) on_case(store_->case_names()[c], pred);
 }
 
-void Evaluator::infer_split(const SegmentationModel& model, Pass& pass) {
+void Evaluator::infer_split(const SegmentationModels& models, Pass& pass) {
   loader_->start(data::map_indices(sampler_->epoch(0), split_), 0);
   core::ProgressOptions po;
   po.enabled = setup_.progress && rank_ == 0;
@@ -207,7 +209,7 @@ void Evaluator::infer_split(const SegmentationModel& model, Pass& pass) {
   core::Stopwatch clock;
   int64_t batches = 0, mine = 0;
   while (std::optional<data::Batch> b = loader_->next()) {
-    mine += add_batch(model, *b, pass);
+    mine += add_batch(models, *b, pass);
     ++batches;
     if (po.enabled) {
       bar.update(batches, {{"slices/s", fmt::format("{:.0f}", static_cast<double>(mine * world_size_) /
@@ -223,11 +225,11 @@ void Evaluator::infer_split(const SegmentationModel& model, Pass& pass) {
   }
 }
 
-int64_t Evaluator::add_batch(const SegmentationModel& model, const data::Batch& b, Pass& pass) {
+int64_t Evaluator::add_batch(const SegmentationModels& models, const data::Batch& b, Pass& pass) {
   torch::Tensor probs;
   {
     nn::AutocastScope autocast(amp_, device_);
-    probs = inferer_->probabilities(model, b.images);
+    probs = ensemble_probabilities(*inferer_, models, b.images);
   }
   const auto& in = b.images;
   const int64_t classes = static_cast<int64_t>(store_->info().class_names.size());

@@ -25,6 +25,9 @@ std::string format_report(const EvalReport& r) {
                               r.views == 1 ? "" : "es", r.amp)
                 : fmt::format("{} split: {} slices of {} cases on {} rank(s), TTA {} ({} view{}), amp {}\n\n", r.split,
                               r.slices, r.cases, r.ranks, r.tta, r.views, r.views == 1 ? "" : "s", r.amp);
+  if (r.models > 1) {  // "...), amp off\n\n" -> "...), amp off, an ensemble of 5 models\n\n"
+    out.insert(out.size() - 2, fmt::format(", an ensemble of {} models (probabilities averaged)", r.models));
+  }
   constexpr int kName = 21;
   out += fmt::format("| {:<{}} | {:<6} | {:<6} |\n", "Class", kName, "Dice", "IoU");
   out += "| :--- | :--- | :--- |\n";
@@ -49,8 +52,9 @@ std::string format_report(const EvalReport& r) {
                        r.seconds * r.ranks / static_cast<double>(std::max<int64_t>(r.cases, 1)), r.cases, r.seconds,
                        r.ranks, hd95_time);
   } else {
-    out += fmt::format("\ntime: {:.3f} ms per slice ({} slices x {} view{} in {:.2f} s on {} rank(s){})\n",
-                       1e3 * r.seconds_per_slice(), r.slices, r.views, r.views == 1 ? "" : "s", r.seconds, r.ranks,
+    out += fmt::format("\ntime: {:.3f} ms per slice ({} slices x {} view{}{} in {:.2f} s on {} rank(s){})\n",
+                       1e3 * r.seconds_per_slice(), r.slices, r.views, r.views == 1 ? "" : "s",
+                       r.models > 1 ? fmt::format(" x {} models", r.models) : std::string(), r.seconds, r.ranks,
                        hd95_time);
   }
   return out;
@@ -88,7 +92,7 @@ std::string report_json(const EvalReport& r, const std::string& provenance_json)
     per_case.push_back(jc);
   }
   nlohmann::json j{{"per_class", per_class}, {"mean_dice", r.mean_dice}, {"mean_iou", r.mean_iou}, {"regions", regions},
-                   {"per_case", per_case},   {"tta", r.tta},             {"slices", r.slices},     {"cases", r.cases},
+                   {"per_case", per_case},   {"tta", r.tta}, {"models", r.models}, {"slices", r.slices},     {"cases", r.cases},
                    {"ranks", r.ranks}, {"hd95_unit", r.volumes ? "mm" : "packed voxels"}};
   if (r.confusion.defined()) {  // pixels: rows the ground truth class, columns the predicted one
     auto m = r.confusion.to(torch::kCPU, torch::kLong).contiguous();

@@ -63,7 +63,7 @@ int64_t VolumeEvaluator::num_voxels() const {
   return n;
 }
 
-EvalReport VolumeEvaluator::run(const SegmentationModel& model, const CasePrediction& on_case) {
+EvalReport VolumeEvaluator::run(const SegmentationModels& models, const CasePrediction& on_case) {
   torch::NoGradGuard no_grad;
   const auto& e = setup_.eval;
   const int64_t regions = static_cast<int64_t>(setup_.labels.regions.size());
@@ -84,7 +84,7 @@ EvalReport VolumeEvaluator::run(const SegmentationModel& model, const CasePredic
     torch::Tensor probs;
     {
       nn::AutocastScope autocast(amp_, device_);
-      probs = setup_.inferer->probabilities(model, image.unsqueeze(0));
+      probs = ensemble_probabilities(*setup_.inferer, models, image.unsqueeze(0));
     }
     STRATA_CHECK_AS(ConfigError, probs.dim() == 5 && probs.size(1) == store_->num_classes(),
                     "the model maps {} of shape {} to probabilities of shape {}: expected {} classes",
@@ -121,6 +121,7 @@ EvalReport VolumeEvaluator::run(const SegmentationModel& model, const CasePredic
   r.volumes = true;
   r.tta = setup_.inferer->describe();
   r.views = setup_.inferer->passes();
+  r.models = static_cast<int64_t>(models.size());
   r.amp = nn::amp_name(amp_);
   r.ranks = world_size_;
   r.slices = acc.slices();

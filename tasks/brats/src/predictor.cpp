@@ -1,6 +1,8 @@
 // Case folders to segmentations in the original geometry (see predictor.h).
 #include "strata/brats/predictor.h"
 
+#include "strata/brats/predictions.h"
+
 #include "strata/core/error.h"
 #include "strata/core/intraop.h"
 #include "strata/core/log.h"
@@ -113,7 +115,7 @@ Predictor::Predictor(PredictSetup setup, torch::Device device, const comm::World
   }
 }
 
-PredictResult Predictor::run(const eval::SegmentationModel& model) {
+PredictResult Predictor::run(const eval::SegmentationModels& models) {
   torch::NoGradGuard no_grad;
   core::Stopwatch wall;
   std::error_code ec;
@@ -137,10 +139,10 @@ PredictResult Predictor::run(const eval::SegmentationModel& model) {
 
     core::Stopwatch clock;
     const std::string title = fmt::format("predict {} ({}/{} on this rank)", files.name, k + 1, mine.size());
-    const std::vector<uint8_t> classes = infer(model, c.images, c.volume, c.box, title);
+    const Inferred inferred = infer(models, c.images, c.volume, c.box, title);
     done.times.infer += clock.seconds();
     clock.restart();
-    const std::vector<uint8_t> labels = write(files, c.volume, classes);
+    const std::vector<uint8_t> labels = write(files, c.volume, inferred);
     done.times.write += clock.seconds();
     done.written.push_back(files.name);
     if (!c.truth.empty()) {
@@ -158,7 +160,9 @@ std::vector<size_t> Predictor::share(PredictResult& mine) const {
   std::vector<size_t> pending;
   for (size_t i = static_cast<size_t>(rank_); i < cases_.size(); i += static_cast<size_t>(size_)) {
     const fs::path out = fs::path(setup_.out) / (cases_[i].name + ".nii.gz");
-    if (fs::exists(out) && !setup_.force) {
+    const bool done = fs::exists(out) && (!setup_.save_probabilities || fs::exists(probabilities_path(setup_.out,
+                                                                                                      cases_[i].name)));
+    if (done && !setup_.force) {
       mine.skipped.push_back(cases_[i].name);
     } else {
       pending.push_back(i);
@@ -167,9 +171,9 @@ std::vector<size_t> Predictor::share(PredictResult& mine) const {
   return pending;
 }
 
-std::vector<uint8_t> Predictor::infer(const eval::SegmentationModel& model, const torch::Tensor& images,
-                                      const dataprep::NormalisedCase& volume, const dataprep::BrainBox& box,
-                                      const std::string& title) const {
+Predictor::Inferred Predictor::infer(const eval::SegmentationModels& models, const torch::Tensor& images,
+                                     const dataprep::NormalisedCase& volume, const dataprep::BrainBox& box,
+                                     const std::string& title) const {
   core::ProgressOptions po;
   po.enabled = setup_.progress && rank_ == 0;
   if (setup_.volumes) {  // the case whole, one inferer call (its windows in sw_batch passes)
@@ -177,10 +181,14 @@ std::vector<uint8_t> Predictor::infer(const eval::SegmentationModel& model, cons
     torch::Tensor p;
     {
       nn::AutocastScope autocast(setup_.amp, device_);
-      p = setup_.inferer->probabilities(model, images.unsqueeze(0).to(device_));
+      p = eval::ensemble_probabilities(*setup_.inferer, models, images.unsqueeze(0).to(device_));
     }
     bar.finish();
-    return dataprep::uncrop_classes(p[0].argmax(0).to(torch::kByte), volume.geometry.dims, box, volume.brain);
+    if (setup_.save_probabilities) {
+      torch::Tensor full = dataprep::uncrop_probabilities(p[0], volume.geometry.dims, box, volume.brain);
+      return {classes_of(full), full};
+    }
+    return {dataprep::uncrop_classes(p[0].argmax(0).to(torch::kByte), volume.geometry.dims, box, volume.brain), {}};
   }
   const int64_t nz = images.size(0);
   core::ProgressBar bar(title, nz, po);
@@ -191,28 +199,28 @@ std::vector<uint8_t> Predictor::infer(const eval::SegmentationModel& model, cons
     torch::Tensor p;
     {
       nn::AutocastScope autocast(setup_.amp, device_);
-      p = setup_.inferer->probabilities(model, x);
+      p = eval::ensemble_probabilities(*setup_.inferer, models, x);
     }
     probs.push_back(p.to(torch::kCPU, torch::kFloat));
     bar.update(s0 + n);
   }
   bar.finish();
-  return dataprep::labels_from_probabilities(torch::cat(probs), volume.geometry, volume.brain);
+  if (setup_.save_probabilities) {
+    torch::Tensor full = dataprep::probabilities_in_source(torch::cat(probs), volume.geometry, volume.brain);
+    return {classes_of(full), full};
+  }
+  return {dataprep::labels_from_probabilities(torch::cat(probs), volume.geometry, volume.brain), {}};
 }
 
 std::vector<uint8_t> Predictor::write(const dataprep::CaseFiles& files, const dataprep::NormalisedCase& volume,
-                                      const std::vector<uint8_t>& classes) const {
-  std::vector<uint8_t> labels(classes.size());
-  for (size_t i = 0; i < classes.size(); ++i) labels[i] = static_cast<uint8_t>(dataprep::brats_slices::kSourceLabels[classes[i]]);
-  const fs::path out = fs::path(setup_.out) / (files.name + ".nii.gz");
-  const fs::path tmp = fs::path(setup_.out) / fmt::format(".{}.tmp-{}.nii.gz", files.name, ::getpid());
-  dataprep::write_labels_like(tmp.string(), files.modalities[1], volume.geometry.dims, labels.data());
-  std::error_code ec;
-  fs::rename(tmp, out, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    STRATA_THROW(IoError, "cannot move the prediction of case {} into place as {}", files.name, out.string());
+                                      const Inferred& inferred) const {
+  const std::string& reference = files.modalities[1];  // the T1ce's header
+  if (setup_.save_probabilities) {  // first, so that a case with labels has its probabilities
+    write_probabilities_file(probabilities_path(setup_.out, files.name), reference, volume.geometry.dims,
+                             inferred.probabilities);
   }
+  const std::vector<uint8_t> labels = source_labels(inferred.classes);
+  write_labels_file((fs::path(setup_.out) / (files.name + ".nii.gz")).string(), reference, volume.geometry.dims, labels);
   return labels;
 }
 

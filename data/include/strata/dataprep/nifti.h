@@ -48,6 +48,17 @@ struct Volume {
 // datatype (complex, RGB) is a DataError naming the file.
 Volume read_nifti(const std::string& path);
 
+// A 4-D NIfTI file: `volumes` 3-D volumes on one grid (dim[4]), e.g. one probability
+// volume per class. `grid` holds the grid (dims, spacing, geometry, datatype) and all
+// the voxels, volume after volume, each in Volume's voxel order.
+struct VolumeSeries {
+  Volume grid;
+  int64_t volumes = 1;
+};
+// Reads `path` as read_nifti does, accepting a 4th dimension (a 3-D file is a series of
+// one); dimensions past the 4th are a DataError.
+VolumeSeries read_nifti_series(const std::string& path);
+
 // The NIfTI name of a datatype code ("INT16", "FLOAT32", ...).
 std::string nifti_datatype_name(int datatype);
 
@@ -73,5 +84,9 @@ void write_nifti(const std::string& path, const Dims3& dims, const std::array<do
 // files when the reference cannot be read or its dimensions differ.
 void write_labels_like(const std::string& path, const std::string& reference, const Dims3& dims,
                        const uint8_t* labels);
+// The same header rules for `volumes` float32 volumes along the 4th dimension
+// (`values`: volume after volume), e.g. one probability volume per class.
+void write_series_like(const std::string& path, const std::string& reference, const Dims3& dims, int64_t volumes,
+                       const float* values);
 
 }  // namespace strata::dataprep

@@ -80,6 +80,17 @@ torch::Tensor crop_labels(const std::vector<uint8_t>& labels, const Dims3& dims,
 std::vector<uint8_t> uncrop_classes(const torch::Tensor& classes, const Dims3& dims, const BrainBox& box,
                                     const std::vector<uint8_t>& brain);
 
+// The probabilities themselves in the source's geometry, float32 [K, nz, ny, nx] on the
+// CPU (voxel order of the source per class): 2D, from probabilities [nz, K, size, size]
+// of every axial slice (resized back, un-padded, un-cropped); 3D, from probabilities
+// [K, D, H, W] of `box`. Outside `brain` (and outside the box or the slice's crop) the
+// background has probability 1. Their argmax over K is labels_from_probabilities (2D)
+// and uncrop_classes of the box's argmax (3D), voxel for voxel.
+torch::Tensor probabilities_in_source(const torch::Tensor& probs, const CaseGeometry& g,
+                                      const std::vector<uint8_t>& brain);
+torch::Tensor uncrop_probabilities(const torch::Tensor& probs, const Dims3& dims, const BrainBox& box,
+                                   const std::vector<uint8_t>& brain);
+
 // The inverse: probabilities [nz, K, size, size] (float, any device) of every axial slice
 // to a class volume (classes 0..K-1, voxel order of the source, 0 outside `brain`).
 std::vector<uint8_t> labels_from_probabilities(const torch::Tensor& probs, const CaseGeometry& g,

@@ -27,7 +27,8 @@ struct EvalConfig {
 
   template <class V>
   void visit(V& v) {
-    v("split", split, "split evaluated (sharded by case across ranks)", core::one_of({"train", "val"}));
+    v("split", split, "split evaluated (sharded by case across ranks); test: the cases `pack --test-fraction` held "
+      "out of every fold", core::one_of({"train", "val", "test"}));
     v("tta", tta, "none | flips | flips+rot90", core::one_of({"none", "flips", "flips+rot90"}));
     v("inferer", inferer, "tta (2D slices, eval.tta's views) | sliding_window (3D volumes: eval.roi, eval.overlap, "
       "eval.sw_batch, eval.mirror)", core::one_of({"tta", "sliding_window"}));

@@ -79,7 +79,12 @@ class Evaluator {
 
   // Evaluates `model` on the split (collective); the same report on every rank.
   // `on_case`, when given, receives every case's predicted volume on its rank.
-  EvalReport run(const SegmentationModel& model, const CasePrediction& on_case = {});
+  EvalReport run(const SegmentationModel& model, const CasePrediction& on_case = {}) {
+    return run(SegmentationModels{model}, on_case);
+  }
+  // The same for an ensemble: the mean of the models' probabilities, each after the
+  // inferer's views (ensemble_probabilities, inferer.h).
+  EvalReport run(const SegmentationModels& models, const CasePrediction& on_case = {});
 
   const data::SliceStore& store() const { return *store_; }
   const data::ShardSampler& sampler() const { return *sampler_; }
@@ -92,8 +97,8 @@ class Evaluator {
   // run(), along its seams: the per-batch loop, each case's finish, the reduction over
   // ranks, and the report. Pass (evaluator.cpp) is the state of one run.
   struct Pass;
-  void infer_split(const SegmentationModel& model, Pass& pass);
-  int64_t add_batch(const SegmentationModel& model, const data::Batch& batch, Pass& pass);  // returns its valid rows
+  void infer_split(const SegmentationModels& models, Pass& pass);
+  int64_t add_batch(const SegmentationModels& models, const data::Batch& batch, Pass& pass);  // returns its valid rows
   void finish_case(Pass& pass, int32_t c, const torch::Tensor& pred, const torch::Tensor& truth,
                    const CasePrediction& on_case) const;
   void reduce(Pass& pass);

@@ -18,12 +18,16 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace strata::eval {
 
 // [B, C_in, H, W] images ([B, C_in, D, H, W] windows) -> logits [B, K, H, W] ([B, K, D,
 // H, W]), on the caller's device.
 using SegmentationModel = std::function<torch::Tensor(const torch::Tensor&)>;
+// Several networks of the same inputs and classes, inferred as one: an ensemble (e.g. the
+// K folds of a cross-validation). One element is that model alone.
+using SegmentationModels = std::vector<SegmentationModel>;
 
 class Inferer {
  public:
@@ -42,5 +46,13 @@ class Inferer {
 // views) or sliding_window (eval.roi, eval.overlap, eval.sw_batch, eval.mirror); a
 // ConfigError for an unknown mode or a bad value.
 std::shared_ptr<const Inferer> make_inferer(const EvalConfig& eval);
+
+// The mean over `models` of inferer.probabilities(model, images): each model's views
+// (TTA, windows and mirrors) averaged first, then the models (nnU-Net's order), float32.
+// One model gives its probabilities exactly; K copies of one model give them within
+// float rounding (the sum of K equal terms divided by K). A ConfigError when `models` is
+// empty; a DataError when two models' probabilities differ in shape.
+torch::Tensor ensemble_probabilities(const Inferer& inferer, const SegmentationModels& models,
+                                     const torch::Tensor& images);
 
 }  // namespace strata::eval

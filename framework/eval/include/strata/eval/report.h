@@ -8,7 +8,7 @@
 //    "mean_dice": d, "mean_iou": i,
 //    "regions": {"ET": {"dice": d, "hd95": h}, "TC": {...}, "WT": {...}},
 //    "per_case": [{"case": name, "slices": n, "ET": {"dice": d, "hd95": h}, "TC": ..., "WT": ...}, ...],
-//    "tta": "flips+rot90", "slices": n, "cases": n, "ranks": n, "hd95_unit": "packed voxels" | "mm",
+//    "tta": "flips+rot90", "models": n, "slices": n, "cases": n, "ranks": n, "hd95_unit": "packed voxels" | "mm",
 //    "confusion": {"rows": "ground truth", "columns": "prediction", "pixels": [[n, ...], ...]}}
 // plus the keys of the caller's provenance object (checkpoint, data file, split, version).
 #pragma once
@@ -55,7 +55,8 @@ struct EvalReport {
   bool hd95 = false;                  // HD95 was computed
   bool volumes = false;               // whole 3D volumes (VolumeEvaluator): HD95 in mm, `slices` counts axial planes
   std::string tta;                    // none | flips | flips+rot90
-  int64_t views = 1;                  // forward passes per slice
+  int64_t views = 1;                  // forward passes per slice, per model
+  int64_t models = 1;                 // models averaged (an ensemble when > 1)
   std::string amp;                    // autocast used: off | fp16 | bf16
   int64_t slices = 0;                 // slices evaluated (over all ranks)
   int64_t cases = 0;                  // cases evaluated

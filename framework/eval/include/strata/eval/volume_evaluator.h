@@ -62,7 +62,12 @@ class VolumeEvaluator {
   // Evaluates `model` on the split (collective); the same report on every rank.
   // `on_case`, when given, receives every case's predicted classes (uint8 [D, H, W] of
   // the stored box, on the CPU) on its rank.
-  EvalReport run(const SegmentationModel& model, const CasePrediction& on_case = {});
+  EvalReport run(const SegmentationModel& model, const CasePrediction& on_case = {}) {
+    return run(SegmentationModels{model}, on_case);
+  }
+  // The same for an ensemble: the mean of the models' probabilities, each after the
+  // inferer's views (ensemble_probabilities, inferer.h).
+  EvalReport run(const SegmentationModels& models, const CasePrediction& on_case = {});
 
   const data::VolumeStore& store() const { return *store_; }
   int64_t num_cases() const { return static_cast<int64_t>(split_.size()); }

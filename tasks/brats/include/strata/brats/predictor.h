@@ -51,6 +51,10 @@ struct PredictSetup {
   nn::AmpMode amp = nn::AmpMode::kOff;
   bool force = false;       // redo cases whose output exists
   bool score = false;       // score the cases that have a seg
+  // Also write <out>/probabilities/<case>.nii.gz: float32, one volume per class (K along
+  // the 4th dimension) in the case's geometry and header, background 1 outside the brain;
+  // what `ensemble` averages.
+  bool save_probabilities = false;
   bool progress = true;     // a bar per case on rank 0
   std::vector<std::string> only;  // non-empty: predict these cases of `input` only (a DataError if one is absent)
   // Called with each case's geometry after preprocessing (on the reader thread); may
@@ -80,18 +84,24 @@ class Predictor {
   // Finds the cases (a DataError naming the folder when there are none, or a case
   // misses a modality) and checks the options; no collectives.
   Predictor(PredictSetup setup, torch::Device device, const comm::World* world);
-  PredictResult run(const eval::SegmentationModel& model);  // collective
+  PredictResult run(const eval::SegmentationModel& model) { return run(eval::SegmentationModels{model}); }
+  // An ensemble: the mean of the models' probabilities, each after the inferer's views
+  // (eval::ensemble_probabilities). Collective.
+  PredictResult run(const eval::SegmentationModels& models);
   int64_t num_cases() const { return static_cast<int64_t>(cases_.size()); }
 
  private:
   // run(), along its seams: this rank's share of the cases, one case's inference (the
   // network's classes per voxel) and its file (the BraTS labels written), the gather.
   std::vector<size_t> share(PredictResult& mine) const;  // fills mine.skipped
-  std::vector<uint8_t> infer(const eval::SegmentationModel& model, const torch::Tensor& images,
-                             const dataprep::NormalisedCase& volume, const dataprep::BrainBox& box,
-                             const std::string& title) const;
+  struct Inferred {
+    std::vector<uint8_t> classes;  // the source's voxel order
+    torch::Tensor probabilities;   // with save_probabilities: float32 [K, nz, ny, nx]
+  };
+  Inferred infer(const eval::SegmentationModels& models, const torch::Tensor& images,
+                 const dataprep::NormalisedCase& volume, const dataprep::BrainBox& box, const std::string& title) const;
   std::vector<uint8_t> write(const dataprep::CaseFiles& files, const dataprep::NormalisedCase& volume,
-                             const std::vector<uint8_t>& classes) const;
+                             const Inferred& inferred) const;
   PredictResult gather(const PredictResult& mine) const;
 
   PredictSetup setup_;
