@@ -234,12 +234,11 @@ void evaluate_original(comm::World& world, const torch::Device& device, const Re
 }
 
 // Rank 0: the report's table, JSON and CSV (the same for slices and volumes).
-void print_report(const eval::EvalReport& report, const RecipeConfig& config, const EvaluateOptions& o,
-                  const Networks& net, int ranks) {
+void print_report(const eval::EvalReport& report, const EvaluateOptions& o, const std::string& provenance_json) {
   fmt::print("\n{}", eval::format_report(report));
   std::fflush(stdout);
   if (!o.json.empty()) {
-    eval::write_report_json(report, o.json, provenance(config, o, net, ranks).dump());
+    eval::write_report_json(report, o.json, provenance_json);
     core::log0("wrote {}", o.json);
   }
   if (!o.csv.empty()) {
@@ -249,37 +248,63 @@ void print_report(const eval::EvalReport& report, const RecipeConfig& config, co
   if (!o.predictions.empty()) core::log0("wrote {} predicted volumes to {}", report.cases, o.predictions);
 }
 
-// A unet3d on the split's packed volumes: each case whole, by sliding windows.
-void evaluate_volumes(comm::World& world, const torch::Device& device, const RecipeConfig& config,
-                      const EvaluateOptions& o) {
+}  // namespace
+
+PackedEvaluation evaluate_packed(comm::World& world, const torch::Device& device, const RecipeConfig& config,
+                                 const std::vector<std::string>& checkpoints, const std::string& save_predictions,
+                                 const std::string& tta) {
   auto comm = comm::make_communicator(world, device, config.run.backend);
-  std::unique_ptr<eval::VolumeEvaluator> evaluator;
   Networks net;
-  world.agree([&] {
-    net = load_networks(config, o.checkpoints, device);
-    eval::VolumeEvalSetup setup;
-    setup.path = config.data.path;
-    setup.store = data::volume_store_options(config.data);
+  eval::CasePrediction save;  // --save-predictions: each rank writes its cases' volumes
+  eval::EvalReport report;
+  if (config.model.is_3d()) {  // each case whole, by sliding windows
+    std::unique_ptr<eval::VolumeEvaluator> evaluator;
+    world.agree([&] {
+      net = load_networks(config, checkpoints, device);
+      eval::VolumeEvalSetup setup;
+      setup.path = config.data.path;
+      setup.store = data::volume_store_options(config.data);
+      setup.eval = config.eval;
+      setup.labels = brats::eval_labels();
+      for (const auto& m : net.members) setup.inferer = volume_inferer(config, tta, m.io, m.path);
+      evaluator = std::make_unique<eval::VolumeEvaluator>(setup, device, world.rank(), world.size(), comm.get());
+      for (const auto& m : net.members) evaluator->check_model(m.io, "'" + m.path + "'");
+    });
+    core::log0("evaluate: {} on the '{}' split of {}: {} whole volumes ({:.1f} M voxels), {} rank(s) on {}, {} ({} "
+               "forward pass(es) per window), amp {}",
+               net.describe(), config.eval.split, config.data.path, evaluator->num_cases(),
+               static_cast<double>(evaluator->num_voxels()) / 1e6, world.size(), device.str(),
+               evaluator->inferer().describe(), evaluator->inferer().passes(), nn::amp_name(evaluator->amp()));
+    if (!save_predictions.empty()) {  // the brain box of each case, as stored
+      save = brats::prediction_writer(save_predictions, evaluator->store().info().label_source_values);
+    }
+    report = evaluator->run(net.forward, save);
+  } else {
+    eval::EvalSetup setup;
+    setup.data = config.data;
     setup.eval = config.eval;
     setup.labels = brats::eval_labels();
-    for (const auto& m : net.members) setup.inferer = volume_inferer(config, o.tta, m.io, m.path);
-    evaluator = std::make_unique<eval::VolumeEvaluator>(setup, device, world.rank(), world.size(), comm.get());
-    for (const auto& m : net.members) evaluator->check_model(m.io, "'" + m.path + "'");
-  });
-  core::log0("evaluate: {} on the '{}' split of {}: {} whole volumes ({:.1f} M voxels), {} rank(s) on {}, {} ({} "
-             "forward pass(es) per window), amp {}",
-             net.describe(), config.eval.split, config.data.path, evaluator->num_cases(),
-             static_cast<double>(evaluator->num_voxels()) / 1e6, world.size(), device.str(),
-             evaluator->inferer().describe(), evaluator->inferer().passes(), nn::amp_name(evaluator->amp()));
-  eval::CasePrediction save;  // --save-predictions: the brain box of each case, as stored
-  if (!o.predictions.empty()) {
-    save = brats::prediction_writer(o.predictions, evaluator->store().info().label_source_values);
+    // The data, the split, the checkpoints and their fit are checked without collectives
+    // and agreed on: a mistake stops every rank with one message.
+    std::unique_ptr<eval::Evaluator> evaluator;
+    world.agree([&] {
+      evaluator = std::make_unique<eval::Evaluator>(setup, device, world.rank(), world.size(), comm.get());
+      net = load_networks(config, checkpoints, device);
+      for (const auto& m : net.members) evaluator->check_model(m.io, "'" + m.path + "'");
+    });
+    core::log0("evaluate: {} on the '{}' split of {}: {} slices of {} cases, {} rank(s) on {}, TTA {} ({} views), amp {}",
+               net.describe(), config.eval.split, config.data.path, evaluator->num_slices(), evaluator->num_cases(),
+               world.size(), device.str(), config.eval.tta, evaluator->inferer().passes(),
+               nn::amp_name(evaluator->amp()));
+    if (!save_predictions.empty()) {
+      save = brats::prediction_writer(save_predictions, evaluator->store().info().label_source_values);
+    }
+    report = evaluator->run(net.forward, save);
   }
-  eval::EvalReport report = evaluator->run(net.forward, save);
-  if (world.rank() == 0) print_report(report, config, o, net, world.size());
+  EvaluateOptions packed;
+  packed.checkpoints = checkpoints;
+  return {report, provenance(config, packed, net, world.size()).dump()};
 }
-
-}  // namespace
 
 void add_evaluate_command(CLI::App& app, Cli& cli) {
   auto* cmd = app.add_subcommand(
@@ -317,42 +342,14 @@ void add_evaluate_command(CLI::App& app, Cli& cli) {
 
     comm::World& world = cli.world();
     const torch::Device device = world.bind_device(config.run.device);
-    if (config.model.is_3d() && o->geometry == "packed") {
-      evaluate_volumes(world, device, config, *o);
-      return;
-    }
     if (o->geometry == "original") {
       Networks net;
       world.agree([&] { net = load_networks(config, o->checkpoints, device); });
       evaluate_original(world, device, config, *o, net);
       return;
     }
-    auto comm = comm::make_communicator(world, device, config.run.backend);
-    eval::EvalSetup setup;
-    setup.data = config.data;
-    setup.eval = config.eval;
-    setup.labels = brats::eval_labels();
-    // The data, the split, the checkpoints and their fit are checked without collectives
-    // and agreed on: a mistake stops every rank with one message.
-    std::unique_ptr<eval::Evaluator> evaluator_ptr;
-    Networks net;
-    world.agree([&] {
-      evaluator_ptr = std::make_unique<eval::Evaluator>(setup, device, world.rank(), world.size(), comm.get());
-      net = load_networks(config, o->checkpoints, device);
-      for (const auto& m : net.members) evaluator_ptr->check_model(m.io, "'" + m.path + "'");
-    });
-    eval::Evaluator& evaluator = *evaluator_ptr;
-    core::log0("evaluate: {} on the '{}' split of {}: {} slices of {} cases, {} rank(s) on {}, TTA {} ({} views), amp {}",
-               net.describe(), config.eval.split, config.data.path, evaluator.num_slices(), evaluator.num_cases(),
-               world.size(), device.str(), config.eval.tta, evaluator.inferer().passes(),
-               nn::amp_name(evaluator.amp()));
-
-    eval::CasePrediction save;  // --save-predictions: each rank writes its cases' NIfTI files
-    if (!o->predictions.empty()) {
-      save = brats::prediction_writer(o->predictions, evaluator.store().info().label_source_values);
-    }
-    eval::EvalReport report = evaluator.run(net.forward, save);
-    if (world.rank() == 0) print_report(report, config, *o, net, world.size());
+    PackedEvaluation e = evaluate_packed(world, device, config, o->checkpoints, o->predictions, o->tta);
+    if (world.rank() == 0) print_report(e.report, *o, e.provenance_json);
   });
 }
 

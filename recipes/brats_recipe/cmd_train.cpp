@@ -13,12 +13,17 @@
 #include "strata/core/log.h"
 #include "strata/core/files.h"
 #include "strata/core/run_lock.h"
+#include "strata/data/slice_store.h"
+#include "strata/data/volume_store.h"
+#include "strata/eval/report.h"
 #include "strata/core/signals.h"
 #include "strata/model/checkpoint.h"
 #include "strata/train/cross_validation.h"
 #include "strata/train/run_logger.h"
 
 #include <filesystem>
+
+#include <nlohmann/json.hpp>
 
 namespace strata::recipes {
 namespace {
@@ -137,17 +142,69 @@ bool train_run(Cli& cli, const RecipeConfig& config, bool resume, bool delete_ch
   return run_training(trainer);
 }
 
+// The folds data.path records and whether it holds a test split (`pack --folds K
+// --test-fraction F`), slices or volumes.
+struct FileFolds {
+  int64_t folds = 0;
+  bool test = false;
+};
+FileFolds file_folds(const RecipeConfig& config) {
+  auto of = [](const auto& store) {
+    const auto names = store.split_names();
+    return FileFolds{store.folds().folds, std::find(names.begin(), names.end(), "test") != names.end()};
+  };
+  return data::is_volume_file(config.data.path) ? of(data::VolumeStore(config.data.path))
+                                                 : of(data::SliceStore(config.data.path));
+}
+
+// After the folds: each fold's best.pt alone and all K as an ensemble on the file's test
+// split, over the whole job (collective). Rank 0 gets {"split": "test", "cases": n,
+// "checkpoints": [...], "ensemble": {mean_dice, per_class, regions}, "per_fold": [...]}.
+nlohmann::json evaluate_on_test(comm::World& job, RecipeConfig config, const std::filesystem::path& root, int folds) {
+  config.data.fold = -1;  // the test split is every fold's
+  config.eval.split = "test";
+  const torch::Device device = job.bind_device(config.run.device);
+  auto scores = [](const eval::EvalReport& r) {
+    nlohmann::json j = nlohmann::json::parse(eval::report_json(r));
+    return nlohmann::json{{"mean_dice", j["mean_dice"]}, {"mean_iou", j["mean_iou"]}, {"per_class", j["per_class"]},
+                          {"regions", j["regions"]}};
+  };
+  std::vector<std::string> checkpoints;
+  nlohmann::json per_fold = nlohmann::json::array();
+  int64_t cases = 0;
+  for (int k = 0; k < folds; ++k) {
+    checkpoints.push_back((root / fmt::format("fold_{}", k) / "best.pt").string());
+    const eval::EvalReport r = evaluate_packed(job, device, config, {checkpoints.back()}, "").report;
+    per_fold.push_back(scores(r));
+    cases = r.cases;
+  }
+  const PackedEvaluation e = evaluate_packed(job, device, config, checkpoints, "");
+  if (job.rank() == 0) fmt::print("\n{}", eval::format_report(e.report));
+  return {{"split", "test"}, {"cases", cases}, {"checkpoints", checkpoints}, {"ensemble", scores(e.report)},
+          {"per_fold", per_fold}};
+}
+
 // `train --folds K` (train.folds): the K folds of data.path side by side in one job. The
 // job's N ranks split into K groups of N/K consecutive ranks (World::split; consecutive,
 // so a fold's ranks share a node where they can, and node-local ranks still pick the
 // GPUs). Group k trains data.fold k into <run.dir>/fold_k with its own communicators,
 // watchdog, flight records, plateau and best.pt, exactly as a separate N/K-rank run of
 // `fold_k/config.yaml` would. When every fold is done, rank 0 writes the
-// cross-validation summary, <run.dir>/cv_summary.json.
+// cross-validation summary, <run.dir>/cv_summary.json; with a test split in the file,
+// the folds alone and their ensemble are scored on it first, over the whole job.
 void train_folds(Cli& cli, RecipeConfig config, bool resume, bool delete_checkpoints) {
   namespace fs = std::filesystem;
   comm::World& job = cli.world();
+  const RecipeConfig recipe = config;
   const int folds = static_cast<int>(config.train.folds);
+  FileFolds file;
+  job.agree([&] { file = file_folds(config); });
+  if (file.folds != folds) {
+    core::throw_on_every_rank(core::ConfigError(fmt::format(
+        "train.folds {}: '{}' records {} folds; train as many as the file has ({}), or repack with "
+        "`pack --folds {}`", folds, config.data.path, file.folds,
+        file.folds > 0 ? fmt::format("--folds {}", file.folds) : std::string("it has none"), folds)));
+  }
   if (config.data.fold >= 0) {
     core::throw_on_every_rank(core::ConfigError(fmt::format(
         "data.fold {} with train.folds {}: data.fold trains one fold, train.folds trains all {} side by side; give one",
@@ -185,10 +242,21 @@ void train_folds(Cli& cli, RecipeConfig config, bool resume, bool delete_checkpo
     return;
   }
   std::vector<std::string> all = job.all_gather(best);
+  const nlohmann::json test = file.test ? evaluate_on_test(job, recipe, root, folds) : nlohmann::json();
   if (job.rank() != 0) return;
   std::vector<std::string> bests;
   for (int k = 0; k < folds; ++k) bests.push_back(all[static_cast<size_t>(k * per_fold)]);
-  const std::string summary = train::summarize_folds(bests, metric);
+  std::string summary = train::summarize_folds(bests, metric);
+  if (!test.is_null()) {
+    nlohmann::json j = nlohmann::json::parse(summary);
+    j["test"] = test;
+    summary = j.dump(2);
+    auto number = [](const nlohmann::json& v) { return v.is_number() ? v.get<double>() : std::nan(""); };
+    std::vector<double> alone;
+    for (const auto& f : test["per_fold"]) alone.push_back(number(f["mean_dice"]));
+    core::info("the {} folds' ensemble on the {} test case(s): mean Dice {:.4f} (each fold alone: {:.4f})", folds,
+               test["cases"].get<int64_t>(), number(test["ensemble"]["mean_dice"]), fmt::join(alone, ", "));
+  }
   const std::string path = (root / "cv_summary.json").string();
   core::write_file_atomic(path, summary + "\n", "cross-validation summary");
   core::info("cross-validation over {} folds (best validation of each; mean +- std), in {}:\n  {}", folds, path,

@@ -3,7 +3,9 @@
 #pragma once
 
 #include "brats_recipe/recipe_config.h"
+#include "strata/comm/world.h"
 #include "strata/eval/inferer.h"
+#include "strata/eval/report.h"
 #include "strata/model/checkpoint.h"
 #include "strata/nn/model.h"
 #include "strata/train/trainer.h"
@@ -72,6 +74,20 @@ std::shared_ptr<const eval::Inferer> volume_inferer(const RecipeConfig& config, 
 // A ConfigError when `config` (its model taken from `checkpoint`) is a unet3d: `command`
 // takes unet2d models (slices, 2.5D) only.
 void refuse_3d(const RecipeConfig& config, const std::string& checkpoint, const std::string& command);
+
+// `evaluate --geometry packed`: the checkpoints (one, or an ensemble averaging their
+// probabilities) on config.eval.split of config.data.path, as 2D slices with eval.tta or,
+// for a unet3d, whole volumes by sliding windows (eval.mirror). Collective over `world`;
+// the same report on every rank, with its provenance (checkpoints, data, split, ranks) as
+// JSON text. `save_predictions`: a folder for every case's predicted volume ("": none);
+// `tta`: a --tta value for a unet3d's mirroring (volume_inferer; "": eval.mirror).
+struct PackedEvaluation {
+  eval::EvalReport report;
+  std::string provenance_json;
+};
+PackedEvaluation evaluate_packed(comm::World& world, const torch::Device& device, const RecipeConfig& config,
+                                 const std::vector<std::string>& checkpoints, const std::string& save_predictions,
+                                 const std::string& tta = "");
 
 // The data.context of the run that wrote a checkpoint (1 when its config does not
 // record one: every checkpoint written before 2.5D).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Ensembles as users run them after `train --folds`: two folds (one rank each) trained
-# side by side on a file with a held-out test split, then
+# side by side on a file with a held-out test split, whose summary scores each fold and
+# their ensemble on the test split (as evaluate does), then
 #   - evaluate with both checkpoints: refused on a fold's validation split (each case
 #     was in one model's training data), scored on the test split, an ensemble in the
 #     report and the JSON; K copies of one model score exactly as that model;
@@ -8,7 +9,8 @@
 #     predict with both checkpoints at once: the probabilities read back with nibabel
 #     are each fold's mean, differ from both, and the two ways agree;
 #   - the labels of a prediction with and without --save-probabilities are the same;
-#   - the refusals: one input, a case missing from one input, a folder of labels.
+#   - the refusals: train.folds other than the file's, one input, a case missing from
+#     one input, a folder of labels.
 source "$(dirname "$0")/lib.sh"
 require_python numpy nibabel
 B=$BRATS_RECIPE
@@ -19,8 +21,30 @@ small=(--config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --set "data.path=$OUT/cv.h5
        --set "model.widths=[4,8,16]" --set train.epochs=2 --set eval.tta=flips)
 run cv $MPI_LAUNCH2 "$B" train "${small[@]}" --set "run.dir=$OUT/cv" --folds 2
 expect_rc 0
+expect_log "the 2 folds' ensemble on the 2 test case(s): mean Dice"
 F0=$OUT/cv/fold_0/last.pt
 F1=$OUT/cv/fold_1/last.pt
+# The summary's test scores are those evaluate gives best.pt of each fold and both.
+run eval_best "$B" evaluate --checkpoint "$OUT/cv/fold_0/best.pt" "$OUT/cv/fold_1/best.pt" --set eval.split=test \
+  --json "$OUT/ens_best.json"
+expect_rc 0
+run eval_best0 "$B" evaluate --checkpoint "$OUT/cv/fold_0/best.pt" --set eval.split=test --json "$OUT/best0.json"
+expect_rc 0
+"$STRATA_PYTHON" - "$OUT" >"$OUT/summary_check.log" 2>&1 <<'PY' || { LOG=$OUT/summary_check.log; fail "cv_summary.json's test"; }
+import json, sys
+out = sys.argv[1]
+t = json.load(open(f"{out}/cv/cv_summary.json"))["test"]
+ens, one = json.load(open(f"{out}/ens_best.json")), json.load(open(f"{out}/best0.json"))
+assert t["split"] == "test" and t["cases"] == ens["cases"] == 2, t
+assert t["checkpoints"] == [f"{out}/cv/fold_{k}/best.pt" for k in (0, 1)], t["checkpoints"]
+assert t["ensemble"]["mean_dice"] == ens["mean_dice"] and t["ensemble"]["regions"] == ens["regions"], (t["ensemble"], ens["mean_dice"])
+assert len(t["per_fold"]) == 2 and t["per_fold"][0]["mean_dice"] == one["mean_dice"], t["per_fold"]
+print("cv_summary test: ensemble", t["ensemble"]["mean_dice"], "folds", [f["mean_dice"] for f in t["per_fold"]])
+PY
+cat "$OUT/summary_check.log"
+# train.folds must be the file's number of folds.
+run kfolds $MPI_LAUNCH2 "$B" train "${small[@]}" --set "run.dir=$OUT/k3" --folds 3
+expect_nonzero; expect_log "train.folds 3: '$OUT/cv.h5' records 2 folds"
 
 # evaluate: an ensemble of folds on a fold's validation cases is refused; on test it runs.
 run eval_val "$B" evaluate --checkpoint "$F0" "$F1"
