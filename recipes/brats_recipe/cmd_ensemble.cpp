@@ -9,6 +9,7 @@
 // robin by sorted name). Each case's probabilities are averaged and their argmax written
 // as BraTS labels with the inputs' header (predictions.h: ensemble_case).
 #include "brats_recipe/cli.h"
+#include "brats_recipe/setup.h"
 #include "strata/brats/predictions.h"
 #include "strata/core/error.h"
 #include "strata/core/log.h"
@@ -33,20 +34,25 @@ void add_ensemble_command(CLI::App& app, Cli& cli) {
   cmd->add_option("--out", *out, "folder for the ensemble's <case>.nii.gz labels")->required();
   cmd->add_flag("--save-probabilities", *save,
                 "also write the averaged probabilities as OUT/probabilities/<case>.nii.gz");
-  cli.on(cmd, [&cli, inputs, out, save] {
+  auto postprocess = std::make_shared<std::string>();
+  cmd->add_option("--postprocess", *postprocess,
+                  "apply the postprocessing `train --folds` decided (<run.dir>/postprocessing.json) to the labels");
+  cli.on(cmd, [&cli, inputs, out, save, postprocess] {
     comm::World& world = cli.world();
     std::vector<std::string> cases;
+    std::shared_ptr<const brats::Postprocessing> rules;
     world.agree([&] {
       STRATA_CHECK_AS(ConfigError, inputs->size() >= 2, "ensemble: {} --input folder given; it averages two or more",
                       inputs->size());
       cases = brats::ensemble_cases(*inputs);
+      if (!postprocess->empty()) rules = read_postprocessing(*postprocess);
     });
     core::log0("ensemble: {} case(s), the mean of {} models' probabilities ({}) into {}, {} rank(s)", cases.size(),
                inputs->size(), fmt::join(*inputs, ", "), *out, world.size());
     core::Stopwatch clock;
     int64_t mine = 0;
     for (size_t c = static_cast<size_t>(world.rank()); c < cases.size(); c += static_cast<size_t>(world.size())) {
-      brats::ensemble_case(*inputs, cases[c], *out, *save);
+      brats::ensemble_case(*inputs, cases[c], *out, *save, rules.get());
       ++mine;
     }
     const std::vector<std::string> counts = world.all_gather(std::to_string(mine));

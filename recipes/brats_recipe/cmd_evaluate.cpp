@@ -250,6 +250,17 @@ void print_report(const eval::EvalReport& report, const EvaluateOptions& o, cons
 
 }  // namespace
 
+void evaluate_original_geometry(comm::World& world, const torch::Device& device, const RecipeConfig& config,
+                                const std::vector<std::string>& checkpoints, const std::string& predictions) {
+  EvaluateOptions o;
+  o.checkpoints = checkpoints;
+  o.predictions = predictions;
+  o.geometry = "original";
+  Networks net;
+  world.agree([&] { net = load_networks(config, checkpoints, device); });
+  evaluate_original(world, device, config, o, net);
+}
+
 PackedEvaluation evaluate_packed(comm::World& world, const torch::Device& device, const RecipeConfig& config,
                                  const std::vector<std::string>& checkpoints, const std::string& save_predictions,
                                  const std::string& tta) {

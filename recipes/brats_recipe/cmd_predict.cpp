@@ -141,10 +141,13 @@ void add_predict_command(CLI::App& app, Cli& cli) {
   cmd->add_flag("--save-probabilities", setup->save_probabilities,
                 "also write each case's class probabilities as OUT/probabilities/<case>.nii.gz (float32, one volume "
                 "per class), for `ensemble`");
+  auto postprocess = std::make_shared<std::string>();
+  cmd->add_option("--postprocess", *postprocess,
+                  "apply the postprocessing `train --folds` decided (<run.dir>/postprocessing.json) to the labels");
   cmd->add_flag("--score", setup->score, "score the cases whose folder has a seg, in the same run");
   cmd->add_option("--csv", *csv, "with --score: per-case scores as CSV (rank 0, atomically)");
   cmd->add_option("--json", *json, "a JSON record of the run (and with --score, every case's scores)");
-  cli.on(cmd, [&cli, options, checkpoints, setup, tta, csv, json, cases_from] {
+  cli.on(cmd, [&cli, options, checkpoints, setup, tta, csv, json, cases_from, postprocess] {
     // A unet3d is predicted with the sliding window of its own run's config (eval.roi,
     // the training patch) unless --config says otherwise.
     const std::string& first = checkpoints->front();
@@ -164,6 +167,7 @@ void add_predict_command(CLI::App& app, Cli& cli) {
     if (volumes) take_model_from_checkpoints(config, *checkpoints);
     world.agree([&] {  // files and fit checked on every rank before anything runs
       if (!cases_from->empty()) s.only = split_case_names(*cases_from);
+      if (!postprocess->empty()) s.postprocess = read_postprocessing(*postprocess);
       eval::EvalConfig e = config.eval;
       if (!tta->empty()) e.tta = *tta;
       if (!volumes) s.inferer = eval::make_inferer(e);
@@ -218,6 +222,7 @@ void add_predict_command(CLI::App& app, Cli& cli) {
     } else {
       extra["checkpoints"] = members;  // an ensemble
     }
+    if (s.postprocess) extra["postprocess"] = *postprocess;
     if (s.save_probabilities) extra["probabilities"] = (std::filesystem::path(s.out) / "probabilities").string();
     if (!volumes) extra["slice_size"] = s.size;
     if (s.score) {

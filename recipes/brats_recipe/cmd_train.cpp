@@ -9,6 +9,8 @@
 #include "brats_recipe/cli.h"
 #include "brats_recipe/setup.h"
 #include "strata/brats/figure_style.h"
+#include "strata/brats/postprocess.h"
+#include "strata/brats/scorer.h"
 #include "strata/core/error.h"
 #include "strata/core/log.h"
 #include "strata/core/files.h"
@@ -147,11 +149,15 @@ bool train_run(Cli& cli, const RecipeConfig& config, bool resume, bool delete_ch
 struct FileFolds {
   int64_t folds = 0;
   bool test = false;
+  std::string source;  // the case folders it was packed from, "" when they are not here
 };
 FileFolds file_folds(const RecipeConfig& config) {
   auto of = [](const auto& store) {
     const auto names = store.split_names();
-    return FileFolds{store.folds().folds, std::find(names.begin(), names.end(), "test") != names.end()};
+    std::error_code ec;
+    const std::string& source = store.info().source;
+    return FileFolds{store.folds().folds, std::find(names.begin(), names.end(), "test") != names.end(),
+                     std::filesystem::is_directory(source, ec) ? source : std::string()};
   };
   return data::is_volume_file(config.data.path) ? of(data::VolumeStore(config.data.path))
                                                  : of(data::SliceStore(config.data.path));
@@ -182,6 +188,26 @@ nlohmann::json evaluate_on_test(comm::World& job, RecipeConfig config, const std
   if (job.rank() == 0) fmt::print("\n{}", eval::format_report(e.report));
   return {{"split", "test"}, {"cases", cases}, {"checkpoints", checkpoints}, {"ensemble", scores(e.report)},
           {"per_fold", per_fold}};
+}
+
+// The postprocessing decision (brats/postprocess.h) on the folds' cross-validation
+// predictions in <root>/cv_predictions (each case predicted by the fold that validated on
+// it), over the whole job; rank 0 writes <root>/postprocessing.json and logs it.
+nlohmann::json decide_postprocessing(comm::World& job, const std::filesystem::path& root, const std::string& source) {
+  std::vector<brats::ScorePair> cases;
+  job.agree([&] { cases = brats::match_cases((root / "cv_predictions").string(), source, /*only_predicted=*/true); });
+  const brats::Postprocessing p = brats::decide_postprocessing(cases, job);
+  if (job.rank() != 0) return {};
+  const std::string path = (root / "postprocessing.json").string();
+  core::write_file_atomic(path, p.to_json() + "\n", "postprocessing decision");
+  std::vector<std::string> lines;
+  for (const auto& r : p.rules) {
+    lines.push_back(fmt::format("{}: {} (mean Dice {:.4f} -> {:.4f})", r.region, r.describe(), r.dice_before,
+                                r.dice_after));
+  }
+  core::info("postprocessing decided on {} cross-validation case(s), in {} (predict --postprocess {}):\n  {}",
+             p.cases, path, path, fmt::join(lines, "\n  "));
+  return nlohmann::json::parse(p.to_json());
 }
 
 // `train --folds K` (train.folds): the K folds of data.path side by side in one job. The
@@ -233,6 +259,14 @@ void train_folds(Cli& cli, RecipeConfig config, bool resume, bool delete_checkpo
   const std::string best = finished && cli.world().rank() == 0
                                ? train::best_validation((fs::path(config.run.dir) / "metrics.jsonl").string(), metric)
                                : "";
+  // The fold's validation cases predicted from their source folders: the cross-validation
+  // predictions the postprocessing is decided on.
+  if (finished && !file.source.empty()) {
+    RecipeConfig val = config;
+    val.eval.split = "val";
+    evaluate_original_geometry(cli.world(), cli.world().bind_device(config.run.device), val,
+                               {(fs::path(config.run.dir) / "best.pt").string()}, (root / "cv_predictions").string());
+  }
   cli.leave_group();
   // Folds end at different times: the early ones wait here without spinning.
   job.wait_for_all();
@@ -243,10 +277,19 @@ void train_folds(Cli& cli, RecipeConfig config, bool resume, bool delete_checkpo
   }
   std::vector<std::string> all = job.all_gather(best);
   const nlohmann::json test = file.test ? evaluate_on_test(job, recipe, root, folds) : nlohmann::json();
+  if (file.source.empty()) {
+    core::log0("no postprocessing decision: the case folders '{}' was packed from are not here", config.data.path);
+  }
+  const nlohmann::json post = file.source.empty() ? nlohmann::json() : decide_postprocessing(job, root, file.source);
   if (job.rank() != 0) return;
   std::vector<std::string> bests;
   for (int k = 0; k < folds; ++k) bests.push_back(all[static_cast<size_t>(k * per_fold)]);
   std::string summary = train::summarize_folds(bests, metric);
+  if (!post.is_null()) {
+    nlohmann::json j = nlohmann::json::parse(summary);
+    j["postprocessing"] = post;
+    summary = j.dump(2);
+  }
   if (!test.is_null()) {
     nlohmann::json j = nlohmann::json::parse(summary);
     j["test"] = test;

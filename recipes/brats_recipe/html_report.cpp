@@ -299,6 +299,184 @@ if (cases && D.cases.length) {
 }
 )";
 
+// The page up to <main>: head, style, Chart.js, the header and a nav of `sections` (ids;
+// "confusion" reads "confusion matrix").
+std::string page_start(const std::string& title, const std::string& run_dir, const std::string& chartjs,
+                       const std::vector<std::string>& sections) {
+  const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char when[64];
+  std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  std::string h = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta name=\"viewport\" "
+                  "content=\"width=device-width, initial-scale=1\">\n<link rel=\"icon\" href=\"data:,\">\n<title>Strata "
+                  "report: " + escape(run_dir) + "</title>\n<style>" + kStyle + "</style>\n";
+  h += "<script>/* Chart.js, from Debian's libjs-chart.js (MIT licence) */\n" + chartjs + "\n</script>\n</head>\n<body>\n";
+  h += "<header><h1>" + title + "</h1><p>" + escape(run_dir) + " &middot; written " + when + " by brats_recipe " +
+       STRATA_VERSION + "</p></header>\n<nav>";
+  for (const auto& id : sections) h += fmt::format("<a href=\"#{}\">{}</a>", id, id == "confusion" ? "confusion matrix" : id);
+  return h + "</nav>\n<main>\n";
+}
+
+// The charts of the cross-validation page: every fold's validation Dice and training
+// loss per epoch, one line per fold.
+const char* kFoldScript = R"(
+const D = JSON.parse(document.getElementById('report-data').textContent);
+const base = {animation:false, maintainAspectRatio:false, responsive:true,
+  interaction:{mode:'nearest', intersect:false}, plugins:{legend:{position:'bottom'}}};
+function chart(id, key, title, extra) {
+  const el = document.getElementById(id);
+  if (!el) return;
+  const datasets = D.folds.map(f => ({label:'fold ' + f.fold, borderColor:f.color, backgroundColor:f.color,
+    data:f.epochs.map(e => ({x:e.epoch, y:e[key]})), borderWidth:2, spanGaps:true,
+    pointRadius:f.epochs.length > 40 ? 0 : 2}));
+  new Chart(el, {type:'line', data:{datasets:datasets}, options:Object.assign({}, base, {scales:{
+    x:{type:'linear', title:{display:true, text:'epoch'}, ticks:{precision:0}},
+    y:Object.assign({title:{display:true, text:title}}, extra || {})}})});
+}
+chart('chart-fold-dice', 'mean_dice', 'mean val Dice (tumour classes)', {min:0});
+chart('chart-fold-loss', 'train_loss', 'train loss', {min:0});
+)";
+
+// The page of a `train --folds K` run folder: every fold's curves, the folds' best
+// validations with their mean and std, their test scores alone and as an ensemble, the
+// postprocessing decision, and fold 0's config (cv_summary.json; fold_k/metrics.jsonl).
+ReportResult write_cv_report(const ReportInputs& in) {
+  core::Stopwatch clock;
+  const fs::path run(in.run_dir);
+  std::vector<fs::path> fold_dirs;
+  for (int k = 0; fs::is_directory(run / fmt::format("fold_{}", k)); ++k) fold_dirs.push_back(run / fmt::format("fold_{}", k));
+  const fs::path summary_path = run / "cv_summary.json";
+  const json summary = fs::exists(summary_path) ? read_json(summary_path.string(), "cross-validation summary") : json();
+  const std::string chartjs = read_text(in.chartjs, "Chart.js (Debian package libjs-chart.js)");
+  const std::array<const char*, 10> palette{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  json data;
+  data["folds"] = json::array();
+  std::vector<std::vector<viz::EpochRow>> rows;
+  for (size_t k = 0; k < fold_dirs.size(); ++k) {
+    const fs::path metrics = fold_dirs[k] / "metrics.jsonl";
+    rows.push_back(fs::exists(metrics) ? viz::read_epoch_rows(metrics.string()) : std::vector<viz::EpochRow>{});
+    json epochs = json::array();
+    for (const auto& r : rows.back()) {
+      epochs.push_back({{"epoch", r.epoch}, {"train_loss", json_or_null(r.train_loss)},
+                        {"mean_dice", json_or_null(r.mean_dice)}});
+    }
+    data["folds"].push_back({{"fold", k}, {"color", palette[k % palette.size()]}, {"epochs", epochs}});
+  }
+
+  std::string h = page_start("Strata cross-validation report", in.run_dir, chartjs,
+                             {"summary", "curves", "folds", "test", "postprocessing", "config"});
+  auto add = [&h](auto&&... parts) { ((h += parts), ...); };
+  auto tile = [&](const std::string& label, const std::string& value) {
+    add("<div class=\"tile\"><span>", label, "</span><b>", value, "</b></div>");
+  };
+  const std::string metric = summary.value("metric", std::string("mean_dice"));
+  const json mean = summary.value("mean", json::object()), sd = summary.value("std", json::object());
+  const json test = summary.value("test", json());
+  add("<section id=\"summary\"><h2>Summary</h2><div class=\"tiles\">");
+  tile("folds", std::to_string(fold_dirs.size()));
+  tile(fmt::format("CV {} (mean &plusmn; std over folds)", escape(metric)),
+       summary.is_null() ? "&ndash;"
+                         : num(json_number(mean.value(metric, json()))) + " &plusmn; " +
+                               num(json_number(sd.value(metric, json()))));
+  if (!test.is_null()) {
+    tile(fmt::format("ensemble on test ({} cases)", test.value("cases", 0)),
+         num(json_number(test["ensemble"].value("mean_dice", json()))));
+  }
+  add("</div>");
+  if (summary.is_null()) add("<p class=\"note\">No cv_summary.json yet: it is written when every fold has finished.</p>");
+  add("</section>\n");
+
+  add("<section id=\"curves\"><h2>Every fold's curves</h2><p class=\"note\">From fold_k/metrics.jsonl (finished "
+      "epochs); each fold validates on its own cases. fold_k/progress.png has each fold's four panels.</p>"
+      "<div class=\"grid\"><div class=\"chart\"><canvas id=\"chart-fold-dice\"></canvas></div>"
+      "<div class=\"chart\"><canvas id=\"chart-fold-loss\"></canvas></div></div></section>\n");
+
+  add("<section id=\"folds\"><h2>Best validation of each fold</h2><table><tr><th class=\"l\">fold</th>"
+      "<th>epochs</th><th>best epoch</th><th>mean Dice</th>");
+  for (int c = 1; c <= 3; ++c) add("<th>", brats::brats_classes().names[c], "</th>");
+  add("</tr>");
+  const json per_fold = summary.value("per_fold", json::array());
+  auto dice_cells = [&](const json& val) {
+    add("<td>", num(json_number(val.value("mean_dice", json()))), "</td>");
+    const json d = val.value("dice", json::array());
+    for (size_t c = 1; c <= 3; ++c) add("<td>", c < d.size() ? num(json_number(d[c])) : std::string("&ndash;"), "</td>");
+  };
+  for (size_t k = 0; k < fold_dirs.size(); ++k) {
+    add("<tr><td class=\"l\"><span class=\"swatch\" style=\"background:", palette[k % palette.size()], "\"></span>",
+        std::to_string(k), "</td><td>", rows[k].empty() ? "0" : fmt::format("{:.0f}", rows[k].back().epoch), "</td>");
+    if (k < per_fold.size() && per_fold[k].is_object()) {
+      add("<td>", std::to_string(per_fold[k].value("epoch", 0)), "</td>");
+      dice_cells(per_fold[k].value("val", json::object()));
+    } else {
+      add("<td colspan=\"5\">no validation in the summary</td>");
+    }
+    add("</tr>");
+  }
+  if (!summary.is_null()) {
+    add("<tr><th class=\"l\">mean</th><td></td><td></td>");
+    dice_cells(mean);
+    add("</tr><tr><th class=\"l\">std</th><td></td><td></td>");
+    dice_cells(sd);
+    add("</tr>");
+  }
+  add("</table><p class=\"note\">Per class Dice from the counts over each fold's validation slices; std is the "
+      "population standard deviation over the folds.</p></section>\n");
+
+  add("<section id=\"test\"><h2>Held-out test cases: each fold and the ensemble</h2>");
+  if (test.is_null()) {
+    add("<p>No test split in the data (pack with <code>--test-fraction F</code> to hold cases out of every fold).</p>");
+  } else {
+    add("<table><tr><th class=\"l\">model</th><th>mean Dice</th>");
+    for (int g = 0; g < 3; ++g) add("<th>", brats::score_regions()[g], " Dice</th>");
+    add("</tr>");
+    auto test_row = [&](const std::string& name, const json& t) {
+      add("<tr><td class=\"l\">", name, "</td><td>", num(json_number(t.value("mean_dice", json()))), "</td>");
+      const json rg = t.value("regions", json::object());
+      for (int g = 0; g < 3; ++g) {
+        const char* r = brats::score_regions()[g];
+        add("<td>", rg.contains(r) ? num(json_number(rg[r].value("dice", json()))) : std::string("&ndash;"), "</td>");
+      }
+      add("</tr>");
+    };
+    const json tf = test.value("per_fold", json::array());
+    for (size_t k = 0; k < tf.size(); ++k) test_row(fmt::format("fold {} alone", k), tf[k]);
+    test_row(fmt::format("<b>ensemble of {}</b>", tf.size()), test["ensemble"]);
+    add("</table><p class=\"note\">", std::to_string(test.value("cases", 0)), " test case(s), in no fold; each "
+        "fold's best.pt, and all of them averaging their softmax probabilities after each one's test-time "
+        "augmentation. Region Dice: mean over cases.</p>");
+  }
+  add("</section>\n");
+
+  add("<section id=\"postprocessing\"><h2>Postprocessing</h2>");
+  const json post = summary.value("postprocessing", json());
+  if (post.is_null()) {
+    add("<p>No postprocessing decision in the summary.</p>");
+  } else {
+    add("<table><tr><th class=\"l\">region</th><th class=\"l\">decision</th><th>CV Dice before</th>"
+        "<th>CV Dice after</th></tr>");
+    for (const auto& r : post.value("regions", json::array())) {
+      add("<tr><td class=\"l\">", escape(r.value("region", std::string("?"))), "</td><td class=\"l\">",
+          escape(r.value("describe", std::string("?"))), "</td><td>", num(json_number(r.value("dice_before", json()))),
+          "</td><td>", num(json_number(r.value("dice_after", json()))), "</td></tr>");
+    }
+    add("</table><p class=\"note\">", escape(post.value("note", std::string())), "</p>");
+  }
+  add("</section>\n");
+
+  const fs::path config = fold_dirs.empty() ? fs::path() : fold_dirs[0] / "config.yaml";
+  add("<section id=\"config\"><h2>Config of fold 0</h2><pre>",
+      escape(fs::exists(config) ? read_text(config.string(), "config") : std::string("(no fold_0/config.yaml)")),
+      "</pre><p class=\"note\">The folds' configs differ in data.fold and run.dir only.</p></section>\n</main>\n");
+  add("<script type=\"application/json\" id=\"report-data\">", script_json(data), "</script>\n<script>", kFoldScript,
+      "</script>\n</body></html>\n");
+  const fs::path out(in.out);
+  if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
+  core::write_file_atomic(in.out, h, "HTML report");
+  ReportResult result;
+  result.seconds = clock.seconds();
+  return result;
+}
+
 }  // namespace
 
 ReportResult write_html_report(const ReportInputs& in) {
@@ -307,6 +485,8 @@ ReportResult write_html_report(const ReportInputs& in) {
   core::require_folder<core::IoError>(in.run_dir, "run folder");
   const fs::path run(in.run_dir);
   const std::string metrics = (run / "metrics.jsonl").string();
+  // A `train --folds K` run folder holds fold_0.. and cv_summary.json, not metrics.jsonl.
+  if (!fs::exists(metrics) && fs::is_directory(run / "fold_0")) return write_cv_report(in);
   core::require_file<core::IoError>(metrics, "metrics.jsonl of the run");
   const auto rows = viz::read_epoch_rows(metrics);
   // A run from before progress.png existed gets one; a run's own is left as it drew it.
@@ -398,20 +578,10 @@ ReportResult write_html_report(const ReportInputs& in) {
   }
 
   // ---- the page
-  std::string h;
+  std::string h = page_start("Strata run report", in.run_dir, chartjs,
+                             {"summary", "curves", "evaluation", "cases", "confusion", "overlays", "throughput",
+                              "config"});
   auto add = [&h](auto&&... parts) { ((h += parts), ...); };
-  const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  char when[64];
-  std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-  add("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta name=\"viewport\" "
-      "content=\"width=device-width, initial-scale=1\">\n<link rel=\"icon\" href=\"data:,\">\n<title>Strata report: ",
-      escape(in.run_dir), "</title>\n<style>", kStyle, "</style>\n");
-  add("<script>/* Chart.js, from Debian's libjs-chart.js (MIT licence) */\n", chartjs, "\n</script>\n</head>\n<body>\n");
-  add("<header><h1>Strata run report</h1><p>", escape(in.run_dir), " &middot; written ", when, " by brats_recipe ",
-      STRATA_VERSION, "</p></header>\n");
-  add("<nav><a href=\"#summary\">summary</a><a href=\"#curves\">curves</a><a href=\"#evaluation\">evaluation</a>"
-      "<a href=\"#cases\">cases</a><a href=\"#confusion\">confusion matrix</a><a href=\"#overlays\">overlays</a>"
-      "<a href=\"#throughput\">throughput</a><a href=\"#config\">config</a></nav>\n<main>\n");
 
   // Summary tiles.
   double best_dice = NAN;

@@ -4,6 +4,7 @@
 #include "strata/brats/patch_task.h"
 #include "strata/brats/slice_task.h"
 
+#include "strata/core/files.h"
 #include "strata/core/log.h"
 #include "strata/dataprep/brats_slices.h"
 #include "strata/eval/sliding_window.h"
@@ -19,6 +20,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <mutex>
 
 namespace strata::recipes {
@@ -175,6 +178,18 @@ void take_model_from_checkpoints(RecipeConfig& config, const std::vector<std::st
                     "an ensemble's models read the same input: '{}' was trained with data.context {}, but '{}' with {}",
                     first, config.data.context, other, context);
   }
+}
+
+std::shared_ptr<const brats::Postprocessing> read_postprocessing(const std::string& path) {
+  core::require_file<core::IoError>(path, "--postprocess");
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto p = std::make_shared<const brats::Postprocessing>(brats::Postprocessing::from_json(text.str(), path));
+  std::vector<std::string> rules;
+  for (const auto& r : p->rules) rules.push_back(fmt::format("{} {}", r.region, r.describe()));
+  core::log0("postprocessing from {}: {}", path, fmt::join(rules, "; "));
+  return p;
 }
 
 std::string stored_config_yaml(const std::string& checkpoint, const std::string& config_path) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "brats_recipe/recipe_config.h"
+#include "strata/brats/postprocess.h"
 #include "strata/comm/world.h"
 #include "strata/eval/inferer.h"
 #include "strata/eval/report.h"
@@ -88,6 +89,17 @@ struct PackedEvaluation {
 PackedEvaluation evaluate_packed(comm::World& world, const torch::Device& device, const RecipeConfig& config,
                                  const std::vector<std::string>& checkpoints, const std::string& save_predictions,
                                  const std::string& tta = "");
+
+// `evaluate --geometry original`: config.eval.split's cases of config.data.path predicted
+// from the source folder the file records (through predict's path) and scored on whole
+// volumes in mm; rank 0 prints the table. `predictions`: the folder the <case>.nii.gz
+// stay in ("": a temporary one). Collective over `world`.
+void evaluate_original_geometry(comm::World& world, const torch::Device& device, const RecipeConfig& config,
+                                const std::vector<std::string>& checkpoints, const std::string& predictions);
+
+// The postprocessing file `train --folds` writes (<run.dir>/postprocessing.json), read;
+// an IoError or ConfigError naming it. Logs the rules on rank 0.
+std::shared_ptr<const brats::Postprocessing> read_postprocessing(const std::string& path);
 
 // The data.context of the run that wrote a checkpoint (1 when its config does not
 // record one: every checkpoint written before 2.5D).

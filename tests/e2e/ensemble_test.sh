@@ -12,7 +12,7 @@
 #   - the refusals: train.folds other than the file's, one input, a case missing from
 #     one input, a folder of labels.
 source "$(dirname "$0")/lib.sh"
-require_python numpy nibabel
+require_python numpy nibabel scipy
 B=$BRATS_RECIPE
 C=$STRATA_TEST_CASES
 run pack "$B" pack --input "$C" --out "$OUT/cv.h5" --size 32 --keep-empty 0.3 --seed 5 --folds 2 --test-fraction 0.25
@@ -120,6 +120,71 @@ print("cases", cases, "labels of predict-both vs ensemble agree on", agree)
 assert min(agree) > 0.999, agree
 PY
 cat "$OUT/pred_check.log"
+# The postprocessing train --folds decided on the folds' predictions of their own
+# validation cases, applied by predict and ensemble: checked against scipy's labelling.
+[ -f "$OUT/cv/postprocessing.json" ] || fail "train --folds wrote no postprocessing.json"
+[ "$(ls "$OUT/cv/cv_predictions" | wc -l)" -eq 6 ] || fail "cv_predictions does not hold the 6 fold cases"
+run pred_post "$B" predict --checkpoint "$F0" "${test_cases[@]}" --out "$OUT/pred_post" \
+  --postprocess "$OUT/cv/postprocessing.json"
+expect_rc 0; expect_log "postprocessing from $OUT/cv/postprocessing.json: WT "
+run ens_post "$B" ensemble --input "$OUT/pred_0" "$OUT/pred_1" --out "$OUT/ens_post" \
+  --postprocess "$OUT/cv/postprocessing.json"
+expect_rc 0
+"$STRATA_PYTHON" - "$OUT" "$C" >"$OUT/post_check.log" 2>&1 <<'PY' || { LOG=$OUT/post_check.log; fail "postprocessing"; }
+import glob, json, os, sys
+import nibabel as nib, numpy as np
+from scipy import ndimage
+out, cases_dir = sys.argv[1:]
+p = json.load(open(f"{out}/cv/postprocessing.json"))
+s = json.load(open(f"{out}/cv/cv_summary.json"))
+assert s["postprocessing"] == p and p["cases"] == 6 and [r["region"] for r in p["regions"]] == ["WT", "TC", "ET"], p
+for r in p["regions"]:
+    assert (r["op"] == "none") == (r["dice_after"] == r["dice_before"]) and r["dice_after"] >= r["dice_before"], r
+regions = {"WT": ([1, 2, 4], 0), "TC": ([1, 4], 2), "ET": ([4], 1)}
+def apply(v):
+    v = v.copy()
+    for r in p["regions"]:
+        if r["op"] == "none":
+            continue
+        labels, n = ndimage.label(np.isin(v, regions[r["region"]][0]), structure=np.ones((3, 3, 3)))
+        sizes = np.bincount(labels.ravel())[1:]
+        keep = np.zeros(n + 1, bool)
+        if r["op"] == "largest" and n:
+            keep[1 + sizes.argmax()] = True
+        elif r["op"] == "min_size":
+            keep[1:] = sizes >= r["min_voxels"]
+        drop = (labels > 0) & ~keep[labels]
+        v[drop] = regions[r["region"]][1]
+    return v
+# The decision itself: each region's Dice over the 6 CV cases before its rule, as score counts it.
+def dice(a, b):
+    return 1.0 if a.sum() + b.sum() == 0 else 2 * (a & b).sum() / (a.sum() + b.sum())
+preds = {os.path.basename(f)[:-7]: np.asarray(nib.load(f).dataobj) for f in glob.glob(f"{out}/cv/cv_predictions/*.nii.gz")}
+truth = {c: np.asarray(nib.load(f"{cases_dir}/{c}/{c}_seg.nii.gz").dataobj) for c in preds}
+done = {c: v.copy() for c, v in preds.items()}
+for r in p["regions"]:
+    labels = regions[r["region"]][0]
+    before = np.mean([dice(np.isin(done[c], labels), np.isin(truth[c], labels)) for c in preds])
+    assert abs(before - r["dice_before"]) < 1e-9, (r, before)
+    p_one = {"regions": [r]}
+    for c in preds:
+        saved = p; p = p_one; done[c] = apply(done[c]); p = saved
+for a, b in (("pred_plain", "pred_post"), ("ens", "ens_post")):
+    for f in glob.glob(f"{out}/{a}/*.nii.gz"):
+        raw = np.asarray(nib.load(f).dataobj)
+        got = np.asarray(nib.load(f"{out}/{b}/{os.path.basename(f)}").dataobj)
+        assert np.array_equal(got, apply(raw)), (b, f, int((got != apply(raw)).sum()))
+print("postprocessing:", [(r["region"], r["describe"], round(r["dice_before"], 4), round(r["dice_after"], 4)) for r in p["regions"]])
+PY
+cat "$OUT/post_check.log"
+
+# The cross-validation report: every fold's curves, the folds, test and postprocessing.
+run report "$B" report --run "$OUT/cv"
+expect_rc 0
+for text in "Strata cross-validation report" "fold 1 alone" "ensemble of 2" "Best validation of each fold" \
+            "CV Dice before" '"fold":1'; do
+  grep -qF -- "$text" "$OUT/cv/report.html" || fail "the cross-validation report lacks '$text'"
+done
 run score "$B" score --pred "$OUT/ens" --truth "$C" --only-predicted
 expect_rc 0; expect_log "scored 2 case(s)"
 

@@ -173,7 +173,7 @@ std::vector<std::string> ensemble_cases(const std::vector<std::string>& inputs) 
 }
 
 void ensemble_case(const std::vector<std::string>& inputs, const std::string& case_name, const std::string& out,
-                   bool save_probabilities) {
+                   bool save_probabilities, const Postprocessing* postprocess) {
   constexpr int64_t kClasses = dataprep::brats_slices::kNumClasses;
   const std::string reference =
       (std::filesystem::path(probabilities_dir(inputs[0])) / (case_name + ".nii.gz")).string();
@@ -189,8 +189,9 @@ void ensemble_case(const std::vector<std::string>& inputs, const std::string& ca
   }
   if (inputs.size() > 1) sum.div_(static_cast<double>(inputs.size()));
   if (save_probabilities) write_probabilities_file(probabilities_path(out, case_name), reference, dims, sum);
-  write_labels_file((std::filesystem::path(out) / (case_name + ".nii.gz")).string(), reference, dims,
-                    source_labels(classes_of(sum)));
+  std::vector<uint8_t> labels = source_labels(classes_of(sum));
+  if (postprocess) apply_postprocessing(labels, dims, *postprocess);
+  write_labels_file((std::filesystem::path(out) / (case_name + ".nii.gz")).string(), reference, dims, labels);
 }
 
 }  // namespace strata::brats

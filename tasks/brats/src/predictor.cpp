@@ -219,7 +219,8 @@ std::vector<uint8_t> Predictor::write(const dataprep::CaseFiles& files, const da
     write_probabilities_file(probabilities_path(setup_.out, files.name), reference, volume.geometry.dims,
                              inferred.probabilities);
   }
-  const std::vector<uint8_t> labels = source_labels(inferred.classes);
+  std::vector<uint8_t> labels = source_labels(inferred.classes);
+  if (setup_.postprocess) apply_postprocessing(labels, volume.geometry.dims, *setup_.postprocess);
   write_labels_file((fs::path(setup_.out) / (files.name + ".nii.gz")).string(), reference, volume.geometry.dims, labels);
   return labels;
 }

@@ -170,7 +170,7 @@ CaseScore score_case(const std::string& name, const std::vector<uint8_t>& pred, 
   return c;
 }
 
-CaseScore score_files(const std::string& name, const std::string& pred_path, const std::string& truth_path) {
+LabelPair read_label_pair(const std::string& name, const std::string& pred_path, const std::string& truth_path) {
   dataprep::Volume p = dataprep::read_nifti(pred_path), t = dataprep::read_nifti(truth_path);
   if (p.dims != t.dims) {
     STRATA_THROW(DataError, "case {}: the prediction {} is {}x{}x{} but the truth {} is {}x{}x{}", name, pred_path,
@@ -182,7 +182,12 @@ CaseScore score_files(const std::string& name, const std::string& pred_path, con
                    pred_path, fmt::join(p.spacing, " x "), truth_path, fmt::join(t.spacing, " x "));
     }
   }
-  return score_case(name, as_labels(p, name, pred_path), as_labels(t, name, truth_path), t.dims, t.spacing);
+  return {as_labels(p, name, pred_path), as_labels(t, name, truth_path), t.dims, t.spacing};
+}
+
+CaseScore score_files(const std::string& name, const std::string& pred_path, const std::string& truth_path) {
+  const LabelPair l = read_label_pair(name, pred_path, truth_path);
+  return score_case(name, l.pred, l.truth, l.dims, l.spacing);
 }
 
 std::vector<ScorePair> match_cases(const std::string& pred_dir, const std::string& truth_dir, bool only_predicted) {

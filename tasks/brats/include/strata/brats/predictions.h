@@ -13,6 +13,7 @@
 // class along the 4th dimension), both under a temporary name renamed into place.
 #pragma once
 
+#include "strata/brats/postprocess.h"
 #include "strata/dataprep/nifti.h"
 #include "strata/eval/evaluator.h"
 
@@ -64,7 +65,8 @@ std::vector<std::string> ensemble_cases(const std::vector<std::string>& inputs);
 // when their grids differ), its argmax as BraTS labels in <out>/<case>.nii.gz with the
 // header of the first input's file, and with `save_probabilities` the mean in
 // probabilities_path(out, case).
+// `postprocess` (null: none) is applied to the labels.
 void ensemble_case(const std::vector<std::string>& inputs, const std::string& case_name, const std::string& out,
-                   bool save_probabilities);
+                   bool save_probabilities, const Postprocessing* postprocess = nullptr);
 
 }  // namespace strata::brats

@@ -24,6 +24,7 @@
 // top-level data/ (NIfTI, the packer's preprocessing), which framework/ never includes.
 #pragma once
 
+#include "strata/brats/postprocess.h"
 #include "strata/brats/scorer.h"
 #include "strata/comm/world.h"
 #include "strata/dataprep/packer.h"
@@ -55,6 +56,9 @@ struct PredictSetup {
   // the 4th dimension) in the case's geometry and header, background 1 outside the brain;
   // what `ensemble` averages.
   bool save_probabilities = false;
+  // Applied to every case's labels before they are written and scored (postprocess.h;
+  // the probabilities stay as inferred); null: none.
+  std::shared_ptr<const Postprocessing> postprocess;
   bool progress = true;     // a bar per case on rank 0
   std::vector<std::string> only;  // non-empty: predict these cases of `input` only (a DataError if one is absent)
   // Called with each case's geometry after preprocessing (on the reader thread); may

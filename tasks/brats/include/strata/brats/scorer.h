@@ -44,6 +44,14 @@ const std::array<const char*, 3>& score_classes();
 CaseScore score_case(const std::string& name, const std::vector<uint8_t>& pred, const std::vector<uint8_t>& truth,
                      const dataprep::Dims3& dims, const std::array<double, 3>& spacing);
 
+// A prediction and its truth read as score_files reads them (the same checks and errors).
+struct LabelPair {
+  std::vector<uint8_t> pred, truth;  // BraTS labels, voxel order of the files
+  dataprep::Dims3 dims{};
+  std::array<double, 3> spacing{};
+};
+LabelPair read_label_pair(const std::string& name, const std::string& pred_path, const std::string& truth_path);
+
 // Reads a prediction and its truth and scores them. Different dimensions or spacing,
 // labels outside {0, 1, 2, 4} or unreadable files are DataErrors naming the case.
 CaseScore score_files(const std::string& name, const std::string& pred_path, const std::string& truth_path);
