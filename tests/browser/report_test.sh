@@ -3,7 +3,8 @@
 # predictions, then `brats_recipe report`; headless Chromium opens report.html with
 # JavaScript on (report_check.py): no console errors, every chart and image drawn with a
 # size, and a full-page screenshot (saved as <build>/report-screenshot.png) that is not
-# blank. Pages with a script error, a broken image or nothing on them must fail the check.
+# blank; the same for the cross-validation page of a `train --folds` run. Pages with a
+# script error, a broken image or nothing on them must fail the check.
 source "$(dirname "$0")/../e2e/lib.sh"
 B=$BRATS_RECIPE
 BUILD=$(cd "$(dirname "$B")/.." && pwd)
@@ -36,6 +37,19 @@ done
 
 run browser "${CHECK[@]}" "$OUT/site/report.html" --screenshot "$BUILD/report-screenshot.png" --canvases 5 \
   --images "$n_png"
+expect_rc 0
+cat "$LOG"
+
+# The cross-validation page of a `train --folds 2` run folder: both charts drawn (every
+# fold's curves), no script error (saved as <build>/cv-report-screenshot.png).
+run pack_folds "$B" pack --input "$STRATA_TEST_CASES" --out "$OUT/cv.h5" --size 32 --folds 2 --test-fraction 0.25
+expect_rc 0
+run cv $MPI_LAUNCH2 "$B" train "${common[@]}" --set "data.path=$OUT/cv.h5" --set "run.dir=$OUT/cv" --set train.epochs=3 \
+  --folds 2
+expect_rc 0
+run cv_report "$B" report --run "$OUT/cv"
+expect_rc 0
+run cv_browser "${CHECK[@]}" "$OUT/cv/report.html" --screenshot "$BUILD/cv-report-screenshot.png" --canvases 2 --images 0
 expect_rc 0
 cat "$LOG"
 
