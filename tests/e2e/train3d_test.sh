@@ -117,6 +117,27 @@ run import "$B" finetune "${small[@]}" --set "run.dir=$OUT/ft_sd" --set train.ep
 expect_rc 0
 expect_log "initialised the model from the PyTorch state_dict $OUT/state.pt (UNet3d("
 
+# Folds are the engine's, not a task's: a 3D file packed with folds and a test split,
+# `train --folds 2`, each fold scored on the test cases alone and as an ensemble, and the
+# postprocessing decided on the folds' whole-volume predictions of their validation cases.
+run pack_folds "$B" pack --volumes --input "$C" --out "$OUT/vol_cv.h5" --folds 2 --test-fraction 0.25 --seed 3
+expect_rc 0
+run folds $MPI_LAUNCH2 "$B" train "${small[@]}" --set "data.path=$OUT/vol_cv.h5" --set "run.dir=$OUT/cv" \
+  --set train.epochs=1 --folds 2
+expect_rc 0
+expect_log "the 2 folds' ensemble on the 2 test case(s): mean Dice"; expect_log "postprocessing decided on 6"
+run folds_check "$STRATA_PYTHON" - "$OUT" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+s = json.load(open(f"{out}/cv/cv_summary.json"))
+assert s["folds"] == 2 and s["test"]["cases"] == 2 and len(s["test"]["per_fold"]) == 2, s.keys()
+assert [r["region"] for r in s["postprocessing"]["regions"]] == ["WT", "TC", "ET"], s["postprocessing"]
+assert len(os.listdir(f"{out}/cv/cv_predictions")) == 6
+print("3D folds: test ensemble", s["test"]["ensemble"]["mean_dice"], "postprocessing",
+      [r["describe"] for r in s["postprocessing"]["regions"]])
+PY
+expect_rc 0
+
 # Refusals, each naming what to do.
 run slices "$B" train "${small[@]}" --set "data.path=$STRATA_TEST_DATA" --set "run.dir=$OUT/bad1"
 expect_nonzero
