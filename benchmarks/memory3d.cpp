@@ -57,8 +57,10 @@ double status_mib(const std::string& field) {
   STRATA_THROW(InternalError, "/proc/self/status has no {}", field);
 }
 
+// RSS first: VmHWM, read after it, is at least every RSS before it, so rss <= hwm holds
+// even when a thread allocates between the two reads (the other order failed that once).
 struct Sample {
-  double hwm_mib = status_mib("VmHWM"), rss_mib = status_mib("VmRSS");
+  double rss_mib = status_mib("VmRSS"), hwm_mib = status_mib("VmHWM");
 };
 
 // The measured part's figures with `before` (taken just before it) and what it was.
