@@ -5,7 +5,7 @@
 # checkpoint alone (it records the context). A 2D run on the context file trains the
 # same weights as on a plain pack (the splits are the same slices). Refusals: a context
 # the file did not keep (naming the repack command), an even context, and a model whose
-# input channels do not fit.
+# input channels do not fit. Folds and ensembles of 2.5D models, as of 2D ones.
 source "$(dirname "$0")/lib.sh"
 B=$BRATS_RECIPE
 C=$STRATA_TEST_CASES
@@ -58,6 +58,24 @@ for f in plain ctx3; do
 done
 h1=$(grep -o '"weights_hash": "[0-9a-f]*"' "$OUT/hash_plain.json"); h3=$(grep -o '"weights_hash": "[0-9a-f]*"' "$OUT/hash_ctx3.json")
 [ -n "$h1" ] && [ "$h1" = "$h3" ] || { LOG=$OUT/hash_ctx3.log; fail "2D weights differ: plain $h1, context file $h3"; }
+
+# 2.5D folds: `train --folds 2` on a context file with a test split; the folds' ensemble
+# scored on the test cases and the postprocessing decided on their 2.5D predictions;
+# predict with both folds stacks the neighbours as each model was trained; a 2D model
+# in an ensemble with 2.5D ones is refused.
+run pack_cv "$B" pack --input "$C" --out "$OUT/ctx3_cv.h5" --size 32 --context 3 --folds 2 --test-fraction 0.25 --seed 3
+expect_rc 0
+run folds $MPI_LAUNCH2 "$B" train "${small[@]}" "${ctx[@]}" --set "data.path=$OUT/ctx3_cv.h5" --set "run.dir=$OUT/cv" \
+  --set train.epochs=1 --folds 2
+expect_rc 0
+expect_log "the 2 folds' ensemble on the 2 test case(s): mean Dice"; expect_log "postprocessing decided on 6"
+run ens_pred $MPI_LAUNCH2 "$B" predict --checkpoint "$OUT/cv/fold_0/best.pt" "$OUT/cv/fold_1/best.pt" --input "$C" \
+  --cases-from "$OUT/ctx3_cv.h5:test" --out "$OUT/ens_pred" --postprocess "$OUT/cv/postprocessing.json"
+expect_rc 0; expect_log "an ensemble of 2 models"; expect_log "with 3 slices per sample"
+[ "$(ls "$OUT"/ens_pred/*.nii.gz | wc -l)" -eq 2 ] || fail "the 2.5D ensemble did not predict the 2 test cases"
+run mixed "$B" predict --checkpoint "$OUT/cv/fold_0/best.pt" "$OUT/run2d_plain/last.pt" --input "$C" \
+  --cases-from "$OUT/ctx3_cv.h5:test" --out "$OUT/mixed"
+expect_nonzero; expect_log "an ensemble's models read the same input"
 
 # Refusals, each naming what to do.
 run no_neighbours "$B" train "${small[@]}" "${ctx[@]}" --set "data.path=$OUT/plain.h5" --set "run.dir=$OUT/bad1"
