@@ -63,10 +63,25 @@ add_library(strata_fmt INTERFACE)
 target_include_directories(strata_fmt INTERFACE ${_fmt_shim})
 target_link_libraries(strata_fmt INTERFACE fmt::fmt)
 
-# torch's config exposes its libraries only as a list; wrap them in one imported target.
+# strata::torch is what Strata's code compiles and links against. In a CUDA build that is
+# libtorch_cpu, libc10 and libc10_cuda (streams, guards, the caching allocator; small), not
+# libtorch_cuda: that library and the CUDA libraries it needs (cuDNN, cuBLAS, cuFFT,
+# NCCL, ...) are loaded at run time by what may use a GPU (comm/cuda_backend.h), so that
+# a command that needs no device starts without them. strata::torch_cuda_backend links
+# all of torch as torch's config states it (torch_cuda forced in, so its kernels
+# register at start-up): every executable but brats_recipe takes it
+# (strata_add_executable).
+add_library(strata::torch_cuda_backend INTERFACE IMPORTED)
 if(NOT TARGET strata::torch)
   add_library(strata::torch INTERFACE IMPORTED)
-  set_target_properties(strata::torch PROPERTIES INTERFACE_LINK_LIBRARIES "${TORCH_LIBRARIES}")
+  if(TARGET torch_cuda AND NOT _strata_cpu_only_reason)
+    set_target_properties(strata::torch PROPERTIES INTERFACE_LINK_LIBRARIES "torch_cpu_library;c10_cuda;c10"
+      INTERFACE_INCLUDE_DIRECTORIES "${TORCH_INCLUDE_DIRS}"
+      INTERFACE_COMPILE_DEFINITIONS "$<TARGET_PROPERTY:torch_cuda,INTERFACE_COMPILE_DEFINITIONS>")
+    set_target_properties(strata::torch_cuda_backend PROPERTIES INTERFACE_LINK_LIBRARIES "${TORCH_LIBRARIES}")
+  else()
+    set_target_properties(strata::torch PROPERTIES INTERFACE_LINK_LIBRARIES "${TORCH_LIBRARIES}")
+  endif()
   if(TORCH_CXX_FLAGS)
     separate_arguments(_strata_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
     set_target_properties(strata::torch PROPERTIES INTERFACE_COMPILE_OPTIONS "${_strata_torch_flags}")

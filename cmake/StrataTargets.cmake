@@ -51,9 +51,17 @@ endfunction()
 # its DT_NEEDED entry precedes libstdc++'s, so calls such as remove_all() would bind to
 # torch's copy and crash. Naming libstdc++ first on every executable's link line makes
 # the system's implementation the one the dynamic linker finds first.
+#
+# strata_add_executable(NAME [CUDA_AT_RUN_TIME] SOURCES...): CUDA_AT_RUN_TIME leaves
+# libtorch_cuda out of the link (brats_recipe: it loads it when a command may use a GPU,
+# comm/cuda_backend.h); every other executable links all of torch.
 function(strata_add_executable name)
-  add_executable(${name} ${ARGN})
+  cmake_parse_arguments(A "CUDA_AT_RUN_TIME" "" "" ${ARGN})
+  add_executable(${name} ${A_UNPARSED_ARGUMENTS})
   _strata_common(${name})
+  if(NOT A_CUDA_AT_RUN_TIME)
+    target_link_libraries(${name} PRIVATE strata::torch_cuda_backend)
+  endif()
   target_link_options(${name} PRIVATE "LINKER:--push-state,--no-as-needed" -lstdc++ "LINKER:--pop-state")
   if(STRATA_SANITIZE)
     # The runtimes' defaults: tests/sanitize's suppression files (cmake/StrataSanitize.cmake).

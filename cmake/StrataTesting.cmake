@@ -39,10 +39,15 @@ if(_mpiexec_version MATCHES "Open MPI|OpenRTE")
 endif()
 set(STRATA_DIST_TIMEOUT 300 CACHE STRING "ctest TIMEOUT (s) of each dist test: a hang fails, never blocks")
 
-# strata_add_gtest(NAME SOURCES... LIBS ... LABELS ...): one gtest binary in build/bin.
+# strata_add_gtest(NAME [NO_MAIN] [CUDA_AT_RUN_TIME] SOURCES... LIBS ... LABELS ...): one
+# gtest binary in build/bin (CUDA_AT_RUN_TIME: linked as brats_recipe, see strata_add_executable).
 function(strata_add_gtest name)
-  cmake_parse_arguments(A "NO_MAIN" "" "SOURCES;LIBS;LABELS" ${ARGN})
-  strata_add_executable(${name} ${A_SOURCES})
+  cmake_parse_arguments(A "NO_MAIN;CUDA_AT_RUN_TIME" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  set(_lazy "")
+  if(A_CUDA_AT_RUN_TIME)
+    set(_lazy CUDA_AT_RUN_TIME)
+  endif()
+  strata_add_executable(${name} ${_lazy} ${A_SOURCES})
   if(A_NO_MAIN)
     target_link_libraries(${name} PRIVATE ${A_LIBS} GTest::gtest)
   else()
@@ -50,10 +55,14 @@ function(strata_add_gtest name)
   endif()
 endfunction()
 
-# strata_add_unit_test(NAME SOURCES... LIBS ... [LABELS ...]): runs in one process.
+# strata_add_unit_test(NAME [CUDA_AT_RUN_TIME] SOURCES... LIBS ... [LABELS ...]): runs in one process.
 function(strata_add_unit_test name)
-  cmake_parse_arguments(A "" "" "SOURCES;LIBS;LABELS" ${ARGN})
-  strata_add_gtest(${name} SOURCES ${A_SOURCES} LIBS ${A_LIBS})
+  cmake_parse_arguments(A "CUDA_AT_RUN_TIME" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  set(_lazy "")
+  if(A_CUDA_AT_RUN_TIME)
+    set(_lazy CUDA_AT_RUN_TIME)
+  endif()
+  strata_add_gtest(${name} ${_lazy} SOURCES ${A_SOURCES} LIBS ${A_LIBS})
   if(NOT A_LABELS)
     set(A_LABELS unit)
   endif()

@@ -1,6 +1,7 @@
 // Shared plumbing of the brats_recipe subcommands (see cli.h).
 #include "brats_recipe/cli.h"
 
+#include "strata/comm/cuda_backend.h"
 #include "strata/core/log.h"
 
 #include "strata/core/files.h"
@@ -203,9 +204,10 @@ void Cli::check_storage(const RecipeConfig& config, bool run_dir) {
 
 bool Cli::run_selected() {
   check_deprecated();
-  for (auto& [cmd, body] : commands_) {
-    if (cmd->parsed()) {
-      body();
+  for (const Command& c : commands_) {
+    if (c.cmd->parsed()) {
+      if (c.gpu == Gpu::kMayUse) comm::load_cuda_backend();  // why it did not load: World::bind_device
+      c.body();
       return true;
     }
   }

@@ -67,8 +67,13 @@ class Cli {
   // message naming the hosts (a node-local path is the usual cause on a cluster).
   void check_storage(const RecipeConfig& config, bool run_dir);
 
+  // Whether a command may run on a GPU. Those that may load torch's CUDA backend and its
+  // libraries before their body runs (comm::load_cuda_backend); the others start without.
+  enum class Gpu { kMayUse, kNever };
   // Registers a subcommand body to run when `cmd` was selected on the command line.
-  void on(CLI::App* cmd, std::function<void()> body) { commands_.push_back({cmd, std::move(body)}); }
+  void on(CLI::App* cmd, std::function<void()> body, Gpu gpu = Gpu::kMayUse) {
+    commands_.push_back({cmd, std::move(body), gpu});
+  }
   // Runs the selected subcommand; false when none was given.
   bool run_selected();
 
@@ -79,7 +84,12 @@ class Cli {
   char** argv_;
   std::unique_ptr<comm::World> world_;
   std::unique_ptr<comm::World> group_;  // destroyed before world_
-  std::vector<std::pair<CLI::App*, std::function<void()>>> commands_;
+  struct Command {
+    CLI::App* cmd;
+    std::function<void()> body;
+    Gpu gpu;
+  };
+  std::vector<Command> commands_;
   std::vector<Deprecated> deprecated_;
 };
 

@@ -4,7 +4,8 @@
 // one batch already on the device (the compute ceiling, comparable with
 // benchmarks/pytorch_reference.py), and epoch slices/s, steps through the whole input
 // pipeline (HDF5 -> readers -> device -> augment); plus the fraction of that run spent
-// waiting for data and the communication time per step not hidden behind backward.
+// waiting for data and the communication time per step not hidden behind backward, and
+// every rank's peak resident memory.
 #include "brats_recipe/cli.h"
 #include "brats_recipe/setup.h"
 #include "strata/core/build_info.h"
@@ -15,9 +16,12 @@
 
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
+#include <sys/resource.h>
 #include <torch/cuda.h>
+
+#include <cmath>
 #if STRATA_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+#include <cuda_runtime_api.h>
 #endif
 
 
@@ -26,7 +30,8 @@ namespace {
 
 std::string device_name(const torch::Device& device) {
 #if STRATA_WITH_CUDA
-  if (device.is_cuda()) return at::cuda::getDeviceProperties(device.index())->name;
+  cudaDeviceProp props{};
+  if (device.is_cuda() && cudaGetDeviceProperties(&props, device.index()) == cudaSuccess) return props.name;
 #endif
   return "cpu";
 }
@@ -53,6 +58,13 @@ void add_bench_command(CLI::App& app, Cli& cli) {
     setup.progress = false;
     train::Trainer trainer(setup, cli.world());
     train::BenchResult r = trainer.bench(*steps, *warmup, *profile);
+    // Each rank's peak resident memory (its reader threads included), in MiB.
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    nlohmann::json peak_rss = nlohmann::json::array();
+    for (const std::string& kib : cli.world().all_gather(std::to_string(usage.ru_maxrss))) {
+      peak_rss.push_back(std::round(std::stod(kib) / 1024.0 * 10) / 10);
+    }
     if (cli.world().rank() != 0) return;
     nlohmann::json j{
         {"bench", "train"},
@@ -83,6 +95,7 @@ void add_bench_command(CLI::App& app, Cli& cli) {
         {"data_wait", r.data_wait},
         {"exposed_comm_s_per_step", r.exposed_comm_s_per_step},
         {"peak_memory_gib", r.peak_memory_gib},
+        {"peak_rss_mib", peak_rss},
         {"host_malloc", core::host_memory_mode()},
         {"threads", at::get_num_threads()}};
     if (*profile) {

@@ -76,7 +76,7 @@ void add_config_command(CLI::App& app, Cli& cli) {
                  options->config_path.empty() ? "the defaults" : options->config_path, core::to_yaml(config, true),
                  core::hash_hex(core::config_hash(config)), cli.world().size(), cli.world().size() > 1 ? "s" : "");
     }
-  });
+  }, Cli::Gpu::kNever);
 }
 
 }  // namespace strata::recipes

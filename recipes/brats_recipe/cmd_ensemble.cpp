@@ -59,7 +59,7 @@ void add_ensemble_command(CLI::App& app, Cli& cli) {
     int64_t written = 0;
     for (const auto& n : counts) written += std::stoll(n);
     core::log0("wrote {} case(s) to {} in {:.1f} s", written, *out, clock.seconds());
-  });
+  }, Cli::Gpu::kNever);
 }
 
 }  // namespace strata::recipes

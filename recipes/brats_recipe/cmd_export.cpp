@@ -42,7 +42,7 @@ void add_export_command(CLI::App& app, Cli& cli) {
                *out, loaded.model->named_parameters().size() + loaded.model->named_buffers().size(),
                loaded.model->describe(), loaded.meta.epoch, c.in_channels, c.num_classes,
                fmt::format("({})", fmt::join(c.widths, ", ")), *out);
-  });
+  }, Cli::Gpu::kNever);
 }
 
 }  // namespace strata::recipes

@@ -95,7 +95,7 @@ void add_help_command(CLI::App& app, Cli& cli) {
     for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; })) {
       fmt::print("\n{}", c->help(app.get_name()));
     }
-  });
+  }, Cli::Gpu::kNever);
 }
 
 }  // namespace strata::recipes

@@ -206,7 +206,7 @@ void add_inspect_command(CLI::App& app, Cli& cli) {
                                                              "format version 3)", r.index_entries,
                  r.folds ? ", case folds against the splits" : "");
     }
-  });
+  }, Cli::Gpu::kNever);
 }
 
 }  // namespace strata::recipes

@@ -147,7 +147,7 @@ void add_pack_command(CLI::App& app, Cli& cli) {
                                     : "",
                human_bytes(static_cast<double>(s.bytes)),
                human_bytes(s.slices > 0 ? static_cast<double>(s.bytes) / static_cast<double>(s.slices) : 0.0));
-  });
+  }, Cli::Gpu::kNever);
 }
 
 }  // namespace strata::recipes

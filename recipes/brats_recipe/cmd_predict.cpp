@@ -279,7 +279,7 @@ void add_score_command(CLI::App& app, Cli& cli) {
     core::log0("scored {} case(s) in {:.1f} s on {} rank(s)", cases.size(), clock.seconds(), world.size());
     write_scores(cases, summary, *csv, *json,
                  {{"pred", *pred}, {"truth", *truth}, {"strata_version", STRATA_VERSION}, {"ranks", world.size()}});
-  });
+  }, Cli::Gpu::kNever);
 }
 
 }  // namespace strata::recipes

@@ -28,7 +28,7 @@ void add_report_command(CLI::App& app, Cli& cli) {
     if (in->out.empty()) in->out = (std::filesystem::path(in->run_dir) / "report.html").string();
     ReportResult r = write_html_report(*in);
     core::log0("wrote {} ({} overlay image(s) beside it) in {:.2f} s", in->out, r.images.size(), r.seconds);
-  });
+  }, Cli::Gpu::kNever);
 }
 
 }  // namespace strata::recipes

@@ -64,7 +64,7 @@ void add_summary_command(CLI::App& app, Cli& cli) {
   cli.on(cmd, [&cli, options] {
     RecipeConfig config = cli.resolve(options->config);
     if (cli.world().rank() == 0) print_summary(config, *options);
-  });
+  }, Cli::Gpu::kNever);
 }
 
 }  // namespace strata::recipes

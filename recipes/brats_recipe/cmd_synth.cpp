@@ -68,7 +68,7 @@ void add_synth_command(CLI::App& app, Cli& cli) {
                s.workers, human_bytes(static_cast<double>(s.bytes)));
     core::info("synth: {} cases with several tumours, {} without necrosis; label voxels: 0 {:.2f}%, 1 {:.3f}%, "
                "2 {:.3f}%, 4 {:.3f}%", s.multi_lesion_cases, s.no_necrosis_cases, pct(0), pct(1), pct(2), pct(3));
-  });
+  }, Cli::Gpu::kNever);
 }
 
 }  // namespace strata::recipes

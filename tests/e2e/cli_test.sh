@@ -29,6 +29,22 @@ expect_rc 1; expect_log "config --reference prints the defaults"
 run help "$B" --help
 expect_rc 0; expect_log "config"
 
+# A command that needs no device starts without torch's CUDA backend and the CUDA
+# libraries; one that may use a GPU loads them first (comm/cuda_backend.h). LD_DEBUG
+# names every library the loader opens.
+if "$B" --version | grep -q "CUDA yes"; then
+  for c in "--help" "config --reference" "inspect $OUT/none.h5"; do
+    # shellcheck disable=SC2086  # $c is a command line
+    run no_cuda env LD_DEBUG=files "$B" $c
+    expect_log "file=libtorch_cpu.so"; expect_no_log "file=libtorch_cuda.so"; expect_no_log "file=libcudnn"
+    expect_no_log "file=libnccl"
+  done
+  expect_rc 1; expect_log "none.h5"
+  run cuda_loaded env LD_DEBUG=files "$B" evaluate --config "$SOURCE_DIR/recipes/cpu_smoke.yaml" --checkpoint "$OUT/none.pt" \
+    --set "data.path=$OUT/none.h5"
+  expect_rc 1; expect_log "file=libtorch_cuda.so"; expect_log "none.h5' does not exist"
+fi
+
 run none "$B"
 expect_nonzero
 

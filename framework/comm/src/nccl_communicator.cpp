@@ -26,6 +26,50 @@
 
 namespace strata::comm {
 
+namespace {
+
+// NCCL is opened on first use instead of linked, so that a process that never
+// communicates on a GPU (a CPU run, a command that needs no device) does not load it at
+// start-up. The soname comes first: where libtorch_cuda already brought NCCL in (the
+// torch wheel's), that is the one used, and the process holds a single NCCL; the library
+// found at configure time is the fallback.
+#define STRATA_NCCL_FUNCTIONS(X)                                                                              \
+  X(GetVersion) X(GetUniqueId) X(CommInitRank) X(CommDestroy) X(CommAbort) X(CommGetAsyncError) X(GetErrorString) \
+  X(GetLastError) X(GroupStart) X(GroupEnd) X(AllReduce) X(Broadcast)
+
+struct NcclApi {
+#define STRATA_NCCL_POINTER(name) decltype(&::nccl##name) name = nullptr;
+  STRATA_NCCL_FUNCTIONS(STRATA_NCCL_POINTER)
+#undef STRATA_NCCL_POINTER
+  std::string library;  // the file it came from
+};
+
+const NcclApi& nccl() {
+  static const NcclApi api = [] {
+    void* handle = nullptr;
+    std::string tried;
+    for (const char* name : {"libnccl.so.2", STRATA_NCCL_LIBRARY}) {
+      if ((handle = dlopen(name, RTLD_NOW | RTLD_GLOBAL)) != nullptr) break;
+      tried += fmt::format("\n  {}: {}", name, dlerror());
+    }
+    STRATA_CHECK_AS(CommError, handle != nullptr, "NCCL could not be loaded (set LD_LIBRARY_PATH to the folder of "
+                    "libnccl.so.2):{}", tried);
+    NcclApi a;
+#define STRATA_NCCL_LOAD(name)                                                                             \
+  a.name = reinterpret_cast<decltype(a.name)>(dlsym(handle, "nccl" #name));                              \
+  STRATA_CHECK_AS(CommError, a.name != nullptr, "the NCCL library loaded has no nccl" #name " (NCCL 2.12 or " \
+                  "newer is needed)");
+    STRATA_NCCL_FUNCTIONS(STRATA_NCCL_LOAD)
+#undef STRATA_NCCL_LOAD
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(a.GetVersion), &info) != 0 && info.dli_fname) a.library = info.dli_fname;
+    return a;
+  }();
+  return api;
+}
+
+}  // namespace
+
 struct NcclCommunicator::Impl {
   ncclComm_t comm = nullptr;
   std::atomic<bool> aborted{false};
@@ -40,14 +84,14 @@ struct NcclCommunicator::Impl {
   // Aborts the communicator (peers blocked in a collective with us get an error
   // instead of hanging), then throws CommError with NCCL's own explanation.
   [[noreturn]] void fail(const char* call, ncclResult_t rc, const char* file, int line) {
-    std::string last = comm ? ncclGetLastError(comm) : "";
+    std::string last = comm ? nccl().GetLastError(comm) : "";
     abort();
-    throw core::CommError(fmt::format("{} failed: {}{}{}", call, ncclGetErrorString(rc), last.empty() ? "" : ": ",
+    throw core::CommError(fmt::format("{} failed: {}{}{}", call, nccl().GetErrorString(rc), last.empty() ? "" : ": ",
                                       last) +
                           core::detail::error_origin(file, line));
   }
   void abort() {
-    if (comm && !aborted.exchange(true)) ncclCommAbort(comm);
+    if (comm && !aborted.exchange(true)) nccl().CommAbort(comm);
   }
   // Every NCCL call goes through here first: after an abort the handle is gone.
   void check_usable(const char* what) const {
@@ -56,16 +100,17 @@ struct NcclCommunicator::Impl {
   void check_async(const char* what) {
     check_usable(what);
     ncclResult_t async = ncclSuccess;
-    ncclCommGetAsyncError(comm, &async);
+    nccl().CommGetAsyncError(comm, &async);
     if (async != ncclSuccess && async != ncclInProgress) fail(what, async, __FILE__, __LINE__);
   }
 };
 
-#define NCCL_CHECK(impl, call)                                              \
+// NCCL_CHECK(impl_, AllReduce, args...) calls ncclAllReduce(args...).
+#define NCCL_CHECK(impl, name, ...)                                         \
   do {                                                                      \
-    ncclResult_t strata_nccl_rc_ = (call);                                  \
+    ncclResult_t strata_nccl_rc_ = nccl().name(__VA_ARGS__);                \
     if (strata_nccl_rc_ != ncclSuccess) {                                   \
-      (impl)->fail(#call, strata_nccl_rc_, __FILE__, __LINE__);             \
+      (impl)->fail("nccl" #name, strata_nccl_rc_, __FILE__, __LINE__);      \
     }                                                                       \
   } while (0)
 
@@ -129,9 +174,8 @@ std::string nccl_version_name(int code) {
 NcclVersions nccl_versions() {
   NcclVersions v;
   v.header = NCCL_VERSION_CODE;
-  if (ncclGetVersion(&v.runtime) != ncclSuccess) v.runtime = 0;
-  Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(&ncclGetVersion), &info) != 0 && info.dli_fname) v.library = info.dli_fname;
+  if (nccl().GetVersion(&v.runtime) != ncclSuccess) v.runtime = 0;
+  v.library = nccl().library;
   return v;
 }
 
@@ -162,9 +206,9 @@ NcclCommunicator::NcclCommunicator(const World& world, c10::Device device, NcclO
   impl_->options = options;
   c10::cuda::CUDAGuard guard(device);
   ncclUniqueId id;
-  if (world.rank() == 0) NCCL_CHECK(impl_, ncclGetUniqueId(&id));
+  if (world.rank() == 0) NCCL_CHECK(impl_, GetUniqueId, &id);
   MPI_CHECK(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, world.comm()));
-  NCCL_CHECK(impl_, ncclCommInitRank(&impl_->comm, world.size(), id, world.rank()));
+  NCCL_CHECK(impl_, CommInitRank, &impl_->comm, world.size(), id, world.rank());
   impl_->stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device.index());
   impl_->watchdog = world.watchdog();
   if (impl_->watchdog) {
@@ -183,8 +227,8 @@ NcclCommunicator::~NcclCommunicator() {
     return;
   }
   if (impl_->comm && !impl_->aborted) {
-    ncclResult_t rc = ncclCommDestroy(impl_->comm);
-    if (rc != ncclSuccess) core::warn("ncclCommDestroy failed: {}", ncclGetErrorString(rc));
+    ncclResult_t rc = nccl().CommDestroy(impl_->comm);
+    if (rc != ncclSuccess) core::warn("ncclCommDestroy failed: {}", nccl().GetErrorString(rc));
   }
 }
 
@@ -248,15 +292,15 @@ std::shared_ptr<Work> NcclCommunicator::allreduce_async(std::vector<at::Tensor> 
     flats.push_back(detail::flatten(tensors, g, tensors[g[0]].scalar_type(), &a));
     aliased.push_back(a);
   }
-  NCCL_CHECK(impl_, ncclGroupStart());
+  NCCL_CHECK(impl_, GroupStart);
   for (auto& flat : flats) {
     // NCCL averages floating types itself; integers are summed and divided below.
     bool integer = !at::isFloatingType(flat.scalar_type());
     ncclRedOp_t nccl_op = op == ReduceOp::kAvg && !integer ? ncclAvg : ncclSum;
-    NCCL_CHECK(impl_, ncclAllReduce(flat.data_ptr(), flat.data_ptr(), flat.numel(), nccl_dtype(flat.scalar_type()),
-                                    nccl_op, impl_->comm, impl_->stream.stream()));
+    NCCL_CHECK(impl_, AllReduce, flat.data_ptr(), flat.data_ptr(), flat.numel(), nccl_dtype(flat.scalar_type()),
+               nccl_op, impl_->comm, impl_->stream.stream());
   }
-  NCCL_CHECK(impl_, ncclGroupEnd());
+  NCCL_CHECK(impl_, GroupEnd);
   for (size_t g = 0; g < groups.size(); ++g) {
     if (op == ReduceOp::kAvg && !at::isFloatingType(flats[g].scalar_type())) flats[g].div_(impl_->size, "trunc");
     if (!aliased[g]) detail::unflatten(flats[g], tensors, groups[g]);
@@ -277,12 +321,12 @@ std::shared_ptr<Work> NcclCommunicator::broadcast_async(std::vector<at::Tensor> 
   // Broadcast needs no arithmetic, so each tensor goes as is; the group makes one launch.
   std::vector<at::Tensor> bufs;
   for (auto& t : tensors) bufs.push_back(t.is_contiguous() ? t : t.contiguous());
-  NCCL_CHECK(impl_, ncclGroupStart());
+  NCCL_CHECK(impl_, GroupStart);
   for (auto& b : bufs) {
-    NCCL_CHECK(impl_, ncclBroadcast(b.data_ptr(), b.data_ptr(), b.numel(), nccl_dtype(b.scalar_type()), root,
-                                    impl_->comm, impl_->stream.stream()));
+    NCCL_CHECK(impl_, Broadcast, b.data_ptr(), b.data_ptr(), b.numel(), nccl_dtype(b.scalar_type()), root,
+               impl_->comm, impl_->stream.stream());
   }
-  NCCL_CHECK(impl_, ncclGroupEnd());
+  NCCL_CHECK(impl_, GroupEnd);
   for (size_t i = 0; i < tensors.size(); ++i) {
     if (bufs[i].data_ptr() != tensors[i].data_ptr()) tensors[i].copy_(bufs[i]);
   }

@@ -2,6 +2,7 @@
 #include "strata/comm/world.h"
 
 #include "strata/comm/checks.h"
+#include "strata/comm/cuda_backend.h"
 #include "strata/core/build_info.h"
 #include "strata/core/config.h"
 #include "strata/core/log.h"
@@ -101,9 +102,11 @@ torch::Device World::bind_device(const std::string& prefer) const {
   if (prefer != "auto" && prefer != "cpu" && prefer != "cuda") {
     STRATA_THROW(ConfigError, "device must be auto, cpu or cuda, got '{}'", prefer);
   }
-  bool have_cuda = torch::cuda::is_available();
+  const std::string no_backend = prefer == "cpu" ? "" : load_cuda_backend();
+  bool have_cuda = prefer != "cpu" && no_backend.empty() && torch::cuda::is_available();
   if (prefer == "cuda" && !have_cuda) {
-    STRATA_THROW(ConfigError, "device 'cuda' requested but no CUDA device is visible on {}", host_);
+    STRATA_THROW(ConfigError, "device 'cuda' requested but no CUDA device is visible on {}{}", host_,
+                 no_backend.empty() ? "" : fmt::format(" (torch's CUDA backend did not load: {})", no_backend));
   }
   if (prefer == "cpu" || !have_cuda) return torch::Device(torch::kCPU);
 #if STRATA_WITH_CUDA

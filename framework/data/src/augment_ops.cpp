@@ -6,7 +6,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #if STRATA_WITH_CUDA
-#include <ATen/cuda/CUDAGeneratorImpl.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #endif
 
 namespace strata::data::augment_ops {
@@ -14,7 +14,8 @@ namespace strata::data::augment_ops {
 at::Generator seeded_generator(const c10::Device& device, uint64_t seed) {
   if (device.is_cuda()) {
 #if STRATA_WITH_CUDA
-    at::Generator gen = at::cuda::detail::createCUDAGenerator(device.index());
+    // Through torch's CUDA hooks: libtorch_cuda is loaded at run time (comm/cuda_backend.h).
+    at::Generator gen = at::detail::getCUDAHooks().getNewGenerator(device.index());
     gen.set_current_seed(seed);
     return gen;
 #else
