@@ -5,7 +5,8 @@ same Strata packed HDF5 file that `brats_recipe bench` reads (h5py, one handle p
 worker), with Strata's default augmentation (flips and quarter turns with probability
 0.5 each, a rotation of up to 15 degrees with probability 0.5) applied per sample in the
 workers, as a PyTorch training script does. Same model, batch, loss (soft multi-class
-Dice, batch-wide sums), Adam, and threads. Prints one JSON line:
+Dice, batch-wide sums), Adam, threads and (--amp bf16) autocast. Prints one JSON line, with
+the main process's peak RSS (the workers' are their own):
   {"impl": "pytorch", "pipeline_slices_per_s": ..., "workers": ..., ...}
 
   python3 benchmarks/pytorch_pipeline.py --data brats64.h5 --widths 8 16 32 64 --batch 16 --workers 1 \\
@@ -15,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import sys
 import time
 
@@ -74,6 +76,7 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", choices=("off", "bf16"), default="off", help="bf16 autocast of the forward")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -95,7 +98,9 @@ def main():
                 start = time.perf_counter()
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
-            loss = multi_dice_loss(model(x), y)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.amp == "bf16"):
+                logits = model(x)
+            loss = multi_dice_loss(logits, y)
             loss.backward()
             opt.step()
             done += 1
@@ -106,7 +111,9 @@ def main():
     seconds = time.perf_counter() - start
     print(json.dumps(dict(impl="pytorch", what="pipeline", pipeline_slices_per_s=round(a.batch * a.steps / seconds, 1),
                           batch=a.batch, workers=a.workers, threads=torch.get_num_threads(), widths=a.widths,
-                          steps=a.steps, size=int(x.shape[-1]), torch=torch.__version__)), flush=True)
+                          steps=a.steps, size=int(x.shape[-1]), amp=a.amp, torch=torch.__version__,
+                          peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))),
+          flush=True)
 
 
 if __name__ == "__main__":

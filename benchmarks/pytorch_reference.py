@@ -15,7 +15,12 @@ model/state_dict.h exports (tests/twin/net3d_check.py loads them with strict=Tru
 
 Prints one JSON line per configuration:
   python3 benchmarks/pytorch_reference.py --size 128 240 --batch 64 --configs fp32,bf16_cl,bf16_cl_compile
-Configs: <dtype>[_cl][_compile] with dtype fp32 | fp16 | bf16. `--device cpu --widths 4 8 16` is
+Configs: <dtype>[_cl][_compile|_maxautotune] with dtype fp32 | fp16 | bf16; _compile is
+torch.compile's default mode over the model and the loss (Inductor: fused C++/OpenMP
+kernels on a CPU, Triton on a GPU), _maxautotune its "max-autotune-no-cudagraphs" mode.
+The first steps, where compilation happens, are timed apart: "compile_s" (the whole
+warm-up; Inductor's cache in /tmp makes a second run's far shorter). "peak_rss_mib" is the
+process's peak resident memory. `--device cpu --widths 4 8 16` is
 the CPU smoke of benchmarks/gpu_compare.sh (tests the script, measures nothing of interest).
 `--net unet3d --norm instance --size 128 --batch 2 --widths 32 64 128 256 320 320` is the same
 step for the UNet3d on size^3 patches ([B, 4, D, H, W], channels_last_3d with _cl; the Dice
@@ -23,6 +28,7 @@ sums over every voxel of the batch), its rate in patches_per_s.
 """
 import argparse
 import json
+import resource
 import time
 
 import torch
@@ -131,7 +137,8 @@ def synchronize(device):
 def measure(size, batch, steps, config, device, widths, net="unet2d", norm="instance"):
     parts = config.split("_")
     dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[parts[0]]
-    channels_last, compiled = "cl" in parts, "compile" in parts
+    channels_last = "cl" in parts
+    mode = "max-autotune-no-cudagraphs" if "maxautotune" in parts else "default" if "compile" in parts else None
     torch.manual_seed(0)
     spatial = (size,) * (3 if net == "unet3d" else 2)  # a 3D patch is size^3
     model = UNet3d(widths=widths, norm=norm) if net == "unet3d" else UNet2d(widths=widths)
@@ -142,20 +149,25 @@ def measure(size, batch, steps, config, device, widths, net="unet2d", norm="inst
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     x = torch.randn(batch, 4, *spatial, device=device).to(memory_format=fmt)
     y = torch.randint(0, 4, (batch, *spatial), device=device)
-    forward = torch.compile(model) if compiled else model
+    def forward_loss(inputs, target):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            logits = model(inputs)
+        return multi_dice_loss(logits, target)
+
+    forward = torch.compile(forward_loss, mode=mode) if mode else forward_loss
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            logits = forward(x)
-        loss = multi_dice_loss(logits, y)
+        loss = forward(x, y)
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
 
-    for _ in range(min(steps, 20 if compiled else 10)):
+    warm = time.perf_counter()
+    for _ in range(min(steps, 20 if mode else 10)):
         step()
     synchronize(device)
+    warmup_s = time.perf_counter() - warm
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
@@ -164,7 +176,7 @@ def measure(size, batch, steps, config, device, widths, net="unet2d", norm="inst
     synchronize(device)
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-    return batch * steps / seconds, peak
+    return batch * steps / seconds, peak, warmup_s if mode else None
 
 
 def main():
@@ -194,8 +206,12 @@ def main():
                 if a.net == "unet3d":
                     row.update(norm=a.norm)
                 try:
-                    sps, peak = measure(size, batch, a.steps, config, device, tuple(a.widths), a.net, a.norm)
-                    row.update({rate: round(sps, 2), "peak_gib": None if peak is None else round(peak, 2)})
+                    sps, peak, compile_s = measure(size, batch, a.steps, config, device, tuple(a.widths), a.net,
+                                                   a.norm)
+                    row.update({rate: round(sps, 2), "peak_gib": None if peak is None else round(peak, 2),
+                                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+                    if compile_s is not None:
+                        row["compile_s"] = round(compile_s, 2)
                 except Exception as e:  # one failing config (e.g. compile) must not stop the others
                     row.update(error=str(e)[:300])
                 print(json.dumps(row), flush=True)
