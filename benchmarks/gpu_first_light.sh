@@ -6,7 +6,8 @@
 #              (kept: a rerun on the still-warm machine only relinks) and build with
 #              ninja -j16 only what the next steps run (brats_recipe, the gpu tests);
 #   2. tests:  the `gpu` ctest label (NCCL with one rank, copy stream, GPU augmentation
-#              equal to the CPU's, the fp16 scaler's skip, clipping, the golden pass);
+#              equal to the CPU's, the fp16 scaler's skip, clipping, the golden pass), and
+#              cuda_backend_test (torch's CUDA backend loaded at run time, as brats_recipe does);
 #   3. train:  one epoch of the baseline recipe on the GPU, then evaluation with 6-view TTA;
 #   4. matrix: Strata vs PyTorch (benchmarks/gpu_compare.sh), rows printed as measured.
 # Every stage has its own timeout and the whole stays under FIRST_LIGHT_S seconds (default
@@ -39,7 +40,7 @@ fi
 log "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)"
 log "$(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "nccl", ".".join(map(str, torch.cuda.nccl.version())), "device", torch.cuda.get_device_name())' 2>&1 | tail -1)"
 prefix="$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)');/opt/deps/usr"
-targets=(brats_recipe nccl_gpu_test nn_gpu_test data_gpu_test train_gpu_test)
+targets=(brats_recipe cuda_backend_test nccl_gpu_test nn_gpu_test data_gpu_test train_gpu_test)
 if [ ! -f "$build/build.ninja" ]; then
   timeout 120 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=$prefix" \
     -DTORCH_CUDA_ARCH_LIST=9.0 -DSTRATA_CUDA=ON "-DSTRATA_PYTHON=$(command -v python3)" >"$build.cmake.log" 2>&1 \
@@ -57,6 +58,10 @@ grep -E "Test +#|tests passed|tests failed|Not Run" "$out/gpu_tests.log" | tee -
 # that means the device was not seen, which is a failure of first light, never a pass.
 grep -q "\*\*\*Skipped" "$out/gpu_tests.log" && { log "GPU TESTS SKIPPED: the device was not seen"; status=1; }
 grep -qE "Test +#.* Passed" "$out/gpu_tests.log" || { log "no gpu test passed (see gpu_tests.log)"; status=1; }
+# brats_recipe loads torch's CUDA backend at run time: the test binary linked the same way
+# must load it and compute on the GPU (here a skip is a failure too).
+timeout 60 "$build/bin/cuda_backend_test" >>"$out/gpu_tests.log" 2>&1 || { log "cuda_backend_test FAILED"; status=1; }
+grep -q "SKIPPED" "$out/gpu_tests.log" && { log "cuda_backend_test skipped: no GPU after the load"; status=1; }
 
 # 3 and 4. Training, evaluation and the matrix, in what the budget leaves.
 left=$((budget - SECONDS))

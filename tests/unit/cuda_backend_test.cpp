@@ -9,6 +9,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
 
 #include <dlfcn.h>
 
@@ -32,6 +34,15 @@ TEST(CudaBackendTest, LoadedOnDemandItRegistersTorchsCudaKernelsAndHooks) {
   EXPECT_TRUE(add_has_cuda_kernel());
   EXPECT_TRUE(at::detail::getCUDAHooks().isBuilt()) << "torch's CUDA hooks are the stub's";
   EXPECT_EQ(load_cuda_backend(), "") << "a second call is a no-op";
+}
+
+// On a GPU machine: the loaded backend runs (benchmarks/gpu_first_light.sh fails on its skip).
+TEST(CudaBackendTest, AfterTheLoadATensorOnTheGpuComputes) {
+  ASSERT_EQ(load_cuda_backend(), "");
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device here: the load is checked, not its use";
+  const torch::Tensor x = torch::ones({4}, torch::TensorOptions().device(torch::kCUDA));
+  EXPECT_EQ((x + x).sum().item<float>(), 8.0f);
+  EXPECT_TRUE(at::detail::getCUDAHooks().hasCUDA());
 }
 
 TEST(CudaBackendTest, NcclIsOpenedOnFirstUse) {
