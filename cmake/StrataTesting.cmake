@@ -68,6 +68,7 @@ function(strata_add_unit_test name)
   endif()
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS "${A_LABELS}" TIMEOUT 600 SKIP_RETURN_CODE ${STRATA_SKIP_CODE})
+  set_property(GLOBAL APPEND PROPERTY STRATA_UNIT_TEST_TARGETS ${name})
 endfunction()
 
 # strata_mpiexec_command(OUT np) : the launcher prefix for np ranks, from FindMPI.

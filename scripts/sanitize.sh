@@ -24,13 +24,12 @@ which=${1:-all}
 case $which in asan | tsan | all) ;; *) die "usage: scripts/sanitize.sh [asan|tsan|all] [ctest args...]" ;; esac
 
 # What each build needs: the binaries of the tests it runs (the e2e tests run the CLI).
-ASAN_TARGETS=(core_test nn_test inference3d_test compat_test train_test viz_test eval_test data_test data3d_test volume_test comm_test
-              comm_dist_test metrics_dist_test
+# strata_unit_tests is every unit test binary (tests/CMakeLists.txt).
+ASAN_TARGETS=(strata_unit_tests comm_dist_test metrics_dist_test
               train_dist_test exact_batch_dist_test trainer_dist_test classifier_task_dist_test evaluator_dist_test
               brats_recipe strata_interop memory3d)
 # CI runs only the unit label (STRATA_SANITIZE_LABELS='^unit$'): then only these are built.
-ASAN_UNIT_TARGETS=(core_test nn_test inference3d_test compat_test train_test viz_test eval_test data_test data3d_test
-                   volume_test comm_test)
+ASAN_UNIT_TARGETS=(strata_unit_tests)
 TSAN_TARGETS=(core_test data_test comm_dist_test)
 # ctest names (-R) and the gtest filter of each: only the tests whose threads are ours.
 TSAN_TESTS='^(core_test|data_test|comm_dist_test_np2)$'
