@@ -43,6 +43,45 @@ TEST(WorldTest, LocalRanksAreUniqueOnTheNode) {
   EXPECT_FALSE(w.host().empty());
 }
 
+// The value the MPI library itself holds for an int or bool control variable, through the
+// MPI tool interface (MPI_T), or "" where this MPI has no such variable.
+std::string mpi_cvar(const std::string& wanted) {
+  int provided = 0;
+  EXPECT_EQ(MPI_T_init_thread(MPI_THREAD_SINGLE, &provided), MPI_SUCCESS);
+  std::string value;
+  int count = 0;
+  MPI_T_cvar_get_num(&count);
+  for (int i = 0; i < count && value.empty(); ++i) {
+    char name[256];
+    char desc[1024];
+    int name_len = sizeof name, desc_len = sizeof desc, verbosity = 0, bind = 0, scope = 0;
+    MPI_Datatype type;
+    MPI_T_enum enumtype;
+    if (MPI_T_cvar_get_info(i, name, &name_len, &verbosity, &type, &enumtype, desc, &desc_len, &bind, &scope) !=
+            MPI_SUCCESS ||
+        wanted != name || (type != MPI_INT && type != MPI_C_BOOL)) {
+      continue;
+    }
+    MPI_T_cvar_handle handle;
+    int n = 0, v = 0;
+    bool b = false;
+    if (MPI_T_cvar_handle_alloc(i, nullptr, &handle, &n) != MPI_SUCCESS) continue;
+    if (type == MPI_C_BOOL && MPI_T_cvar_read(handle, &b) == MPI_SUCCESS) value = b ? "1" : "0";
+    if (type == MPI_INT && MPI_T_cvar_read(handle, &v) == MPI_SUCCESS) value = std::to_string(v);
+    MPI_T_cvar_handle_free(&handle);
+  }
+  MPI_T_finalize();
+  return value;
+}
+
+// A rank's MPI thread waits beside its backward pass on the same cores: Open MPI must yield
+// them while it waits rather than spin (World's constructor asks for it).
+TEST(WorldTest, OpenMpiYieldsTheCoreWhileItWaits) {
+  const std::string yield = mpi_cvar("mpi_yield_when_idle");
+  if (yield.empty()) GTEST_SKIP() << "this MPI has no mpi_yield_when_idle control variable (not Open MPI)";
+  EXPECT_EQ(yield, "1") << "Open MPI spins while waiting: OMPI_MCA_mpi_yield_when_idle was not applied";
+}
+
 // train --folds: groups of consecutive ranks, each a world of its own whose collectives
 // stay inside it, which keeps the node-local rank (the GPU binding) of the job's world.
 TEST(WorldTest, ASplitIsAWorldOfItsGroupThatKeepsNodeLocalRanks) {

@@ -26,6 +26,9 @@ class World {
   // MPI_Init_thread, asking for MPI_THREAD_MULTIPLE (communicators run MPI on their
   // own thread). Adopts an MPI that is already initialized (and then leaves
   // finalizing to whoever initialized it). Sets the log identity "[rank r/N]".
+  // Open MPI is asked to yield the core while it waits (mpi_yield_when_idle), unless the
+  // environment says otherwise: the MPI communicator's thread shares its rank's cores with
+  // the backward pass, which a spinning wait would take cycles from.
   World(int* argc, char*** argv);
   ~World();
 
