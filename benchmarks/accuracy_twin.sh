@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Strata's training loop against PyTorch training the same thing.
 #
-#   benchmarks/accuracy_twin.sh exact [--np 1|2] [--data FILE.h5] [--epochs E] [--out DIR]
+#   benchmarks/accuracy_twin.sh exact [--np 1|2] [--data FILE.h5] [--epochs E] [--channels-last] [--out DIR]
 #   benchmarks/accuracy_twin.sh statistical --data HARD.h5 [--seeds '1 2 3'] [--np 2] [--out DIR]
 #
 # statistical: the whole baseline (augmentation, plateau, fine-tune, TTA evaluation) on
@@ -22,15 +22,16 @@
 # elements may differ by up to about lr: Adam's update of an element whose gradient is
 # below eps follows rounding noise. The JSON also gives PyTorch against itself with
 # another thread count, for scale. Prints a table and writes DIR/twin.json.
-# TWIN_OPTIMIZER=adam uses libtorch's Adam instead of Strata's fused one.
+# TWIN_OPTIMIZER=adam uses libtorch's Adam instead of Strata's fused one. --channels-last
+# runs both sides in channels_last (Strata's model.channels_last): the same tolerances.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 mode=${1:-}; shift || true
-usage="usage: $0 exact [--np 1|2] [--data FILE.h5] [--epochs E] [--out DIR]
+usage="usage: $0 exact [--np 1|2] [--data FILE.h5] [--epochs E] [--channels-last] [--out DIR]
        $0 statistical --data FILE.h5 [--seeds '1 2 3'] [--np 2] [--out DIR]"
 [ "$mode" = exact ] || [ "$mode" = statistical ] || die "accuracy_twin: $usage"
-np=1 data=build/testdata/train32.h5 epochs=1 out="" seeds="1 2 3"
+np=1 data=build/testdata/train32.h5 epochs=1 out="" seeds="1 2 3" channels_last=false
 [ "$mode" = statistical ] && np=2
 while (($#)); do
   case $1 in
@@ -39,6 +40,7 @@ while (($#)); do
     --epochs) epochs=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --channels-last) channels_last=true; shift ;;
     *) die "accuracy_twin: unknown argument $1" ;;
   esac
 done
@@ -105,12 +107,13 @@ if [ "$np" -eq 1 ]; then norm=batch loss=multi_dice launch=(); else norm=group l
   --set sched.type=none --set "model.widths=[$W]" --set "model.norm=$norm" --set "loss.type=$loss" \
   --set loss.reduce=global --set "train.lr=$lr" --set "train.betas=[$betas]" --set "train.eps=$eps" --set train.weight_decay=0 \
   --set train.grad_clip=0 --set "train.optimizer=${TWIN_OPTIMIZER:-fused_adam}" --set log.image_every=0 \
-  --set log.progress_png=false >"$out/strata.log" 2>&1 \
+  --set log.progress_png=false --set "model.channels_last=$channels_last" >"$out/strata.log" 2>&1 \
   || { cat "$out/strata.log"; die "accuracy_twin: Strata's run failed"; }
 "$B" export --checkpoint "$out/strata/last.pt" --out "$out/strata_final.pt" >>"$out/strata.log" 2>&1
 "$PY" benchmarks/twin_pytorch.py train --init "$out/init.pt" --data "$data" --samples "$out/strata/samples" \
   --events "$out/strata/tb" --strata "$out/strata_final.pt" --widths $W --norm $norm --loss $loss --lr $lr \
-  --betas $betas --eps $eps --world "$np" --reduce global --json "$out/twin.json"
+  --betas $betas --eps $eps --world "$np" --reduce global --json "$out/twin.json" \
+  $([ "$channels_last" = true ] && echo --channels-last)
 "$PY" - "$out/twin.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -15,7 +15,10 @@
 #                DataLoader over the same HDF5 file), against `launch/mpirun.sh -np R
 #                brats_recipe bench` with as many threads per rank.
 # Strata's side is `brats_recipe bench`: step_slices_per_s (one batch already on the device,
-# stepped over and over) and epoch_slices_per_s (HDF5 -> readers -> augmentation -> step).
+# stepped over and over) and epoch_slices_per_s (HDF5 -> readers -> augmentation -> step),
+# in channels_last as Strata's recipes run (model.channels_last; --strata-layout contiguous
+# for the other). PyTorch's sides run as a script does by default: contiguous (torch.compile
+# picks its own layout for convolutions); on a GPU both sides run channels_last.
 # Precisions (--precisions): fp32, and bf16 autocast on both sides where the CPU has native
 # bf16 (avx512_bf16 or amx_bf16; detected and printed). On a GPU: bf16 + channels_last.
 # Prints a table of min / median / max over the runs, the ratio of the medians, the median
@@ -25,7 +28,7 @@
 #
 #   benchmarks/step_compare.sh [--runs 5] [--steps 30] [--warmup 5] [--threads 2] [--rows smoke,baseline]
 #                              [--against eager,compile,ddp] [--precisions auto|fp32|bf16|fp32,bf16]
-#                              [--ranks 2] [--no-pipeline] [--json step_compare.json] [--device cpu|cuda]
+#                              [--ranks 2] [--no-pipeline] [--strata-layout channels_last|contiguous] [--json step_compare.json] [--device cpu|cuda]
 # Rows: smoke    = cpu_smoke's U-Net, widths 8-64, 64x64, batch 16 (per rank)
 #       baseline = the baseline U-Net, widths 32-512, 64x64, batch 8 (per rank)
 #       unet3d   = recipes/cpu_smoke3d.yaml (its UNet3d, norm, patch and batch; Dice only, fused Adam), on
@@ -37,7 +40,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/lib.sh"
 runs=5 steps=30 warmup=5 threads=2 rows=smoke,baseline pipeline=1 json="" device=cpu
-against=eager,compile,ddp precisions=auto ranks=2
+against=eager,compile,ddp precisions=auto ranks=2 strata_layout=channels_last
 while (($#)); do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -49,6 +52,7 @@ while (($#)); do
     --precisions) precisions=$2; shift 2 ;;
     --ranks) ranks=$2; shift 2 ;;
     --no-pipeline) pipeline=0; shift ;;
+    --strata-layout) strata_layout=$2; shift 2 ;;
     --json) json=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     *) die "step_compare: unknown argument '$1'" ;;
@@ -77,7 +81,7 @@ fi
 for p in ${precisions//,/ }; do
   case $p in fp32|bf16) ;; *) die "step_compare: unknown precision '$p' (fp32, bf16)" ;; esac
 done
-cl=false; [ "$device" = cuda ] && cl=true
+cl=true; [ "$strata_layout" = contiguous ] && [ "$device" != cuda ] && cl=false
 rank_threads=$((threads / ranks)); ((rank_threads >= 1)) || rank_threads=1
 # Data: a synthetic set packed at 64x64 (the pipelines read it; the steps use one batch of it).
 "$B" synth --out "$tmp/cases" --cases 8 --shape 96,96,40 >"$tmp/synth.log" 2>&1 || { cat "$tmp/synth.log"; die "synth failed"; }
@@ -179,4 +183,5 @@ for run in $(seq 1 "$runs"); do
 done
 "$PY" "$root/benchmarks/step_compare_table.py" --dir "$tmp" --runs "$runs" --rows "$rows" --against "$against" \
   --precisions "$precisions" --ranks "$ranks" --threads "$threads" --rank-threads "$rank_threads" --device "$device" \
-  --pipeline "$pipeline" --bf16-native "${bf16_native:-none}" ${json:+--json "$json"}
+  --pipeline "$pipeline" --bf16-native "${bf16_native:-none}" \
+  --strata-layout "$([ "$cl" = true ] && echo channels_last || echo contiguous)" ${json:+--json "$json"}

@@ -59,6 +59,7 @@ def main():
     ap.add_argument("--device", required=True)
     ap.add_argument("--pipeline", type=int, default=1)
     ap.add_argument("--bf16-native", default="none")
+    ap.add_argument("--strata-layout", default="channels_last")
     ap.add_argument("--json")
     a = ap.parse_args()
     against, runs = a.against.split(","), range(1, a.runs + 1)
@@ -67,10 +68,10 @@ def main():
         return [last_json(os.path.join(a.dir, f"{side}-{row}-{p}-{k}.json")) for k in runs]
 
     result = dict(device=a.device, threads=a.threads, ranks=a.ranks, rank_threads=a.rank_threads,
-                  bf16_native=a.bf16_native, machine=f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+                  bf16_native=a.bf16_native, strata_layout=a.strata_layout, machine=f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
                   comparisons=[], memory=[], compile=[])
     print(f"device {a.device}; 1 rank x {a.threads} threads, and {a.ranks} ranks x {a.rank_threads} thread(s) against "
-          f"DDP; bf16 native: {a.bf16_native}; {a.runs} interleaved runs; slices/s (patches/s for unet3d) "
+          f"DDP; bf16 native: {a.bf16_native}; Strata in {a.strata_layout}; {a.runs} interleaved runs; slices/s (patches/s for unet3d) "
           "min / median / max")
     print("| row | precision | ranks | what | against | Strata | PyTorch | ratio of medians | median of paired ratios "
           "| Strata ahead |\n| :--- | :--- | ---: | :--- | :--- | ---: | ---: | ---: | ---: | ---: |")

@@ -125,6 +125,7 @@ def main():
     ap.add_argument("--eps", type=float, default=1e-8)
     ap.add_argument("--world", type=int, default=1)
     ap.add_argument("--reduce", default="global", help="Strata's loss.reduce: global logs the whole step's loss")
+    ap.add_argument("--channels-last", action="store_true", help="model and batches in channels_last, as Strata's side")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.manual_seed(11)
@@ -154,13 +155,15 @@ def main():
         torch.set_num_threads(threads)
         model = build(a.widths, a.norm, a.groups)
         model.load_state_dict(torch.load(a.init), strict=True)
+        layout = torch.channels_last if a.channels_last else torch.contiguous_format
+        model = model.to(memory_format=layout)
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=tuple(float(b) for b in a.betas.split(",")),
                                eps=a.eps)
         losses = []
         for step, n0, x, y in data:
             opt.zero_grad(set_to_none=True)
-            logits = model(x)
+            logits = model(x.contiguous(memory_format=layout))
             loss = loss_of(logits, y)
             loss.backward()
             opt.step()
