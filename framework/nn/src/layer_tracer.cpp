@@ -1,6 +1,8 @@
 // Layer records of a U-Net's forward pass (see layer_tracer.h).
 #include "layer_tracer.h"
 
+#include "strata/nn/batch_norm_relu.h"
+
 namespace strata::nn {
 
 std::string short_type(const torch::nn::Module& module) {
@@ -45,7 +47,7 @@ void LayerTracer::add(std::string name, std::string type, const torch::nn::Modul
 
 torch::Tensor LayerTracer::run_block(torch::nn::Sequential& block, const std::string& name, torch::Tensor x,
                                      LayerTracer* tracer) {
-  if (!tracer) return block->forward(x);
+  if (!tracer) return forward_conv_block(block, std::move(x));
   size_t row = tracer->open(name, "ConvBlock", 0, block.get());
   int64_t mult_adds = 0;
   auto children = block->named_children();

@@ -27,7 +27,8 @@ class LayerTracer {
   std::vector<LayerRecord> take() { return std::move(records_); }
 
   // Runs `block` layer by layer, a row for it ("ConvBlock") and one per child. Without a
-  // tracer, simply block->forward(x).
+  // tracer, block->forward(x) with BatchNorm2d + ReLU fused where it applies
+  // (batch_norm_relu.h).
   static torch::Tensor run_block(torch::nn::Sequential& block, const std::string& name, torch::Tensor x,
                                  LayerTracer* tracer);
 
