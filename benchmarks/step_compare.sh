@@ -14,7 +14,9 @@
 #                benchmarks/pytorch_ddp.py, step and whole pipeline (a DistributedSampler
 #                DataLoader over the same HDF5 file), against `launch/mpirun.sh -np R
 #                brats_recipe bench` with as many threads per rank.
-# Strata's side is `brats_recipe bench`: step_slices_per_s (one batch already on the device,
+# Strata's side is `brats_recipe bench` with its default gradient buckets, which are DDP's
+# (25 MiB, the first 1 MiB; cpu_smoke.yaml's small ones are there to exercise overlap in tests):
+# step_slices_per_s (one batch already on the device,
 # stepped over and over) and epoch_slices_per_s (HDF5 -> readers -> augmentation -> step),
 # in channels_last as Strata's recipes run (model.channels_last; --strata-layout contiguous
 # for the other). PyTorch's sides run as a script does by default: contiguous (torch.compile
@@ -110,6 +112,7 @@ strata_bench() {
   ((np > 1)) && launch=("$root/launch/mpirun.sh" -np "$np")
   "${launch[@]}" "$B" bench --config "$config" --set "run.device=$device" --set "run.threads=$nthreads" \
     --set "train.amp=$amp" --set "model.channels_last=$cl" --set data.workers=1 --set train.optimizer=fused_adam \
+    --set train.bucket_mb=25 --set train.first_bucket_mb=1 \
     "$@" --steps "$steps" --warmup "$warmup" --json "$tmp/$name.json" >"$tmp/$name.log" 2>&1 \
     || { cat "$tmp/$name.log"; die "step_compare: Strata's bench ($name) failed"; }
 }

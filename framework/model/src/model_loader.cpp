@@ -73,7 +73,7 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device, cons
     out.meta.model_yaml = core::to_yaml(*architecture);
     out.meta.reason = "state_dict";
     out.model->to(device);
-    if (architecture->channels_last) nn::set_memory_format(*out.model, torch::MemoryFormat::ChannelsLast);
+    if (architecture->channels_last) out.model->set_memory_format(torch::MemoryFormat::ChannelsLast);
     out.model->eval();
     return out;
   }
@@ -86,7 +86,7 @@ LoadedModel load_unet(const std::string& path, const torch::Device& device, cons
   out.model = nn::UNet2d(std::dynamic_pointer_cast<nn::UNet2dImpl>(loaded.model));
   out.meta = std::move(loaded.meta);
   out.model->to(device);
-  if (config.channels_last) nn::set_memory_format(*out.model, torch::MemoryFormat::ChannelsLast);
+  if (config.channels_last) out.model->set_memory_format(torch::MemoryFormat::ChannelsLast);
   out.model->eval();
   return out;
 }

@@ -37,6 +37,8 @@ void set_memory_format(torch::nn::Module& module, c10::MemoryFormat format) {
   for (auto& b : module.buffers(/*recurse=*/true)) convert(b);
 }
 
+void Model::set_memory_format(c10::MemoryFormat format) { nn::set_memory_format(*this, format); }
+
 std::string group_digits(int64_t n) {
   std::string digits = std::to_string(n < 0 ? -n : n);
   std::string out;

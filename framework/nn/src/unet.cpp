@@ -94,7 +94,14 @@ UNet2dImpl::UNet2dImpl(UNetConfig config) : config_(std::move(config)) {
     channels = w;
   }
   head_ = register_module("head", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, config_.num_classes, 1)));
-  if (config_.channels_last) set_memory_format(*this, c10::MemoryFormat::ChannelsLast);
+  if (config_.channels_last) UNet2dImpl::set_memory_format(c10::MemoryFormat::ChannelsLast);
+}
+
+void UNet2dImpl::set_memory_format(c10::MemoryFormat format) {
+  nn::set_memory_format(*this, format);
+  if (format == c10::MemoryFormat::ChannelsLast && enc_.size() > 1 && head_->weight.device().is_cpu()) {
+    nn::set_memory_format(*enc_.back(), c10::MemoryFormat::Contiguous);
+  }
 }
 
 void UNet2dImpl::check_input(const torch::Tensor& x) const {
@@ -122,8 +129,15 @@ torch::Tensor UNet2dImpl::run(torch::Tensor x, LayerTracer* tracer) {
   if (config_.channels_last) x = x.contiguous(c10::MemoryFormat::ChannelsLast);
   const size_t levels = enc_.size();
   std::vector<torch::Tensor> skips;
+  // The bottleneck's weights say its format (set_memory_format): contiguous on the CPU.
+  const bool bottleneck_contiguous =
+      config_.channels_last && levels > 1 &&
+      !enc_.back()->ptr(0)->as<torch::nn::Conv2dImpl>()->weight.is_contiguous(c10::MemoryFormat::ChannelsLast);
   for (size_t i = 0; i < levels; ++i) {
+    const bool contiguous_here = bottleneck_contiguous && i + 1 == levels;
+    if (contiguous_here) x = x.contiguous();
     x = LayerTracer::run_block(enc_[i], fmt::format("enc.{}", i), x, tracer);
+    if (contiguous_here) x = x.contiguous(c10::MemoryFormat::ChannelsLast);
     if (i + 1 < levels) {
       skips.push_back(x);
       x = torch::max_pool2d(x, 2);

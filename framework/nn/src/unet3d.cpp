@@ -86,7 +86,7 @@ UNet3dImpl::UNet3dImpl(UNet3dConfig config) : config_(std::move(config)) {
     channels = w;
   }
   head_ = register_module("head", tnn::Conv3d(tnn::Conv3dOptions(channels, config_.num_classes, 1)));
-  if (config_.channels_last) set_memory_format(*this, c10::MemoryFormat::ChannelsLast3d);
+  if (config_.channels_last) nn::set_memory_format(*this, c10::MemoryFormat::ChannelsLast3d);
 }
 
 void UNet3dImpl::check_input(const torch::Tensor& x) const {

@@ -112,7 +112,7 @@ std::shared_ptr<nn::Model> SliceTask::build_model() { return nn::make_model(nn::
 std::string SliceTask::model_section() const { return core::to_yaml(setup_.model); }
 
 void SliceTask::prepare_model(nn::Model& model) {
-  if (setup_.model.channels_last) nn::set_memory_format(model, torch::MemoryFormat::ChannelsLast);
+  if (setup_.model.channels_last) model.set_memory_format(torch::MemoryFormat::ChannelsLast);
 }
 
 std::unique_ptr<nn::Loss> SliceTask::build_loss() { return nn::make_loss(setup_.loss, setup_.model.num_classes); }

@@ -8,6 +8,7 @@
 // spatial size, a classifier maps [B, C, H, W] to [B, K].
 #pragma once
 
+#include <c10/core/MemoryFormat.h>
 #include <torch/nn/module.h>
 
 #include <cstdint>
@@ -29,6 +30,10 @@ class Model : public torch::nn::Module {
   virtual torch::Tensor forward(torch::Tensor x) = 0;
   // "UNet2d(in 4, classes 4, widths [32, 64, ...], ...)": the start-up log's line.
   virtual std::string describe() const = 0;
+  // Stores the parameters and buffers in `format` (channels_last), as summary.h's
+  // set_memory_format does; a model may keep some layers in another format where its
+  // kernels are faster there (UNet2d's bottleneck on the CPU). Call it after to(device).
+  virtual void set_memory_format(c10::MemoryFormat format);
 };
 
 }  // namespace strata::nn

@@ -19,6 +19,10 @@
 //   precision and the logits come back in it; losses upcast (see loss.h).
 // - channels_last: the weights are stored channels_last and the input is converted,
 //   so every activation and the logits are channels_last (same values and shapes).
+//   On the CPU the bottleneck (the deepest encoder block, 4x4 for 64x64 inputs) keeps
+//   contiguous weights and activations: oneDNN's channels_last convolutions are slowest
+//   on the smallest images (the 512-channel 3x3 convolution at 4x4, batch 8: backward
+//   26.6 ms channels_last, 11.6 ms contiguous), and equal from about 8x8 up.
 // - Registration order is forward execution order: enc.0 .. enc.{L-1}, dec.0.up,
 //   dec.0.block, .., dec.{L-2}.block, head. Backward produces gradients roughly in the
 //   reverse order, which is what a bucketing gradient reducer relies on. Parameter names
@@ -114,6 +118,8 @@ class UNet2dImpl : public Model {
   std::vector<LayerRecord> trace(torch::Tensor x);
 
   const UNetConfig& config() const { return config_; }
+  // channels_last everywhere but, on the CPU, the bottleneck (see the contract).
+  void set_memory_format(c10::MemoryFormat format) override;
   // "UNet2d(in 4, classes 4, widths [32, 64, ...], norm batch, dropout 0, channels_last off)".
   std::string describe() const override;
 
