@@ -23,8 +23,11 @@
 #include "strata/train/cross_validation.h"
 #include "strata/train/run_logger.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <vector>
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 namespace strata::recipes {
@@ -246,6 +249,22 @@ void train_folds(Cli& cli, RecipeConfig config, bool resume, bool delete_checkpo
   const fs::path root(config.run.dir);
   core::log0("train.folds {}: {} ranks per fold, fold k on ranks k*{}..k*{}+{}, into {}/fold_k", folds, per_fold,
              per_fold, per_fold, per_fold - 1, root.string());
+  // --resume where some fold has no last.pt yet (the job ended before that fold's first
+  // checkpoint): that fold starts from the beginning and the others resume. With none at
+  // all, resume's own error names the missing file. Looked at before the split, while no
+  // fold can be writing one, and agreed on by every rank.
+  bool fold_resume = resume;
+  if (resume) {
+    std::vector<int> missing;
+    for (int k = 0; k < folds; ++k) {
+      if (!job.any_rank(fs::exists(root / fmt::format("fold_{}", k) / "last.pt"))) missing.push_back(k);
+    }
+    if (static_cast<int>(missing.size()) < folds && !missing.empty()) {
+      core::log0("--resume: fold(s) {} have no last.pt yet and start from the beginning; the others resume",
+                 fmt::join(missing, ", "));
+      fold_resume = std::find(missing.begin(), missing.end(), fold) == missing.end();
+    }
+  }
   // The fold's own recipe: what `train --config fold_k/config.yaml` at N/K ranks repeats.
   config.data.fold = fold;
   config.train.folds = 1;
@@ -255,7 +274,7 @@ void train_folds(Cli& cli, RecipeConfig config, bool resume, bool delete_checkpo
   wd.timeout_s = config.run.comm_timeout_s;
   cli.world().start_watchdog(wd);
   train::MetricSpec metric;
-  const bool finished = train_run(cli, config, resume, delete_checkpoints, &metric);
+  const bool finished = train_run(cli, config, fold_resume, delete_checkpoints, &metric);
   const std::string best = finished && cli.world().rank() == 0
                                ? train::best_validation((fs::path(config.run.dir) / "metrics.jsonl").string(), metric)
                                : "";

@@ -78,6 +78,15 @@ expect_rc 0
 expect_log "[fold 0, rank 0/2] epoch 3/3: loss"; expect_log "[fold 1, rank 0/2] epoch 3/3: loss"
 expect_no_log "epoch 1/3"
 
+# A fold with no last.pt yet (the job ended before that fold's first checkpoint) starts
+# over under --resume while the other resumes; the summary follows as usual.
+rm -f "$OUT/cv/fold_1/last.pt" "$OUT/cv/fold_1/best.pt" "$OUT/cv/fold_1/metrics.jsonl" "$OUT/cv/cv_summary.json"
+run resume_partial $MPI_LAUNCH4 "$B" train "${small[@]}" --set "run.dir=$OUT/cv" --folds 2 --set train.epochs=3 --resume
+expect_rc 0; expect_log "fold(s) 1 have no last.pt yet and start from the beginning"
+expect_log "[fold 0, rank 0/2] resumed from"; expect_log "[fold 1, rank 0/2] epoch 1/3: loss"
+expect_no_log "[fold 0, rank 0/2] epoch 1/3"
+[ -f "$OUT/cv/cv_summary.json" ] || fail "no summary after a fold started over under --resume"
+
 # A stop signal reaches every fold: each checkpoints and the job exits 0 without a
 # summary; --resume finishes every fold and then writes it.
 LOG="$OUT/preempt.log"

@@ -203,6 +203,7 @@ class BatchNormReluFunction : public torch::autograd::Function<BatchNormReluFunc
                                                  torch::autograd::variable_list grad_outputs) {
     auto saved = ctx->get_saved_variables();
     const torch::Tensor &x = saved[0], &y = saved[1], &weight = saved[2];
+    if (!grad_outputs[0].defined()) return torch::autograd::variable_list(7);
     const torch::Tensor dy = grad_outputs[0].to(x.scalar_type()).contiguous(c10::MemoryFormat::ChannelsLast);
     const std::vector<float> mean = to_vector(saved[3]), invstd = to_vector(saved[4]), w = to_vector(weight);
     const int64_t channels = x.size(1), rows = x.numel() / channels;
