@@ -26,7 +26,7 @@ bool fusion_enabled() {
 // A channels_last [B, C, H, W] tensor is a row-major [B*H*W, C] matrix. The loops below
 // take `k` rows at a time, k*C >= kBlockValues contiguous values with the per-channel
 // coefficients tiled k times beside them, so the inner loop is long and unit-stride
-// whatever C is (ATen's vectorises over C alone: scalar below one vector of channels).
+// whatever C is (ATen's loops run over C alone: short where C is small).
 constexpr int64_t kBlockValues = 64;
 
 // The inner loops, over n values of whole rows with the per-channel figures tiled

@@ -79,7 +79,9 @@ struct UNetConfig {
       core::one_of({"batch", "sync_batch", "instance", "group"}));
     v("groups", groups, "groups of norm=group; must divide every width", core::at_least<int64_t>(1));
     v("dropout", dropout, "Dropout2d probability after every conv block (0: none)", core::in_range(0.0, 0.95));
-    v("channels_last", channels_last, "weights and activations in channels_last memory format");
+    v("channels_last", channels_last,
+      "weights and activations in channels_last memory format (on the CPU: BatchNorm + ReLU fused in training, "
+      "the bottleneck kept contiguous)");
   }
   // Cross-field checks (groups vs widths), and the ranges again for configs built in
   // code; throws ConfigError naming the key.
