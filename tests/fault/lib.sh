@@ -1,14 +1,18 @@
 # Helpers of the fault tests (sourced after tests/e2e/lib.sh).
 
 # rank_pid RANK PATTERN: the pid of the process of that rank whose command line matches
-# PATTERN (OpenMPI puts OMPI_COMM_WORLD_RANK in every rank's environment).
+# PATTERN (OpenMPI puts OMPI_COMM_WORLD_RANK in every rank's environment). Looks again
+# for up to 5 s: a process list read at the wrong instant can miss it.
 rank_pid() {
-  local p
-  for p in $(pgrep -f "$2"); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then
-      echo "$p"
-      return 0
-    fi
+  local p k
+  for k in $(seq 1 50); do
+    for p in $(pgrep -f "$2"); do
+      if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1"; then
+        echo "$p"
+        return 0
+      fi
+    done
+    sleep 0.1
   done
   return 1
 }
