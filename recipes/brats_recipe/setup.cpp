@@ -215,7 +215,7 @@ LoadedNetwork load_network_3d(const RecipeConfig& config, const std::string& che
   loaded.model->to(device);
   loaded.model->eval();
   const nn::UNet3dConfig net = config.model.unet3d();  // the checkpoint's (take_model_from_checkpoint)
-  if (net.channels_last) nn::set_memory_format(*loaded.model, torch::MemoryFormat::ChannelsLast3d);
+  if (net.channels_last) loaded.model->set_memory_format(torch::MemoryFormat::ChannelsLast3d);
   return {loaded.model, loaded.meta, net.io()};
 }
 

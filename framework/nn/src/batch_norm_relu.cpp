@@ -29,6 +29,11 @@ bool fusion_enabled() {
 // whatever C is (ATen's loops run over C alone: short where C is small).
 constexpr int64_t kBlockValues = 64;
 
+// Values per block for `channels` channels: a whole number of rows, at least kBlockValues.
+int64_t block_lanes(int64_t channels) {
+  return std::max<int64_t>(1, (kBlockValues + channels - 1) / channels) * channels;
+}
+
 // The inner loops, over n values of whole rows with the per-channel figures tiled
 // beside them: written to vectorise (no aliasing, no branches), and compiled for AVX-512
 // and AVX2 beside the baseline, picked at load time, where the compiler can.
@@ -138,7 +143,7 @@ template <typename T>
 void channel_sums(const T* dy, const T* y, const T* x, const std::vector<float>& mean, int64_t rows,
                   std::vector<double>& sum_dy, std::vector<double>& sum_dy_xc) {
   const auto channels = static_cast<int64_t>(mean.size());
-  const int64_t k = std::max<int64_t>(1, (kBlockValues + channels - 1) / channels), lanes = k * channels;
+  const int64_t lanes = block_lanes(channels), k = lanes / channels;
   const std::vector<float> mean_t = tiled(mean, lanes);
   const int64_t blocks = (rows + k - 1) / k;
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), blocks));
@@ -172,7 +177,7 @@ template <typename T>
 void input_grad(const T* dy, const T* y, const T* x, const std::vector<float>& mean, const std::vector<float>& a,
                 const std::vector<float>& b, const std::vector<float>& d, int64_t rows, T* dx) {
   const auto channels = static_cast<int64_t>(mean.size());
-  const int64_t k = std::max<int64_t>(1, (kBlockValues + channels - 1) / channels), lanes = k * channels;
+  const int64_t lanes = block_lanes(channels), k = lanes / channels;
   const std::vector<float> mean_t = tiled(mean, lanes), a_t = tiled(a, lanes), b_t = tiled(b, lanes),
                            d_t = tiled(d, lanes);
   const int64_t blocks = (rows + k - 1) / k;

@@ -121,7 +121,7 @@ std::string PatchTask::model_section() const { return core::to_yaml(setup_.model
 std::string PatchTask::model_name() const { return nn::kUNet3d; }
 
 void PatchTask::prepare_model(nn::Model& model) {
-  if (setup_.model.channels_last) nn::set_memory_format(model, torch::MemoryFormat::ChannelsLast3d);
+  if (setup_.model.channels_last) model.set_memory_format(torch::MemoryFormat::ChannelsLast3d);
 }
 
 std::unique_ptr<nn::Loss> PatchTask::build_loss() { return nn::make_loss(setup_.loss, setup_.model.num_classes); }
