@@ -161,6 +161,56 @@ TEST_F(ReducerTest, AtOneRankGradientsAreAutogradsOwn) {
   EXPECT_TRUE(torch::equal(t, torch::arange(5, torch::kLong)));
 }
 
+TEST_F(ReducerTest, EachStepsGradientsAreThatStepsAlone) {
+  // zero_grad() does not zero the buckets: backward writes each slot. A step's gradients
+  // must still be its own (nothing left from the step before), a parameter used in one
+  // step and not in the next must count as zero in the second, and micro-batches must add.
+  // Every rank takes the same batch, so the average over ranks is a plain step's gradient.
+  torch::manual_seed(3);
+  TinyNet net(/*with_unused=*/true);
+  torch::manual_seed(3);
+  TinyNet plain(/*with_unused=*/true);
+  ReducerOptions opts;
+  opts.allow_unused = true;
+  opts.first_bucket_mb = 0.0002;
+  opts.bucket_mb = 0.002;
+  GradReducer reducer(named(*net), *comm_, opts);
+  auto loss_of = [](TinyNet& m, int step, bool use_spare) {
+    torch::manual_seed(700 + step);
+    auto x = torch::randn({2, 4, 8, 8});
+    auto y = torch::randint(0, 4, {2, 8, 8});
+    auto loss = torch::nn::functional::cross_entropy(m->forward(x), y);
+    if (use_spare) loss = loss + m->spare->forward(torch::ones({1, 3}) * (step + 1)).sum();
+    return loss;
+  };
+  auto expect_plain = [&](int step) {
+    auto mine = net->parameters(), theirs = plain->parameters();
+    for (size_t i = 0; i < mine.size(); ++i) {
+      const auto want = theirs[i].grad().defined() ? theirs[i].grad() : torch::zeros_like(theirs[i]);
+      ASSERT_TRUE(mine[i].grad().defined()) << "step " << step << ", parameter " << i;
+      EXPECT_TRUE(torch::allclose(mine[i].grad(), want, 1e-6, 1e-7))
+          << "step " << step << ", parameter " << i << ": max |diff| "
+          << (mine[i].grad() - want).abs().max().item<double>();
+    }
+  };
+  // Step 0 uses `spare`, step 1 does not, step 2 adds two micro-batches (the first with it).
+  for (int step = 0; step < 3; ++step) {
+    reducer.zero_grad();
+    for (auto& p : plain->parameters()) p.mutable_grad() = torch::Tensor();
+    if (step == 2) {
+      reducer.set_sync(false);
+      loss_of(net, 20, true).backward();
+      loss_of(plain, 20, true).backward();
+      reducer.set_sync(true);
+    }
+    loss_of(net, step, step == 0).backward();
+    loss_of(plain, step, step == 0).backward();
+    reducer.finish();
+    expect_plain(step);
+  }
+  EXPECT_GT(net->spare->weight.grad().abs().sum().item<float>(), 0.0f);
+}
+
 TEST_F(ReducerTest, FirstBucketIsIssuedBeforeBackwardEnds) {
   if (comm_->size() == 1) GTEST_SKIP() << "one rank issues no buckets";
   torch::manual_seed(3);
@@ -254,8 +304,13 @@ TEST_F(ReducerTest, AParameterNoRankUsedIsNotUpdatedOneSomeRankUsedIs) {
   EXPECT_TRUE(torch::equal(net->spare->weight, spare0)) << "a parameter no rank used was updated";
   EXPECT_FALSE(torch::equal(extra, extra0)) << "weight decay should move a parameter some rank used";
   EXPECT_FALSE(torch::equal(net->head->weight, head0));
-  reducer.zero_grad();  // the views come back (one rank: every .grad is unset until backward)
-  EXPECT_EQ(net->spare->weight.grad().defined(), comm_->size() > 1);
+  reducer.zero_grad();  // every .grad is unset until backward
+  EXPECT_FALSE(net->spare->weight.grad().defined());
+  torch::nn::functional::cross_entropy(net->forward(torch::randn({1, 4, 8, 8})), torch::randint(0, 4, {1, 8, 8}))
+      .backward();
+  reducer.finish();  // a zero in its slot again (one rank: zeros of its own)
+  ASSERT_TRUE(net->spare->weight.grad().defined());
+  EXPECT_EQ(net->spare->weight.grad().abs().sum().item<float>(), 0.0f);
 }
 
 TEST_F(ReducerTest, BroadcastAndBufferAveraging) {

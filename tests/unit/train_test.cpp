@@ -549,5 +549,32 @@ TEST(FusedAdamTest, MatchesTorchAdamSkipsOnFoundInfAndResumes) {
   EXPECT_TRUE(torch::allclose(a, c, 1e-6, 1e-7));
 }
 
+// A channels_last weight (as every convolution of a channels_last model has) steps as a
+// contiguous one does, whether its gradient comes in its own layout (a bucket slot) or in
+// another (set by hand): each element is updated from its own gradient and moments.
+TEST(FusedAdamTest, ChannelsLastParameterMatchesContiguous) {
+  torch::manual_seed(5);
+  auto init = torch::randn({6, 5, 3, 3});
+  auto opts = torch::optim::AdamOptions(0.05).betas({0.8, 0.95}).weight_decay(0.01);
+  auto a = init.clone().requires_grad_(true);
+  torch::optim::Adam reference(std::vector<torch::Tensor>{a}, opts);
+  auto cl = [&] { return init.contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_(true); };
+  auto b = cl(), c = cl();
+  FusedAdam own_layout(std::vector<torch::Tensor>{b}, opts), other_layout(std::vector<torch::Tensor>{c}, opts);
+  auto grad_at = [](int k) { return torch::sin(torch::arange(270, torch::kFloat).view({6, 5, 3, 3}) * (k + 1)); };
+  for (int k = 0; k < 3; ++k) {
+    a.mutable_grad() = grad_at(k);
+    b.mutable_grad() = grad_at(k).contiguous(torch::MemoryFormat::ChannelsLast);
+    c.mutable_grad() = grad_at(k);
+    reference.step();
+    own_layout.step();
+    other_layout.step();
+  }
+  for (const auto& p : {b, c}) {
+    EXPECT_TRUE(p.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(torch::allclose(a, p, 1e-6, 1e-7)) << (a - p).abs().max().item<float>();
+  }
+}
+
 }  // namespace
 }  // namespace strata::train

@@ -34,10 +34,28 @@ void FusedAdam::run(const std::optional<torch::Tensor>& found_inf) {
   for (size_t i = 0; i < group.params().size(); ++i) {
     const auto& p = group.params()[i];
     if (!p.grad().defined()) continue;
-    params.push_back(p);
-    grads.push_back(p.grad());
-    m.push_back(exp_avg_[i]);
-    v.push_back(exp_avg_sq_[i]);
+    // Adam is elementwise, and ATen's kernel reads every tensor's memory in order: a
+    // parameter, its gradient and both moments must share one layout. Where they do not (a
+    // gradient set by hand, moments made before the model changed memory format), they are
+    // brought to the parameter's. A dense layout other than the contiguous one (a
+    // channels_last convolution weight) goes in as flat views of its memory: given the tensor
+    // itself, ATen's CPU kernel makes grad.contiguous(), a full copy it never reads.
+    torch::Tensor g = p.grad();
+    const bool dense = p.is_non_overlapping_and_dense();
+    if (dense) {
+      auto like_param = [&](torch::Tensor& t) {
+        if (t.strides() != p.strides()) t = torch::empty_like(p).copy_(t);
+      };
+      like_param(g);
+      like_param(exp_avg_[i]);
+      like_param(exp_avg_sq_[i]);
+    }
+    const bool flat = dense && !p.is_contiguous();
+    auto view = [&](const torch::Tensor& t) { return flat ? t.as_strided({t.numel()}, {1}) : t; };
+    params.push_back(view(p));
+    grads.push_back(view(g));
+    m.push_back(view(exp_avg_[i]));
+    v.push_back(view(exp_avg_sq_[i]));
     steps.push_back(steps_[i]);
   }
   if (params.empty()) return;

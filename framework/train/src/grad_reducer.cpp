@@ -114,6 +114,10 @@ GradReducer::GradReducer(std::vector<std::pair<std::string, torch::Tensor>> name
 
   for (size_t k = 0; k < params_.size(); ++k) attach_hook(k);
   zero_grad();
+  // Until the first backward, .grad is the (zeroed) view it will be after every step.
+  if (!alone()) {
+    for (auto& p : params_) p.tensor.mutable_grad() = p.grad_view;
+  }
 }
 
 void GradReducer::attach_hook(size_t k) {
@@ -138,7 +142,6 @@ void GradReducer::zero_grad() {
   std::lock_guard<std::mutex> lock(mutex_);
   STRATA_CHECK(!awaiting_finish_, "zero_grad() while buckets are in flight: call finish() after backward");
   for (auto& b : buckets_) {
-    if (b.flat.defined()) b.flat.zero_();
     b.pending = b.params.size();
     b.launched = false;
     b.work.reset();
@@ -147,15 +150,12 @@ void GradReducer::zero_grad() {
     Param& p = params_[k];
     p.ready = false;
     p.used_unsynced = false;
-    if (alone()) {
-      // No buckets: .grad starts unset and backward's AccumulateGrad takes the gradient
-      // as it is (no zeroing pass, no add into a zeroed slot), as PyTorch's
-      // zero_grad(set_to_none=True); later micro-batches add to it.
-      p.tensor.mutable_grad() = torch::Tensor();
-    } else if (!p.tensor.grad().defined() || !p.tensor.grad().is_same(p.grad_view)) {
-      // Something (an optimizer's zero_grad) may have replaced .grad: put the view back.
-      p.tensor.mutable_grad() = p.grad_view;
-    }
+    // .grad starts unset, as PyTorch's zero_grad(set_to_none=True): backward's
+    // AccumulateGrad stores the gradient as it comes, and on_grad_ready() copies it into
+    // its slot and makes .grad the slot's view (no zeroing pass over the buckets, no add
+    // into zeros); later micro-batches add into the view in place. One rank: no slots, the
+    // gradient stays as it came.
+    p.tensor.mutable_grad() = torch::Tensor();
     // Loading weights (Module::load uses set_data/set_) can give the parameter a new
     // gradient accumulator, which would not carry our hook: follow it.
     if (torch::autograd::impl::try_get_grad_accumulator(p.tensor) != p.accumulator) attach_hook(k);
@@ -180,9 +180,9 @@ void GradReducer::on_grad_ready(size_t k) {
   Param& p = params_[k];
   STRATA_CHECK(in_step_, "gradient of '{}' arrived outside a step: call zero_grad() before backward", p.name);
   STRATA_CHECK(!p.ready, "gradient of '{}' accumulated twice in one step (backward called twice?)", p.name);
-  // AccumulateGrad adds in place into our view; if it replaced .grad instead (e.g.
-  // backward with create_graph, which stores old + new), copy the gradient into the
-  // bucket and restore the view.
+  // The step's first gradient of this parameter is stored as it came (see zero_grad()),
+  // and a later micro-batch's adds in place into the view, unless backward had create_graph
+  // (it stores old + new): whatever .grad is now, unless it is the view, goes into the slot.
   const torch::Tensor& g = p.tensor.grad();
   if (!alone() && !g.is_same(p.grad_view)) {
     torch::NoGradGuard no_grad;
@@ -234,12 +234,19 @@ void GradReducer::finish() {
     for (size_t k = 0; k < params_.size(); ++k) {
       Param& p = params_[k];
       if (p.ready) continue;
-      p.ready = true;  // its slot holds zeros from zero_grad(), or earlier micro-batches' sum
+      p.ready = true;
       --buckets_[p.bucket].pending;
-      if (p.used_unsynced) continue;
+      if (p.used_unsynced) continue;  // its slot holds the earlier micro-batches' sum
       used_here[k] = 0;
       unused.push_back(p.name);
-      if (alone()) p.tensor.mutable_grad() = torch::zeros_like(p.tensor);  // counts as zero, as a slot would
+      // Counts as zero (the slot was never written this step).
+      if (alone()) {
+        p.tensor.mutable_grad() = torch::zeros_like(p.tensor);
+      } else {
+        torch::NoGradGuard no_grad;
+        p.grad_view.zero_();
+        p.tensor.mutable_grad() = p.grad_view;
+      }
     }
     if (!unused.empty() && !options_.allow_unused) {
       in_step_ = false;

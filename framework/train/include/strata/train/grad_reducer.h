@@ -3,8 +3,10 @@
 //
 // Parameters are grouped, in reverse registration order (the order their gradients
 // become ready in backward), into flat buckets: the first of `first_bucket_mb`, the
-// rest of `bucket_mb`. Each parameter's .grad is a view into its bucket, so gradients
-// accumulate straight into the buffer that is reduced and no copy goes either way.
+// rest of `bucket_mb`. After backward each parameter's .grad is a view into its bucket:
+// the step's first gradient is copied into its slot (no zeroing pass, no add into zeros),
+// later micro-batches add into it in place, and the buffer reduced is the one the
+// optimizer reads: no copy back.
 // A post-hook on each parameter's gradient accumulator counts it ready; when a bucket
 // is full its allreduce (average) is issued at once, while autograd is still
 // computing the other gradients. Buckets are always issued in bucket order, so every
@@ -65,7 +67,7 @@ class GradReducer {
   GradReducer(const GradReducer&) = delete;
   GradReducer& operator=(const GradReducer&) = delete;
 
-  // Zeroes every bucket (hence every .grad; one rank: unsets every .grad) and resets the
+  // Unsets every .grad (backward fills the slots; see on_grad_ready()) and resets the
   // per-step state.
   void zero_grad();
   // false: the following backward passes only accumulate into the buckets (no
@@ -80,7 +82,7 @@ class GradReducer {
   // With allow_unused: the parameters that no rank used in the last step (after finish()).
   const std::vector<std::string>& unused_everywhere() const { return unused_everywhere_names_; }
   // Unsets their .grad, so that optimizers skip them (no weight decay, no moment
-  // update), as DDP leaves unused parameters alone; zero_grad() restores the views.
+  // update), as DDP leaves unused parameters alone; the next step's backward restores the views.
   void hide_unused_grads();
 
   int num_buckets() const;
