@@ -3,6 +3,7 @@
 
 #include "strata/core/error.h"
 #include "strata/nn/sync_batch_norm.h"
+#include "strata/nn/up_convolution.h"
 
 #include "layer_tracer.h"
 
@@ -147,7 +148,7 @@ torch::Tensor UNet2dImpl::run(torch::Tensor x, LayerTracer* tracer) {
   for (size_t j = 0; j < dec_.size(); ++j) {
     UpLevelImpl& level = *dec_[j];
     const std::string name = fmt::format("dec.{}", j);
-    torch::Tensor up = level.up(x);
+    torch::Tensor up = up_convolution(*level.up, x);
     if (tracer) tracer->add(name + ".up", "ConvTranspose2d", level.up.get(), x, up);
     // [upsampled, skip], the reference's channel order.
     x = torch::cat({up, skips.back()}, 1);

@@ -4,6 +4,7 @@
 #include "strata/core/error.h"
 #include "strata/nn/sync_batch_norm.h"
 #include "strata/nn/unet.h"
+#include "strata/nn/up_convolution.h"
 
 #include "layer_tracer.h"
 
@@ -120,7 +121,7 @@ torch::Tensor UNet3dImpl::run(torch::Tensor x, LayerTracer* tracer) {
   for (size_t j = 0; j < dec_.size(); ++j) {
     UpLevel3dImpl& level = *dec_[j];
     const std::string name = fmt::format("dec.{}", j);
-    torch::Tensor up = level.up(x);
+    torch::Tensor up = up_convolution(*level.up, x);
     if (tracer) tracer->add(name + ".up", "ConvTranspose3d", level.up.get(), x, up);
     x = torch::cat({up, skips.back()}, 1);  // [upsampled, skip], as nnU-Net's decoder
     skips.pop_back();
