@@ -165,6 +165,7 @@ void GradReducer::zero_grad() {
   launches_.clear();
   in_step_ = true;
   sync_ = true;
+  single_pass_ = true;
 }
 
 void GradReducer::set_sync(bool sync) {
@@ -173,6 +174,7 @@ void GradReducer::set_sync(bool sync) {
   STRATA_CHECK(next_launch_ == 0 && ready_count_ == 0,
                "set_sync() after the step's synchronised backward: no_sync passes must come first");
   sync_ = sync;
+  if (!sync) single_pass_ = false;
 }
 
 void GradReducer::on_grad_ready(size_t k) {
@@ -183,10 +185,16 @@ void GradReducer::on_grad_ready(size_t k) {
   // The step's first gradient of this parameter is stored as it came (see zero_grad()),
   // and a later micro-batch's adds in place into the view, unless backward had create_graph
   // (it stores old + new): whatever .grad is now, unless it is the view, goes into the slot.
+  // In a single-pass step the copy also divides by the number of ranks, so the bucket's
+  // collective is a sum: no pass over it after the reduction (an MPI average's division).
   const torch::Tensor& g = p.tensor.grad();
   if (!alone() && !g.is_same(p.grad_view)) {
     torch::NoGradGuard no_grad;
-    p.grad_view.copy_(g);
+    if (single_pass_) {
+      at::mul_out(p.grad_view, g, at::scalar_tensor(1.0 / comm_.size(), g.options().device(torch::kCPU)));
+    } else {
+      p.grad_view.copy_(g);
+    }
     p.tensor.mutable_grad() = p.grad_view;
   }
   if (!sync_) {  // accumulating: nothing to issue until the step's last backward
@@ -212,7 +220,8 @@ void GradReducer::launch_ready_buckets(bool from_hook) {
 
 void GradReducer::launch(size_t b, bool from_hook) {
   Bucket& bucket = buckets_[b];
-  bucket.work = comm_.allreduce_async({bucket.flat}, comm::ReduceOp::kAvg, static_cast<int>(b));
+  bucket.work = comm_.allreduce_async({bucket.flat}, single_pass_ ? comm::ReduceOp::kSum : comm::ReduceOp::kAvg,
+                                     static_cast<int>(b));
   bucket.launched = true;
   awaiting_finish_ = true;
   launches_.push_back({static_cast<int>(b), ready_count_, static_cast<int64_t>(params_.size()), from_hook});

@@ -4,9 +4,10 @@
 // Parameters are grouped, in reverse registration order (the order their gradients
 // become ready in backward), into flat buckets: the first of `first_bucket_mb`, the
 // rest of `bucket_mb`. After backward each parameter's .grad is a view into its bucket:
-// the step's first gradient is copied into its slot (no zeroing pass, no add into zeros),
-// later micro-batches add into it in place, and the buffer reduced is the one the
-// optimizer reads: no copy back.
+// the step's first gradient is copied into its slot (no zeroing pass, no add into zeros;
+// divided by the number of ranks in the same pass where the step has one backward, so
+// the bucket is then summed, as DDP divides before it reduces), later micro-batches add
+// into it in place, and the buffer reduced is the one the optimizer reads: no copy back.
 // A post-hook on each parameter's gradient accumulator counts it ready; when a bucket
 // is full its allreduce (average) is issued at once, while autograd is still
 // computing the other gradients. Buckets are always issued in bucket order, so every
@@ -114,6 +115,9 @@ class GradReducer {
   int64_t ready_count_ = 0;
   bool in_step_ = false;          // between zero_grad() and finish()
   bool sync_ = true;              // false: backward only accumulates (set_sync)
+  // No set_sync(false) this step: each slot is written once, by its gradient times 1/size
+  // in the same pass, and the buckets are summed (DDP's order: divide, then reduce).
+  bool single_pass_ = true;
   bool awaiting_finish_ = false;  // buckets issued whose results finish() has not awaited
   std::vector<BucketLaunch> launches_;
   std::vector<size_t> unused_everywhere_;
