@@ -81,7 +81,7 @@ struct UNetConfig {
     v("dropout", dropout, "Dropout2d probability after every conv block (0: none)", core::in_range(0.0, 0.95));
     v("channels_last", channels_last,
       "weights and activations in channels_last memory format (on the CPU: BatchNorm + ReLU fused in training, "
-      "the bottleneck kept contiguous)");
+      "the 2x2 up-convolutions as one matrix product, the bottleneck kept contiguous)");
   }
   // Cross-field checks (groups vs widths), and the ranges again for configs built in
   // code; throws ConfigError naming the key.

@@ -76,7 +76,9 @@ struct UNet3dConfig {
     v("groups", groups, "groups of norm=group; must divide every width", core::at_least<int64_t>(1));
     v("activation", activation, "leaky_relu (nnU-Net's, slope 0.01) | relu", core::one_of({"leaky_relu", "relu"}));
     v("dropout", dropout, "Dropout3d probability after every conv block (0: none)", core::in_range(0.0, 0.95));
-    v("channels_last", channels_last, "weights and activations in channels_last_3d memory format");
+    v("channels_last", channels_last,
+      "weights and activations in channels_last_3d memory format (on the CPU: the 2x2x2 up-convolutions as one "
+      "matrix product)");
   }
   // Cross-field checks (groups vs widths) and the ranges again for configs built in
   // code; ConfigError naming the key.
