@@ -211,6 +211,37 @@ TEST_F(ReducerTest, EachStepsGradientsAreThatStepsAlone) {
   EXPECT_GT(net->spare->weight.grad().abs().sum().item<float>(), 0.0f);
 }
 
+// Passes x on and gives `w` no gradient at all (an undefined one), as a custom Function
+// may for an input it treats as constant.
+struct NoGradientForW : torch::autograd::Function<NoGradientForW> {
+  static torch::Tensor forward(torch::autograd::AutogradContext*, const torch::Tensor& x, const torch::Tensor& w) {
+    return x + 0 * w.sum();
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext*,
+                                                 torch::autograd::variable_list grads) {
+    return {grads[0], torch::Tensor()};
+  }
+};
+
+TEST_F(ReducerTest, AnUndefinedGradientCountsAsZeroAndBackwardBeforeZeroGradIsAnError) {
+  auto a = torch::full({4}, 2.0).requires_grad_(true);
+  auto w = torch::ones({3}).requires_grad_(true);
+  ReducerOptions opts;
+  opts.allow_unused = true;
+  GradReducer reducer({{"a", a}, {"w", w}}, *comm_, opts);
+  auto loss = [&] { return NoGradientForW::apply(a * torch::arange(4, torch::kFloat), w).sum(); };
+  // Outside a step (no zero_grad() yet): refused, whatever the number of ranks.
+  EXPECT_ANY_THROW(loss().backward());
+  for (int step = 0; step < 2; ++step) {
+    reducer.zero_grad();
+    loss().backward();
+    reducer.finish();
+    ASSERT_TRUE(w.grad().defined());
+    EXPECT_EQ(w.grad().abs().sum().item<float>(), 0.0f) << "step " << step;
+    EXPECT_TRUE(torch::equal(a.grad(), torch::arange(4, torch::kFloat))) << "step " << step;
+  }
+}
+
 TEST_F(ReducerTest, FirstBucketIsIssuedBeforeBackwardEnds) {
   if (comm_->size() == 1) GTEST_SKIP() << "one rank issues no buckets";
   torch::manual_seed(3);

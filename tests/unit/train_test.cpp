@@ -561,16 +561,23 @@ TEST(FusedAdamTest, ChannelsLastParameterMatchesContiguous) {
   auto cl = [&] { return init.contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_(true); };
   auto b = cl(), c = cl();
   FusedAdam own_layout(std::vector<torch::Tensor>{b}, opts), other_layout(std::vector<torch::Tensor>{c}, opts);
+  // Moments made while the weight was contiguous, then the weight turned channels_last
+  // (a model's memory format changed after its optimizer's first step).
+  auto d = init.clone().requires_grad_(true);
+  FusedAdam moments_before(std::vector<torch::Tensor>{d}, opts);
   auto grad_at = [](int k) { return torch::sin(torch::arange(270, torch::kFloat).view({6, 5, 3, 3}) * (k + 1)); };
   for (int k = 0; k < 3; ++k) {
     a.mutable_grad() = grad_at(k);
     b.mutable_grad() = grad_at(k).contiguous(torch::MemoryFormat::ChannelsLast);
     c.mutable_grad() = grad_at(k);
+    if (k == 1) d.set_data(d.detach().contiguous(torch::MemoryFormat::ChannelsLast));
+    d.mutable_grad() = grad_at(k).contiguous(d.suggest_memory_format());
     reference.step();
     own_layout.step();
     other_layout.step();
+    moments_before.step();
   }
-  for (const auto& p : {b, c}) {
+  for (const auto& p : {b, c, d}) {
     EXPECT_TRUE(p.is_contiguous(torch::MemoryFormat::ChannelsLast));
     EXPECT_TRUE(torch::allclose(a, p, 1e-6, 1e-7)) << (a - p).abs().max().item<float>();
   }

@@ -17,7 +17,7 @@ struct Result {
 
 // Forward and backward of `up` on x (channels_last), through up_convolution or up->forward.
 template <class Module>
-Result run(Module& up, const torch::Tensor& x0, c10::MemoryFormat format, bool matmul) {
+Result forward_backward(Module& up, const torch::Tensor& x0, c10::MemoryFormat format, bool matmul) {
   for (auto& p : up->parameters()) p.mutable_grad() = torch::Tensor();
   torch::Tensor x = x0.contiguous(format).requires_grad_(true);
   EXPECT_EQ(up_convolution_applies(*up, x), true);
@@ -53,8 +53,8 @@ TEST(UpConvolutionTest, MatchesConvTranspose2dWithAndWithoutBias) {
       torch::nn::ConvTranspose2d up(torch::nn::ConvTranspose2dOptions(c, o, 2).stride(2).bias(bias));
       set_memory_format(*up, c10::MemoryFormat::ChannelsLast);
       const torch::Tensor x = torch::randn({3, c, h, w});
-      Result mine = run(up, x, c10::MemoryFormat::ChannelsLast, true);
-      Result aten = run(up, x, c10::MemoryFormat::ChannelsLast, false);
+      Result mine = forward_backward(up, x, c10::MemoryFormat::ChannelsLast, true);
+      Result aten = forward_backward(up, x, c10::MemoryFormat::ChannelsLast, false);
       EXPECT_TRUE(mine.y.is_contiguous(c10::MemoryFormat::ChannelsLast));
       SCOPED_TRACE(::testing::Message() << "bias " << bias << ", C " << c << ", O " << o << ", " << h << "x" << w);
       expect_close(mine, aten, 1e-5, 1e-5);
@@ -67,8 +67,8 @@ TEST(UpConvolutionTest, MatchesConvTranspose3d) {
   torch::nn::ConvTranspose3d up(torch::nn::ConvTranspose3dOptions(16, 8, 2).stride(2));
   set_memory_format(*up, c10::MemoryFormat::ChannelsLast3d);
   const torch::Tensor x = torch::randn({2, 16, 3, 4, 5});
-  Result mine = run(up, x, c10::MemoryFormat::ChannelsLast3d, true);
-  Result aten = run(up, x, c10::MemoryFormat::ChannelsLast3d, false);
+  Result mine = forward_backward(up, x, c10::MemoryFormat::ChannelsLast3d, true);
+  Result aten = forward_backward(up, x, c10::MemoryFormat::ChannelsLast3d, false);
   EXPECT_TRUE(mine.y.is_contiguous(c10::MemoryFormat::ChannelsLast3d));
   expect_close(mine, aten, 1e-5, 1e-5);
 }
@@ -79,13 +79,13 @@ TEST(UpConvolutionTest, WeightInAnotherFormatAndBFloat16Autocast) {
   torch::manual_seed(13);
   torch::nn::ConvTranspose2d up(torch::nn::ConvTranspose2dOptions(16, 8, 2).stride(2));
   const torch::Tensor x = torch::randn({2, 16, 6, 4});
-  expect_close(run(up, x, c10::MemoryFormat::ChannelsLast, true), run(up, x, c10::MemoryFormat::ChannelsLast, false),
+  expect_close(forward_backward(up, x, c10::MemoryFormat::ChannelsLast, true), forward_backward(up, x, c10::MemoryFormat::ChannelsLast, false),
                1e-5, 1e-5);
   Result mine, aten;
   {
     test::CpuAutocast autocast(torch::kBFloat16);
-    mine = run(up, x, c10::MemoryFormat::ChannelsLast, true);
-    aten = run(up, x, c10::MemoryFormat::ChannelsLast, false);
+    mine = forward_backward(up, x, c10::MemoryFormat::ChannelsLast, true);
+    aten = forward_backward(up, x, c10::MemoryFormat::ChannelsLast, false);
   }
   EXPECT_EQ(mine.y.scalar_type(), torch::kBFloat16);
   EXPECT_EQ(mine.y.scalar_type(), aten.y.scalar_type());

@@ -1,12 +1,13 @@
 // BatchNorm2d + ReLU fused for CPU training in channels_last (see batch_norm_relu.h).
 #include "strata/nn/batch_norm_relu.h"
 
+#include "env_switch.h"
+
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 #include <torch/nn/modules/activation.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <type_traits>
@@ -16,10 +17,7 @@ namespace strata::nn {
 namespace {
 
 bool fusion_enabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("STRATA_FUSED_BN_RELU");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
+  static const bool enabled = detail::switched_on("STRATA_FUSED_BN_RELU");
   return enabled;
 }
 

@@ -1,8 +1,8 @@
 // The U-Net's up-convolution as one matrix product (see up_convolution.h).
 #include "strata/nn/up_convolution.h"
 
-#include <cstdlib>
-#include <cstring>
+#include "env_switch.h"
+
 #include <variant>
 #include <vector>
 
@@ -10,10 +10,7 @@ namespace strata::nn {
 namespace {
 
 bool matmul_enabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("STRATA_UPCONV_MATMUL");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
+  static const bool enabled = detail::switched_on("STRATA_UPCONV_MATMUL");
   return enabled;
 }
 
@@ -27,7 +24,7 @@ bool all_equal(const Options& values, int64_t want) {
 
 // D spatial dimensions; Impl is ConvTranspose2dImpl or ConvTranspose3dImpl.
 template <size_t D, class Impl>
-bool applies(const Impl& up, const torch::Tensor& x) {
+bool matmul_applies(const Impl& up, const torch::Tensor& x) {
   const auto& o = up.options;
   const auto format = D == 2 ? c10::MemoryFormat::ChannelsLast : c10::MemoryFormat::ChannelsLast3d;
   const auto* padding = std::get_if<torch::ExpandingArray<D>>(&o.padding());
@@ -38,7 +35,7 @@ bool applies(const Impl& up, const torch::Tensor& x) {
 }
 
 template <size_t D, class Impl>
-torch::Tensor run(Impl& up, const torch::Tensor& x) {
+torch::Tensor as_matmul(Impl& up, const torch::Tensor& x) {
   const int64_t n = x.size(0), c = x.size(1), o = up.options.out_channels();
   constexpr int64_t kPositions = int64_t{1} << D;  // kernel positions: 2^D
   // [N, C, s...] in channels_last is [N, s..., C] row-major: an [N*S, C] matrix.
@@ -70,17 +67,17 @@ torch::Tensor run(Impl& up, const torch::Tensor& x) {
 }  // namespace
 
 bool up_convolution_applies(const torch::nn::ConvTranspose2dImpl& up, const torch::Tensor& x) {
-  return applies<2>(up, x);
+  return matmul_applies<2>(up, x);
 }
 bool up_convolution_applies(const torch::nn::ConvTranspose3dImpl& up, const torch::Tensor& x) {
-  return applies<3>(up, x);
+  return matmul_applies<3>(up, x);
 }
 
 torch::Tensor up_convolution(torch::nn::ConvTranspose2dImpl& up, const torch::Tensor& x) {
-  return applies<2>(up, x) ? run<2>(up, x) : up.forward(x);
+  return matmul_applies<2>(up, x) ? as_matmul<2>(up, x) : up.forward(x);
 }
 torch::Tensor up_convolution(torch::nn::ConvTranspose3dImpl& up, const torch::Tensor& x) {
-  return applies<3>(up, x) ? run<3>(up, x) : up.forward(x);
+  return matmul_applies<3>(up, x) ? as_matmul<3>(up, x) : up.forward(x);
 }
 
 }  // namespace strata::nn

@@ -4,6 +4,19 @@
 #include "strata/core/error.h"
 
 namespace strata::train {
+namespace {
+
+// Whether b lies in memory in a's order: same sizes, same strides wherever a dimension
+// has more than one element (a size-1 dimension's stride is arbitrary).
+bool same_layout(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.sizes() != b.sizes()) return false;
+  for (int64_t d = 0; d < a.dim(); ++d) {
+    if (a.size(d) > 1 && a.stride(d) != b.stride(d)) return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 FusedAdam::FusedAdam(std::vector<torch::Tensor> params, torch::optim::AdamOptions options)
     : torch::optim::Optimizer({torch::optim::OptimizerParamGroup(std::move(params))},
@@ -44,7 +57,7 @@ void FusedAdam::run(const std::optional<torch::Tensor>& found_inf) {
     const bool dense = p.is_non_overlapping_and_dense();
     if (dense) {
       auto like_param = [&](torch::Tensor& t) {
-        if (t.strides() != p.strides()) t = torch::empty_like(p).copy_(t);
+        if (!same_layout(p, t)) t = torch::empty_like(p).copy_(t);
       };
       like_param(g);
       like_param(exp_avg_[i]);

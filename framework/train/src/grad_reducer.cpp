@@ -114,10 +114,13 @@ GradReducer::GradReducer(std::vector<std::pair<std::string, torch::Tensor>> name
 
   for (size_t k = 0; k < params_.size(); ++k) attach_hook(k);
   zero_grad();
-  // Until the first backward, .grad is the (zeroed) view it will be after every step.
+  // Until the first backward, .grad is the (zeroed) view it will be after every step; a
+  // backward before the first zero_grad() is an error, as any other outside a step.
   if (!alone()) {
     for (auto& p : params_) p.tensor.mutable_grad() = p.grad_view;
   }
+  in_step_ = false;
+  divisor_ = at::scalar_tensor(comm_.size(), at::TensorOptions().dtype(torch::kLong));
 }
 
 void GradReducer::attach_hook(size_t k) {
@@ -187,11 +190,17 @@ void GradReducer::on_grad_ready(size_t k) {
   // (it stores old + new): whatever .grad is now, unless it is the view, goes into the slot.
   // In a single-pass step the copy also divides by the number of ranks, so the bucket's
   // collective is a sum: no pass over it after the reduction (an MPI average's division).
+  // A gradient that came undefined (a Function returning none for it) counts as zero, as
+  // the zeroed slot of old did.
   const torch::Tensor& g = p.tensor.grad();
-  if (!alone() && !g.is_same(p.grad_view)) {
+  if (alone() && !g.defined()) {
+    p.tensor.mutable_grad() = torch::zeros_like(p.tensor);  // as finish() does for an unused one
+  } else if (!alone() && !g.is_same(p.grad_view)) {
     torch::NoGradGuard no_grad;
-    if (single_pass_) {
-      at::mul_out(p.grad_view, g, at::scalar_tensor(1.0 / comm_.size(), g.options().device(torch::kCPU)));
+    if (!g.defined()) {
+      p.grad_view.zero_();
+    } else if (single_pass_) {
+      at::div_out(p.grad_view, g, divisor_);
     } else {
       p.grad_view.copy_(g);
     }

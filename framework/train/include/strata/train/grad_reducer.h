@@ -9,7 +9,7 @@
 // the bucket is then summed, as DDP divides before it reduces), later micro-batches add
 // into it in place, and the buffer reduced is the one the optimizer reads: no copy back.
 // A post-hook on each parameter's gradient accumulator counts it ready; when a bucket
-// is full its allreduce (average) is issued at once, while autograd is still
+// is full its allreduce is issued at once, while autograd is still
 // computing the other gradients. Buckets are always issued in bucket order, so every
 // rank issues the same collectives in the same order whatever order its hooks fire in.
 //
@@ -83,7 +83,8 @@ class GradReducer {
   // With allow_unused: the parameters that no rank used in the last step (after finish()).
   const std::vector<std::string>& unused_everywhere() const { return unused_everywhere_names_; }
   // Unsets their .grad, so that optimizers skip them (no weight decay, no moment
-  // update), as DDP leaves unused parameters alone; the next step's backward restores the views.
+  // update), as DDP leaves unused parameters alone; the next step's backward (or its
+  // finish(), for a parameter unused again) restores the views.
   void hide_unused_grads();
 
   int num_buckets() const;
@@ -118,6 +119,7 @@ class GradReducer {
   // No set_sync(false) this step: each slot is written once, by its gradient times 1/size
   // in the same pass, and the buckets are summed (DDP's order: divide, then reduce).
   bool single_pass_ = true;
+  torch::Tensor divisor_;  // the number of ranks, a CPU scalar: DDP's division, exact in every dtype
   bool awaiting_finish_ = false;  // buckets issued whose results finish() has not awaited
   std::vector<BucketLaunch> launches_;
   std::vector<size_t> unused_everywhere_;
