@@ -112,14 +112,13 @@ GradReducer::GradReducer(std::vector<std::pair<std::string, torch::Tensor>> name
     buckets_.push_back(std::move(bucket));
   }
 
-  for (size_t k = 0; k < params_.size(); ++k) attach_hook(k);
-  zero_grad();
-  // Until the first backward, .grad is the (zeroed) view it will be after every step; a
-  // backward before the first zero_grad() is an error, as any other outside a step.
-  if (!alone()) {
-    for (auto& p : params_) p.tensor.mutable_grad() = p.grad_view;
+  // Until the first backward, .grad is the (zeroed) view it will be after every step (one
+  // rank: unset); a backward before the first zero_grad() is an error, as any other
+  // outside a step.
+  for (size_t k = 0; k < params_.size(); ++k) {
+    attach_hook(k);
+    if (alone()) params_[k].tensor.mutable_grad() = torch::Tensor();
   }
-  in_step_ = false;
   divisor_ = at::scalar_tensor(comm_.size(), at::TensorOptions().dtype(torch::kLong));
 }
 
@@ -193,13 +192,11 @@ void GradReducer::on_grad_ready(size_t k) {
   // A gradient that came undefined (a Function returning none for it) counts as zero, as
   // the zeroed slot of old did.
   const torch::Tensor& g = p.tensor.grad();
-  if (alone() && !g.defined()) {
-    p.tensor.mutable_grad() = torch::zeros_like(p.tensor);  // as finish() does for an unused one
+  if (!g.defined()) {
+    set_zero_grad(p);
   } else if (!alone() && !g.is_same(p.grad_view)) {
     torch::NoGradGuard no_grad;
-    if (!g.defined()) {
-      p.grad_view.zero_();
-    } else if (single_pass_) {
+    if (single_pass_) {
       at::div_out(p.grad_view, g, divisor_);
     } else {
       p.grad_view.copy_(g);
@@ -214,6 +211,16 @@ void GradReducer::on_grad_ready(size_t k) {
   ++ready_count_;
   --buckets_[p.bucket].pending;
   if (options_.overlap && !alone()) launch_ready_buckets(/*from_hook=*/true);
+}
+
+void GradReducer::set_zero_grad(Param& p) {
+  torch::NoGradGuard no_grad;
+  if (alone()) {
+    p.tensor.mutable_grad() = torch::zeros_like(p.tensor);
+  } else {
+    p.grad_view.zero_();
+    p.tensor.mutable_grad() = p.grad_view;
+  }
 }
 
 void GradReducer::hide_unused_grads() {
@@ -257,14 +264,7 @@ void GradReducer::finish() {
       if (p.used_unsynced) continue;  // its slot holds the earlier micro-batches' sum
       used_here[k] = 0;
       unused.push_back(p.name);
-      // Counts as zero (the slot was never written this step).
-      if (alone()) {
-        p.tensor.mutable_grad() = torch::zeros_like(p.tensor);
-      } else {
-        torch::NoGradGuard no_grad;
-        p.grad_view.zero_();
-        p.tensor.mutable_grad() = p.grad_view;
-      }
+      set_zero_grad(p);  // its slot was never written this step
     }
     if (!unused.empty() && !options_.allow_unused) {
       in_step_ = false;

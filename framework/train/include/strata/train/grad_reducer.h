@@ -101,6 +101,7 @@ class GradReducer {
   struct Bucket;
   void attach_hook(size_t p);  // (re)registers the post-hook on the parameter's accumulator
   void on_grad_ready(size_t p);
+  void set_zero_grad(Param& p);  // .grad counts as zero: its zeroed slot (one rank: zeros of its own)
   void launch_ready_buckets(bool from_hook);  // caller holds mutex_
   void launch(size_t b, bool from_hook);
   // One rank: nothing to reduce. No buckets are allocated; .grad is unset by zero_grad()
